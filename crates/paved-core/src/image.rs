@@ -1,0 +1,87 @@
+//! Container image references, normalised the way container runtimes do.
+
+/// `registry/repository[:tag][@digest]`, with Docker Hub defaults filled in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImageRef {
+    pub registry: String,
+    pub repository: String,
+    pub tag: Option<String>,
+    pub digest: Option<String>,
+}
+
+const DOCKER_HUB: &str = "docker.io";
+
+impl ImageRef {
+    pub fn parse(image: &str) -> ImageRef {
+        let (name, digest) = match image.split_once('@') {
+            Some((n, d)) => (n, Some(d.to_string())),
+            None => (image, None),
+        };
+        // A tag is the part after the last ':' that comes after the last '/'
+        // (a ':' before it belongs to a registry port).
+        let slash = name.rfind('/').map_or(0, |i| i + 1);
+        let (name, tag) = match name[slash..].rfind(':') {
+            Some(i) => (&name[..slash + i], Some(name[slash + i + 1..].to_string())),
+            None => (name, None),
+        };
+        let (registry, repository) = match name.split_once('/') {
+            Some((first, rest)) if first.contains('.') || first.contains(':') || first == "localhost" => {
+                let registry =
+                    if first == "index.docker.io" || first == "registry-1.docker.io" { DOCKER_HUB } else { first };
+                (registry.to_string(), rest.to_string())
+            }
+            _ => (DOCKER_HUB.to_string(), name.to_string()),
+        };
+        let repository = if registry == DOCKER_HUB && !repository.contains('/') {
+            format!("library/{repository}")
+        } else {
+            repository
+        };
+        ImageRef { registry, repository, tag, digest }
+    }
+
+    /// Whether the image comes from `allowed`: a registry host (`ghcr.io`) or
+    /// a registry and path prefix (`ghcr.io/acme`), matched on path boundaries.
+    pub fn is_from(&self, allowed: &str) -> bool {
+        let allowed = allowed.trim().trim_end_matches('/');
+        let (host, path) = allowed.split_once('/').unwrap_or((allowed, ""));
+        let host = if host == "index.docker.io" || host == "registry-1.docker.io" { DOCKER_HUB } else { host };
+        self.registry == host
+            && (path.is_empty()
+                || self.repository == path
+                || self.repository.strip_prefix(path).is_some_and(|rest| rest.starts_with('/')))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_docker_hub_shorthands() {
+        let r = ImageRef::parse("nginx");
+        assert_eq!((r.registry.as_str(), r.repository.as_str(), r.tag), ("docker.io", "library/nginx", None));
+        let r = ImageRef::parse("bitnami/redis:7.2");
+        assert_eq!((r.repository.as_str(), r.tag.as_deref()), ("bitnami/redis", Some("7.2")));
+    }
+
+    #[test]
+    fn registry_ports_are_not_tags() {
+        let r = ImageRef::parse("localhost:5000/app");
+        assert_eq!((r.registry.as_str(), r.repository.as_str(), r.tag), ("localhost:5000", "app", None));
+        let r = ImageRef::parse("registry.example.com:443/team/app:1.0@sha256:abcd");
+        assert_eq!(r.tag.as_deref(), Some("1.0"));
+        assert_eq!(r.digest.as_deref(), Some("sha256:abcd"));
+    }
+
+    #[test]
+    fn allowed_prefixes_match_on_path_boundaries() {
+        let r = ImageRef::parse("ghcr.io/acme/app:1");
+        assert!(r.is_from("ghcr.io"));
+        assert!(r.is_from("ghcr.io/acme"));
+        assert!(!r.is_from("ghcr.io/acm"));
+        assert!(!r.is_from("registry.example.com"));
+        assert!(ImageRef::parse("nginx:1").is_from("docker.io"));
+        assert!(!ImageRef::parse("evil.io/docker.io/x").is_from("docker.io"));
+    }
+}

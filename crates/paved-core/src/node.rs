@@ -1,0 +1,350 @@
+//! The object model every surface evaluates: a JSON-like tree whose nodes
+//! remember where they came from in the source text.
+//!
+//! Objects from YAML or JSON files carry real spans; objects that arrive as
+//! JSON over the wire (admission) carry [`Span::NONE`]. Rules never look at
+//! spans: they name a [`FieldPath`], and [`Node::locate`] turns that into a
+//! position afterwards, falling back to the nearest existing parent.
+
+use std::fmt;
+
+/// A position in a source text: 1-based line, 1-based column in characters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Pos {
+    pub line: u32,
+    pub col: u32,
+}
+
+/// A half-open range of source text. `Span::NONE` (line 0) means "no source".
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Span {
+    pub start: Pos,
+    pub end: Pos,
+}
+
+impl Span {
+    pub const NONE: Span = Span { start: Pos { line: 0, col: 0 }, end: Pos { line: 0, col: 0 } };
+
+    pub fn is_none(&self) -> bool {
+        self.start.line == 0
+    }
+
+    /// The smallest span covering both.
+    pub fn join(self, other: Span) -> Span {
+        if self.is_none() {
+            return other;
+        }
+        if other.is_none() {
+            return self;
+        }
+        Span { start: self.start.min(other.start), end: self.end.max(other.end) }
+    }
+}
+
+/// A value in an object tree.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(Box<str>),
+    Seq(Vec<Node>),
+    Map(Map),
+}
+
+/// A node: a value and where it stands in the source.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Node {
+    pub span: Span,
+    pub value: Value,
+}
+
+/// A mapping that keeps insertion order and the span of each key.
+///
+/// Kubernetes objects have small mappings (a handful of keys), so a vector
+/// with linear lookup beats a hash map on both speed and memory.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Map {
+    pub entries: Vec<Entry>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Entry {
+    pub key: Box<str>,
+    pub key_span: Span,
+    pub value: Node,
+}
+
+impl Map {
+    pub fn get(&self, key: &str) -> Option<&Node> {
+        self.entry(key).map(|e| &e.value)
+    }
+
+    pub fn entry(&self, key: &str) -> Option<&Entry> {
+        // The last duplicate wins, as in Kubernetes' YAML decoding.
+        self.entries.iter().rev().find(|e| &*e.key == key)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Node)> {
+        self.entries.iter().map(|e| (&*e.key, &e.value))
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+impl Node {
+    pub fn new(value: Value) -> Node {
+        Node { span: Span::NONE, value }
+    }
+
+    pub fn get(&self, key: &str) -> Option<&Node> {
+        match &self.value {
+            Value::Map(m) => m.get(key),
+            _ => None,
+        }
+    }
+
+    /// Follows a chain of keys; `None` as soon as one is missing.
+    pub fn at(&self, keys: &[&str]) -> Option<&Node> {
+        keys.iter().try_fold(self, |n, k| n.get(k))
+    }
+
+    pub fn as_str(&self) -> Option<&str> {
+        match &self.value {
+            Value::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn as_bool(&self) -> Option<bool> {
+        match self.value {
+            Value::Bool(b) => Some(b),
+            _ => None,
+        }
+    }
+
+    pub fn as_i64(&self) -> Option<i64> {
+        match self.value {
+            Value::Int(i) => Some(i),
+            Value::Float(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Some(f as i64),
+            _ => None,
+        }
+    }
+
+    pub fn as_map(&self) -> Option<&Map> {
+        match &self.value {
+            Value::Map(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    pub fn as_seq(&self) -> &[Node] {
+        match &self.value {
+            Value::Seq(s) => s,
+            _ => &[],
+        }
+    }
+
+    pub fn is_null(&self) -> bool {
+        matches!(self.value, Value::Null)
+    }
+
+    /// `true` only for a boolean true: what the API server would store.
+    pub fn is_true(&self) -> bool {
+        self.as_bool() == Some(true)
+    }
+
+    /// Where a field path points in the source: the key and value of the
+    /// field itself, or, when it is missing, the key of its nearest existing
+    /// parent (one line, not the whole block). Returns the span and whether
+    /// the field itself exists.
+    pub fn locate(&self, path: &FieldPath) -> (Span, bool) {
+        let mut node = self;
+        let mut full = self.span;
+        let mut anchor = first_line(self);
+        for seg in &path.0 {
+            let next = match (seg, &node.value) {
+                (Seg::Key(k), Value::Map(m)) => {
+                    m.entry(k).map(|e| (e.key_span.join(e.value.span), e.key_span, &e.value))
+                }
+                (Seg::Index(i), Value::Seq(items)) => items.get(*i as usize).map(|n| (n.span, first_line(n), n)),
+                _ => None,
+            };
+            match next {
+                Some((f, a, n)) => {
+                    if !f.is_none() {
+                        full = f;
+                    }
+                    if !a.is_none() {
+                        anchor = a;
+                    }
+                    node = n;
+                }
+                None => return (anchor, false),
+            }
+        }
+        (full, true)
+    }
+
+    /// Converts to a `serde_json::Value`, for surfaces that speak JSON.
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::Value as J;
+        match &self.value {
+            Value::Null => J::Null,
+            Value::Bool(b) => J::Bool(*b),
+            Value::Int(i) => J::from(*i),
+            Value::Float(f) => serde_json::Number::from_f64(*f).map_or(J::Null, J::Number),
+            Value::Str(s) => J::String(s.to_string()),
+            Value::Seq(items) => J::Array(items.iter().map(Node::to_json).collect()),
+            Value::Map(m) => J::Object(m.iter().map(|(k, v)| (k.to_string(), v.to_json())).collect()),
+        }
+    }
+
+    /// Builds a node tree (without spans) from JSON, as admission requests arrive.
+    pub fn from_json(v: &serde_json::Value) -> Node {
+        use serde_json::Value as J;
+        let value = match v {
+            J::Null => Value::Null,
+            J::Bool(b) => Value::Bool(*b),
+            J::Number(n) => match n.as_i64() {
+                Some(i) => Value::Int(i),
+                None => Value::Float(n.as_f64().unwrap_or(f64::NAN)),
+            },
+            J::String(s) => Value::Str(s.as_str().into()),
+            J::Array(items) => Value::Seq(items.iter().map(Node::from_json).collect()),
+            J::Object(o) => Value::Map(Map {
+                entries: o
+                    .iter()
+                    .map(|(k, v)| Entry { key: k.as_str().into(), key_span: Span::NONE, value: Node::from_json(v) })
+                    .collect(),
+            }),
+        };
+        Node::new(value)
+    }
+}
+
+/// A short span for pointing at a node: the first key of a mapping, else the
+/// node itself when it fits on one line, else its start.
+fn first_line(n: &Node) -> Span {
+    match &n.value {
+        Value::Map(m) => m.entries.first().map_or(n.span, |e| e.key_span),
+        _ if n.span.end.line > n.span.start.line => Span { start: n.span.start, end: n.span.start },
+        _ => n.span,
+    }
+}
+
+/// One step of a field path.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Seg {
+    Key(Box<str>),
+    Index(u32),
+}
+
+/// A path to a field, printed the way Kubernetes prints them:
+/// `spec.template.spec.containers[0].securityContext.runAsNonRoot`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FieldPath(pub Vec<Seg>);
+
+impl FieldPath {
+    pub fn root() -> FieldPath {
+        FieldPath(Vec::new())
+    }
+
+    pub fn key(mut self, k: &str) -> FieldPath {
+        self.0.push(Seg::Key(k.into()));
+        self
+    }
+
+    pub fn index(mut self, i: usize) -> FieldPath {
+        self.0.push(Seg::Index(u32::try_from(i).unwrap_or(u32::MAX)));
+        self
+    }
+
+    /// Parses `a.b[0].c`; keys containing dots cannot be written this way and
+    /// are built with [`FieldPath::key`] instead.
+    pub fn parse(s: &str) -> FieldPath {
+        let mut p = FieldPath::root();
+        for part in s.split('.').filter(|p| !p.is_empty()) {
+            let (name, rest) = part.split_once('[').unwrap_or((part, ""));
+            if !name.is_empty() {
+                p = p.key(name);
+            }
+            for idx in rest.split('[') {
+                if let Ok(i) = idx.trim_end_matches(']').parse::<usize>() {
+                    p = p.index(i);
+                }
+            }
+        }
+        p
+    }
+
+    pub fn join(&self, rel: &FieldPath) -> FieldPath {
+        let mut p = self.clone();
+        p.0.extend(rel.0.iter().cloned());
+        p
+    }
+}
+
+impl fmt::Display for FieldPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut first = true;
+        for seg in &self.0 {
+            match seg {
+                Seg::Key(k) if k.contains('.') || k.contains('/') => write!(f, "[{k:?}]")?,
+                Seg::Key(k) => {
+                    if !first {
+                        f.write_str(".")?;
+                    }
+                    f.write_str(k)?;
+                }
+                Seg::Index(i) => write!(f, "[{i}]")?,
+            }
+            first = false;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_roundtrip() {
+        let p = FieldPath::parse("spec.template.spec.containers[0].securityContext.runAsNonRoot");
+        assert_eq!(p.to_string(), "spec.template.spec.containers[0].securityContext.runAsNonRoot");
+        assert_eq!(p.0.len(), 7);
+    }
+
+    #[test]
+    fn annotation_keys_are_quoted() {
+        let p = FieldPath::root().key("metadata").key("annotations").key("paved.dev/exempt");
+        assert_eq!(p.to_string(), "metadata.annotations[\"paved.dev/exempt\"]");
+    }
+
+    #[test]
+    fn locate_falls_back_to_nearest_parent() {
+        let json = serde_json::json!({"spec": {"containers": [{"name": "a"}]}});
+        let mut node = Node::from_json(&json);
+        // give the container a recognisable span
+        if let Value::Map(m) = &mut node.value {
+            if let Value::Map(spec) = &mut m.entries[0].value.value {
+                spec.entries[0].key_span = Span { start: Pos { line: 2, col: 3 }, end: Pos { line: 2, col: 13 } };
+            }
+        }
+        let (span, exact) = node.locate(&FieldPath::parse("spec.containers[0].securityContext.runAsNonRoot"));
+        assert!(!exact);
+        // the container node has no span of its own (JSON), so the nearest spanned parent wins
+        assert_eq!(span.start, Pos { line: 2, col: 3 });
+        let (span, exact) = node.locate(&FieldPath::parse("spec.containers"));
+        assert!(exact);
+        assert_eq!(span.start, Pos { line: 2, col: 3 });
+    }
+}

@@ -1,0 +1,165 @@
+//! What an object is (its reference) and where its pod spec lives.
+
+use crate::node::{FieldPath, Node};
+
+/// apiVersion, kind, namespace and name of an object.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectRef {
+    pub api_version: String,
+    pub kind: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+impl ObjectRef {
+    pub fn of(obj: &Node) -> ObjectRef {
+        let s = |n: Option<&Node>| n.and_then(Node::as_str).map(str::to_owned);
+        ObjectRef {
+            api_version: s(obj.get("apiVersion")).unwrap_or_default(),
+            kind: s(obj.get("kind")).unwrap_or_default(),
+            namespace: s(obj.at(&["metadata", "namespace"])),
+            name: s(obj.at(&["metadata", "name"])).or_else(|| s(obj.at(&["metadata", "generateName"]))),
+        }
+    }
+}
+
+impl std::fmt::Display for ObjectRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.kind)?;
+        match (&self.namespace, &self.name) {
+            (Some(ns), Some(n)) => write!(f, " {ns}/{n}"),
+            (None, Some(n)) => write!(f, " {n}"),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Where a kind keeps its pod template, or `None` for kinds without one.
+pub fn pod_template_path(kind: &str) -> Option<&'static [&'static str]> {
+    Some(match kind {
+        "Pod" => &[],
+        "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" | "ReplicationController" | "Job" => {
+            &["spec", "template"]
+        }
+        "CronJob" => &["spec", "jobTemplate", "spec", "template"],
+        "PodTemplate" => &["template"],
+        _ => return None,
+    })
+}
+
+/// The pod inside an object: its spec and metadata, and where they are.
+#[derive(Clone, Copy, Debug)]
+pub struct PodView<'a> {
+    pub spec: &'a Node,
+    pub meta: Option<&'a Node>,
+    /// Path of the pod template (empty for a Pod): `spec.template`.
+    pub template: &'static [&'static str],
+    /// Whether the pod runs to completion (Job, CronJob, or restartPolicy other than Always).
+    pub runs_to_completion: bool,
+}
+
+/// Container lists of a pod spec, in the order Kubernetes visits them.
+pub const CONTAINER_LISTS: [&str; 3] = ["containers", "initContainers", "ephemeralContainers"];
+
+impl<'a> PodView<'a> {
+    pub fn of(obj: &'a Node, kind: &str) -> Option<PodView<'a>> {
+        let template = pod_template_path(kind)?;
+        let pod = obj.at(template)?;
+        let spec = pod.get("spec")?;
+        let restart = spec.get("restartPolicy").and_then(Node::as_str).unwrap_or("Always");
+        Some(PodView {
+            spec,
+            meta: pod.get("metadata"),
+            template,
+            runs_to_completion: matches!(kind, "Job" | "CronJob") || restart != "Always",
+        })
+    }
+
+    /// Absolute path of a field of the pod spec.
+    pub fn spec_path(&self) -> FieldPath {
+        let mut p = FieldPath::root();
+        for k in self.template {
+            p = p.key(k);
+        }
+        p.key("spec")
+    }
+
+    /// Absolute path of the pod metadata.
+    pub fn meta_path(&self) -> FieldPath {
+        let mut p = FieldPath::root();
+        for k in self.template {
+            p = p.key(k);
+        }
+        p.key("metadata")
+    }
+
+    /// A pod-level field, e.g. `spec.securityContext`.
+    pub fn spec_field(&self, keys: &[&str]) -> FieldPath {
+        keys.iter().fold(self.spec_path(), |p, k| p.key(k))
+    }
+
+    /// Every container (regular, init, ephemeral) with its path and name.
+    pub fn containers(self) -> impl Iterator<Item = Container<'a>> + 'a {
+        let spec = self.spec;
+        let base = self.spec_path();
+        CONTAINER_LISTS.into_iter().flat_map(move |list| {
+            let base = base.clone();
+            spec.get(list).map(Node::as_seq).unwrap_or(&[]).iter().enumerate().map(move |(i, c)| Container {
+                node: c,
+                list,
+                path: base.clone().key(list).index(i),
+            })
+        })
+    }
+
+    pub fn annotation(&self, key: &str) -> Option<&'a str> {
+        self.meta?.at(&["annotations", key])?.as_str()
+    }
+
+    /// `spec.os.name == "windows"`.
+    pub fn is_windows(&self) -> bool {
+        self.spec.at(&["os", "name"]).and_then(Node::as_str) == Some("windows")
+    }
+
+    /// `spec.hostUsers == false`: the pod runs in its own user namespace.
+    pub fn in_user_namespace(&self) -> bool {
+        self.spec.get("hostUsers").and_then(Node::as_bool) == Some(false)
+    }
+}
+
+/// One container of a pod spec.
+#[derive(Clone, Debug)]
+pub struct Container<'a> {
+    pub node: &'a Node,
+    /// `containers`, `initContainers` or `ephemeralContainers`.
+    pub list: &'static str,
+    pub path: FieldPath,
+}
+
+impl<'a> Container<'a> {
+    pub fn name(&self) -> &'a str {
+        self.node.get("name").and_then(Node::as_str).unwrap_or("")
+    }
+
+    /// Path of a field of this container.
+    pub fn field(&self, keys: &[&str]) -> FieldPath {
+        keys.iter().fold(self.path.clone(), |p, k| p.key(k))
+    }
+
+    pub fn security(&self, keys: &[&str]) -> Option<&'a Node> {
+        self.node.get("securityContext")?.at(keys)
+    }
+
+    /// `container "x"`, `init container "x"` or `ephemeral container "x"`, as PSA says it.
+    pub fn describe(&self) -> String {
+        let kind = match self.list {
+            "initContainers" => "init container",
+            "ephemeralContainers" => "ephemeral container",
+            _ => "container",
+        };
+        format!("{kind} {:?}", self.name())
+    }
+}

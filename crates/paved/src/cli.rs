@@ -1,0 +1,108 @@
+//! Command-line arguments: a mirror of the flags, with no I/O.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "paved",
+    version,
+    about = "Kubernetes policy engine: Pod Security Standards, best practices, your own policies."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+
+    #[command(flatten)]
+    pub global: Global,
+}
+
+/// Flags every surface shares.
+#[derive(Debug, clap::Args)]
+pub struct Global {
+    /// Configuration file (default: .paved.yaml found from the working directory upwards).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Profile, optionally pinned to a Pod Security Standards version: paved-road, pss-restricted:v1.29, …
+    #[arg(long, global = true, value_name = "NAME[:VERSION]")]
+    pub profile: Option<String>,
+
+    /// Output format.
+    #[arg(long, global = true, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+
+    /// More detail: skipped documents, exempted findings in full.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Lint manifests: files, directories (recursively), or - for stdin.
+    Check(CheckArgs),
+    /// List every policy with its profile and default action.
+    Policies,
+    /// What a policy checks, why, how to fix a finding and how to get an exception.
+    Explain {
+        /// A policy id, e.g. pss-restricted/run-as-non-root.
+        policy: String,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CheckArgs {
+    /// Files or directories to check; - reads stdin (e.g. helm template … | paved check -).
+    #[arg(value_name = "PATH", default_value = ".")]
+    pub paths: Vec<PathBuf>,
+
+    /// Lowest action that makes the exit code 1.
+    #[arg(long, value_enum, default_value_t = FailOn::Deny)]
+    pub fail_on: FailOn,
+
+    /// Colour: auto (on a terminal unless NO_COLOR is set), always or never.
+    #[arg(long, value_enum, default_value_t = Color::Auto)]
+    pub color: Color,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+    Sarif,
+    Junit,
+    Github,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FailOn {
+    Deny,
+    Warn,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Color {
+    Auto,
+    Always,
+    Never,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn check_defaults_to_the_current_directory() -> Result<(), clap::Error> {
+        let cli = Cli::try_parse_from(["paved", "check"])?;
+        let Command::Check(args) = cli.command else { return Ok(()) };
+        assert_eq!(args.paths, vec![PathBuf::from(".")]);
+        Ok(())
+    }
+}

@@ -1,0 +1,58 @@
+//! `paved policies` and `paved explain`.
+
+use std::io::Write;
+
+use paved_core::eval::Engine;
+use paved_core::exempt::{EXEMPT, EXEMPT_REASON, EXEMPT_UNTIL};
+use paved_core::rules;
+
+use crate::cli::Format;
+
+/// Every policy with its group and its action in the active profile.
+pub fn policies(out: &mut dyn Write, engine: &Engine, format: Format) -> std::io::Result<()> {
+    let set = engine.policies();
+    if format == Format::Json {
+        let list: Vec<_> = rules::all()
+            .map(|r| {
+                serde_json::json!({
+                    "id": r.id,
+                    "group": r.group,
+                    "title": r.doc.title,
+                    "action": set.action_of(r.id).map_or("off", |a| a.as_str()),
+                })
+            })
+            .collect();
+        serde_json::to_writer_pretty(
+            &mut *out,
+            &serde_json::json!({"profile": set.profile.to_string(), "policies": list}),
+        )?;
+        return writeln!(out);
+    }
+    writeln!(out, "profile: {}\n", set.profile)?;
+    writeln!(out, "{:<46} {:<7} TITLE", "POLICY", "ACTION")?;
+    for r in rules::all() {
+        let action = set.action_of(r.id).map_or("off", |a| a.as_str());
+        writeln!(out, "{:<46} {:<7} {}", r.id, action, r.doc.title)?;
+    }
+    Ok(())
+}
+
+/// A policy's documentation; `false` when there is no such policy.
+pub fn explain(out: &mut dyn Write, engine: &Engine, id: &str) -> std::io::Result<bool> {
+    let Some(r) = rules::find(id) else { return Ok(false) };
+    let action = engine.policies().action_of(r.id).map_or("off", |a| a.as_str());
+    writeln!(out, "{} — {}", r.id, r.doc.title)?;
+    writeln!(out, "action in {}: {action}", engine.policies().profile)?;
+    if let Some(upstream) = r.upstream {
+        writeln!(out, "Pod Security Standards check: {upstream}")?;
+    }
+    writeln!(out, "\nWhat it checks\n  {}", r.doc.what)?;
+    writeln!(out, "\nWhy\n  {}", r.doc.why)?;
+    writeln!(out, "\nHow to fix\n  {}", r.doc.fix)?;
+    writeln!(
+        out,
+        "\nHow to get an exception\n  Annotate the object (the workload, not only its pods):\n    {EXEMPT}: \"{}\"\n    {EXEMPT_REASON}: \"<why, and a ticket>\"\n    {EXEMPT_UNTIL}: \"<YYYY-MM-DD>\"\n  In a cluster only the configured exception authority may add these.\n  To change the action everywhere, set `policies: {{{}: warn|audit|off}}` in .paved.yaml.",
+        r.id, r.id
+    )?;
+    Ok(true)
+}

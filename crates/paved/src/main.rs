@@ -1,0 +1,93 @@
+//! The `paved` binary: parse arguments, run a command, turn the outcome into
+//! an exit code (PRODUCT.md section 8). Everything else lives in libraries.
+
+mod check;
+mod cli;
+mod config_file;
+mod explain;
+mod report;
+
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+
+use clap::Parser;
+use paved_core::eval::Engine;
+use paved_core::profile::Mode;
+
+use cli::{CheckArgs, Cli, Color, Command, FailOn};
+
+/// Exit codes: 0 clean, 1 a Deny finding (or Warn with `--fail-on warn`), 2 bad input or configuration.
+const EXIT_FINDINGS: u8 = 1;
+const EXIT_BAD_INPUT: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(report) => {
+            eprintln!("{report:?}");
+            ExitCode::from(EXIT_BAD_INPUT)
+        }
+    }
+}
+
+fn run(cli: Cli) -> miette::Result<u8> {
+    let cwd = std::env::current_dir().map_err(|e| miette::miette!("cannot read the working directory: {e}"))?;
+    let (config, _) = config_file::load(cli.global.config.as_deref(), &cwd)?;
+    let engine = Engine::new(&config, cli.global.profile.as_deref(), Mode::Enforce)
+        .map_err(|e| miette::miette!(code = "paved::config", "{e}"))?;
+    let stdout = std::io::stdout();
+    match cli.command {
+        Command::Check(args) => check(&args, &cli.global, &engine),
+        Command::Policies => {
+            let mut out = stdout.lock();
+            explain::policies(&mut out, &engine, cli.global.format).map_err(io_error)?;
+            Ok(0)
+        }
+        Command::Explain { policy } => {
+            let mut out = stdout.lock();
+            match explain::explain(&mut out, &engine, &policy).map_err(io_error)? {
+                true => Ok(0),
+                false => Err(miette::miette!(
+                    code = "paved::unknown-policy",
+                    help = "`paved policies` lists every policy",
+                    "no policy {policy:?}"
+                )),
+            }
+        }
+    }
+}
+
+fn io_error(e: std::io::Error) -> miette::Report {
+    miette::miette!("cannot write output: {e}")
+}
+
+fn check(args: &CheckArgs, global: &cli::Global, engine: &Engine) -> miette::Result<u8> {
+    let limits = paved_yaml::Limits::default();
+    let (inputs, missing) = check::inputs(&args.paths);
+    let color = match args.color {
+        Color::Always => true,
+        Color::Never => false,
+        Color::Auto => std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+    };
+    let out = std::io::BufWriter::new(std::io::stdout().lock());
+    let options = report::TextOptions { color, verbose: global.verbose > 0 };
+    let mut reporter = report::reporter(global.format, Box::new(out), options);
+    let mut summary = check::Summary::default();
+    for m in &missing {
+        summary.add(m);
+        reporter.file(m).map_err(io_error)?;
+    }
+    let now = paved_core::Timestamp::now();
+    check::run(&inputs, engine, &limits, now, reporter.as_mut(), &mut summary).map_err(io_error)?;
+    reporter.finish(&summary).map_err(io_error)?;
+    drop(reporter);
+    let _ = std::io::stdout().flush();
+    Ok(if summary.problems > 0 {
+        EXIT_BAD_INPUT
+    } else if summary.deny > 0 || (args.fail_on == FailOn::Warn && summary.warn > 0) {
+        EXIT_FINDINGS
+    } else {
+        0
+    })
+}
