@@ -85,6 +85,26 @@ impl Engine {
                 findings.push(f);
             }
         }
+        drop_shadowed(&mut findings);
+        findings.sort_by_key(|f| (f.span.start, f.span.end));
         findings
     }
+}
+
+/// In profiles that run both PSS levels (paved-road), a restricted check can
+/// repeat what a baseline check already denies on the same field (hostPath
+/// volumes, added capabilities): keep the stronger finding only.
+fn drop_shadowed(findings: &mut Vec<Finding>) {
+    let is_pss = |f: &Finding| f.policy.starts_with("pss-");
+    let shadowed: Vec<bool> = findings
+        .iter()
+        .map(|f| {
+            is_pss(f) && findings.iter().any(|g| is_pss(g) && g.counts() && g.path == f.path && g.action > f.action)
+        })
+        .collect();
+    let mut i = 0;
+    findings.retain(|_| {
+        i += 1;
+        !shadowed[i - 1]
+    });
 }

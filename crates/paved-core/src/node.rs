@@ -334,10 +334,10 @@ mod tests {
         let json = serde_json::json!({"spec": {"containers": [{"name": "a"}]}});
         let mut node = Node::from_json(&json);
         // give the container a recognisable span
-        if let Value::Map(m) = &mut node.value {
-            if let Value::Map(spec) = &mut m.entries[0].value.value {
-                spec.entries[0].key_span = Span { start: Pos { line: 2, col: 3 }, end: Pos { line: 2, col: 13 } };
-            }
+        if let Value::Map(m) = &mut node.value
+            && let Value::Map(spec) = &mut m.entries[0].value.value
+        {
+            spec.entries[0].key_span = Span { start: Pos { line: 2, col: 3 }, end: Pos { line: 2, col: 13 } };
         }
         let (span, exact) = node.locate(&FieldPath::parse("spec.containers[0].securityContext.runAsNonRoot"));
         assert!(!exact);

@@ -225,10 +225,12 @@ fn parse_int(s: &str) -> Option<i64> {
 pub fn parse_document(text: &str, first_line: u32, limits: &Limits) -> Result<Option<Node>, DocError> {
     let mut b = Builder { first_line, limits, stack: Vec::new(), nodes: 0, anchors: HashMap::new(), root: None };
     let mut documents = 0;
+    // A parser error at the end of input is reported on the document's last line.
+    let last_line = first_line.saturating_add(u32_of(text.trim_end().lines().count().max(1))).saturating_sub(1);
     let mut parser = Parser::new_from_str(text);
     while let Some(event) = parser.next_event() {
         let (event, span) = event.map_err(|e| DocError {
-            pos: b.pos(*e.marker()),
+            pos: clamp(b.pos(*e.marker()), last_line),
             message: match e.info() {
                 "recursion limit exceeded" => {
                     format!("nesting deeper than the parser's limit ({} levels here)", limits.max_depth)
@@ -286,6 +288,10 @@ pub fn parse_document(text: &str, first_line: u32, limits: &Limits) -> Result<Op
         }
     }
     Ok(b.root.filter(|n| !n.is_null()))
+}
+
+fn clamp(pos: Pos, last_line: u32) -> Pos {
+    if pos.line > last_line { Pos { line: last_line, col: 1 } } else { pos }
 }
 
 fn scalar_value(value: &str, style: ScalarStyle, tag: Option<&saphyr_parser::Tag>) -> Value {

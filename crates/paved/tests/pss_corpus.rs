@@ -3,6 +3,9 @@
 //! the outcome its README defines, for the pod itself and for the same pod
 //! wrapped in a Deployment. One test case per fixture and wrapping.
 
+// Test code: a failed expectation is a failed test.
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
 use std::path::{Path, PathBuf};
 
 use libtest_mimic::{Arguments, Failed, Trial};

@@ -1,0 +1,323 @@
+//! `paved` as a user runs it: the real binary, real files, every format and exit code.
+
+// Test code: a failed expectation is a failed test.
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn paved_in(dir: &Path, args: &[&str], stdin: Option<&[u8]>) -> Run {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_paved"));
+    cmd.args(args).current_dir(dir).env("NO_COLOR", "1");
+    cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("paved runs");
+    if let Some(input) = stdin {
+        child.stdin.take().expect("stdin").write_all(input).expect("write stdin");
+    }
+    let out = child.wait_with_output().expect("paved exits");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn paved(args: &[&str]) -> Run {
+    paved_in(&repo(), args, None)
+}
+
+fn json(run: &Run) -> serde_json::Value {
+    serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", run.stdout))
+}
+
+const PRIVILEGED_POD: &str = "apiVersion: v1
+kind: Pod
+metadata:
+  name: p
+spec:
+  containers:
+  - name: c
+    image: nginx:1.27
+    securityContext:
+      privileged: true
+";
+
+#[test]
+fn good_examples_pass() {
+    let run = paved(&["check", "examples/good"]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("0 denied, 0 warnings"), "{}", run.stdout);
+}
+
+#[test]
+fn bad_examples_fail_with_exact_positions() {
+    let run = paved(&["check", "--format", "json", "examples/bad/node-agent.yaml"]);
+    assert_eq!(run.code, 1);
+    let v = json(&run);
+    let privileged = v["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .find(|f| f["policy"] == "pss-baseline/privileged")
+        .expect("privileged finding");
+    assert_eq!(privileged["action"], "deny");
+    assert_eq!((privileged["line"].as_u64(), privileged["column"].as_u64()), (Some(21), Some(11)));
+    assert_eq!(privileged["path"], "spec.template.spec.containers[0].securityContext.privileged");
+    assert_eq!(privileged["object"]["kind"], "DaemonSet");
+    assert!(privileged["message"].as_str().expect("message").len() <= 120 * 4);
+}
+
+#[test]
+fn text_output_underlines_the_field() {
+    let run = paved(&["check", "examples/bad/node-agent.yaml"]);
+    assert_eq!(run.code, 1);
+    assert!(run.stdout.contains("examples/bad/node-agent.yaml:21:11"), "{}", run.stdout);
+    assert!(run.stdout.contains("privileged: true"), "snippet missing:\n{}", run.stdout);
+    assert!(run.stdout.contains("spec.template.spec.containers[0].securityContext.privileged"));
+    assert!(!run.stdout.contains('\x1b'), "no colour when not on a terminal");
+}
+
+#[test]
+fn warnings_fail_only_with_fail_on_warn() {
+    let run = paved(&["check", "examples/bad/sloppy-pod.yaml"]);
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    let run = paved(&["check", "--fail-on", "warn", "examples/bad/sloppy-pod.yaml"]);
+    assert_eq!(run.code, 1);
+}
+
+#[test]
+fn stdin_is_checked() {
+    let run = paved_in(&repo(), &["check", "--format", "json", "-"], Some(PRIVILEGED_POD.as_bytes()));
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let v = json(&run);
+    assert_eq!(v["findings"][0]["file"], "<stdin>");
+}
+
+#[test]
+fn helm_templates_are_refused_with_a_suggestion() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("svc.yaml"),
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: {{ .Release.Name }}\n",
+    )
+    .expect("write");
+    let run = paved_in(dir.path(), &["check", "."], None);
+    assert_eq!(run.code, 2);
+    assert!(run.stdout.contains("svc.yaml:4:1"), "{}", run.stdout);
+    assert!(run.stdout.contains("helm template"), "{}", run.stdout);
+}
+
+#[test]
+fn bad_input_is_reported_and_the_rest_still_checked() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mixed = format!("apiVersion: v1\nkind: [broken\n---\n{PRIVILEGED_POD}");
+    std::fs::write(dir.path().join("a-mixed.yaml"), mixed).expect("write");
+    std::fs::write(dir.path().join("b-binary.yaml"), b"\x00\x01\x02garbage").expect("write");
+    std::fs::write(dir.path().join("c-latin1.yaml"), b"apiVersion: v1\nkind: ConfigMap\ndata: {a: caf\xe9}\n")
+        .expect("write");
+    std::fs::write(dir.path().join("d-pod.yaml"), PRIVILEGED_POD).expect("write");
+    std::fs::write(dir.path().join("notes.txt"), "not a manifest").expect("write");
+    let run = paved_in(dir.path(), &["check", "--format", "json", ".", "missing.yaml"], None);
+    assert_eq!(run.code, 2, "bad input wins over findings");
+    let v = json(&run);
+    let errors = v["errors"].as_array().expect("errors");
+    let messages: Vec<String> =
+        errors.iter().map(|e| format!("{} {} {}", e["file"], e["line"], e["message"])).collect();
+    assert_eq!(errors.len(), 4, "{messages:#?}");
+    assert!(messages.iter().any(|m| m.contains("a-mixed.yaml") && m.contains(" 2 ")), "{messages:#?}");
+    assert!(messages.iter().any(|m| m.contains("b-binary.yaml") && m.contains("binary")), "{messages:#?}");
+    assert!(messages.iter().any(|m| m.contains("c-latin1.yaml") && m.contains("UTF-8")), "{messages:#?}");
+    assert!(messages.iter().any(|m| m.contains("missing.yaml")), "{messages:#?}");
+    // both privileged pods were still checked, the one after the broken document too
+    let privileged =
+        v["findings"].as_array().expect("findings").iter().filter(|f| f["policy"] == "pss-baseline/privileged");
+    assert_eq!(privileged.count(), 2);
+}
+
+#[test]
+fn sarif_is_valid_against_the_2_1_0_schema() {
+    let run = paved(&["check", "--format", "sarif", "examples"]);
+    assert_eq!(run.code, 1);
+    let log = json(&run);
+    let mut schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(sarif_schema()).expect("schema")).expect("schema is JSON");
+    // The official schema's language-tag pattern (on run.language and
+    // toolComponent.language, which paved never emits) is valid ECMA-262 but
+    // not a Rust regex, so the validator refuses the schema itself. Drop it from
+    // this in-memory copy; everything else (structure, types, enums, required
+    // fields, formats) is checked.
+    for owner in ["run", "toolComponent"] {
+        let language = &mut schema["definitions"][owner]["properties"]["language"];
+        assert!(language.as_object_mut().and_then(|l| l.remove("pattern")).is_some(), "schema changed: revisit");
+    }
+    let validator = jsonschema::validator_for(&schema).expect("schema compiles");
+    let errors: Vec<String> = validator.iter_errors(&log).map(|e| format!("{e} at {}", e.instance_path())).collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+    // the validator is live: a level outside the enum is caught
+    let mut broken = log.clone();
+    broken["runs"][0]["results"][0]["level"] = "fatal".into();
+    assert!(!validator.is_valid(&broken));
+    let results = log["runs"][0]["results"].as_array().expect("results");
+    assert!(results.iter().any(|r| r["ruleId"] == "pss-baseline/privileged" && r["level"] == "error"));
+    assert!(results.iter().any(|r| r["suppressions"][0]["kind"] == "inSource"), "exempted findings are suppressed");
+    let rules = log["runs"][0]["tool"]["driver"]["rules"].as_array().expect("rules");
+    assert!(rules.iter().all(|r| r["help"]["text"].as_str().is_some_and(|t| t.contains("Fix:"))));
+}
+
+/// The official SARIF 2.1.0 schema, as the serde-sarif crate ships it.
+fn sarif_schema() -> PathBuf {
+    let out = Command::new(env!("CARGO"))
+        .args(["metadata", "--format-version", "1", "--locked"])
+        .current_dir(repo())
+        .output()
+        .expect("cargo metadata");
+    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).expect("metadata JSON");
+    let manifest = meta["packages"]
+        .as_array()
+        .expect("packages")
+        .iter()
+        .find(|p| p["name"] == "serde-sarif")
+        .and_then(|p| p["manifest_path"].as_str())
+        .expect("serde-sarif is a dev-dependency");
+    Path::new(manifest).parent().expect("crate dir").join("src/schema.json")
+}
+
+#[test]
+fn junit_is_well_formed() {
+    let run = paved(&["check", "--format", "junit", "examples"]);
+    assert_eq!(run.code, 1);
+    let doc = roxmltree::Document::parse(&run.stdout).expect("well-formed XML");
+    let suites: Vec<_> = doc.descendants().filter(|n| n.has_tag_name("testsuite")).collect();
+    assert!(suites.len() >= 6);
+    let failures: usize = suites.iter().filter_map(|s| s.attribute("failures")?.parse::<usize>().ok()).sum();
+    assert!(failures >= 3, "node-agent, postgres and allow-all are failures");
+}
+
+#[test]
+fn github_annotations() {
+    let run = paved(&["check", "--format", "github", "examples/bad/public-db.yaml"]);
+    assert_eq!(run.code, 1);
+    let first = run.stdout.lines().find(|l| l.starts_with("::error ")).expect("an error annotation");
+    assert!(first.starts_with("::error file=examples/bad/public-db.yaml,line="), "{first}");
+    assert!(first.contains("title=best-practices/"), "{first}");
+}
+
+#[test]
+fn configuration_is_found_upwards_and_overrides_apply() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let nested = dir.path().join("deploy/prod");
+    std::fs::create_dir_all(&nested).expect("mkdir");
+    std::fs::write(
+        dir.path().join(".paved.yaml"),
+        "profile: pss-baseline\npolicies:\n  pss-baseline/privileged: warn\n",
+    )
+    .expect("write");
+    std::fs::write(nested.join("pod.yaml"), PRIVILEGED_POD).expect("write");
+    let run = paved_in(&nested, &["check", "--format", "json", "."], None);
+    assert_eq!(run.code, 0, "privileged is only a warning now: {}", run.stdout);
+    assert_eq!(json(&run)["findings"][0]["action"], "warn");
+    // the command line wins over the configuration's profile
+    let run = paved_in(&nested, &["check", "--profile", "best-practices", "--format", "json", "."], None);
+    // ... and an explicit override switches its policy on even outside the profile
+    let v = json(&run);
+    let findings = v["findings"].as_array().expect("findings");
+    assert!(findings.iter().any(|f| f["policy"] == "pss-baseline/privileged" && f["action"] == "warn"));
+    assert!(findings.iter().any(|f| f["policy"] == "best-practices/require-resources" && f["action"] == "deny"));
+    assert!(!findings.iter().any(|f| f["policy"].as_str().is_some_and(|p| p.starts_with("pss-restricted/"))));
+}
+
+#[test]
+fn bad_configuration_exits_2_and_points_at_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join(".paved.yaml"), "profile: paved-road\npolices:\n  x: off\n").expect("write");
+    let run = paved_in(dir.path(), &["check", "."], None);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains(".paved.yaml") && run.stderr.contains("polices"), "{}", run.stderr);
+    std::fs::write(dir.path().join(".paved.yaml"), "policies:\n  pss-restriced/*: off\n").expect("write");
+    let run = paved_in(dir.path(), &["check", "."], None);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("matches no policy"), "{}", run.stderr);
+}
+
+#[test]
+fn pinned_pss_versions_apply_their_own_rules() {
+    // runAsUser=0 is forbidden from v1.23 on
+    let pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  securityContext:\n    runAsNonRoot: true\n    runAsUser: 0\n    seccompProfile: {type: RuntimeDefault}\n  containers:\n  - name: c\n    image: nginx:1\n    securityContext:\n      allowPrivilegeEscalation: false\n      capabilities: {drop: [ALL]}\n";
+    let old = paved_in(&repo(), &["check", "--profile", "pss-restricted:v1.22", "-"], Some(pod.as_bytes()));
+    assert_eq!(old.code, 0, "{}", old.stdout);
+    let new = paved_in(&repo(), &["check", "--profile", "pss-restricted:v1.23", "-"], Some(pod.as_bytes()));
+    assert_eq!(new.code, 1);
+    assert!(new.stdout.contains("runAsUser=0"));
+}
+
+#[test]
+fn exemptions_are_listed_and_expired_ones_do_not_count() {
+    let run = paved(&["check", "--format", "json", "examples/exempted"]);
+    assert_eq!(run.code, 0);
+    let v = json(&run);
+    assert!(v["summary"]["exempted"].as_u64().is_some_and(|n| n > 0));
+    assert!(v["findings"].as_array().expect("findings").iter().all(|f| f["exempted"]["reason"].is_string()));
+
+    let expired = PRIVILEGED_POD.replace(
+        "  name: p\n",
+        "  name: p\n  annotations:\n    paved.dev/exempt: pss-baseline/privileged\n    paved.dev/exempt-reason: INC-7\n    paved.dev/exempt-until: \"2020-01-31\"\n",
+    );
+    let run = paved_in(&repo(), &["check", "--format", "json", "-"], Some(expired.as_bytes()));
+    assert_eq!(run.code, 1, "an expired exemption no longer exempts");
+    let v = json(&run);
+    let policies: Vec<&str> =
+        v["findings"].as_array().expect("findings").iter().filter_map(|f| f["policy"].as_str()).collect();
+    assert!(policies.contains(&"paved/exemption-expired"), "{policies:?}");
+    assert!(policies.contains(&"pss-baseline/privileged"));
+
+    let no_reason = PRIVILEGED_POD
+        .replace("  name: p\n", "  name: p\n  annotations:\n    paved.dev/exempt: pss-baseline/privileged\n");
+    let run = paved_in(&repo(), &["check", "--format", "json", "-"], Some(no_reason.as_bytes()));
+    assert_eq!(run.code, 1, "an exemption without a reason is not honoured");
+    assert!(run.stdout.contains("paved/exemption-invalid"));
+}
+
+#[test]
+fn policies_and_explain() {
+    let run = paved(&["policies"]);
+    assert_eq!(run.code, 0);
+    assert!(run.stdout.contains("profile: paved-road:latest"));
+    assert!(run.stdout.lines().any(|l| l.starts_with("pss-baseline/privileged") && l.contains("deny")));
+    assert!(run.stdout.lines().any(|l| l.starts_with("pss-restricted/run-as-non-root") && l.contains("warn")));
+    let run = paved(&["explain", "pss-restricted/run-as-non-root"]);
+    assert_eq!(run.code, 0);
+    for section in ["What it checks", "Why", "How to fix", "How to get an exception", "paved.dev/exempt-reason"] {
+        assert!(run.stdout.contains(section), "missing {section}:\n{}", run.stdout);
+    }
+    let run = paved(&["explain", "no/such-policy"]);
+    assert_eq!(run.code, 2);
+}
+
+#[test]
+fn lists_and_json_files_are_checked() {
+    let list = format!(
+        "{{\"apiVersion\": \"v1\", \"kind\": \"List\", \"items\": [{}]}}",
+        serde_json::to_string(&serde_json::json!({
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+            "spec": {"hostIPC": true, "containers": [{"name": "c", "image": "nginx:1"}]}
+        }))
+        .expect("json")
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("list.json"), list).expect("write");
+    let run = paved_in(dir.path(), &["check", "--format", "json", "."], None);
+    assert_eq!(run.code, 1);
+    assert!(run.stdout.contains("host namespaces"));
+}
