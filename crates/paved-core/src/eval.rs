@@ -53,7 +53,7 @@ impl Engine {
             Ctx { obj, kind, pod, pss: self.set.profile.pss_minor, params: &self.params, now, exemptions: &exemptions };
         let mut raws: Vec<Raw> = Vec::new();
         let mut findings = Vec::new();
-        let mut object: Option<ObjectRef> = None;
+        let mut object: Option<std::sync::Arc<ObjectRef>> = None;
         for (rule, action) in &self.set.active {
             let applies = match rule.applies {
                 Applies::Any => true,
@@ -65,7 +65,7 @@ impl Engine {
             }
             (rule.check)(&cx, &mut raws);
             for raw in raws.drain(..) {
-                let object = object.get_or_insert_with(|| ObjectRef::of(obj)).clone();
+                let object = std::sync::Arc::clone(object.get_or_insert_with(|| ObjectRef::of(obj).into()));
                 // Exemption hygiene findings cannot themselves be exempted.
                 let exempted = (rule.group != "paved")
                     .then(|| exemptions.iter().find(|e| e.is_valid() && e.covers(rule.id)))

@@ -101,16 +101,17 @@ impl<'a> PodView<'a> {
         keys.iter().fold(self.spec_path(), |p, k| p.key(k))
     }
 
-    /// Every container (regular, init, ephemeral) with its path and name.
+    /// Every container (regular, init, ephemeral). Cheap: paths are built
+    /// only when a rule reports a finding.
     pub fn containers(self) -> impl Iterator<Item = Container<'a>> + 'a {
         let spec = self.spec;
-        let base = self.spec_path();
+        let template = self.template;
         CONTAINER_LISTS.into_iter().flat_map(move |list| {
-            let base = base.clone();
-            spec.get(list).map(Node::as_seq).unwrap_or(&[]).iter().enumerate().map(move |(i, c)| Container {
-                node: c,
+            spec.get(list).map(Node::as_seq).unwrap_or(&[]).iter().enumerate().map(move |(index, node)| Container {
+                node,
                 list,
-                path: base.clone().key(list).index(i),
+                index,
+                template,
             })
         })
     }
@@ -131,12 +132,13 @@ impl<'a> PodView<'a> {
 }
 
 /// One container of a pod spec.
-#[derive(Clone, Debug)]
+#[derive(Clone, Copy, Debug)]
 pub struct Container<'a> {
     pub node: &'a Node,
     /// `containers`, `initContainers` or `ephemeralContainers`.
     pub list: &'static str,
-    pub path: FieldPath,
+    pub index: usize,
+    template: &'static [&'static str],
 }
 
 impl<'a> Container<'a> {
@@ -144,9 +146,18 @@ impl<'a> Container<'a> {
         self.node.get("name").and_then(Node::as_str).unwrap_or("")
     }
 
+    /// Path of this container: `spec.template.spec.containers[0]`.
+    pub fn path(&self) -> FieldPath {
+        let mut p = FieldPath::root();
+        for k in self.template {
+            p = p.key(k);
+        }
+        p.key("spec").key(self.list).index(self.index)
+    }
+
     /// Path of a field of this container.
     pub fn field(&self, keys: &[&str]) -> FieldPath {
-        keys.iter().fold(self.path.clone(), |p, k| p.key(k))
+        keys.iter().fold(self.path(), |p, k| p.key(k))
     }
 
     pub fn security(&self, keys: &[&str]) -> Option<&'a Node> {

@@ -143,7 +143,8 @@ pub struct Finding {
     pub policy: String,
     pub action: Action,
     pub message: String,
-    pub object: ObjectRef,
+    /// Shared by every finding of the same object.
+    pub object: std::sync::Arc<ObjectRef>,
     /// The field the finding is about (it may be missing from the object).
     pub path: FieldPath,
     /// Where `path` (or its nearest existing parent) stands in the source.

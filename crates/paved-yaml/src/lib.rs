@@ -19,11 +19,19 @@
 //! ```
 
 mod build;
+mod fast;
 mod split;
 
 use paved_core::node::{Node, Pos, Value};
 
 pub use build::parse_document;
+
+/// Parses one document with the fast path only: `None` when it gives up.
+/// Exposed for the differential tests and fuzzing that hold it equal to
+/// [`parse_document`].
+pub fn parse_document_fast(text: &str, first_line: u32, limits: &Limits) -> Option<Option<Node>> {
+    fast::parse(text, first_line, limits)
+}
 
 /// Caps on input. Every one of them ends in a clear error, never a hang.
 #[derive(Clone, Debug)]
@@ -113,7 +121,11 @@ pub fn load(text: &str, limits: &Limits) -> Result<Vec<Item>, FileError> {
         if n >= limits.max_documents {
             return Err(FileError::TooManyDocuments { limit: limits.max_documents });
         }
-        match parse_document(doc.text, doc.first_line, limits) {
+        let parsed = match fast::parse(doc.text, doc.first_line, limits) {
+            Some(node) => Ok(node),
+            None => parse_document(doc.text, doc.first_line, limits),
+        };
+        match parsed {
             Ok(Some(node)) => push_objects(node, &mut items),
             Ok(None) => {}
             Err(e) => items.push(Item::Error(e)),

@@ -297,15 +297,12 @@ fn capabilities_baseline(cx: &Ctx<'_>, out: &mut Vec<Raw>) {
     }
 }
 
-fn volumes<'a>(pod: &PodView<'a>) -> impl Iterator<Item = (usize, &'a Node, FieldPath)> + 'a {
-    let base = pod.spec_field(&["volumes"]);
-    pod.spec
-        .get("volumes")
-        .map(Node::as_seq)
-        .unwrap_or(&[])
-        .iter()
-        .enumerate()
-        .map(move |(i, v)| (i, v, base.clone().index(i)))
+fn volumes<'a>(pod: &PodView<'a>) -> impl Iterator<Item = (usize, &'a Node)> + 'a {
+    pod.spec.get("volumes").map(Node::as_seq).unwrap_or(&[]).iter().enumerate()
+}
+
+fn volume_path(pod: &PodView<'_>, index: usize) -> FieldPath {
+    pod.spec_field(&["volumes"]).index(index)
 }
 
 fn volume_name(v: &Node) -> &str {
@@ -314,10 +311,10 @@ fn volume_name(v: &Node) -> &str {
 
 fn host_path_volumes(cx: &Ctx<'_>, out: &mut Vec<Raw>) {
     let Some(pod) = pod(cx) else { return };
-    for (_, v, path) in volumes(&pod) {
+    for (i, v) in volumes(&pod) {
         if v.get("hostPath").is_some_and(|h| !h.is_null()) {
             let detail = format!("volume {:?} must not use hostPath", volume_name(v));
-            out.push(Raw::new(path.key("hostPath"), msg("hostPath volumes", detail)));
+            out.push(Raw::new(volume_path(&pod, i).key("hostPath"), msg("hostPath volumes", detail)));
         }
     }
 }
@@ -532,14 +529,14 @@ const RESTRICTED_VOLUME_SOURCES: &[&str] =
 
 fn restricted_volumes(cx: &Ctx<'_>, out: &mut Vec<Raw>) {
     let Some(pod) = pod(cx) else { return };
-    for (_, v, path) in volumes(&pod) {
+    for (i, v) in volumes(&pod) {
         let Some(m) = v.as_map() else { continue };
         for (key, source) in m.iter() {
             if key == "name" || source.is_null() || RESTRICTED_VOLUME_SOURCES.contains(&key) {
                 continue;
             }
             let detail = format!("volume {:?} uses restricted volume type {key:?}", volume_name(v));
-            out.push(Raw::new(path.clone().key(key), msg("restricted volume types", detail)));
+            out.push(Raw::new(volume_path(&pod, i).key(key), msg("restricted volume types", detail)));
         }
     }
 }
