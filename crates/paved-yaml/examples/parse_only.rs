@@ -4,6 +4,10 @@
 
 use std::path::Path;
 
+// The same allocator as the `paved` binary, so the floor is comparable.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn walk(p: &Path, files: &mut Vec<std::path::PathBuf>) {
     if p.is_dir() {
         let mut entries: Vec<_> = std::fs::read_dir(p).into_iter().flatten().flatten().map(|e| e.path()).collect();

@@ -31,6 +31,8 @@ struct Fast<'a> {
     limits: &'a Limits,
     depth: usize,
     nodes: usize,
+    /// Columns are byte offsets when the whole document is ASCII.
+    ascii: bool,
     /// Inside a flow collection in block context, continuation lines must be
     /// indented at least this much (or the full parser decides).
     flow_min_indent: usize,
@@ -50,6 +52,7 @@ pub fn parse(text: &str, first_line: u32, limits: &Limits) -> Option<Option<Node
         limits,
         depth: 0,
         nodes: 0,
+        ascii: text.is_ascii(),
         flow_min_indent: 0,
     };
     p.document().ok()
@@ -69,7 +72,7 @@ impl<'a> Fast<'a> {
     }
 
     fn here(&self) -> Pos {
-        let col = if self.b[self.line_start..self.pos].is_ascii() {
+        let col = if self.ascii || self.b[self.line_start..self.pos].is_ascii() {
             self.pos - self.line_start
         } else {
             self.s[self.line_start..self.pos].chars().count()
@@ -245,9 +248,7 @@ impl<'a> Fast<'a> {
                         self.pos -= n;
                         break;
                     }
-                    if !self.looks_like_key() {
-                        return Err(GiveUp);
-                    }
+                    // `key()` gives up on a line that is not `key: ...`
                 }
                 Some(_) => return Err(GiveUp),
             }
@@ -269,12 +270,21 @@ impl<'a> Fast<'a> {
             }
             _ => {
                 let from = self.pos;
-                while let Some(c) = self.peek() {
-                    if c == b':' && is_space_or_end(self.at(1)) {
+                let line = &self.b[from..from + memchr(b'\n', &self.b[from..]).unwrap_or(self.b.len() - from)];
+                // the first ':' followed by a space or the end of the line, before any ` #`
+                let mut colon = None;
+                for i in memchr::memchr2_iter(b':', b'#', line) {
+                    if line[i] == b'#' {
+                        if i > 0 && line[i - 1] == b' ' {
+                            break;
+                        }
+                    } else if is_space_or_end(line.get(i + 1).copied()) {
+                        colon = Some(i);
                         break;
                     }
-                    self.pos += 1;
                 }
+                let Some(colon) = colon.filter(|&c| c > 0) else { return Err(GiveUp) };
+                self.pos = from + colon;
                 self.s[from..self.pos].trim_end_matches(' ').into()
             }
         };
@@ -385,12 +395,20 @@ impl<'a> Fast<'a> {
             Some(c) if is_indicator_start(c, self.at(1)) => return Err(GiveUp),
             _ => {
                 let from = self.pos;
-                loop {
-                    match self.peek() {
-                        None | Some(b'\n') => break,
-                        Some(b':') if is_space_or_end(self.at(1)) => return Err(GiveUp),
-                        Some(b'#') if self.b[self.pos - 1] == b' ' => break,
-                        _ => self.pos += 1,
+                self.pos = self.b.len();
+                for i in memchr::memchr3_iter(b'\n', b':', b'#', &self.b[from..]) {
+                    let at = from + i;
+                    match self.b[at] {
+                        b'\n' => {
+                            self.pos = at;
+                            break;
+                        }
+                        b':' if is_space_or_end(self.b.get(at + 1).copied()) => return Err(GiveUp),
+                        b'#' if self.b[at - 1] == b' ' => {
+                            self.pos = at;
+                            break;
+                        }
+                        _ => {}
                     }
                 }
                 let text = self.s[from..self.pos].trim_end_matches(' ');
@@ -703,5 +721,5 @@ fn end_trimmed(end: Pos, line_before_colon: &str) -> Pos {
 }
 
 fn memchr(needle: u8, haystack: &[u8]) -> Option<usize> {
-    haystack.iter().position(|&c| c == needle)
+    memchr::memchr(needle, haystack)
 }

@@ -17,30 +17,35 @@ fn is_marker(line: &str) -> bool {
 pub fn documents(text: &str) -> impl Iterator<Item = Doc<'_>> {
     let mut start = 0usize;
     let mut start_line = 1u32;
-    let mut line_no = 1u32;
-    let mut offset = 0usize;
+    // Where to look for the next marker; lines are counted only between markers.
+    let mut search = 0usize;
     let mut done = false;
     std::iter::from_fn(move || {
         if done {
             return None;
         }
-        while offset < text.len() {
-            let end = text[offset..].find('\n').map_or(text.len(), |i| offset + i + 1);
-            let line = &text[offset..end];
-            if is_marker(line) && offset > start {
-                let doc = Doc { text: &text[start..offset], first_line: start_line };
-                start = offset;
-                start_line = line_no;
-                offset = end;
-                line_no += 1;
-                return Some(doc);
+        loop {
+            // A marker opens the text (skipped: it opens the first document) or follows a newline.
+            let found = text[search..].find("\n---").map(|i| search + i + 1);
+            let Some(at) = found else { break };
+            search = at;
+            let line_end = text[at..].find('\n').map_or(text.len(), |i| at + i + 1);
+            if !is_marker(&text[at..line_end]) {
+                continue;
             }
-            offset = end;
-            line_no += 1;
+            let doc = Doc { text: &text[start..at], first_line: start_line };
+            start_line += count_lines(doc.text);
+            start = at;
+            search = line_end.min(text.len());
+            return Some(doc);
         }
         done = true;
         Some(Doc { text: &text[start..], first_line: start_line })
     })
+}
+
+fn count_lines(s: &str) -> u32 {
+    u32::try_from(s.bytes().filter(|&b| b == b'\n').count()).unwrap_or(u32::MAX)
 }
 
 #[cfg(test)]

@@ -5,9 +5,27 @@
 
 use std::io::Write;
 
+use paved_core::policy::Finding;
 use serde_json::json;
 
 use crate::check::{FileReport, Reporter, Summary};
+
+/// A finding with its location, serialised without building a JSON tree.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Located<'a> {
+    #[serde(flatten)]
+    finding: &'a Finding,
+    file: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    line: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    column: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    end_line: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    end_column: Option<u32>,
+}
 
 pub struct Json<'w> {
     out: Box<dyn Write + 'w>,
@@ -36,16 +54,15 @@ impl Reporter for Json<'_> {
     fn file(&mut self, r: &FileReport) -> std::io::Result<()> {
         self.open()?;
         for finding in r.objects.iter().flat_map(|o| &o.findings) {
-            let mut v = serde_json::to_value(finding)?;
-            if let Some(obj) = v.as_object_mut() {
-                obj.insert("file".into(), json!(r.path));
-                if let Some((start, end)) = super::location(finding) {
-                    obj.insert("line".into(), json!(start.line));
-                    obj.insert("column".into(), json!(start.col));
-                    obj.insert("endLine".into(), json!(end.line));
-                    obj.insert("endColumn".into(), json!(end.col));
-                }
-            }
+            let at = super::location(finding);
+            let v = Located {
+                finding,
+                file: &r.path,
+                line: at.map(|(s, _)| s.line),
+                column: at.map(|(s, _)| s.col),
+                end_line: at.map(|(_, e)| e.line),
+                end_column: at.map(|(_, e)| e.col),
+            };
             if self.written > 0 {
                 self.out.write_all(b",")?;
             }
