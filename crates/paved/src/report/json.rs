@@ -31,12 +31,14 @@ pub struct Json<'w> {
     out: Box<dyn Write + 'w>,
     opened: bool,
     written: usize,
+    /// One file's findings, written out in one go.
+    buf: Vec<u8>,
     errors: Vec<serde_json::Value>,
 }
 
 impl<'w> Json<'w> {
     pub fn new(out: Box<dyn Write + 'w>) -> Json<'w> {
-        Json { out, opened: false, written: 0, errors: Vec::new() }
+        Json { out, opened: false, written: 0, buf: Vec::new(), errors: Vec::new() }
     }
 }
 
@@ -64,11 +66,13 @@ impl Reporter for Json<'_> {
                 end_column: at.map(|(_, e)| e.col),
             };
             if self.written > 0 {
-                self.out.write_all(b",")?;
+                self.buf.push(b',');
             }
             self.written += 1;
-            serde_json::to_writer(&mut self.out, &v)?;
+            serde_json::to_writer(&mut self.buf, &v)?;
         }
+        self.out.write_all(&self.buf)?;
+        self.buf.clear();
         for p in &r.problems {
             self.errors.push(json!({
                 "file": r.path,

@@ -9,7 +9,7 @@ mod text;
 
 use std::io::Write;
 
-use paved_core::node::{Pos, Span};
+use paved_core::node::Pos;
 use paved_core::policy::{Action, Finding};
 
 use crate::check::Reporter;
@@ -35,18 +35,6 @@ pub fn byte_offset(text: &str, line: usize, col: usize) -> Option<usize> {
     let line_len = rest.find('\n').unwrap_or(rest.len());
     let in_line = rest[..line_len].char_indices().nth(col.saturating_sub(1)).map_or(line_len, |(i, _)| i);
     Some(start + in_line)
-}
-
-/// Byte range of a span in `text`; at least one byte wide when possible.
-pub fn byte_range(text: &str, span: Span) -> Option<(usize, usize)> {
-    if span.is_none() {
-        return None;
-    }
-    let start = byte_offset(text, span.start.line as usize, span.start.col as usize)?;
-    let end = byte_offset(text, span.end.line as usize, span.end.col as usize).unwrap_or(start);
-    // Trailing line breaks make poor underlines.
-    let end = start + text[start..end.max(start)].trim_end().len();
-    Some((start, end.max(start)))
 }
 
 /// Where a finding points, as a position pair (start, end) when it has one.

@@ -12,12 +12,14 @@ pub struct Sarif<'w> {
     out: Box<dyn Write + 'w>,
     opened: bool,
     written: usize,
+    /// One file's results, written out in one go.
+    buf: Vec<u8>,
     notifications: Vec<serde_json::Value>,
 }
 
 impl<'w> Sarif<'w> {
     pub fn new(out: Box<dyn Write + 'w>) -> Sarif<'w> {
-        Sarif { out, opened: false, written: 0, notifications: Vec::new() }
+        Sarif { out, opened: false, written: 0, buf: Vec::new(), notifications: Vec::new() }
     }
 
     fn open(&mut self) -> std::io::Result<()> {
@@ -98,11 +100,13 @@ impl Reporter for Sarif<'_> {
         self.open()?;
         for f in r.objects.iter().flat_map(|o| &o.findings) {
             if self.written > 0 {
-                self.out.write_all(b",")?;
+                self.buf.push(b',');
             }
             self.written += 1;
-            serde_json::to_writer(&mut self.out, &result(&r.path, f))?;
+            serde_json::to_writer(&mut self.buf, &result(&r.path, f))?;
         }
+        self.out.write_all(&self.buf)?;
+        self.buf.clear();
         for p in &r.problems {
             let mut physical = json!({"artifactLocation": {"uri": uri(&r.path)}});
             if let Some(pos) = p.pos {

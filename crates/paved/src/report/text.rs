@@ -1,10 +1,22 @@
-//! Human output: rustc/miette-style snippets with the field underlined.
+//! Human output in the style of rustc: a header with the policy, the
+//! location, the source line with the field underlined, and how to fix it.
+//!
+//! ```text
+//! error[pss-baseline/privileged]: privileged (container "agent" must not set securityContext.privileged=true)
+//!   --> examples/bad/node-agent.yaml:21:11 (DaemonSet monitoring/node-agent)
+//!    |
+//! 21 |           privileged: true
+//!    |           ^^^^^^^^^^^^^^^^ spec.template.spec.containers[0].securityContext.privileged
+//!    = help: Remove securityContext.privileged or set it to false.
+//! ```
+//!
+//! Written here rather than through miette's graphical handler, which costs
+//! tens of microseconds a snippet: a CI log of thousands of findings must not
+//! take longer to print than to find (bench/RESULTS.md).
 
-use std::fmt;
+use std::fmt::Write as _;
 use std::io::Write;
-use std::sync::Arc;
 
-use miette::{Diagnostic, GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, Severity, SourceCode};
 use paved_core::policy::{Action, Finding};
 
 use crate::check::{FileReport, Reporter, Summary};
@@ -18,73 +30,94 @@ pub struct TextOptions {
 pub struct Text<'w> {
     out: Box<dyn Write + 'w>,
     options: TextOptions,
-    handler: GraphicalReportHandler,
+    buf: String,
 }
 
 impl<'w> Text<'w> {
     pub fn new(out: Box<dyn Write + 'w>, options: TextOptions) -> Text<'w> {
-        let theme = if options.color { GraphicalTheme::unicode() } else { GraphicalTheme::unicode_nocolor() };
-        let handler = GraphicalReportHandler::new_themed(theme).with_context_lines(1).with_width(120);
-        Text { out, options, handler }
+        Text { out, options, buf: String::new() }
     }
 }
 
-/// A finding as a miette diagnostic.
-struct FindingDiagnostic<'a> {
-    finding: &'a Finding,
-    source: Option<NamedSource<Arc<str>>>,
-    span: Option<(usize, usize)>,
-    help: Option<String>,
+/// ANSI styles, or nothing when colour is off.
+struct Style {
+    color: bool,
 }
 
-impl fmt::Debug for FindingDiagnostic<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.finding.message)
-    }
-}
-
-impl fmt::Display for FindingDiagnostic<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} [{}]", self.finding.message, self.finding.object)
-    }
-}
-
-impl std::error::Error for FindingDiagnostic<'_> {}
-
-impl Diagnostic for FindingDiagnostic<'_> {
-    fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
-        Some(Box::new(&self.finding.policy))
+impl Style {
+    fn paint(&self, code: &str, s: &str) -> String {
+        if self.color { format!("\x1b[{code}m{s}\x1b[0m") } else { s.to_string() }
     }
 
-    fn severity(&self) -> Option<Severity> {
-        Some(match self.finding.action {
-            Action::Deny => Severity::Error,
-            Action::Warn => Severity::Warning,
-            Action::Audit => Severity::Advice,
-        })
-    }
-
-    fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
-        self.help.as_ref().map(|h| Box::new(h) as Box<dyn fmt::Display>)
-    }
-
-    fn source_code(&self) -> Option<&dyn SourceCode> {
-        self.source.as_ref().map(|s| s as &dyn SourceCode)
-    }
-
-    fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
-        let (start, end) = self.span?;
-        let label = if self.finding.exact {
-            self.finding.path.to_string()
-        } else {
-            format!("{} is missing here", self.finding.path)
-        };
-        Some(Box::new(std::iter::once(LabeledSpan::new(Some(label), start, end - start))))
+    fn action(&self, a: Action) -> String {
+        match a {
+            Action::Deny => self.paint("1;31", "error"),
+            Action::Warn => self.paint("1;33", "warning"),
+            Action::Audit => self.paint("1;36", "note"),
+        }
     }
 }
 
-fn paint(color: bool, code: &str, s: &str) -> String {
-    if color { format!("\x1b[{code}m{s}\x1b[0m") } else { s.to_string() }
+/// Start offsets of the lines of a text, built once per file with findings.
+struct Lines<'a> {
+    text: &'a str,
+    starts: Vec<usize>,
+}
+
+impl<'a> Lines<'a> {
+    fn new(text: &'a str) -> Lines<'a> {
+        let mut starts = vec![0];
+        starts.extend(memchr_newlines(text));
+        Lines { text, starts }
+    }
+
+    /// The text of a 1-based line, without its line break.
+    fn line(&self, n: u32) -> Option<&'a str> {
+        let i = usize::try_from(n).ok()?.checked_sub(1)?;
+        let start = *self.starts.get(i)?;
+        let end = self.starts.get(i + 1).map_or(self.text.len(), |e| e - 1);
+        self.text.get(start..end)
+    }
+}
+
+fn memchr_newlines(text: &str) -> impl Iterator<Item = usize> + '_ {
+    text.bytes().enumerate().filter(|(_, b)| *b == b'\n').map(|(i, _)| i + 1)
+}
+
+/// Display width of the first `col - 1` characters of a line (tabs count as one).
+fn width_before(line: &str, col: u32) -> usize {
+    line.chars().take(col.saturating_sub(1) as usize).count()
+}
+
+fn render(buf: &mut String, style: &Style, path: &str, lines: Option<&Lines<'_>>, f: &Finding) {
+    let _ = writeln!(buf, "{}[{}]: {}", style.action(f.action), f.policy, style.paint("1", &f.message));
+    let start = f.span.start;
+    let at = if f.span.is_none() { String::new() } else { format!(":{}:{}", start.line, start.col) };
+    let gutter = start.line.to_string().len().max(1);
+    let pad = " ".repeat(gutter);
+    let arrow = style.paint("1;34", "-->");
+    let _ = writeln!(buf, "{pad}{arrow} {path}{at} ({})", f.object);
+    let bar = style.paint("1;34", "|");
+    let source = lines.filter(|_| !f.span.is_none()).and_then(|l| l.line(start.line));
+    match source {
+        Some(text) => {
+            let end_col = if f.span.end.line == start.line { f.span.end.col } else { u32::MAX };
+            let before = width_before(text, start.col);
+            let width = text.chars().count().min(width_before(text, end_col)).saturating_sub(before).max(1);
+            let label = if f.exact { f.path.to_string() } else { format!("{} is missing here", f.path) };
+            let marks = style.paint(if f.action == Action::Deny { "1;31" } else { "1;33" }, &"^".repeat(width));
+            let _ = writeln!(buf, "{pad} {bar}");
+            let _ = writeln!(buf, "{} {bar} {text}", style.paint("1;34", &start.line.to_string()));
+            let _ = writeln!(buf, "{pad} {bar} {}{marks} {label}", " ".repeat(before));
+        }
+        None => {
+            let _ = writeln!(buf, "{pad} = field: {}", f.path);
+        }
+    }
+    if let Some(rule) = paved_core::rules::find(&f.policy) {
+        let _ = writeln!(buf, "{pad} = help: {}", rule.doc.fix);
+    }
+    buf.push('\n');
 }
 
 impl Reporter for Text<'_> {
@@ -93,63 +126,57 @@ impl Reporter for Text<'_> {
     }
 
     fn file(&mut self, r: &FileReport) -> std::io::Result<()> {
-        let color = self.options.color;
+        let style = Style { color: self.options.color };
+        let buf = &mut self.buf;
+        buf.clear();
         for p in &r.problems {
             let at = p.pos.map(|p| format!(":{}:{}", p.line, p.col)).unwrap_or_default();
-            writeln!(self.out, "{}: {}{at}: {}", paint(color, "1;31", "error"), r.path, p.message)?;
+            let _ = writeln!(buf, "{}: {}{at}: {}", style.paint("1;31", "error"), r.path, p.message);
         }
         if self.options.verbose {
             for (pos, reason) in &r.skipped {
-                writeln!(
-                    self.out,
+                let _ = writeln!(
+                    buf,
                     "{}: {}:{}:{}: skipped: {reason}",
-                    paint(color, "1;36", "note"),
+                    style.paint("1;36", "note"),
                     r.path,
                     pos.line,
                     pos.col
-                )?;
+                );
             }
         }
-        for finding in r.objects.iter().flat_map(|o| &o.findings) {
-            let at = super::location(finding).map(|(s, _)| format!(":{}:{}", s.line, s.col)).unwrap_or_default();
-            if let Some(ex) = &finding.exempted {
-                let until = ex.until.as_deref().map(|u| format!(" until {u}")).unwrap_or_default();
-                writeln!(
-                    self.out,
-                    "{}[{}]: {}{at}: {} ({}; reason: {}{until})",
-                    paint(color, "1;36", "exempted"),
-                    finding.policy,
-                    r.path,
-                    finding.message,
-                    finding.object,
-                    ex.reason
-                )?;
-                continue;
+        let findings = || r.objects.iter().flat_map(|o| &o.findings);
+        let lines = r.source.as_deref().filter(|_| findings().any(Finding::counts)).map(Lines::new);
+        for f in findings() {
+            match &f.exempted {
+                None => render(buf, &style, &r.path, lines.as_ref(), f),
+                Some(ex) => {
+                    let until = ex.until.as_deref().map(|u| format!(", until {u}")).unwrap_or_default();
+                    let at = format!(":{}:{}", f.span.start.line, f.span.start.col);
+                    let _ = writeln!(
+                        buf,
+                        "{}[{}]: {}{at}: {} ({}; reason: {}{until})",
+                        style.paint("1;36", "exempted"),
+                        f.policy,
+                        r.path,
+                        f.message,
+                        f.object,
+                        ex.reason
+                    );
+                }
             }
-            let span = r.source.as_deref().and_then(|s| super::byte_range(s, finding.span));
-            let source = r.source.as_ref().filter(|_| span.is_some()).map(|s| NamedSource::new(&r.path, Arc::clone(s)));
-            let help = paved_core::rules::find(&finding.policy).map(|rule| rule.doc.fix.to_string());
-            let diagnostic = FindingDiagnostic { finding, source, span, help };
-            let mut rendered = String::new();
-            if self.handler.render_report(&mut rendered, &diagnostic).is_err() {
-                rendered = format!("{}: {}{at}: {}\n", super::level(finding.action), r.path, finding.message);
-            }
-            if diagnostic.source.is_none() {
-                rendered.push_str(&format!("    at {}{at} ({})\n", r.path, finding.path));
-            }
-            self.out.write_all(rendered.as_bytes())?;
         }
-        Ok(())
+        self.out.write_all(buf.as_bytes())
     }
 
     fn finish(&mut self, s: &Summary) -> std::io::Result<()> {
-        let color = self.options.color;
+        let style = Style { color: self.options.color };
         let verdict = if s.deny > 0 || s.problems > 0 {
-            paint(color, "1;31", "✗")
+            style.paint("1;31", "✗")
         } else if s.warn > 0 {
-            paint(color, "1;33", "!")
+            style.paint("1;33", "!")
         } else {
-            paint(color, "1;32", "✓")
+            style.paint("1;32", "✓")
         };
         writeln!(
             self.out,
@@ -157,5 +184,20 @@ impl Reporter for Text<'_> {
             s.objects, s.files, s.deny, s.warn, s.audit, s.exempted, s.problems
         )?;
         self.out.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_are_found_by_number() {
+        let l = Lines::new("a: 1\nb: 2\n\nc: 3");
+        assert_eq!(l.line(1), Some("a: 1"));
+        assert_eq!(l.line(3), Some(""));
+        assert_eq!(l.line(4), Some("c: 3"));
+        assert_eq!(l.line(5), None);
+        assert_eq!(l.line(0), None);
     }
 }
