@@ -40,7 +40,7 @@ struct Fast<'a> {
 
 /// Parses one document; `None` to fall back, `Some(None)` for an empty document.
 pub fn parse(text: &str, first_line: u32, limits: &Limits) -> Option<Option<Node>> {
-    if text.contains('\r') || text.contains('\t') {
+    if !plain_printable(text) {
         return None;
     }
     let mut p = Fast {
@@ -702,6 +702,22 @@ impl<'a> Fast<'a> {
         self.depth -= 1;
         Ok(Node { span: Span { start, end: self.here() }, value: Value::Seq(items) })
     }
+}
+
+/// Whether the text has only characters the fast path can take as they are:
+/// no control characters but the line feed (so no tabs or CRs), and none of
+/// the characters YAML forbids or treats specially (C1 controls such as NEL,
+/// line and paragraph separators, byte order marks, non-characters).
+fn plain_printable(text: &str) -> bool {
+    let ascii_ok = |b: u8| (b >= 0x20 && b != 0x7f) || b == b'\n';
+    if text.is_ascii() {
+        return text.bytes().all(ascii_ok);
+    }
+    text.chars().all(|c| match c {
+        c if c.is_ascii() => ascii_ok(c as u8),
+        '\u{80}'..='\u{9f}' | '\u{2028}' | '\u{2029}' | '\u{feff}' | '\u{fffe}' | '\u{ffff}' => false,
+        _ => true,
+    })
 }
 
 /// Characters that cannot start a plain scalar (`-`, `?` and `:` only when followed by a space).

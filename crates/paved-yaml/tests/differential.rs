@@ -147,6 +147,11 @@ fn fast_path_agrees_on_tricky_inputs() {
         "a:\tb\n",
         "top\n",
         "a: 1\n...\n",
+        // found by fuzzing: characters YAML does not allow, or treats as breaks
+        "a: b\u{1}c\n",
+        "a: b\u{7f}\n",
+        "a: b\u{85}c\n",
+        "a: b\u{2028}c\n",
     ];
     let mut answered = 0;
     for (i, case) in cases.iter().enumerate() {
