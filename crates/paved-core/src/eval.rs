@@ -12,7 +12,7 @@ use crate::profile::{Mode, PolicySet, ProfileError, ProfileRef};
 /// What a rule sees of the object being evaluated.
 #[derive(Clone, Copy)]
 pub struct Ctx<'a> {
-    pub obj: &'a Node,
+    pub obj: &'a Node<'a>,
     pub kind: &'a str,
     /// The pod spec, for Pod and every controller's template.
     pub pod: Option<PodView<'a>>,

@@ -119,8 +119,10 @@ mod tests {
     #[test]
     fn states() -> Result<(), jiff::Error> {
         let now: Timestamp = "2026-11-23T12:00:00Z".parse()?;
-        let obj = |ann: serde_json::Value| Node::from_json(&serde_json::json!({"metadata": {"annotations": ann}}));
-        let state = |ann| exemptions_of(&obj(ann), None, now).first().map(|e| e.state.clone());
+        let state = |ann: serde_json::Value| {
+            let json = serde_json::json!({"metadata": {"annotations": ann}});
+            exemptions_of(&Node::from_json(&json), None, now).first().map(|e| e.state.clone())
+        };
         assert_eq!(state(serde_json::json!({EXEMPT: "a/b", EXEMPT_REASON: "JIRA-1"})), Some(State::Valid));
         assert_eq!(state(serde_json::json!({EXEMPT: "a/b"})), Some(State::MissingReason));
         assert_eq!(

@@ -8,10 +8,11 @@
 //! ```
 //! use paved_core::{config::Config, eval::Engine, node::Node, profile::Mode};
 //! let engine = Engine::new(&Config::default(), Some("pss-baseline"), Mode::Enforce).unwrap();
-//! let pod = Node::from_json(&serde_json::json!({
+//! let json = serde_json::json!({
 //!     "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
 //!     "spec": {"hostNetwork": true, "containers": [{"name": "c", "image": "nginx:1"}]}
-//! }));
+//! });
+//! let pod = Node::from_json(&json);
 //! let findings = engine.evaluate(&pod, "2026-01-01T00:00:00Z".parse().unwrap());
 //! assert_eq!(findings[0].policy, "pss-baseline/host-namespaces");
 //! assert_eq!(findings[0].path.to_string(), "spec.hostNetwork");

@@ -6,6 +6,7 @@
 //! spans: they name a [`FieldPath`], and [`Node::locate`] turns that into a
 //! position afterwards, falling back to the nearest existing parent.
 
+use std::borrow::Cow;
 use std::fmt;
 
 /// A position in a source text: 1-based line, 1-based column in characters.
@@ -41,23 +42,24 @@ impl Span {
     }
 }
 
-/// A value in an object tree.
+/// A value in an object tree. Strings borrow from the source text (or the
+/// JSON value) wherever they can: loading allocates only for escapes.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Value {
+pub enum Value<'a> {
     Null,
     Bool(bool),
     Int(i64),
     Float(f64),
-    Str(Box<str>),
-    Seq(Vec<Node>),
-    Map(Map),
+    Str(Cow<'a, str>),
+    Seq(Vec<Node<'a>>),
+    Map(Map<'a>),
 }
 
 /// A node: a value and where it stands in the source.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Node {
+pub struct Node<'a> {
     pub span: Span,
-    pub value: Value,
+    pub value: Value<'a>,
 }
 
 /// A mapping that keeps insertion order and the span of each key.
@@ -65,28 +67,28 @@ pub struct Node {
 /// Kubernetes objects have small mappings (a handful of keys), so a vector
 /// with linear lookup beats a hash map on both speed and memory.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct Map {
-    pub entries: Vec<Entry>,
+pub struct Map<'a> {
+    pub entries: Vec<Entry<'a>>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
-pub struct Entry {
-    pub key: Box<str>,
+pub struct Entry<'a> {
+    pub key: Cow<'a, str>,
     pub key_span: Span,
-    pub value: Node,
+    pub value: Node<'a>,
 }
 
-impl Map {
-    pub fn get(&self, key: &str) -> Option<&Node> {
+impl<'a> Map<'a> {
+    pub fn get(&self, key: &str) -> Option<&Node<'a>> {
         self.entry(key).map(|e| &e.value)
     }
 
-    pub fn entry(&self, key: &str) -> Option<&Entry> {
+    pub fn entry(&self, key: &str) -> Option<&Entry<'a>> {
         // The last duplicate wins, as in Kubernetes' YAML decoding.
         self.entries.iter().rev().find(|e| &*e.key == key)
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &Node)> {
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Node<'a>)> {
         self.entries.iter().map(|e| (&*e.key, &e.value))
     }
 
@@ -99,12 +101,12 @@ impl Map {
     }
 }
 
-impl Node {
-    pub fn new(value: Value) -> Node {
+impl<'a> Node<'a> {
+    pub fn new(value: Value<'a>) -> Node<'a> {
         Node { span: Span::NONE, value }
     }
 
-    pub fn get(&self, key: &str) -> Option<&Node> {
+    pub fn get(&self, key: &str) -> Option<&Node<'a>> {
         match &self.value {
             Value::Map(m) => m.get(key),
             _ => None,
@@ -112,7 +114,7 @@ impl Node {
     }
 
     /// Follows a chain of keys; `None` as soon as one is missing.
-    pub fn at(&self, keys: &[&str]) -> Option<&Node> {
+    pub fn at(&self, keys: &[&str]) -> Option<&Node<'a>> {
         keys.iter().try_fold(self, |n, k| n.get(k))
     }
 
@@ -138,14 +140,14 @@ impl Node {
         }
     }
 
-    pub fn as_map(&self) -> Option<&Map> {
+    pub fn as_map(&self) -> Option<&Map<'a>> {
         match &self.value {
             Value::Map(m) => Some(m),
             _ => None,
         }
     }
 
-    pub fn as_seq(&self) -> &[Node] {
+    pub fn as_seq(&self) -> &[Node<'a>] {
         match &self.value {
             Value::Seq(s) => s,
             _ => &[],
@@ -207,8 +209,9 @@ impl Node {
         }
     }
 
-    /// Builds a node tree (without spans) from JSON, as admission requests arrive.
-    pub fn from_json(v: &serde_json::Value) -> Node {
+    /// Builds a node tree (without spans) from JSON, as admission requests
+    /// arrive, borrowing its strings.
+    pub fn from_json(v: &'a serde_json::Value) -> Node<'a> {
         use serde_json::Value as J;
         let value = match v {
             J::Null => Value::Null,
@@ -217,7 +220,7 @@ impl Node {
                 Some(i) => Value::Int(i),
                 None => Value::Float(n.as_f64().unwrap_or(f64::NAN)),
             },
-            J::String(s) => Value::Str(s.as_str().into()),
+            J::String(s) => Value::Str(Cow::Borrowed(s)),
             J::Array(items) => Value::Seq(items.iter().map(Node::from_json).collect()),
             J::Object(o) => Value::Map(Map {
                 entries: o
@@ -232,7 +235,7 @@ impl Node {
 
 /// A short span for pointing at a node: the first key of a mapping, else the
 /// node itself when it fits on one line, else its start.
-fn first_line(n: &Node) -> Span {
+fn first_line(n: &Node<'_>) -> Span {
     match &n.value {
         Value::Map(m) => m.entries.first().map_or(n.span, |e| e.key_span),
         _ if n.span.end.line > n.span.start.line => Span { start: n.span.start, end: n.span.start },

@@ -53,8 +53,8 @@ pub fn pod_template_path(kind: &str) -> Option<&'static [&'static str]> {
 /// The pod inside an object: its spec and metadata, and where they are.
 #[derive(Clone, Copy, Debug)]
 pub struct PodView<'a> {
-    pub spec: &'a Node,
-    pub meta: Option<&'a Node>,
+    pub spec: &'a Node<'a>,
+    pub meta: Option<&'a Node<'a>>,
     /// Path of the pod template (empty for a Pod): `spec.template`.
     pub template: &'static [&'static str],
     /// Whether the pod runs to completion (Job, CronJob, or restartPolicy other than Always).
@@ -65,7 +65,7 @@ pub struct PodView<'a> {
 pub const CONTAINER_LISTS: [&str; 3] = ["containers", "initContainers", "ephemeralContainers"];
 
 impl<'a> PodView<'a> {
-    pub fn of(obj: &'a Node, kind: &str) -> Option<PodView<'a>> {
+    pub fn of(obj: &'a Node<'a>, kind: &str) -> Option<PodView<'a>> {
         let template = pod_template_path(kind)?;
         let pod = obj.at(template)?;
         let spec = pod.get("spec")?;
@@ -134,7 +134,7 @@ impl<'a> PodView<'a> {
 /// One container of a pod spec.
 #[derive(Clone, Copy, Debug)]
 pub struct Container<'a> {
-    pub node: &'a Node,
+    pub node: &'a Node<'a>,
     /// `containers`, `initContainers` or `ephemeralContainers`.
     pub list: &'static str,
     pub index: usize,
@@ -160,7 +160,7 @@ impl<'a> Container<'a> {
         keys.iter().fold(self.path(), |p, k| p.key(k))
     }
 
-    pub fn security(&self, keys: &[&str]) -> Option<&'a Node> {
+    pub fn security(&self, keys: &[&str]) -> Option<&'a Node<'a>> {
         self.node.get("securityContext")?.at(keys)
     }
 

@@ -3,6 +3,7 @@
 //! An explicit stack instead of recursion, and a running node count that
 //! includes what aliases expand to, keep every input within [`Limits`].
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use paved_core::node::{Entry, Map, Node, Pos, Span, Value};
@@ -10,40 +11,40 @@ use saphyr_parser::{Event, Marker, Parser, ScalarStyle};
 
 use crate::{DocError, Limits};
 
-enum Frame {
+enum Frame<'a> {
     Seq {
         start: Pos,
         anchor: usize,
         first_node: usize,
-        items: Vec<Node>,
+        items: Vec<Node<'a>>,
     },
     Map {
         start: Pos,
         anchor: usize,
         first_node: usize,
-        entries: Vec<Entry>,
-        key: Option<(Box<str>, Span)>,
+        entries: Vec<Entry<'a>>,
+        key: Option<(Cow<'a, str>, Span)>,
         /// Values of `<<` merge keys, applied when the mapping ends.
-        merges: Vec<Node>,
+        merges: Vec<Node<'a>>,
     },
 }
 
-struct Builder<'l> {
+struct Builder<'a, 'l> {
     first_line: u32,
     limits: &'l Limits,
-    stack: Vec<Frame>,
+    stack: Vec<Frame<'a>>,
     /// Nodes built so far, counting alias expansions.
     nodes: usize,
     /// Anchored nodes and how many nodes each contains.
-    anchors: HashMap<usize, (Node, usize)>,
-    root: Option<Node>,
+    anchors: HashMap<usize, (Node<'a>, usize)>,
+    root: Option<Node<'a>>,
 }
 
 fn u32_of(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 
-impl Builder<'_> {
+impl<'a> Builder<'a, '_> {
     fn pos(&self, m: Marker) -> Pos {
         Pos {
             line: self.first_line.saturating_add(u32_of(m.line())).saturating_sub(1),
@@ -69,7 +70,7 @@ impl Builder<'_> {
         Ok(())
     }
 
-    fn open(&mut self, frame: Frame, at: Marker) -> Result<(), DocError> {
+    fn open(&mut self, frame: Frame<'a>, at: Marker) -> Result<(), DocError> {
         if self.stack.len() >= self.limits.max_depth {
             return Err(self.error(at, format!("nesting deeper than {} levels", self.limits.max_depth)));
         }
@@ -81,10 +82,10 @@ impl Builder<'_> {
     /// Hands a finished node to its parent (or makes it the root).
     fn finish(
         &mut self,
-        node: Node,
+        node: Node<'a>,
         anchor: usize,
         size: usize,
-        raw_key: Option<&str>,
+        raw_key: Option<Cow<'a, str>>,
         at: Marker,
     ) -> Result<(), DocError> {
         if anchor != 0 {
@@ -102,7 +103,7 @@ impl Builder<'_> {
             Some(Frame::Map { entries, key, merges, .. }) => match key.take() {
                 None => match raw_key {
                     Some(k) => {
-                        *key = Some((k.into(), node.span));
+                        *key = Some((k, node.span));
                         Ok(())
                     }
                     None => Err(DocError { pos: node.span.start, message: "mapping keys must be scalars".into() }),
@@ -144,9 +145,9 @@ impl Builder<'_> {
 
 /// `<<: *base` (or a list of them): keys not set explicitly come from the
 /// merged mappings, earlier ones first, as go-yaml does.
-fn apply_merges(entries: &mut Vec<Entry>, merges: Vec<Node>) {
+fn apply_merges<'a>(entries: &mut Vec<Entry<'a>>, merges: Vec<Node<'a>>) {
     for merged in merges {
-        let maps: Vec<Node> = match merged.value {
+        let maps: Vec<Node<'a>> = match merged.value {
             Value::Map(_) => vec![merged],
             Value::Seq(items) => items,
             _ => continue,
@@ -164,31 +165,42 @@ fn apply_merges(entries: &mut Vec<Entry>, merges: Vec<Node>) {
 }
 
 /// Resolves a plain scalar as go-yaml v2 (YAML 1.1) does for Kubernetes.
-pub fn resolve_plain(s: &str) -> Value {
-    match s {
-        "" | "~" | "null" | "Null" | "NULL" => return Value::Null,
-        "y" | "Y" | "yes" | "Yes" | "YES" | "on" | "On" | "ON" | "true" | "True" | "TRUE" => return Value::Bool(true),
-        "n" | "N" | "no" | "No" | "NO" | "off" | "Off" | "OFF" | "false" | "False" | "FALSE" => {
-            return Value::Bool(false);
-        }
-        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => return Value::Float(f64::INFINITY),
-        "-.inf" | "-.Inf" | "-.INF" => return Value::Float(f64::NEG_INFINITY),
-        ".nan" | ".NaN" | ".NAN" => return Value::Float(f64::NAN),
-        _ => {}
+pub fn resolve_plain(s: &str) -> Value<'_> {
+    plain_non_string(s).unwrap_or(Value::Str(Cow::Borrowed(s)))
+}
+
+fn resolve_plain_cow(s: Cow<'_, str>) -> Value<'_> {
+    match plain_non_string(&s) {
+        Some(v) => v,
+        None => Value::Str(s),
     }
-    let first = s.as_bytes()[0];
+}
+
+/// The value of a plain scalar when it is a null, a boolean or a number.
+fn plain_non_string(s: &str) -> Option<Value<'static>> {
+    Some(match s {
+        "" | "~" | "null" | "Null" | "NULL" => Value::Null,
+        "y" | "Y" | "yes" | "Yes" | "YES" | "on" | "On" | "ON" | "true" | "True" | "TRUE" => Value::Bool(true),
+        "n" | "N" | "no" | "No" | "NO" | "off" | "Off" | "OFF" | "false" | "False" | "FALSE" => Value::Bool(false),
+        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => Value::Float(f64::INFINITY),
+        "-.inf" | "-.Inf" | "-.INF" => Value::Float(f64::NEG_INFINITY),
+        ".nan" | ".NaN" | ".NAN" => Value::Float(f64::NAN),
+        _ => return plain_number(s),
+    })
+}
+
+/// Integers (decimal, octal, hex, binary) and floats, or `None`.
+fn plain_number(s: &str) -> Option<Value<'static>> {
+    let first = *s.as_bytes().first()?;
     if !(first.is_ascii_digit() || matches!(first, b'-' | b'+' | b'.')) {
-        return Value::Str(s.into());
+        return None;
     }
     if let Some(i) = parse_int(s) {
-        return Value::Int(i);
+        return Some(Value::Int(i));
     }
     let is_float_text = s.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'-' | b'+' | b'.' | b'e' | b'E' | b'_'))
         && s.bytes().any(|b| b.is_ascii_digit());
-    if let Some(f) = is_float_text.then(|| s.replace('_', "").parse::<f64>().ok()).flatten() {
-        return Value::Float(f);
-    }
-    Value::Str(s.into())
+    is_float_text.then(|| s.replace('_', "").parse::<f64>().ok()).flatten().map(Value::Float)
 }
 
 fn parse_int(s: &str) -> Option<i64> {
@@ -222,7 +234,7 @@ fn parse_int(s: &str) -> Option<i64> {
 }
 
 /// Parses one document. `Ok(None)` for a document with no content.
-pub fn parse_document(text: &str, first_line: u32, limits: &Limits) -> Result<Option<Node>, DocError> {
+pub fn parse_document<'a>(text: &'a str, first_line: u32, limits: &Limits) -> Result<Option<Node<'a>>, DocError> {
     let mut b = Builder { first_line, limits, stack: Vec::new(), nodes: 0, anchors: HashMap::new(), root: None };
     let mut documents = 0;
     // A parser error at the end of input is reported on the document's last line.
@@ -248,12 +260,15 @@ pub fn parse_document(text: &str, first_line: u32, limits: &Limits) -> Result<Op
             }
             Event::Scalar(value, style, anchor, tag) => {
                 b.count(1, at)?;
-                let node = Node {
-                    span: Span { start: b.pos(span.start), end: b.pos(span.end) },
-                    value: scalar_value(&value, style, tag.as_deref()),
-                };
+                let span = Span { start: b.pos(span.start), end: b.pos(span.end) };
+                // A key keeps its text as written; a value is resolved.
                 let is_key = matches!(b.stack.last(), Some(Frame::Map { key: None, .. }));
-                let raw_key = is_key.then_some(&*value);
+                let (node, raw_key) = if is_key && anchor == 0 {
+                    (Node { span, value: Value::Null }, Some(value))
+                } else {
+                    let raw_key = is_key.then(|| value.clone());
+                    (Node { span, value: scalar_value(value, style, tag.as_deref()) }, raw_key)
+                };
                 b.finish(node, anchor, 1, raw_key, at)?;
             }
             Event::Alias(id) => {
@@ -262,10 +277,10 @@ pub fn parse_document(text: &str, first_line: u32, limits: &Limits) -> Result<Op
                 };
                 b.count(size, at)?;
                 let raw_key = match (&node.value, b.stack.last()) {
-                    (Value::Str(s), Some(Frame::Map { key: None, .. })) => Some(s.to_string()),
+                    (Value::Str(s), Some(Frame::Map { key: None, .. })) => Some(s.clone()),
                     _ => None,
                 };
-                b.finish(node, 0, size, raw_key.as_deref(), at)?;
+                b.finish(node, 0, size, raw_key, at)?;
             }
             Event::SequenceStart(anchor, _) => {
                 let frame = Frame::Seq { start: b.pos(at), anchor, first_node: b.nodes, items: Vec::new() };
@@ -294,15 +309,15 @@ fn clamp(pos: Pos, last_line: u32) -> Pos {
     if pos.line > last_line { Pos { line: last_line, col: 1 } } else { pos }
 }
 
-fn scalar_value(value: &str, style: ScalarStyle, tag: Option<&saphyr_parser::Tag>) -> Value {
+fn scalar_value<'a>(value: Cow<'a, str>, style: ScalarStyle, tag: Option<&saphyr_parser::Tag>) -> Value<'a> {
     if let Some(tag) = tag.filter(|t| t.handle == "tag:yaml.org,2002:" || t.handle == "!!") {
         if tag.suffix == "str" {
-            return Value::Str(value.into());
+            return Value::Str(value);
         }
-        return resolve_plain(value);
+        return resolve_plain_cow(value);
     }
     match style {
-        ScalarStyle::Plain => resolve_plain(value),
-        _ => Value::Str(value.into()),
+        ScalarStyle::Plain => resolve_plain_cow(value),
+        _ => Value::Str(value),
     }
 }

@@ -12,6 +12,8 @@
 //! Why by hand: general YAML parsers run at about 15 MB/s here; manifests
 //! need several times that (bench/RESULTS.md).
 
+use std::borrow::Cow;
+
 use paved_core::node::{Entry, Map, Node, Pos, Span, Value};
 
 use crate::Limits;
@@ -22,13 +24,13 @@ struct GiveUp;
 
 type R<T> = Result<T, GiveUp>;
 
-struct Fast<'a> {
+struct Fast<'a, 'l> {
     s: &'a str,
     b: &'a [u8],
     pos: usize,
     line: u32,
     line_start: usize,
-    limits: &'a Limits,
+    limits: &'l Limits,
     depth: usize,
     nodes: usize,
     /// Columns are byte offsets when the whole document is ASCII.
@@ -39,7 +41,7 @@ struct Fast<'a> {
 }
 
 /// Parses one document; `None` to fall back, `Some(None)` for an empty document.
-pub fn parse(text: &str, first_line: u32, limits: &Limits) -> Option<Option<Node>> {
+pub fn parse<'a>(text: &'a str, first_line: u32, limits: &Limits) -> Option<Option<Node<'a>>> {
     if !plain_printable(text) {
         return None;
     }
@@ -62,7 +64,7 @@ fn is_space_or_end(b: Option<u8>) -> bool {
     matches!(b, None | Some(b' ' | b'\n'))
 }
 
-impl<'a> Fast<'a> {
+impl<'a> Fast<'a, '_> {
     fn peek(&self) -> Option<u8> {
         self.b.get(self.pos).copied()
     }
@@ -149,7 +151,7 @@ impl<'a> Fast<'a> {
         }
     }
 
-    fn document(&mut self) -> R<Option<Node>> {
+    fn document(&mut self) -> R<Option<Node<'a>>> {
         let Some(indent) = self.next_content_line() else { return Ok(None) };
         if indent == 0 && self.b[self.pos..].starts_with(b"---") {
             self.pos += 3;
@@ -221,7 +223,7 @@ impl<'a> Fast<'a> {
     }
 
     /// A block mapping whose keys stand at column `indent`; `pos` is at the first key.
-    fn block_map(&mut self, indent: usize) -> R<Node> {
+    fn block_map(&mut self, indent: usize) -> R<Node<'a>> {
         self.enter()?;
         self.count()?;
         let start = self.here();
@@ -258,11 +260,11 @@ impl<'a> Fast<'a> {
     }
 
     /// A key and its span; `pos` is after the `:`.
-    fn key(&mut self) -> R<(Box<str>, Span)> {
+    fn key(&mut self) -> R<(Cow<'a, str>, Span)> {
         self.count()?;
         let start = self.here();
-        let text: Box<str> = match self.peek() {
-            Some(q @ (b'"' | b'\'')) => self.quoted(q)?.into(),
+        let text: Cow<'a, str> = match self.peek() {
+            Some(q @ (b'"' | b'\'')) => self.quoted(q)?,
             Some(
                 b'?' | b'&' | b'*' | b'!' | b'|' | b'>' | b'%' | b'@' | b'`' | b'[' | b'{' | b']' | b'}' | b',' | b'#',
             ) => {
@@ -285,7 +287,7 @@ impl<'a> Fast<'a> {
                 }
                 let Some(colon) = colon.filter(|&c| c > 0) else { return Err(GiveUp) };
                 self.pos = from + colon;
-                self.s[from..self.pos].trim_end_matches(' ').into()
+                Cow::Borrowed(self.s[from..self.pos].trim_end_matches(' '))
             }
         };
         let end = self.here();
@@ -299,7 +301,7 @@ impl<'a> Fast<'a> {
 
     /// The value after `key:` or `- `, with `pos` after the indicator and
     /// spaces. `indent` is the column of the owning key or dash.
-    fn value_after_indicator(&mut self, indent: usize, in_map: bool) -> R<Node> {
+    fn value_after_indicator(&mut self, indent: usize, in_map: bool) -> R<Node<'a>> {
         match self.peek() {
             None | Some(b'\n') | Some(b'#') => {
                 let here = self.here();
@@ -355,7 +357,7 @@ impl<'a> Fast<'a> {
     }
 
     /// A block sequence whose dashes stand at column `indent`; `pos` is at the first dash.
-    fn block_seq(&mut self, indent: usize) -> R<Node> {
+    fn block_seq(&mut self, indent: usize) -> R<Node<'a>> {
         self.enter()?;
         self.count()?;
         let start = self.here();
@@ -387,11 +389,11 @@ impl<'a> Fast<'a> {
     }
 
     /// A one-line scalar in block context, plain or quoted.
-    fn scalar_in_block(&mut self) -> R<Node> {
+    fn scalar_in_block(&mut self) -> R<Node<'a>> {
         self.count()?;
         let start = self.here();
         let value = match self.peek() {
-            Some(q @ (b'"' | b'\'')) => Value::Str(self.quoted(q)?.into()),
+            Some(q @ (b'"' | b'\'')) => Value::Str(self.quoted(q)?),
             Some(c) if is_indicator_start(c, self.at(1)) => return Err(GiveUp),
             _ => {
                 let from = self.pos;
@@ -420,9 +422,19 @@ impl<'a> Fast<'a> {
         Ok(Node { span: Span { start, end }, value })
     }
 
-    /// A quoted scalar on one line; `pos` is at the opening quote, then after the closing one.
-    fn quoted(&mut self, q: u8) -> R<String> {
+    /// A quoted scalar on one line; `pos` is at the opening quote, then after
+    /// the closing one. Borrowed from the text unless it has escapes.
+    fn quoted(&mut self, q: u8) -> R<Cow<'a, str>> {
         self.pos += 1;
+        let from = self.pos;
+        let rest = &self.b[from..];
+        let stop = if q == b'"' { memchr::memchr3(q, b'\n', b'\\', rest) } else { memchr::memchr2(q, b'\n', rest) };
+        let Some(i) = stop else { return Err(GiveUp) };
+        let plain_end = rest[i] == q && !(q == b'\'' && rest.get(i + 1) == Some(&b'\''));
+        if plain_end {
+            self.pos = from + i + 1;
+            return Ok(Cow::Borrowed(&self.s[from..from + i]));
+        }
         let mut out = String::new();
         loop {
             let rest = &self.b[self.pos..];
@@ -463,14 +475,14 @@ impl<'a> Fast<'a> {
                         continue;
                     }
                     self.pos += 1;
-                    return Ok(out);
+                    return Ok(Cow::Owned(out));
                 }
             }
         }
     }
 
     /// `|` or `>` with optional chomping; content lines deeper than `indent`.
-    fn block_scalar(&mut self, indent: usize) -> R<Node> {
+    fn block_scalar(&mut self, indent: usize) -> R<Node<'a>> {
         self.count()?;
         // Like the full parser, the span starts at the first content line.
         let mut start = self.here();
@@ -493,7 +505,7 @@ impl<'a> Fast<'a> {
         self.end_of_line()?;
         // Collect lines: the content indentation is that of the first non-empty line.
         let mut content_indent: Option<usize> = None;
-        let mut lines: Vec<&str> = Vec::new();
+        let mut lines: Vec<&'a str> = Vec::new();
         let mut last_content_end = (self.pos, self.line, self.line_start);
         loop {
             if self.pos >= self.b.len() {
@@ -571,7 +583,7 @@ impl<'a> Fast<'a> {
             b'+' => text.extend(std::iter::repeat_n('\n', 1 + trailing)),
             _ => text.push('\n'),
         }
-        Ok(Node { span: Span { start, end }, value: Value::Str(text.into()) })
+        Ok(Node { span: Span { start, end }, value: Value::Str(Cow::Owned(text)) })
     }
 
     fn skip_flow_space(&mut self) -> R<()> {
@@ -593,7 +605,7 @@ impl<'a> Fast<'a> {
     }
 
     /// A flow collection or scalar; `pos` at its first character.
-    fn flow_node(&mut self) -> R<Node> {
+    fn flow_node(&mut self) -> R<Node<'a>> {
         match self.peek() {
             Some(b'{') => self.flow_map(),
             Some(b'[') => self.flow_seq(),
@@ -601,11 +613,11 @@ impl<'a> Fast<'a> {
         }
     }
 
-    fn flow_scalar(&mut self) -> R<Node> {
+    fn flow_scalar(&mut self) -> R<Node<'a>> {
         self.count()?;
         let start = self.here();
         let value = match self.peek() {
-            Some(q @ (b'"' | b'\'')) => Value::Str(self.quoted(q)?.into()),
+            Some(q @ (b'"' | b'\'')) => Value::Str(self.quoted(q)?),
             Some(c) if is_indicator_start(c, self.at(1)) || c == b'-' && is_space_or_end(self.at(1)) => {
                 return Err(GiveUp);
             }
@@ -631,7 +643,7 @@ impl<'a> Fast<'a> {
         Ok(Node { span: Span { start, end }, value })
     }
 
-    fn flow_map(&mut self) -> R<Node> {
+    fn flow_map(&mut self) -> R<Node<'a>> {
         self.enter()?;
         self.count()?;
         let start = self.here();
@@ -647,7 +659,7 @@ impl<'a> Fast<'a> {
             let key = match self.peek() {
                 Some(q @ (b'"' | b'\'')) => self.quoted(q)?,
                 _ => match self.flow_scalar()?.value {
-                    Value::Str(s) => s.into(),
+                    Value::Str(s) => s,
                     _ => return Err(GiveUp), // keys that resolve to non-strings: leave to the full parser
                 },
             };
@@ -666,7 +678,7 @@ impl<'a> Fast<'a> {
             } else {
                 return Err(GiveUp);
             };
-            entries.push(Entry { key: key.into(), key_span, value });
+            entries.push(Entry { key, key_span, value });
             self.skip_flow_space()?;
             match self.peek() {
                 Some(b',') => self.pos += 1,
@@ -679,7 +691,7 @@ impl<'a> Fast<'a> {
         Ok(Node { span: Span { start, end: self.here() }, value: Value::Map(Map { entries }) })
     }
 
-    fn flow_seq(&mut self) -> R<Node> {
+    fn flow_seq(&mut self) -> R<Node<'a>> {
         self.enter()?;
         self.count()?;
         let start = self.here();
@@ -711,7 +723,11 @@ impl<'a> Fast<'a> {
 fn plain_printable(text: &str) -> bool {
     let ascii_ok = |b: u8| (b >= 0x20 && b != 0x7f) || b == b'\n';
     if text.is_ascii() {
-        return text.bytes().all(ascii_ok);
+        // Branch-free over fixed chunks, so the compiler vectorises it.
+        let chunks = text.as_bytes().chunks_exact(32);
+        let tail = chunks.remainder();
+        return chunks.into_iter().all(|c| c.iter().fold(true, |ok, &b| ok & ascii_ok(b)))
+            && tail.iter().all(|&b| ascii_ok(b));
     }
     text.chars().all(|c| match c {
         c if c.is_ascii() => ascii_ok(c as u8),

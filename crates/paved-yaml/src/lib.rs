@@ -29,7 +29,7 @@ pub use build::parse_document;
 /// Parses one document with the fast path only: `None` when it gives up.
 /// Exposed for the differential tests and fuzzing that hold it equal to
 /// [`parse_document`].
-pub fn parse_document_fast(text: &str, first_line: u32, limits: &Limits) -> Option<Option<Node>> {
+pub fn parse_document_fast<'a>(text: &'a str, first_line: u32, limits: &Limits) -> Option<Option<Node<'a>>> {
     fast::parse(text, first_line, limits)
 }
 
@@ -80,9 +80,9 @@ pub struct DocError {
 
 /// What one document (or one item of a `List`) turned out to be.
 #[derive(Debug, Clone)]
-pub enum Item {
-    /// A Kubernetes object.
-    Object(Node),
+pub enum Item<'a> {
+    /// A Kubernetes object, borrowing from the text it was loaded from.
+    Object(Node<'a>),
     /// A document that is not an object (no apiVersion or kind), or is empty.
     Skipped { pos: Pos, reason: &'static str },
     /// A document that could not be parsed or exceeded a limit.
@@ -94,7 +94,7 @@ pub fn decode<'a>(bytes: &'a [u8], limits: &Limits) -> Result<&'a str, FileError
     if bytes.len() > limits.max_file_bytes {
         return Err(FileError::TooLarge { size: bytes.len(), limit: limits.max_file_bytes });
     }
-    if let Some(offset) = bytes.iter().take(8192).position(|b| *b == 0) {
+    if let Some(offset) = memchr::memchr(0, &bytes[..bytes.len().min(8192)]) {
         return Err(FileError::Binary { offset });
     }
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
@@ -111,7 +111,7 @@ pub fn decode<'a>(bytes: &'a [u8], limits: &Limits) -> Result<&'a str, FileError
 
 /// Loads every document of a text. File-level problems are an `Err`;
 /// document-level problems are [`Item::Error`]s among the other items.
-pub fn load(text: &str, limits: &Limits) -> Result<Vec<Item>, FileError> {
+pub fn load<'a>(text: &'a str, limits: &Limits) -> Result<Vec<Item<'a>>, FileError> {
     if let Some(line) = helm_template_line(text) {
         return Err(FileError::HelmTemplate { line });
     }
@@ -135,7 +135,7 @@ pub fn load(text: &str, limits: &Limits) -> Result<Vec<Item>, FileError> {
 }
 
 /// A document becomes an object, the items of a `List`, or a skipped note.
-fn push_objects(node: Node, items: &mut Vec<Item>) {
+fn push_objects<'a>(node: Node<'a>, items: &mut Vec<Item<'a>>) {
     let pos = node.span.start;
     let kind = node.get("kind").and_then(Node::as_str);
     let has_api_version = node.get("apiVersion").and_then(Node::as_str).is_some();

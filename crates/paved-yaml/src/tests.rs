@@ -1,7 +1,7 @@
 use super::*;
 use paved_core::node::FieldPath;
 
-fn objects(text: &str) -> Vec<Node> {
+fn objects(text: &str) -> Vec<Node<'_>> {
     load(text, &Limits::default())
         .unwrap_or_default()
         .into_iter()

@@ -146,7 +146,13 @@ fn read(input: &Input, limits: &Limits) -> std::io::Result<Vec<u8>> {
     let cap = u64::try_from(limits.max_file_bytes).unwrap_or(u64::MAX).saturating_add(1);
     let mut buf = Vec::new();
     match input {
-        Input::File(p) => std::fs::File::open(p)?.take(cap).read_to_end(&mut buf)?,
+        Input::File(p) => {
+            let file = std::fs::File::open(p)?;
+            // One allocation of the right size instead of repeated doubling.
+            let len = file.metadata().map_or(0, |m| m.len()).min(cap);
+            buf.reserve_exact(usize::try_from(len).unwrap_or(0).saturating_add(1));
+            file.take(cap).read_to_end(&mut buf)?
+        }
         Input::Stdin => std::io::stdin().lock().take(cap).read_to_end(&mut buf)?,
     };
     Ok(buf)

@@ -74,16 +74,16 @@ fn fixtures(root: &Path) -> Vec<Fixture> {
     out
 }
 
-fn entry(key: &str, value: Node) -> Entry {
+fn entry<'a>(key: &'static str, value: Node<'a>) -> Entry<'a> {
     Entry { key: key.into(), key_span: Span::NONE, value }
 }
 
-fn map(entries: Vec<Entry>) -> Node {
+fn map(entries: Vec<Entry<'_>>) -> Node<'_> {
     Node::new(Value::Map(Map { entries }))
 }
 
 /// The pod as a Deployment's template, keeping its nodes (and their spans).
-fn wrap_in_deployment(pod: &Node) -> Node {
+fn wrap_in_deployment<'a>(pod: &Node<'a>) -> Node<'a> {
     let mut template = Vec::new();
     if let Some(meta) = pod.get("metadata") {
         template.push(entry("metadata", meta.clone()));

@@ -279,7 +279,7 @@ const BASELINE_CAPABILITIES: &[&str] = &[
     "SYS_CHROOT",
 ];
 
-fn added_capabilities<'a>(c: &Container<'a>) -> impl Iterator<Item = (usize, &'a Node)> + 'a {
+fn added_capabilities<'a>(c: &Container<'a>) -> impl Iterator<Item = (usize, &'a Node<'a>)> + 'a {
     c.security(&["capabilities", "add"]).map(Node::as_seq).unwrap_or(&[]).iter().enumerate()
 }
 
@@ -297,7 +297,7 @@ fn capabilities_baseline(cx: &Ctx<'_>, out: &mut Vec<Raw>) {
     }
 }
 
-fn volumes<'a>(pod: &PodView<'a>) -> impl Iterator<Item = (usize, &'a Node)> + 'a {
+fn volumes<'a>(pod: &PodView<'a>) -> impl Iterator<Item = (usize, &'a Node<'a>)> + 'a {
     pod.spec.get("volumes").map(Node::as_seq).unwrap_or(&[]).iter().enumerate()
 }
 
@@ -305,7 +305,7 @@ fn volume_path(pod: &PodView<'_>, index: usize) -> FieldPath {
     pod.spec_field(&["volumes"]).index(index)
 }
 
-fn volume_name(v: &Node) -> &str {
+fn volume_name<'a>(v: &'a Node<'_>) -> &'a str {
     v.get("name").and_then(Node::as_str).unwrap_or("")
 }
 
