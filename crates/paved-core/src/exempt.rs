@@ -45,7 +45,7 @@ impl Exemption {
     }
 
     /// Path of one of the exemption annotations.
-    pub fn field(&self, key: &str) -> FieldPath {
+    pub fn field(&self, key: &'static str) -> FieldPath {
         self.annotations.clone().key(key)
     }
 }

@@ -246,7 +246,8 @@ fn first_line(n: &Node<'_>) -> Span {
 /// One step of a field path.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Seg {
-    Key(Box<str>),
+    /// Almost always a literal: only keys taken from the object allocate.
+    Key(Cow<'static, str>),
     Index(u32),
 }
 
@@ -260,7 +261,7 @@ impl FieldPath {
         FieldPath(Vec::new())
     }
 
-    pub fn key(mut self, k: &str) -> FieldPath {
+    pub fn key(mut self, k: impl Into<Cow<'static, str>>) -> FieldPath {
         self.0.push(Seg::Key(k.into()));
         self
     }
@@ -277,7 +278,7 @@ impl FieldPath {
         for part in s.split('.').filter(|p| !p.is_empty()) {
             let (name, rest) = part.split_once('[').unwrap_or((part, ""));
             if !name.is_empty() {
-                p = p.key(name);
+                p = p.key(name.to_owned());
             }
             for idx in rest.split('[') {
                 if let Ok(i) = idx.trim_end_matches(']').parse::<usize>() {

@@ -82,7 +82,7 @@ impl<'a> PodView<'a> {
     pub fn spec_path(&self) -> FieldPath {
         let mut p = FieldPath::root();
         for k in self.template {
-            p = p.key(k);
+            p = p.key(*k);
         }
         p.key("spec")
     }
@@ -91,14 +91,14 @@ impl<'a> PodView<'a> {
     pub fn meta_path(&self) -> FieldPath {
         let mut p = FieldPath::root();
         for k in self.template {
-            p = p.key(k);
+            p = p.key(*k);
         }
         p.key("metadata")
     }
 
     /// A pod-level field, e.g. `spec.securityContext`.
-    pub fn spec_field(&self, keys: &[&str]) -> FieldPath {
-        keys.iter().fold(self.spec_path(), |p, k| p.key(k))
+    pub fn spec_field(&self, keys: &[&'static str]) -> FieldPath {
+        keys.iter().fold(self.spec_path(), |p, k| p.key(*k))
     }
 
     /// Every container (regular, init, ephemeral). Cheap: paths are built
@@ -150,14 +150,14 @@ impl<'a> Container<'a> {
     pub fn path(&self) -> FieldPath {
         let mut p = FieldPath::root();
         for k in self.template {
-            p = p.key(k);
+            p = p.key(*k);
         }
         p.key("spec").key(self.list).index(self.index)
     }
 
     /// Path of a field of this container.
-    pub fn field(&self, keys: &[&str]) -> FieldPath {
-        keys.iter().fold(self.path(), |p, k| p.key(k))
+    pub fn field(&self, keys: &[&'static str]) -> FieldPath {
+        keys.iter().fold(self.path(), |p, k| p.key(*k))
     }
 
     pub fn security(&self, keys: &[&str]) -> Option<&'a Node<'a>> {

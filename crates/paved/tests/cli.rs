@@ -321,3 +321,21 @@ fn lists_and_json_files_are_checked() {
     assert_eq!(run.code, 1);
     assert!(run.stdout.contains("host namespaces"));
 }
+
+#[test]
+fn documents_that_are_not_objects_are_noted_with_verbose() {
+    let text = format!("just: data\n---\n{PRIVILEGED_POD}");
+    let quiet = paved_in(&repo(), &["check", "-"], Some(text.as_bytes()));
+    assert!(!quiet.stdout.contains("skipped"), "{}", quiet.stdout);
+    let verbose = paved_in(&repo(), &["check", "-v", "-"], Some(text.as_bytes()));
+    assert!(verbose.stdout.contains("<stdin>:1:1: skipped: no apiVersion or kind"), "{}", verbose.stdout);
+    assert_eq!(verbose.code, 1, "the pod after it is still checked");
+}
+
+#[test]
+fn colour_is_opt_in_off_a_terminal() {
+    let plain = paved_in(&repo(), &["check", "-"], Some(PRIVILEGED_POD.as_bytes()));
+    assert!(!plain.stdout.contains('\x1b'));
+    let coloured = paved_in(&repo(), &["check", "--color", "always", "-"], Some(PRIVILEGED_POD.as_bytes()));
+    assert!(coloured.stdout.contains("\x1b[1;31merror\x1b[0m"), "{}", coloured.stdout);
+}

@@ -357,7 +357,7 @@ fn apparmor(cx: &Ctx<'_>, out: &mut Vec<Raw>) {
         let v = value.as_str().unwrap_or("");
         if v != "runtime/default" && !v.starts_with("localhost/") {
             let detail = format!("container {container:?} must not use AppArmor profile {v:?}");
-            out.push(Raw::new(pod.meta_path().key("annotations").key(key), msg(REASON, detail)));
+            out.push(Raw::new(pod.meta_path().key("annotations").key(key.to_owned()), msg(REASON, detail)));
         }
     }
 }
@@ -434,7 +434,7 @@ fn seccomp_baseline(cx: &Ctx<'_>, out: &mut Vec<Raw>) {
             };
             if value.as_str() == Some("unconfined") {
                 let detail = format!("{who} must not use seccomp profile \"unconfined\"");
-                out.push(Raw::new(pod.meta_path().key("annotations").key(key), msg(REASON, detail)));
+                out.push(Raw::new(pod.meta_path().key("annotations").key(key.to_owned()), msg(REASON, detail)));
             }
         }
         return;
@@ -536,7 +536,7 @@ fn restricted_volumes(cx: &Ctx<'_>, out: &mut Vec<Raw>) {
                 continue;
             }
             let detail = format!("volume {:?} uses restricted volume type {key:?}", volume_name(v));
-            out.push(Raw::new(volume_path(&pod, i).key(key), msg("restricted volume types", detail)));
+            out.push(Raw::new(volume_path(&pod, i).key(key.to_owned()), msg("restricted volume types", detail)));
         }
     }
 }
