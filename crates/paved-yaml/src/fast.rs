@@ -35,6 +35,11 @@ struct Fast<'a, 'l> {
     nodes: usize,
     /// Columns are byte offsets when the whole document is ASCII.
     ascii: bool,
+    /// Entries and items of the collections being built, innermost last:
+    /// each collection moves its own into one exact-size allocation when it
+    /// ends, instead of growing a vector of its own.
+    entries: Vec<Entry<'a>>,
+    items: Vec<Node<'a>>,
     /// Inside a flow collection in block context, continuation lines must be
     /// indented at least this much (or the full parser decides).
     flow_min_indent: usize,
@@ -55,6 +60,8 @@ pub fn parse<'a>(text: &'a str, first_line: u32, limits: &Limits) -> Option<Opti
         depth: 0,
         nodes: 0,
         ascii: text.is_ascii(),
+        entries: Vec::new(),
+        items: Vec::new(),
         flow_min_indent: 0,
     };
     p.document().ok()
@@ -228,7 +235,7 @@ impl<'a> Fast<'a, '_> {
         self.count()?;
         let start = self.here();
         let mut end = start;
-        let mut entries = Vec::new();
+        let first = self.entries.len();
         loop {
             let (key, key_span) = self.key()?;
             if &*key == "<<" {
@@ -239,7 +246,7 @@ impl<'a> Fast<'a, '_> {
             if !value.span.is_none() {
                 end = value.span.end;
             }
-            entries.push(Entry { key, key_span, value });
+            self.entries.push(Entry { key, key_span, value });
             match self.next_content_line() {
                 None => break,
                 Some(n) if n < indent => break,
@@ -256,6 +263,7 @@ impl<'a> Fast<'a, '_> {
             }
         }
         self.depth -= 1;
+        let entries = self.entries.split_off(first);
         Ok(Node { span: Span { start, end }, value: Value::Map(Map { entries }) })
     }
 
@@ -272,17 +280,18 @@ impl<'a> Fast<'a, '_> {
             }
             _ => {
                 let from = self.pos;
-                let line = &self.b[from..from + memchr(b'\n', &self.b[from..]).unwrap_or(self.b.len() - from)];
+                let rest = &self.b[from..];
                 // the first ':' followed by a space or the end of the line, before any ` #`
                 let mut colon = None;
-                for i in memchr::memchr2_iter(b':', b'#', line) {
-                    if line[i] == b'#' {
-                        if i > 0 && line[i - 1] == b' ' {
+                for i in memchr::memchr3_iter(b':', b'#', b'\n', rest) {
+                    match rest[i] {
+                        b'\n' => break,
+                        b'#' if i > 0 && rest[i - 1] == b' ' => break,
+                        b':' if is_space_or_end(rest.get(i + 1).copied()) => {
+                            colon = Some(i);
                             break;
                         }
-                    } else if is_space_or_end(line.get(i + 1).copied()) {
-                        colon = Some(i);
-                        break;
+                        _ => {}
                     }
                 }
                 let Some(colon) = colon.filter(|&c| c > 0) else { return Err(GiveUp) };
@@ -362,7 +371,7 @@ impl<'a> Fast<'a, '_> {
         self.count()?;
         let start = self.here();
         let mut end = start;
-        let mut items = Vec::new();
+        let first = self.items.len();
         loop {
             self.pos += 1; // the dash
             self.skip_spaces();
@@ -370,7 +379,7 @@ impl<'a> Fast<'a, '_> {
             if !item.span.is_none() {
                 end = item.span.end;
             }
-            items.push(item);
+            self.items.push(item);
             match self.next_content_line() {
                 None => break,
                 Some(n) if n < indent => break,
@@ -385,6 +394,7 @@ impl<'a> Fast<'a, '_> {
             }
         }
         self.depth -= 1;
+        let items = self.items.split_off(first);
         Ok(Node { span: Span { start, end }, value: Value::Seq(items) })
     }
 
@@ -648,7 +658,7 @@ impl<'a> Fast<'a, '_> {
         self.count()?;
         let start = self.here();
         self.pos += 1;
-        let mut entries = Vec::new();
+        let first = self.entries.len();
         loop {
             self.skip_flow_space()?;
             if self.peek() == Some(b'}') {
@@ -678,7 +688,7 @@ impl<'a> Fast<'a, '_> {
             } else {
                 return Err(GiveUp);
             };
-            entries.push(Entry { key, key_span, value });
+            self.entries.push(Entry { key, key_span, value });
             self.skip_flow_space()?;
             match self.peek() {
                 Some(b',') => self.pos += 1,
@@ -688,6 +698,7 @@ impl<'a> Fast<'a, '_> {
         }
         self.pos += 1;
         self.depth -= 1;
+        let entries = self.entries.split_off(first);
         Ok(Node { span: Span { start, end: self.here() }, value: Value::Map(Map { entries }) })
     }
 
@@ -696,13 +707,14 @@ impl<'a> Fast<'a, '_> {
         self.count()?;
         let start = self.here();
         self.pos += 1;
-        let mut items = Vec::new();
+        let first = self.items.len();
         loop {
             self.skip_flow_space()?;
             if self.peek() == Some(b']') {
                 break;
             }
-            items.push(self.flow_node()?);
+            let item = self.flow_node()?;
+            self.items.push(item);
             self.skip_flow_space()?;
             match self.peek() {
                 Some(b',') => self.pos += 1,
@@ -712,6 +724,7 @@ impl<'a> Fast<'a, '_> {
         }
         self.pos += 1;
         self.depth -= 1;
+        let items = self.items.split_off(first);
         Ok(Node { span: Span { start, end: self.here() }, value: Value::Seq(items) })
     }
 }

@@ -178,9 +178,8 @@ fn helm_template_line(text: &str) -> Option<u32> {
         "default ",
         "quote ",
     ];
-    if !text.contains("{{") {
-        return None;
-    }
+    // Most manifests have no `{{` at all.
+    memchr::memmem::find(text.as_bytes(), b"{{")?;
     for (i, line) in text.lines().enumerate() {
         let mut rest = line;
         while let Some(at) = rest.find("{{") {

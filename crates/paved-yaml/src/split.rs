@@ -26,10 +26,10 @@ pub fn documents(text: &str) -> impl Iterator<Item = Doc<'_>> {
         }
         loop {
             // A marker opens the text (skipped: it opens the first document) or follows a newline.
-            let found = text[search..].find("\n---").map(|i| search + i + 1);
+            let found = memchr::memmem::find(&text.as_bytes()[search..], b"\n---").map(|i| search + i + 1);
             let Some(at) = found else { break };
             search = at;
-            let line_end = text[at..].find('\n').map_or(text.len(), |i| at + i + 1);
+            let line_end = memchr::memchr(b'\n', &text.as_bytes()[at..]).map_or(text.len(), |i| at + i + 1);
             if !is_marker(&text[at..line_end]) {
                 continue;
             }
@@ -45,7 +45,7 @@ pub fn documents(text: &str) -> impl Iterator<Item = Doc<'_>> {
 }
 
 fn count_lines(s: &str) -> u32 {
-    u32::try_from(s.bytes().filter(|&b| b == b'\n').count()).unwrap_or(u32::MAX)
+    u32::try_from(memchr::memchr_iter(b'\n', s.as_bytes()).count()).unwrap_or(u32::MAX)
 }
 
 #[cfg(test)]
