@@ -296,23 +296,57 @@ impl FieldPath {
     }
 }
 
+impl FieldPath {
+    /// The path as Kubernetes prints it; also what `Display` writes.
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(self.0.len() * 12);
+        for (i, seg) in self.0.iter().enumerate() {
+            match seg {
+                Seg::Key(k) if k.contains(['.', '/']) => {
+                    if k.contains(['"', '\\']) || k.contains(char::is_control) {
+                        out.push_str(&format!("[{k:?}]"));
+                    } else {
+                        out.push_str("[\"");
+                        out.push_str(k);
+                        out.push_str("\"]");
+                    }
+                }
+                Seg::Key(k) => {
+                    if i > 0 {
+                        out.push('.');
+                    }
+                    out.push_str(k);
+                }
+                Seg::Index(n) => {
+                    out.push('[');
+                    push_number(&mut out, *n);
+                    out.push(']');
+                }
+            }
+        }
+        out
+    }
+}
+
+fn push_number(out: &mut String, mut n: u32) {
+    let mut digits = [0u8; 10];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &d in &digits[i..] {
+        out.push(char::from(d));
+    }
+}
+
 impl fmt::Display for FieldPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut first = true;
-        for seg in &self.0 {
-            match seg {
-                Seg::Key(k) if k.contains('.') || k.contains('/') => write!(f, "[{k:?}]")?,
-                Seg::Key(k) => {
-                    if !first {
-                        f.write_str(".")?;
-                    }
-                    f.write_str(k)?;
-                }
-                Seg::Index(i) => write!(f, "[{i}]")?,
-            }
-            first = false;
-        }
-        Ok(())
+        f.write_str(&self.render())
     }
 }
 
@@ -325,6 +359,12 @@ mod tests {
         let p = FieldPath::parse("spec.template.spec.containers[0].securityContext.runAsNonRoot");
         assert_eq!(p.to_string(), "spec.template.spec.containers[0].securityContext.runAsNonRoot");
         assert_eq!(p.0.len(), 7);
+    }
+
+    #[test]
+    fn indices_render_in_full() {
+        let p = FieldPath::root().key("items").index(0).key("x").index(4_294_967_295).index(10);
+        assert_eq!(p.to_string(), "items[0].x[4294967295][10]");
     }
 
     #[test]

@@ -164,13 +164,28 @@ impl<'a> Container<'a> {
         self.node.get("securityContext")?.at(keys)
     }
 
-    /// `container "x"`, `init container "x"` or `ephemeral container "x"`, as PSA says it.
-    pub fn describe(&self) -> String {
+    /// `container "x"`, `init container "x"` or `ephemeral container "x"`,
+    /// as Pod Security Admission says it; formatted into messages directly.
+    pub fn describe(&self) -> Described<'a> {
         let kind = match self.list {
             "initContainers" => "init container",
             "ephemeralContainers" => "ephemeral container",
             _ => "container",
         };
-        format!("{kind} {:?}", self.name())
+        Described { kind, name: self.name() }
+    }
+}
+
+/// A container's description, written without an intermediate string.
+#[derive(Clone, Copy, Debug)]
+pub struct Described<'a> {
+    kind: &'static str,
+    name: &'a str,
+}
+
+impl std::fmt::Display for Described<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Kubernetes names cannot hold quotes or control characters.
+        write!(f, "{} \"{}\"", self.kind, self.name)
     }
 }

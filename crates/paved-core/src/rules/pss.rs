@@ -387,7 +387,11 @@ fn selinux(cx: &Ctx<'_>, out: &mut Vec<Raw>) {
         "pod".into(),
     );
     for c in pod.containers() {
-        check(c.security(&["seLinuxOptions"]), c.field(&["securityContext", "seLinuxOptions"]), c.describe());
+        check(
+            c.security(&["seLinuxOptions"]),
+            c.field(&["securityContext", "seLinuxOptions"]),
+            c.describe().to_string(),
+        );
     }
 }
 
