@@ -72,7 +72,7 @@ impl Engine {
                     .flatten()
                     .map(|e| Exempted { reason: e.reason.clone().unwrap_or_default(), until: e.until_text.clone() });
                 let mut f = Finding {
-                    policy: rule.id.to_string(),
+                    policy: rule.id.into(),
                     action: *action,
                     message: clip_message(raw.message),
                     object,

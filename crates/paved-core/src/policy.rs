@@ -140,7 +140,8 @@ pub struct Exempted {
 /// One thing a policy found wrong with one object.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Finding {
-    pub policy: String,
+    /// Static for native rules; foreign policies (Rego, CEL) bring their own ids.
+    pub policy: std::borrow::Cow<'static, str>,
     pub action: Action,
     pub message: String,
     /// Shared by every finding of the same object.
