@@ -11,6 +11,17 @@ pub struct ImageRef {
 
 const DOCKER_HUB: &str = "docker.io";
 
+/// The tag and digest of an image reference, without normalising it.
+pub fn tag_and_digest(image: &str) -> (Option<&str>, Option<&str>) {
+    let (name, digest) = match image.split_once('@') {
+        Some((n, d)) => (n, Some(d)),
+        None => (image, None),
+    };
+    let slash = name.rfind('/').map_or(0, |i| i + 1);
+    let tag = name[slash..].rfind(':').map(|i| &name[slash + i + 1..]);
+    (tag, digest)
+}
+
 impl ImageRef {
     pub fn parse(image: &str) -> ImageRef {
         let (name, digest) = match image.split_once('@') {
@@ -72,6 +83,14 @@ mod tests {
         let r = ImageRef::parse("registry.example.com:443/team/app:1.0@sha256:abcd");
         assert_eq!(r.tag.as_deref(), Some("1.0"));
         assert_eq!(r.digest.as_deref(), Some("sha256:abcd"));
+    }
+
+    #[test]
+    fn tag_and_digest_agree_with_parse() {
+        for image in ["nginx", "nginx:1.27", "localhost:5000/app", "r.io:443/a/b:1.0@sha256:ab", "a@sha256:cd"] {
+            let full = ImageRef::parse(image);
+            assert_eq!(tag_and_digest(image), (full.tag.as_deref(), full.digest.as_deref()), "{image}");
+        }
     }
 
     #[test]

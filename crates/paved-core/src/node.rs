@@ -302,7 +302,7 @@ impl FieldPath {
         let mut out = String::with_capacity(self.0.len() * 12);
         for (i, seg) in self.0.iter().enumerate() {
             match seg {
-                Seg::Key(k) if k.contains(['.', '/']) => {
+                Seg::Key(k) if k.bytes().any(|b| b == b'.' || b == b'/') => {
                     if k.contains(['"', '\\']) || k.contains(char::is_control) {
                         out.push_str(&format!("[{k:?}]"));
                     } else {

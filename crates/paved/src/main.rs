@@ -67,6 +67,16 @@ fn io_error(e: std::io::Error) -> miette::Report {
     miette::miette!("cannot write output: {e}")
 }
 
+/// Standard output as a plain file: `Stdout` is line-buffered, which scans all
+/// output for newlines again; reports are already written in large blocks.
+fn stdout_file() -> Box<dyn Write> {
+    use std::os::fd::AsFd;
+    match std::io::stdout().as_fd().try_clone_to_owned() {
+        Ok(fd) => Box::new(std::fs::File::from(fd)),
+        Err(_) => Box::new(std::io::stdout()),
+    }
+}
+
 fn check(args: &CheckArgs, global: &cli::Global, engine: &Engine) -> miette::Result<u8> {
     let limits = paved_yaml::Limits::default();
     let (inputs, missing) = check::inputs(&args.paths);
@@ -75,7 +85,7 @@ fn check(args: &CheckArgs, global: &cli::Global, engine: &Engine) -> miette::Res
         Color::Never => false,
         Color::Auto => std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
     };
-    let out = std::io::BufWriter::new(std::io::stdout().lock());
+    let out = std::io::BufWriter::with_capacity(64 * 1024, stdout_file());
     let options = report::TextOptions { color, verbose: global.verbose > 0 };
     let mut reporter = report::reporter(global.format, Box::new(out), options);
     let mut summary = check::Summary::default();

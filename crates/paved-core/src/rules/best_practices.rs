@@ -123,11 +123,11 @@ fn images<'a>(cx: &Ctx<'a>) -> impl Iterator<Item = (crate::object::Container<'a
 
 fn pin_image(cx: &Ctx<'_>, out: &mut Vec<Raw>) {
     for (c, image) in images(cx) {
-        let r = ImageRef::parse(image);
-        if r.digest.is_some() {
+        let (tag, digest) = crate::image::tag_and_digest(image);
+        if digest.is_some() {
             continue;
         }
-        let problem = match r.tag.as_deref() {
+        let problem = match tag {
             None => "has no tag",
             Some("latest") => "uses the latest tag",
             Some(_) => continue,

@@ -368,30 +368,26 @@ fn selinux(cx: &Ctx<'_>, out: &mut Vec<Raw>) {
         matches!(t, "" | "container_t" | "container_init_t" | "container_kvm_t")
             || (cx.pss >= 31 && t == "container_engine_t")
     };
-    let mut check = |opts: Option<&Node>, path: FieldPath, who: String| {
-        let Some(opts) = opts else { return };
+    // Paths and descriptions are built only for options that are set.
+    let mut check = |opts: &Node<'_>, path: &dyn Fn() -> FieldPath, who: &dyn std::fmt::Display| {
         if let Some(t) = opts.get("type").and_then(Node::as_str).filter(|t| !allowed_type(t)) {
             let detail = format!("{who} must not set seLinuxOptions.type {t:?}");
-            out.push(Raw::new(path.clone().key("type"), msg("seLinuxOptions", detail)));
+            out.push(Raw::new(path().key("type"), msg("seLinuxOptions", detail)));
         }
         for field in ["user", "role"] {
             if opts.get(field).and_then(Node::as_str).is_some_and(|s| !s.is_empty()) {
                 let detail = format!("{who} must not set seLinuxOptions.{field}");
-                out.push(Raw::new(path.clone().key(field), msg("seLinuxOptions", detail)));
+                out.push(Raw::new(path().key(field), msg("seLinuxOptions", detail)));
             }
         }
     };
-    check(
-        pod.spec.at(&["securityContext", "seLinuxOptions"]),
-        pod.spec_field(&["securityContext", "seLinuxOptions"]),
-        "pod".into(),
-    );
+    if let Some(opts) = pod.spec.at(&["securityContext", "seLinuxOptions"]) {
+        check(opts, &|| pod.spec_field(&["securityContext", "seLinuxOptions"]), &"pod");
+    }
     for c in pod.containers() {
-        check(
-            c.security(&["seLinuxOptions"]),
-            c.field(&["securityContext", "seLinuxOptions"]),
-            c.describe().to_string(),
-        );
+        if let Some(opts) = c.security(&["seLinuxOptions"]) {
+            check(opts, &|| c.field(&["securityContext", "seLinuxOptions"]), &c.describe());
+        }
     }
 }
 

@@ -13,9 +13,22 @@ use crate::check::{FileReport, Reporter, Summary};
 /// Appends a JSON string. Almost every string paved writes needs no
 /// escaping, so it is copied as it is; the rest goes through serde_json.
 fn string(buf: &mut Vec<u8>, s: &str) {
-    if !needs_escaping(s.as_bytes()) {
+    let bytes = s.as_bytes();
+    if !needs_escaping(bytes) {
         buf.push(b'"');
-        buf.extend_from_slice(s.as_bytes());
+        buf.extend_from_slice(bytes);
+        buf.push(b'"');
+    } else if !bytes.iter().any(|&b| b < 0x20) {
+        // Only quotes and backslashes (`container "app"`): escape those.
+        buf.push(b'"');
+        let mut from = 0;
+        for at in memchr::memchr2_iter(b'"', b'\\', bytes) {
+            buf.extend_from_slice(&bytes[from..at]);
+            buf.push(b'\\');
+            buf.push(bytes[at]);
+            from = at + 1;
+        }
+        buf.extend_from_slice(&bytes[from..]);
         buf.push(b'"');
     } else if serde_json::to_writer(&mut *buf, s).is_err() {
         buf.extend_from_slice(b"null");
@@ -42,10 +55,9 @@ fn needs_escaping(bytes: &[u8]) -> bool {
     tail.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\')
 }
 
-/// Appends `"key":` and a string value.
-fn field(buf: &mut Vec<u8>, key: &str, value: &str) {
-    string(buf, key);
-    buf.push(b':');
+/// Appends a key, given as its JSON text (`"policy":`), and a string value.
+fn field(buf: &mut Vec<u8>, key: &[u8], value: &str) {
+    buf.extend_from_slice(key);
     string(buf, value);
 }
 
@@ -54,16 +66,16 @@ fn field(buf: &mut Vec<u8>, key: &str, value: &str) {
 fn write_finding(buf: &mut Vec<u8>, file: &str, f: &Finding) {
     use std::io::Write as _;
     buf.push(b'{');
-    field(buf, "policy", &f.policy);
+    field(buf, b"\"policy\":", &f.policy);
     buf.push(b',');
-    field(buf, "action", f.action.as_str());
+    field(buf, b"\"action\":", f.action.as_str());
     buf.push(b',');
-    field(buf, "message", &f.message);
+    field(buf, b"\"message\":", &f.message);
     buf.extend_from_slice(b",\"object\":{");
-    field(buf, "apiVersion", &f.object.api_version);
+    field(buf, b"\"apiVersion\":", &f.object.api_version);
     buf.push(b',');
-    field(buf, "kind", &f.object.kind);
-    for (key, value) in [("namespace", &f.object.namespace), ("name", &f.object.name)] {
+    field(buf, b"\"kind\":", &f.object.kind);
+    for (key, value) in [(&b"\"namespace\":"[..], &f.object.namespace), (&b"\"name\":"[..], &f.object.name)] {
         if let Some(v) = value {
             buf.push(b',');
             field(buf, key, v);
@@ -71,18 +83,18 @@ fn write_finding(buf: &mut Vec<u8>, file: &str, f: &Finding) {
     }
     buf.extend_from_slice(b"},");
     // Annotation keys in paths are quoted (`["a.b/c"]`): escape like any string.
-    field(buf, "path", &f.path.render());
+    field(buf, b"\"path\":", &f.path.render());
     if let Some(ex) = &f.exempted {
         buf.extend_from_slice(b",\"exempted\":{");
-        field(buf, "reason", &ex.reason);
+        field(buf, b"\"reason\":", &ex.reason);
         if let Some(until) = &ex.until {
             buf.push(b',');
-            field(buf, "until", until);
+            field(buf, b"\"until\":", until);
         }
         buf.push(b'}');
     }
     buf.push(b',');
-    field(buf, "file", file);
+    field(buf, b"\"file\":", file);
     if let Some((start, end)) = super::location(f) {
         let _ = write!(
             buf,
