@@ -86,6 +86,17 @@ impl Summary {
     }
 }
 
+/// `12 objects in 3 files: 2 denied, …`: the closing line of human formats.
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} objects in {} files: {} denied, {} warnings, {} audit, {} exempted, {} input errors",
+            self.objects, self.files, self.deny, self.warn, self.audit, self.exempted, self.problems
+        )
+    }
+}
+
 /// Receives reports in input order.
 pub trait Reporter {
     fn file(&mut self, report: &FileReport) -> std::io::Result<()>;

@@ -51,11 +51,7 @@ impl Reporter for Github<'_> {
     }
 
     fn finish(&mut self, s: &Summary) -> std::io::Result<()> {
-        writeln!(
-            self.out,
-            "paved: {} objects in {} files: {} denied, {} warnings, {} audit, {} exempted, {} input errors",
-            s.objects, s.files, s.deny, s.warn, s.audit, s.exempted, s.problems
-        )?;
+        writeln!(self.out, "paved: {s}")?;
         self.out.flush()
     }
 }

@@ -178,11 +178,7 @@ impl Reporter for Text<'_> {
         } else {
             style.paint("1;32", "✓")
         };
-        writeln!(
-            self.out,
-            "{verdict} {} objects in {} files: {} denied, {} warnings, {} audit, {} exempted, {} input errors",
-            s.objects, s.files, s.deny, s.warn, s.audit, s.exempted, s.problems
-        )?;
+        writeln!(self.out, "{verdict} {s}")?;
         self.out.flush()
     }
 }
