@@ -19,7 +19,6 @@ pub struct Ctx<'a> {
     /// Kubernetes minor version of the Pod Security Standards in force.
     pub pss: u32,
     pub params: &'a Params,
-    pub now: Timestamp,
     /// Exemption annotations on the object and its pod template.
     pub exemptions: &'a [Exemption],
 }
@@ -43,14 +42,14 @@ impl Engine {
         &self.set
     }
 
-    /// Evaluates one object. Findings come in rule order, each located in the
-    /// object's source when it has one; exempted findings are marked, not dropped.
+    /// Evaluates one object. Findings come ordered by position, each located in
+    /// the object's source when it has one; exempted findings are marked, not
+    /// dropped. `now` decides which exemptions have expired.
     pub fn evaluate(&self, obj: &Node, now: Timestamp) -> Vec<Finding> {
         let kind = obj.get("kind").and_then(Node::as_str).unwrap_or("");
         let pod = PodView::of(obj, kind);
         let exemptions = exempt::exemptions_of(obj, pod.as_ref(), now);
-        let cx =
-            Ctx { obj, kind, pod, pss: self.set.profile.pss_minor, params: &self.params, now, exemptions: &exemptions };
+        let cx = Ctx { obj, kind, pod, pss: self.set.profile.pss_minor, params: &self.params, exemptions: &exemptions };
         let mut raws: Vec<Raw> = Vec::new();
         let mut findings = Vec::new();
         let mut object: Option<std::sync::Arc<ObjectRef>> = None;

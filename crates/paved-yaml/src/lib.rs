@@ -55,8 +55,8 @@ impl Default for Limits {
 /// Why a whole file could not be read.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum FileError {
-    #[error("file is {size} bytes, over the {limit}-byte limit")]
-    TooLarge { size: usize, limit: usize },
+    #[error("file is larger than the {limit}-byte limit")]
+    TooLarge { limit: usize },
     #[error("binary file (NUL byte at offset {offset}); expected YAML or JSON")]
     Binary { offset: usize },
     #[error("not valid UTF-8 at line {}, column {}", .pos.line, .pos.col)]
@@ -92,7 +92,7 @@ pub enum Item<'a> {
 /// Decodes file bytes to text, rejecting binary and non-UTF-8 input.
 pub fn decode<'a>(bytes: &'a [u8], limits: &Limits) -> Result<&'a str, FileError> {
     if bytes.len() > limits.max_file_bytes {
-        return Err(FileError::TooLarge { size: bytes.len(), limit: limits.max_file_bytes });
+        return Err(FileError::TooLarge { limit: limits.max_file_bytes });
     }
     if let Some(offset) = memchr::memchr(0, &bytes[..bytes.len().min(8192)]) {
         return Err(FileError::Binary { offset });

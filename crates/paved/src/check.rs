@@ -36,7 +36,7 @@ pub struct Problem {
 /// One object and what the engine found.
 #[derive(Debug)]
 pub struct ObjectReport {
-    pub object: ObjectRef,
+    pub object: Arc<ObjectRef>,
     pub pos: Pos,
     pub findings: Vec<Finding>,
 }
@@ -182,7 +182,7 @@ pub fn check_input(input: &Input, engine: &Engine, limits: &Limits, now: Timesta
     check_bytes(path, &bytes, engine, limits, now, keep_source)
 }
 
-/// Loads and evaluates text already in memory (the language server and tests use this too).
+/// Loads and evaluates bytes already in memory.
 pub fn check_bytes(
     path: String,
     bytes: &[u8],
@@ -227,8 +227,11 @@ pub fn check_bytes(
     report
 }
 
-fn evaluate(node: &Node, engine: &Engine, now: Timestamp) -> ObjectReport {
-    ObjectReport { object: ObjectRef::of(node), pos: node.span.start, findings: engine.evaluate(node, now) }
+fn evaluate(node: &Node<'_>, engine: &Engine, now: Timestamp) -> ObjectReport {
+    let findings = engine.evaluate(node, now);
+    // The engine already made the reference when it found something.
+    let object = findings.first().map_or_else(|| Arc::new(ObjectRef::of(node)), |f| Arc::clone(&f.object));
+    ObjectReport { object, pos: node.span.start, findings }
 }
 
 /// Checks every input, reporting in order and adding to the totals.
