@@ -339,3 +339,27 @@ fn colour_is_opt_in_off_a_terminal() {
     let coloured = paved_in(&repo(), &["check", "--color", "always", "-"], Some(PRIVILEGED_POD.as_bytes()));
     assert!(coloured.stdout.contains("\x1b[1;31merror\x1b[0m"), "{}", coloured.stdout);
 }
+
+#[test]
+fn hostile_yaml_is_refused_and_the_rest_still_checked() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut laughs =
+        String::from("apiVersion: v1\nkind: ConfigMap\na0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
+    for i in 1..12 {
+        let p = i - 1;
+        laughs
+            .push_str(&format!("a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"));
+    }
+    std::fs::write(dir.path().join("a-laughs.yaml"), laughs).expect("write");
+    let deep = format!("apiVersion: v1\nkind: ConfigMap\ndata: {}{}\n", "[".repeat(100_000), "]".repeat(100_000));
+    std::fs::write(dir.path().join("b-deep.yaml"), deep).expect("write");
+    std::fs::write(dir.path().join("c-pod.yaml"), PRIVILEGED_POD).expect("write");
+    let run = paved_in(dir.path(), &["check", "--format", "json", "."], None);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    let v = json(&run);
+    let messages: Vec<String> =
+        v["errors"].as_array().expect("errors").iter().map(|e| e["message"].to_string()).collect();
+    assert!(messages.iter().any(|m| m.contains("alias expansion")), "{messages:?}");
+    assert!(messages.iter().any(|m| m.contains("nesting")), "{messages:?}");
+    assert!(v["findings"].as_array().expect("findings").iter().any(|f| f["policy"] == "pss-baseline/privileged"));
+}
