@@ -116,7 +116,9 @@ pub fn inputs(paths: &[PathBuf]) -> (Vec<Input>, Vec<FileReport>) {
         if p.as_os_str() == "-" {
             inputs.push(Input::Stdin);
         } else if p.is_dir() {
+            // Links are followed (kustomize trees use them); walkdir reports loops as errors.
             let walk = walkdir::WalkDir::new(p)
+                .follow_links(true)
                 .sort_by_file_name()
                 .into_iter()
                 .filter_entry(|e| e.depth() == 0 || !e.file_name().to_string_lossy().starts_with('.'));

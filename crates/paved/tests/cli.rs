@@ -363,3 +363,25 @@ fn hostile_yaml_is_refused_and_the_rest_still_checked() {
     assert!(messages.iter().any(|m| m.contains("nesting")), "{messages:?}");
     assert!(v["findings"].as_array().expect("findings").iter().any(|f| f["policy"] == "pss-baseline/privileged"));
 }
+
+#[test]
+fn symlinked_files_and_directories_are_followed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let real = dir.path().join("real");
+    let scan = dir.path().join("scan");
+    std::fs::create_dir_all(&real).expect("mkdir");
+    std::fs::create_dir_all(&scan).expect("mkdir");
+    std::fs::write(real.join("pod.yaml"), PRIVILEGED_POD).expect("write");
+    std::os::unix::fs::symlink(real.join("pod.yaml"), scan.join("linked.yaml")).expect("symlink");
+    std::os::unix::fs::symlink(&real, scan.join("linked-dir")).expect("symlink");
+    std::os::unix::fs::symlink(&scan, scan.join("loop")).expect("symlink");
+    let run = paved_in(dir.path(), &["check", "--format", "json", "scan"], None);
+    let v = json(&run);
+    let files: Vec<&str> =
+        v["findings"].as_array().expect("findings").iter().filter_map(|f| f["file"].as_str()).collect();
+    assert!(files.iter().any(|f| f.ends_with("linked.yaml")), "{files:?}");
+    assert!(files.iter().any(|f| f.ends_with("linked-dir/pod.yaml")), "{files:?}");
+    // the loop is reported, not followed forever
+    assert_eq!(run.code, 2);
+    assert!(v["errors"].to_string().contains("loop"), "{}", v["errors"]);
+}
