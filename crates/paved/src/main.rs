@@ -89,15 +89,22 @@ fn check(args: &CheckArgs, global: &cli::Global, engine: &Engine) -> miette::Res
     let options = report::TextOptions { color, verbose: global.verbose > 0 };
     let mut reporter = report::reporter(global.format, Box::new(out), options);
     let mut summary = check::Summary::default();
-    for m in &missing {
-        summary.add(m);
-        reporter.file(m).map_err(io_error)?;
-    }
     let now = paved_core::Timestamp::now();
-    check::run(&inputs, engine, &limits, now, reporter.as_mut(), &mut summary).map_err(io_error)?;
-    reporter.finish(&summary).map_err(io_error)?;
+    let written = (|| {
+        for m in &missing {
+            summary.add(m);
+            reporter.file(m)?;
+        }
+        check::run(&inputs, engine, &limits, now, reporter.as_mut(), &mut summary)?;
+        reporter.finish(&summary)
+    })();
+    match written {
+        // The reader went away (`paved check | head`): stop quietly, as ripgrep does.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(0),
+        Err(e) => return Err(io_error(e)),
+        Ok(()) => {}
+    }
     drop(reporter);
-    let _ = std::io::stdout().flush();
     Ok(if summary.problems > 0 {
         EXIT_BAD_INPUT
     } else if summary.deny > 0 || (args.fail_on == FailOn::Warn && summary.warn > 0) {
