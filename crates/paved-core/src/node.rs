@@ -195,20 +195,6 @@ impl<'a> Node<'a> {
         (full, true)
     }
 
-    /// Converts to a `serde_json::Value`, for surfaces that speak JSON.
-    pub fn to_json(&self) -> serde_json::Value {
-        use serde_json::Value as J;
-        match &self.value {
-            Value::Null => J::Null,
-            Value::Bool(b) => J::Bool(*b),
-            Value::Int(i) => J::from(*i),
-            Value::Float(f) => serde_json::Number::from_f64(*f).map_or(J::Null, J::Number),
-            Value::Str(s) => J::String(s.to_string()),
-            Value::Seq(items) => J::Array(items.iter().map(Node::to_json).collect()),
-            Value::Map(m) => J::Object(m.iter().map(|(k, v)| (k.to_string(), v.to_json())).collect()),
-        }
-    }
-
     /// Builds a node tree (without spans) from JSON, as admission requests
     /// arrive, borrowing its strings.
     pub fn from_json(v: &'a serde_json::Value) -> Node<'a> {
@@ -286,12 +272,6 @@ impl FieldPath {
                 }
             }
         }
-        p
-    }
-
-    pub fn join(&self, rel: &FieldPath) -> FieldPath {
-        let mut p = self.clone();
-        p.0.extend(rel.0.iter().cloned());
         p
     }
 }

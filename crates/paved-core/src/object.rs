@@ -116,10 +116,6 @@ impl<'a> PodView<'a> {
         })
     }
 
-    pub fn annotation(&self, key: &str) -> Option<&'a str> {
-        self.meta?.at(&["annotations", key])?.as_str()
-    }
-
     /// `spec.os.name == "windows"`.
     pub fn is_windows(&self) -> bool {
         self.spec.at(&["os", "name"]).and_then(Node::as_str) == Some("windows")

@@ -77,15 +77,6 @@ pub enum Mode {
 }
 
 impl Mode {
-    pub fn parse(s: &str) -> Option<Mode> {
-        match s {
-            "enforce" => Some(Mode::Enforce),
-            "warn" => Some(Mode::Warn),
-            "audit" => Some(Mode::Audit),
-            _ => None,
-        }
-    }
-
     fn apply(self, a: Action) -> Action {
         match (self, a) {
             (Mode::Enforce, a) => a,
@@ -140,7 +131,7 @@ struct Override {
 #[derive(Debug, Clone)]
 pub struct PolicySet {
     pub profile: ProfileRef,
-    pub mode: Mode,
+    /// Actions already reflect the mode the set was compiled with.
     pub active: Vec<(&'static Rule, Action)>,
 }
 
@@ -170,7 +161,7 @@ impl PolicySet {
                 active.push((rule, mode.apply(action)));
             }
         }
-        Ok(PolicySet { profile: profile.clone(), mode, active })
+        Ok(PolicySet { profile: profile.clone(), active })
     }
 
     /// The action of a policy in this set, or `None` when it is off.
