@@ -1,7 +1,9 @@
 //! Acceptance: every Pod Security Standards fixture of Kubernetes' own
 //! conformance suite (`../shared/corpus/pod-security/`, read in place) gives
 //! the outcome its README defines, for the pod itself and for the same pod
-//! wrapped in a Deployment. One test case per fixture and wrapping.
+//! wrapped in a Deployment. One test case per fixture and wrapping; and, as
+//! `between/…`, each fixture again at a version that has no fixtures of its
+//! own (the next minor, or `latest`), which must use the rules below it.
 
 // Test code: a failed expectation is a failed test.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
@@ -44,12 +46,26 @@ fn expected_substring(check: &str) -> Option<&'static str> {
     })
 }
 
+#[derive(Clone)]
 struct Fixture {
     path: PathBuf,
     level: String,
     version: String,
     pass: bool,
     check: String,
+}
+
+/// The profile version to run a fixture at when checking that a version
+/// between two fixture versions uses the rules of the newest one below it:
+/// the next minor when no fixtures exist for it, and `latest` for the newest.
+fn in_between(f: &Fixture, versions: &[u32]) -> Option<String> {
+    let minor: u32 = f.version.strip_prefix("v1.")?.parse().ok()?;
+    let newest = *versions.iter().max()?;
+    if minor == newest {
+        return Some("latest".into());
+    }
+    let next = minor + 1;
+    (!versions.contains(&next)).then(|| format!("v1.{next}"))
 }
 
 fn fixtures(root: &Path) -> Vec<Fixture> {
@@ -100,13 +116,17 @@ fn wrap_in_deployment<'a>(pod: &Node<'a>) -> Node<'a> {
 }
 
 fn run_case(f: &Fixture, wrap: bool) -> Result<(), Failed> {
+    run_at(f, &f.version, wrap)
+}
+
+fn run_at(f: &Fixture, version: &str, wrap: bool) -> Result<(), Failed> {
     let text = std::fs::read_to_string(&f.path).map_err(|e| format!("{}: {e}", f.path.display()))?;
     let items = paved_yaml::load(&text, &Limits::default()).map_err(|e| e.to_string())?;
     let Some(Item::Object(pod)) = items.into_iter().next() else {
         return Err("fixture did not load as an object".into());
     };
     let object = if wrap { wrap_in_deployment(&pod) } else { pod };
-    let profile = format!("pss-{}:{}", f.level, f.version);
+    let profile = format!("pss-{}:{}", f.level, version);
     let engine = Engine::new(&Config::default(), Some(&profile), Mode::Enforce).map_err(|e| e.to_string())?;
     let now = "2026-01-01T00:00:00Z".parse().map_err(|e: jiff::Error| e.to_string())?;
     let findings = engine.evaluate(&object, now);
@@ -134,9 +154,9 @@ fn run_case(f: &Fixture, wrap: bool) -> Result<(), Failed> {
 fn main() {
     let args = Arguments::from_args();
     let root = corpus();
-    let fixtures = fixtures(&root);
+    let all = fixtures(&root);
     let mut trials = Vec::new();
-    for f in fixtures {
+    for f in all.iter().cloned() {
         let rel = f.path.strip_prefix(root.join("pod-security")).unwrap_or(&f.path).display().to_string();
         let f = std::sync::Arc::new(f);
         for wrap in [false, true] {
@@ -148,6 +168,18 @@ fn main() {
     // The corpus must be there: an empty run would prove nothing.
     let expected = 1286 * 2;
     let found = trials.len();
+    // A version between two fixture versions behaves as the one below it.
+    for f in all {
+        let versions: Vec<u32> = std::fs::read_dir(root.join("pod-security").join(&f.level))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.strip_prefix("v1.")?.parse().ok())
+            .collect();
+        let Some(version) = in_between(&f, &versions) else { continue };
+        let rel = f.path.strip_prefix(root.join("pod-security")).unwrap_or(&f.path).display().to_string();
+        trials.push(Trial::test(format!("between/{version}/{rel}"), move || run_at(&f, &version, false)));
+    }
     eprintln!("pod-security corpus: {} fixtures at {}", found / 2, root.display());
     trials.push(Trial::test("corpus_is_complete", move || {
         if found == expected {
