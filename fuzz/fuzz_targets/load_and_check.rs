@@ -33,6 +33,9 @@ fuzz_target!(|data: &[u8]| {
         match (fast, paved_yaml::parse_document(text, 1, &limits)) {
             (None, Ok(None)) => {}
             (Some(a), Ok(Some(b))) => assert!(same(&a, &b), "fast and full parsers disagree"),
+            // On purpose: libyaml, and so kubectl, accepts quoted-scalar
+            // continuation lines at any indentation; saphyr does not.
+            (Some(_), Err(e)) if e.message == "invalid indentation in quoted scalar" => {}
             (f, full) => panic!("fast path answered {:?}, full parser {:?}", f.is_some(), full.map(|n| n.is_some())),
         }
     }

@@ -273,7 +273,7 @@ impl<'a> Fast<'a, '_> {
         self.count()?;
         let start = self.here();
         let text: Cow<'a, str> = match self.peek() {
-            Some(q @ (b'"' | b'\'')) => self.quoted(q)?,
+            Some(q @ (b'"' | b'\'')) => self.quoted(q, false)?,
             Some(
                 b'?' | b'&' | b'*' | b'!' | b'|' | b'>' | b'%' | b'@' | b'`' | b'[' | b'{' | b']' | b'}' | b',' | b'#',
             ) => {
@@ -404,7 +404,7 @@ impl<'a> Fast<'a, '_> {
         self.count()?;
         let start = self.here();
         let value = match self.peek() {
-            Some(q @ (b'"' | b'\'')) => Value::Str(self.quoted(q)?),
+            Some(q @ (b'"' | b'\'')) => Value::Str(self.quoted(q, true)?),
             Some(c) if is_indicator_start(c, self.at(1)) => return Err(GiveUp),
             _ => {
                 let from = self.pos;
@@ -433,9 +433,12 @@ impl<'a> Fast<'a, '_> {
         Ok(Node { span: Span { start, end }, value })
     }
 
-    /// A quoted scalar on one line; `pos` is at the opening quote, then after
-    /// the closing one. Borrowed from the text unless it has escapes.
-    fn quoted(&mut self, q: u8) -> R<Cow<'a, str>> {
+    /// A quoted scalar; `pos` is at the opening quote, then after the closing
+    /// one. Borrowed from the text unless it has escapes or spans lines. Keys
+    /// stay on one line; values may span lines (`multiline`), folded as YAML
+    /// folds them and, like libyaml and so kubectl, whatever the continuation
+    /// lines' indentation.
+    fn quoted(&mut self, q: u8, multiline: bool) -> R<Cow<'a, str>> {
         self.pos += 1;
         let from = self.pos;
         let rest = &self.b[from..];
@@ -451,12 +454,29 @@ impl<'a> Fast<'a, '_> {
             let rest = &self.b[self.pos..];
             let stop = rest.iter().position(|&c| c == q || c == b'\n' || (q == b'"' && c == b'\\'));
             let Some(i) = stop else { return Err(GiveUp) };
-            out.push_str(&self.s[self.pos..self.pos + i]);
+            let chunk = &self.s[self.pos..self.pos + i];
             self.pos += i;
             match self.peek() {
-                Some(b'\n') | None => return Err(GiveUp),
+                None => return Err(GiveUp),
+                Some(b'\n') => {
+                    if !multiline {
+                        return Err(GiveUp);
+                    }
+                    out.push_str(chunk.trim_end_matches(' '));
+                    self.fold_break(&mut out, true)?;
+                }
                 Some(b'\\') => {
+                    out.push_str(chunk);
                     let esc = self.at(1).ok_or(GiveUp)?;
+                    if esc == b'\n' {
+                        // an escaped line break joins the lines without a space
+                        if !multiline {
+                            return Err(GiveUp);
+                        }
+                        self.pos += 1;
+                        self.fold_break(&mut out, false)?;
+                        continue;
+                    }
                     self.pos += 2;
                     match esc {
                         b'\\' => out.push('\\'),
@@ -480,6 +500,7 @@ impl<'a> Fast<'a, '_> {
                 }
                 Some(_) => {
                     // the quote
+                    out.push_str(chunk);
                     if q == b'\'' && self.at(1) == Some(b'\'') {
                         out.push('\'');
                         self.pos += 2;
@@ -490,6 +511,36 @@ impl<'a> Fast<'a, '_> {
                 }
             }
         }
+    }
+
+    /// At a line break inside a quoted scalar: consumes it, the empty lines
+    /// after it and the next line's indentation. A break folds to a space
+    /// (`fold`), n empty lines to n newlines; an escaped break (`!fold`) to nothing.
+    fn fold_break(&mut self, out: &mut String, fold: bool) -> R<()> {
+        self.newline();
+        let mut empty_lines = 0;
+        loop {
+            self.skip_spaces();
+            if self.peek() != Some(b'\n') {
+                break;
+            }
+            empty_lines += 1;
+            self.newline();
+        }
+        let at_column_0 = self.pos == self.line_start;
+        let marker = self.b[self.pos..].starts_with(b"---") || self.b[self.pos..].starts_with(b"...");
+        if self.peek().is_none() || (at_column_0 && marker) || (!fold && empty_lines > 0) {
+            return Err(GiveUp);
+        }
+        if !fold {
+            return Ok(());
+        }
+        if empty_lines == 0 {
+            out.push(' ');
+        } else {
+            out.extend(std::iter::repeat_n('\n', empty_lines));
+        }
+        Ok(())
     }
 
     /// `|` or `>` with optional chomping; content lines deeper than `indent`.
@@ -628,7 +679,7 @@ impl<'a> Fast<'a, '_> {
         self.count()?;
         let start = self.here();
         let value = match self.peek() {
-            Some(q @ (b'"' | b'\'')) => Value::Str(self.quoted(q)?),
+            Some(q @ (b'"' | b'\'')) => Value::Str(self.quoted(q, true)?),
             Some(c) if is_indicator_start(c, self.at(1)) || c == b'-' && is_space_or_end(self.at(1)) => {
                 return Err(GiveUp);
             }
@@ -668,7 +719,7 @@ impl<'a> Fast<'a, '_> {
             self.count()?;
             let key_start = self.here();
             let key = match self.peek() {
-                Some(q @ (b'"' | b'\'')) => self.quoted(q)?,
+                Some(q @ (b'"' | b'\'')) => self.quoted(q, false)?,
                 _ => match self.flow_scalar()?.value {
                     Value::Str(s) => s,
                     _ => return Err(GiveUp), // keys that resolve to non-strings: leave to the full parser
