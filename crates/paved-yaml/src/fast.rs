@@ -47,7 +47,7 @@ struct Fast<'a, 'l> {
 
 /// Parses one document; `None` to fall back, `Some(None)` for an empty document.
 pub fn parse<'a>(text: &'a str, first_line: u32, limits: &Limits) -> Option<Option<Node<'a>>> {
-    if !plain_printable(text) {
+    if !plain_printable(text) || marker_after_first_line(text) {
         return None;
     }
     let mut p = Fast {
@@ -527,9 +527,8 @@ impl<'a> Fast<'a, '_> {
             empty_lines += 1;
             self.newline();
         }
-        let at_column_0 = self.pos == self.line_start;
-        let marker = self.b[self.pos..].starts_with(b"---") || self.b[self.pos..].starts_with(b"...");
-        if self.peek().is_none() || (at_column_0 && marker) || (!fold && empty_lines > 0) {
+        // (Document markers never reach here: `parse` gives up on them.)
+        if self.peek().is_none() || (!fold && empty_lines > 0) {
             return Err(GiveUp);
         }
         if !fold {
@@ -779,6 +778,15 @@ impl<'a> Fast<'a, '_> {
         let items = self.items.split_off(first);
         Ok(Node { span: Span { start, end: self.here() }, value: Value::Seq(items) })
     }
+}
+
+/// A `---` or `...` marker at column 0 after the first line: more than one
+/// document (or a marker inside a collection or scalar): the full parser's job.
+fn marker_after_first_line(text: &str) -> bool {
+    let b = text.as_bytes();
+    [&b"\n---"[..], &b"\n..."[..]]
+        .iter()
+        .any(|pattern| memchr::memmem::find_iter(b, pattern).any(|i| matches!(b.get(i + 4), None | Some(b' ' | b'\n'))))
 }
 
 /// Whether the text has only characters the fast path can take as they are:

@@ -158,6 +158,10 @@ fn fast_path_agrees_on_tricky_inputs() {
         "\"multi\n line key\": 1\n",
         "a: \"unterminated\n",
         "a: \"marker\n---\"\n",
+        // found by fuzzing: a document marker inside a flow collection
+        "{\n--- :}",
+        "a: 1\n--- b: 2\n",
+        "a: [1,\n... ]\n",
         "a: &x 1\nb: *x\n",
         "a: !!str 1\n",
         "a: multi\n  line plain\n",
