@@ -18,20 +18,16 @@
 //! assert_eq!(pod.get("kind").unwrap().span.start.line, 1);
 //! ```
 
+mod agree;
 mod build;
 mod fast;
 mod split;
 
 use paved_core::node::{Node, Pos, Value};
 
+pub use agree::{Agreement, LENIENT, fast_path_agreement};
 pub use build::parse_document;
-
-/// Parses one document with the fast path only: `None` when it gives up.
-/// Exposed for the differential tests and fuzzing that hold it equal to
-/// [`parse_document`].
-pub fn parse_document_fast<'a>(text: &'a str, first_line: u32, limits: &Limits) -> Option<Option<Node<'a>>> {
-    fast::parse(text, first_line, limits)
-}
+pub use split::{Doc, documents};
 
 /// Caps on input. Every one of them ends in a clear error, never a hang.
 #[derive(Clone, Debug)]
