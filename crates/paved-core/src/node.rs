@@ -252,6 +252,11 @@ impl FieldPath {
         self
     }
 
+    /// Appends several literal keys: `root().keys(&["spec", "template"])`.
+    pub fn keys(self, keys: &[&'static str]) -> FieldPath {
+        keys.iter().fold(self, |p, k| p.key(*k))
+    }
+
     pub fn index(mut self, i: usize) -> FieldPath {
         self.0.push(Seg::Index(u32::try_from(i).unwrap_or(u32::MAX)));
         self

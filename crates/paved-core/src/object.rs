@@ -80,25 +80,17 @@ impl<'a> PodView<'a> {
 
     /// Absolute path of a field of the pod spec.
     pub fn spec_path(&self) -> FieldPath {
-        let mut p = FieldPath::root();
-        for k in self.template {
-            p = p.key(*k);
-        }
-        p.key("spec")
+        FieldPath::root().keys(self.template).key("spec")
     }
 
     /// Absolute path of the pod metadata.
     pub fn meta_path(&self) -> FieldPath {
-        let mut p = FieldPath::root();
-        for k in self.template {
-            p = p.key(*k);
-        }
-        p.key("metadata")
+        FieldPath::root().keys(self.template).key("metadata")
     }
 
     /// A pod-level field, e.g. `spec.securityContext`.
     pub fn spec_field(&self, keys: &[&'static str]) -> FieldPath {
-        keys.iter().fold(self.spec_path(), |p, k| p.key(*k))
+        self.spec_path().keys(keys)
     }
 
     /// Every container (regular, init, ephemeral). Cheap: paths are built
@@ -144,16 +136,26 @@ impl<'a> Container<'a> {
 
     /// Path of this container: `spec.template.spec.containers[0]`.
     pub fn path(&self) -> FieldPath {
-        let mut p = FieldPath::root();
-        for k in self.template {
-            p = p.key(*k);
-        }
-        p.key("spec").key(self.list).index(self.index)
+        FieldPath::root().keys(self.template).key("spec").key(self.list).index(self.index)
     }
 
     /// Path of a field of this container.
     pub fn field(&self, keys: &[&'static str]) -> FieldPath {
-        keys.iter().fold(self.path(), |p, k| p.key(*k))
+        self.path().keys(keys)
+    }
+
+    /// Ports that bind a host port (set, and not 0), with their index in `ports`.
+    pub fn host_ports(&self) -> impl Iterator<Item = (usize, &'a Node<'a>)> + 'a {
+        let ports = self.node.get("ports").map(Node::as_seq).unwrap_or(&[]);
+        ports.iter().enumerate().filter_map(|(i, port)| {
+            let hp = port.get("hostPort")?;
+            (!hp.is_null() && hp.as_i64() != Some(0)).then_some((i, hp))
+        })
+    }
+
+    /// Path of `ports[i].hostPort`.
+    pub fn host_port_path(&self, index: usize) -> FieldPath {
+        self.field(&["ports"]).index(index).key("hostPort")
     }
 
     pub fn security(&self, keys: &[&str]) -> Option<&'a Node<'a>> {

@@ -232,11 +232,10 @@ fn open_network_policy(cx: &Ctx<'_>, out: &mut Vec<Raw>) {
 fn no_host_ports(cx: &Ctx<'_>, out: &mut Vec<Raw>) {
     let Some(pod) = cx.pod else { return };
     for c in pod.containers() {
-        for (i, port) in c.node.get("ports").map(Node::as_seq).unwrap_or(&[]).iter().enumerate() {
-            if let Some(hp) = port.get("hostPort").and_then(Node::as_i64).filter(|p| *p != 0) {
-                let message = format!("{} binds hostPort {hp}; remove it and use a Service", c.describe());
-                out.push(Raw::new(c.field(&["ports"]).index(i).key("hostPort"), message));
-            }
+        for (i, hp) in c.host_ports() {
+            let shown = hp.as_i64().map_or_else(|| "?".to_string(), |p| p.to_string());
+            let message = format!("{} binds hostPort {shown}; remove it and use a Service", c.describe());
+            out.push(Raw::new(c.host_port_path(i), message));
         }
     }
 }

@@ -322,14 +322,10 @@ fn host_path_volumes(cx: &Ctx<'_>, out: &mut Vec<Raw>) {
 fn host_ports(cx: &Ctx<'_>, out: &mut Vec<Raw>) {
     let Some(pod) = pod(cx) else { return };
     for c in pod.containers() {
-        for (i, port) in c.node.get("ports").map(Node::as_seq).unwrap_or(&[]).iter().enumerate() {
-            let Some(hp) = port.get("hostPort") else { continue };
-            if hp.as_i64() == Some(0) || hp.is_null() {
-                continue;
-            }
+        for (i, hp) in c.host_ports() {
             let shown = hp.as_i64().map_or_else(|| "?".to_string(), |p| p.to_string());
             let detail = format!("{} uses hostPort {shown}; remove it", c.describe());
-            out.push(Raw::new(c.field(&["ports"]).index(i).key("hostPort"), msg("hostPort", detail)));
+            out.push(Raw::new(c.host_port_path(i), msg("hostPort", detail)));
         }
     }
 }
