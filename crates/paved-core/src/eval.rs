@@ -4,9 +4,9 @@ use jiff::Timestamp;
 
 use crate::config::{Config, Params};
 use crate::exempt::{self, Exemption};
-use crate::node::Node;
+use crate::node::{FieldPath, Node};
 use crate::object::{ObjectRef, PodView};
-use crate::policy::{Applies, Exempted, Finding, Raw, clip_message};
+use crate::policy::{Action, Applies, Exempted, Finding, Raw, clip_message};
 use crate::profile::{Mode, PolicySet, ProfileError, ProfileRef};
 
 /// What a rule sees of the object being evaluated.
@@ -95,15 +95,48 @@ impl Engine {
 /// volumes, added capabilities): keep the stronger finding only.
 fn drop_shadowed(findings: &mut Vec<Finding>) {
     let is_pss = |f: &Finding| f.policy.starts_with("pss-");
-    let shadowed: Vec<bool> = findings
-        .iter()
-        .map(|f| {
-            is_pss(f) && findings.iter().any(|g| is_pss(g) && g.counts() && g.path == f.path && g.action > f.action)
+    let standing: Vec<(FieldPath, Action)> =
+        findings.iter().filter(|g| is_pss(g) && g.counts()).map(|g| (g.path.clone(), g.action)).collect();
+    findings.retain(|f| !(is_pss(f) && standing.iter().any(|(path, action)| *path == f.path && *action > f.action)));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn evaluate(pod: serde_json::Value) -> Vec<Finding> {
+        let engine = Engine::new(&Config::default(), None, Mode::Enforce).expect("default profile");
+        engine.evaluate(&Node::from_json(&pod), Timestamp::UNIX_EPOCH)
+    }
+
+    fn pod(annotations: serde_json::Value) -> serde_json::Value {
+        serde_json::json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "p", "annotations": annotations},
+            "spec": {"containers": [{"name": "c", "image": "nginx:1"}],
+                     "volumes": [{"name": "root", "hostPath": {"path": "/"}}]}
         })
-        .collect();
-    let mut i = 0;
-    findings.retain(|_| {
-        i += 1;
-        !shadowed[i - 1]
-    });
+    }
+
+    #[test]
+    fn a_field_denied_by_baseline_is_not_warned_about_again() {
+        let findings = evaluate(pod(serde_json::json!({})));
+        let on_host_path: Vec<_> =
+            findings.iter().filter(|f| f.path.to_string() == "spec.volumes[0].hostPath").collect();
+        assert_eq!(on_host_path.len(), 1, "{on_host_path:?}");
+        assert_eq!(on_host_path[0].policy, "pss-baseline/host-path-volumes");
+        assert_eq!(on_host_path[0].action, Action::Deny);
+    }
+
+    #[test]
+    fn an_exempted_denial_does_not_hide_the_warning() {
+        let findings = evaluate(pod(serde_json::json!({
+            "paved.dev/exempt": "pss-baseline/host-path-volumes",
+            "paved.dev/exempt-reason": "node agent; OPS-1",
+        })));
+        let on_host_path: Vec<_> =
+            findings.iter().filter(|f| f.path.to_string() == "spec.volumes[0].hostPath").collect();
+        assert_eq!(on_host_path.len(), 2, "{on_host_path:?}");
+        assert!(on_host_path.iter().any(|f| f.policy == "pss-restricted/volume-types" && f.counts()));
+    }
 }

@@ -101,7 +101,7 @@ mod tests {
     #[test]
     fn check_defaults_to_the_current_directory() -> Result<(), clap::Error> {
         let cli = Cli::try_parse_from(["paved", "check"])?;
-        let Command::Check(args) = cli.command else { return Ok(()) };
+        let Command::Check(args) = cli.command else { panic!("`paved check` parsed as another command") };
         assert_eq!(args.paths, vec![PathBuf::from(".")]);
         Ok(())
     }
