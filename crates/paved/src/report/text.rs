@@ -50,11 +50,12 @@ impl Style {
     }
 
     fn action(&self, a: Action) -> String {
-        match a {
-            Action::Deny => self.paint("1;31", "error"),
-            Action::Warn => self.paint("1;33", "warning"),
-            Action::Audit => self.paint("1;36", "note"),
-        }
+        let colour = match a {
+            Action::Deny => "1;31",
+            Action::Warn => "1;33",
+            Action::Audit => "1;36",
+        };
+        self.paint(colour, super::level(a))
     }
 }
 
