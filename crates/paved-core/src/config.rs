@@ -35,12 +35,42 @@ pub struct Params {
     pub allowed_registries: Option<Vec<String>>,
 }
 
-/// Who may grant exemptions.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// Who may grant exemptions (enforced by `paved serve`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Exceptions {
+    /// May grant an exemption from any policy.
     #[serde(default)]
     pub authority: Authority,
+    /// May grant exemptions from the policies a key names (an id or `group/*`),
+    /// in addition to `authority`.
+    #[serde(default)]
+    pub policies: BTreeMap<String, Authority>,
+    /// Requesters whose objects carry their parent's exemptions (a ReplicaSet's
+    /// pods): their exemption annotations are copies, not grants.
+    #[serde(default = "default_trusted_controllers")]
+    pub trusted_controllers: Vec<String>,
+}
+
+impl Default for Exceptions {
+    fn default() -> Self {
+        Exceptions {
+            authority: Authority::default(),
+            policies: BTreeMap::new(),
+            trusted_controllers: default_trusted_controllers(),
+        }
+    }
+}
+
+/// The kube-controller-manager's controllers that copy a template into objects,
+/// as service accounts (`--use-service-account-credentials`) and as itself.
+fn default_trusted_controllers() -> Vec<String> {
+    let controllers =
+        ["replicaset", "deployment", "daemon-set", "statefulset", "job", "cronjob", "replication"].into_iter();
+    controllers
+        .map(|c| format!("system:serviceaccount:kube-system:{c}-controller"))
+        .chain(std::iter::once("system:kube-controller-manager".to_owned()))
+        .collect()
 }
 
 /// Users and groups trusted with a gesture (granting exemptions, lifting locks).
@@ -51,6 +81,29 @@ pub struct Authority {
     pub users: Vec<String>,
     #[serde(default)]
     pub groups: Vec<String>,
+}
+
+impl Authority {
+    /// Whether a requester with this username and these groups is trusted.
+    pub fn permits(&self, username: &str, groups: &[String]) -> bool {
+        self.users.iter().any(|u| u == username) || self.groups.iter().any(|g| groups.contains(g))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.users.is_empty() && self.groups.is_empty()
+    }
+
+    /// `users alice, bob; groups platform-admins`, for messages.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if !self.users.is_empty() {
+            parts.push(format!("users {}", self.users.join(", ")));
+        }
+        if !self.groups.is_empty() {
+            parts.push(format!("groups {}", self.groups.join(", ")));
+        }
+        parts.join("; ")
+    }
 }
 
 /// Deletion locks (enforced by `paved serve`).

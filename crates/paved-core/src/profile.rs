@@ -77,6 +77,16 @@ pub enum Mode {
 }
 
 impl Mode {
+    /// The `paved.dev/mode` label value.
+    pub fn parse(s: &str) -> Option<Mode> {
+        match s {
+            "enforce" => Some(Mode::Enforce),
+            "warn" => Some(Mode::Warn),
+            "audit" => Some(Mode::Audit),
+            _ => None,
+        }
+    }
+
     fn apply(self, a: Action) -> Action {
         match (self, a) {
             (Mode::Enforce, a) => a,

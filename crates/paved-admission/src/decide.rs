@@ -1,0 +1,501 @@
+//! One AdmissionRequest in, one verdict out: locks, exemption grants and
+//! policies, in that order of authority.
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use paved_core::Timestamp;
+use paved_core::config::{Authority, Config};
+use paved_core::eval::Engine;
+use paved_core::exempt::{EXEMPT, EXEMPT_REASON, EXEMPT_UNTIL, pattern_covers};
+use paved_core::node::Node;
+use paved_core::object::pod_template_path;
+use paved_core::policy::Action;
+use paved_core::profile::{Mode, ProfileError};
+use serde_json::Value;
+
+use crate::cluster::{ClusterState, MODE_LABEL, NamespaceLabels, PROFILE_LABEL};
+use crate::locks::{LOCK, LOCKED, Lock, Meta, OFF, ProtectError, Protection};
+use crate::review::{AdmissionRequest, AdmissionResponse, Status};
+
+/// Warnings: each at most this many characters, all together at most `MAX_WARNINGS_BYTES`.
+pub const MAX_WARNING_CHARS: usize = 120;
+pub const MAX_WARNINGS_BYTES: usize = 4096;
+/// Denials listed in a refusal's message; the rest are counted.
+const LISTED_DENIALS: usize = 5;
+/// Locked objects named when a Namespace delete is refused.
+const LISTED_LOCKED: usize = 5;
+/// Compiled (profile, mode) pairs kept; labels are user input, so the cache is bounded.
+const ENGINE_CACHE: usize = 128;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error(transparent)]
+    Profile(#[from] ProfileError),
+    #[error(transparent)]
+    Protect(#[from] ProtectError),
+}
+
+/// The configuration compiled for admission. Cheap to share; replaced whole on reload.
+pub struct Admission {
+    config: Config,
+    default_profile: Option<String>,
+    default: Arc<Engine>,
+    protection: Protection,
+    engines: Mutex<HashMap<NamespaceLabels, Arc<Engine>>>,
+    excluded: Vec<String>,
+}
+
+/// Something worth a metric and a log line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// A DELETE refused because the object (or something in the namespace) is locked.
+    DeleteRefused {
+        object: String,
+    },
+    /// A lock lifted by the lock authority.
+    Unlocked {
+        object: String,
+        by: String,
+    },
+    /// An attempt to lift a lock without authority.
+    UnlockRefused {
+        object: String,
+        by: String,
+    },
+    ExemptionGranted {
+        policy: String,
+        by: String,
+    },
+    ExemptionRefused {
+        policy: String,
+        by: String,
+    },
+}
+
+/// The judgment on one request.
+#[derive(Debug, Default)]
+pub struct Verdict {
+    /// `Kind namespace/name`, for messages and logs.
+    pub subject: String,
+    /// Reasons to refuse, `[policy] message`; empty means allowed.
+    pub denials: Vec<String>,
+    pub warnings: Vec<String>,
+    pub audit: BTreeMap<String, String>,
+    /// Policies that found something (exempted ones excluded), for metrics.
+    pub findings: Vec<(Cow<'static, str>, Action)>,
+    pub events: Vec<Event>,
+    pub dry_run: bool,
+}
+
+impl Verdict {
+    pub fn allowed(&self) -> bool {
+        self.denials.is_empty()
+    }
+
+    /// The most severe outcome: `denied`, `warned`, or `allowed`.
+    pub fn outcome(&self) -> &'static str {
+        if !self.allowed() {
+            "denied"
+        } else if !self.warnings.is_empty() {
+            "warned"
+        } else {
+            "allowed"
+        }
+    }
+
+    /// The response the API server expects: 403 with the findings listed on
+    /// refusal, warnings clipped to what kubectl shows well.
+    pub fn into_response(self, uid: String) -> AdmissionResponse {
+        let status = (!self.denials.is_empty()).then(|| {
+            let listed = self.denials.iter().take(LISTED_DENIALS).map(String::as_str).collect::<Vec<_>>().join("; ");
+            let more = self.denials.len().saturating_sub(LISTED_DENIALS);
+            let tail = if more > 0 { format!(" (and {more} more)") } else { String::new() };
+            Status {
+                status: "Failure".into(),
+                message: format!("paved denied {}: {listed}{tail}", self.subject),
+                reason: "Forbidden".into(),
+                code: Some(403),
+                ..Status::default()
+            }
+        });
+        AdmissionResponse {
+            uid,
+            allowed: status.is_none(),
+            status,
+            audit_annotations: self.audit,
+            warnings: bound_warnings(self.warnings),
+            ..AdmissionResponse::default()
+        }
+    }
+}
+
+/// One line each, at most `MAX_WARNING_CHARS`, at most `MAX_WARNINGS_BYTES` in all,
+/// with a last line counting what did not fit.
+fn bound_warnings(warnings: Vec<String>) -> Vec<String> {
+    const MORE_RESERVE: usize = 48;
+    let total = warnings.len();
+    let mut out = Vec::with_capacity(total);
+    let mut bytes = 0;
+    for w in warnings {
+        let w = one_line(&w, MAX_WARNING_CHARS);
+        if bytes + w.len() > MAX_WARNINGS_BYTES - MORE_RESERVE && out.len() + 1 < total {
+            break;
+        }
+        bytes += w.len();
+        out.push(w);
+    }
+    if out.len() < total {
+        out.push(format!("paved: {} more warnings not shown", total - out.len()));
+    }
+    out
+}
+
+fn one_line(s: &str, max_chars: usize) -> String {
+    let mut out: String = s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    if out.chars().count() > max_chars {
+        let cut = out.char_indices().nth(max_chars - 1).map_or(out.len(), |(i, _)| i);
+        out.truncate(cut);
+        out.push('…');
+    }
+    out
+}
+
+/// An audit annotation key: the API server prefixes it with the webhook's name,
+/// so it must be a valid name part (no `/`, at most 63 characters).
+fn audit_key(policy: &str) -> String {
+    let mut key: String =
+        policy.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '.' }).collect();
+    key.truncate(63);
+    key
+}
+
+impl Admission {
+    /// Compiles `config`; `profile` (from `--profile`) overrides its default profile.
+    /// Requests in `excluded` namespaces are always allowed untouched.
+    pub fn new(config: Config, profile: Option<&str>, excluded: Vec<String>) -> Result<Admission, SetupError> {
+        let default = Arc::new(Engine::new(&config, profile, Mode::Enforce)?);
+        let protection = Protection::compile(&config.locks.protect)?;
+        Ok(Admission {
+            default_profile: profile.map(str::to_owned),
+            default,
+            protection,
+            engines: Mutex::new(HashMap::new()),
+            excluded,
+            config,
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn protection(&self) -> &Protection {
+        &self.protection
+    }
+
+    pub fn review(&self, req: &AdmissionRequest, cluster: &ClusterState, now: Timestamp) -> Verdict {
+        let mut v = Verdict { subject: subject(req), dry_run: req.dry_run == Some(true), ..Verdict::default() };
+        if !req.namespace.is_empty() && self.excluded.contains(&req.namespace) {
+            return v;
+        }
+        match req.operation.as_str() {
+            "DELETE" => self.check_delete(req, cluster, &mut v),
+            "CREATE" | "UPDATE" if req.object.is_object() => {
+                self.check_lock_changes(req, &mut v);
+                self.check_exemption_grants(req, &mut v);
+                self.check_policies(req, cluster, now, &mut v);
+            }
+            _ => {}
+        }
+        v
+    }
+
+    fn check_delete(&self, req: &AdmissionRequest, cluster: &ClusterState, v: &mut Verdict) {
+        let old = &req.old_object;
+        if !old.is_object() {
+            return;
+        }
+        let meta = Meta { kind: kind_of(req, old), ..Meta::of(old) };
+        let target = Target::of(req, old);
+        let refusal = match self.protection.lock_of(&meta) {
+            Some(Lock::Annotation(value)) => Some(format!(
+                "[paved/lock] it is locked ({LOCK}: {value:?}); to delete it, first run: {}",
+                target.kubectl_annotate(&format!("{LOCK}-"))
+            )),
+            Some(Lock::Protected(rule)) => Some(format!(
+                "[paved/lock] it is protected by locks.protect[{rule}]; to delete it, {} must first run: {}",
+                who(&self.config.locks.authority, "the lock authority"),
+                target.kubectl_annotate(&format!("{LOCK}={OFF}"))
+            )),
+            None => None,
+        };
+        let refusal = refusal.or_else(|| {
+            (meta.kind == "Namespace")
+                .then(|| cluster.locks.locked_in(&target.name, LISTED_LOCKED))
+                .filter(|(_, total)| *total > 0)
+                .map(|(names, total)| {
+                    let more = total - names.len();
+                    let tail = if more > 0 { format!(" and {more} more") } else { String::new() };
+                    format!("[paved/lock] it holds locked objects: {}{tail}; unlock them first", names.join(", "))
+                })
+        });
+        if let Some(refusal) = refusal {
+            v.audit.insert("lock-denied".into(), refusal.clone());
+            v.events.push(Event::DeleteRefused { object: v.subject.clone() });
+            v.denials.push(refusal);
+        }
+    }
+
+    /// Lifting a lock (removing the annotation, `off` on a protected object, or
+    /// a label change that leaves a protect rule) is the lock authority's gesture.
+    fn check_lock_changes(&self, req: &AdmissionRequest, v: &mut Verdict) {
+        let new = Meta::of(&req.object);
+        let old = req.old_object.is_object().then(|| Meta::of(&req.old_object));
+        if let Some(value) = new.lock.filter(|l| *l != LOCKED && *l != OFF)
+            && old.and_then(|o| o.lock) != Some(value)
+        {
+            v.denials.push(format!("[paved/lock] {LOCK}: {value:?} is not a lock; use {LOCKED:?} (or {OFF:?})"));
+        }
+        let lifts = match old {
+            Some(old) => self.protection.lock_of(&old).is_some() && self.protection.lock_of(&new).is_none(),
+            // Creating a protected object already unlocked is the same gesture.
+            None => new.lock == Some(OFF) && self.protection.rule_for(&new).is_some(),
+        };
+        if !lifts {
+            return;
+        }
+        let user = &req.user_info;
+        let authority = &self.config.locks.authority;
+        if authority.permits(&user.username, &user.groups) {
+            v.audit.insert("unlock".into(), format!("lock lifted by {}", user.username));
+            v.events.push(Event::Unlocked { object: v.subject.clone(), by: user.username.clone() });
+        } else {
+            v.events.push(Event::UnlockRefused { object: v.subject.clone(), by: user.username.clone() });
+            v.denials.push(format!(
+                "[paved/lock] only {} may lift its deletion lock; {} may not",
+                who(authority, "the lock authority"),
+                user.username
+            ));
+        }
+    }
+
+    /// Adding or changing exemption annotations is a grant: only the exception
+    /// authority may make it. Trusted controllers copy their parent's grants.
+    fn check_exemption_grants(&self, req: &AdmissionRequest, v: &mut Verdict) {
+        let user = &req.user_info;
+        if self.config.exceptions.trusted_controllers.contains(&user.username) {
+            return;
+        }
+        let kind = kind_of(req, &req.object);
+        let mut places: Vec<&[&str]> = vec![&["metadata"]];
+        let template_meta: Option<Vec<&str>> =
+            pod_template_path(kind).filter(|t| !t.is_empty()).map(|t| t.iter().copied().chain(["metadata"]).collect());
+        if let Some(t) = &template_meta {
+            places.push(t);
+        }
+        let mut granted: Vec<&str> = Vec::new();
+        let mut refused: Vec<&str> = Vec::new();
+        for place in places {
+            let new = Grant::at(&req.object, place);
+            let old = Grant::at(&req.old_object, place);
+            let terms_changed = new.reason != old.reason || new.until != old.until;
+            for pattern in new.patterns {
+                if !terms_changed && old.patterns.contains(&pattern) {
+                    continue;
+                }
+                if self.may_grant(pattern, &user.username, &user.groups) {
+                    granted.push(pattern);
+                } else {
+                    refused.push(pattern);
+                }
+            }
+        }
+        granted.dedup();
+        refused.dedup();
+        for p in &granted {
+            v.events.push(Event::ExemptionGranted { policy: (*p).to_owned(), by: user.username.clone() });
+        }
+        if !granted.is_empty() {
+            v.audit.insert("exemption-granted".into(), format!("{} by {}", granted.join(","), user.username));
+        }
+        for p in &refused {
+            v.events.push(Event::ExemptionRefused { policy: (*p).to_owned(), by: user.username.clone() });
+            v.denials.push(format!(
+                "[paved/exemption-authority] only {} may grant an exemption from {p} ({EXEMPT}); {} may not",
+                self.grantors(p),
+                user.username
+            ));
+        }
+    }
+
+    fn authorities_for<'a>(&'a self, pattern: &'a str) -> impl Iterator<Item = &'a Authority> + 'a {
+        let per_policy = self.config.exceptions.policies.iter();
+        std::iter::once(&self.config.exceptions.authority)
+            .chain(per_policy.filter(move |(key, _)| *key == pattern || pattern_covers(key, pattern)).map(|(_, a)| a))
+    }
+
+    fn may_grant(&self, pattern: &str, username: &str, groups: &[String]) -> bool {
+        self.authorities_for(pattern).any(|a| a.permits(username, groups))
+    }
+
+    fn grantors(&self, pattern: &str) -> String {
+        let names: Vec<String> =
+            self.authorities_for(pattern).filter(|a| !a.is_empty()).map(Authority::describe).collect();
+        if names.is_empty() { "the exception authority (none is configured)".to_owned() } else { names.join(" or ") }
+    }
+
+    fn check_policies(&self, req: &AdmissionRequest, cluster: &ClusterState, now: Timestamp, v: &mut Verdict) {
+        // Status and scale updates are not the object's shape; ephemeral containers are.
+        if !req.sub_resource.is_empty() && req.sub_resource != "ephemeralcontainers" {
+            return;
+        }
+        let engine = match cluster.labels_of(&req.namespace) {
+            Some(labels) => self.engine_for(labels, v),
+            None => Arc::clone(&self.default),
+        };
+        let object = Node::from_json(&req.object);
+        let findings = engine.evaluate(&object, now);
+        // On UPDATE, a Deny that the old object already had is a Warn: refusing it
+        // would block unrelated changes (finalizers, scaling) to objects that
+        // predate the policy.
+        let old_findings = if req.operation == "UPDATE"
+            && req.old_object.is_object()
+            && findings.iter().any(|f| f.counts() && f.action == Action::Deny)
+        {
+            engine.evaluate(&Node::from_json(&req.old_object), now)
+        } else {
+            Vec::new()
+        };
+        let mut exempted: Vec<String> = Vec::new();
+        for f in findings {
+            if let Some(e) = &f.exempted {
+                exempted.push(format!("{} ({})", f.policy, e.reason));
+                continue;
+            }
+            let preexisting = f.action == Action::Deny
+                && old_findings.iter().any(|o| o.counts() && o.policy == f.policy && o.path == f.path);
+            v.findings.push((f.policy.clone(), f.action));
+            match f.action {
+                Action::Deny if !preexisting => v.denials.push(format!("[{}] {}", f.policy, f.message)),
+                Action::Deny => {
+                    v.warnings.push(format!("[{}] (already so before this update) {}", f.policy, f.message))
+                }
+                Action::Warn => v.warnings.push(format!("[{}] {}", f.policy, f.message)),
+                Action::Audit => {
+                    let entry = v.audit.entry(audit_key(&f.policy)).or_default();
+                    if entry.len() < 1024 {
+                        if !entry.is_empty() {
+                            entry.push_str("; ");
+                        }
+                        entry.push_str(&f.message);
+                    }
+                }
+            }
+        }
+        if !exempted.is_empty() {
+            exempted.dedup();
+            v.audit.insert("exempted".into(), one_line(&exempted.join(", "), 1024));
+        }
+    }
+
+    /// The engine for a namespace's labels. A label that names no profile or
+    /// mode falls back to the cluster default, with a warning saying so.
+    fn engine_for(&self, labels: &NamespaceLabels, v: &mut Verdict) -> Arc<Engine> {
+        if let Ok(cache) = self.engines.lock()
+            && let Some(engine) = cache.get(labels)
+        {
+            return Arc::clone(engine);
+        }
+        let mode = match labels.mode.as_deref().map(|m| (m, Mode::parse(m))) {
+            None => Mode::Enforce,
+            Some((_, Some(mode))) => mode,
+            Some((m, None)) => {
+                v.warnings.push(format!("paved: namespace label {MODE_LABEL}={m:?} is not enforce, warn or audit"));
+                Mode::Enforce
+            }
+        };
+        let profile = labels.profile_ref(self.default_profile.as_deref().or(self.config.profile.as_deref()));
+        let engine = match Engine::new(&self.config, profile.as_deref(), mode) {
+            Ok(engine) => Arc::new(engine),
+            Err(e) => {
+                v.warnings.push(format!("paved: namespace label {PROFILE_LABEL}: {e}; using the cluster default"));
+                return Arc::clone(&self.default);
+            }
+        };
+        if let Ok(mut cache) = self.engines.lock()
+            && cache.len() < ENGINE_CACHE
+        {
+            cache.insert(labels.clone(), Arc::clone(&engine));
+        }
+        engine
+    }
+}
+
+/// Exemption annotations at one metadata block.
+struct Grant<'a> {
+    patterns: Vec<&'a str>,
+    reason: Option<&'a str>,
+    until: Option<&'a str>,
+}
+
+impl<'a> Grant<'a> {
+    fn at(obj: &'a Value, meta_path: &[&str]) -> Grant<'a> {
+        let mut node = Some(obj);
+        for key in meta_path.iter().chain(&["annotations"]) {
+            node = node.and_then(|n| n.get(key));
+        }
+        let get = |k: &str| node.and_then(|a| a.get(k)).and_then(Value::as_str);
+        Grant {
+            patterns: get(EXEMPT)
+                .map(|l| l.split(',').map(str::trim).filter(|p| !p.is_empty()).collect())
+                .unwrap_or_default(),
+            reason: get(EXEMPT_REASON),
+            until: get(EXEMPT_UNTIL),
+        }
+    }
+}
+
+fn who(authority: &Authority, role: &str) -> String {
+    if authority.is_empty() { format!("{role} (none is configured)") } else { authority.describe() }
+}
+
+fn kind_of<'a>(req: &'a AdmissionRequest, obj: &'a Value) -> &'a str {
+    obj.get("kind").and_then(Value::as_str).filter(|k| !k.is_empty()).unwrap_or(&req.kind.kind)
+}
+
+fn subject(req: &AdmissionRequest) -> String {
+    let obj = if req.object.is_object() { &req.object } else { &req.old_object };
+    let target = Target::of(req, obj);
+    match target.namespace {
+        Some(ns) => format!("{} {ns}/{}", req.kind.kind, target.name),
+        None => format!("{} {}", req.kind.kind, target.name),
+    }
+}
+
+/// Where an object is, for the kubectl command that unlocks it.
+struct Target {
+    resource: String,
+    namespace: Option<String>,
+    name: String,
+}
+
+impl Target {
+    fn of(req: &AdmissionRequest, obj: &Value) -> Target {
+        let meta = |k: &str| obj.get("metadata").and_then(|m| m.get(k)).and_then(Value::as_str);
+        let name = Some(req.name.as_str()).filter(|n| !n.is_empty()).or(meta("name")).or(meta("generateName"));
+        let namespace = Some(req.namespace.as_str()).filter(|n| !n.is_empty()).or(meta("namespace"));
+        Target {
+            resource: req.resource.resource.clone(),
+            // A Namespace's request carries its own name as namespace.
+            namespace: namespace.filter(|_| kind_of(req, obj) != "Namespace").map(str::to_owned),
+            name: name.unwrap_or("").to_owned(),
+        }
+    }
+
+    fn kubectl_annotate(&self, change: &str) -> String {
+        let ns = self.namespace.as_ref().map(|n| format!(" -n {n}")).unwrap_or_default();
+        format!("kubectl annotate {}/{}{ns} {change}", self.resource, self.name)
+    }
+}

@@ -1,0 +1,12 @@
+//! Admission for `paved serve`: an AdmissionReview in, a verdict out.
+//!
+//! Pure like paved-core: the caller passes the cluster's state (namespace
+//! labels, locked objects) and the clock. The HTTP server, the watches that
+//! feed [`cluster::ClusterState`] and the metrics live in `paved-server`.
+
+pub mod cluster;
+pub mod decide;
+pub mod locks;
+pub mod review;
+
+pub use decide::{Admission, Event, SetupError, Verdict};

@@ -1,0 +1,209 @@
+//! Deletion locks (PRODUCT.md section 5): what is locked, and the index of
+//! locked objects per namespace that guards Namespace deletion.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use globset::{Glob, GlobSet, GlobSetBuilder};
+use paved_core::config::Protect;
+use serde_json::Value;
+
+pub const LOCK: &str = "paved.dev/lock";
+/// The value that locks; `off` lifts a lock that the configuration imposes.
+pub const LOCKED: &str = "delete";
+pub const OFF: &str = "off";
+
+/// Why an object is locked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Lock {
+    /// `paved.dev/lock` is set (to `delete`, or to a value that is not `off`:
+    /// a misspelt lock still locks).
+    Annotation(String),
+    /// A `locks.protect` rule (its index) matches and the annotation is not `off`.
+    Protected(usize),
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("locks.protect[{index}].namespaces: {pattern:?}: {reason}")]
+pub struct ProtectError {
+    pub index: usize,
+    pub pattern: String,
+    pub reason: String,
+}
+
+struct Rule {
+    kinds: Vec<String>,
+    namespaces: Option<GlobSet>,
+    labels: BTreeMap<String, String>,
+}
+
+/// The configuration's `locks.protect` rules, compiled.
+pub struct Protection {
+    rules: Vec<Rule>,
+}
+
+/// The facts about an object that locks depend on: from a full object or from
+/// the metadata-only watch.
+#[derive(Clone, Copy, Debug)]
+pub struct Meta<'a> {
+    pub kind: &'a str,
+    /// For a Namespace, its own name: protection by namespace covers the namespace itself.
+    pub namespace: &'a str,
+    pub labels: Option<&'a serde_json::Map<String, Value>>,
+    pub lock: Option<&'a str>,
+}
+
+impl<'a> Meta<'a> {
+    pub fn of(obj: &'a Value) -> Meta<'a> {
+        let kind = obj.get("kind").and_then(Value::as_str).unwrap_or("");
+        let meta = obj.get("metadata");
+        let field = |k: &str| meta.and_then(|m| m.get(k));
+        let namespace = if kind == "Namespace" { field("name") } else { field("namespace") };
+        Meta {
+            kind,
+            namespace: namespace.and_then(Value::as_str).unwrap_or(""),
+            labels: field("labels").and_then(Value::as_object),
+            lock: field("annotations").and_then(|a| a.get(LOCK)).and_then(Value::as_str),
+        }
+    }
+}
+
+impl Protection {
+    pub fn compile(protect: &[Protect]) -> Result<Protection, ProtectError> {
+        let mut rules = Vec::with_capacity(protect.len());
+        for (index, p) in protect.iter().enumerate() {
+            let namespaces = if p.namespaces.is_empty() {
+                None
+            } else {
+                let mut set = GlobSetBuilder::new();
+                for pattern in &p.namespaces {
+                    let glob = Glob::new(pattern).map_err(|e| ProtectError {
+                        index,
+                        pattern: pattern.clone(),
+                        reason: e.kind().to_string(),
+                    })?;
+                    set.add(glob);
+                }
+                Some(set.build().map_err(|e| ProtectError { index, pattern: String::new(), reason: e.to_string() })?)
+            };
+            rules.push(Rule { kinds: p.kinds.clone(), namespaces, labels: p.label_selector.clone() });
+        }
+        Ok(Protection { rules })
+    }
+
+    /// The first `locks.protect` rule that covers the object.
+    pub fn rule_for(&self, m: &Meta) -> Option<usize> {
+        self.rules.iter().position(|r| {
+            (r.kinds.is_empty() || r.kinds.iter().any(|k| k == m.kind))
+                && r.namespaces.as_ref().is_none_or(|set| !m.namespace.is_empty() && set.is_match(m.namespace))
+                && r.labels
+                    .iter()
+                    .all(|(k, v)| m.labels.and_then(|l| l.get(k)).and_then(Value::as_str) == Some(v.as_str()))
+        })
+    }
+
+    pub fn lock_of(&self, m: &Meta) -> Option<Lock> {
+        match m.lock {
+            Some(OFF) => None,
+            Some(other) => Some(Lock::Annotation(other.to_owned())),
+            None => self.rule_for(m).map(Lock::Protected),
+        }
+    }
+}
+
+/// Locked objects by namespace, fed by a metadata-only watch of the lockable
+/// kinds. Holds only locked objects, so its size is bounded by how many there are.
+#[derive(Debug, Default, Clone)]
+pub struct LockIndex {
+    by_namespace: BTreeMap<String, BTreeSet<String>>,
+}
+
+impl LockIndex {
+    /// Records whether `resource/name` in `namespace` is locked now.
+    pub fn set(&mut self, namespace: &str, object: &str, locked: bool) {
+        if locked {
+            self.by_namespace.entry(namespace.to_owned()).or_default().insert(object.to_owned());
+        } else if let Some(set) = self.by_namespace.get_mut(namespace) {
+            set.remove(object);
+            if set.is_empty() {
+                self.by_namespace.remove(namespace);
+            }
+        }
+    }
+
+    /// Forgets a namespace's objects (before a watch relists it).
+    pub fn clear(&mut self) {
+        self.by_namespace.clear();
+    }
+
+    /// Up to `limit` locked objects in a namespace, and how many there are.
+    pub fn locked_in(&self, namespace: &str, limit: usize) -> (Vec<String>, usize) {
+        match self.by_namespace.get(namespace) {
+            Some(set) => (set.iter().take(limit).cloned().collect(), set.len()),
+            None => (Vec::new(), 0),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_namespace.values().map(BTreeSet::len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_namespace.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn protection() -> Protection {
+        let protect = vec![
+            Protect {
+                kinds: vec!["PersistentVolumeClaim".into(), "Namespace".into()],
+                namespaces: vec!["prod-*".into()],
+                ..Default::default()
+            },
+            Protect { label_selector: [("tier".to_owned(), "data".to_owned())].into(), ..Default::default() },
+        ];
+        match Protection::compile(&protect) {
+            Ok(p) => p,
+            Err(e) => unreachable!("{e}"),
+        }
+    }
+
+    #[test]
+    fn protection_by_kind_namespace_and_labels() {
+        let p = protection();
+        let pvc = |ns: &str, ann: Value| json!({"kind": "PersistentVolumeClaim", "metadata": {"name": "d", "namespace": ns, "annotations": ann}});
+        assert_eq!(p.lock_of(&Meta::of(&pvc("prod-eu", json!({})))), Some(Lock::Protected(0)));
+        assert_eq!(p.lock_of(&Meta::of(&pvc("dev", json!({})))), None);
+        assert_eq!(p.lock_of(&Meta::of(&pvc("prod-eu", json!({LOCK: "off"})))), None);
+        assert_eq!(p.lock_of(&Meta::of(&pvc("dev", json!({LOCK: "delete"})))), Some(Lock::Annotation("delete".into())));
+        assert_eq!(p.lock_of(&Meta::of(&pvc("dev", json!({LOCK: "yes"})))), Some(Lock::Annotation("yes".into())));
+        let ns = json!({"kind": "Namespace", "metadata": {"name": "prod-us"}});
+        assert_eq!(p.lock_of(&Meta::of(&ns)), Some(Lock::Protected(0)));
+        let labelled = json!({"kind": "ConfigMap", "metadata": {"name": "c", "labels": {"tier": "data"}}});
+        assert_eq!(p.lock_of(&Meta::of(&labelled)), Some(Lock::Protected(1)));
+    }
+
+    #[test]
+    fn bad_glob_is_an_error_naming_the_rule() {
+        let protect = vec![Protect { namespaces: vec!["prod-[".into()], ..Default::default() }];
+        let err = Protection::compile(&protect).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.starts_with("locks.protect[0].namespaces: \"prod-[\""), "{err}");
+    }
+
+    #[test]
+    fn index_holds_only_locked_objects() {
+        let mut index = LockIndex::default();
+        index.set("prod", "persistentvolumeclaims/a", true);
+        index.set("prod", "persistentvolumeclaims/b", true);
+        index.set("prod", "persistentvolumeclaims/a", false);
+        index.set("dev", "configmaps/x", false);
+        assert_eq!(index.locked_in("prod", 5), (vec!["persistentvolumeclaims/b".to_owned()], 1));
+        assert_eq!(index.len(), 1);
+        index.set("prod", "persistentvolumeclaims/b", false);
+        assert!(index.is_empty());
+    }
+}

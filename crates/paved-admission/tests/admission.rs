@@ -1,0 +1,515 @@
+//! Every admission path, with AdmissionReview requests shaped as the API
+//! server sends them (kubernetes/api's testdata gives the shape).
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
+use std::path::PathBuf;
+
+use paved_admission::cluster::{ClusterState, NamespaceLabels};
+use paved_admission::review::{AdmissionRequest, AdmissionResponse, AdmissionReview};
+use paved_admission::{Admission, Event, Verdict};
+use paved_core::Timestamp;
+use paved_core::config::Config;
+use serde_json::{Value, json};
+
+fn corpus() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus/k8s-api/HEAD")
+}
+
+#[test]
+fn api_server_reviews_decode_without_loss() {
+    for version in ["v1", "v1beta1"] {
+        let path = corpus().join(format!("admission.k8s.io.{version}.AdmissionReview.json"));
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let original: Value = serde_json::from_str(&text).unwrap();
+        let review: AdmissionReview = serde_json::from_str(&text).unwrap();
+        let again = serde_json::to_value(&review).unwrap();
+        assert_eq!(again, original, "{version}: a field was lost or changed in the round trip");
+        let request = review.request.unwrap();
+        assert_eq!(request.user_info.extra["extraKey"], ["extraValue"]);
+        assert_eq!(request.dry_run, Some(true));
+        assert_eq!(review.response.unwrap().patch.as_deref(), Some("BA=="));
+    }
+}
+
+#[test]
+fn decode_refuses_what_is_not_a_review() {
+    let err = |body: &str| AdmissionReview::decode(body.as_bytes()).err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(err("{").contains("not JSON"));
+    assert!(err(r#"{"apiVersion":"admission.k8s.io/v2","kind":"AdmissionReview"}"#).contains("admission.k8s.io/v2"));
+    assert!(err(r#"{"apiVersion":"admission.k8s.io/v1","kind":"Pod"}"#).contains("expected AdmissionReview"));
+    assert!(err(r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}"#).contains("no request"));
+}
+
+const NOW: &str = "2026-11-24T12:00:00Z";
+
+fn now() -> Timestamp {
+    NOW.parse().unwrap()
+}
+
+fn config(yaml: &str) -> Config {
+    serde_saphyr::from_str(yaml).unwrap()
+}
+
+const CONFIG: &str = r#"
+exceptions:
+  authority: {groups: [platform-admins]}
+  policies:
+    best-practices/*: {users: [alice]}
+locks:
+  authority: {groups: [sre]}
+  protect:
+  - {kinds: [PersistentVolumeClaim, Namespace], namespaces: ["prod-*"]}
+  - {labelSelector: {paved.dev/tier: data}}
+"#;
+
+fn admission() -> Admission {
+    Admission::new(config(CONFIG), None, vec!["paved-system".into(), "kube-system".into()]).unwrap()
+}
+
+/// Who makes a request.
+struct Who(&'static str, &'static [&'static str]);
+const DEV: Who = Who("dev@example.com", &["developers", "system:authenticated"]);
+const ADMIN: Who = Who("root@example.com", &["platform-admins", "system:authenticated"]);
+const SRE: Who = Who("oncall@example.com", &["sre", "system:authenticated"]);
+const RS_CONTROLLER: Who = Who("system:serviceaccount:kube-system:replicaset-controller", &["system:serviceaccounts"]);
+
+fn resource_of(kind: &str) -> (&'static str, &'static str, &'static str) {
+    match kind {
+        "Pod" => ("", "v1", "pods"),
+        "Deployment" => ("apps", "v1", "deployments"),
+        "PersistentVolumeClaim" => ("", "v1", "persistentvolumeclaims"),
+        "ConfigMap" => ("", "v1", "configmaps"),
+        "Namespace" => ("", "v1", "namespaces"),
+        other => panic!("no resource for {other}"),
+    }
+}
+
+/// An AdmissionReview as the API server builds it.
+fn review(op: &str, who: &Who, object: Option<&Value>, old: Option<&Value>) -> Value {
+    let obj = object.or(old).unwrap();
+    let kind = obj["kind"].as_str().unwrap();
+    let (group, version, resource) = resource_of(kind);
+    let name = obj["metadata"]["name"].as_str().unwrap_or("");
+    let namespace = if kind == "Namespace" { name } else { obj["metadata"]["namespace"].as_str().unwrap_or("") };
+    let options = match op {
+        "CREATE" => {
+            json!({"kind": "CreateOptions", "apiVersion": "meta.k8s.io/v1", "fieldManager": "kubectl-client-side-apply"})
+        }
+        "UPDATE" => json!({"kind": "UpdateOptions", "apiVersion": "meta.k8s.io/v1", "fieldManager": "kubectl-edit"}),
+        _ => {
+            json!({"kind": "DeleteOptions", "apiVersion": "meta.k8s.io/v1", "gracePeriodSeconds": 0, "propagationPolicy": "Background"})
+        }
+    };
+    let mut request = json!({
+        "uid": "705ab4f5-6393-11e8-b7cc-42010a800002",
+        "kind": {"group": group, "version": version, "kind": kind},
+        "resource": {"group": group, "version": version, "resource": resource},
+        "requestKind": {"group": group, "version": version, "kind": kind},
+        "requestResource": {"group": group, "version": version, "resource": resource},
+        "name": name,
+        "operation": op,
+        "userInfo": {"username": who.0, "uid": "014fbff9a07c", "groups": who.1},
+        "object": object,
+        "oldObject": old,
+        "dryRun": false,
+        "options": options,
+    });
+    if !namespace.is_empty() {
+        request["namespace"] = json!(namespace);
+    }
+    json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": request})
+}
+
+fn judge_in(adm: &Admission, cluster: &ClusterState, review: &Value) -> (Verdict, AdmissionResponse) {
+    let body = serde_json::to_vec(review).unwrap();
+    let (_, request): (String, AdmissionRequest) = AdmissionReview::decode(&body).unwrap();
+    let verdict = adm.review(&request, cluster, now());
+    let response = adm.review(&request, cluster, now()).into_response(request.uid.clone());
+    assert_eq!(response.uid, "705ab4f5-6393-11e8-b7cc-42010a800002", "uid must be echoed");
+    (verdict, response)
+}
+
+fn judge(review: &Value) -> (Verdict, AdmissionResponse) {
+    judge_in(&admission(), &ClusterState::default(), review)
+}
+
+fn message(r: &AdmissionResponse) -> &str {
+    r.status.as_ref().map(|s| s.message.as_str()).unwrap_or("")
+}
+
+fn pod_spec(security: Value) -> Value {
+    json!({"containers": [{"name": "app", "image": "registry.example.com/app@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+        "securityContext": security,
+        "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"cpu": "1", "memory": "128Mi"}},
+        "readinessProbe": {"httpGet": {"path": "/healthz", "port": 8080}},
+        "livenessProbe": {"httpGet": {"path": "/healthz", "port": 8080}}}],
+        "automountServiceAccountToken": false})
+}
+
+fn restricted_ok() -> Value {
+    json!({"allowPrivilegeEscalation": false, "runAsNonRoot": true, "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}})
+}
+
+fn deployment(ns: &str, annotations: Value, template_annotations: Value, security: Value) -> Value {
+    json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": ns, "annotations": annotations},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
+            "template": {"metadata": {"labels": {"app": "web"}, "annotations": template_annotations}, "spec": pod_spec(security)}}})
+}
+
+fn pod(ns: &str, annotations: Value, security: Value) -> Value {
+    json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web-7d4b9-x2x9q", "namespace": ns, "annotations": annotations}, "spec": pod_spec(security)})
+}
+
+#[test]
+fn a_clean_deployment_is_allowed_without_warnings() {
+    let d = deployment("shop", json!({}), json!({}), restricted_ok());
+    let (v, r) = judge(&review("CREATE", &DEV, Some(&d), None));
+    assert!(r.allowed, "{:?}", r.status);
+    assert!(r.warnings.is_empty(), "{:?}", r.warnings);
+    assert_eq!(v.outcome(), "allowed");
+}
+
+#[test]
+fn a_privileged_deployment_is_refused_at_the_deployment() {
+    let d = deployment("shop", json!({}), json!({}), json!({"privileged": true}));
+    let (v, r) = judge(&review("CREATE", &DEV, Some(&d), None));
+    assert!(!r.allowed);
+    let status = r.status.as_ref().unwrap();
+    assert_eq!(status.code, Some(403));
+    assert_eq!(status.reason, "Forbidden");
+    assert!(
+        status.message.starts_with("paved denied Deployment shop/web: [pss-baseline/privileged]"),
+        "{}",
+        status.message
+    );
+    assert!(v.findings.iter().any(|(p, _)| p == "pss-baseline/privileged"));
+    // Restricted findings still come back as warnings beside the refusal.
+    assert!(r.warnings.iter().any(|w| w.starts_with("[pss-restricted/")), "{:?}", r.warnings);
+}
+
+#[test]
+fn dry_run_is_judged_the_same() {
+    let d = deployment("shop", json!({}), json!({}), json!({"privileged": true}));
+    let mut rv = review("CREATE", &DEV, Some(&d), None);
+    rv["request"]["dryRun"] = json!(true);
+    let (v, r) = judge(&rv);
+    assert!(!r.allowed);
+    assert!(v.dry_run);
+}
+
+#[test]
+fn restricted_findings_are_warnings_each_one_line_within_bounds() {
+    let d = deployment("shop", json!({}), json!({}), json!({}));
+    let (v, r) = judge(&review("CREATE", &DEV, Some(&d), None));
+    assert!(r.allowed);
+    assert_eq!(v.outcome(), "warned");
+    assert!(r.warnings.iter().any(|w| w.starts_with("[pss-restricted/run-as-non-root]")), "{:?}", r.warnings);
+    for w in &r.warnings {
+        assert!(w.chars().count() <= 120 && !w.contains('\n'), "{w:?}");
+    }
+}
+
+#[test]
+fn many_warnings_stay_under_4_kib_and_say_how_many_are_hidden() {
+    let containers: Vec<Value> = (0..80).map(|i| json!({"name": format!("c{i}"), "image": "nginx"})).collect();
+    let p = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "many", "namespace": "shop"}, "spec": {"containers": containers}});
+    let (v, r) = judge(&review("CREATE", &DEV, Some(&p), None));
+    assert!(v.warnings.len() > 100);
+    let bytes: usize = r.warnings.iter().map(String::len).sum();
+    assert!(bytes <= 4096, "{bytes} bytes of warnings");
+    let last = r.warnings.last().unwrap();
+    assert!(last.starts_with("paved: ") && last.ends_with("more warnings not shown"), "{last}");
+}
+
+fn labelled(ns: &str, profile: Option<&str>, version: Option<&str>, mode: Option<&str>) -> ClusterState {
+    let mut c = ClusterState::default();
+    let labels = NamespaceLabels {
+        profile: profile.map(str::to_owned),
+        version: version.map(str::to_owned),
+        mode: mode.map(str::to_owned),
+    };
+    c.set_namespace(ns, labels);
+    c
+}
+
+#[test]
+fn a_namespace_profile_label_chooses_the_policies() {
+    let d = deployment("secure", json!({}), json!({}), json!({}));
+    let rv = review("CREATE", &DEV, Some(&d), None);
+    let adm = admission();
+    let (_, r) = judge_in(&adm, &labelled("secure", Some("pss-restricted"), None, None), &rv);
+    assert!(!r.allowed);
+    assert!(message(&r).contains("[pss-restricted/run-as-non-root]"), "{}", message(&r));
+    // The same object elsewhere is only warned about.
+    let (_, r) = judge_in(&adm, &labelled("secure", None, None, None), &rv);
+    assert!(r.allowed);
+    // Pinned to v1.21, before dropping capabilities was required: still denied, for less.
+    let (_, r) = judge_in(&adm, &labelled("secure", Some("pss-restricted"), Some("v1.21"), None), &rv);
+    assert!(message(&r).contains("run-as-non-root") && !message(&r).contains("capabilities"), "{}", message(&r));
+}
+
+#[test]
+fn mode_warn_turns_denials_into_warnings_and_audit_records_only() {
+    let d = deployment("lab", json!({}), json!({}), json!({"privileged": true}));
+    let rv = review("CREATE", &DEV, Some(&d), None);
+    let adm = admission();
+    let (_, r) = judge_in(&adm, &labelled("lab", None, None, Some("warn")), &rv);
+    assert!(r.allowed);
+    assert!(r.warnings.iter().any(|w| w.starts_with("[pss-baseline/privileged]")), "{:?}", r.warnings);
+    let (_, r) = judge_in(&adm, &labelled("lab", None, None, Some("audit")), &rv);
+    assert!(r.allowed && r.warnings.is_empty(), "{:?}", r.warnings);
+    assert!(r.audit_annotations["pss-baseline.privileged"].contains("privileged"), "{:?}", r.audit_annotations);
+}
+
+#[test]
+fn a_bad_namespace_label_falls_back_to_the_default_and_says_so() {
+    let d = deployment("lab", json!({}), json!({}), json!({"privileged": true}));
+    let rv = review("CREATE", &DEV, Some(&d), None);
+    let (_, r) = judge_in(&admission(), &labelled("lab", Some("strictest"), None, Some("loud")), &rv);
+    assert!(!r.allowed, "the default profile still denies privileged");
+    assert!(r.warnings.iter().any(|w| w.contains("paved.dev/mode=\"loud\"")), "{:?}", r.warnings);
+    assert!(r.warnings.iter().any(|w| w.contains("unknown profile \"strictest\"")), "{:?}", r.warnings);
+}
+
+#[test]
+fn excluded_namespaces_are_never_judged() {
+    let d = deployment("kube-system", json!({"paved.dev/lock": "delete"}), json!({}), json!({"privileged": true}));
+    for rv in [review("CREATE", &DEV, Some(&d), None), review("DELETE", &DEV, None, Some(&d))] {
+        let (v, r) = judge(&rv);
+        assert!(r.allowed && r.warnings.is_empty() && v.events.is_empty());
+    }
+}
+
+#[test]
+fn status_updates_are_not_judged_by_policies() {
+    let p = pod("shop", json!({}), json!({"privileged": true}));
+    let mut rv = review("UPDATE", &DEV, Some(&p), Some(&p));
+    rv["request"]["subResource"] = json!("status");
+    assert!(judge(&rv).1.allowed);
+    rv["request"]["subResource"] = json!("ephemeralcontainers");
+    let p2 = pod("shop", json!({"changed": "yes"}), json!({"privileged": true}));
+    rv["request"]["oldObject"] = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web-7d4b9-x2x9q", "namespace": "shop"}, "spec": pod_spec(json!({}))});
+    rv["request"]["object"] = p2;
+    assert!(!judge(&rv).1.allowed, "ephemeral containers are judged");
+}
+
+#[test]
+fn an_update_keeps_old_denials_as_warnings_but_refuses_new_ones() {
+    let old = deployment("shop", json!({}), json!({}), json!({"privileged": true}));
+    let mut scaled = old.clone();
+    scaled["spec"]["replicas"] = json!(5);
+    let (_, r) = judge(&review("UPDATE", &DEV, Some(&scaled), Some(&old)));
+    assert!(r.allowed, "{}", message(&r));
+    assert!(r.warnings.iter().any(|w| w.contains("already so before this update")), "{:?}", r.warnings);
+    let mut worse = scaled.clone();
+    worse["spec"]["template"]["spec"]["hostNetwork"] = json!(true);
+    let (_, r) = judge(&review("UPDATE", &DEV, Some(&worse), Some(&old)));
+    assert!(!r.allowed);
+    assert!(message(&r).contains("pss-baseline/host-namespaces") && !message(&r).contains("[pss-baseline/privileged]"));
+}
+
+// --- exceptions with authority ---
+
+fn exempt(policies: &str, reason: &str) -> Value {
+    json!({"paved.dev/exempt": policies, "paved.dev/exempt-reason": reason, "paved.dev/exempt-until": "2027-01-31"})
+}
+
+#[test]
+fn nobody_grants_themselves_an_exemption() {
+    let d = deployment("shop", exempt("pss-baseline/privileged", "JIRA-1"), json!({}), json!({"privileged": true}));
+    let (v, r) = judge(&review("CREATE", &DEV, Some(&d), None));
+    assert!(!r.allowed);
+    let m = message(&r);
+    assert!(
+        m.contains("[paved/exemption-authority] only groups platform-admins may grant an exemption from pss-baseline/privileged"),
+        "{m}"
+    );
+    assert!(v.events.contains(&Event::ExemptionRefused { policy: "pss-baseline/privileged".into(), by: DEV.0.into() }));
+}
+
+#[test]
+fn the_exception_authority_grants_and_the_exemption_is_honoured() {
+    let d = deployment("shop", exempt("pss-baseline/privileged", "JIRA-1"), json!({}), json!({"privileged": true}));
+    let (v, r) = judge(&review("CREATE", &ADMIN, Some(&d), None));
+    assert!(r.allowed, "{}", message(&r));
+    assert!(
+        v.events.contains(&Event::ExemptionGranted { policy: "pss-baseline/privileged".into(), by: ADMIN.0.into() })
+    );
+    assert_eq!(r.audit_annotations["exemption-granted"], format!("pss-baseline/privileged by {}", ADMIN.0));
+    assert!(r.audit_annotations["exempted"].contains("pss-baseline/privileged (JIRA-1)"));
+    // Later, a developer changes the image: the grant is untouched, so allowed.
+    let mut edited = d.clone();
+    edited["spec"]["template"]["spec"]["containers"][0]["image"] = json!("registry.example.com/app:2@sha256:abc");
+    let (v, r) = judge(&review("UPDATE", &DEV, Some(&edited), Some(&d)));
+    assert!(r.allowed, "{}", message(&r));
+    assert!(!v.events.iter().any(|e| matches!(e, Event::ExemptionGranted { .. })));
+    // Extending the expiry is a new grant.
+    let mut extended = d.clone();
+    extended["metadata"]["annotations"]["paved.dev/exempt-until"] = json!("2030-01-01");
+    let (_, r) = judge(&review("UPDATE", &DEV, Some(&extended), Some(&d)));
+    assert!(!r.allowed);
+    // Adding a policy to the list is a grant of that policy only.
+    let mut widened = d.clone();
+    widened["metadata"]["annotations"]["paved.dev/exempt"] =
+        json!("pss-baseline/privileged, pss-baseline/host-namespaces");
+    let (_, r) = judge(&review("UPDATE", &DEV, Some(&widened), Some(&d)));
+    assert!(
+        message(&r).contains("from pss-baseline/host-namespaces")
+            && !message(&r).contains("from pss-baseline/privileged")
+    );
+    // Removing an exemption needs no authority.
+    let mut removed = d.clone();
+    removed["metadata"]["annotations"] = json!({});
+    removed["spec"]["template"]["spec"] = pod_spec(restricted_ok());
+    assert!(judge(&review("UPDATE", &DEV, Some(&removed), Some(&d))).1.allowed);
+}
+
+#[test]
+fn per_policy_authority_covers_only_its_policies() {
+    let alice = Who("alice", &["system:authenticated"]);
+    let d = deployment("shop", exempt("best-practices/pin-image", "vendor image"), json!({}), restricted_ok());
+    assert!(judge(&review("CREATE", &alice, Some(&d), None)).1.allowed);
+    let d = deployment("shop", exempt("best-practices/*", "legacy"), json!({}), restricted_ok());
+    assert!(judge(&review("CREATE", &alice, Some(&d), None)).1.allowed);
+    let d = deployment("shop", exempt("pss-restricted/*", "legacy"), json!({}), restricted_ok());
+    let (_, r) = judge(&review("CREATE", &alice, Some(&d), None));
+    assert!(
+        message(&r).contains("only groups platform-admins may grant an exemption from pss-restricted/*"),
+        "{}",
+        message(&r)
+    );
+    let d = deployment("shop", exempt("best-practices/pin-image", "x"), json!({}), restricted_ok());
+    let (_, r) = judge(&review("CREATE", &DEV, Some(&d), None));
+    assert!(message(&r).contains("only groups platform-admins or users alice may grant"), "{}", message(&r));
+}
+
+#[test]
+fn exemptions_in_a_pod_template_are_grants_too() {
+    let d = deployment("shop", json!({}), exempt("pss-baseline/privileged", "JIRA-2"), json!({"privileged": true}));
+    assert!(!judge(&review("CREATE", &DEV, Some(&d), None)).1.allowed);
+    assert!(judge(&review("CREATE", &ADMIN, Some(&d), None)).1.allowed);
+}
+
+#[test]
+fn pods_of_trusted_controllers_inherit_their_templates_exemptions() {
+    let p = pod("shop", exempt("pss-baseline/privileged", "JIRA-2"), json!({"privileged": true}));
+    let (_, r) = judge(&review("CREATE", &RS_CONTROLLER, Some(&p), None));
+    assert!(r.allowed, "{}", message(&r));
+    assert!(r.audit_annotations["exempted"].contains("JIRA-2"));
+    // The same pod made by hand is a grant the developer may not make.
+    assert!(!judge(&review("CREATE", &DEV, Some(&p), None)).1.allowed);
+}
+
+#[test]
+fn an_expired_exemption_no_longer_exempts() {
+    let mut ann = exempt("pss-baseline/privileged", "JIRA-1");
+    ann["paved.dev/exempt-until"] = json!("2026-01-01");
+    let d = deployment("shop", ann, json!({}), json!({"privileged": true}));
+    let (_, r) = judge(&review("CREATE", &ADMIN, Some(&d), None));
+    assert!(!r.allowed);
+    assert!(message(&r).contains("[pss-baseline/privileged]"));
+}
+
+// --- deletion locks ---
+
+fn pvc(ns: &str, annotations: Value, labels: Value) -> Value {
+    json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "data", "namespace": ns, "annotations": annotations, "labels": labels},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}})
+}
+
+#[test]
+fn a_locked_object_cannot_be_deleted_whatever_the_flags() {
+    let locked = pvc("dev", json!({"paved.dev/lock": "delete"}), json!({}));
+    let rv = review("DELETE", &ADMIN, None, Some(&locked));
+    assert_eq!(rv["request"]["options"]["gracePeriodSeconds"], 0, "kubectl delete --force --grace-period=0");
+    let (v, r) = judge(&rv);
+    assert!(!r.allowed);
+    assert!(
+        message(&r).contains("first run: kubectl annotate persistentvolumeclaims/data -n dev paved.dev/lock-"),
+        "{}",
+        message(&r)
+    );
+    assert!(r.audit_annotations.contains_key("lock-denied"));
+    assert!(matches!(&v.events[..], [Event::DeleteRefused { object }] if object == "PersistentVolumeClaim dev/data"));
+    // Without the lock, the same delete goes through.
+    assert!(judge(&review("DELETE", &DEV, None, Some(&pvc("dev", json!({}), json!({}))))).1.allowed);
+}
+
+#[test]
+fn protected_objects_are_locked_without_an_annotation() {
+    let (_, r) = judge(&review("DELETE", &ADMIN, None, Some(&pvc("prod-eu", json!({}), json!({})))));
+    assert!(!r.allowed);
+    assert!(message(&r).contains("protected by locks.protect[0]; to delete it, groups sre must first run: kubectl annotate persistentvolumeclaims/data -n prod-eu paved.dev/lock=off"), "{}", message(&r));
+    let by_label = pvc("dev", json!({}), json!({"paved.dev/tier": "data"}));
+    assert!(!judge(&review("DELETE", &DEV, None, Some(&by_label))).1.allowed);
+    let off = pvc("prod-eu", json!({"paved.dev/lock": "off"}), json!({}));
+    assert!(judge(&review("DELETE", &DEV, None, Some(&off))).1.allowed);
+}
+
+#[test]
+fn lifting_a_lock_needs_the_lock_authority() {
+    let locked = pvc("dev", json!({"paved.dev/lock": "delete"}), json!({}));
+    let unlocked = pvc("dev", json!({}), json!({}));
+    let (v, r) = judge(&review("UPDATE", &DEV, Some(&unlocked), Some(&locked)));
+    assert!(!r.allowed);
+    assert!(
+        message(&r).contains("only groups sre may lift its deletion lock; dev@example.com may not"),
+        "{}",
+        message(&r)
+    );
+    assert!(matches!(&v.events[..], [Event::UnlockRefused { .. }]));
+    let (v, r) = judge(&review("UPDATE", &SRE, Some(&unlocked), Some(&locked)));
+    assert!(r.allowed);
+    assert!(matches!(&v.events[..], [Event::Unlocked { by, .. }] if by == SRE.0));
+    assert_eq!(r.audit_annotations["unlock"], format!("lock lifted by {}", SRE.0));
+    // Anyone may lock.
+    assert!(judge(&review("UPDATE", &DEV, Some(&locked), Some(&unlocked))).1.allowed);
+}
+
+#[test]
+fn switching_off_a_protection_needs_the_lock_authority() {
+    let protected = pvc("prod-eu", json!({}), json!({}));
+    let off = pvc("prod-eu", json!({"paved.dev/lock": "off"}), json!({}));
+    assert!(!judge(&review("UPDATE", &DEV, Some(&off), Some(&protected))).1.allowed);
+    assert!(judge(&review("UPDATE", &SRE, Some(&off), Some(&protected))).1.allowed);
+    assert!(!judge(&review("CREATE", &DEV, Some(&off), None)).1.allowed, "creating it unlocked is the same gesture");
+    // Dropping the label that a protect rule selects is an unlock too.
+    let labelled = pvc("dev", json!({}), json!({"paved.dev/tier": "data"}));
+    let plain = pvc("dev", json!({}), json!({}));
+    assert!(!judge(&review("UPDATE", &DEV, Some(&plain), Some(&labelled))).1.allowed);
+}
+
+#[test]
+fn a_misspelt_lock_is_refused_but_still_locks() {
+    let typo = pvc("dev", json!({"paved.dev/lock": "Delete"}), json!({}));
+    let (_, r) = judge(&review("CREATE", &DEV, Some(&typo), None));
+    assert!(message(&r).contains("paved.dev/lock: \"Delete\" is not a lock"), "{}", message(&r));
+    assert!(!judge(&review("DELETE", &DEV, None, Some(&typo))).1.allowed);
+}
+
+fn namespace(name: &str, annotations: Value) -> Value {
+    json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "annotations": annotations}})
+}
+
+#[test]
+fn a_namespace_holding_locked_objects_cannot_be_deleted() {
+    let mut cluster = ClusterState::default();
+    for i in 0..7 {
+        cluster.locks.set("shop", &format!("persistentvolumeclaims/data-{i}"), true);
+    }
+    let (_, r) = judge_in(&admission(), &cluster, &review("DELETE", &ADMIN, None, Some(&namespace("shop", json!({})))));
+    assert!(!r.allowed);
+    let m = message(&r);
+    assert!(m.contains("it holds locked objects: persistentvolumeclaims/data-0, persistentvolumeclaims/data-1, persistentvolumeclaims/data-2, persistentvolumeclaims/data-3, persistentvolumeclaims/data-4 and 2 more"), "{m}");
+    assert!(
+        judge_in(&admission(), &cluster, &review("DELETE", &ADMIN, None, Some(&namespace("empty", json!({})))))
+            .1
+            .allowed
+    );
+    // A namespace protected by configuration, or locked itself.
+    assert!(!judge(&review("DELETE", &ADMIN, None, Some(&namespace("prod-eu", json!({}))))).1.allowed);
+    let (_, r) = judge(&review("DELETE", &ADMIN, None, Some(&namespace("dev", json!({"paved.dev/lock": "delete"})))));
+    assert!(message(&r).contains("kubectl annotate namespaces/dev paved.dev/lock-"), "{}", message(&r));
+}
