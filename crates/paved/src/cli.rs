@@ -49,6 +49,46 @@ pub enum Command {
         /// A policy id, e.g. pss-restricted/run-as-non-root.
         policy: String,
     },
+    /// Run the HTTPS admission webhook (/validate, /healthz, /readyz, /metrics).
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Address and port to listen on.
+    #[arg(long, default_value = "0.0.0.0:8443", value_name = "ADDR:PORT")]
+    pub listen: std::net::SocketAddr,
+
+    /// PEM certificate chain (reloaded when it changes).
+    #[arg(long, value_name = "FILE")]
+    pub tls_cert: PathBuf,
+
+    /// PEM private key (reloaded when it changes).
+    #[arg(long, value_name = "FILE")]
+    pub tls_key: PathBuf,
+
+    /// Run without a Kubernetes API: namespace profiles and lock indexes come
+    /// only from the configuration.
+    #[arg(long)]
+    pub no_cluster: bool,
+
+    /// paved's own namespace, never judged.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "paved-system")]
+    pub namespace: String,
+
+    /// Reviews in progress at once; beyond this, requests get 503 at once.
+    #[arg(long, default_value_t = 512)]
+    pub max_in_flight: usize,
+
+    /// Log lines as JSON (for a cluster's log pipeline) or text.
+    #[arg(long, value_enum, default_value_t = LogFormat::Json)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Json,
+    Text,
 }
 
 #[derive(Debug, clap::Args)]

@@ -6,6 +6,7 @@ mod cli;
 mod config_file;
 mod explain;
 mod report;
+mod serve;
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
@@ -38,7 +39,10 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> miette::Result<u8> {
     let cwd = std::env::current_dir().map_err(|e| miette::miette!("cannot read the working directory: {e}"))?;
-    let (config, _) = config_file::load(cli.global.config.as_deref(), &cwd)?;
+    let (config, config_path) = config_file::load(cli.global.config.as_deref(), &cwd)?;
+    if let Command::Serve(args) = &cli.command {
+        return serve::run(args, &cli.global, config_path);
+    }
     let engine = Engine::new(&config, cli.global.profile.as_deref(), Mode::Enforce)
         .map_err(|e| miette::miette!(code = "paved::config", "{e}"))?;
     let stdout = std::io::stdout();
@@ -60,6 +64,7 @@ fn run(cli: Cli) -> miette::Result<u8> {
                 )),
             }
         }
+        Command::Serve(_) => unreachable!("handled above"),
     }
 }
 

@@ -1,0 +1,394 @@
+//! `paved serve` over real HTTPS on loopback: generated certificates, HTTP/2
+//! and HTTP/1.1 clients, the API server's own AdmissionReview fixtures.
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use http_body_util::channel::Channel;
+use http_body_util::{BodyExt, Full};
+use hyper::{Request, StatusCode};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use paved_server::certs::{ServingCerts, generate};
+use paved_server::{Options, Server, Shared};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, ServerName};
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+
+fn corpus(file: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus/k8s-api/HEAD").join(file)
+}
+
+struct Running {
+    addr: SocketAddr,
+    ca: String,
+    shared: Arc<Shared>,
+    dir: tempfile::TempDir,
+    stop: Option<oneshot::Sender<()>>,
+    done: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        tokio::time::timeout(Duration::from_secs(10), self.done).await.expect("server stops").expect("no panic");
+    }
+}
+
+fn write_certs(dir: &Path, certs: &ServingCerts) {
+    std::fs::write(dir.join("tls.crt"), &certs.cert_pem).unwrap();
+    std::fs::write(dir.join("tls.key"), &certs.key_pem).unwrap();
+}
+
+async fn start(configure: impl FnOnce(&mut Options), config_yaml: Option<&str>) -> Running {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = generate(&["localhost".into(), "127.0.0.1".into()], 1).unwrap();
+    write_certs(dir.path(), &certs);
+    let mut options = Options::new(dir.path().join("tls.crt"), dir.path().join("tls.key"));
+    options.listen = "127.0.0.1:0".parse().unwrap();
+    options.reload_every = Duration::from_millis(50);
+    if let Some(yaml) = config_yaml {
+        std::fs::write(dir.path().join("config.yaml"), yaml).unwrap();
+        options.config = Some(dir.path().join("config.yaml"));
+    }
+    configure(&mut options);
+    let server = Server::bind(options).await.unwrap();
+    let shared = Arc::clone(&server.shared);
+    shared.synced.store(true, Ordering::Release);
+    let addr = server.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel();
+    let done = tokio::spawn(server.run(async {
+        let _ = stopped.await;
+    }));
+    Running { addr, ca: certs.ca_pem, shared, dir, stop: Some(stop), done }
+}
+
+fn tls_config(ca_pem: &str, alpn: &[u8]) -> rustls::ClientConfig {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![alpn.to_vec()];
+    config
+}
+
+async fn tls_stream(
+    addr: SocketAddr,
+    ca_pem: &str,
+    alpn: &[u8],
+) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(tls_config(ca_pem, alpn)));
+    let tcp = TcpStream::connect(addr).await?;
+    connector.connect(ServerName::try_from("localhost").unwrap(), tcp).await
+}
+
+/// An HTTP/2 connection, as the API server opens.
+async fn h2<B>(addr: SocketAddr, ca_pem: &str) -> hyper::client::conn::http2::SendRequest<B>
+where
+    B: hyper::body::Body + Send + Unpin + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let tls = tls_stream(addr, ca_pem, b"h2").await.unwrap();
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]), "the server must negotiate HTTP/2");
+    let (send, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls)).await.unwrap();
+    tokio::spawn(conn);
+    send
+}
+
+async fn h1(addr: SocketAddr, ca_pem: &str) -> hyper::client::conn::http1::SendRequest<Full<Bytes>> {
+    let tls = tls_stream(addr, ca_pem, b"http/1.1").await.unwrap();
+    let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await.unwrap();
+    tokio::spawn(conn);
+    send
+}
+
+fn post(path: &str, body: impl Into<Bytes>) -> Request<Full<Bytes>> {
+    Request::post(format!("https://localhost{path}"))
+        .header("content-type", "application/json")
+        .body(Full::new(body.into()))
+        .unwrap()
+}
+
+fn get(path: &str) -> Request<Full<Bytes>> {
+    Request::get(format!("https://localhost{path}")).body(Full::new(Bytes::new())).unwrap()
+}
+
+async fn send(server: &Running, request: Request<Full<Bytes>>) -> (StatusCode, Bytes) {
+    let mut client = h2(server.addr, &server.ca).await;
+    let response = client.send_request(request).await.unwrap();
+    let status = response.status();
+    (status, response.into_body().collect().await.unwrap().to_bytes())
+}
+
+async fn review(server: &Running, review: &Value) -> Value {
+    let (status, body) = send(server, post("/validate", serde_json::to_vec(review).unwrap())).await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    serde_json::from_slice(&body).unwrap()
+}
+
+fn privileged_pod_review(uid: &str, version: &str) -> Value {
+    json!({"apiVersion": format!("admission.k8s.io/{version}"), "kind": "AdmissionReview", "request": {
+        "uid": uid, "kind": {"group": "", "version": "v1", "kind": "Pod"},
+        "resource": {"group": "", "version": "v1", "resource": "pods"},
+        "name": "p", "namespace": "shop", "operation": "CREATE",
+        "userInfo": {"username": "dev", "groups": ["system:authenticated"]},
+        "object": {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "shop"},
+            "spec": {"containers": [{"name": "c", "image": "nginx:1.27", "securityContext": {"privileged": true}}]}},
+        "dryRun": false, "options": {"kind": "CreateOptions", "apiVersion": "meta.k8s.io/v1"}}})
+}
+
+#[tokio::test]
+async fn health_readiness_and_metrics_over_http2() {
+    let server = start(|_| {}, None).await;
+    for (path, want) in [("/healthz", "ok\n"), ("/readyz", "ready\n")] {
+        let (status, body) = send(&server, get(path)).await;
+        assert_eq!((status, &body[..]), (StatusCode::OK, want.as_bytes()));
+    }
+    server.shared.synced.store(false, Ordering::Release);
+    let (status, body) = send(&server, get("/readyz")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(&body[..], b"not ready: cluster caches not synced\n");
+    server.shared.synced.store(true, Ordering::Release);
+    review(&server, &privileged_pod_review("m-1", "v1")).await;
+    let (status, body) = send(&server, get("/metrics")).await;
+    assert_eq!(status, StatusCode::OK);
+    let text = String::from_utf8(body.to_vec()).unwrap();
+    assert!(text.contains(r#"paved_admission_requests_total{operation="CREATE",verdict="denied"} 1"#), "{text}");
+    assert!(
+        text.contains(r#"paved_policy_findings_total{policy="pss-baseline/privileged",action="deny"} 1"#),
+        "{text}"
+    );
+    assert!(text.contains("paved_admission_duration_seconds_count 1"), "{text}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_api_servers_own_reviews_are_answered_in_their_version() {
+    let server = start(|_| {}, None).await;
+    for (file, version) in [
+        ("admission.k8s.io.v1.AdmissionReview.json", "admission.k8s.io/v1"),
+        ("admission.k8s.io.v1beta1.AdmissionReview.json", "admission.k8s.io/v1beta1"),
+    ] {
+        let body = std::fs::read(corpus(file)).unwrap();
+        let (status, answer) = send(&server, post("/validate", body)).await;
+        assert_eq!(status, StatusCode::OK);
+        let answer: Value = serde_json::from_slice(&answer).unwrap();
+        assert_eq!(answer["apiVersion"], version);
+        assert_eq!(answer["kind"], "AdmissionReview");
+        assert_eq!(answer["response"]["uid"], "uidValue");
+        assert_eq!(answer["response"]["allowed"], true);
+        assert!(answer.get("request").is_none(), "the answer carries the response only");
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_privileged_pod_is_denied_with_403_over_both_protocols() {
+    let server = start(|_| {}, None).await;
+    let answer = review(&server, &privileged_pod_review("abc-1", "v1beta1")).await;
+    assert_eq!(answer["apiVersion"], "admission.k8s.io/v1beta1");
+    let response = &answer["response"];
+    assert_eq!((response["uid"].as_str(), response["allowed"].as_bool()), (Some("abc-1"), Some(false)));
+    assert_eq!(response["status"]["code"], 403);
+    assert!(response["status"]["message"].as_str().unwrap().contains("[pss-baseline/privileged]"));
+    let mut client = h1(server.addr, &server.ca).await;
+    let body = serde_json::to_vec(&privileged_pod_review("abc-2", "v1")).unwrap();
+    let answer = client.send_request(post("/validate", body)).await.unwrap();
+    assert_eq!(answer.version(), hyper::Version::HTTP_11);
+    let answer: Value = serde_json::from_slice(&answer.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    assert_eq!(answer["response"]["allowed"], false);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn bad_requests_get_clear_answers_and_the_server_keeps_serving() {
+    let server = start(|o| o.max_body_bytes = 64 * 1024, None).await;
+    let (status, body) = send(&server, post("/validate", "{\"apiVersion\": ")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        String::from_utf8_lossy(&body).starts_with("not JSON an AdmissionReview can be read from: EOF while parsing")
+    );
+    let (status, body) = send(&server, post("/validate", r#"{"apiVersion":"v1","kind":"Pod"}"#)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(String::from_utf8_lossy(&body).contains("expected admission.k8s.io/v1"));
+    // Declared too large: refused before reading.
+    let (status, _) = send(&server, post("/validate", vec![b' '; 64 * 1024 + 1])).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    // Streamed without a length: refused when the cap is crossed.
+    let mut client = h2(server.addr, &server.ca).await;
+    let (mut tx, body) = Channel::<Bytes>::new(4);
+    let request = Request::post("https://localhost/validate").body(body).unwrap();
+    let pending = tokio::spawn(async move { client.send_request(request).await.map(|r| r.status()) });
+    for _ in 0..32 {
+        if tx.send_data(Bytes::from(vec![b' '; 4096])).await.is_err() {
+            break;
+        }
+    }
+    assert_eq!(pending.await.unwrap().unwrap(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(review(&server, &privileged_pod_review("after", "v1")).await["response"]["uid"], "after");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_stalled_request_is_answered_at_the_deadline() {
+    let server = start(|o| o.deadline = Duration::from_millis(300), None).await;
+    let mut client = h2(server.addr, &server.ca).await;
+    let (mut tx, body) = Channel::<Bytes>::new(1);
+    let started = Instant::now();
+    let request = Request::post("https://localhost/validate").body(body).unwrap();
+    tx.send_data(Bytes::from_static(b"{\"apiVersion\":")).await.unwrap();
+    let response = client.send_request(request).await.unwrap();
+    let waited = started.elapsed();
+    assert_eq!(response.status(), StatusCode::REQUEST_TIMEOUT);
+    assert!(waited >= Duration::from_millis(300) && waited < Duration::from_secs(2), "{waited:?}");
+    drop(tx);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn load_beyond_the_limit_is_shed_at_once_with_503() {
+    let server = start(|o| o.max_in_flight = 1, None).await;
+    let mut slow = h2(server.addr, &server.ca).await;
+    let (mut tx, body) = Channel::<Bytes>::new(1);
+    tx.send_data(Bytes::from_static(b"{")).await.unwrap();
+    let holding = tokio::spawn(async move {
+        slow.send_request(Request::post("https://localhost/validate").body(body).unwrap()).await
+    });
+    // Wait until the slow request holds the only slot.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while server.shared.slots.available_permits() > 0 {
+        assert!(Instant::now() < deadline, "the slow request never started");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let started = Instant::now();
+    let (status, body) =
+        send(&server, post("/validate", serde_json::to_vec(&privileged_pod_review("x", "v1")).unwrap())).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{}", String::from_utf8_lossy(&body));
+    assert!(started.elapsed() < Duration::from_millis(500), "shed at once, not queued");
+    // Health checks are not shed.
+    assert_eq!(send(&server, get("/healthz")).await.0, StatusCode::OK);
+    tx.send_data(Bytes::from_static(
+        br#""apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"slow"}}"#,
+    ))
+    .await
+    .unwrap();
+    drop(tx);
+    assert_eq!(holding.await.unwrap().unwrap().status(), StatusCode::OK);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn configuration_reloads_and_a_bad_one_is_refused() {
+    let server = start(|_| {}, Some("profile: pss-baseline\n")).await;
+    // Runs as root: fine for baseline.
+    let mut rv = privileged_pod_review("r", "v1");
+    rv["request"]["object"]["spec"]["containers"][0]["securityContext"] = json!({});
+    assert_eq!(review(&server, &rv).await["response"]["allowed"], true);
+    std::fs::write(server.path("config.yaml"), "profile: pss-restricted\n").unwrap();
+    let reloaded = wait_for(|| metric(&server.shared, "paved_config_reloads_total{result=\"ok\"} 1")).await;
+    assert!(reloaded, "configuration was not reloaded");
+    assert_eq!(review(&server, &rv).await["response"]["allowed"], false);
+    std::fs::write(server.path("config.yaml"), "profile: pss-restricted\nnot-a-field: 1\n").unwrap();
+    assert!(wait_for(|| metric(&server.shared, "paved_config_reloads_total{result=\"error\"} 1")).await);
+    assert_eq!(review(&server, &rv).await["response"]["allowed"], false, "the old configuration stays");
+    server.stop().await;
+}
+
+fn metric(shared: &Shared, line: &str) -> bool {
+    shared.metrics.encode().lines().any(|l| l == line)
+}
+
+async fn wait_for(mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if condition() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}
+
+#[tokio::test]
+async fn a_rotated_certificate_is_served_without_a_failed_request() {
+    let server = start(|_| {}, None).await;
+    let addr = server.addr;
+    let old_ca = server.ca.clone();
+    let new = generate(&["localhost".into()], 1).unwrap();
+    let both = format!("{old_ca}{}", new.ca_pem);
+    // Requests keep coming during the rotation, trusting either CA, as the
+    // API server does while caBundle holds both.
+    let load = tokio::spawn({
+        let both = both.clone();
+        async move {
+            let mut failures = 0;
+            for i in 0..60 {
+                let mut client = h2(addr, &both).await;
+                let body = serde_json::to_vec(&privileged_pod_review(&format!("rot-{i}"), "v1")).unwrap();
+                match client.send_request(post("/validate", body)).await {
+                    Ok(r) if r.status() == StatusCode::OK => {}
+                    _ => failures += 1,
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            failures
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // As cert-manager's Secret update lands: certificate first, key a moment later.
+    std::fs::write(server.path("tls.crt"), &new.cert_pem).unwrap();
+    tokio::time::sleep(Duration::from_millis(120)).await;
+    std::fs::write(server.path("tls.key"), &new.key_pem).unwrap();
+    assert!(wait_for(|| metric(&server.shared, "paved_certificate_reloads_total{result=\"ok\"} 1")).await);
+    assert_eq!(load.await.unwrap(), 0, "no request may fail during a rotation");
+    // New connections get the new certificate: the old CA alone no longer verifies it.
+    assert!(tls_stream(addr, &new.ca_pem, b"h2").await.is_ok());
+    assert!(tls_stream(addr, &old_ca, b"h2").await.is_err());
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn shutdown_drains_requests_in_progress() {
+    let server = start(|_| {}, None).await;
+    let mut client = h2(server.addr, &server.ca).await;
+    let (mut tx, body) = Channel::<Bytes>::new(1);
+    let in_flight = tokio::spawn(async move {
+        client.send_request(Request::post("https://localhost/validate").body(body).unwrap()).await
+    });
+    tx.send_data(Bytes::from_static(b"{")).await.unwrap();
+    assert!(wait_for(|| server.shared.slots.available_permits() < server.shared.options.max_in_flight).await);
+    let shared = Arc::clone(&server.shared);
+    let addr = server.addr;
+    let ca = server.ca.clone();
+    let stopping = tokio::spawn(server.stop());
+    assert!(wait_for(|| !shared.ready()).await, "not ready while draining");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(tls_stream(addr, &ca, b"h2").await.is_err(), "no new connections while draining");
+    let review = serde_json::to_vec(&privileged_pod_review("drained", "v1")).unwrap();
+    tx.send_data(Bytes::from(review[1..].to_vec())).await.unwrap();
+    drop(tx);
+    let response = in_flight.await.unwrap().unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let answer: Value = serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    assert_eq!(answer["response"]["uid"], "drained");
+    stopping.await.unwrap();
+}

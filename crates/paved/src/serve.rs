@@ -1,0 +1,52 @@
+//! `paved serve`: options from flags, logs, a runtime, then paved-server.
+
+use std::path::PathBuf;
+
+use paved_server::{Options, Server};
+
+use crate::cli::{Global, LogFormat, ServeArgs};
+
+pub fn run(args: &ServeArgs, global: &Global, config: Option<PathBuf>) -> miette::Result<u8> {
+    init_logs(args.log_format, global.verbose);
+    if !args.no_cluster {
+        return Err(miette::miette!(
+            code = "paved::serve",
+            help = "run with --no-cluster: namespace profiles then come from the configuration's default",
+            "watching the cluster (namespace labels, locked objects) is not built yet"
+        ));
+    }
+    let mut options = Options::new(args.tls_cert.clone(), args.tls_key.clone());
+    options.listen = args.listen;
+    options.config = config;
+    options.profile = global.profile.clone();
+    options.namespace = args.namespace.clone();
+    options.max_in_flight = args.max_in_flight.max(1);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| miette::miette!("cannot start the async runtime: {e}"))?;
+    runtime.block_on(async {
+        let server = Server::bind(options).await.map_err(|e| miette::miette!(code = "paved::serve", "{e}"))?;
+        // Without a cluster there are no caches to wait for.
+        server.shared.synced.store(true, std::sync::atomic::Ordering::Release);
+        if let Some(addr) = server.local_addr() {
+            tracing::info!(%addr, "serving admission reviews");
+        }
+        server.run(paved_server::termination()).await;
+        tracing::info!("stopped");
+        Ok(0)
+    })
+}
+
+fn init_logs(format: LogFormat, verbose: u8) {
+    let level = match verbose {
+        0 => tracing::Level::INFO,
+        1 => tracing::Level::DEBUG,
+        _ => tracing::Level::TRACE,
+    };
+    let builder = tracing_subscriber::fmt().with_max_level(level).with_writer(std::io::stderr).with_target(false);
+    let _ = match format {
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
