@@ -47,6 +47,17 @@ pub struct Admission {
     excluded: Vec<String>,
 }
 
+/// What a webhook asks about. `paved install` registers two webhooks, so that
+/// locks can fail closed while policies fail open; each asks about its part.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    All,
+    /// Deletes of locked objects, and lifting or misspelling a lock.
+    Locks,
+    /// Policies and exemption grants.
+    Policies,
+}
+
 /// Something worth a metric and a log line.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
@@ -195,17 +206,34 @@ impl Admission {
         &self.protection
     }
 
+    /// Judges a request on everything: locks, exemption grants and policies.
     pub fn review(&self, req: &AdmissionRequest, cluster: &ClusterState, now: Timestamp) -> Verdict {
+        self.review_scoped(req, cluster, now, Scope::All)
+    }
+
+    pub fn review_scoped(
+        &self,
+        req: &AdmissionRequest,
+        cluster: &ClusterState,
+        now: Timestamp,
+        scope: Scope,
+    ) -> Verdict {
         let mut v = Verdict { subject: subject(req), dry_run: req.dry_run == Some(true), ..Verdict::default() };
         if !req.namespace.is_empty() && self.excluded.contains(&req.namespace) {
             return v;
         }
+        let locks = scope != Scope::Policies;
+        let policies = scope != Scope::Locks;
         match req.operation.as_str() {
-            "DELETE" => self.check_delete(req, cluster, &mut v),
+            "DELETE" if locks => self.check_delete(req, cluster, &mut v),
             "CREATE" | "UPDATE" if req.object.is_object() => {
-                self.check_lock_changes(req, &mut v);
-                self.check_exemption_grants(req, &mut v);
-                self.check_policies(req, cluster, now, &mut v);
+                if locks {
+                    self.check_lock_changes(req, &mut v);
+                }
+                if policies {
+                    self.check_exemption_grants(req, &mut v);
+                    self.check_policies(req, cluster, now, &mut v);
+                }
             }
             _ => {}
         }

@@ -9,4 +9,4 @@ pub mod decide;
 pub mod locks;
 pub mod review;
 
-pub use decide::{Admission, Event, SetupError, Verdict};
+pub use decide::{Admission, Event, Scope, SetupError, Verdict};

@@ -12,6 +12,34 @@ pub const LOCK: &str = "paved.dev/lock";
 pub const LOCKED: &str = "delete";
 pub const OFF: &str = "off";
 
+/// A Kubernetes resource, as RBAC rules, webhooks and watches name it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Resource {
+    pub group: &'static str,
+    pub version: &'static str,
+    pub resource: &'static str,
+    pub kind: &'static str,
+}
+
+const fn res(group: &'static str, version: &'static str, resource: &'static str, kind: &'static str) -> Resource {
+    Resource { group, version, resource, kind }
+}
+
+/// Kinds whose locked objects keep their Namespace from being deleted: the
+/// metadata-only watch covers these. Secrets are left out on purpose: listing
+/// them, even for metadata, needs a permission that reads them.
+pub const LOCKABLE: &[Resource] = &[
+    res("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim"),
+    res("", "v1", "services", "Service"),
+    res("", "v1", "configmaps", "ConfigMap"),
+    res("apps", "v1", "deployments", "Deployment"),
+    res("apps", "v1", "statefulsets", "StatefulSet"),
+    res("apps", "v1", "daemonsets", "DaemonSet"),
+    res("batch", "v1", "cronjobs", "CronJob"),
+    res("batch", "v1", "jobs", "Job"),
+    res("networking.k8s.io", "v1", "ingresses", "Ingress"),
+];
+
 /// Why an object is locked.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Lock {

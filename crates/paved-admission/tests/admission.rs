@@ -513,3 +513,23 @@ fn a_namespace_holding_locked_objects_cannot_be_deleted() {
     let (_, r) = judge(&review("DELETE", &ADMIN, None, Some(&namespace("dev", json!({"paved.dev/lock": "delete"})))));
     assert!(message(&r).contains("kubectl annotate namespaces/dev paved.dev/lock-"), "{}", message(&r));
 }
+
+#[test]
+fn each_webhook_asks_about_its_own_part() {
+    use paved_admission::Scope;
+    let adm = admission();
+    let cluster = ClusterState::default();
+    let decode = |rv: &Value| AdmissionReview::decode(&serde_json::to_vec(rv).unwrap()).unwrap().1;
+    let locked_bad = deployment("shop", json!({"paved.dev/lock": "delete"}), json!({}), json!({"privileged": true}));
+    let create = decode(&review("CREATE", &DEV, Some(&locked_bad), None));
+    assert!(adm.review_scoped(&create, &cluster, now(), Scope::Locks).allowed(), "locks do not judge policies");
+    assert!(!adm.review_scoped(&create, &cluster, now(), Scope::Policies).allowed());
+    let delete = decode(&review("DELETE", &DEV, None, Some(&locked_bad)));
+    assert!(!adm.review_scoped(&delete, &cluster, now(), Scope::Locks).allowed());
+    assert!(adm.review_scoped(&delete, &cluster, now(), Scope::Policies).allowed(), "policies do not judge deletes");
+    let unlocked = deployment("shop", json!({}), json!({}), restricted_ok());
+    let locked_ok = deployment("shop", json!({"paved.dev/lock": "delete"}), json!({}), restricted_ok());
+    let unlock = decode(&review("UPDATE", &DEV, Some(&unlocked), Some(&locked_ok)));
+    assert!(!adm.review_scoped(&unlock, &cluster, now(), Scope::Locks).allowed());
+    assert!(adm.review_scoped(&unlock, &cluster, now(), Scope::Policies).allowed());
+}

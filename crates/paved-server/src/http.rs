@@ -11,8 +11,8 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use http_body_util::{BodyExt, Limited};
-use paved_admission::Event;
 use paved_admission::review::AdmissionReview;
+use paved_admission::{Event, Scope};
 use paved_core::Timestamp;
 use paved_core::policy::Action;
 
@@ -21,7 +21,9 @@ use crate::metrics::{FindingLabels, ResultLabels, VerdictLabels};
 
 pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
-        .route("/validate", post(validate))
+        .route("/validate", post(|s, r| validate(s, r, Scope::All)))
+        .route("/validate/locks", post(|s, r| validate(s, r, Scope::Locks)))
+        .route("/validate/policies", post(|s, r| validate(s, r, Scope::Policies)))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -76,7 +78,7 @@ async fn read_body(shared: &Shared, body: Body) -> Result<Bytes, Response> {
     }
 }
 
-async fn validate(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+async fn validate(State(shared): State<Arc<Shared>>, request: Request, scope: Scope) -> Response {
     let started = Instant::now();
     // Shed rather than queue: a queue would only make the API server wait
     // until its own timeout.
@@ -106,9 +108,9 @@ async fn validate(State(shared): State<Arc<Shared>>, request: Request) -> Respon
     let verdict = {
         let admission = shared.admission.load();
         match shared.cluster.read() {
-            Ok(cluster) => admission.review(&review, &cluster, Timestamp::now()),
+            Ok(cluster) => admission.review_scoped(&review, &cluster, Timestamp::now(), scope),
             // A writer panicked mid-update; the state it left is still the best we know.
-            Err(poisoned) => admission.review(&review, &poisoned.into_inner(), Timestamp::now()),
+            Err(poisoned) => admission.review_scoped(&review, &poisoned.into_inner(), Timestamp::now(), scope),
         }
     };
     record(&shared, &review, &verdict);

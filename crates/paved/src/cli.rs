@@ -51,6 +51,45 @@ pub enum Command {
     },
     /// Run the HTTPS admission webhook (/validate, /healthz, /readyz, /metrics).
     Serve(ServeArgs),
+    /// Print the manifests that run `paved serve` in a cluster (kubectl apply -f -).
+    Install(InstallArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct InstallArgs {
+    /// Namespace paved runs in (never judged by it).
+    #[arg(long, default_value = "paved-system")]
+    pub namespace: String,
+
+    /// Container image of paved.
+    #[arg(long, default_value = concat!("ghcr.io/paved-dev/paved:", env!("CARGO_PKG_VERSION")))]
+    pub image: String,
+
+    /// Replicas of the webhook (at least 2 keeps it available through a node drain).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=20))]
+    pub replicas: u32,
+
+    /// What the API server does when the policies webhook cannot answer. Locks always fail closed.
+    #[arg(long, value_enum, default_value_t = FailurePolicy::Ignore)]
+    pub failure_policy: FailurePolicy,
+
+    /// Webhook timeout the API server applies, in seconds.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=30))]
+    pub timeout_seconds: u32,
+
+    /// Validity of the generated serving certificate, in days.
+    #[arg(long, default_value_t = 365, value_parser = clap::value_parser!(i64).range(1..=3650))]
+    pub cert_days: i64,
+
+    /// Apply to the cluster instead of printing.
+    #[arg(long)]
+    pub apply: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FailurePolicy {
+    Ignore,
+    Fail,
 }
 
 #[derive(Debug, clap::Args)]
