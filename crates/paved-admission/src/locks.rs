@@ -76,8 +76,26 @@ pub struct Meta<'a> {
     pub kind: &'a str,
     /// For a Namespace, its own name: protection by namespace covers the namespace itself.
     pub namespace: &'a str,
-    pub labels: Option<&'a serde_json::Map<String, Value>>,
+    pub labels: Labels<'a>,
     pub lock: Option<&'a str>,
+}
+
+/// Labels as a request carries them (JSON) or as a watch delivers them (a map).
+#[derive(Clone, Copy, Debug)]
+pub enum Labels<'a> {
+    None,
+    Json(&'a serde_json::Map<String, Value>),
+    Map(&'a BTreeMap<String, String>),
+}
+
+impl Labels<'_> {
+    pub fn get(&self, key: &str) -> Option<&str> {
+        match self {
+            Labels::None => None,
+            Labels::Json(m) => m.get(key).and_then(Value::as_str),
+            Labels::Map(m) => m.get(key).map(String::as_str),
+        }
+    }
 }
 
 impl<'a> Meta<'a> {
@@ -89,7 +107,7 @@ impl<'a> Meta<'a> {
         Meta {
             kind,
             namespace: namespace.and_then(Value::as_str).unwrap_or(""),
-            labels: field("labels").and_then(Value::as_object),
+            labels: field("labels").and_then(Value::as_object).map_or(Labels::None, Labels::Json),
             lock: field("annotations").and_then(|a| a.get(LOCK)).and_then(Value::as_str),
         }
     }
@@ -123,9 +141,7 @@ impl Protection {
         self.rules.iter().position(|r| {
             (r.kinds.is_empty() || r.kinds.iter().any(|k| k == m.kind))
                 && r.namespaces.as_ref().is_none_or(|set| !m.namespace.is_empty() && set.is_match(m.namespace))
-                && r.labels
-                    .iter()
-                    .all(|(k, v)| m.labels.and_then(|l| l.get(k)).and_then(Value::as_str) == Some(v.as_str()))
+                && r.labels.iter().all(|(k, v)| m.labels.get(k) == Some(v.as_str()))
         })
     }
 
@@ -158,9 +174,17 @@ impl LockIndex {
         }
     }
 
-    /// Forgets a namespace's objects (before a watch relists it).
-    pub fn clear(&mut self) {
-        self.by_namespace.clear();
+    /// Replaces every entry of one resource (`persistentvolumeclaims`) with
+    /// `locked` (namespace, name) pairs: what a watch's relist found.
+    pub fn replace_resource(&mut self, resource: &str, locked: impl IntoIterator<Item = (String, String)>) {
+        let prefix = format!("{resource}/");
+        for set in self.by_namespace.values_mut() {
+            set.retain(|o| !o.starts_with(&prefix));
+        }
+        self.by_namespace.retain(|_, set| !set.is_empty());
+        for (namespace, name) in locked {
+            self.set(&namespace, &format!("{prefix}{name}"), true);
+        }
     }
 
     /// Up to `limit` locked objects in a namespace, and how many there are.
@@ -233,5 +257,10 @@ mod tests {
         assert_eq!(index.len(), 1);
         index.set("prod", "persistentvolumeclaims/b", false);
         assert!(index.is_empty());
+        index.set("prod", "configmaps/keep", true);
+        index.set("prod", "persistentvolumeclaims/gone", true);
+        index.replace_resource("persistentvolumeclaims", [("dev".to_owned(), "new".to_owned())]);
+        assert_eq!(index.locked_in("prod", 5), (vec!["configmaps/keep".to_owned()], 1));
+        assert_eq!(index.locked_in("dev", 5), (vec!["persistentvolumeclaims/new".to_owned()], 1));
     }
 }

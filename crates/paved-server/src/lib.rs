@@ -10,6 +10,7 @@ pub mod http;
 pub mod metrics;
 pub mod reload;
 pub mod tls;
+pub mod watch;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -99,9 +100,26 @@ pub struct Shared {
     pub draining: AtomicBool,
     pub slots: Arc<Semaphore>,
     pub options: Options,
+    /// Bumped on every configuration reload; lock watches relist on it.
+    pub reloads: tokio::sync::watch::Sender<u64>,
 }
 
 impl Shared {
+    /// State for a server (or a test) with a compiled configuration and no certificate yet.
+    pub fn new(options: Options, admission: Admission) -> Shared {
+        Shared {
+            admission: ArcSwap::from_pointee(admission),
+            cluster: RwLock::new(ClusterState::default()),
+            metrics: Metrics::default(),
+            certs: Arc::new(tls::CertStore::default()),
+            synced: AtomicBool::new(false),
+            draining: AtomicBool::new(false),
+            slots: Arc::new(Semaphore::new(options.max_in_flight)),
+            reloads: tokio::sync::watch::Sender::new(0),
+            options,
+        }
+    }
+
     pub fn ready(&self) -> bool {
         self.synced.load(Ordering::Acquire) && self.certs.is_loaded() && !self.draining.load(Ordering::Acquire)
     }
@@ -149,6 +167,7 @@ impl Server {
             draining: AtomicBool::new(false),
             slots: Arc::new(Semaphore::new(options.max_in_flight)),
             options,
+            reloads: tokio::sync::watch::Sender::new(0),
         });
         Ok(Server { shared, listener, tls })
     }

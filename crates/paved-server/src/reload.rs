@@ -60,6 +60,7 @@ pub async fn watch_files(shared: Arc<Shared>) {
             match reloaded {
                 Ok(admission) => {
                     shared.admission.store(Arc::new(admission));
+                    shared.reloads.send_modify(|generation| *generation += 1);
                     shared.metrics.config_reloads.get_or_create(&ResultLabels { result: "ok" }).inc();
                     tracing::info!(path = %path.display(), "configuration reloaded");
                 }

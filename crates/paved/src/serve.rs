@@ -8,27 +8,32 @@ use crate::cli::{Global, LogFormat, ServeArgs};
 
 pub fn run(args: &ServeArgs, global: &Global, config: Option<PathBuf>) -> miette::Result<u8> {
     init_logs(args.log_format, global.verbose);
-    if !args.no_cluster {
-        return Err(miette::miette!(
-            code = "paved::serve",
-            help = "run with --no-cluster: namespace profiles then come from the configuration's default",
-            "watching the cluster (namespace labels, locked objects) is not built yet"
-        ));
-    }
     let mut options = Options::new(args.tls_cert.clone(), args.tls_key.clone());
     options.listen = args.listen;
     options.config = config;
     options.profile = global.profile.clone();
     options.namespace = args.namespace.clone();
     options.max_in_flight = args.max_in_flight.max(1);
+    let no_cluster = args.no_cluster;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| miette::miette!("cannot start the async runtime: {e}"))?;
     runtime.block_on(async {
         let server = Server::bind(options).await.map_err(|e| miette::miette!(code = "paved::serve", "{e}"))?;
-        // Without a cluster there are no caches to wait for.
-        server.shared.synced.store(true, std::sync::atomic::Ordering::Release);
+        if no_cluster {
+            // Without a cluster there are no caches to wait for.
+            server.shared.synced.store(true, std::sync::atomic::Ordering::Release);
+        } else {
+            let client = kube::Client::try_default().await.map_err(|e| {
+                miette::miette!(
+                    code = "paved::serve",
+                    help = "in a pod, paved uses its service account; elsewhere, a kubeconfig. --no-cluster runs without one",
+                    "cannot reach the Kubernetes API: {e}"
+                )
+            })?;
+            paved_server::watch::spawn(client, &server.shared);
+        }
         if let Some(addr) = server.local_addr() {
             tracing::info!(%addr, "serving admission reviews");
         }

@@ -258,9 +258,28 @@ fn serve_refuses_a_bad_start_clearly() {
     );
     assert_eq!(code, 2);
     assert!(err.contains("nope.crt"), "{err}");
-    let (code, _, err) = paved(&["serve", "--tls-cert", "a", "--tls-key", "b"], None);
-    assert_eq!(code, 2);
-    assert!(err.contains("--no-cluster"), "{err}");
+    // Without --no-cluster and with no way to reach an API server.
+    let certs = paved_server::certs::generate(&["localhost".into()], 1).unwrap();
+    std::fs::write(dir.path().join("tls.crt"), certs.cert_pem).unwrap();
+    std::fs::write(dir.path().join("tls.key"), certs.key_pem).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_paved"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "text"])
+        .args([
+            "--tls-cert",
+            dir.path().join("tls.crt").to_str().unwrap(),
+            "--tls-key",
+            dir.path().join("tls.key").to_str().unwrap(),
+        ])
+        .env("HOME", dir.path())
+        .env_remove("KUBECONFIG")
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .env_remove("KUBERNETES_SERVICE_PORT")
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("cannot reach the Kubernetes API") && err.contains("--no-cluster"), "{err}");
 }
 
 /// The Helm chart renders what `paved install` prints, but for the generated

@@ -1,0 +1,165 @@
+//! The cluster as admission needs it, kept current by watches: namespaces
+//! (for their profile labels) and the metadata of the lockable kinds (for
+//! the lock index). Metadata-only, and only what matters is kept: labelled
+//! namespaces and locked objects, so memory follows those counts, not the
+//! cluster's size.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use futures_util::StreamExt;
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{Api, DynamicObject, PartialObjectMeta};
+use kube::core::{ApiResource, GroupVersionKind};
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event};
+use paved_admission::cluster::NamespaceLabels;
+use paved_admission::locks::{LOCKABLE, Labels, Meta, Resource};
+
+use crate::Shared;
+
+/// Counts watches that have listed everything once; the server is ready when all have.
+struct Sync {
+    done: AtomicUsize,
+    total: usize,
+}
+
+impl Sync {
+    fn listed(&self, shared: &Shared, first: &mut bool) {
+        if std::mem::take(first) && self.done.fetch_add(1, Ordering::AcqRel) + 1 == self.total {
+            shared.synced.store(true, Ordering::Release);
+            tracing::info!("cluster caches synced");
+        }
+    }
+}
+
+/// Starts every watch; they run until the runtime stops. `shared.synced`
+/// turns true once each has listed its kind.
+pub fn spawn(client: kube::Client, shared: &Arc<Shared>) -> Vec<tokio::task::JoinHandle<()>> {
+    let sync = Arc::new(Sync { done: AtomicUsize::new(0), total: 1 + LOCKABLE.len() });
+    let mut tasks = vec![tokio::spawn(namespaces(client.clone(), Arc::clone(shared), Arc::clone(&sync)))];
+    for resource in LOCKABLE {
+        tasks.push(tokio::spawn(locks(client.clone(), Arc::clone(shared), Arc::clone(&sync), resource)));
+    }
+    tasks
+}
+
+fn labels_of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> NamespaceLabels {
+    let get = |k: &str| meta.labels.as_ref().and_then(|l| l.get(k)).cloned();
+    NamespaceLabels {
+        profile: get(paved_admission::cluster::PROFILE_LABEL),
+        version: get(paved_admission::cluster::VERSION_LABEL),
+        mode: get(paved_admission::cluster::MODE_LABEL),
+    }
+}
+
+async fn namespaces(client: kube::Client, shared: Arc<Shared>, sync: Arc<Sync>) {
+    let api: Api<PartialObjectMeta<Namespace>> = Api::all(client);
+    let mut stream = std::pin::pin!(watcher::watcher(api, watcher::Config::default()).default_backoff());
+    let mut relist: HashMap<String, NamespaceLabels> = HashMap::new();
+    let mut first = true;
+    while let Some(event) = stream.next().await {
+        match event {
+            Ok(Event::Init) => relist.clear(),
+            Ok(Event::InitApply(ns)) => {
+                let labels = labels_of(&ns.metadata);
+                if let (Some(name), false) = (ns.metadata.name, labels.is_empty()) {
+                    relist.insert(name, labels);
+                }
+            }
+            Ok(Event::InitDone) => {
+                if let Ok(mut cluster) = shared.cluster.write() {
+                    cluster.namespaces = std::mem::take(&mut relist);
+                }
+                sync.listed(&shared, &mut first);
+            }
+            Ok(Event::Apply(ns)) => {
+                let labels = labels_of(&ns.metadata);
+                if let (Some(name), Ok(mut cluster)) = (ns.metadata.name, shared.cluster.write()) {
+                    cluster.set_namespace(&name, labels);
+                }
+            }
+            Ok(Event::Delete(ns)) => {
+                if let (Some(name), Ok(mut cluster)) = (ns.metadata.name, shared.cluster.write()) {
+                    cluster.namespaces.remove(&name);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "namespace watch failed; retrying"),
+        }
+    }
+}
+
+/// Whether an object is locked, by its annotation or by the configuration's protect rules.
+fn is_locked(
+    shared: &Shared,
+    resource: &Resource,
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+) -> bool {
+    let lock = meta.annotations.as_ref().and_then(|a| a.get(paved_admission::locks::LOCK)).map(String::as_str);
+    let m = Meta {
+        kind: resource.kind,
+        namespace: meta.namespace.as_deref().unwrap_or(""),
+        labels: meta.labels.as_ref().map_or(Labels::None, Labels::Map),
+        lock,
+    };
+    shared.admission.load().protection().lock_of(&m).is_some()
+}
+
+/// Watches one lockable kind. A configuration reload restarts the watch, so
+/// that a changed `locks.protect` is applied to every object again.
+async fn locks(client: kube::Client, shared: Arc<Shared>, sync: Arc<Sync>, resource: &'static Resource) {
+    let gvk = GroupVersionKind::gvk(resource.group, resource.version, resource.kind);
+    let ar = ApiResource::from_gvk_with_plural(&gvk, resource.resource);
+    let mut reloads = shared.reloads.subscribe();
+    let mut first = true;
+    loop {
+        let api: Api<PartialObjectMeta<DynamicObject>> = Api::all_with(client.clone(), &ar);
+        let mut stream = std::pin::pin!(watcher::watcher(api, watcher::Config::default()).default_backoff());
+        let mut relist: Vec<(String, String)> = Vec::new();
+        loop {
+            let event = tokio::select! {
+                event = stream.next() => event,
+                changed = reloads.changed() => match changed {
+                    Ok(()) => break,
+                    Err(_) => return,
+                },
+            };
+            let Some(event) = event else { return };
+            match event {
+                Ok(Event::Init) => relist.clear(),
+                Ok(Event::InitApply(obj)) => {
+                    if is_locked(&shared, resource, &obj.metadata)
+                        && let (Some(ns), Some(name)) = (obj.metadata.namespace, obj.metadata.name)
+                    {
+                        relist.push((ns, name));
+                    }
+                }
+                Ok(Event::InitDone) => {
+                    if let Ok(mut cluster) = shared.cluster.write() {
+                        cluster.locks.replace_resource(resource.resource, std::mem::take(&mut relist));
+                    }
+                    sync.listed(&shared, &mut first);
+                }
+                Ok(Event::Apply(obj)) => {
+                    let locked = is_locked(&shared, resource, &obj.metadata);
+                    set(&shared, resource, &obj.metadata, locked);
+                }
+                Ok(Event::Delete(obj)) => set(&shared, resource, &obj.metadata, false),
+                Err(e) => tracing::warn!(resource = resource.resource, error = %e, "lock watch failed; retrying"),
+            }
+        }
+        tracing::info!(resource = resource.resource, "configuration changed; relisting locked objects");
+    }
+}
+
+fn set(
+    shared: &Shared,
+    resource: &Resource,
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    locked: bool,
+) {
+    if let (Some(ns), Some(name), Ok(mut cluster)) = (&meta.namespace, &meta.name, shared.cluster.write()) {
+        cluster.locks.set(ns, &format!("{}/{name}", resource.resource), locked);
+    }
+}
