@@ -21,7 +21,7 @@ pub struct NamespaceLabels {
 }
 
 impl NamespaceLabels {
-    pub fn of(labels: Option<&serde_json::Map<String, serde_json::Value>>) -> NamespaceLabels {
+    pub fn of(labels: Option<&paved_core::node::Map>) -> NamespaceLabels {
         let get = |k: &str| labels.and_then(|l| l.get(k)).and_then(|v| v.as_str()).map(str::to_owned);
         NamespaceLabels { profile: get(PROFILE_LABEL), version: get(VERSION_LABEL), mode: get(MODE_LABEL) }
     }

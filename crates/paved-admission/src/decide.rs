@@ -13,7 +13,6 @@ use paved_core::node::Node;
 use paved_core::object::pod_template_path;
 use paved_core::policy::Action;
 use paved_core::profile::{Mode, ProfileError};
-use serde_json::Value;
 
 use crate::cluster::{ClusterState, MODE_LABEL, NamespaceLabels, PROFILE_LABEL};
 use crate::locks::{LOCK, LOCKED, Lock, Meta, OFF, ProtectError, Protection};
@@ -145,13 +144,15 @@ impl Verdict {
 /// One line each, at most `MAX_WARNING_CHARS`, at most `MAX_WARNINGS_BYTES` in all,
 /// with a last line counting what did not fit.
 fn bound_warnings(warnings: Vec<String>) -> Vec<String> {
-    const MORE_RESERVE: usize = 48;
+    // Room kept for the closing "paved: N more warnings not shown" line.
+    const MORE_RESERVE: usize = 64;
     let total = warnings.len();
     let mut out = Vec::with_capacity(total);
     let mut bytes = 0;
-    for w in warnings {
+    for (i, w) in warnings.into_iter().enumerate() {
         let w = one_line(&w, MAX_WARNING_CHARS);
-        if bytes + w.len() > MAX_WARNINGS_BYTES - MORE_RESERVE && out.len() + 1 < total {
+        let reserve = if i + 1 == total { 0 } else { MORE_RESERVE };
+        if bytes + w.len() + reserve > MAX_WARNINGS_BYTES {
             break;
         }
         bytes += w.len();
@@ -226,7 +227,7 @@ impl Admission {
         let policies = scope != Scope::Locks;
         match req.operation.as_str() {
             "DELETE" if locks => self.check_delete(req, cluster, &mut v),
-            "CREATE" | "UPDATE" if req.object.is_object() => {
+            "CREATE" | "UPDATE" if req.object.as_map().is_some() => {
                 if locks {
                     self.check_lock_changes(req, &mut v);
                 }
@@ -242,7 +243,7 @@ impl Admission {
 
     fn check_delete(&self, req: &AdmissionRequest, cluster: &ClusterState, v: &mut Verdict) {
         let old = &req.old_object;
-        if !old.is_object() {
+        if old.as_map().is_none() {
             return;
         }
         let meta = Meta { kind: kind_of(req, old), ..Meta::of(old) };
@@ -280,7 +281,7 @@ impl Admission {
     /// a label change that leaves a protect rule) is the lock authority's gesture.
     fn check_lock_changes(&self, req: &AdmissionRequest, v: &mut Verdict) {
         let new = Meta::of(&req.object);
-        let old = req.old_object.is_object().then(|| Meta::of(&req.old_object));
+        let old = req.old_object.as_map().is_some().then(|| Meta::of(&req.old_object));
         if let Some(value) = new.lock.filter(|l| *l != LOCKED && *l != OFF)
             && old.and_then(|o| o.lock) != Some(value)
         {
@@ -383,16 +384,15 @@ impl Admission {
             Some(labels) => self.engine_for(labels, v),
             None => Arc::clone(&self.default),
         };
-        let object = Node::from_json(&req.object);
-        let findings = engine.evaluate(&object, now);
+        let findings = engine.evaluate(&req.object, now);
         // On UPDATE, a Deny that the old object already had is a Warn: refusing it
         // would block unrelated changes (finalizers, scaling) to objects that
         // predate the policy.
         let old_findings = if req.operation == "UPDATE"
-            && req.old_object.is_object()
+            && req.old_object.as_map().is_some()
             && findings.iter().any(|f| f.counts() && f.action == Action::Deny)
         {
-            engine.evaluate(&Node::from_json(&req.old_object), now)
+            engine.evaluate(&req.old_object, now)
         } else {
             Vec::new()
         };
@@ -469,12 +469,12 @@ struct Grant<'a> {
 }
 
 impl<'a> Grant<'a> {
-    fn at(obj: &'a Value, meta_path: &[&str]) -> Grant<'a> {
+    fn at(obj: &'a Node<'a>, meta_path: &[&str]) -> Grant<'a> {
         let mut node = Some(obj);
         for key in meta_path.iter().chain(&["annotations"]) {
             node = node.and_then(|n| n.get(key));
         }
-        let get = |k: &str| node.and_then(|a| a.get(k)).and_then(Value::as_str);
+        let get = |k: &str| node.and_then(|a| a.get(k)).and_then(Node::as_str);
         Grant {
             patterns: get(EXEMPT)
                 .map(|l| l.split(',').map(str::trim).filter(|p| !p.is_empty()).collect())
@@ -489,12 +489,12 @@ fn who(authority: &Authority, role: &str) -> String {
     if authority.is_empty() { format!("{role} (none is configured)") } else { authority.describe() }
 }
 
-fn kind_of<'a>(req: &'a AdmissionRequest, obj: &'a Value) -> &'a str {
-    obj.get("kind").and_then(Value::as_str).filter(|k| !k.is_empty()).unwrap_or(&req.kind.kind)
+fn kind_of<'a>(req: &'a AdmissionRequest, obj: &'a Node<'a>) -> &'a str {
+    obj.get("kind").and_then(Node::as_str).filter(|k| !k.is_empty()).unwrap_or(&req.kind.kind)
 }
 
 fn subject(req: &AdmissionRequest) -> String {
-    let obj = if req.object.is_object() { &req.object } else { &req.old_object };
+    let obj = if req.object.as_map().is_some() { &req.object } else { &req.old_object };
     let target = Target::of(req, obj);
     match target.namespace {
         Some(ns) => format!("{} {ns}/{}", req.kind.kind, target.name),
@@ -510,8 +510,8 @@ struct Target {
 }
 
 impl Target {
-    fn of(req: &AdmissionRequest, obj: &Value) -> Target {
-        let meta = |k: &str| obj.get("metadata").and_then(|m| m.get(k)).and_then(Value::as_str);
+    fn of(req: &AdmissionRequest, obj: &Node) -> Target {
+        let meta = |k: &str| obj.get("metadata").and_then(|m| m.get(k)).and_then(Node::as_str);
         let name = Some(req.name.as_str()).filter(|n| !n.is_empty()).or(meta("name")).or(meta("generateName"));
         let namespace = Some(req.namespace.as_str()).filter(|n| !n.is_empty()).or(meta("namespace"));
         Target {

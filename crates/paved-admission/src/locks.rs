@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use paved_core::config::Protect;
-use serde_json::Value;
+use paved_core::node::{Map, Node};
 
 pub const LOCK: &str = "paved.dev/lock";
 /// The value that locks; `off` lifts a lock that the configuration imposes.
@@ -84,7 +84,7 @@ pub struct Meta<'a> {
 #[derive(Clone, Copy, Debug)]
 pub enum Labels<'a> {
     None,
-    Json(&'a serde_json::Map<String, Value>),
+    Node(&'a Map<'a>),
     Map(&'a BTreeMap<String, String>),
 }
 
@@ -92,23 +92,23 @@ impl Labels<'_> {
     pub fn get(&self, key: &str) -> Option<&str> {
         match self {
             Labels::None => None,
-            Labels::Json(m) => m.get(key).and_then(Value::as_str),
+            Labels::Node(m) => m.get(key).and_then(Node::as_str),
             Labels::Map(m) => m.get(key).map(String::as_str),
         }
     }
 }
 
 impl<'a> Meta<'a> {
-    pub fn of(obj: &'a Value) -> Meta<'a> {
-        let kind = obj.get("kind").and_then(Value::as_str).unwrap_or("");
+    pub fn of(obj: &'a Node<'a>) -> Meta<'a> {
+        let kind = obj.get("kind").and_then(Node::as_str).unwrap_or("");
         let meta = obj.get("metadata");
         let field = |k: &str| meta.and_then(|m| m.get(k));
         let namespace = if kind == "Namespace" { field("name") } else { field("namespace") };
         Meta {
             kind,
-            namespace: namespace.and_then(Value::as_str).unwrap_or(""),
-            labels: field("labels").and_then(Value::as_object).map_or(Labels::None, Labels::Json),
-            lock: field("annotations").and_then(|a| a.get(LOCK)).and_then(Value::as_str),
+            namespace: namespace.and_then(Node::as_str).unwrap_or(""),
+            labels: field("labels").and_then(Node::as_map).map_or(Labels::None, Labels::Node),
+            lock: field("annotations").and_then(|a| a.get(LOCK)).and_then(Node::as_str),
         }
     }
 }
@@ -207,7 +207,7 @@ impl LockIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     fn protection() -> Protection {
         let protect = vec![
@@ -228,15 +228,16 @@ mod tests {
     fn protection_by_kind_namespace_and_labels() {
         let p = protection();
         let pvc = |ns: &str, ann: Value| json!({"kind": "PersistentVolumeClaim", "metadata": {"name": "d", "namespace": ns, "annotations": ann}});
-        assert_eq!(p.lock_of(&Meta::of(&pvc("prod-eu", json!({})))), Some(Lock::Protected(0)));
-        assert_eq!(p.lock_of(&Meta::of(&pvc("dev", json!({})))), None);
-        assert_eq!(p.lock_of(&Meta::of(&pvc("prod-eu", json!({LOCK: "off"})))), None);
-        assert_eq!(p.lock_of(&Meta::of(&pvc("dev", json!({LOCK: "delete"})))), Some(Lock::Annotation("delete".into())));
-        assert_eq!(p.lock_of(&Meta::of(&pvc("dev", json!({LOCK: "yes"})))), Some(Lock::Annotation("yes".into())));
+        let lock_of = |json: &Value| p.lock_of(&Meta::of(&Node::from_json(json)));
+        assert_eq!(lock_of(&pvc("prod-eu", json!({}))), Some(Lock::Protected(0)));
+        assert_eq!(lock_of(&pvc("dev", json!({}))), None);
+        assert_eq!(lock_of(&pvc("prod-eu", json!({LOCK: "off"}))), None);
+        assert_eq!(lock_of(&pvc("dev", json!({LOCK: "delete"}))), Some(Lock::Annotation("delete".into())));
+        assert_eq!(lock_of(&pvc("dev", json!({LOCK: "yes"}))), Some(Lock::Annotation("yes".into())));
         let ns = json!({"kind": "Namespace", "metadata": {"name": "prod-us"}});
-        assert_eq!(p.lock_of(&Meta::of(&ns)), Some(Lock::Protected(0)));
+        assert_eq!(lock_of(&ns), Some(Lock::Protected(0)));
         let labelled = json!({"kind": "ConfigMap", "metadata": {"name": "c", "labels": {"tier": "data"}}});
-        assert_eq!(p.lock_of(&Meta::of(&labelled)), Some(Lock::Protected(1)));
+        assert_eq!(lock_of(&labelled), Some(Lock::Protected(1)));
     }
 
     #[test]

@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 
+use paved_core::node::Node;
 use serde::{Deserialize, Serialize};
 
 pub const V1: &str = "admission.k8s.io/v1";
@@ -16,13 +17,13 @@ pub const V1BETA1: &str = "admission.k8s.io/v1beta1";
 
 #[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct AdmissionReview {
+pub struct AdmissionReview<'a> {
     #[serde(default)]
     pub api_version: String,
     #[serde(default)]
     pub kind: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub request: Option<AdmissionRequest>,
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<AdmissionRequest<'a>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response: Option<AdmissionResponse>,
 }
@@ -62,7 +63,7 @@ pub struct UserInfo {
 
 #[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct AdmissionRequest {
+pub struct AdmissionRequest<'a> {
     #[serde(default)]
     pub uid: String,
     #[serde(default)]
@@ -87,19 +88,16 @@ pub struct AdmissionRequest {
     pub operation: String,
     #[serde(default)]
     pub user_info: UserInfo,
-    #[serde(default, skip_serializing_if = "is_absent")]
-    pub object: serde_json::Value,
-    #[serde(default, skip_serializing_if = "is_absent")]
-    pub old_object: serde_json::Value,
+    /// Read straight into a node tree that borrows from the request body.
+    #[serde(borrow, default, skip_serializing_if = "Node::is_null")]
+    pub object: Node<'a>,
+    #[serde(borrow, default, skip_serializing_if = "Node::is_null")]
+    pub old_object: Node<'a>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dry_run: Option<bool>,
     /// CreateOptions, UpdateOptions or DeleteOptions. Locks ignore them on purpose.
-    #[serde(default, skip_serializing_if = "is_absent")]
-    pub options: serde_json::Value,
-}
-
-fn is_absent(v: &serde_json::Value) -> bool {
-    v.is_null()
+    #[serde(borrow, default, skip_serializing_if = "Node::is_null")]
+    pub options: Node<'a>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
@@ -150,10 +148,12 @@ pub enum ReviewError {
     NoRequest,
 }
 
-impl AdmissionReview {
+impl<'a> AdmissionReview<'a> {
     /// Decodes a review the webhook can answer: the right version and kind, with a request.
-    pub fn decode(body: &[u8]) -> Result<(String, AdmissionRequest), ReviewError> {
-        let review: AdmissionReview = serde_json::from_slice(body).map_err(|e| ReviewError::Json(e.to_string()))?;
+    pub fn decode(body: &'a [u8]) -> Result<(String, AdmissionRequest<'a>), ReviewError> {
+        // Validating UTF-8 once up front is much cheaper than string by string.
+        let text = std::str::from_utf8(body).map_err(|e| ReviewError::Json(e.to_string()))?;
+        let review: AdmissionReview = serde_json::from_str(text).map_err(|e| ReviewError::Json(e.to_string()))?;
         if review.api_version != V1 && review.api_version != V1BETA1 {
             return Err(ReviewError::Version(review.api_version));
         }
@@ -165,7 +165,7 @@ impl AdmissionReview {
     }
 
     /// The answer: the same version as the request, the response only.
-    pub fn answer(api_version: String, response: AdmissionResponse) -> AdmissionReview {
+    pub fn answer(api_version: String, response: AdmissionResponse) -> AdmissionReview<'static> {
         AdmissionReview { api_version, kind: "AdmissionReview".into(), request: None, response: Some(response) }
     }
 }

@@ -519,17 +519,22 @@ fn each_webhook_asks_about_its_own_part() {
     use paved_admission::Scope;
     let adm = admission();
     let cluster = ClusterState::default();
-    let decode = |rv: &Value| AdmissionReview::decode(&serde_json::to_vec(rv).unwrap()).unwrap().1;
-    let locked_bad = deployment("shop", json!({"paved.dev/lock": "delete"}), json!({}), json!({"privileged": true}));
-    let create = decode(&review("CREATE", &DEV, Some(&locked_bad), None));
+    let create = serde_json::to_vec(&review("CREATE", &DEV, Some(&locked_bad_obj()), None)).unwrap();
+    let create = AdmissionReview::decode(&create).unwrap().1;
     assert!(adm.review_scoped(&create, &cluster, now(), Scope::Locks).allowed(), "locks do not judge policies");
     assert!(!adm.review_scoped(&create, &cluster, now(), Scope::Policies).allowed());
-    let delete = decode(&review("DELETE", &DEV, None, Some(&locked_bad)));
+    let delete = serde_json::to_vec(&review("DELETE", &DEV, None, Some(&locked_bad_obj()))).unwrap();
+    let delete = AdmissionReview::decode(&delete).unwrap().1;
     assert!(!adm.review_scoped(&delete, &cluster, now(), Scope::Locks).allowed());
     assert!(adm.review_scoped(&delete, &cluster, now(), Scope::Policies).allowed(), "policies do not judge deletes");
     let unlocked = deployment("shop", json!({}), json!({}), restricted_ok());
     let locked_ok = deployment("shop", json!({"paved.dev/lock": "delete"}), json!({}), restricted_ok());
-    let unlock = decode(&review("UPDATE", &DEV, Some(&unlocked), Some(&locked_ok)));
+    let unlock = serde_json::to_vec(&review("UPDATE", &DEV, Some(&unlocked), Some(&locked_ok))).unwrap();
+    let unlock = AdmissionReview::decode(&unlock).unwrap().1;
     assert!(!adm.review_scoped(&unlock, &cluster, now(), Scope::Locks).allowed());
     assert!(adm.review_scoped(&unlock, &cluster, now(), Scope::Policies).allowed());
+}
+
+fn locked_bad_obj() -> Value {
+    deployment("shop", json!({"paved.dev/lock": "delete"}), json!({}), json!({"privileged": true}))
 }

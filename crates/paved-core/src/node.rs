@@ -219,6 +219,140 @@ impl<'a> Node<'a> {
     }
 }
 
+impl Default for Node<'_> {
+    fn default() -> Self {
+        Node::new(Value::Null)
+    }
+}
+
+/// Reads JSON (admission requests) straight into a node tree, borrowing every
+/// string the input holds unescaped: one tree, no intermediate `serde_json::Value`.
+/// Depth is bounded by the deserializer (serde_json stops at 128 levels).
+impl<'de: 'a, 'a> serde::Deserialize<'de> for Node<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(NodeVisitor(std::marker::PhantomData))
+    }
+}
+
+struct NodeVisitor<'a>(std::marker::PhantomData<&'a ()>);
+
+impl<'de: 'a, 'a> serde::de::Visitor<'de> for NodeVisitor<'a> {
+    type Value = Node<'a>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, b: bool) -> Result<Node<'a>, E> {
+        Ok(Node::new(Value::Bool(b)))
+    }
+
+    fn visit_i64<E>(self, i: i64) -> Result<Node<'a>, E> {
+        Ok(Node::new(Value::Int(i)))
+    }
+
+    fn visit_u64<E>(self, u: u64) -> Result<Node<'a>, E> {
+        Ok(Node::new(i64::try_from(u).map_or(Value::Float(u as f64), Value::Int)))
+    }
+
+    fn visit_f64<E>(self, f: f64) -> Result<Node<'a>, E> {
+        Ok(Node::new(Value::Float(f)))
+    }
+
+    fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Node<'a>, E> {
+        Ok(Node::new(Value::Str(Cow::Borrowed(s))))
+    }
+
+    fn visit_str<E>(self, s: &str) -> Result<Node<'a>, E> {
+        Ok(Node::new(Value::Str(Cow::Owned(s.to_owned()))))
+    }
+
+    fn visit_string<E>(self, s: String) -> Result<Node<'a>, E> {
+        Ok(Node::new(Value::Str(Cow::Owned(s))))
+    }
+
+    fn visit_unit<E>(self) -> Result<Node<'a>, E> {
+        Ok(Node::default())
+    }
+
+    fn visit_none<E>(self) -> Result<Node<'a>, E> {
+        Ok(Node::default())
+    }
+
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Node<'a>, D::Error> {
+        serde::Deserialize::deserialize(d)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Node<'a>, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
+        while let Some(item) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(Node::new(Value::Seq(items)))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Node<'a>, A::Error> {
+        let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(0).min(64));
+        while let Some(Key(key)) = map.next_key()? {
+            entries.push(Entry { key, key_span: Span::NONE, value: map.next_value()? });
+        }
+        Ok(Node::new(Value::Map(Map { entries })))
+    }
+}
+
+/// A mapping key that borrows when it can (serde's own `Cow<str>` always copies).
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> serde::Deserialize<'de> for Key<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct KeyVisitor<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for KeyVisitor<'a> {
+            type Value = Key<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string key")
+            }
+            fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Key<'a>, E> {
+                Ok(Key(Cow::Borrowed(s)))
+            }
+            fn visit_str<E>(self, s: &str) -> Result<Key<'a>, E> {
+                Ok(Key(Cow::Owned(s.to_owned())))
+            }
+            fn visit_string<E>(self, s: String) -> Result<Key<'a>, E> {
+                Ok(Key(Cow::Owned(s)))
+            }
+        }
+        d.deserialize_str(KeyVisitor(std::marker::PhantomData))
+    }
+}
+
+/// Writes a node tree back as JSON (spans are not part of it).
+impl serde::Serialize for Node<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap, SerializeSeq};
+        match &self.value {
+            Value::Null => s.serialize_unit(),
+            Value::Bool(b) => s.serialize_bool(*b),
+            Value::Int(i) => s.serialize_i64(*i),
+            Value::Float(f) => s.serialize_f64(*f),
+            Value::Str(v) => s.serialize_str(v),
+            Value::Seq(items) => {
+                let mut seq = s.serialize_seq(Some(items.len()))?;
+                for item in items {
+                    seq.serialize_element(item)?;
+                }
+                seq.end()
+            }
+            Value::Map(m) => {
+                let mut map = s.serialize_map(Some(m.len()))?;
+                for e in &m.entries {
+                    map.serialize_entry(&*e.key, &e.value)?;
+                }
+                map.end()
+            }
+        }
+    }
+}
+
 /// A short span for pointing at a node: the first key of a mapping, else the
 /// node itself when it fits on one line, else its start.
 fn first_line(n: &Node<'_>) -> Span {
@@ -337,6 +471,21 @@ impl fmt::Display for FieldPath {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn json_reads_into_borrowed_nodes_and_writes_back() {
+        let text = r#"{"a":[1,-2,3.5,true,null,"x\u00e9"],"b":{"c":"plain"},"big":18446744073709551615}"#;
+        let node: super::Node = serde_json::from_str(text).unwrap_or_default();
+        let plain = node.at(&["b", "c"]).map(|n| &n.value);
+        assert!(matches!(plain, Some(super::Value::Str(std::borrow::Cow::Borrowed("plain")))), "{plain:?}");
+        assert!(matches!(node.get("big").map(|n| &n.value), Some(super::Value::Float(_))));
+        let back = serde_json::to_value(&node).unwrap_or_default();
+        let want: serde_json::Value = serde_json::from_str(text).unwrap_or_default();
+        assert_eq!(back["a"], want["a"]);
+        assert_eq!(back["b"], want["b"]);
+        let deep = "[".repeat(200) + &"]".repeat(200);
+        assert!(serde_json::from_str::<super::Node>(&deep).is_err(), "depth is bounded");
+    }
+
     use super::*;
 
     #[test]

@@ -20,7 +20,8 @@ use crate::Shared;
 use crate::metrics::{FindingLabels, ResultLabels, VerdictLabels};
 
 pub fn router(shared: Arc<Shared>) -> Router {
-    Router::new()
+    let router = if shared.options.floor_endpoint { Router::new().route("/allow", post(allow)) } else { Router::new() };
+    router
         .route("/validate", post(|s, r| validate(s, r, Scope::All)))
         .route("/validate/locks", post(|s, r| validate(s, r, Scope::Locks)))
         .route("/validate/policies", post(|s, r| validate(s, r, Scope::Policies)))
@@ -78,6 +79,34 @@ async fn read_body(shared: &Shared, body: Body) -> Result<Bytes, Response> {
     }
 }
 
+/// The benchmark's floor: the same TLS, HTTP and body handling, then "allowed"
+/// without a judgment. Only served with `--floor-endpoint`.
+async fn allow(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    #[derive(serde::Deserialize)]
+    struct Uid {
+        uid: String,
+    }
+    #[derive(serde::Deserialize)]
+    struct Review {
+        #[serde(rename = "apiVersion")]
+        api_version: String,
+        request: Uid,
+    }
+    let body = match read_body(&shared, request.into_body()).await {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
+    match serde_json::from_slice::<Review>(&body) {
+        Ok(r) => {
+            let response =
+                paved_admission::review::AdmissionResponse { uid: r.request.uid, allowed: true, ..Default::default() };
+            let json = serde_json::to_vec(&AdmissionReview::answer(r.api_version, response)).unwrap_or_default();
+            ([(header::CONTENT_TYPE, "application/json")], json).into_response()
+        }
+        Err(e) => plain(StatusCode::BAD_REQUEST, e.to_string()),
+    }
+}
+
 async fn validate(State(shared): State<Arc<Shared>>, request: Request, scope: Scope) -> Response {
     let started = Instant::now();
     // Shed rather than queue: a queue would only make the API server wait
@@ -128,14 +157,22 @@ async fn validate(State(shared): State<Arc<Shared>>, request: Request, scope: Sc
 fn record(shared: &Shared, review: &paved_admission::review::AdmissionRequest, verdict: &paved_admission::Verdict) {
     let m = &shared.metrics;
     let verdict_label = verdict.outcome();
-    m.requests.get_or_create(&VerdictLabels { operation: review.operation.clone(), verdict: verdict_label }).inc();
+    let operation = match review.operation.as_str() {
+        "CREATE" => "CREATE",
+        "UPDATE" => "UPDATE",
+        "DELETE" => "DELETE",
+        "CONNECT" => "CONNECT",
+        // Whatever a client sends must not grow the metric's label set.
+        _ => "other",
+    };
+    m.requests.get_or_create(&VerdictLabels { operation, verdict: verdict_label }).inc();
     for (policy, action) in &verdict.findings {
         let action = match action {
             Action::Deny => "deny",
             Action::Warn => "warn",
             Action::Audit => "audit",
         };
-        m.findings.get_or_create(&FindingLabels { policy: policy.to_string(), action }).inc();
+        m.findings.get_or_create(&FindingLabels { policy: policy.clone(), action }).inc();
     }
     let user = review.user_info.username.as_str();
     let dry_run = verdict.dry_run;

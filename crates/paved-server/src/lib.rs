@@ -55,6 +55,8 @@ pub struct Options {
     pub reload_every: Duration,
     /// How long SIGTERM waits for requests in progress.
     pub drain: Duration,
+    /// Serve `/allow`, an always-allow endpoint that is the benchmark's floor.
+    pub floor_endpoint: bool,
 }
 
 impl Options {
@@ -71,6 +73,7 @@ impl Options {
             max_in_flight: 512,
             reload_every: Duration::from_secs(2),
             drain: Duration::from_secs(20),
+            floor_endpoint: false,
         }
     }
 

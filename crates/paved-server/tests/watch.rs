@@ -180,16 +180,19 @@ async fn admission_uses_what_the_watches_found() {
     let shared = shared(PROTECT_PROD);
     let tasks = paved_server::watch::spawn(client(&mock), &shared);
     eventually("caches synced", || shared.synced.load(Ordering::Acquire)).await;
-    let request = |v: serde_json::Value| -> AdmissionRequest { serde_json::from_value(v).unwrap() };
-    let delete_ns = request(json!({"uid": "1", "kind": {"group": "", "version": "v1", "kind": "Namespace"},
+    let delete_ns = serde_json::to_vec(&json!({"uid": "1", "kind": {"group": "", "version": "v1", "kind": "Namespace"},
         "resource": {"group": "", "version": "v1", "resource": "namespaces"}, "name": "payments", "namespace": "payments",
         "operation": "DELETE", "userInfo": {"username": "admin", "groups": ["system:masters"]},
-        "oldObject": {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "payments"}}}));
-    let root_pod = request(json!({"uid": "2", "kind": {"group": "", "version": "v1", "kind": "Pod"},
+        "oldObject": {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "payments"}}}))
+    .unwrap();
+    let root_pod = serde_json::to_vec(&json!({"uid": "2", "kind": {"group": "", "version": "v1", "kind": "Pod"},
         "resource": {"group": "", "version": "v1", "resource": "pods"}, "name": "p", "namespace": "payments",
         "operation": "CREATE", "userInfo": {"username": "dev", "groups": []},
         "object": {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "payments"},
-            "spec": {"containers": [{"name": "c", "image": "registry.example.com/c:1"}]}}}));
+            "spec": {"containers": [{"name": "c", "image": "registry.example.com/c:1"}]}}}))
+    .unwrap();
+    let delete_ns: AdmissionRequest = serde_json::from_slice(&delete_ns).unwrap();
+    let root_pod: AdmissionRequest = serde_json::from_slice(&root_pod).unwrap();
     let now = paved_core::Timestamp::now();
     let (delete, pod) = {
         let cluster = shared.cluster.read().unwrap();

@@ -119,6 +119,10 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 512)]
     pub max_in_flight: usize,
 
+    /// Also serve /allow, an always-allow endpoint: the floor for benchmarks.
+    #[arg(long, hide = true)]
+    pub floor_endpoint: bool,
+
     /// Log lines as JSON (for a cluster's log pipeline) or text.
     #[arg(long, value_enum, default_value_t = LogFormat::Json)]
     pub log_format: LogFormat,

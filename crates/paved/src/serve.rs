@@ -14,6 +14,7 @@ pub fn run(args: &ServeArgs, global: &Global, config: Option<PathBuf>) -> miette
     options.profile = global.profile.clone();
     options.namespace = args.namespace.clone();
     options.max_in_flight = args.max_in_flight.max(1);
+    options.floor_endpoint = args.floor_endpoint;
     let no_cluster = args.no_cluster;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

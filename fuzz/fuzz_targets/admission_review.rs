@@ -1,0 +1,58 @@
+//! Any bytes as an AdmissionReview body: decoding never panics, and a decoded
+//! review always gets a well-formed answer within the webhook's bounds.
+#![no_main]
+
+use std::sync::OnceLock;
+
+use libfuzzer_sys::fuzz_target;
+use paved_admission::Admission;
+use paved_admission::cluster::{ClusterState, NamespaceLabels};
+use paved_admission::review::AdmissionReview;
+
+const CONFIG: &str = r#"
+exceptions:
+  authority: {groups: [admins]}
+  policies: {best-practices/*: {users: [alice]}}
+locks:
+  authority: {groups: [sre]}
+  protect:
+  - {kinds: [PersistentVolumeClaim, Namespace], namespaces: ["prod-*"]}
+  - {labelSelector: {tier: data}}
+"#;
+
+fn setup() -> &'static (Admission, ClusterState) {
+    static SETUP: OnceLock<(Admission, ClusterState)> = OnceLock::new();
+    SETUP.get_or_init(|| {
+        let config = serde_saphyr::from_str(CONFIG).expect("fuzz configuration");
+        let admission = Admission::new(config, None, vec!["paved-system".into()]).expect("compiles");
+        let mut cluster = ClusterState::default();
+        let labels = |p: Option<&str>, v: Option<&str>, m: Option<&str>| NamespaceLabels {
+            profile: p.map(str::to_owned),
+            version: v.map(str::to_owned),
+            mode: m.map(str::to_owned),
+        };
+        cluster.set_namespace("secure", labels(Some("pss-restricted"), Some("v1.25"), None));
+        cluster.set_namespace("lab", labels(None, None, Some("warn")));
+        cluster.set_namespace("odd", labels(Some("nonsense"), None, Some("loud")));
+        cluster.locks.set("prod-eu", "persistentvolumeclaims/data", true);
+        (admission, cluster)
+    })
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Ok((version, request)) = AdmissionReview::decode(data) else { return };
+    let (admission, cluster) = setup();
+    let now = "2026-11-24T12:00:00Z".parse().expect("timestamp");
+    let verdict = admission.review(&request, cluster, now);
+    let response = verdict.into_response(request.uid.clone());
+    assert_eq!(response.uid, request.uid);
+    assert_eq!(response.allowed, response.status.is_none());
+    let bytes: usize = response.warnings.iter().map(String::len).sum();
+    assert!(bytes <= 4096, "{bytes} bytes of warnings");
+    for w in &response.warnings {
+        assert!(w.chars().count() <= 120 && !w.chars().any(char::is_control), "{w:?}");
+    }
+    let answer = serde_json::to_vec(&AdmissionReview::answer(version, response)).expect("encodes");
+    let back: AdmissionReview = serde_json::from_slice(&answer).expect("decodes again");
+    assert!(back.response.is_some());
+});
