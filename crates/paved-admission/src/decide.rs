@@ -165,11 +165,14 @@ fn bound_warnings(warnings: Vec<String>) -> Vec<String> {
 }
 
 fn one_line(s: &str, max_chars: usize) -> String {
-    let mut out: String = s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
-    if out.chars().count() > max_chars {
-        let cut = out.char_indices().nth(max_chars - 1).map_or(out.len(), |(i, _)| i);
-        out.truncate(cut);
-        out.push('…');
+    let mut out = String::with_capacity(s.len().min(max_chars * 4));
+    for (count, (at, c)) in s.char_indices().enumerate() {
+        // The last character allowed: an ellipsis instead if more follow.
+        if count + 1 == max_chars && s[at..].chars().nth(1).is_some() {
+            out.push('…');
+            return out;
+        }
+        out.push(if c.is_control() { ' ' } else { c });
     }
     out
 }
@@ -525,5 +528,22 @@ impl Target {
     fn kubectl_annotate(&self, change: &str) -> String {
         let ns = self.namespace.as_ref().map(|n| format!(" -n {n}")).unwrap_or_default();
         format!("kubectl annotate {}/{}{ns} {change}", self.resource, self.name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_line;
+
+    #[test]
+    fn one_line_clips_at_characters_and_blanks_controls() {
+        assert_eq!(one_line("short", 120), "short");
+        assert_eq!(one_line("a\nb\u{85}c", 120), "a b c");
+        assert_eq!(one_line("abcdef", 4), "abc…");
+        assert_eq!(one_line("abcd", 4), "abcd");
+        let long = "é\u{85}".repeat(100);
+        let clipped = one_line(&long, 120);
+        assert_eq!(clipped.chars().count(), 120);
+        assert!(clipped.ends_with('…') && !clipped.chars().any(char::is_control));
     }
 }

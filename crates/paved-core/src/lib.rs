@@ -22,6 +22,7 @@ pub mod config;
 pub mod eval;
 pub mod exempt;
 pub mod image;
+pub mod json;
 pub mod node;
 pub mod object;
 pub mod policy;

@@ -15,7 +15,7 @@ use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Frame;
 use hyper::{Request, Response};
-use paved_admission::review::AdmissionRequest;
+use paved_admission::review::AdmissionReview;
 use paved_core::config::Config;
 use paved_server::{Options, Shared, compile};
 use serde_json::json;
@@ -180,19 +180,21 @@ async fn admission_uses_what_the_watches_found() {
     let shared = shared(PROTECT_PROD);
     let tasks = paved_server::watch::spawn(client(&mock), &shared);
     eventually("caches synced", || shared.synced.load(Ordering::Acquire)).await;
-    let delete_ns = serde_json::to_vec(&json!({"uid": "1", "kind": {"group": "", "version": "v1", "kind": "Namespace"},
+    let review = |request: serde_json::Value| json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": request});
+    let delete_ns = serde_json::to_vec(&review(json!({"uid": "1", "kind": {"group": "", "version": "v1", "kind": "Namespace"},
         "resource": {"group": "", "version": "v1", "resource": "namespaces"}, "name": "payments", "namespace": "payments",
         "operation": "DELETE", "userInfo": {"username": "admin", "groups": ["system:masters"]},
-        "oldObject": {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "payments"}}}))
+        "oldObject": {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "payments"}}})))
     .unwrap();
-    let root_pod = serde_json::to_vec(&json!({"uid": "2", "kind": {"group": "", "version": "v1", "kind": "Pod"},
+    let root_pod =
+        serde_json::to_vec(&review(json!({"uid": "2", "kind": {"group": "", "version": "v1", "kind": "Pod"},
         "resource": {"group": "", "version": "v1", "resource": "pods"}, "name": "p", "namespace": "payments",
         "operation": "CREATE", "userInfo": {"username": "dev", "groups": []},
         "object": {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "payments"},
-            "spec": {"containers": [{"name": "c", "image": "registry.example.com/c:1"}]}}}))
-    .unwrap();
-    let delete_ns: AdmissionRequest = serde_json::from_slice(&delete_ns).unwrap();
-    let root_pod: AdmissionRequest = serde_json::from_slice(&root_pod).unwrap();
+            "spec": {"containers": [{"name": "c", "image": "registry.example.com/c:1"}]}}})))
+        .unwrap();
+    let (_, delete_ns) = AdmissionReview::decode(&delete_ns).unwrap();
+    let (_, root_pod) = AdmissionReview::decode(&root_pod).unwrap();
     let now = paved_core::Timestamp::now();
     let (delete, pod) = {
         let cluster = shared.cluster.read().unwrap();

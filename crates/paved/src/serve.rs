@@ -7,7 +7,8 @@ use paved_server::{Options, Server};
 use crate::cli::{Global, LogFormat, ServeArgs};
 
 pub fn run(args: &ServeArgs, global: &Global, config: Option<PathBuf>) -> miette::Result<u8> {
-    init_logs(args.log_format, global.verbose);
+    // Flushes the log writer's buffer on the way out.
+    let _logs = init_logs(args.log_format, global.verbose);
     let mut options = Options::new(args.tls_cert.clone(), args.tls_key.clone());
     options.listen = args.listen;
     options.config = config;
@@ -44,15 +45,22 @@ pub fn run(args: &ServeArgs, global: &Global, config: Option<PathBuf>) -> miette
     })
 }
 
-fn init_logs(format: LogFormat, verbose: u8) {
+/// Logs go through a background writer that drops lines rather than block
+/// when stderr cannot keep up: a burst of denials must not slow admission.
+fn init_logs(format: LogFormat, verbose: u8) -> tracing_appender::non_blocking::WorkerGuard {
     let level = match verbose {
         0 => tracing::Level::INFO,
         1 => tracing::Level::DEBUG,
         _ => tracing::Level::TRACE,
     };
-    let builder = tracing_subscriber::fmt().with_max_level(level).with_writer(std::io::stderr).with_target(false);
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(true)
+        .buffered_lines_limit(16 * 1024)
+        .finish(std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_max_level(level).with_writer(writer).with_target(false);
     let _ = match format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
         LogFormat::Text => builder.try_init(),
     };
+    guard
 }
