@@ -63,9 +63,11 @@ for path in ("validate", "allow"):
                          max=d["summary"]["slowest"] * 1e3, cpu_us=cpu / n * 1e6, failed=n - ok))
     med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
     rows[path] = med
+    per_round = ", ".join("%.0f" % r["rps"] for r in runs)
+    failed = sum(r["failed"] for r in runs)
     print(f"{path:9} {med['rps']:8.0f} req/s  p50 {med['p50']:5.2f} ms  p99 {med['p99']:5.2f} ms  "
-          f"max {med['max']:6.2f} ms  server CPU {med['cpu_us']:5.1f} µs/req  failed {sum(r['failed'] for r in runs)}"
-          f"   (req/s per round: {', '.join(f'{r['rps']:.0f}' for r in runs)})")
+          f"max {med['max']:6.2f} ms  server CPU {med['cpu_us']:5.1f} µs/req  failed {failed}"
+          f"   (req/s per round: {per_round})")
 v, a = rows["validate"], rows["allow"]
 print(f"validate / floor: {a['rps'] / v['rps']:.2f}x in throughput, {v['p99'] / a['p99']:.2f}x in p99, "
       f"{v['cpu_us'] / a['cpu_us']:.2f}x in server CPU per request")

@@ -39,12 +39,17 @@ fn setup() -> &'static (Admission, ClusterState) {
     })
 }
 
-/// Same acceptance and the same values as serde_json (numbers compared as
-/// f64: the node model keeps integers beyond i64 as floats).
+/// Same acceptance and the same values as serde_json. Numbers are compared as
+/// f64 within a relative 1e-15: the node model keeps integers beyond i64 as
+/// floats, and serde_json's default float parsing is not correctly rounded
+/// (without its `float_roundtrip` feature) where Rust's `str::parse` is.
 fn same(ours: &serde_json::Value, theirs: &serde_json::Value) -> bool {
     use serde_json::Value as V;
     match (ours, theirs) {
-        (V::Number(a), V::Number(b)) => a.as_f64() == b.as_f64(),
+        (V::Number(a), V::Number(b)) => match (a.as_f64(), b.as_f64()) {
+            (Some(x), Some(y)) => x == y || ((x - y) / y).abs() < 1e-15,
+            _ => false,
+        },
         (V::Array(a), V::Array(b)) => a.len() == b.len() && a.iter().zip(b).all(|(x, y)| same(x, y)),
         (V::Object(a), V::Object(b)) => a.len() == b.len() && a.iter().all(|(k, v)| b.get(k).is_some_and(|w| same(v, w))),
         _ => ours == theirs,

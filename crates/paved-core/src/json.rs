@@ -316,8 +316,12 @@ impl<'a> Parser<'a> {
         {
             return Ok(Value::Int(i));
         }
-        // Valid JSON number text always parses as f64 (huge ones become infinity).
-        text.parse::<f64>().map(Value::Float).map_err(|_| JsonError { offset: start, message: "invalid number" })
+        // Valid JSON number text always parses as f64; beyond its range it is
+        // infinity, which JSON cannot carry, so it is refused (as serde_json does).
+        match text.parse::<f64>() {
+            Ok(f) if f.is_finite() => Ok(Value::Float(f)),
+            _ => Err(JsonError { offset: start, message: "number out of range" }),
+        }
     }
 }
 
@@ -387,6 +391,8 @@ mod tests {
             "+1",
             "NaN",
             "[\"\\u12\"]",
+            "1e400",
+            "-8888888888000000e0000011819947422013165113",
         ] {
             assert!(parse(text).is_err(), "{text:?} should be refused");
             assert!(serde_json::from_str::<serde_json::Value>(text).is_err(), "{text:?}: serde_json disagrees");

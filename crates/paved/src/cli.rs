@@ -53,6 +53,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// Print the manifests that run `paved serve` in a cluster (kubectl apply -f -).
     Install(InstallArgs),
+    /// Language server over stdio: the findings of `paved check` while you type.
+    Lsp,
 }
 
 #[derive(Debug, clap::Args)]

@@ -6,6 +6,7 @@ mod cli;
 mod config_file;
 mod explain;
 mod install;
+mod lsp;
 mod report;
 mod serve;
 
@@ -44,6 +45,7 @@ fn run(cli: Cli) -> miette::Result<u8> {
     match &cli.command {
         Command::Serve(args) => return serve::run(args, &cli.global, config_path),
         Command::Install(args) => return install(args, config, config_path.as_deref()),
+        Command::Lsp => return lsp::run(&cli.global),
         _ => {}
     }
     let engine = Engine::new(&config, cli.global.profile.as_deref(), Mode::Enforce)
@@ -67,7 +69,7 @@ fn run(cli: Cli) -> miette::Result<u8> {
                 )),
             }
         }
-        Command::Serve(_) | Command::Install(_) => Ok(0),
+        Command::Serve(_) | Command::Install(_) | Command::Lsp => Ok(0),
     }
 }
 

@@ -1,0 +1,409 @@
+//! `paved lsp`: the findings of `paved check` as diagnostics while you type.
+//!
+//! A synchronous server on rust-analyzer's `lsp-server` over stdio. Each
+//! document is checked by the same code as `paved check` (`check::check_bytes`),
+//! so the positions are the same; a change is analysed once typing pauses
+//! (`DEBOUNCE`). The configuration is found from the document's folder
+//! upwards, as `paved check` finds it, and forgotten when a `.paved.yaml` changes.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use lsp_server::{Connection, Message, Notification, Request, Response};
+use lsp_types::notification::{
+    DidChangeTextDocument, DidChangeWatchedFiles, DidCloseTextDocument, DidOpenTextDocument, DidSaveTextDocument,
+    Notification as _, PublishDiagnostics,
+};
+use lsp_types::request::{HoverRequest, Request as _};
+use lsp_types::{
+    Diagnostic, DiagnosticSeverity, DiagnosticTag, Hover, HoverContents, HoverParams, InitializeParams, MarkupContent,
+    MarkupKind, NumberOrString, Position, PublishDiagnosticsParams, Range, ServerCapabilities,
+    TextDocumentContentChangeEvent, TextDocumentSyncCapability, TextDocumentSyncKind, Uri,
+};
+use paved_core::eval::Engine;
+use paved_core::node::Pos;
+use paved_core::policy::Action;
+use paved_core::profile::Mode;
+
+use crate::check::{self, FileReport};
+use crate::cli::Global;
+
+/// How long typing must pause before a document is analysed again.
+const DEBOUNCE: Duration = Duration::from_millis(120);
+/// Diagnostics sent for one document, at most: half-typed YAML must not flood the client.
+const MAX_DIAGNOSTICS: usize = 200;
+
+struct Document {
+    text: String,
+    version: i32,
+    /// When to analyse it next (after a change), if it changed.
+    due: Option<Instant>,
+    /// The last analysis, for hover.
+    report: Option<FileReport>,
+}
+
+struct Server {
+    connection: Connection,
+    docs: HashMap<Uri, Document>,
+    /// Compiled configurations by the folder they were found from.
+    engines: HashMap<PathBuf, Rc<Result<Engine, String>>>,
+    global_config: Option<PathBuf>,
+    profile: Option<String>,
+    limits: paved_yaml::Limits,
+}
+
+pub fn run(global: &Global) -> miette::Result<u8> {
+    let (connection, io_threads) = Connection::stdio();
+    let capabilities = ServerCapabilities {
+        text_document_sync: Some(TextDocumentSyncCapability::Kind(TextDocumentSyncKind::INCREMENTAL)),
+        hover_provider: Some(lsp_types::HoverProviderCapability::Simple(true)),
+        ..ServerCapabilities::default()
+    };
+    let capabilities = serde_json::to_value(capabilities).map_err(|e| miette::miette!("{e}"))?;
+    let params = connection.initialize(capabilities).map_err(|e| miette::miette!("LSP initialize: {e}"))?;
+    let _params: InitializeParams =
+        serde_json::from_value(params).map_err(|e| miette::miette!("LSP initialize: {e}"))?;
+    let mut server = Server {
+        connection,
+        docs: HashMap::new(),
+        engines: HashMap::new(),
+        global_config: global.config.clone(),
+        profile: global.profile.clone(),
+        // The editor holds the whole file anyway; the limits still bound depth, nodes and aliases.
+        limits: paved_yaml::Limits::default(),
+    };
+    server.main_loop().map_err(|e| miette::miette!("LSP: {e}"))?;
+    drop(server);
+    io_threads.join().map_err(|e| miette::miette!("LSP I/O: {e}"))?;
+    Ok(0)
+}
+
+impl Server {
+    fn main_loop(&mut self) -> Result<(), String> {
+        loop {
+            let next_due = self.docs.values().filter_map(|d| d.due).min();
+            let message = match next_due {
+                Some(due) => match self.connection.receiver.recv_timeout(due.saturating_duration_since(Instant::now()))
+                {
+                    Ok(m) => Some(m),
+                    Err(crossbeam_channel::RecvTimeoutError::Timeout) => None,
+                    Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return Ok(()),
+                },
+                None => match self.connection.receiver.recv() {
+                    Ok(m) => Some(m),
+                    Err(_) => return Ok(()),
+                },
+            };
+            match message {
+                Some(Message::Request(req)) => {
+                    if self.connection.handle_shutdown(&req).map_err(|e| e.to_string())? {
+                        return Ok(());
+                    }
+                    self.request(req)?;
+                }
+                Some(Message::Notification(n)) => self.notification(n)?,
+                Some(Message::Response(_)) => {}
+                None => {}
+            }
+            self.analyse_due()?;
+        }
+    }
+
+    fn send(&self, message: Message) -> Result<(), String> {
+        self.connection.sender.send(message).map_err(|e| e.to_string())
+    }
+
+    fn request(&mut self, req: Request) -> Result<(), String> {
+        let response = match req.method.as_str() {
+            HoverRequest::METHOD => match serde_json::from_value::<HoverParams>(req.params) {
+                Ok(params) => {
+                    let hover = self.hover(&params);
+                    Response::new_ok(req.id, hover)
+                }
+                Err(e) => Response::new_err(req.id, lsp_server::ErrorCode::InvalidParams as i32, e.to_string()),
+            },
+            _ => Response::new_err(
+                req.id,
+                lsp_server::ErrorCode::MethodNotFound as i32,
+                format!("no method {}", req.method),
+            ),
+        };
+        self.send(Message::Response(response))
+    }
+
+    fn notification(&mut self, n: Notification) -> Result<(), String> {
+        match n.method.as_str() {
+            DidOpenTextDocument::METHOD => {
+                if let Ok(p) = serde_json::from_value::<lsp_types::DidOpenTextDocumentParams>(n.params) {
+                    let doc = Document {
+                        text: p.text_document.text,
+                        version: p.text_document.version,
+                        due: Some(Instant::now()),
+                        report: None,
+                    };
+                    self.docs.insert(p.text_document.uri, doc);
+                }
+            }
+            DidChangeTextDocument::METHOD => {
+                if let Ok(p) = serde_json::from_value::<lsp_types::DidChangeTextDocumentParams>(n.params)
+                    && let Some(doc) = self.docs.get_mut(&p.text_document.uri)
+                {
+                    for change in p.content_changes {
+                        apply_change(&mut doc.text, change);
+                    }
+                    doc.version = p.text_document.version;
+                    doc.due = Some(Instant::now() + DEBOUNCE);
+                }
+            }
+            DidCloseTextDocument::METHOD => {
+                if let Ok(p) = serde_json::from_value::<lsp_types::DidCloseTextDocumentParams>(n.params) {
+                    self.docs.remove(&p.text_document.uri);
+                    self.publish(p.text_document.uri, Vec::new(), None)?;
+                }
+            }
+            DidSaveTextDocument::METHOD => {
+                if let Ok(p) = serde_json::from_value::<lsp_types::DidSaveTextDocumentParams>(n.params)
+                    && p.text_document.uri.path().as_str().ends_with(".paved.yaml")
+                {
+                    self.config_changed();
+                }
+            }
+            DidChangeWatchedFiles::METHOD => self.config_changed(),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// A configuration changed: recompile on next use and recheck every document.
+    fn config_changed(&mut self) {
+        self.engines.clear();
+        for doc in self.docs.values_mut() {
+            doc.due = Some(Instant::now());
+        }
+    }
+
+    fn analyse_due(&mut self) -> Result<(), String> {
+        let now = Instant::now();
+        let due: Vec<Uri> =
+            self.docs.iter().filter(|(_, d)| d.due.is_some_and(|t| t <= now)).map(|(u, _)| u.clone()).collect();
+        for uri in due {
+            let folder = folder_of(&uri);
+            let engine = self.engine_for(folder.as_deref());
+            let Some(doc) = self.docs.get_mut(&uri) else { continue };
+            doc.due = None;
+            let (diagnostics, report) = match &*engine {
+                Ok(engine) => {
+                    let report = check::check_bytes(
+                        uri.as_str().to_owned(),
+                        doc.text.as_bytes(),
+                        engine,
+                        &self.limits,
+                        paved_core::Timestamp::now(),
+                        false,
+                    );
+                    (diagnostics(&report, &doc.text), Some(report))
+                }
+                Err(message) => (vec![config_diagnostic(message)], None),
+            };
+            let version = Some(doc.version);
+            doc.report = report;
+            self.publish(uri, diagnostics, version)?;
+        }
+        Ok(())
+    }
+
+    fn engine_for(&mut self, folder: Option<&Path>) -> Rc<Result<Engine, String>> {
+        let key = folder.map(Path::to_path_buf).unwrap_or_default();
+        let (config_path, profile) = (self.global_config.clone(), self.profile.clone());
+        let engine = self.engines.entry(key.clone()).or_insert_with(|| {
+            let cwd = if key.as_os_str().is_empty() { std::env::current_dir().unwrap_or_default() } else { key };
+            let compiled = crate::config_file::load(config_path.as_deref(), &cwd).map_err(|e| e.to_string()).and_then(
+                |(config, _)| Engine::new(&config, profile.as_deref(), Mode::Enforce).map_err(|e| e.to_string()),
+            );
+            Rc::new(compiled)
+        });
+        Rc::clone(engine)
+    }
+
+    fn publish(&self, uri: Uri, mut diagnostics: Vec<Diagnostic>, version: Option<i32>) -> Result<(), String> {
+        diagnostics.truncate(MAX_DIAGNOSTICS);
+        let params = PublishDiagnosticsParams { uri, diagnostics, version };
+        self.send(Message::Notification(Notification::new(PublishDiagnostics::METHOD.to_owned(), params)))
+    }
+
+    fn hover(&self, params: &HoverParams) -> Option<Hover> {
+        let position = params.text_document_position_params.position;
+        let doc = self.docs.get(&params.text_document_position_params.text_document.uri)?;
+        let report = doc.report.as_ref()?;
+        let finding = report.objects.iter().flat_map(|o| &o.findings).find(|f| {
+            let range = range_of(&doc.text, f.span.start, f.span.end);
+            !f.span.is_none() && contains(range, position)
+        })?;
+        let rule = paved_core::rules::find(&finding.policy)?;
+        let mut text = format!("**{}**: {}\n\n{}\n\n", rule.id, rule.doc.title, finding.message);
+        text.push_str(&format!(
+            "**What it checks.** {}\n\n**Why.** {}\n\n**How to fix.** {}\n\n",
+            rule.doc.what, rule.doc.why, rule.doc.fix
+        ));
+        text.push_str(&format!(
+            "**Exception.** Annotate the object with `paved.dev/exempt: \"{}\"`, `paved.dev/exempt-reason` and `paved.dev/exempt-until`; in a cluster only the exception authority may.",
+            rule.id
+        ));
+        Some(Hover {
+            contents: HoverContents::Markup(MarkupContent { kind: MarkupKind::Markdown, value: text }),
+            range: Some(range_of(&doc.text, finding.span.start, finding.span.end)),
+        })
+    }
+}
+
+fn contains(range: Range, p: Position) -> bool {
+    (range.start.line, range.start.character) <= (p.line, p.character)
+        && (p.line, p.character) <= (range.end.line, range.end.character)
+}
+
+/// The folder of a `file://` document, where its configuration search starts.
+fn folder_of(uri: &Uri) -> Option<PathBuf> {
+    let is_file = uri.scheme().is_some_and(|s| s.as_str().eq_ignore_ascii_case("file"));
+    if !is_file {
+        return None;
+    }
+    let path = percent_decode(uri.path().as_str());
+    Path::new(&path).parent().map(Path::to_path_buf)
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (bytes[i], bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex)) {
+            (b'%', Some(hi), Some(lo)) => {
+                out.push((hi * 16 + lo) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn config_diagnostic(message: &str) -> Diagnostic {
+    Diagnostic {
+        range: Range::default(),
+        severity: Some(DiagnosticSeverity::ERROR),
+        source: Some("paved".into()),
+        message: format!("configuration: {message}"),
+        ..Diagnostic::default()
+    }
+}
+
+/// The same findings `paved check` reports, at the same positions.
+fn diagnostics(report: &FileReport, text: &str) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    for p in &report.problems {
+        let pos = p.pos.unwrap_or(Pos { line: 1, col: 1 });
+        out.push(Diagnostic {
+            range: range_of(text, pos, pos),
+            severity: Some(DiagnosticSeverity::ERROR),
+            source: Some("paved".into()),
+            message: p.message.clone(),
+            ..Diagnostic::default()
+        });
+    }
+    for f in report.objects.iter().flat_map(|o| &o.findings) {
+        let (severity, tags, message) = match (&f.exempted, f.action) {
+            (Some(e), _) => (
+                DiagnosticSeverity::HINT,
+                Some(vec![DiagnosticTag::UNNECESSARY]),
+                format!("exempted ({}): {}", e.reason, f.message),
+            ),
+            (None, Action::Deny) => (DiagnosticSeverity::ERROR, None, f.message.clone()),
+            (None, Action::Warn) => (DiagnosticSeverity::WARNING, None, f.message.clone()),
+            (None, Action::Audit) => (DiagnosticSeverity::INFORMATION, None, f.message.clone()),
+        };
+        let range = if f.span.is_none() { Range::default() } else { range_of(text, f.span.start, f.span.end) };
+        out.push(Diagnostic {
+            range,
+            severity: Some(severity),
+            code: Some(NumberOrString::String(f.policy.to_string())),
+            source: Some("paved".into()),
+            message,
+            tags,
+            ..Diagnostic::default()
+        });
+    }
+    out
+}
+
+/// A span (1-based lines, 1-based columns in characters) as an LSP range
+/// (0-based lines, columns in UTF-16 code units).
+fn range_of(text: &str, start: Pos, end: Pos) -> Range {
+    Range { start: position_of(text, start), end: position_of(text, end) }
+}
+
+fn position_of(text: &str, pos: Pos) -> Position {
+    let line = pos.line.saturating_sub(1);
+    let line_text = text.split('\n').nth(line as usize).unwrap_or("");
+    let character: usize = line_text.chars().take(pos.col.saturating_sub(1) as usize).map(char::len_utf16).sum();
+    Position { line, character: u32::try_from(character).unwrap_or(u32::MAX) }
+}
+
+/// Byte offset of an LSP position (UTF-16 columns), clamped to the text.
+fn offset_of(text: &str, p: Position) -> usize {
+    let mut offset = 0;
+    for (i, line) in text.split_inclusive('\n').enumerate() {
+        if i == p.line as usize {
+            let mut units = 0;
+            for (at, c) in line.char_indices() {
+                if units >= p.character as usize || c == '\n' {
+                    return offset + at;
+                }
+                units += c.len_utf16();
+            }
+            return offset + line.trim_end_matches('\n').len();
+        }
+        offset += line.len();
+    }
+    text.len()
+}
+
+fn apply_change(text: &mut String, change: TextDocumentContentChangeEvent) {
+    match change.range {
+        None => *text = change.text,
+        Some(range) => {
+            let start = offset_of(text, range.start);
+            let end = offset_of(text, range.end).max(start);
+            text.replace_range(start..end, &change.text);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_count_utf16_units() {
+        let text = "a: é\nb: 😀x\n";
+        assert_eq!(position_of(text, Pos { line: 2, col: 5 }), Position { line: 1, character: 5 });
+        assert_eq!(offset_of(text, Position { line: 1, character: 5 }), "a: é\nb: 😀".len());
+        assert_eq!(offset_of(text, Position { line: 9, character: 0 }), text.len());
+    }
+
+    #[test]
+    fn incremental_changes_apply_at_utf16_positions() {
+        let mut text = "a: é\nb: 😀x\n".to_owned();
+        let range = Range { start: Position { line: 1, character: 3 }, end: Position { line: 1, character: 5 } };
+        apply_change(
+            &mut text,
+            TextDocumentContentChangeEvent { range: Some(range), range_length: None, text: "y".into() },
+        );
+        assert_eq!(text, "a: é\nb: yx\n");
+    }
+}

@@ -1,0 +1,258 @@
+//! `paved lsp` driven over stdio by a small JSON-RPC client, as an editor does.
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::Path;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{Receiver, channel};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+struct Client {
+    child: Child,
+    stdin: ChildStdin,
+    messages: Receiver<Value>,
+    /// Notifications that arrived while waiting for something else.
+    pending: Vec<Value>,
+    next_id: i64,
+}
+
+impl Client {
+    fn start(dir: &Path) -> Client {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_paved"))
+            .arg("lsp")
+            .current_dir(dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let (tx, messages) = channel();
+        std::thread::spawn(move || {
+            loop {
+                let mut length = 0usize;
+                loop {
+                    let mut line = String::new();
+                    if stdout.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let line = line.trim_end();
+                    if line.is_empty() {
+                        break;
+                    }
+                    if let Some(n) = line.strip_prefix("Content-Length: ") {
+                        length = n.parse().unwrap();
+                    }
+                }
+                let mut body = vec![0; length];
+                stdout.read_exact(&mut body).unwrap();
+                if tx.send(serde_json::from_slice::<Value>(&body).unwrap()).is_err() {
+                    return;
+                }
+            }
+        });
+        let mut client = Client { child, stdin, messages, pending: Vec::new(), next_id: 1 };
+        let init = client.request("initialize", json!({"processId": null, "rootUri": null, "capabilities": {}}));
+        assert_eq!(init["capabilities"]["textDocumentSync"], 2, "incremental sync: {init}");
+        client.notify("initialized", json!({}));
+        client
+    }
+
+    fn send(&mut self, message: &Value) {
+        let body = serde_json::to_vec(message).unwrap();
+        write!(self.stdin, "Content-Length: {}\r\n\r\n", body.len()).unwrap();
+        self.stdin.write_all(&body).unwrap();
+        self.stdin.flush().unwrap();
+    }
+
+    fn notify(&mut self, method: &str, params: Value) {
+        self.send(&json!({"jsonrpc": "2.0", "method": method, "params": params}));
+    }
+
+    fn request(&mut self, method: &str, params: Value) -> Value {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.send(&json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let m = self.messages.recv_timeout(deadline.saturating_duration_since(Instant::now())).expect("a response");
+            if m["id"] == id {
+                assert!(m.get("error").is_none(), "{m}");
+                return m["result"].clone();
+            }
+            self.pending.push(m);
+        }
+    }
+
+    /// The next diagnostics published for `uri` (at `version`, when given).
+    fn diagnostics(&mut self, uri: &str, version: Option<i64>) -> Vec<Value> {
+        let matches = |m: &Value| {
+            m["method"] == "textDocument/publishDiagnostics"
+                && m["params"]["uri"] == uri
+                && version.is_none_or(|v| m["params"]["version"] == v)
+        };
+        if let Some(i) = self.pending.iter().position(matches) {
+            return self.pending.remove(i)["params"]["diagnostics"].as_array().unwrap().clone();
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let m =
+                self.messages.recv_timeout(deadline.saturating_duration_since(Instant::now())).expect("diagnostics");
+            if matches(&m) {
+                return m["params"]["diagnostics"].as_array().unwrap().clone();
+            }
+        }
+    }
+
+    fn stop(mut self) {
+        self.request("shutdown", Value::Null);
+        self.notify("exit", Value::Null);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(status.success(), "{status}");
+                return;
+            }
+            assert!(Instant::now() < deadline, "paved lsp did not exit");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+const POD: &str = "apiVersion: v1
+kind: Pod
+metadata:
+  name: web
+spec:
+  containers:
+  - name: app
+    image: nginx:1.27
+    securityContext:
+      privileged: true
+";
+
+fn uri(path: &Path) -> String {
+    format!("file://{}", path.display())
+}
+
+fn with_code<'a>(diagnostics: &'a [Value], code: &str) -> Option<&'a Value> {
+    diagnostics.iter().find(|d| d["code"] == code)
+}
+
+#[test]
+fn diagnostics_match_paved_check_and_follow_edits() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pod.yaml");
+    std::fs::write(&path, POD).unwrap();
+    let check = Command::new(env!("CARGO_BIN_EXE_paved"))
+        .args(["check", "--format", "json"])
+        .arg(&path)
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let check: Value = serde_json::from_slice(&check.stdout).unwrap();
+    let findings = check["findings"].as_array().unwrap_or_else(|| panic!("{check}"));
+
+    let mut client = Client::start(dir.path());
+    let uri = uri(&path);
+    client.notify(
+        "textDocument/didOpen",
+        json!({"textDocument": {"uri": uri, "languageId": "yaml", "version": 1, "text": POD}}),
+    );
+    let diagnostics = client.diagnostics(&uri, Some(1));
+    let counted: Vec<&Value> = findings.iter().filter(|f| f.get("exempted").is_none()).collect();
+    assert_eq!(diagnostics.len(), counted.len(), "{diagnostics:?}\nvs {findings:?}");
+    for f in counted {
+        let d =
+            with_code(&diagnostics, f["policy"].as_str().unwrap()).unwrap_or_else(|| panic!("no diagnostic for {f}"));
+        // ASCII text: LSP positions are check's, 0-based.
+        let start = &d["range"]["start"];
+        assert_eq!(
+            (start["line"].as_u64(), start["character"].as_u64()),
+            (f["line"].as_u64().map(|l| l - 1), f["column"].as_u64().map(|c| c - 1)),
+            "{d}"
+        );
+        let end = &d["range"]["end"];
+        assert_eq!(
+            (end["line"].as_u64(), end["character"].as_u64()),
+            (f["endLine"].as_u64().map(|l| l - 1), f["endColumn"].as_u64().map(|c| c - 1)),
+            "{d}"
+        );
+        let severity = match f["action"].as_str().unwrap() {
+            "deny" => 1,
+            "warn" => 2,
+            _ => 3,
+        };
+        assert_eq!(d["severity"], severity, "{d}");
+    }
+    let privileged = with_code(&diagnostics, "pss-baseline/privileged").unwrap();
+    assert_eq!(privileged["range"]["start"], json!({"line": 9, "character": 6}));
+
+    // Hover on it explains the policy.
+    let hover = client
+        .request("textDocument/hover", json!({"textDocument": {"uri": uri}, "position": {"line": 9, "character": 8}}));
+    let text = hover["contents"]["value"].as_str().unwrap();
+    assert!(text.starts_with("**pss-baseline/privileged**") && text.contains("**How to fix.**"), "{text}");
+
+    // Typing `false` over `true`: an incremental change.
+    let edit =
+        json!({"range": {"start": {"line": 9, "character": 18}, "end": {"line": 9, "character": 22}}, "text": "false"});
+    client.notify(
+        "textDocument/didChange",
+        json!({"textDocument": {"uri": uri, "version": 2}, "contentChanges": [edit]}),
+    );
+    let diagnostics = client.diagnostics(&uri, Some(2));
+    assert!(with_code(&diagnostics, "pss-baseline/privileged").is_none(), "{diagnostics:?}");
+    assert!(with_code(&diagnostics, "pss-restricted/run-as-non-root").is_some());
+
+    // Half-typed YAML: an error where it breaks, and the server stays up.
+    let broken = json!({"text": "apiVersion: v1\nkind: Pod\nspec:\n  containers: [\n    {name: a\n"});
+    client.notify(
+        "textDocument/didChange",
+        json!({"textDocument": {"uri": uri, "version": 3}, "contentChanges": [broken]}),
+    );
+    let diagnostics = client.diagnostics(&uri, Some(3));
+    assert_eq!(diagnostics.len(), 1, "{diagnostics:?}");
+    assert_eq!(diagnostics[0]["severity"], 1);
+    client.notify("textDocument/didClose", json!({"textDocument": {"uri": uri}}));
+    assert!(client.diagnostics(&uri, None).is_empty(), "closing clears the document's diagnostics");
+    client.stop();
+}
+
+#[test]
+fn the_configuration_is_found_from_the_documents_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let team = dir.path().join("team");
+    std::fs::create_dir(&team).unwrap();
+    std::fs::write(team.join(".paved.yaml"), "policies:\n  pss-baseline/privileged: warn\n").unwrap();
+    let mut client = Client::start(dir.path());
+    let inside = uri(&team.join("pod.yaml"));
+    let outside = uri(&dir.path().join("pod.yaml"));
+    for u in [&inside, &outside] {
+        client.notify(
+            "textDocument/didOpen",
+            json!({"textDocument": {"uri": u, "languageId": "yaml", "version": 1, "text": POD}}),
+        );
+    }
+    let severity = |ds: &[Value]| with_code(ds, "pss-baseline/privileged").map(|d| d["severity"].clone());
+    assert_eq!(severity(&client.diagnostics(&inside, Some(1))), Some(json!(2)), "team/.paved.yaml makes it a warning");
+    assert_eq!(severity(&client.diagnostics(&outside, Some(1))), Some(json!(1)));
+    // The configuration changes: every open document is checked again.
+    std::fs::write(team.join(".paved.yaml"), "policies:\n  pss-baseline/privileged: audit\n").unwrap();
+    client.notify(
+        "workspace/didChangeWatchedFiles",
+        json!({"changes": [{"uri": uri(&team.join(".paved.yaml")), "type": 2}]}),
+    );
+    assert_eq!(severity(&client.diagnostics(&inside, Some(1))), Some(json!(3)));
+    std::fs::write(team.join(".paved.yaml"), "policies:\n  no-such/policy: warn\n").unwrap();
+    client.notify(
+        "workspace/didChangeWatchedFiles",
+        json!({"changes": [{"uri": uri(&team.join(".paved.yaml")), "type": 2}]}),
+    );
+    let broken = client.diagnostics(&inside, Some(1));
+    assert!(broken[0]["message"].as_str().unwrap().starts_with("configuration: "), "{broken:?}");
+    client.stop();
+}
