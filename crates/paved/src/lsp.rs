@@ -16,11 +16,12 @@ use lsp_types::notification::{
     DidChangeTextDocument, DidChangeWatchedFiles, DidCloseTextDocument, DidOpenTextDocument, DidSaveTextDocument,
     Notification as _, PublishDiagnostics,
 };
-use lsp_types::request::{HoverRequest, Request as _};
+use lsp_types::request::{CodeActionRequest, HoverRequest, Request as _};
 use lsp_types::{
-    Diagnostic, DiagnosticSeverity, DiagnosticTag, Hover, HoverContents, HoverParams, InitializeParams, MarkupContent,
-    MarkupKind, NumberOrString, Position, PublishDiagnosticsParams, Range, ServerCapabilities,
-    TextDocumentContentChangeEvent, TextDocumentSyncCapability, TextDocumentSyncKind, Uri,
+    CodeAction, CodeActionKind, CodeActionOrCommand, CodeActionParams, CodeActionProviderCapability, Diagnostic,
+    DiagnosticSeverity, DiagnosticTag, Hover, HoverContents, HoverParams, InitializeParams, MarkupContent, MarkupKind,
+    NumberOrString, Position, PublishDiagnosticsParams, Range, ServerCapabilities, TextDocumentContentChangeEvent,
+    TextDocumentSyncCapability, TextDocumentSyncKind, TextEdit, Uri, WorkspaceEdit,
 };
 use paved_core::eval::Engine;
 use paved_core::node::Pos;
@@ -59,6 +60,7 @@ pub fn run(global: &Global) -> miette::Result<u8> {
     let capabilities = ServerCapabilities {
         text_document_sync: Some(TextDocumentSyncCapability::Kind(TextDocumentSyncKind::INCREMENTAL)),
         hover_provider: Some(lsp_types::HoverProviderCapability::Simple(true)),
+        code_action_provider: Some(CodeActionProviderCapability::Simple(true)),
         ..ServerCapabilities::default()
     };
     let capabilities = serde_json::to_value(capabilities).map_err(|e| miette::miette!("{e}"))?;
@@ -122,6 +124,10 @@ impl Server {
                     let hover = self.hover(&params);
                     Response::new_ok(req.id, hover)
                 }
+                Err(e) => Response::new_err(req.id, lsp_server::ErrorCode::InvalidParams as i32, e.to_string()),
+            },
+            CodeActionRequest::METHOD => match serde_json::from_value::<CodeActionParams>(req.params) {
+                Ok(params) => Response::new_ok(req.id, self.code_actions(&params)),
                 Err(e) => Response::new_err(req.id, lsp_server::ErrorCode::InvalidParams as i32, e.to_string()),
             },
             _ => Response::new_err(
@@ -233,6 +239,47 @@ impl Server {
         self.send(Message::Notification(Notification::new(PublishDiagnostics::METHOD.to_owned(), params)))
     }
 
+    /// Quick fixes for the findings in the requested range.
+    // lsp-types keys `WorkspaceEdit::changes` by `Uri`, whose only interior
+    // mutability is a cache that does not take part in hashing or equality.
+    #[allow(clippy::mutable_key_type)]
+    fn code_actions(&self, params: &CodeActionParams) -> Vec<CodeActionOrCommand> {
+        let uri = &params.text_document.uri;
+        let Some((doc, report)) = self.docs.get(uri).and_then(|d| Some((d, d.report.as_ref()?))) else {
+            return Vec::new();
+        };
+        // The objects again, with their spans: report.objects follows the loader's order.
+        let Ok(items) = paved_yaml::load(&doc.text, &self.limits) else { return Vec::new() };
+        let objects = items.iter().filter_map(|i| match i {
+            paved_yaml::Item::Object(node) => Some(node),
+            _ => None,
+        });
+        let until = paved_core::Timestamp::now()
+            .checked_add(jiff::SignedDuration::from_hours(30 * 24))
+            .map(|t| t.to_string()[..10].to_owned())
+            .unwrap_or_default();
+        let mut actions = Vec::new();
+        for (object, object_report) in objects.zip(&report.objects) {
+            for finding in object_report.findings.iter().filter(|f| f.counts() && !f.span.is_none()) {
+                let range = range_of(&doc.text, finding.span.start, finding.span.end);
+                if !overlaps(range, params.range) {
+                    continue;
+                }
+                for (title, edit) in crate::lsp_fix::fixes_for(finding, object, &doc.text, &until) {
+                    let text_edit = TextEdit { range: range_of(&doc.text, edit.start, edit.end), new_text: edit.text };
+                    let changes = HashMap::from([(uri.clone(), vec![text_edit])]);
+                    actions.push(CodeActionOrCommand::CodeAction(CodeAction {
+                        title,
+                        kind: Some(CodeActionKind::QUICKFIX),
+                        edit: Some(WorkspaceEdit { changes: Some(changes), ..WorkspaceEdit::default() }),
+                        ..CodeAction::default()
+                    }));
+                }
+            }
+        }
+        actions
+    }
+
     fn hover(&self, params: &HoverParams) -> Option<Hover> {
         let position = params.text_document_position_params.position;
         let doc = self.docs.get(&params.text_document_position_params.text_document.uri)?;
@@ -256,6 +303,11 @@ impl Server {
             range: Some(range_of(&doc.text, finding.span.start, finding.span.end)),
         })
     }
+}
+
+fn overlaps(a: Range, b: Range) -> bool {
+    let key = |p: Position| (p.line, p.character);
+    key(a.start) <= key(b.end) && key(b.start) <= key(a.end)
 }
 
 fn contains(range: Range, p: Position) -> bool {

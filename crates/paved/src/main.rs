@@ -7,6 +7,7 @@ mod config_file;
 mod explain;
 mod install;
 mod lsp;
+mod lsp_fix;
 mod report;
 mod serve;
 

@@ -15,6 +15,8 @@ struct Client {
     messages: Receiver<Value>,
     /// Notifications that arrived while waiting for something else.
     pending: Vec<Value>,
+    /// The last diagnostics the test looked at, by document.
+    latest: std::collections::HashMap<String, Vec<Value>>,
     next_id: i64,
 }
 
@@ -54,7 +56,7 @@ impl Client {
                 }
             }
         });
-        let mut client = Client { child, stdin, messages, pending: Vec::new(), next_id: 1 };
+        let mut client = Client { child, stdin, messages, pending: Vec::new(), latest: Default::default(), next_id: 1 };
         let init = client.request("initialize", json!({"processId": null, "rootUri": null, "capabilities": {}}));
         assert_eq!(init["capabilities"]["textDocumentSync"], 2, "incremental sync: {init}");
         client.notify("initialized", json!({}));
@@ -107,6 +109,10 @@ impl Client {
         }
     }
 
+    fn diagnostics_now(&self, uri: &str) -> Vec<Value> {
+        self.latest.get(uri).cloned().unwrap_or_default()
+    }
+
     fn stop(mut self) {
         self.request("shutdown", Value::Null);
         self.notify("exit", Value::Null);
@@ -136,6 +142,16 @@ spec:
 
 fn uri(path: &Path) -> String {
     format!("file://{}", path.display())
+}
+
+/// Applies an LSP text edit (ASCII text: UTF-16 columns are byte columns).
+fn apply(text: &str, edit: &Value) -> String {
+    let offset = |p: &Value| {
+        let (line, col) = (p["line"].as_u64().unwrap() as usize, p["character"].as_u64().unwrap() as usize);
+        text.split_inclusive('\n').take(line).map(str::len).sum::<usize>() + col
+    };
+    let (start, end) = (offset(&edit["range"]["start"]), offset(&edit["range"]["end"]));
+    format!("{}{}{}", &text[..start], edit["newText"].as_str().unwrap(), &text[end..])
 }
 
 fn with_code<'a>(diagnostics: &'a [Value], code: &str) -> Option<&'a Value> {
@@ -207,6 +223,47 @@ fn diagnostics_match_paved_check_and_follow_edits() {
     let diagnostics = client.diagnostics(&uri, Some(2));
     assert!(with_code(&diagnostics, "pss-baseline/privileged").is_none(), "{diagnostics:?}");
     assert!(with_code(&diagnostics, "pss-restricted/run-as-non-root").is_some());
+    client.latest.insert(uri.clone(), diagnostics);
+
+    // Quick fixes: each one applied makes its finding disappear.
+    let mut text = POD.replace("privileged: true", "privileged: false");
+    for (version, policy, title) in [
+        (4, "pss-restricted/run-as-non-root", "Set runAsNonRoot: true"),
+        (5, "pss-restricted/capabilities", "Drop ALL capabilities"),
+        (6, "best-practices/require-resources", "Add a resources block (placeholder values)"),
+    ] {
+        let current = client.diagnostics_now(&uri);
+        let d = with_code(&current, policy).unwrap_or_else(|| panic!("no {policy} in {current:?}")).clone();
+        let actions = client.request(
+            "textDocument/codeAction",
+            json!({"textDocument": {"uri": uri}, "range": d["range"], "context": {"diagnostics": [d]}}),
+        );
+        let action = actions
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["title"] == title)
+            .unwrap_or_else(|| panic!("no {title:?} in {actions}"));
+        assert_eq!(action["kind"], "quickfix");
+        for edit in action["edit"]["changes"][&uri].as_array().unwrap() {
+            text = apply(&text, edit);
+        }
+        client.notify(
+            "textDocument/didChange",
+            json!({"textDocument": {"uri": uri, "version": version}, "contentChanges": [{"text": text}]}),
+        );
+        let after = client.diagnostics(&uri, Some(version));
+        assert!(with_code(&after, policy).is_none(), "{title} left {policy}:\n{text}\n{after:?}");
+        client.latest.insert(uri.clone(), after);
+    }
+    let exempt = client.request(
+        "textDocument/codeAction",
+        json!({"textDocument": {"uri": uri}, "range": {"start": {"line": 0, "character": 0}, "end": {"line": 40, "character": 0}}, "context": {"diagnostics": []}}),
+    );
+    assert!(
+        exempt.as_array().unwrap().iter().any(|a| a["title"].as_str().unwrap().starts_with("Add an exemption from ")),
+        "{exempt}"
+    );
 
     // Half-typed YAML: an error where it breaks, and the server stays up.
     let broken = json!({"text": "apiVersion: v1\nkind: Pod\nspec:\n  containers: [\n    {name: a\n"});
