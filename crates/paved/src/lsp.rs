@@ -2,8 +2,8 @@
 //!
 //! A synchronous server on rust-analyzer's `lsp-server` over stdio. Each
 //! document is checked by the same code as `paved check` (`check::check_bytes`),
-//! so the positions are the same; a change is analysed once typing pauses
-//! (`DEBOUNCE`). The configuration is found from the document's folder
+//! so the positions are the same; a change is analysed at once, and while
+//! typing goes on at most once per `DEBOUNCE`. The configuration is found from the document's folder
 //! upwards, as `paved check` finds it, and forgotten when a `.paved.yaml` changes.
 
 use std::collections::HashMap;
@@ -31,8 +31,10 @@ use paved_core::profile::Mode;
 use crate::check::{self, FileReport};
 use crate::cli::Global;
 
-/// How long typing must pause before a document is analysed again.
-const DEBOUNCE: Duration = Duration::from_millis(120);
+/// A document is analysed at most once per this interval while it changes:
+/// the first change is analysed at once, the ones that follow when the
+/// interval since the last analysis has passed (the last change always is).
+const DEBOUNCE: Duration = Duration::from_millis(100);
 /// Diagnostics sent for one document, at most: half-typed YAML must not flood the client.
 const MAX_DIAGNOSTICS: usize = 200;
 
@@ -41,6 +43,8 @@ struct Document {
     version: i32,
     /// When to analyse it next (after a change), if it changed.
     due: Option<Instant>,
+    /// When it was last analysed.
+    analysed: Option<Instant>,
     /// The last analysis, for hover.
     report: Option<FileReport>,
 }
@@ -147,6 +151,7 @@ impl Server {
                         text: p.text_document.text,
                         version: p.text_document.version,
                         due: Some(Instant::now()),
+                        analysed: None,
                         report: None,
                     };
                     self.docs.insert(p.text_document.uri, doc);
@@ -160,7 +165,8 @@ impl Server {
                         apply_change(&mut doc.text, change);
                     }
                     doc.version = p.text_document.version;
-                    doc.due = Some(Instant::now() + DEBOUNCE);
+                    let now = Instant::now();
+                    doc.due = Some(doc.analysed.map_or(now, |last| (last + DEBOUNCE).max(now)));
                 }
             }
             DidCloseTextDocument::METHOD => {
@@ -199,6 +205,7 @@ impl Server {
             let engine = self.engine_for(folder.as_deref());
             let Some(doc) = self.docs.get_mut(&uri) else { continue };
             doc.due = None;
+            doc.analysed = Some(Instant::now());
             let (diagnostics, report) = match &*engine {
                 Ok(engine) => {
                     let report = check::check_bytes(
@@ -258,15 +265,16 @@ impl Server {
             .checked_add(jiff::SignedDuration::from_hours(30 * 24))
             .map(|t| t.to_string()[..10].to_owned())
             .unwrap_or_default();
+        let lines = LineIndex::new(&doc.text);
         let mut actions = Vec::new();
         for (object, object_report) in objects.zip(&report.objects) {
             for finding in object_report.findings.iter().filter(|f| f.counts() && !f.span.is_none()) {
-                let range = range_of(&doc.text, finding.span.start, finding.span.end);
+                let range = lines.range(finding.span.start, finding.span.end);
                 if !overlaps(range, params.range) {
                     continue;
                 }
                 for (title, edit) in crate::lsp_fix::fixes_for(finding, object, &doc.text, &until) {
-                    let text_edit = TextEdit { range: range_of(&doc.text, edit.start, edit.end), new_text: edit.text };
+                    let text_edit = TextEdit { range: lines.range(edit.start, edit.end), new_text: edit.text };
                     let changes = HashMap::from([(uri.clone(), vec![text_edit])]);
                     actions.push(CodeActionOrCommand::CodeAction(CodeAction {
                         title,
@@ -284,8 +292,9 @@ impl Server {
         let position = params.text_document_position_params.position;
         let doc = self.docs.get(&params.text_document_position_params.text_document.uri)?;
         let report = doc.report.as_ref()?;
+        let lines = LineIndex::new(&doc.text);
         let finding = report.objects.iter().flat_map(|o| &o.findings).find(|f| {
-            let range = range_of(&doc.text, f.span.start, f.span.end);
+            let range = lines.range(f.span.start, f.span.end);
             !f.span.is_none() && contains(range, position)
         })?;
         let rule = paved_core::rules::find(&finding.policy)?;
@@ -300,7 +309,7 @@ impl Server {
         ));
         Some(Hover {
             contents: HoverContents::Markup(MarkupContent { kind: MarkupKind::Markdown, value: text }),
-            range: Some(range_of(&doc.text, finding.span.start, finding.span.end)),
+            range: Some(lines.range(finding.span.start, finding.span.end)),
         })
     }
 }
@@ -357,11 +366,12 @@ fn config_diagnostic(message: &str) -> Diagnostic {
 
 /// The same findings `paved check` reports, at the same positions.
 fn diagnostics(report: &FileReport, text: &str) -> Vec<Diagnostic> {
+    let lines = LineIndex::new(text);
     let mut out = Vec::new();
     for p in &report.problems {
         let pos = p.pos.unwrap_or(Pos { line: 1, col: 1 });
         out.push(Diagnostic {
-            range: range_of(text, pos, pos),
+            range: lines.range(pos, pos),
             severity: Some(DiagnosticSeverity::ERROR),
             source: Some("paved".into()),
             message: p.message.clone(),
@@ -379,7 +389,7 @@ fn diagnostics(report: &FileReport, text: &str) -> Vec<Diagnostic> {
             (None, Action::Warn) => (DiagnosticSeverity::WARNING, None, f.message.clone()),
             (None, Action::Audit) => (DiagnosticSeverity::INFORMATION, None, f.message.clone()),
         };
-        let range = if f.span.is_none() { Range::default() } else { range_of(text, f.span.start, f.span.end) };
+        let range = if f.span.is_none() { Range::default() } else { lines.range(f.span.start, f.span.end) };
         out.push(Diagnostic {
             range,
             severity: Some(severity),
@@ -393,17 +403,32 @@ fn diagnostics(report: &FileReport, text: &str) -> Vec<Diagnostic> {
     out
 }
 
-/// A span (1-based lines, 1-based columns in characters) as an LSP range
-/// (0-based lines, columns in UTF-16 code units).
-fn range_of(text: &str, start: Pos, end: Pos) -> Range {
-    Range { start: position_of(text, start), end: position_of(text, end) }
+/// Line starts of a text, to turn spans (1-based lines, 1-based columns in
+/// characters) into LSP ranges (0-based lines, columns in UTF-16 code units)
+/// without rescanning the text for each one.
+struct LineIndex<'a> {
+    text: &'a str,
+    starts: Vec<usize>,
 }
 
-fn position_of(text: &str, pos: Pos) -> Position {
-    let line = pos.line.saturating_sub(1);
-    let line_text = text.split('\n').nth(line as usize).unwrap_or("");
-    let character: usize = line_text.chars().take(pos.col.saturating_sub(1) as usize).map(char::len_utf16).sum();
-    Position { line, character: u32::try_from(character).unwrap_or(u32::MAX) }
+impl<'a> LineIndex<'a> {
+    fn new(text: &'a str) -> LineIndex<'a> {
+        let starts = std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i + 1)).collect();
+        LineIndex { text, starts }
+    }
+
+    fn range(&self, start: Pos, end: Pos) -> Range {
+        Range { start: self.position(start), end: self.position(end) }
+    }
+
+    fn position(&self, pos: Pos) -> Position {
+        let line = pos.line.saturating_sub(1);
+        let from = self.starts.get(line as usize).copied().unwrap_or(self.text.len());
+        let to = self.starts.get(line as usize + 1).copied().unwrap_or(self.text.len());
+        let line_text = &self.text[from..to];
+        let character: usize = line_text.chars().take(pos.col.saturating_sub(1) as usize).map(char::len_utf16).sum();
+        Position { line, character: u32::try_from(character).unwrap_or(u32::MAX) }
+    }
 }
 
 /// Byte offset of an LSP position (UTF-16 columns), clamped to the text.
@@ -443,7 +468,7 @@ mod tests {
     #[test]
     fn positions_count_utf16_units() {
         let text = "a: é\nb: 😀x\n";
-        assert_eq!(position_of(text, Pos { line: 2, col: 5 }), Position { line: 1, character: 5 });
+        assert_eq!(LineIndex::new(text).position(Pos { line: 2, col: 5 }), Position { line: 1, character: 5 });
         assert_eq!(offset_of(text, Position { line: 1, character: 5 }), "a: é\nb: 😀".len());
         assert_eq!(offset_of(text, Position { line: 9, character: 0 }), text.len());
     }
