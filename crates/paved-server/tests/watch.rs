@@ -99,15 +99,32 @@ fn locked_in(shared: &Shared, ns: &str) -> Vec<String> {
     shared.cluster.read().unwrap().locks.locked_in(ns, 10).0
 }
 
+/// Watches running against the mock, stopped when dropped.
+struct Watching(Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for Watching {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
+}
+
+/// Starts the watches with a configuration and waits until they have listed everything.
+async fn synced(mock: &Arc<MockApiServer>, yaml: &str) -> (Arc<Shared>, Watching) {
+    let shared = shared(yaml);
+    assert!(!shared.synced.load(Ordering::Acquire));
+    let watching = Watching(paved_server::watch::spawn(client(mock), &shared));
+    eventually("caches synced", || shared.synced.load(Ordering::Acquire)).await;
+    (shared, watching)
+}
+
 const PROTECT_PROD: &str = "locks:\n  protect:\n  - {kinds: [PersistentVolumeClaim], namespaces: [\"prod-*\"]}\n";
 
 #[tokio::test]
 async fn watches_sync_then_follow_changes() {
     let mock = Arc::new(MockApiServer::default());
-    let shared = shared(PROTECT_PROD);
-    assert!(!shared.synced.load(Ordering::Acquire));
-    let tasks = paved_server::watch::spawn(client(&mock), &shared);
-    eventually("caches synced", || shared.synced.load(Ordering::Acquire)).await;
+    let (shared, _watching) = synced(&mock, PROTECT_PROD).await;
 
     {
         let cluster = shared.cluster.read().unwrap();
@@ -148,17 +165,12 @@ async fn watches_sync_then_follow_changes() {
             && locked_in(&shared, "prod-eu").is_empty()
     })
     .await;
-    for task in tasks {
-        task.abort();
-    }
 }
 
 #[tokio::test]
 async fn a_new_protect_rule_relists_the_lockable_kinds() {
     let mock = Arc::new(MockApiServer::default());
-    let shared = shared(PROTECT_PROD);
-    let tasks = paved_server::watch::spawn(client(&mock), &shared);
-    eventually("caches synced", || shared.synced.load(Ordering::Acquire)).await;
+    let (shared, _watching) = synced(&mock, PROTECT_PROD).await;
     assert_eq!(mock.lists_of("/api/v1/persistentvolumeclaims"), 1);
     let protect_payments = "locks:\n  protect:\n  - {kinds: [PersistentVolumeClaim], namespaces: [payments]}\n";
     shared.admission.store(Arc::new(compile(config(protect_payments), &shared.options).unwrap()));
@@ -169,17 +181,12 @@ async fn a_new_protect_rule_relists_the_lockable_kinds() {
             && locked_in(&shared, "prod-eu").is_empty()
     })
     .await;
-    for task in tasks {
-        task.abort();
-    }
 }
 
 #[tokio::test]
 async fn admission_uses_what_the_watches_found() {
     let mock = Arc::new(MockApiServer::default());
-    let shared = shared(PROTECT_PROD);
-    let tasks = paved_server::watch::spawn(client(&mock), &shared);
-    eventually("caches synced", || shared.synced.load(Ordering::Acquire)).await;
+    let (shared, _watching) = synced(&mock, PROTECT_PROD).await;
     let review = |request: serde_json::Value| json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": request});
     let delete_ns = serde_json::to_vec(&review(json!({"uid": "1", "kind": {"group": "", "version": "v1", "kind": "Namespace"},
         "resource": {"group": "", "version": "v1", "resource": "namespaces"}, "name": "payments", "namespace": "payments",
@@ -209,7 +216,4 @@ async fn admission_uses_what_the_watches_found() {
     );
     assert!(!pod.allowed(), "payments is labelled pss-restricted");
     assert!(pod.denials.iter().any(|d| d.starts_with("[pss-restricted/run-as-non-root]")), "{:?}", pod.denials);
-    for task in tasks {
-        task.abort();
-    }
 }
