@@ -37,6 +37,12 @@ pub fn policies(out: &mut dyn Write, engine: &Engine, format: Format) -> std::io
     Ok(())
 }
 
+/// Where a policy's documentation lives: `docs/policies.md` in the repository,
+/// at an anchor named by the policy id. Editors link findings there.
+pub fn doc_url(id: &str) -> String {
+    format!("{}/blob/main/docs/policies.md#{id}", env!("CARGO_PKG_REPOSITORY"))
+}
+
 /// A policy's documentation; `false` when there is no such policy.
 pub fn explain(out: &mut dyn Write, engine: &Engine, id: &str) -> std::io::Result<bool> {
     let Some(r) = rules::find(id) else { return Ok(false) };
@@ -55,4 +61,49 @@ pub fn explain(out: &mut dyn Write, engine: &Engine, id: &str) -> std::io::Resul
         r.id, r.id
     )?;
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use paved_core::exempt::{EXEMPT, EXEMPT_REASON, EXEMPT_UNTIL};
+    use paved_core::rules;
+
+    /// `docs/policies.md`: every policy's documentation, from the rule table.
+    fn policies_markdown() -> String {
+        let mut out = String::from(
+            "# Policies\n\nGenerated from paved's rule table (`paved explain POLICY` prints the same); a test keeps it current.\n",
+        );
+        let mut group = "";
+        for r in rules::all() {
+            if r.group != group {
+                group = r.group;
+                out.push_str(&format!("\n## {group}\n"));
+            }
+            out.push_str(&format!("\n<a id=\"{}\"></a>\n### `{}`: {}\n\n", r.id, r.id, r.doc.title));
+            if let Some(upstream) = r.upstream {
+                out.push_str(&format!("Pod Security Standards check: `{upstream}`.\n\n"));
+            }
+            out.push_str(&format!(
+                "- **What it checks.** {}\n- **Why.** {}\n- **How to fix.** {}\n",
+                r.doc.what, r.doc.why, r.doc.fix
+            ));
+            out.push_str(&format!(
+                "- **Exception.** `{EXEMPT}: \"{}\"` with `{EXEMPT_REASON}` (and `{EXEMPT_UNTIL}`); in a cluster only the exception authority may add them.\n",
+                r.id
+            ));
+        }
+        out
+    }
+
+    /// `docs/policies.md` is what the rule table says. `PAVED_BLESS=1` rewrites it.
+    #[test]
+    fn policies_doc_is_current() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/policies.md");
+        let want = policies_markdown();
+        if std::env::var_os("PAVED_BLESS").is_some() {
+            std::fs::write(&path, &want).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        }
+        let have = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(have == want, "docs/policies.md is out of date: run PAVED_BLESS=1 cargo test -p paved policies_doc");
+    }
 }

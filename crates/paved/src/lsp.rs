@@ -69,16 +69,43 @@ pub fn run(global: &Global) -> miette::Result<u8> {
     };
     let capabilities = serde_json::to_value(capabilities).map_err(|e| miette::miette!("{e}"))?;
     let params = connection.initialize(capabilities).map_err(|e| miette::miette!("LSP initialize: {e}"))?;
-    let _params: InitializeParams =
+    let params: InitializeParams =
         serde_json::from_value(params).map_err(|e| miette::miette!("LSP initialize: {e}"))?;
+    // Ask to hear of .paved.yaml changes, where the client can be asked.
+    let can_watch = params
+        .capabilities
+        .workspace
+        .and_then(|w| w.did_change_watched_files)
+        .and_then(|d| d.dynamic_registration)
+        .unwrap_or(false);
+    if can_watch {
+        let options = lsp_types::DidChangeWatchedFilesRegistrationOptions {
+            watchers: vec![lsp_types::FileSystemWatcher {
+                glob_pattern: lsp_types::GlobPattern::String("**/.paved.yaml".into()),
+                kind: None,
+            }],
+        };
+        let registration = lsp_types::Registration {
+            id: "paved-config".into(),
+            method: DidChangeWatchedFiles::METHOD.into(),
+            register_options: serde_json::to_value(options).ok(),
+        };
+        let request = Request::new(
+            "paved-register-watch".to_owned().into(),
+            lsp_types::request::RegisterCapability::METHOD.into(),
+            lsp_types::RegistrationParams { registrations: vec![registration] },
+        );
+        connection.sender.send(Message::Request(request)).map_err(|e| miette::miette!("LSP: {e}"))?;
+    }
     let mut server = Server {
         connection,
         docs: HashMap::new(),
         engines: HashMap::new(),
         global_config: global.config.clone(),
         profile: global.profile.clone(),
-        // The editor holds the whole file anyway; the limits still bound depth, nodes and aliases.
-        limits: paved_yaml::Limits::default(),
+        // Bounds each analysis: a document over 4 MiB gets one diagnostic saying
+        // so; depth, nodes and aliases are bounded as in `paved check`.
+        limits: paved_yaml::Limits { max_file_bytes: 4 << 20, ..paved_yaml::Limits::default() },
     };
     server.main_loop().map_err(|e| miette::miette!("LSP: {e}"))?;
     drop(server);
@@ -390,10 +417,12 @@ fn diagnostics(report: &FileReport, text: &str) -> Vec<Diagnostic> {
             (None, Action::Audit) => (DiagnosticSeverity::INFORMATION, None, f.message.clone()),
         };
         let range = if f.span.is_none() { Range::default() } else { lines.range(f.span.start, f.span.end) };
+        let href = crate::explain::doc_url(&f.policy).parse::<Uri>().ok();
         out.push(Diagnostic {
             range,
             severity: Some(severity),
             code: Some(NumberOrString::String(f.policy.to_string())),
+            code_description: href.map(|href| lsp_types::CodeDescription { href }),
             source: Some("paved".into()),
             message,
             tags,

@@ -15,6 +15,8 @@ struct Client {
     messages: Receiver<Value>,
     /// Notifications that arrived while waiting for something else.
     pending: Vec<Value>,
+    /// Every message received, in order.
+    log: Vec<Value>,
     /// The last diagnostics the test looked at, by document.
     latest: std::collections::HashMap<String, Vec<Value>>,
     next_id: i64,
@@ -22,6 +24,10 @@ struct Client {
 
 impl Client {
     fn start(dir: &Path) -> Client {
+        Client::start_with(dir, json!({}))
+    }
+
+    fn start_with(dir: &Path, capabilities: Value) -> Client {
         let mut child = Command::new(env!("CARGO_BIN_EXE_paved"))
             .arg("lsp")
             .current_dir(dir)
@@ -56,8 +62,17 @@ impl Client {
                 }
             }
         });
-        let mut client = Client { child, stdin, messages, pending: Vec::new(), latest: Default::default(), next_id: 1 };
-        let init = client.request("initialize", json!({"processId": null, "rootUri": null, "capabilities": {}}));
+        let mut client = Client {
+            child,
+            stdin,
+            messages,
+            pending: Vec::new(),
+            log: Vec::new(),
+            latest: Default::default(),
+            next_id: 1,
+        };
+        let init =
+            client.request("initialize", json!({"processId": null, "rootUri": null, "capabilities": capabilities}));
         assert_eq!(init["capabilities"]["textDocumentSync"], 2, "incremental sync: {init}");
         client.notify("initialized", json!({}));
         client
@@ -81,6 +96,7 @@ impl Client {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let m = self.messages.recv_timeout(deadline.saturating_duration_since(Instant::now())).expect("a response");
+            self.log.push(m.clone());
             if m["id"] == id {
                 assert!(m.get("error").is_none(), "{m}");
                 return m["result"].clone();
@@ -103,6 +119,7 @@ impl Client {
         loop {
             let m =
                 self.messages.recv_timeout(deadline.saturating_duration_since(Instant::now())).expect("diagnostics");
+            self.log.push(m.clone());
             if matches(&m) {
                 return m["params"]["diagnostics"].as_array().unwrap().clone();
             }
@@ -206,6 +223,8 @@ fn diagnostics_match_paved_check_and_follow_edits() {
     }
     let privileged = with_code(&diagnostics, "pss-baseline/privileged").unwrap();
     assert_eq!(privileged["range"]["start"], json!({"line": 9, "character": 6}));
+    let href = privileged["codeDescription"]["href"].as_str().unwrap();
+    assert!(href.starts_with("https://") && href.ends_with("/docs/policies.md#pss-baseline/privileged"), "{href}");
 
     // Hover on it explains the policy.
     let hover = client
@@ -311,5 +330,70 @@ fn the_configuration_is_found_from_the_documents_folder() {
     );
     let broken = client.diagnostics(&inside, Some(1));
     assert!(broken[0]["message"].as_str().unwrap().starts_with("configuration: "), "{broken:?}");
+    client.stop();
+}
+
+#[test]
+fn a_burst_of_changes_is_analysed_a_few_times_and_the_last_state_always() {
+    let dir = tempfile::tempdir().unwrap();
+    let capabilities = json!({"workspace": {"didChangeWatchedFiles": {"dynamicRegistration": true}}});
+    let mut client = Client::start_with(dir.path(), capabilities);
+    let uri = uri(&dir.path().join("pod.yaml"));
+    client.notify(
+        "textDocument/didOpen",
+        json!({"textDocument": {"uri": uri, "languageId": "yaml", "version": 1, "text": POD}}),
+    );
+    client.diagnostics(&uri, Some(1));
+    let before = client.log.len();
+    // Typing fast: 40 versions in a few milliseconds, the last one fixed.
+    for version in 2..=41 {
+        let text = if version == 41 {
+            POD.replace("privileged: true", "privileged: false")
+        } else {
+            format!("{POD}# {version}\n")
+        };
+        client.notify(
+            "textDocument/didChange",
+            json!({"textDocument": {"uri": uri, "version": version}, "contentChanges": [{"text": text}]}),
+        );
+    }
+    let last = client.diagnostics(&uri, Some(41));
+    assert!(with_code(&last, "pss-baseline/privileged").is_none());
+    std::thread::sleep(Duration::from_millis(300));
+    while let Ok(m) = client.messages.try_recv() {
+        client.log.push(m);
+    }
+    let published: Vec<&Value> =
+        client.log[before..].iter().filter(|m| m["method"] == "textDocument/publishDiagnostics").collect();
+    assert!(published.len() <= 4, "{} publications for one burst: {published:?}", published.len());
+    // The server asked to be told of .paved.yaml changes.
+    let register = client
+        .log
+        .iter()
+        .find(|m| m["method"] == "client/registerCapability")
+        .unwrap_or_else(|| panic!("{:?}", client.log));
+    assert_eq!(
+        register["params"]["registrations"][0]["registerOptions"]["watchers"][0]["globPattern"],
+        "**/.paved.yaml"
+    );
+    client.stop();
+}
+
+#[test]
+fn a_document_over_the_size_limit_gets_one_diagnostic() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut client = Client::start(dir.path());
+    let uri = uri(&dir.path().join("huge.yaml"));
+    let huge = POD.repeat((5 << 20) / POD.len());
+    client.notify(
+        "textDocument/didOpen",
+        json!({"textDocument": {"uri": uri, "languageId": "yaml", "version": 1, "text": huge}}),
+    );
+    let diagnostics = client.diagnostics(&uri, Some(1));
+    assert_eq!(diagnostics.len(), 1, "{diagnostics:?}");
+    assert!(
+        diagnostics[0]["message"].as_str().unwrap().contains("larger than the 4194304-byte limit"),
+        "{diagnostics:?}"
+    );
     client.stop();
 }
