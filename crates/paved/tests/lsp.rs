@@ -397,3 +397,35 @@ fn a_document_over_the_size_limit_gets_one_diagnostic() {
     );
     client.stop();
 }
+
+#[test]
+fn every_prefix_of_a_manifest_as_it_is_typed_gets_an_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut client = Client::start(dir.path());
+    let uri = uri(&dir.path().join("typing.yaml"));
+    client.notify(
+        "textDocument/didOpen",
+        json!({"textDocument": {"uri": uri, "languageId": "yaml", "version": 1, "text": ""}}),
+    );
+    client.diagnostics(&uri, Some(1));
+    // Each keystroke of the manifest, with the odd stray character typed on the way.
+    let mut version = 1;
+    for end in 1..=POD.len() {
+        version += 1;
+        let mut text = POD[..end].to_owned();
+        if end % 7 == 0 && end < POD.len() {
+            text.push_str(["{", "[", "\"", "'", "&a", "*a", "!!", "|", ": :"][end % 9]);
+        }
+        client.notify(
+            "textDocument/didChange",
+            json!({"textDocument": {"uri": uri, "version": version}, "contentChanges": [{"text": text}]}),
+        );
+    }
+    let last = client.diagnostics(&uri, Some(version));
+    assert!(with_code(&last, "pss-baseline/privileged").is_some(), "the whole manifest is checked: {last:?}");
+    // Still answering requests.
+    let hover = client
+        .request("textDocument/hover", json!({"textDocument": {"uri": uri}, "position": {"line": 9, "character": 8}}));
+    assert!(hover["contents"]["value"].as_str().is_some_and(|t| t.contains("pss-baseline/privileged")), "{hover}");
+    client.stop();
+}
