@@ -393,3 +393,34 @@ async fn shutdown_drains_requests_in_progress() {
     assert_eq!(answer["response"]["uid"], "drained");
     stopping.await.unwrap();
 }
+
+fn locked_pvc_delete(uid: &str, dry_run: bool) -> Value {
+    json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
+        "uid": uid, "kind": {"group": "", "version": "v1", "kind": "PersistentVolumeClaim"},
+        "resource": {"group": "", "version": "v1", "resource": "persistentvolumeclaims"},
+        "name": "data", "namespace": "shop", "operation": "DELETE",
+        "userInfo": {"username": "admin", "groups": ["system:masters"]},
+        "oldObject": {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+            "metadata": {"name": "data", "namespace": "shop", "annotations": {"paved.dev/lock": "delete"}}},
+        "dryRun": dry_run,
+        "options": {"kind": "DeleteOptions", "apiVersion": "meta.k8s.io/v1", "gracePeriodSeconds": 0}}})
+}
+
+#[tokio::test]
+async fn lock_refusals_are_counted_but_dry_runs_leave_no_trace() {
+    let server = start(|_| {}, None).await;
+    let dry = review(&server, &locked_pvc_delete("dry", true)).await;
+    assert_eq!(dry["response"]["allowed"], false, "a dry run is judged the same");
+    assert!(metric(&server.shared, "paved_lock_delete_refusals_total 0"), "{}", server.shared.metrics.encode());
+    let real = review(&server, &locked_pvc_delete("real", false)).await;
+    assert_eq!(real["response"]["allowed"], false);
+    assert!(
+        real["response"]["status"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("kubectl annotate persistentvolumeclaims/data -n shop paved.dev/lock-")
+    );
+    assert!(metric(&server.shared, "paved_lock_delete_refusals_total 1"), "{}", server.shared.metrics.encode());
+    assert!(metric(&server.shared, r#"paved_admission_requests_total{operation="DELETE",verdict="denied"} 2"#));
+    server.stop().await;
+}
