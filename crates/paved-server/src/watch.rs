@@ -146,6 +146,12 @@ async fn locks(client: kube::Client, shared: Arc<Shared>, sync: Arc<Sync>, resou
                     set(&shared, resource, &obj.metadata, locked);
                 }
                 Ok(Event::Delete(obj)) => set(&shared, resource, &obj.metadata, false),
+                // A kind this cluster does not serve, or paved may not list, must not
+                // keep the webhook from ever becoming ready: count it as listed (empty).
+                Err(e) if first && unlistable(&e) => {
+                    tracing::warn!(resource = resource.resource, error = %e, "cannot list this kind; its locks will not guard Namespace deletion");
+                    sync.listed(&shared, &mut first);
+                }
                 Err(e) => tracing::warn!(resource = resource.resource, error = %e, "lock watch failed; retrying"),
             }
         }
@@ -162,4 +168,9 @@ fn set(
     if let (Some(ns), Some(name), Ok(mut cluster)) = (&meta.namespace, &meta.name, shared.cluster.write()) {
         cluster.locks.set(ns, &format!("{}/{name}", resource.resource), locked);
     }
+}
+
+/// 403 or 404 on the first list: RBAC or the cluster says no, retrying will not help soon.
+fn unlistable(e: &watcher::Error) -> bool {
+    matches!(e, watcher::Error::InitialListFailed(kube::Error::Api(status)) if status.code == 403 || status.code == 404)
 }

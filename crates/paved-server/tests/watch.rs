@@ -30,6 +30,8 @@ struct MockApiServer {
     requests: Mutex<Vec<(String, String, String)>>,
     /// The open watch stream of each path.
     watches: Mutex<HashMap<String, Sender<Bytes, Infallible>>>,
+    /// Paths answered 403 Forbidden, as RBAC would.
+    forbidden: Vec<String>,
 }
 
 impl MockApiServer {
@@ -39,6 +41,10 @@ impl MockApiServer {
         let accept = request.headers().get("accept").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
         self.requests.lock().unwrap().push((path.clone(), query.clone(), accept));
         let response = Response::builder().header("content-type", "application/json");
+        if self.forbidden.contains(&path) {
+            let status: &'static str = r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"ingresses.networking.k8s.io is forbidden: User \"system:serviceaccount:paved-system:paved\" cannot list resource \"ingresses\" in API group \"networking.k8s.io\" at the cluster scope","reason":"Forbidden","details":{"group":"networking.k8s.io","kind":"ingresses"},"code":403}"#;
+            return response.status(403).body(Full::new(Bytes::from_static(status.as_bytes())).boxed()).unwrap();
+        }
         if query.split('&').any(|p| p == "watch=true") {
             let (tx, body) = Channel::<Bytes, Infallible>::new(16);
             self.watches.lock().unwrap().insert(path, tx);
@@ -216,4 +222,18 @@ async fn admission_uses_what_the_watches_found() {
     );
     assert!(!pod.allowed(), "payments is labelled pss-restricted");
     assert!(pod.denials.iter().any(|d| d.starts_with("[pss-restricted/run-as-non-root]")), "{:?}", pod.denials);
+}
+
+#[tokio::test]
+async fn a_kind_paved_may_not_list_does_not_keep_it_unready() {
+    let mock = Arc::new(MockApiServer {
+        forbidden: vec!["/apis/networking.k8s.io/v1/ingresses".into()],
+        ..MockApiServer::default()
+    });
+    let (shared, _watching) = synced(&mock, PROTECT_PROD).await;
+    assert_eq!(
+        locked_in(&shared, "payments"),
+        ["persistentvolumeclaims/ledger-0"],
+        "the other kinds are still indexed"
+    );
 }
