@@ -43,6 +43,15 @@ pub fn doc_url(id: &str) -> String {
     format!("{}/blob/main/docs/policies.md#{id}", env!("CARGO_PKG_REPOSITORY"))
 }
 
+/// A rule's documentation as Markdown list items: what, why, how to fix, how
+/// to get an exception. `docs/policies.md` and the editor's hover show this.
+pub fn markdown_body(r: &paved_core::policy::Rule) -> String {
+    format!(
+        "- **What it checks.** {}\n- **Why.** {}\n- **How to fix.** {}\n- **Exception.** `{EXEMPT}: \"{}\"` with `{EXEMPT_REASON}` (and `{EXEMPT_UNTIL}`); in a cluster only the exception authority may add them.\n",
+        r.doc.what, r.doc.why, r.doc.fix, r.id
+    )
+}
+
 /// A policy's documentation; `false` when there is no such policy.
 pub fn explain(out: &mut dyn Write, engine: &Engine, id: &str) -> std::io::Result<bool> {
     let Some(r) = rules::find(id) else { return Ok(false) };
@@ -65,7 +74,6 @@ pub fn explain(out: &mut dyn Write, engine: &Engine, id: &str) -> std::io::Resul
 
 #[cfg(test)]
 mod tests {
-    use paved_core::exempt::{EXEMPT, EXEMPT_REASON, EXEMPT_UNTIL};
     use paved_core::rules;
 
     /// `docs/policies.md`: every policy's documentation, from the rule table.
@@ -83,14 +91,7 @@ mod tests {
             if let Some(upstream) = r.upstream {
                 out.push_str(&format!("Pod Security Standards check: `{upstream}`.\n\n"));
             }
-            out.push_str(&format!(
-                "- **What it checks.** {}\n- **Why.** {}\n- **How to fix.** {}\n",
-                r.doc.what, r.doc.why, r.doc.fix
-            ));
-            out.push_str(&format!(
-                "- **Exception.** `{EXEMPT}: \"{}\"` with `{EXEMPT_REASON}` (and `{EXEMPT_UNTIL}`); in a cluster only the exception authority may add them.\n",
-                r.id
-            ));
+            out.push_str(&super::markdown_body(r));
         }
         out
     }

@@ -325,15 +325,13 @@ impl Server {
             !f.span.is_none() && contains(range, position)
         })?;
         let rule = paved_core::rules::find(&finding.policy)?;
-        let mut text = format!("**{}**: {}\n\n{}\n\n", rule.id, rule.doc.title, finding.message);
-        text.push_str(&format!(
-            "**What it checks.** {}\n\n**Why.** {}\n\n**How to fix.** {}\n\n",
-            rule.doc.what, rule.doc.why, rule.doc.fix
-        ));
-        text.push_str(&format!(
-            "**Exception.** Annotate the object with `paved.dev/exempt: \"{}\"`, `paved.dev/exempt-reason` and `paved.dev/exempt-until`; in a cluster only the exception authority may.",
-            rule.id
-        ));
+        let text = format!(
+            "**{}**: {}\n\n{}\n\n{}",
+            rule.id,
+            rule.doc.title,
+            finding.message,
+            crate::explain::markdown_body(rule)
+        );
         Some(Hover {
             contents: HoverContents::Markup(MarkupContent { kind: MarkupKind::Markdown, value: text }),
             range: Some(lines.range(finding.span.start, finding.span.end)),

@@ -230,7 +230,7 @@ fn diagnostics_match_paved_check_and_follow_edits() {
     let hover = client
         .request("textDocument/hover", json!({"textDocument": {"uri": uri}, "position": {"line": 9, "character": 8}}));
     let text = hover["contents"]["value"].as_str().unwrap();
-    assert!(text.starts_with("**pss-baseline/privileged**") && text.contains("**How to fix.**"), "{text}");
+    assert!(text.starts_with("**pss-baseline/privileged**") && text.contains("- **How to fix.**"), "{text}");
 
     // Typing `false` over `true`: an incremental change.
     let edit =
