@@ -155,7 +155,7 @@ fn failed(path: &Path, message: String) -> FileReport {
 }
 
 /// Reads a file, or stdin, up to the size limit (plus one byte, to detect overflow).
-fn read(input: &Input, limits: &Limits) -> std::io::Result<Vec<u8>> {
+pub fn read(input: &Input, limits: &Limits) -> std::io::Result<Vec<u8>> {
     let cap = u64::try_from(limits.max_file_bytes).unwrap_or(u64::MAX).saturating_add(1);
     let mut buf = Vec::new();
     match input {

@@ -55,6 +55,12 @@ pub enum Command {
     Install(InstallArgs),
     /// Language server over stdio: the findings of `paved check` while you type.
     Lsp,
+    /// Which images manifests run, where, pinned or not, from allowed registries or not (text, json, csv).
+    Images {
+        /// Files or directories; - reads stdin.
+        #[arg(value_name = "PATH", default_value = ".")]
+        paths: Vec<PathBuf>,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -158,6 +164,8 @@ pub enum Format {
     Sarif,
     Junit,
     Github,
+    /// `paved images` only.
+    Csv,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -5,6 +5,7 @@ mod check;
 mod cli;
 mod config_file;
 mod explain;
+mod images;
 mod install;
 mod lsp;
 mod lsp_fix;
@@ -47,6 +48,7 @@ fn run(cli: Cli) -> miette::Result<u8> {
         Command::Serve(args) => return serve::run(args, &cli.global, config_path),
         Command::Install(args) => return install(args, config, config_path.as_deref()),
         Command::Lsp => return lsp::run(&cli.global),
+        Command::Images { paths } => return images(paths, &cli.global, &config),
         _ => {}
     }
     let engine = Engine::new(&config, cli.global.profile.as_deref(), Mode::Enforce)
@@ -70,7 +72,7 @@ fn run(cli: Cli) -> miette::Result<u8> {
                 )),
             }
         }
-        Command::Serve(_) | Command::Install(_) | Command::Lsp => Ok(0),
+        Command::Serve(_) | Command::Install(_) | Command::Lsp | Command::Images { .. } => Ok(0),
     }
 }
 
@@ -130,7 +132,47 @@ fn stdout_file() -> Box<dyn Write> {
     }
 }
 
+fn images(
+    paths: &[std::path::PathBuf],
+    global: &cli::Global,
+    config: &paved_core::config::Config,
+) -> miette::Result<u8> {
+    let format = match global.format {
+        cli::Format::Text => images::Output::Table,
+        cli::Format::Json => images::Output::Json,
+        cli::Format::Csv => images::Output::Csv,
+        other => return Err(miette::miette!("paved images writes text, json or csv, not {other:?}")),
+    };
+    let limits = paved_yaml::Limits::default();
+    let (inputs, missing) = check::inputs(paths);
+    let mut inventory = images::Inventory::default();
+    for m in &missing {
+        inventory.problems.extend(m.problems.iter().map(|p| format!("{}: {}", m.path, p.message)));
+    }
+    for input in &inputs {
+        inventory.add_input(input, &limits);
+    }
+    let mut out = std::io::BufWriter::new(stdout_file());
+    let written = images::write(&mut out, &inventory, config.params.allowed_registries.as_deref(), format)
+        .and_then(|()| out.flush());
+    match written {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(0),
+        Err(e) => return Err(io_error(e)),
+        Ok(()) => {}
+    }
+    for p in &inventory.problems {
+        eprintln!("paved: {p}");
+    }
+    Ok(if inventory.problems.is_empty() { 0 } else { EXIT_BAD_INPUT })
+}
+
 fn check(args: &CheckArgs, global: &cli::Global, engine: &Engine) -> miette::Result<u8> {
+    if global.format == cli::Format::Csv {
+        return Err(miette::miette!(
+            code = "paved::format",
+            "--format csv is for paved images; check writes text, json, sarif, junit or github"
+        ));
+    }
     let limits = paved_yaml::Limits::default();
     let (inputs, missing) = check::inputs(&args.paths);
     let color = match args.color {

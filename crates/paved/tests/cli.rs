@@ -396,3 +396,36 @@ fn every_third_party_manifest_loads() {
     assert_eq!(v["errors"], serde_json::json!([]), "{}", v["errors"]);
     assert!(v["summary"]["objects"].as_u64().is_some_and(|n| n > 1500));
 }
+
+#[test]
+fn images_lists_the_examples_images_with_pinning_and_registries() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join(".paved.yaml"), "params:\n  allowed-registries: [registry.example.com]\n").unwrap();
+    let examples = repo().join("examples");
+    let run = paved_in(dir.path(), &["images", "--format", "json", examples.to_str().unwrap()], None);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let images = json(&run)["images"].as_array().cloned().unwrap_or_default();
+    let web = images.iter().find(|i| i["repository"] == "shop/web").unwrap_or_else(|| panic!("{images:?}"));
+    assert_eq!((web["pinned"].as_bool(), web["allowed"].as_bool()), (Some(true), Some(true)));
+    assert_eq!(web["used_by"][0]["workload"], "Deployment/web");
+    let busybox = images.iter().find(|i| i["image"] == "busybox").unwrap();
+    assert_eq!((busybox["pinned"].as_bool(), busybox["allowed"].as_bool()), (Some(false), Some(false)));
+    let csv = paved_in(dir.path(), &["images", "--format", "csv", examples.to_str().unwrap()], None);
+    assert!(
+        csv.stdout.starts_with("image,registry,repository,tag,digest,pinned,allowed,namespace,workload,container\n")
+    );
+    assert_eq!(
+        csv.stdout.lines().count(),
+        1 + images.iter().map(|i| i["used_by"].as_array().map_or(0, Vec::len)).sum::<usize>()
+    );
+    // Bad input is reported with its file, and the rest is still listed.
+    std::fs::write(dir.path().join("broken.yaml"), "kind: [\n").unwrap();
+    let run = paved_in(dir.path(), &["images", "--format", "json", examples.to_str().unwrap(), "broken.yaml"], None);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("broken.yaml"), "{}", run.stderr);
+    assert!(!json(&run)["images"].as_array().unwrap().is_empty());
+    // check refuses csv clearly.
+    let run = paved_in(dir.path(), &["check", "--format", "csv", examples.to_str().unwrap()], None);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("csv is for paved images"), "{}", run.stderr);
+}
