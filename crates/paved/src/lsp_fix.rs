@@ -121,7 +121,7 @@ pub fn set_field(text: &str, root: &Node, path: &FieldPath, value: &Fix) -> Opti
         .collect::<Option<_>>()?;
     let mut nested = value.clone();
     for key in missing.iter().skip(1).rev() {
-        nested = Fix::Map(vec![(leak_free(key)?, nested)]);
+        nested = Fix::Map(vec![(static_key(key)?, nested)]);
     }
     let first = *missing.first()?;
     insert_entries(text, node, &[(first, &nested)])
@@ -138,9 +138,9 @@ fn insert_map(text: &str, root: &Node, path: &FieldPath, map: &Fix) -> Option<Ed
     set_field(text, root, path, map)
 }
 
-/// The field names of paths are the object's own keys, which live as long as
-/// the text; fixes only create the keys of `FieldPath`s that rules name.
-fn leak_free(key: &str) -> Option<&'static str> {
+/// A key a fix may create, as a static string (`Fix` holds no borrowed text).
+/// Fixes only create the keys that the rules' field paths name.
+fn static_key(key: &str) -> Option<&'static str> {
     const KNOWN: &[&str] = &[
         "securityContext",
         "capabilities",
