@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use crate::locks::LockIndex;
+use crate::locks::{Labels, LockIndex};
 
 pub const PROFILE_LABEL: &str = "paved.dev/profile";
 /// Label values cannot hold `:`, so the version has a label of its own, as in
@@ -21,8 +21,9 @@ pub struct NamespaceLabels {
 }
 
 impl NamespaceLabels {
-    pub fn of(labels: Option<&paved_core::node::Map>) -> NamespaceLabels {
-        let get = |k: &str| labels.and_then(|l| l.get(k)).and_then(|v| v.as_str()).map(str::to_owned);
+    /// From a Namespace's labels, as a request or a watch carries them.
+    pub fn of(labels: Labels<'_>) -> NamespaceLabels {
+        let get = |k: &str| labels.get(k).map(str::to_owned);
         NamespaceLabels { profile: get(PROFILE_LABEL), version: get(VERSION_LABEL), mode: get(MODE_LABEL) }
     }
 

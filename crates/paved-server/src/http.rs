@@ -14,7 +14,6 @@ use http_body_util::{BodyExt, Limited};
 use paved_admission::review::AdmissionReview;
 use paved_admission::{Event, Scope};
 use paved_core::Timestamp;
-use paved_core::policy::Action;
 
 use crate::Shared;
 use crate::metrics::{FindingLabels, ResultLabels, VerdictLabels};
@@ -167,12 +166,7 @@ fn record(shared: &Shared, review: &paved_admission::review::AdmissionRequest, v
     };
     m.requests.get_or_create(&VerdictLabels { operation, verdict: verdict_label }).inc();
     for (policy, action) in &verdict.findings {
-        let action = match action {
-            Action::Deny => "deny",
-            Action::Warn => "warn",
-            Action::Audit => "audit",
-        };
-        m.findings.get_or_create(&FindingLabels { policy: policy.clone(), action }).inc();
+        m.findings.get_or_create(&FindingLabels { policy: policy.clone(), action: action.as_str() }).inc();
     }
     let user = review.user_info.username.as_str();
     let dry_run = verdict.dry_run;

@@ -46,12 +46,7 @@ pub fn spawn(client: kube::Client, shared: &Arc<Shared>) -> Vec<tokio::task::Joi
 }
 
 fn labels_of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> NamespaceLabels {
-    let get = |k: &str| meta.labels.as_ref().and_then(|l| l.get(k)).cloned();
-    NamespaceLabels {
-        profile: get(paved_admission::cluster::PROFILE_LABEL),
-        version: get(paved_admission::cluster::VERSION_LABEL),
-        mode: get(paved_admission::cluster::MODE_LABEL),
-    }
+    NamespaceLabels::of(meta.labels.as_ref().map_or(Labels::None, Labels::Map))
 }
 
 async fn namespaces(client: kube::Client, shared: Arc<Shared>, sync: Arc<Sync>) {

@@ -355,28 +355,8 @@ fn folder_of(uri: &Uri) -> Option<PathBuf> {
     if !is_file {
         return None;
     }
-    let path = percent_decode(uri.path().as_str());
-    Path::new(&path).parent().map(Path::to_path_buf)
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        match (bytes[i], bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex)) {
-            (b'%', Some(hi), Some(lo)) => {
-                out.push((hi * 16 + lo) as u8);
-                i += 3;
-            }
-            (b, _, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    let path = uri.path().as_estr().decode().into_string().ok()?;
+    Path::new(&*path).parent().map(Path::to_path_buf)
 }
 
 fn config_diagnostic(message: &str) -> Diagnostic {
@@ -491,6 +471,14 @@ fn apply_change(text: &mut String, change: TextDocumentContentChangeEvent) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn configuration_search_starts_in_the_documents_decoded_folder() {
+        let uri: Uri = "file:///tmp/my%20team/pod.yaml".parse().unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(folder_of(&uri), Some(PathBuf::from("/tmp/my team")));
+        let untitled: Uri = "untitled:Untitled-1".parse().unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(folder_of(&untitled), None);
+    }
 
     #[test]
     fn positions_count_utf16_units() {
