@@ -11,7 +11,7 @@ use paved_core::eval::Engine;
 use paved_core::exempt::{EXEMPT, EXEMPT_REASON, EXEMPT_UNTIL, pattern_covers};
 use paved_core::node::Node;
 use paved_core::object::pod_template_path;
-use paved_core::policy::Action;
+use paved_core::policy::{Action, clip_chars};
 use paved_core::profile::{Mode, ProfileError};
 
 use crate::cluster::{ClusterState, MODE_LABEL, NamespaceLabels, PROFILE_LABEL};
@@ -165,16 +165,8 @@ fn bound_warnings(warnings: Vec<String>) -> Vec<String> {
 }
 
 fn one_line(s: &str, max_chars: usize) -> String {
-    let mut out = String::with_capacity(s.len().min(max_chars * 4));
-    for (count, (at, c)) in s.char_indices().enumerate() {
-        // The last character allowed: an ellipsis instead if more follow.
-        if count + 1 == max_chars && s[at..].chars().nth(1).is_some() {
-            out.push('…');
-            return out;
-        }
-        out.push(if c.is_control() { ' ' } else { c });
-    }
-    out
+    let blanked = s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    clip_chars(blanked, max_chars)
 }
 
 /// An audit annotation key: the API server prefixes it with the webhook's name,

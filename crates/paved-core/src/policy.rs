@@ -120,9 +120,14 @@ impl Raw {
 pub const MAX_MESSAGE: usize = 120;
 
 /// Cuts a message to [`MAX_MESSAGE`] characters, marking the cut.
-pub fn clip_message(mut m: String) -> String {
-    if m.chars().count() > MAX_MESSAGE {
-        let cut = m.char_indices().nth(MAX_MESSAGE - 1).map_or(m.len(), |(i, _)| i);
+pub fn clip_message(m: String) -> String {
+    clip_chars(m, MAX_MESSAGE)
+}
+
+/// At most `max` characters (not bytes), the last an ellipsis when cut.
+pub fn clip_chars(mut m: String, max: usize) -> String {
+    if max > 0 && m.chars().count() > max {
+        let cut = m.char_indices().nth(max - 1).map_or(m.len(), |(i, _)| i);
         m.truncate(cut);
         m.push('…');
     }
