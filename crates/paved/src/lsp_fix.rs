@@ -4,6 +4,8 @@
 //! indentation; when the shape is anything else (flow style, a null parent),
 //! no fix is offered rather than a wrong one.
 
+use std::borrow::Cow;
+
 use paved_core::exempt::{EXEMPT, EXEMPT_REASON, EXEMPT_UNTIL};
 use paved_core::node::{FieldPath, Node, Pos, Seg, Value};
 use paved_core::policy::Finding;
@@ -11,9 +13,12 @@ use paved_core::policy::Finding;
 /// A value to write: a scalar as YAML text, or a mapping of further values.
 #[derive(Clone, Debug)]
 pub enum Fix {
-    Scalar(&'static str),
-    Owned(String),
+    Scalar(Cow<'static, str>),
     Map(Vec<(&'static str, Fix)>),
+}
+
+fn scalar(s: &'static str) -> Fix {
+    Fix::Scalar(Cow::Borrowed(s))
 }
 
 /// A replacement of the text between two positions (1-based lines and
@@ -35,24 +40,24 @@ pub fn fixes_for(finding: &Finding, object: &Node, text: &str, today_plus_30: &s
         }
     };
     match &*finding.policy {
-        "pss-restricted/run-as-non-root" => set("Set runAsNonRoot: true", path, Fix::Scalar("true"), &mut out),
+        "pss-restricted/run-as-non-root" => set("Set runAsNonRoot: true", path, scalar("true"), &mut out),
         "pss-restricted/privilege-escalation" => {
-            set("Set allowPrivilegeEscalation: false", path, Fix::Scalar("false"), &mut out)
+            set("Set allowPrivilegeEscalation: false", path, scalar("false"), &mut out)
         }
-        "pss-restricted/capabilities" => set("Drop ALL capabilities", path, Fix::Scalar("[\"ALL\"]"), &mut out),
+        "pss-restricted/capabilities" => set("Drop ALL capabilities", path, scalar("[\"ALL\"]"), &mut out),
         "pss-restricted/seccomp-profile" => {
-            set("Set seccompProfile type RuntimeDefault", path, Fix::Scalar("RuntimeDefault"), &mut out)
+            set("Set seccompProfile type RuntimeDefault", path, scalar("RuntimeDefault"), &mut out)
         }
-        "pss-baseline/privileged" => set("Set privileged: false", path, Fix::Scalar("false"), &mut out),
+        "pss-baseline/privileged" => set("Set privileged: false", path, scalar("false"), &mut out),
         "best-practices/no-token-automount" => {
-            set("Set automountServiceAccountToken: false", path, Fix::Scalar("false"), &mut out)
+            set("Set automountServiceAccountToken: false", path, scalar("false"), &mut out)
         }
         "best-practices/require-resources" => {
             // Only a whole missing block: partial ones need the user's numbers.
             if let Some(resources) = prefix_through(path, "resources") {
                 let placeholders = Fix::Map(vec![
-                    ("requests", Fix::Map(vec![("cpu", Fix::Scalar("100m")), ("memory", Fix::Scalar("128Mi"))])),
-                    ("limits", Fix::Map(vec![("cpu", Fix::Scalar("\"1\"")), ("memory", Fix::Scalar("256Mi"))])),
+                    ("requests", Fix::Map(vec![("cpu", scalar("100m")), ("memory", scalar("128Mi"))])),
+                    ("limits", Fix::Map(vec![("cpu", scalar("\"1\"")), ("memory", scalar("256Mi"))])),
                 ]);
                 set("Add a resources block (placeholder values)", &resources, placeholders, &mut out);
             }
@@ -63,9 +68,9 @@ pub fn fixes_for(finding: &Finding, object: &Node, text: &str, today_plus_30: &s
     if !finding.policy.starts_with("paved/") && object.at(&["metadata", "annotations", EXEMPT]).is_none() {
         let annotations = FieldPath::root().key("metadata").key("annotations");
         let stub = Fix::Map(vec![
-            (EXEMPT, Fix::Owned(format!("\"{}\"", finding.policy))),
-            (EXEMPT_REASON, Fix::Scalar("\"TODO: why, and a ticket\"")),
-            (EXEMPT_UNTIL, Fix::Owned(format!("\"{today_plus_30}\""))),
+            (EXEMPT, Fix::Scalar(Cow::Owned(format!("\"{}\"", finding.policy)))),
+            (EXEMPT_REASON, scalar("\"TODO: why, and a ticket\"")),
+            (EXEMPT_UNTIL, Fix::Scalar(Cow::Owned(format!("\"{today_plus_30}\"")))),
         ]);
         if let Some(edit) = insert_map(text, object, &annotations, &stub) {
             out.push((format!("Add an exemption from {} (needs a reason)", finding.policy), edit));
@@ -102,8 +107,7 @@ pub fn set_field(text: &str, root: &Node, path: &FieldPath, value: &Fix) -> Opti
     let (node, depth) = walk(root, path);
     if depth == path.0.len() {
         let scalar = match value {
-            Fix::Scalar(s) => (*s).to_owned(),
-            Fix::Owned(s) => s.clone(),
+            Fix::Scalar(s) => s.to_string(),
             Fix::Map(_) => return None,
         };
         return match node.value {
@@ -199,10 +203,6 @@ fn write_entry(out: &mut String, indent: usize, key: &str, value: &Fix) {
             out.push(' ');
             out.push_str(s);
         }
-        Fix::Owned(s) => {
-            out.push(' ');
-            out.push_str(s);
-        }
         Fix::Map(entries) => {
             for (k, v) in entries {
                 write_entry(out, indent + 2, k, v);
@@ -233,7 +233,7 @@ mod tests {
     #[test]
     fn replaces_a_scalar_in_place() {
         let path = FieldPath::parse("spec.containers[0].securityContext.runAsNonRoot");
-        let edit = set_field(POD, &object(POD), &path, &Fix::Scalar("true"));
+        let edit = set_field(POD, &object(POD), &path, &scalar("true"));
         let fixed = apply(POD, &edit.unwrap_or_else(|| panic!("no edit")));
         assert!(fixed.contains("      runAsNonRoot: true\n"), "{fixed}");
     }
@@ -241,7 +241,7 @@ mod tests {
     #[test]
     fn inserts_missing_keys_at_the_mappings_indentation() {
         let path = FieldPath::parse("spec.containers[0].securityContext.capabilities.drop");
-        let edit = set_field(POD, &object(POD), &path, &Fix::Scalar("[\"ALL\"]"));
+        let edit = set_field(POD, &object(POD), &path, &scalar("[\"ALL\"]"));
         let fixed = apply(POD, &edit.unwrap_or_else(|| panic!("no edit")));
         assert!(
             fixed.ends_with("      runAsNonRoot: false\n      capabilities:\n        drop: [\"ALL\"]\n"),
@@ -257,6 +257,6 @@ mod tests {
     fn no_fix_for_flow_style() {
         let text = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: a, image: b}]}\n";
         let path = FieldPath::parse("spec.containers[0].securityContext.runAsNonRoot");
-        assert_eq!(set_field(text, &object(text), &path, &Fix::Scalar("true")), None);
+        assert_eq!(set_field(text, &object(text), &path, &scalar("true")), None);
     }
 }
