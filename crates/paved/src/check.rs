@@ -145,17 +145,19 @@ fn is_manifest(p: &Path) -> bool {
 }
 
 fn failed(path: &Path, message: String) -> FileReport {
-    FileReport {
-        path: path.display().to_string(),
-        source: None,
-        objects: Vec::new(),
-        problems: vec![Problem { pos: None, message }],
-        skipped: Vec::new(),
+    let mut report = FileReport::empty(path.display().to_string());
+    report.problems.push(Problem { pos: None, message });
+    report
+}
+
+impl FileReport {
+    pub fn empty(path: String) -> FileReport {
+        FileReport { path, source: None, objects: Vec::new(), problems: Vec::new(), skipped: Vec::new() }
     }
 }
 
 /// Reads a file, or stdin, up to the size limit (plus one byte, to detect overflow).
-pub fn read(input: &Input, limits: &Limits) -> std::io::Result<Vec<u8>> {
+fn read(input: &Input, limits: &Limits) -> std::io::Result<Vec<u8>> {
     let cap = u64::try_from(limits.max_file_bytes).unwrap_or(u64::MAX).saturating_add(1);
     let mut buf = Vec::new();
     match input {
@@ -173,15 +175,22 @@ pub fn read(input: &Input, limits: &Limits) -> std::io::Result<Vec<u8>> {
 
 /// Loads and evaluates one input. Never fails: problems are part of the report.
 pub fn check_input(input: &Input, engine: &Engine, limits: &Limits, now: Timestamp, keep_source: bool) -> FileReport {
+    match read_input(input, limits) {
+        Ok((path, bytes)) => check_bytes(path, &bytes, engine, limits, now, keep_source),
+        Err(report) => report,
+    }
+}
+
+/// An input's name and bytes, or a report saying why it could not be read.
+pub fn read_input(input: &Input, limits: &Limits) -> Result<(String, Vec<u8>), FileReport> {
     let path = match input {
         Input::File(p) => p.display().to_string(),
         Input::Stdin => "<stdin>".to_string(),
     };
-    let bytes = match read(input, limits) {
-        Ok(b) => b,
-        Err(e) => return failed(Path::new(&path), format!("cannot read: {e}")),
-    };
-    check_bytes(path, &bytes, engine, limits, now, keep_source)
+    match read(input, limits) {
+        Ok(bytes) => Ok((path, bytes)),
+        Err(e) => Err(failed(Path::new(&path), format!("cannot read: {e}"))),
+    }
 }
 
 /// Loads and evaluates bytes already in memory.
@@ -193,7 +202,25 @@ pub fn check_bytes(
     now: Timestamp,
     keep_source: bool,
 ) -> FileReport {
-    let mut report = FileReport { path, source: None, objects: Vec::new(), problems: Vec::new(), skipped: Vec::new() };
+    let mut report = FileReport::empty(path);
+    let mut objects = Vec::new();
+    let text = load_each(&mut report, bytes, limits, |node| objects.push(evaluate(node, engine, now)));
+    report.objects = objects;
+    if keep_source {
+        report.source = text.map(Arc::from);
+    }
+    report
+}
+
+/// Decodes and loads one input, handing each object to `visit`; problems
+/// (with their positions) and skipped documents go into `report`. Every
+/// command that reads manifests goes through here. Returns the text, if it decoded.
+pub fn load_each<'t>(
+    report: &mut FileReport,
+    bytes: &'t [u8],
+    limits: &Limits,
+    mut visit: impl FnMut(&Node<'_>),
+) -> Option<&'t str> {
     let text = match paved_yaml::decode(bytes, limits) {
         Ok(t) => t,
         Err(e) => {
@@ -202,7 +229,7 @@ pub fn check_bytes(
                 _ => None,
             };
             report.problems.push(Problem { pos, message: e.to_string() });
-            return report;
+            return None;
         }
     };
     match paved_yaml::load(text, limits) {
@@ -216,17 +243,14 @@ pub fn check_bytes(
         Ok(items) => {
             for item in items {
                 match item {
-                    Item::Object(node) => report.objects.push(evaluate(&node, engine, now)),
+                    Item::Object(node) => visit(&node),
                     Item::Skipped { pos, reason } => report.skipped.push((pos, reason)),
                     Item::Error(e) => report.problems.push(Problem { pos: Some(e.pos), message: e.message }),
                 }
             }
         }
     }
-    if keep_source {
-        report.source = Some(Arc::from(text));
-    }
-    report
+    Some(text)
 }
 
 fn evaluate(node: &Node<'_>, engine: &Engine, now: Timestamp) -> ObjectReport {

@@ -9,7 +9,7 @@ use paved_core::image::ImageRef;
 use paved_core::node::Node;
 use paved_core::object::{ObjectRef, PodView};
 
-use crate::check::{Input, read};
+use crate::check::{FileReport, Input, load_each, read_input};
 
 /// Where an image runs: namespace, workload (`Kind/name`) and container.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
@@ -43,32 +43,25 @@ impl Inventory {
         }
     }
 
+    /// Adds every object of one input; what cannot be read is a problem, named with its place.
     pub fn add_input(&mut self, input: &Input, limits: &paved_yaml::Limits) {
-        let name = match input {
-            Input::File(p) => p.display().to_string(),
-            Input::Stdin => "<stdin>".to_owned(),
-        };
-        let bytes = match read(input, limits) {
-            Ok(b) => b,
-            Err(e) => return self.problems.push(format!("{name}: cannot read: {e}")),
-        };
-        let text = match paved_yaml::decode(&bytes, limits) {
-            Ok(t) => t,
-            Err(e) => return self.problems.push(format!("{name}: {e}")),
-        };
-        match paved_yaml::load(text, limits) {
-            Err(e) => self.problems.push(format!("{name}: {e}")),
-            Ok(items) => {
-                for item in items {
-                    match item {
-                        paved_yaml::Item::Object(node) => self.add_object(&node),
-                        paved_yaml::Item::Error(e) => {
-                            self.problems.push(format!("{name}:{}:{}: {}", e.pos.line, e.pos.col, e.message))
-                        }
-                        paved_yaml::Item::Skipped { .. } => {}
-                    }
-                }
+        let report = match read_input(input, limits) {
+            Ok((path, bytes)) => {
+                let mut report = FileReport::empty(path);
+                load_each(&mut report, &bytes, limits, |node| self.add_object(node));
+                report
             }
+            Err(report) => report,
+        };
+        self.add_problems(&report);
+    }
+
+    pub fn add_problems(&mut self, report: &FileReport) {
+        for p in &report.problems {
+            self.problems.push(match p.pos {
+                Some(pos) => format!("{}:{}:{}: {}", report.path, pos.line, pos.col, p.message),
+                None => format!("{}: {}", report.path, p.message),
+            });
         }
     }
 }

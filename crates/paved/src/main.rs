@@ -147,7 +147,7 @@ fn images(
     let (inputs, missing) = check::inputs(paths);
     let mut inventory = images::Inventory::default();
     for m in &missing {
-        inventory.problems.extend(m.problems.iter().map(|p| format!("{}: {}", m.path, p.message)));
+        inventory.add_problems(m);
     }
     for input in &inputs {
         inventory.add_input(input, &limits);
