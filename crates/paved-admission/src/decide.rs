@@ -194,10 +194,6 @@ impl Admission {
         })
     }
 
-    pub fn config(&self) -> &Config {
-        &self.config
-    }
-
     pub fn protection(&self) -> &Protection {
         &self.protection
     }
@@ -312,13 +308,9 @@ impl Admission {
         if self.config.exceptions.trusted_controllers.contains(&user.username) {
             return;
         }
-        let kind = kind_of(req, &req.object);
-        let mut places: Vec<&[&str]> = vec![&["metadata"]];
-        let template_meta: Option<Vec<&str>> =
-            pod_template_path(kind).filter(|t| !t.is_empty()).map(|t| t.iter().copied().chain(["metadata"]).collect());
-        if let Some(t) = &template_meta {
-            places.push(t);
-        }
+        // The object's own metadata, and its pod template's (a Pod's template is itself).
+        let template = pod_template_path(kind_of(req, &req.object)).filter(|t| !t.is_empty());
+        let places = [Some(&[][..]), template].into_iter().flatten();
         let mut granted: Vec<&str> = Vec::new();
         let mut refused: Vec<&str> = Vec::new();
         for place in places {
@@ -456,7 +448,7 @@ impl Admission {
     }
 }
 
-/// Exemption annotations at one metadata block.
+/// Exemption annotations in the metadata of the object at `prefix` (the root, or a pod template).
 struct Grant<'a> {
     patterns: Vec<&'a str>,
     reason: Option<&'a str>,
@@ -464,9 +456,9 @@ struct Grant<'a> {
 }
 
 impl<'a> Grant<'a> {
-    fn at(obj: &'a Node<'a>, meta_path: &[&str]) -> Grant<'a> {
+    fn at(obj: &'a Node<'a>, prefix: &[&str]) -> Grant<'a> {
         let mut node = Some(obj);
-        for key in meta_path.iter().chain(&["annotations"]) {
+        for key in prefix.iter().chain(&["metadata", "annotations"]) {
             node = node.and_then(|n| n.get(key));
         }
         let get = |k: &str| node.and_then(|a| a.get(k)).and_then(Node::as_str);
