@@ -1,0 +1,122 @@
+//! A client for the cluster kubectl would talk to: the merged kubeconfig
+//! (see [`crate::kubeconfig`]), or the pod's service account when there is no
+//! kubeconfig and paved runs in a pod, with `--context` and `--namespace` on top.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use kube::config::KubeConfigOptions;
+
+use crate::kubeconfig::{self, KubeconfigError, Sources};
+
+/// What the user chose on the command line.
+#[derive(Clone, Debug, Default)]
+pub struct Target {
+    pub kubeconfig: Option<PathBuf>,
+    pub context: Option<String>,
+    pub namespace: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error(transparent)]
+    Kubeconfig(#[from] KubeconfigError),
+    #[error("no cluster to talk to: no kubeconfig ({0}) and not running in a pod")]
+    NoConfiguration(String),
+    #[error("context {0:?} is not in the kubeconfig")]
+    NoContext(String),
+    #[error("kubeconfig: {0}")]
+    Invalid(String),
+    #[error("in-cluster configuration: {0}")]
+    InCluster(String),
+    #[error("cannot build a client: {0}")]
+    Client(String),
+}
+
+/// The client configuration, and where it came from (for messages).
+#[derive(Debug)]
+pub struct Resolved {
+    pub config: kube::Config,
+    /// `context NAME` or `in-cluster service account`.
+    pub source: String,
+}
+
+/// Builds the client configuration kubectl would use for `target`.
+pub async fn resolve(target: &Target) -> Result<Resolved, ConnectError> {
+    resolve_from(target, &Sources::from_env(target.kubeconfig.clone()), in_cluster_possible()).await
+}
+
+/// A read that takes longer than this has stalled: an audit reports it rather than hanging.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// [`resolve`] with the sources and the in-cluster test given, for tests.
+pub async fn resolve_from(target: &Target, sources: &Sources, in_cluster: bool) -> Result<Resolved, ConnectError> {
+    let mut resolved = resolve_config(target, sources, in_cluster).await?;
+    // kube-rs retries 429/503 up to 15 times with backoff up to 1000 s, which
+    // would stall an audit on one unavailable aggregated API for minutes;
+    // paved's lists retry twice themselves (see `list`).
+    resolved.config.default_retry = false;
+    resolved.config.read_timeout = Some(READ_TIMEOUT);
+    Ok(resolved)
+}
+
+async fn resolve_config(target: &Target, sources: &Sources, in_cluster: bool) -> Result<Resolved, ConnectError> {
+    let (merged, files) = kubeconfig::load(sources)?;
+    // client-go falls back to the service account only when the kubeconfig
+    // says nothing (no clusters, no context) and no context was asked for.
+    let says_nothing = merged.clusters.is_none() && merged.current_context.is_empty() && target.context.is_none();
+    if says_nothing {
+        if !in_cluster {
+            let looked = match sources.files().0.as_slice() {
+                [] => "no KUBECONFIG and no home directory".to_owned(),
+                list => {
+                    format!("looked in {}", list.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "))
+                }
+            };
+            return Err(ConnectError::NoConfiguration(looked));
+        }
+        let mut config = kube::Config::incluster().map_err(|e| ConnectError::InCluster(e.to_string()))?;
+        // As client-go: POD_NAMESPACE, then the service account's namespace.
+        if let Some(ns) = std::env::var("POD_NAMESPACE").ok().filter(|n| !n.is_empty()) {
+            config.default_namespace = ns;
+        }
+        if let Some(ns) = &target.namespace {
+            config.default_namespace = ns.clone();
+        }
+        return Ok(Resolved { config, source: "in-cluster service account".to_owned() });
+    }
+    let context = target.context.clone().unwrap_or_else(|| merged.current_context.clone());
+    if context.is_empty() {
+        return Err(ConnectError::Invalid(format!(
+            "no current-context in {} and no --context",
+            files.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+        )));
+    }
+    if merged.context(&context).is_none() {
+        return Err(ConnectError::NoContext(context));
+    }
+    // kube-rs builds the client (TLS, exec plugins, token files) from the
+    // merged, path-resolved configuration: its types share kubectl's field names.
+    let value = serde_json::to_value(merged.resolved()).map_err(|e| ConnectError::Invalid(e.to_string()))?;
+    let kube_config: kube::config::Kubeconfig =
+        serde_json::from_value(value).map_err(|e| ConnectError::Invalid(e.to_string()))?;
+    let options = KubeConfigOptions { context: Some(context.clone()), cluster: None, user: None };
+    let mut config = kube::Config::from_custom_kubeconfig(kube_config, &options)
+        .await
+        .map_err(|e| ConnectError::Invalid(format!("context {context:?}: {e}")))?;
+    if let Some(ns) = &target.namespace {
+        config.default_namespace = ns.clone();
+    }
+    Ok(Resolved { config, source: format!("context {context}") })
+}
+
+fn in_cluster_possible() -> bool {
+    let set = |k| std::env::var_os(k).is_some_and(|v| !v.is_empty());
+    set("KUBERNETES_SERVICE_HOST") && set("KUBERNETES_SERVICE_PORT")
+}
+
+pub async fn client(target: &Target) -> Result<(kube::Client, String), ConnectError> {
+    let resolved = resolve(target).await?;
+    let client = kube::Client::try_from(resolved.config).map_err(|e| ConnectError::Client(e.to_string()))?;
+    Ok((client, resolved.source))
+}
