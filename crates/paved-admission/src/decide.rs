@@ -194,6 +194,20 @@ impl Admission {
         })
     }
 
+    /// Whether `paved serve` leaves this namespace alone (its own, kube-system).
+    pub fn is_excluded(&self, namespace: &str) -> bool {
+        self.excluded.iter().any(|n| n == namespace)
+    }
+
+    /// The profile a namespace's labels choose, as `name[:version]`, for reports.
+    pub fn profile_of(&self, labels: Option<&NamespaceLabels>) -> Option<String> {
+        let default = self.default_profile.as_deref().or(self.config.profile.as_deref());
+        match labels {
+            Some(l) => l.profile_ref(default),
+            None => default.map(str::to_owned),
+        }
+    }
+
     pub fn protection(&self) -> &Protection {
         &self.protection
     }
@@ -211,7 +225,7 @@ impl Admission {
         scope: Scope,
     ) -> Verdict {
         let mut v = Verdict { subject: subject(req), dry_run: req.dry_run == Some(true), ..Verdict::default() };
-        if !req.namespace.is_empty() && self.excluded.contains(&req.namespace) {
+        if !req.namespace.is_empty() && self.is_excluded(&req.namespace) {
             return v;
         }
         let locks = scope != Scope::Policies;
@@ -367,10 +381,7 @@ impl Admission {
         if !req.sub_resource.is_empty() && req.sub_resource != "ephemeralcontainers" {
             return;
         }
-        let engine = match cluster.labels_of(&req.namespace) {
-            Some(labels) => self.engine_for(labels, v),
-            None => Arc::clone(&self.default),
-        };
+        let engine = self.engine_for(cluster.labels_of(&req.namespace), &mut v.warnings);
         let findings = engine.evaluate(&req.object, now);
         // On UPDATE, a Deny that the old object already had is a Warn: refusing it
         // would block unrelated changes (finalizers, scaling) to objects that
@@ -417,7 +428,11 @@ impl Admission {
 
     /// The engine for a namespace's labels. A label that names no profile or
     /// mode falls back to the cluster default, with a warning saying so.
-    fn engine_for(&self, labels: &NamespaceLabels, v: &mut Verdict) -> Arc<Engine> {
+    /// The engine for a namespace with these labels (`None`: no paved labels,
+    /// the cluster default). A label paved cannot use adds a warning and falls
+    /// back to the default rather than failing.
+    pub fn engine_for(&self, labels: Option<&NamespaceLabels>, warnings: &mut Vec<String>) -> Arc<Engine> {
+        let Some(labels) = labels else { return Arc::clone(&self.default) };
         if let Ok(cache) = self.engines.lock()
             && let Some(engine) = cache.get(labels)
         {
@@ -427,7 +442,7 @@ impl Admission {
             None => Mode::Enforce,
             Some((_, Some(mode))) => mode,
             Some((m, None)) => {
-                v.warnings.push(format!("paved: namespace label {MODE_LABEL}={m:?} is not enforce, warn or audit"));
+                warnings.push(format!("paved: namespace label {MODE_LABEL}={m:?} is not enforce, warn or audit"));
                 Mode::Enforce
             }
         };
@@ -435,7 +450,7 @@ impl Admission {
         let engine = match Engine::new(&self.config, profile.as_deref(), mode) {
             Ok(engine) => Arc::new(engine),
             Err(e) => {
-                v.warnings.push(format!("paved: namespace label {PROFILE_LABEL}: {e}; using the cluster default"));
+                warnings.push(format!("paved: namespace label {PROFILE_LABEL}: {e}; using the cluster default"));
                 return Arc::clone(&self.default);
             }
         };

@@ -4,6 +4,7 @@
 //! labels, locked objects) and the clock. The HTTP server, the watches that
 //! feed [`cluster::ClusterState`] and the metrics live in `paved-server`.
 
+pub mod audit;
 pub mod cluster;
 pub mod decide;
 pub mod locks;

@@ -99,6 +99,12 @@ impl FixtureCluster {
         if path == "/apis/metrics.k8s.io/v1beta1" {
             return (503, METRICS_DOWN.to_owned());
         }
+        // `/api/v1/namespaces/NS/pods` lists the objects of `/api/v1/pods` in NS.
+        let (path, in_namespace) = match namespaced_list(path) {
+            Some((all, ns)) => (all, Some(ns)),
+            None => (path.to_owned(), None),
+        };
+        let path = path.as_str();
         let Some((_, list_kind, api_version)) = LISTS.iter().find(|(p, _, _)| *p == path) else {
             return (404, not_found(path));
         };
@@ -114,7 +120,16 @@ impl FixtureCluster {
                 None => return (400, bad_request("invalid continue token")),
             },
         };
-        let items = self.objects.get(path).map(Vec::as_slice).unwrap_or_default();
+        let all = self.objects.get(path).map(Vec::as_slice).unwrap_or_default();
+        let filtered: Vec<String>;
+        let items = match &in_namespace {
+            Some(ns) => {
+                let needle = format!("\"namespace\":\"{ns}\"");
+                filtered = all.iter().filter(|o| o.contains(&needle)).cloned().collect();
+                filtered.as_slice()
+            }
+            None => all,
+        };
         let page_number = offset.checked_div(limit).unwrap_or(0) as u32;
         let expires = self.expire_from_page.get(path).is_some_and(|from| page_number >= *from);
         if stale {
@@ -272,6 +287,16 @@ impl FixtureCluster {
         }
         f
     }
+}
+
+/// `/api/v1/namespaces/NS/pods` → (`/api/v1/pods`, NS).
+fn namespaced_list(path: &str) -> Option<(String, String)> {
+    let (prefix, rest) = path.split_once("/namespaces/")?;
+    let (ns, plural) = rest.split_once('/')?;
+    if plural.contains('/') || ns.is_empty() {
+        return None;
+    }
+    Some((format!("{prefix}/{plural}"), ns.to_owned()))
 }
 
 /// Continue tokens are `p<offset>`; `e<offset>` is one that has expired.

@@ -33,6 +33,8 @@ pub struct Resource {
     pub plural: String,
     pub kind: String,
     pub namespaced: bool,
+    /// List in this namespace only (namespaced kinds).
+    pub namespace: Option<String>,
 }
 
 impl Resource {
@@ -41,10 +43,14 @@ impl Resource {
     }
 
     pub fn list_path(&self) -> String {
-        if self.group.is_empty() {
-            format!("/api/{}/{}", self.version, self.plural)
+        let base = if self.group.is_empty() {
+            format!("/api/{}", self.version)
         } else {
-            format!("/apis/{}/{}/{}", self.group, self.version, self.plural)
+            format!("/apis/{}/{}", self.group, self.version)
+        };
+        match self.namespace.as_deref().filter(|_| self.namespaced) {
+            Some(ns) => format!("{base}/namespaces/{ns}/{}", self.plural),
+            None => format!("{base}/{}", self.plural),
         }
     }
 
@@ -195,6 +201,7 @@ pub async fn discover(client: &kube::Client) -> Result<Discovery, ListError> {
                 plural: r.name,
                 kind: r.kind,
                 namespaced: r.namespaced,
+                namespace: None,
             });
         }
     }

@@ -45,7 +45,14 @@ fn pods(n: usize) -> FixtureCluster {
 }
 
 fn resource(plural: &str, kind: &str) -> Resource {
-    Resource { group: String::new(), version: "v1".into(), plural: plural.into(), kind: kind.into(), namespaced: true }
+    Resource {
+        group: String::new(),
+        version: "v1".into(),
+        plural: plural.into(),
+        kind: kind.into(),
+        namespaced: true,
+        namespace: None,
+    }
 }
 
 #[tokio::test]

@@ -55,12 +55,68 @@ pub enum Command {
     Install(InstallArgs),
     /// Language server over stdio: the findings of `paved check` while you type.
     Lsp,
-    /// Which images manifests run, where, pinned or not, from allowed registries or not (text, json, csv).
+    /// Which images run, where, pinned or not, from allowed registries or not (text, json, csv):
+    /// from manifests, or with --cluster from the pods of a cluster.
     Images {
         /// Files or directories; - reads stdin.
-        #[arg(value_name = "PATH", default_value = ".")]
+        #[arg(value_name = "PATH", default_value = ".", conflicts_with = "cluster")]
         paths: Vec<PathBuf>,
+        /// Read the pods of the cluster the kubeconfig names instead of manifests.
+        #[arg(long)]
+        cluster: bool,
+        #[command(flatten)]
+        target: ClusterArgs,
     },
+    /// Judge what already runs in a cluster: findings per namespace and policy, exemptions, locks.
+    Audit(AuditArgs),
+    /// Kubeconfig as paved (and kubectl) load it.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the merged kubeconfig as `kubectl config view --merge --raw -o json` does.
+    View {
+        /// This kubeconfig file only.
+        #[arg(long, value_name = "FILE")]
+        kubeconfig: Option<PathBuf>,
+    },
+}
+
+/// Which cluster to talk to, as kubectl chooses it.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ClusterArgs {
+    /// This kubeconfig file only (otherwise KUBECONFIG's files, merged, or ~/.kube/config; in a pod, its service account).
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context to use (default: its current-context).
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
+    /// Only this namespace (default: every namespace).
+    #[arg(short = 'n', long, value_name = "NAME")]
+    pub namespace: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AuditArgs {
+    #[command(flatten)]
+    pub target: ClusterArgs,
+    /// Write a wgpolicyk8s.io/v1alpha2 PolicyReport per namespace (and a ClusterPolicyReport).
+    #[arg(long)]
+    pub write_reports: bool,
+    /// Objects listed at fault per namespace and per policy, and results per PolicyReport; counts are always exact.
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub max_listed: usize,
+    /// Objects per list request.
+    #[arg(long, value_name = "N", default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=10000))]
+    pub page_size: u32,
+    /// Namespaces left alone, as `paved serve` leaves them (repeat the flag; --exclude "" audits every namespace).
+    #[arg(long, value_name = "NAMESPACE", default_values_t = [String::from("kube-system")])]
+    pub exclude: Vec<String>,
+    /// Lowest action that makes the exit code 1.
+    #[arg(long, value_enum, default_value_t = FailOn::Deny)]
+    pub fail_on: FailOn,
 }
 
 #[derive(Debug, clap::Args)]

@@ -1,6 +1,6 @@
-//! `paved images PATH...`: which images the manifests run, where, and whether
-//! each is pinned and from an allowed registry. (From a cluster: issue
-//! "paved audit and paved images", next.)
+//! `paved images PATH...` and `paved images --cluster`: which images run,
+//! where, whether each is pinned and from an allowed registry, and (from a
+//! cluster) the digest that actually runs, from the pods' container statuses.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
@@ -22,6 +22,9 @@ pub struct Use {
 #[derive(Debug, Default)]
 pub struct Inventory {
     pub images: BTreeMap<String, BTreeSet<Use>>,
+    /// Image → the digests its containers run (`status.containerStatuses[].imageID`):
+    /// a tag that resolves to several digests has moved under running pods.
+    pub running: BTreeMap<String, BTreeSet<String>>,
     /// Inputs that could not be read or parsed, as `file: message`.
     pub problems: Vec<String>,
 }
@@ -40,6 +43,36 @@ impl Inventory {
                 container: c.name().to_owned(),
             };
             self.images.entry(image.to_owned()).or_default().insert(used);
+        }
+    }
+
+    /// Adds a Pod listed from a cluster: its workload is its controller (a
+    /// ReplicaSet's Deployment by the pod-template-hash), and its container
+    /// statuses say which digest runs.
+    pub fn add_cluster_pod(&mut self, pod: &Node) {
+        let Some(view) = PodView::of(pod, "Pod") else { return };
+        let namespace = pod.at(&["metadata", "namespace"]).and_then(Node::as_str).unwrap_or("").to_owned();
+        let workload = workload_of(pod);
+        let status = |list: &str| pod.at(&["status", list]).map(Node::as_seq).unwrap_or(&[]);
+        let statuses = ["containerStatuses", "initContainerStatuses", "ephemeralContainerStatuses"];
+        for c in view.containers() {
+            let Some(image) = c.node.get("image").and_then(Node::as_str) else { continue };
+            let name = c.name();
+            self.images.entry(image.to_owned()).or_default().insert(Use {
+                namespace: namespace.clone(),
+                workload: workload.clone(),
+                container: name.to_owned(),
+            });
+            let image_id = statuses
+                .iter()
+                .flat_map(|list| status(list))
+                .find(|s| s.get("name").and_then(Node::as_str) == Some(name))
+                .and_then(|s| s.get("imageID").and_then(Node::as_str));
+            if let Some(digest) = image_id.and_then(|id| id.rsplit_once('@')).map(|(_, d)| d)
+                && digest.starts_with("sha256:")
+            {
+                self.running.entry(image.to_owned()).or_default().insert(digest.to_owned());
+            }
         }
     }
 
@@ -66,6 +99,25 @@ impl Inventory {
     }
 }
 
+/// `Kind/name` of the workload that runs a pod: its controller, and for a
+/// ReplicaSet named `<deployment>-<pod-template-hash>`, the Deployment.
+fn workload_of(pod: &Node) -> String {
+    let name = pod.at(&["metadata", "name"]).and_then(Node::as_str).unwrap_or("");
+    let owner = pod
+        .at(&["metadata", "ownerReferences"])
+        .and_then(|refs| refs.as_seq().iter().find(|r| r.get("controller").is_some_and(Node::is_true)));
+    let Some(owner) = owner else { return format!("Pod/{name}") };
+    let kind = owner.get("kind").and_then(Node::as_str).unwrap_or("");
+    let owner_name = owner.get("name").and_then(Node::as_str).unwrap_or("");
+    let hash = pod.at(&["metadata", "labels", "pod-template-hash"]).and_then(Node::as_str);
+    if kind == "ReplicaSet"
+        && let Some(deployment) = hash.and_then(|h| owner_name.strip_suffix(h)?.strip_suffix('-'))
+    {
+        return format!("Deployment/{deployment}");
+    }
+    format!("{kind}/{owner_name}")
+}
+
 /// One row of the inventory.
 #[derive(Debug, serde::Serialize)]
 struct Row<'a> {
@@ -78,6 +130,8 @@ struct Row<'a> {
     pinned: bool,
     /// `None` when no allowed registries are configured.
     allowed: Option<bool>,
+    /// Digests running (from a cluster; empty for manifests).
+    running: Vec<&'a str>,
     used_by: &'a BTreeSet<Use>,
 }
 
@@ -94,6 +148,7 @@ fn rows<'a>(inv: &'a Inventory, allowed: Option<&[String]>) -> Vec<Row<'a>> {
                 repository: r.repository,
                 tag: r.tag,
                 digest: r.digest,
+                running: inv.running.get(image).map(|d| d.iter().map(String::as_str).collect()).unwrap_or_default(),
                 used_by,
             }
         })
@@ -119,8 +174,9 @@ pub fn write(out: &mut dyn Write, inv: &Inventory, allowed: Option<&[String]>, f
             writeln!(out)
         }
         Output::Csv => {
-            writeln!(out, "image,registry,repository,tag,digest,pinned,allowed,namespace,workload,container")?;
+            writeln!(out, "image,registry,repository,tag,digest,pinned,allowed,running,namespace,workload,container")?;
             for r in &rows {
+                let running = r.running.join(" ");
                 for u in r.used_by {
                     let fields = [
                         r.image,
@@ -130,6 +186,7 @@ pub fn write(out: &mut dyn Write, inv: &Inventory, allowed: Option<&[String]>, f
                         r.digest.as_deref().unwrap_or(""),
                         yes_no(Some(r.pinned)),
                         yes_no(r.allowed),
+                        &running,
                         &u.namespace,
                         &u.workload,
                         &u.container,
@@ -142,7 +199,12 @@ pub fn write(out: &mut dyn Write, inv: &Inventory, allowed: Option<&[String]>, f
         }
         Output::Table => {
             let width = rows.iter().map(|r| r.image.chars().count()).max().unwrap_or(5).clamp(5, 80);
-            writeln!(out, "{:<width$}  {:<6}  {:<7}  USED BY", "IMAGE", "PINNED", "ALLOWED")?;
+            let cluster = rows.iter().any(|r| !r.running.is_empty());
+            if cluster {
+                writeln!(out, "{:<width$}  {:<6}  {:<7}  {:<14}  USED BY", "IMAGE", "PINNED", "ALLOWED", "RUNNING")?;
+            } else {
+                writeln!(out, "{:<width$}  {:<6}  {:<7}  USED BY", "IMAGE", "PINNED", "ALLOWED")?;
+            }
             for r in &rows {
                 let users: Vec<String> = r
                     .used_by
@@ -152,17 +214,70 @@ pub fn write(out: &mut dyn Write, inv: &Inventory, allowed: Option<&[String]>, f
                         format!("{ns}{} ({})", u.workload, u.container)
                     })
                     .collect();
-                writeln!(
-                    out,
-                    "{:<width$}  {:<6}  {:<7}  {}",
-                    r.image,
-                    yes_no(Some(r.pinned)),
-                    yes_no(r.allowed),
-                    users.join(", ")
-                )?;
+                let pinned = yes_no(Some(r.pinned));
+                let allowed = yes_no(r.allowed);
+                if cluster {
+                    // Short digests, as `docker images` shows them; several mean the tag moved.
+                    let running: Vec<&str> = r
+                        .running
+                        .iter()
+                        .map(|d| d.strip_prefix("sha256:").unwrap_or(d).get(..12).unwrap_or(d))
+                        .collect();
+                    let running = if running.is_empty() { "-".to_owned() } else { running.join(",") };
+                    writeln!(
+                        out,
+                        "{:<width$}  {pinned:<6}  {allowed:<7}  {running:<14}  {}",
+                        r.image,
+                        users.join(", ")
+                    )?;
+                } else {
+                    writeln!(out, "{:<width$}  {pinned:<6}  {allowed:<7}  {}", r.image, users.join(", "))?;
+                }
             }
             writeln!(out, "\n{} images in {} uses", rows.len(), rows.iter().map(|r| r.used_by.len()).sum::<usize>())
         }
+    }
+}
+
+/// `paved images --cluster`: every pod of the cluster (or of `--namespace`).
+pub fn from_cluster(
+    target: &crate::cli::ClusterArgs,
+    global: &crate::cli::Global,
+    config: &paved_core::config::Config,
+) -> miette::Result<u8> {
+    let format = match global.format {
+        crate::cli::Format::Text => Output::Table,
+        crate::cli::Format::Json => Output::Json,
+        crate::cli::Format::Csv => Output::Csv,
+        other => return Err(miette::miette!("paved images writes text, json or csv, not {other:?}")),
+    };
+    let mut inventory = Inventory::default();
+    let rt = crate::audit::runtime()?;
+    let outcome = rt.block_on(async {
+        let (client, _) = crate::audit::connect(target).await?;
+        let pods = paved_cluster::list::Resource {
+            group: String::new(),
+            version: "v1".into(),
+            plural: "pods".into(),
+            kind: "Pod".into(),
+            namespaced: true,
+            namespace: None,
+        };
+        let progress = crate::audit::Progress::new();
+        let outcome = crate::audit::list_kind(&client, &pods, target.namespace.as_deref(), 500, |pod| {
+            inventory.add_cluster_pod(pod);
+        })
+        .await;
+        progress.done();
+        Ok::<_, miette::Report>(outcome)
+    })?;
+    if outcome.outcome == "forbidden" || outcome.outcome == "failed" {
+        return Err(miette::miette!(code = "paved::cluster", "{}", outcome.message.unwrap_or_default()));
+    }
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    match write(&mut out, &inventory, config.params.allowed_registries.as_deref(), format).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(crate::io_error(e)),
+        _ => Ok(0),
     }
 }
 

@@ -1,6 +1,7 @@
 //! The `paved` binary: parse arguments, run a command, turn the outcome into
 //! an exit code (PRODUCT.md section 8). Everything else lives in libraries.
 
+mod audit;
 mod check;
 mod cli;
 mod config_file;
@@ -48,7 +49,15 @@ fn run(cli: Cli) -> miette::Result<u8> {
         Command::Serve(args) => return serve::run(args, &cli.global, config_path),
         Command::Install(args) => return install(args, config, config_path.as_deref()),
         Command::Lsp => return lsp::run(&cli.global),
-        Command::Images { paths } => return images(paths, &cli.global, &config),
+        Command::Images { paths, cluster, target } => {
+            return if *cluster {
+                images::from_cluster(target, &cli.global, &config)
+            } else {
+                images(paths, &cli.global, &config)
+            };
+        }
+        Command::Audit(args) => return audit::run(args, cli.global.format, config, cli.global.profile.as_deref()),
+        Command::Config(cli::ConfigCommand::View { kubeconfig }) => return config_view(kubeconfig.clone()),
         _ => {}
     }
     let engine = Engine::new(&config, cli.global.profile.as_deref(), Mode::Enforce)
@@ -72,7 +81,12 @@ fn run(cli: Cli) -> miette::Result<u8> {
                 )),
             }
         }
-        Command::Serve(_) | Command::Install(_) | Command::Lsp | Command::Images { .. } => Ok(0),
+        Command::Serve(_)
+        | Command::Install(_)
+        | Command::Lsp
+        | Command::Images { .. }
+        | Command::Audit(_)
+        | Command::Config(_) => Ok(0),
     }
 }
 
@@ -118,7 +132,19 @@ fn install(
     }
 }
 
-fn io_error(e: std::io::Error) -> miette::Report {
+/// `paved config view`: the merged kubeconfig, as `kubectl config view --merge --raw -o json`.
+fn config_view(kubeconfig: Option<std::path::PathBuf>) -> miette::Result<u8> {
+    let sources = paved_cluster::kubeconfig::Sources::from_env(kubeconfig);
+    let (merged, _) =
+        paved_cluster::kubeconfig::load(&sources).map_err(|e| miette::miette!(code = "paved::kubeconfig", "{e}"))?;
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{}", merged.to_kubectl_json()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(io_error(e)),
+        _ => Ok(0),
+    }
+}
+
+pub(crate) fn io_error(e: std::io::Error) -> miette::Report {
     miette::miette!("cannot write output: {e}")
 }
 

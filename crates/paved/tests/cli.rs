@@ -412,7 +412,8 @@ fn images_lists_the_examples_images_with_pinning_and_registries() {
     assert_eq!((busybox["pinned"].as_bool(), busybox["allowed"].as_bool()), (Some(false), Some(false)));
     let csv = paved_in(dir.path(), &["images", "--format", "csv", examples.to_str().unwrap()], None);
     assert!(
-        csv.stdout.starts_with("image,registry,repository,tag,digest,pinned,allowed,namespace,workload,container\n")
+        csv.stdout
+            .starts_with("image,registry,repository,tag,digest,pinned,allowed,running,namespace,workload,container\n")
     );
     assert_eq!(
         csv.stdout.lines().count(),

@@ -1,0 +1,254 @@
+//! `paved audit`'s judgment, with no I/O: objects already in the cluster,
+//! judged as admission would judge them if they were created now (each with
+//! its namespace's profile and mode), plus the exemptions and locks they carry.
+//!
+//! Counts are exact; the objects listed at fault are capped per namespace and
+//! per policy, so a cluster of a million broken pods gives a report of
+//! bounded size.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use paved_core::Timestamp;
+use paved_core::exempt::{State, exemptions_of};
+use paved_core::node::Node;
+use paved_core::object::{ObjectRef, PodView};
+use paved_core::policy::Action;
+use serde::Serialize;
+
+use crate::cluster::ClusterState;
+use crate::decide::Admission;
+use crate::locks::{Lock, Meta};
+
+/// Objects listed at fault per namespace and per policy; counts go on.
+pub const DEFAULT_MAX_LISTED: usize = 100;
+
+/// Controllers whose findings are reported on the controller, not again on
+/// every ReplicaSet, Pod or Job it makes.
+const CONTROLLERS: &[&str] =
+    &["Deployment", "ReplicaSet", "StatefulSet", "DaemonSet", "Job", "CronJob", "ReplicationController"];
+
+/// The namespace key of cluster-scoped objects in reports.
+pub const CLUSTER_SCOPE: &str = "";
+
+#[derive(Debug, Default, Serialize)]
+pub struct Counts {
+    pub deny: u64,
+    pub warn: u64,
+    pub audit: u64,
+    /// Findings a valid exemption covers: listed, never counted above.
+    pub exempted: u64,
+}
+
+impl Counts {
+    fn add(&mut self, action: Action, exempted: bool) {
+        match (exempted, action) {
+            (true, _) => self.exempted += 1,
+            (false, Action::Deny) => self.deny += 1,
+            (false, Action::Warn) => self.warn += 1,
+            (false, Action::Audit) => self.audit += 1,
+        }
+    }
+
+    pub fn total(&self) -> u64 {
+        self.deny + self.warn + self.audit
+    }
+}
+
+/// One finding on one object.
+#[derive(Debug, Serialize)]
+pub struct Fault {
+    pub object: Arc<ObjectRef>,
+    pub policy: String,
+    pub action: Action,
+    pub message: String,
+    pub field: String,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct NamespaceReport {
+    /// `name[:version]` the namespace's labels (or the default) choose.
+    pub profile: Option<String>,
+    pub mode: String,
+    pub objects: u64,
+    /// Objects with at least one counted finding.
+    pub objects_at_fault: u64,
+    pub findings: Counts,
+    pub faults: Vec<Fault>,
+    /// Faults beyond the listing cap.
+    pub more_faults: u64,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct PolicyReport {
+    pub findings: Counts,
+    /// `Kind namespace/name` of the first objects at fault.
+    pub objects: BTreeSet<String>,
+    pub more_objects: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ExemptionRow {
+    pub object: ObjectRef,
+    pub policies: Vec<String>,
+    pub reason: Option<String>,
+    pub until: Option<String>,
+    /// valid, expired, missing-reason or bad-date.
+    pub state: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LockRow {
+    pub object: ObjectRef,
+    /// `paved.dev/lock=delete`, or the `locks.protect` rule that applies.
+    pub why: String,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct Skipped {
+    /// Objects in namespaces paved leaves alone (kube-system, its own).
+    pub excluded_namespaces: u64,
+    /// Objects made by a controller, judged at the controller.
+    pub controlled: u64,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct Report {
+    pub objects: u64,
+    pub findings: Counts,
+    pub skipped: Skipped,
+    pub namespaces: BTreeMap<String, NamespaceReport>,
+    pub policies: BTreeMap<String, PolicyReport>,
+    /// Expired (and otherwise invalid) first, then by expiry date.
+    pub exemptions: Vec<ExemptionRow>,
+    pub locks: Vec<LockRow>,
+    /// Namespace labels paved could not use, once each.
+    pub warnings: BTreeSet<String>,
+}
+
+pub struct Audit<'a> {
+    admission: &'a Admission,
+    cluster: &'a ClusterState,
+    now: Timestamp,
+    max_listed: usize,
+    report: Report,
+}
+
+impl<'a> Audit<'a> {
+    /// `cluster` holds the namespaces' labels (list namespaces first).
+    pub fn new(admission: &'a Admission, cluster: &'a ClusterState, now: Timestamp, max_listed: usize) -> Audit<'a> {
+        Audit { admission, cluster, now, max_listed, report: Report::default() }
+    }
+
+    /// Judges one object as listed from the cluster (with kind and apiVersion).
+    pub fn add(&mut self, obj: &Node) {
+        let kind = obj.get("kind").and_then(Node::as_str).unwrap_or("");
+        let namespace = obj.at(&["metadata", "namespace"]).and_then(Node::as_str).unwrap_or(CLUSTER_SCOPE);
+        self.report.objects += 1;
+        if !namespace.is_empty() && self.admission.is_excluded(namespace) {
+            self.report.skipped.excluded_namespaces += 1;
+            return;
+        }
+        let object = ObjectRef::of(obj);
+        let pod = PodView::of(obj, kind);
+        for e in exemptions_of(obj, pod.as_ref(), self.now) {
+            self.report.exemptions.push(ExemptionRow {
+                object: object.clone(),
+                policies: e.patterns.clone(),
+                reason: e.reason.clone(),
+                until: e.until_text.clone(),
+                state: match e.state {
+                    State::Valid => "valid",
+                    State::Expired => "expired",
+                    State::MissingReason => "missing-reason",
+                    State::BadDate => "bad-date",
+                },
+            });
+        }
+        if let Some(lock) = self.admission.protection().lock_of(&Meta::of(obj)) {
+            let why = match lock {
+                Lock::Annotation(value) => format!("{}={value}", crate::locks::LOCK),
+                Lock::Protected(rule) => format!("locks.protect rule {}", rule + 1),
+            };
+            self.report.locks.push(LockRow { object: object.clone(), why });
+        }
+        if is_controlled(obj) {
+            self.report.skipped.controlled += 1;
+            return;
+        }
+        let labels = self.cluster.labels_of(namespace);
+        let ns = self.report.namespaces.entry(namespace.to_owned()).or_insert_with(|| NamespaceReport {
+            profile: self.admission.profile_of(labels),
+            mode: labels.and_then(|l| l.mode.clone()).unwrap_or_else(|| "enforce".to_owned()),
+            ..NamespaceReport::default()
+        });
+        ns.objects += 1;
+        let mut warnings = Vec::new();
+        let engine = self.admission.engine_for(labels, &mut warnings);
+        for w in warnings {
+            self.report.warnings.insert(format!("namespace {namespace}: {w}"));
+        }
+        let findings = engine.evaluate(obj, self.now);
+        let mut at_fault = false;
+        for f in findings {
+            let exempted = f.exempted.is_some();
+            ns.findings.add(f.action, exempted);
+            self.report.findings.add(f.action, exempted);
+            let policy = self.report.policies.entry(f.policy.to_string()).or_default();
+            policy.findings.add(f.action, exempted);
+            if exempted {
+                continue;
+            }
+            at_fault = true;
+            if policy.objects.len() < self.max_listed {
+                policy.objects.insert(f.object.to_string());
+            } else if !policy.objects.contains(&f.object.to_string()) {
+                policy.more_objects += 1;
+            }
+            if ns.faults.len() < self.max_listed {
+                ns.faults.push(Fault {
+                    object: Arc::clone(&f.object),
+                    policy: f.policy.to_string(),
+                    action: f.action,
+                    message: f.message,
+                    field: f.path.render(),
+                });
+            } else {
+                ns.more_faults += 1;
+            }
+        }
+        if at_fault {
+            ns.objects_at_fault += 1;
+        }
+    }
+
+    pub fn finish(mut self) -> Report {
+        // Expired and invalid exemptions first: they are the ones to act on.
+        self.report.exemptions.sort_by(|a, b| {
+            (a.state == "valid", &a.until, &a.object.namespace, &a.object.name).cmp(&(
+                b.state == "valid",
+                &b.until,
+                &b.object.namespace,
+                &b.object.name,
+            ))
+        });
+        self.report.locks.sort_by(|a, b| {
+            (&a.object.namespace, &a.object.kind, &a.object.name).cmp(&(
+                &b.object.namespace,
+                &b.object.kind,
+                &b.object.name,
+            ))
+        });
+        self.report
+    }
+}
+
+/// Made by a controller paved judges (its `ownerReferences` controller).
+fn is_controlled(obj: &Node) -> bool {
+    obj.at(&["metadata", "ownerReferences"]).is_some_and(|refs| {
+        refs.as_seq().iter().any(|r| {
+            r.get("controller").is_some_and(Node::is_true)
+                && r.get("kind").and_then(Node::as_str).is_some_and(|k| CONTROLLERS.contains(&k))
+        })
+    })
+}

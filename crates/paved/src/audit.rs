@@ -1,0 +1,399 @@
+//! `paved audit`: list what a cluster runs, page by page, and judge it with
+//! paved-admission's [`Audit`]; print the report (text, json, sarif) and
+//! optionally write PolicyReports.
+
+use std::io::{IsTerminal, Write};
+
+use paved_admission::audit::{Audit, CLUSTER_SCOPE, Report};
+use paved_admission::cluster::{ClusterState, NamespaceLabels};
+use paved_admission::decide::Admission;
+use paved_admission::locks::Labels;
+use paved_cluster::connect::{self, Target};
+use paved_cluster::list::{self, ListError, Listed, Resource};
+use paved_core::config::Config;
+use paved_core::node::Node;
+use paved_core::policy::Action;
+use serde_json::{Value, json};
+
+use crate::cli::{AuditArgs, ClusterArgs, FailOn, Format};
+
+/// How listing one kind went.
+#[derive(Debug, serde::Serialize)]
+pub struct KindOutcome {
+    pub resource: String,
+    pub objects: u64,
+    /// `ok`, `inconsistent` (a continue token expired mid-list), `forbidden` or `failed`.
+    pub outcome: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+pub fn target(args: &ClusterArgs) -> Target {
+    Target { kubeconfig: args.kubeconfig.clone(), context: args.context.clone(), namespace: args.namespace.clone() }
+}
+
+pub fn runtime() -> miette::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| miette::miette!("cannot start the runtime: {e}"))
+}
+
+pub async fn connect(args: &ClusterArgs) -> miette::Result<(kube::Client, String)> {
+    connect::client(&target(args)).await.map_err(|e| miette::miette!(code = "paved::kubeconfig", "{e}"))
+}
+
+/// Progress on standard error when it is a terminal: one line, rewritten.
+pub struct Progress {
+    on: bool,
+}
+
+impl Progress {
+    pub fn new() -> Progress {
+        Progress { on: std::io::stderr().is_terminal() }
+    }
+
+    pub fn show(&self, line: &str) {
+        if self.on {
+            eprint!("\r\x1b[2K{line}");
+        }
+    }
+
+    pub fn done(&self) {
+        if self.on {
+            eprint!("\r\x1b[2K");
+        }
+    }
+}
+
+/// Lists one resource, in one namespace or all, into `each`; 403 and other
+/// errors become outcomes, never failures.
+pub async fn list_kind(
+    client: &kube::Client,
+    resource: &Resource,
+    namespace: Option<&str>,
+    page: u32,
+    each: impl FnMut(&Node<'_>),
+) -> KindOutcome {
+    let mut resource = resource.clone();
+    if let Some(ns) = namespace.filter(|_| resource.namespaced) {
+        resource.namespace = Some(ns.to_owned());
+    }
+    let result: Result<Listed, ListError> = list::list_all(client, &resource, page, each).await;
+    let name = resource.display();
+    match result {
+        Ok(listed) => KindOutcome {
+            resource: name,
+            objects: listed.objects,
+            outcome: if listed.inconsistent { "inconsistent" } else { "ok" },
+            message: listed.inconsistent.then(|| "a continue token expired; listed on from a fresh one".to_owned()),
+        },
+        Err(e) => KindOutcome {
+            resource: name,
+            objects: 0,
+            outcome: if e.code() == Some(403) { "forbidden" } else { "failed" },
+            message: Some(e.to_string()),
+        },
+    }
+}
+
+pub fn run(args: &AuditArgs, format: Format, config: Config, profile: Option<&str>) -> miette::Result<u8> {
+    if !matches!(format, Format::Text | Format::Json | Format::Sarif) {
+        return Err(miette::miette!(code = "paved::format", "paved audit writes text, json or sarif, not {format:?}"));
+    }
+    let excluded: Vec<String> = args.exclude.iter().filter(|n| !n.is_empty()).cloned().collect();
+    let admission =
+        Admission::new(config, profile, excluded).map_err(|e| miette::miette!(code = "paved::config", "{e}"))?;
+    let rt = runtime()?;
+    let (report, kinds, problems, source) = rt.block_on(async {
+        let (client, source) = connect(&args.target).await?;
+        let discovery = list::discover(&client)
+            .await
+            .map_err(|e| miette::miette!(code = "paved::cluster", "cannot discover the cluster's kinds: {e}"))?;
+        let mut problems = discovery.problems;
+        let progress = Progress::new();
+        let namespace = args.target.namespace.as_deref();
+        // Namespaces first: their labels choose each namespace's profile and mode.
+        let mut cluster = ClusterState::default();
+        if let Some(ns_resource) = discovery.resources.iter().find(|r| r.group.is_empty() && r.plural == "namespaces") {
+            let outcome = list_kind(&client, ns_resource, None, args.page_size, |ns| {
+                let name = ns.at(&["metadata", "name"]).and_then(Node::as_str).unwrap_or("");
+                let labels = ns.at(&["metadata", "labels"]).and_then(Node::as_map).map_or(Labels::None, Labels::Node);
+                cluster.set_namespace(name, NamespaceLabels::of(labels));
+            })
+            .await;
+            if outcome.outcome == "forbidden" || outcome.outcome == "failed" {
+                problems.push(format!(
+                    "namespaces could not be listed, so every namespace gets the default profile: {}",
+                    outcome.message.unwrap_or_default()
+                ));
+            }
+        }
+        let now = paved_core::Timestamp::now();
+        let mut audit = Audit::new(&admission, &cluster, now, args.max_listed);
+        let mut kinds = Vec::new();
+        let wanted: Vec<&Resource> =
+            discovery.resources.iter().filter(|r| namespace.is_none() || r.namespaced).collect();
+        let total = wanted.len();
+        let mut seen = 0u64;
+        for (i, resource) in wanted.into_iter().enumerate() {
+            let name = resource.display();
+            progress.show(&format!("[{}/{total}] {name}: {seen} objects so far", i + 1));
+            let outcome = list_kind(&client, resource, namespace, args.page_size, |obj| audit.add(obj)).await;
+            seen += outcome.objects;
+            kinds.push(outcome);
+        }
+        progress.done();
+        let report = audit.finish();
+        if args.write_reports {
+            let written = write_reports(&client, &report, args.max_listed, now).await;
+            problems.extend(written);
+        }
+        Ok::<_, miette::Report>((report, kinds, problems, source))
+    })?;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let written = match format {
+        Format::Json => {
+            let doc = json!({"source": source, "report": report, "kinds": kinds, "problems": problems});
+            serde_json::to_writer_pretty(&mut out, &doc).map_err(std::io::Error::from).and_then(|()| writeln!(out))
+        }
+        Format::Sarif => serde_json::to_writer_pretty(&mut out, &sarif(&report)).map_err(std::io::Error::from),
+        _ => write_text(&mut out, &report, &kinds, &problems, &source),
+    };
+    match written.and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(crate::io_error(e)),
+        _ => {}
+    }
+    if format != Format::Text {
+        for p in &problems {
+            eprintln!("paved: {p}");
+        }
+    }
+    let fails = report.findings.deny > 0 || (args.fail_on == FailOn::Warn && report.findings.warn > 0);
+    Ok(u8::from(fails))
+}
+
+fn write_text(
+    out: &mut dyn Write,
+    report: &Report,
+    kinds: &[KindOutcome],
+    problems: &[String],
+    source: &str,
+) -> std::io::Result<()> {
+    let f = &report.findings;
+    writeln!(
+        out,
+        "paved audit of {source}: {} objects in {} kinds; {} deny, {} warn, {} audit, {} exempted",
+        report.objects,
+        kinds.len(),
+        f.deny,
+        f.warn,
+        f.audit,
+        f.exempted
+    )?;
+    if report.skipped.controlled + report.skipped.excluded_namespaces > 0 {
+        writeln!(
+            out,
+            "  not judged: {} made by a controller (judged at the controller), {} in excluded namespaces",
+            report.skipped.controlled, report.skipped.excluded_namespaces
+        )?;
+    }
+    writeln!(out, "\nNAMESPACES")?;
+    for (name, ns) in &report.namespaces {
+        let label = if name.as_str() == CLUSTER_SCOPE { "(cluster-scoped)" } else { name };
+        writeln!(
+            out,
+            "  {label}  profile {} mode {}: {} objects, {} at fault ({} deny, {} warn, {} audit, {} exempted)",
+            ns.profile.as_deref().unwrap_or("none"),
+            ns.mode,
+            ns.objects,
+            ns.objects_at_fault,
+            ns.findings.deny,
+            ns.findings.warn,
+            ns.findings.audit,
+            ns.findings.exempted
+        )?;
+        for fault in &ns.faults {
+            writeln!(
+                out,
+                "    {:<5} {} {}: {} ({})",
+                fault.action.as_str(),
+                fault.policy,
+                fault.object,
+                fault.message,
+                fault.field
+            )?;
+        }
+        if ns.more_faults > 0 {
+            writeln!(out, "    … and {} more findings (--max-listed)", ns.more_faults)?;
+        }
+    }
+    writeln!(out, "\nPOLICIES")?;
+    for (id, p) in &report.policies {
+        let c = &p.findings;
+        writeln!(
+            out,
+            "  {id}: {} objects at fault ({} deny, {} warn, {} audit, {} exempted)",
+            p.objects.len() as u64 + p.more_objects,
+            c.deny,
+            c.warn,
+            c.audit,
+            c.exempted
+        )?;
+    }
+    writeln!(out, "\nEXEMPTIONS ({})", report.exemptions.len())?;
+    for e in &report.exemptions {
+        writeln!(
+            out,
+            "  {:<14} {} {} until {}: {}",
+            e.state,
+            e.object,
+            e.policies.join(","),
+            e.until.as_deref().unwrap_or("(no expiry)"),
+            e.reason.as_deref().unwrap_or("(no reason)")
+        )?;
+    }
+    writeln!(out, "\nLOCKS ({})", report.locks.len())?;
+    for l in &report.locks {
+        writeln!(out, "  {} ({})", l.object, l.why)?;
+    }
+    let unlisted: Vec<&KindOutcome> = kinds.iter().filter(|k| k.outcome != "ok").collect();
+    if !unlisted.is_empty() || !problems.is_empty() || !report.warnings.is_empty() {
+        writeln!(out, "\nPROBLEMS")?;
+        for k in unlisted {
+            writeln!(out, "  {} {}: {}", k.outcome, k.resource, k.message.as_deref().unwrap_or(""))?;
+        }
+        for p in problems.iter().chain(&report.warnings) {
+            writeln!(out, "  {p}")?;
+        }
+    }
+    Ok(())
+}
+
+fn sarif(report: &Report) -> Value {
+    let mut rules: Vec<Value> = Vec::new();
+    let mut results: Vec<Value> = Vec::new();
+    for id in report.policies.keys() {
+        rules.push(json!({"id": id, "helpUri": crate::explain::doc_url(id)}));
+    }
+    for ns in report.namespaces.values() {
+        for fault in &ns.faults {
+            let level = match fault.action {
+                Action::Deny => "error",
+                Action::Warn => "warning",
+                Action::Audit => "note",
+            };
+            // Cluster objects have no file: the location is the object, as a logical location.
+            results.push(json!({
+                "ruleId": fault.policy,
+                "level": level,
+                "message": {"text": fault.message},
+                "locations": [{"logicalLocations": [{
+                    "fullyQualifiedName": format!("{}#{}", fault.object, fault.field),
+                    "kind": "object"}]}],
+                "properties": {"object": fault.object, "field": fault.field}
+            }));
+        }
+    }
+    json!({
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "version": "2.1.0",
+        "runs": [{"tool": {"driver": {"name": "paved", "version": env!("CARGO_PKG_VERSION"), "rules": rules}},
+                  "results": results}]
+    })
+}
+
+/// A PolicyReport never holds more than this, whatever `--max-listed` says:
+/// etcd refuses objects over about 1.5 MiB, and reports must not fill it.
+const MAX_REPORT_BYTES: usize = 512 * 1024;
+
+/// The PolicyReport (or, for cluster-scoped objects, ClusterPolicyReport) of one namespace.
+pub fn policy_report(
+    namespace: &str,
+    ns: &paved_admission::audit::NamespaceReport,
+    max: usize,
+    now: paved_core::Timestamp,
+) -> Value {
+    let timestamp = json!({"seconds": now.as_second(), "nanos": 0});
+    let mut results: Vec<Value> = ns
+        .faults
+        .iter()
+        .take(max)
+        .map(|f| {
+            json!({
+                "source": "paved",
+                "policy": f.policy,
+                "result": "fail",
+                "severity": match f.action { Action::Deny => "high", Action::Warn => "medium", Action::Audit => "low" },
+                "message": f.message,
+                "timestamp": timestamp,
+                "resources": [{
+                    "apiVersion": f.object.api_version, "kind": f.object.kind,
+                    "name": f.object.name, "namespace": f.object.namespace
+                }],
+                "properties": {"action": f.action.as_str(), "field": f.field}
+            })
+        })
+        .collect();
+    let summary = json!({
+        "pass": ns.objects - ns.objects_at_fault,
+        "fail": ns.findings.total(),
+        "warn": 0, "error": 0,
+        "skip": ns.findings.exempted
+    });
+    let (kind, metadata) = if namespace == CLUSTER_SCOPE {
+        ("ClusterPolicyReport", json!({"name": "paved", "labels": {"app.kubernetes.io/managed-by": "paved"}}))
+    } else {
+        (
+            "PolicyReport",
+            json!({"name": "paved", "namespace": namespace, "labels": {"app.kubernetes.io/managed-by": "paved"}}),
+        )
+    };
+    let mut doc = json!({"apiVersion": "wgpolicyk8s.io/v1alpha2", "kind": kind, "metadata": metadata,
+                         "scope": null, "summary": summary, "results": []});
+    // Drop results from the end until the whole report fits.
+    loop {
+        doc["results"] = Value::Array(results.clone());
+        if serde_json::to_vec(&doc).map_or(0, |v| v.len()) <= MAX_REPORT_BYTES || results.is_empty() {
+            break;
+        }
+        results.truncate(results.len() / 2);
+    }
+    if let Some(map) = doc.as_object_mut() {
+        map.remove("scope");
+    }
+    doc
+}
+
+/// Server-side applies one report per namespace; returns what failed.
+async fn write_reports(client: &kube::Client, report: &Report, max: usize, now: paved_core::Timestamp) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (namespace, ns) in &report.namespaces {
+        let doc = policy_report(namespace, ns, max, now);
+        let path = if namespace == CLUSTER_SCOPE {
+            "/apis/wgpolicyk8s.io/v1alpha2/clusterpolicyreports/paved".to_owned()
+        } else {
+            format!("/apis/wgpolicyk8s.io/v1alpha2/namespaces/{namespace}/policyreports/paved")
+        };
+        let body = serde_json::to_vec(&doc).unwrap_or_default();
+        let request = http::Request::patch(format!("{path}?fieldManager=paved&force=true"))
+            .header("content-type", "application/apply-patch+yaml")
+            .body(body);
+        let result = match request {
+            Ok(request) => client.request_text(request).await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(e) = result {
+            let hint = if e.contains("404") || e.contains("not find") {
+                " (is the wgpolicyk8s.io/v1alpha2 PolicyReport CRD installed?)"
+            } else {
+                ""
+            };
+            problems.push(format!(
+                "cannot write the PolicyReport of {}: {e}{hint}",
+                if namespace.is_empty() { "cluster-scoped objects" } else { namespace }
+            ));
+        }
+    }
+    problems
+}
