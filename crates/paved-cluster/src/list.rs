@@ -126,7 +126,8 @@ struct ApiResource {
     verbs: Vec<String>,
 }
 
-async fn get_text(client: &kube::Client, path: &str) -> Result<String, ListError> {
+/// GETs `path`; 429, 503 and 504 are tried again up to `retries` times.
+async fn get_text(client: &kube::Client, path: &str, retries: u64) -> Result<String, ListError> {
     let request = Request::get(path).body(Vec::new()).map_err(|e| ListError::Request {
         what: path.to_owned(),
         message: e.to_string(),
@@ -138,7 +139,7 @@ async fn get_text(client: &kube::Client, path: &str) -> Result<String, ListError
         match client.request_text(request.clone()).await {
             Ok(text) => return Ok(text),
             // Overload and timeouts are worth one more try; anything else is the answer.
-            Err(kube::Error::Api(status)) if matches!(status.code, 429 | 503 | 504) && attempt < 2 => {
+            Err(kube::Error::Api(status)) if matches!(status.code, 429 | 503 | 504) && attempt < retries => {
                 attempt += 1;
                 tokio::time::sleep(Duration::from_millis(500 * attempt)).await;
             }
@@ -162,7 +163,9 @@ fn request_error(what: &str, e: kube::Error) -> ListError {
 }
 
 async fn get_json<T: serde::de::DeserializeOwned>(client: &kube::Client, path: &str) -> Result<T, ListError> {
-    let text = get_text(client, path).await?;
+    // Discovery is not retried: like kubectl, an unavailable aggregated API is
+    // reported at once and the rest goes on.
+    let text = get_text(client, path, 0).await?;
     serde_json::from_str(&text).map_err(|e| ListError::Malformed { what: path.to_owned(), message: e.to_string() })
 }
 
@@ -239,7 +242,7 @@ pub async fn list_all(
             None => format!("{base}?limit={page}"),
             Some(t) => format!("{base}?limit={page}&continue={}", encode_query(t)),
         };
-        let text = match get_text(client, &path).await {
+        let text = match get_text(client, &path, 2).await {
             Ok(text) => text,
             Err(ListError::Request { code: Some(410), fresh_continue: Some(fresh), .. }) if token.is_some() => {
                 listed.inconsistent = true;
