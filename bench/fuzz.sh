@@ -4,7 +4,8 @@
 #   bench/fuzz.sh [TARGET] [SECONDS]     default: load_and_check 600
 #
 # Targets (fuzz/fuzz_targets/): load_and_check (YAML loading and the engine),
-# admission_review (AdmissionReview decoding, verdict and response).
+# admission_review (AdmissionReview decoding, verdict and response),
+# kubeconfig (kubeconfig parsing and printing, seeded with the golden configurations).
 # Works on the stable toolchain (RUSTC_BOOTSTRAP=1 lets cargo-fuzz pass its
 # -Z flags). Seeds come from the examples and the shared corpora. A crash
 # leaves its input in fuzz/artifacts/TARGET/ and makes this exit 1.
@@ -20,12 +21,14 @@ case "$target" in
   admission_review)
     python3 bench/gen_reviews.py --out "$seeds" --count 60 >/dev/null
     sources=(../shared/corpus/k8s-api/HEAD);;
+  kubeconfig)
+    sources=(crates/paved-cluster/tests/golden/kubeconfig);;
   *)
     sources=(examples ../shared/corpus/pod-security/restricted/v1.37 ../shared/corpus/gatekeeper-library ../shared/corpus/k8s-api);;
 esac
 while IFS= read -r -d '' f; do
   case "$target:$f" in
-    admission_review:*AdmissionReview*|load_and_check:*) cp "$f" "$seeds/seed-$i"; i=$((i + 1));;
+    admission_review:*AdmissionReview*|load_and_check:*|kubeconfig:*) cp "$f" "$seeds/seed-$i"; i=$((i + 1));;
   esac
 done < <(find "${sources[@]}" -type f \( -name '*.yaml' -o -name '*.json' \) -print0 2>/dev/null)
 export RUSTC_BOOTSTRAP=1

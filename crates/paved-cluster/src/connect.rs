@@ -97,7 +97,9 @@ async fn resolve_config(target: &Target, sources: &Sources, in_cluster: bool) ->
     }
     // kube-rs builds the client (TLS, exec plugins, token files) from the
     // merged, path-resolved configuration: its types share kubectl's field names.
-    let value = serde_json::to_value(merged.resolved()).map_err(|e| ConnectError::Invalid(e.to_string()))?;
+    let mut resolved = merged.resolved();
+    read_token_file(&mut resolved, &context)?;
+    let value = serde_json::to_value(resolved).map_err(|e| ConnectError::Invalid(e.to_string()))?;
     let kube_config: kube::config::Kubeconfig =
         serde_json::from_value(value).map_err(|e| ConnectError::Invalid(e.to_string()))?;
     let options = KubeConfigOptions { context: Some(context.clone()), cluster: None, user: None };
@@ -108,6 +110,25 @@ async fn resolve_config(target: &Target, sources: &Sources, in_cluster: bool) ->
         config.default_namespace = ns.clone();
     }
     Ok(Resolved { config, source: format!("context {context}") })
+}
+
+/// client-go reads a `tokenFile` and trims surrounding whitespace (files
+/// written with `echo` end in a newline); kube-rs sends the bytes as they are,
+/// which no HTTP header accepts. So the token is read here, as client-go does,
+/// and a `token` written beside it wins, as in client-go.
+fn read_token_file(config: &mut kubeconfig::Kubeconfig, context: &str) -> Result<(), ConnectError> {
+    let Some(user_name) = config.context(context).map(|c| c.user.clone()) else { return Ok(()) };
+    for user in config.users.iter_mut().flatten().filter(|u| u.name == user_name) {
+        let user = &mut user.item;
+        if user.token.is_empty() && !user.token_file.is_empty() {
+            let text = std::fs::read_to_string(&user.token_file).map_err(|e| {
+                ConnectError::Invalid(format!("user {user_name:?}: tokenFile {}: {e}", user.token_file))
+            })?;
+            user.token = text.trim().to_owned();
+        }
+        user.token_file.clear();
+    }
+    Ok(())
 }
 
 fn in_cluster_possible() -> bool {

@@ -55,6 +55,8 @@ pub struct Seen {
     pub method: String,
     pub path_and_query: String,
     pub body: Vec<u8>,
+    /// The Authorization header, to check credentials (tokens, exec plugins).
+    pub authorization: Option<String>,
 }
 
 #[derive(Default)]
@@ -81,11 +83,23 @@ impl FixtureCluster {
 
     /// The answer to one request: status and JSON body.
     pub fn answer(&self, method: &str, path_and_query: &str, body: &[u8]) -> (u16, String) {
+        self.answer_as(method, path_and_query, body, None)
+    }
+
+    /// [`FixtureCluster::answer`], recording the request's Authorization header.
+    pub fn answer_as(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        body: &[u8],
+        authorization: Option<String>,
+    ) -> (u16, String) {
         if let Ok(mut seen) = self.seen.lock() {
             seen.push(Seen {
                 method: method.to_owned(),
                 path_and_query: path_and_query.to_owned(),
                 body: body.to_vec(),
+                authorization,
             });
         }
         let (path, query) = path_and_query.split_once('?').unwrap_or((path_and_query, ""));
@@ -167,8 +181,10 @@ impl FixtureCluster {
                     async move {
                         let method = request.method().as_str().to_owned();
                         let path = request.uri().path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_default();
+                        let authorization =
+                            request.headers().get("authorization").and_then(|v| v.to_str().ok()).map(str::to_owned);
                         let body = request.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-                        let (status, text) = fixture.answer(&method, &path, &body);
+                        let (status, text) = fixture.answer_as(&method, &path, &body, authorization);
                         let response = Response::builder()
                             .status(status)
                             .header("content-type", "application/json")

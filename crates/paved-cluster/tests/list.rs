@@ -12,11 +12,17 @@ use paved_cluster::list::{Resource, discover, list_all};
 use paved_core::node::Node;
 use serde_json::json;
 
-async fn start(fixture: FixtureCluster, dir: &Path) -> (Arc<FixtureCluster>, kube::Client) {
+/// Serves `fixture` on a loopback port.
+async fn serve(fixture: FixtureCluster) -> (Arc<FixtureCluster>, std::net::SocketAddr) {
     let fixture = Arc::new(fixture);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(Arc::clone(&fixture).serve(listener));
+    (fixture, addr)
+}
+
+async fn start(fixture: FixtureCluster, dir: &Path) -> (Arc<FixtureCluster>, kube::Client) {
+    let (fixture, addr) = serve(fixture).await;
     let path = dir.join("config");
     std::fs::write(
         &path,
@@ -142,4 +148,47 @@ async fn namespace_flag_overrides_and_unknown_context_is_named() {
     let empty = Sources { explicit: None, env: None, home: Some(dir.path().join("no-home")) };
     let err = resolve_from(&Target::default(), &empty, false).await.unwrap_err();
     assert!(err.to_string().contains("no cluster to talk to"), "{err}");
+}
+
+/// Lists pods through a kubeconfig whose user is `user_yaml`; returns the Authorization header the server saw.
+async fn authorization_with(user_yaml: &str, dir: &Path) -> Option<String> {
+    let (fixture, addr) = serve(pods(1)).await;
+    let path = dir.join("config");
+    std::fs::write(
+        &path,
+        format!("current-context: c\nclusters:\n- name: c\n  cluster: {{server: \"http://{addr}\"}}\nusers:\n- name: u\n  user:\n{user_yaml}contexts:\n- name: c\n  context: {{cluster: c, user: u}}\n"),
+    )
+    .unwrap();
+    let sources = Sources { explicit: Some(path), env: None, home: None };
+    let resolved = resolve_from(&Target::default(), &sources, false).await.unwrap();
+    let client = kube::Client::try_from(resolved.config).unwrap();
+    list_all(&client, &resource("pods", "Pod"), 10, |_| {}).await.unwrap();
+    fixture.requests().last().and_then(|s| s.authorization.clone())
+}
+
+#[tokio::test]
+async fn token_files_resolve_against_the_kubeconfig_and_are_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("secrets")).unwrap();
+    std::fs::write(dir.path().join("secrets/token"), "from-the-file\n").unwrap();
+    let auth = authorization_with("    tokenFile: secrets/token\n", dir.path()).await;
+    assert_eq!(auth.as_deref(), Some("Bearer from-the-file"));
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn exec_plugins_run_relative_to_the_kubeconfig() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("bin")).unwrap();
+    let plugin = dir.path().join("bin/auth");
+    std::fs::write(
+        &plugin,
+        "#!/bin/sh\necho '{\"apiVersion\":\"client.authentication.k8s.io/v1\",\"kind\":\"ExecCredential\",\"status\":{\"token\":\"from-exec-'$1'\"}}'\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&plugin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let user = "    exec:\n      apiVersion: client.authentication.k8s.io/v1\n      command: ./bin/auth\n      args: [plugin]\n      interactiveMode: Never\n";
+    let auth = authorization_with(user, dir.path()).await;
+    assert_eq!(auth.as_deref(), Some("Bearer from-exec-plugin"));
 }

@@ -8,6 +8,8 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 
+mod support;
+
 use paved_cluster::fixture::FixtureCluster;
 use serde_json::{Value, json};
 
@@ -241,6 +243,25 @@ fn images_from_the_cluster_name_workloads_and_running_digests() {
     assert_eq!(busybox["used_by"][0]["container"], "init");
     let table = paved(dir.path(), &["images", "--cluster"]);
     assert!(table.stdout.contains("RUNNING") && table.stdout.contains("222222222222"), "{}", table.stdout);
+}
+
+#[test]
+fn sarif_report_is_valid_and_names_objects() {
+    let dir = tempfile::tempdir().unwrap();
+    let _fx = start(cluster(), dir.path());
+    let run = paved(dir.path(), &["audit", "--format", "sarif"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let log = report(&run);
+    let errors = support::sarif_errors(&support::sarif_validator(), &log);
+    assert!(errors.is_empty(), "{errors:#?}");
+    let results = log["runs"][0]["results"].as_array().unwrap();
+    let privileged = results
+        .iter()
+        .find(|r| r["ruleId"] == "pss-baseline/privileged" && r["properties"]["object"]["name"] == "web-0")
+        .unwrap_or_else(|| panic!("{results:#?}"));
+    assert_eq!(privileged["level"], "error");
+    let name = privileged["locations"][0]["logicalLocations"][0]["fullyQualifiedName"].as_str().unwrap();
+    assert!(name.starts_with("Deployment strict/web-0#spec.template.spec.containers[0]"), "{name}");
 }
 
 #[test]

@@ -3,6 +3,8 @@
 // Test code: a failed expectation is a failed test.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
+mod support;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -151,19 +153,8 @@ fn sarif_is_valid_against_the_2_1_0_schema() {
     let run = paved(&["check", "--format", "sarif", "examples"]);
     assert_eq!(run.code, 1);
     let log = json(&run);
-    let mut schema: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(sarif_schema()).expect("schema")).expect("schema is JSON");
-    // The official schema's language-tag pattern (on run.language and
-    // toolComponent.language, which paved never emits) is valid ECMA-262 but
-    // not a Rust regex, so the validator refuses the schema itself. Drop it from
-    // this in-memory copy; everything else (structure, types, enums, required
-    // fields, formats) is checked.
-    for owner in ["run", "toolComponent"] {
-        let language = &mut schema["definitions"][owner]["properties"]["language"];
-        assert!(language.as_object_mut().and_then(|l| l.remove("pattern")).is_some(), "schema changed: revisit");
-    }
-    let validator = jsonschema::validator_for(&schema).expect("schema compiles");
-    let errors: Vec<String> = validator.iter_errors(&log).map(|e| format!("{e} at {}", e.instance_path())).collect();
+    let validator = support::sarif_validator();
+    let errors = support::sarif_errors(&validator, &log);
     assert!(errors.is_empty(), "{errors:#?}");
     // the validator is live: a level outside the enum is caught
     let mut broken = log.clone();
@@ -174,24 +165,6 @@ fn sarif_is_valid_against_the_2_1_0_schema() {
     assert!(results.iter().any(|r| r["suppressions"][0]["kind"] == "inSource"), "exempted findings are suppressed");
     let rules = log["runs"][0]["tool"]["driver"]["rules"].as_array().expect("rules");
     assert!(rules.iter().all(|r| r["help"]["text"].as_str().is_some_and(|t| t.contains("Fix:"))));
-}
-
-/// The official SARIF 2.1.0 schema, as the serde-sarif crate ships it.
-fn sarif_schema() -> PathBuf {
-    let out = Command::new(env!("CARGO"))
-        .args(["metadata", "--format-version", "1", "--locked"])
-        .current_dir(repo())
-        .output()
-        .expect("cargo metadata");
-    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).expect("metadata JSON");
-    let manifest = meta["packages"]
-        .as_array()
-        .expect("packages")
-        .iter()
-        .find(|p| p["name"] == "serde-sarif")
-        .and_then(|p| p["manifest_path"].as_str())
-        .expect("serde-sarif is a dev-dependency");
-    Path::new(manifest).parent().expect("crate dir").join("src/schema.json")
 }
 
 #[test]

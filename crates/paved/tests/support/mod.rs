@@ -1,0 +1,44 @@
+//! Helpers shared by the binary's integration tests.
+#![allow(clippy::expect_used, dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The official SARIF 2.1.0 schema (as the serde-sarif crate ships it), compiled.
+pub fn sarif_validator() -> jsonschema::Validator {
+    let mut schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(sarif_schema()).expect("schema")).expect("schema is JSON");
+    // The official schema's language-tag pattern (on run.language and
+    // toolComponent.language, which paved never emits) is valid ECMA-262 but
+    // not a Rust regex, so the validator refuses the schema itself. Drop it from
+    // this in-memory copy; everything else (structure, types, enums, required
+    // fields, formats) is checked.
+    for owner in ["run", "toolComponent"] {
+        let language = &mut schema["definitions"][owner]["properties"]["language"];
+        assert!(language.as_object_mut().and_then(|l| l.remove("pattern")).is_some(), "schema changed: revisit");
+    }
+    jsonschema::validator_for(&schema).expect("schema compiles")
+}
+
+/// What the SARIF 2.1.0 schema finds wrong with `log`.
+pub fn sarif_errors(validator: &jsonschema::Validator, log: &serde_json::Value) -> Vec<String> {
+    validator.iter_errors(log).map(|e| format!("{e} at {}", e.instance_path())).collect()
+}
+
+fn sarif_schema() -> PathBuf {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let out = Command::new(env!("CARGO"))
+        .args(["metadata", "--format-version", "1", "--locked"])
+        .current_dir(repo)
+        .output()
+        .expect("cargo metadata");
+    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).expect("metadata JSON");
+    let manifest = meta["packages"]
+        .as_array()
+        .expect("packages")
+        .iter()
+        .find(|p| p["name"] == "serde-sarif")
+        .and_then(|p| p["manifest_path"].as_str())
+        .expect("serde-sarif is a dev-dependency");
+    Path::new(manifest).parent().expect("crate dir").join("src/schema.json")
+}
