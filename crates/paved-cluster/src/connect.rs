@@ -41,16 +41,69 @@ pub struct Resolved {
     pub source: String,
 }
 
+/// What a pod knows about its cluster: the service's address from the
+/// environment and the service account's mounted files.
+#[derive(Clone, Debug)]
+pub struct InCluster {
+    pub host: String,
+    pub port: String,
+    /// Holds `token`, `ca.crt` and `namespace`.
+    pub account_dir: PathBuf,
+    /// `POD_NAMESPACE`, which client-go prefers to the account's namespace.
+    pub pod_namespace: Option<String>,
+}
+
+pub const SERVICE_ACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+
+impl InCluster {
+    /// From `KUBERNETES_SERVICE_HOST`/`_PORT`; `None` outside a pod.
+    pub fn from_env() -> Option<InCluster> {
+        let var = |k| std::env::var(k).ok().filter(|v| !v.is_empty());
+        Some(InCluster {
+            host: var("KUBERNETES_SERVICE_HOST")?,
+            port: var("KUBERNETES_SERVICE_PORT")?,
+            account_dir: PathBuf::from(SERVICE_ACCOUNT_DIR),
+            pod_namespace: var("POD_NAMESPACE"),
+        })
+    }
+
+    fn config(&self) -> Result<kube::Config, ConnectError> {
+        let err = |m: String| ConnectError::InCluster(m);
+        let host = if self.host.contains(':') { format!("[{}]", self.host) } else { self.host.clone() };
+        let url = format!("https://{host}:{}", self.port).parse().map_err(|e| err(format!("{host}: {e}")))?;
+        let mut config = kube::Config::new(url);
+        let (ca, token) = (self.account_dir.join("ca.crt"), self.account_dir.join("token"));
+        for file in [&ca, &token] {
+            if !file.is_file() {
+                return Err(err(format!("{} is missing: is a service account token mounted?", file.display())));
+            }
+        }
+        config.root_cert_file = Some(ca);
+        config.auth_info.token_file = Some(token.to_string_lossy().into_owned());
+        let account_namespace = std::fs::read_to_string(self.account_dir.join("namespace"))
+            .ok()
+            .map(|n| n.trim().to_owned())
+            .filter(|n| !n.is_empty());
+        config.default_namespace =
+            self.pod_namespace.clone().or(account_namespace).unwrap_or_else(|| "default".to_owned());
+        Ok(config)
+    }
+}
+
 /// Builds the client configuration kubectl would use for `target`.
 pub async fn resolve(target: &Target) -> Result<Resolved, ConnectError> {
-    resolve_from(target, &Sources::from_env(target.kubeconfig.clone()), in_cluster_possible()).await
+    resolve_from(target, &Sources::from_env(target.kubeconfig.clone()), InCluster::from_env()).await
 }
 
 /// A read that takes longer than this has stalled: an audit reports it rather than hanging.
 pub const READ_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// [`resolve`] with the sources and the in-cluster test given, for tests.
-pub async fn resolve_from(target: &Target, sources: &Sources, in_cluster: bool) -> Result<Resolved, ConnectError> {
+pub async fn resolve_from(
+    target: &Target,
+    sources: &Sources,
+    in_cluster: Option<InCluster>,
+) -> Result<Resolved, ConnectError> {
     let mut resolved = resolve_config(target, sources, in_cluster).await?;
     // kube-rs retries 429/503 up to 15 times with backoff up to 1000 s, which
     // would stall an audit on one unavailable aggregated API for minutes;
@@ -60,13 +113,17 @@ pub async fn resolve_from(target: &Target, sources: &Sources, in_cluster: bool) 
     Ok(resolved)
 }
 
-async fn resolve_config(target: &Target, sources: &Sources, in_cluster: bool) -> Result<Resolved, ConnectError> {
+async fn resolve_config(
+    target: &Target,
+    sources: &Sources,
+    in_cluster: Option<InCluster>,
+) -> Result<Resolved, ConnectError> {
     let (merged, files) = kubeconfig::load(sources)?;
     // client-go falls back to the service account only when the kubeconfig
     // says nothing (no clusters, no context) and no context was asked for.
     let says_nothing = merged.clusters.is_none() && merged.current_context.is_empty() && target.context.is_none();
     if says_nothing {
-        if !in_cluster {
+        let Some(in_cluster) = in_cluster else {
             let looked = match sources.files().0.as_slice() {
                 [] => "no KUBECONFIG and no home directory".to_owned(),
                 list => {
@@ -74,12 +131,8 @@ async fn resolve_config(target: &Target, sources: &Sources, in_cluster: bool) ->
                 }
             };
             return Err(ConnectError::NoConfiguration(looked));
-        }
-        let mut config = kube::Config::incluster().map_err(|e| ConnectError::InCluster(e.to_string()))?;
-        // As client-go: POD_NAMESPACE, then the service account's namespace.
-        if let Some(ns) = std::env::var("POD_NAMESPACE").ok().filter(|n| !n.is_empty()) {
-            config.default_namespace = ns;
-        }
+        };
+        let mut config = in_cluster.config()?;
         if let Some(ns) = &target.namespace {
             config.default_namespace = ns.clone();
         }
@@ -129,11 +182,6 @@ fn read_token_file(config: &mut kubeconfig::Kubeconfig, context: &str) -> Result
         user.token_file.clear();
     }
     Ok(())
-}
-
-fn in_cluster_possible() -> bool {
-    let set = |k| std::env::var_os(k).is_some_and(|v| !v.is_empty());
-    set("KUBERNETES_SERVICE_HOST") && set("KUBERNETES_SERVICE_PORT")
 }
 
 pub async fn client(target: &Target) -> Result<(kube::Client, String), ConnectError> {

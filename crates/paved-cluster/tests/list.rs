@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use paved_cluster::connect::{Target, resolve_from};
+use paved_cluster::connect::{InCluster, Target, resolve_from};
 use paved_cluster::fixture::FixtureCluster;
 use paved_cluster::kubeconfig::Sources;
 use paved_cluster::list::{Resource, discover, list_all};
@@ -33,7 +33,7 @@ async fn start(fixture: FixtureCluster, dir: &Path) -> (Arc<FixtureCluster>, kub
     .unwrap();
     let target = Target { kubeconfig: None, context: Some("fx".into()), namespace: None };
     let sources = Sources { explicit: Some(path), env: None, home: None };
-    let resolved = resolve_from(&target, &sources, false).await.unwrap();
+    let resolved = resolve_from(&target, &sources, None).await.unwrap();
     assert_eq!(resolved.source, "context fx");
     assert_eq!(resolved.config.default_namespace, "team-a", "the context's namespace");
     (fixture, kube::Client::try_from(resolved.config).unwrap())
@@ -136,17 +136,17 @@ async fn namespace_flag_overrides_and_unknown_context_is_named() {
     std::fs::write(&path, "current-context: a\ncontexts:\n- name: a\n  context: {cluster: c, user: u, namespace: x}\nclusters:\n- name: c\n  cluster: {server: \"https://127.0.0.1:6443\"}\nusers:\n- name: u\n  user: {}\n").unwrap();
     let sources = Sources { explicit: Some(path), env: None, home: None };
     let target = Target { namespace: Some("y".into()), ..Target::default() };
-    let resolved = resolve_from(&target, &sources, false).await.unwrap();
+    let resolved = resolve_from(&target, &sources, None).await.unwrap();
     assert_eq!(resolved.config.default_namespace, "y");
     assert_eq!(resolved.config.cluster_url.to_string(), "https://127.0.0.1:6443/");
 
     let target = Target { context: Some("nope".into()), ..Target::default() };
-    let err = resolve_from(&target, &sources, false).await.unwrap_err();
+    let err = resolve_from(&target, &sources, None).await.unwrap_err();
     assert!(err.to_string().contains("\"nope\""), "{err}");
 
     // Nothing configured and not in a pod: a clear error, not a guess.
     let empty = Sources { explicit: None, env: None, home: Some(dir.path().join("no-home")) };
-    let err = resolve_from(&Target::default(), &empty, false).await.unwrap_err();
+    let err = resolve_from(&Target::default(), &empty, None).await.unwrap_err();
     assert!(err.to_string().contains("no cluster to talk to"), "{err}");
 }
 
@@ -160,7 +160,7 @@ async fn authorization_with(user_yaml: &str, dir: &Path) -> Option<String> {
     )
     .unwrap();
     let sources = Sources { explicit: Some(path), env: None, home: None };
-    let resolved = resolve_from(&Target::default(), &sources, false).await.unwrap();
+    let resolved = resolve_from(&Target::default(), &sources, None).await.unwrap();
     let client = kube::Client::try_from(resolved.config).unwrap();
     list_all(&client, &resource("pods", "Pod"), 10, |_| {}).await.unwrap();
     fixture.requests().last().and_then(|s| s.authorization.clone())
@@ -191,4 +191,44 @@ async fn exec_plugins_run_relative_to_the_kubeconfig() {
     let user = "    exec:\n      apiVersion: client.authentication.k8s.io/v1\n      command: ./bin/auth\n      args: [plugin]\n      interactiveMode: Never\n";
     let auth = authorization_with(user, dir.path()).await;
     assert_eq!(auth.as_deref(), Some("Bearer from-exec-plugin"));
+}
+
+#[tokio::test]
+async fn in_a_pod_without_kubeconfig_the_service_account_is_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let account = dir.path().join("serviceaccount");
+    std::fs::create_dir_all(&account).unwrap();
+    std::fs::write(account.join("ca.crt"), "unused by this test").unwrap();
+    std::fs::write(account.join("token"), "sa-token").unwrap();
+    std::fs::write(account.join("namespace"), "paved-system\n").unwrap();
+    let no_files = Sources { explicit: None, env: None, home: Some(dir.path().join("no-home")) };
+    let pod = |pod_namespace: Option<&str>| InCluster {
+        host: "10.96.0.1".into(),
+        port: "443".into(),
+        account_dir: account.clone(),
+        pod_namespace: pod_namespace.map(str::to_owned),
+    };
+    let resolved = resolve_from(&Target::default(), &no_files, Some(pod(None))).await.unwrap();
+    assert_eq!(resolved.source, "in-cluster service account");
+    assert_eq!(resolved.config.cluster_url.to_string(), "https://10.96.0.1:443/");
+    assert_eq!(resolved.config.default_namespace, "paved-system", "the account's namespace");
+    assert_eq!(resolved.config.root_cert_file.as_deref(), Some(account.join("ca.crt").as_path()));
+    assert_eq!(resolved.config.auth_info.token_file, Some(account.join("token").to_string_lossy().into_owned()));
+    // POD_NAMESPACE wins over the account's file, and --namespace over both.
+    let resolved = resolve_from(&Target::default(), &no_files, Some(pod(Some("from-env")))).await.unwrap();
+    assert_eq!(resolved.config.default_namespace, "from-env");
+    let flag = Target { namespace: Some("flag".into()), ..Target::default() };
+    assert_eq!(
+        resolve_from(&flag, &no_files, Some(pod(Some("from-env")))).await.unwrap().config.default_namespace,
+        "flag"
+    );
+    // A kubeconfig that names a cluster wins over the pod, as in client-go.
+    let kubeconfig = dir.path().join("config");
+    std::fs::write(&kubeconfig, "current-context: a\ncontexts:\n- name: a\n  context: {cluster: c, user: u}\nclusters:\n- name: c\n  cluster: {server: \"https://127.0.0.1:6443\"}\nusers:\n- name: u\n  user: {}\n").unwrap();
+    let with_file = Sources { explicit: Some(kubeconfig), env: None, home: None };
+    assert_eq!(resolve_from(&Target::default(), &with_file, Some(pod(None))).await.unwrap().source, "context a");
+    // No token mounted: a clear error.
+    std::fs::remove_file(account.join("token")).unwrap();
+    let err = resolve_from(&Target::default(), &no_files, Some(pod(None))).await.unwrap_err();
+    assert!(err.to_string().contains("token is missing"), "{err}");
 }
