@@ -69,6 +69,12 @@ pub enum Command {
     },
     /// Judge what already runs in a cluster: findings per namespace and policy, exemptions, locks.
     Audit(AuditArgs),
+    /// Run policy test suites: Gatekeeper suite.yaml files, unchanged (found recursively).
+    Test {
+        /// Suite files or directories to search for suite.yaml.
+        #[arg(value_name = "PATH", default_value = ".")]
+        paths: Vec<PathBuf>,
+    },
     /// Kubeconfig as paved (and kubectl) load it.
     #[command(subcommand)]
     Config(ConfigCommand),

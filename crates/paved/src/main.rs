@@ -56,6 +56,7 @@ fn run(cli: Cli) -> miette::Result<u8> {
                 images(paths, &cli.global, &config)
             };
         }
+        Command::Test { paths } => return policy_test(paths, cli.global.format),
         Command::Audit(args) => return audit::run(args, cli.global.format, config, cli.global.profile.as_deref()),
         Command::Config(cli::ConfigCommand::View { kubeconfig }) => return config_view(kubeconfig.clone()),
         _ => {}
@@ -86,6 +87,7 @@ fn run(cli: Cli) -> miette::Result<u8> {
         | Command::Lsp
         | Command::Images { .. }
         | Command::Audit(_)
+        | Command::Test { .. }
         | Command::Config(_) => Ok(0),
     }
 }
@@ -130,6 +132,61 @@ fn install(
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(io_error(e)),
         _ => Ok(0),
     }
+}
+
+/// `paved test`: every case of every suite, pass or fail with the reason;
+/// exit 1 on any failure, 2 when a suite cannot be read.
+fn policy_test(paths: &[std::path::PathBuf], format: cli::Format) -> miette::Result<u8> {
+    use paved_gatekeeper::suite::{Templates, find_suites, run_suite};
+    if !matches!(format, cli::Format::Text | cli::Format::Json) {
+        return Err(miette::miette!(code = "paved::format", "paved test writes text or json, not {format:?}"));
+    }
+    let suites = find_suites(paths);
+    if suites.is_empty() {
+        return Err(miette::miette!(code = "paved::no-suites", "no suite.yaml under {paths:?}"));
+    }
+    let mut templates = Templates::default();
+    let (mut passed, mut failed, mut broken) = (0usize, 0usize, 0usize);
+    let mut rows = Vec::new();
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    for suite in &suites {
+        let shown = suite.display().to_string();
+        match run_suite(suite, &mut templates) {
+            Err(e) => {
+                broken += 1;
+                eprintln!("paved: {e}");
+            }
+            Ok(cases) => {
+                for case in cases {
+                    let ok = case.failure.is_none();
+                    if ok {
+                        passed += 1
+                    } else {
+                        failed += 1
+                    }
+                    if format == cli::Format::Json {
+                        rows.push(serde_json::json!({"suite": shown, "test": case.test, "case": case.case,
+                                                     "passed": ok, "reason": case.failure}));
+                    } else {
+                        let line = match &case.failure {
+                            None => format!("PASS {shown}: {} / {}", case.test, case.case),
+                            Some(why) => format!("FAIL {shown}: {} / {}: {why}", case.test, case.case),
+                        };
+                        writeln!(out, "{line}").map_err(io_error)?;
+                    }
+                }
+            }
+        }
+    }
+    if format == cli::Format::Json {
+        let doc = serde_json::json!({"suites": suites.len(), "passed": passed, "failed": failed, "cases": rows});
+        serde_json::to_writer_pretty(&mut out, &doc).map_err(|e| miette::miette!("{e}"))?;
+        writeln!(out).map_err(io_error)?;
+    } else {
+        writeln!(out, "\n{} suites: {passed} cases passed, {failed} failed", suites.len()).map_err(io_error)?;
+    }
+    out.flush().map_err(io_error)?;
+    Ok(if broken > 0 { EXIT_BAD_INPUT } else { u8::from(failed > 0) })
 }
 
 /// `paved config view`: the merged kubeconfig, as `kubectl config view --merge --raw -o json`.

@@ -1,0 +1,265 @@
+//! Gatekeeper test suites (`test.gatekeeper.sh/v1alpha1 Suite`, as `gator
+//! verify` runs them), unchanged: each case reviews one object against one
+//! constraint and checks the violations (count, and messages by RE2 regex).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use crate::constraint::Constraint;
+use crate::template::{Compiled, Template};
+
+/// Suite and object files larger than this are refused.
+const MAX_FILE_BYTES: u64 = 8 * 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {message}")]
+pub struct SuiteError {
+    pub path: PathBuf,
+    pub message: String,
+}
+
+/// The outcome of one case.
+#[derive(Debug)]
+pub struct CaseResult {
+    pub test: String,
+    pub case: String,
+    /// `None` when it passed; why it failed otherwise.
+    pub failure: Option<String>,
+}
+
+/// Compiled templates, by file, shared by the suites that use them.
+#[derive(Default)]
+pub struct Templates {
+    by_path: HashMap<PathBuf, Arc<Compiled>>,
+}
+
+impl Templates {
+    fn get(&mut self, path: &Path) -> Result<Arc<Compiled>, String> {
+        if let Some(t) = self.by_path.get(path) {
+            return Ok(Arc::clone(t));
+        }
+        let doc = read_one(path)?;
+        let template = Template::from_json(&doc).map_err(|e| e.to_string())?;
+        let compiled = Arc::new(Compiled::new(template).map_err(|e| e.to_string())?);
+        self.by_path.insert(path.to_owned(), Arc::clone(&compiled));
+        Ok(compiled)
+    }
+}
+
+fn read_text(path: &Path) -> Result<String, String> {
+    let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(format!("{}: larger than {MAX_FILE_BYTES} bytes", path.display()));
+    }
+    std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Every YAML document of a file (empty ones dropped).
+pub fn read_all(path: &Path) -> Result<Vec<Value>, String> {
+    let text = read_text(path)?;
+    let docs: Vec<Value> = serde_saphyr::from_multiple(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(docs.into_iter().filter(|d| !d.is_null()).collect())
+}
+
+fn read_one(path: &Path) -> Result<Value, String> {
+    read_all(path)?.into_iter().next().ok_or_else(|| format!("{}: no YAML document", path.display()))
+}
+
+/// The group and kind of an object.
+pub fn group_kind(obj: &Value) -> (String, String, String) {
+    let api_version = obj.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+    let kind = obj.get("kind").and_then(Value::as_str).unwrap_or("");
+    (group.to_owned(), version.to_owned(), kind.to_owned())
+}
+
+/// What Gatekeeper hands a template as `input.review`, and the object that
+/// `match` looks at. An AdmissionReview's request is used as it is; any other
+/// object is reviewed as a CREATE of it.
+pub fn review_of(obj: &Value) -> (Value, Value) {
+    if obj.get("kind").and_then(Value::as_str) == Some("AdmissionReview") {
+        let request = obj.get("request").cloned().unwrap_or(Value::Null);
+        let object = match request.get("object") {
+            Some(o) if !o.is_null() => o.clone(),
+            _ => request.get("oldObject").cloned().unwrap_or(Value::Null),
+        };
+        return (request, object);
+    }
+    let (group, version, kind) = group_kind(obj);
+    let meta = |k: &str| obj.pointer(&format!("/metadata/{k}")).cloned().unwrap_or(Value::Null);
+    let mut review = json!({
+        "kind": {"group": group, "version": version, "kind": kind},
+        "object": obj,
+        "name": meta("name"),
+        "operation": "CREATE",
+        "dryRun": false,
+    });
+    let namespace = meta("namespace");
+    if !namespace.is_null() {
+        review["namespace"] = namespace;
+    }
+    (review, obj.clone())
+}
+
+/// `data.inventory` from objects: `cluster/<gv>/<kind>/<name>` and
+/// `namespace/<ns>/<gv>/<kind>/<name>`, as Gatekeeper's sync fills it.
+pub fn inventory_of<'a>(objects: impl IntoIterator<Item = &'a Value>) -> Value {
+    let mut inventory = json!({"cluster": {}, "namespace": {}});
+    for obj in objects {
+        let gv = obj.get("apiVersion").and_then(Value::as_str).unwrap_or("").to_owned();
+        let kind = obj.get("kind").and_then(Value::as_str).unwrap_or("").to_owned();
+        let name = obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_owned();
+        let slot = match obj.pointer("/metadata/namespace").and_then(Value::as_str).filter(|n| !n.is_empty()) {
+            Some(ns) => &mut inventory["namespace"][ns],
+            None => &mut inventory["cluster"],
+        };
+        slot[gv][kind][name] = obj.clone();
+    }
+    inventory
+}
+
+/// How many violations an assertion expects.
+enum Expect {
+    Some,
+    None,
+    Exactly(usize),
+}
+
+fn expectation(v: Option<&Value>) -> Result<Expect, String> {
+    match v {
+        None => Ok(Expect::Some),
+        Some(Value::Bool(true)) => Ok(Expect::Some),
+        Some(Value::Bool(false)) => Ok(Expect::None),
+        Some(Value::String(s)) if s == "yes" => Ok(Expect::Some),
+        Some(Value::String(s)) if s == "no" => Ok(Expect::None),
+        Some(Value::Number(n)) => {
+            n.as_u64().map(|n| Expect::Exactly(n as usize)).ok_or_else(|| format!("violations: {n}"))
+        }
+        Some(other) => Err(format!("violations: {other} is not yes, no or a count")),
+    }
+}
+
+/// Runs one suite file; a problem with the suite itself is an error, a
+/// failing case is a result.
+pub fn run_suite(path: &Path, templates: &mut Templates) -> Result<Vec<CaseResult>, SuiteError> {
+    let suite_err = |message: String| SuiteError { path: path.to_owned(), message };
+    let suite = read_one(path).map_err(suite_err)?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut results = Vec::new();
+    for test in suite.get("tests").and_then(Value::as_array).into_iter().flatten() {
+        let test_name = test.get("name").and_then(Value::as_str).unwrap_or("").to_owned();
+        let file = |key: &str| test.get(key).and_then(Value::as_str).map(|f| dir.join(f));
+        let setup = (|| -> Result<(Arc<Compiled>, Constraint), String> {
+            let template = templates.get(&file("template").ok_or("no template")?)?;
+            let doc = read_one(&file("constraint").ok_or("no constraint")?)?;
+            let constraint = Constraint::from_json(&doc).map_err(|e| e.to_string())?;
+            if constraint.kind != template.template.kind {
+                return Err(format!(
+                    "constraint kind {} is not the template's {}",
+                    constraint.kind, template.template.kind
+                ));
+            }
+            Ok((template, constraint))
+        })();
+        let cases = test.get("cases").and_then(Value::as_array).cloned().unwrap_or_default();
+        let (template, constraint) = match setup {
+            Ok(pair) => pair,
+            Err(message) => {
+                for case in &cases {
+                    let case = case.get("name").and_then(Value::as_str).unwrap_or("").to_owned();
+                    results.push(CaseResult { test: test_name.clone(), case, failure: Some(message.clone()) });
+                }
+                continue;
+            }
+        };
+        for case in &cases {
+            let case_name = case.get("name").and_then(Value::as_str).unwrap_or("").to_owned();
+            let failure = run_case(case, dir, &template, &constraint).err();
+            results.push(CaseResult { test: test_name.clone(), case: case_name, failure });
+        }
+    }
+    Ok(results)
+}
+
+/// The violations of `object` (any object, or an AdmissionReview) under one constraint.
+pub fn violations_of(
+    template: &Compiled,
+    constraint: &Constraint,
+    object: &Value,
+    inventory_objects: &[Value],
+) -> Result<Vec<crate::template::Violation>, String> {
+    let (review, subject) = review_of(object);
+    let (group, _, kind) = group_kind(&subject);
+    let namespace_name = subject.pointer("/metadata/namespace").and_then(Value::as_str);
+    let namespace = namespace_name.and_then(|ns| {
+        inventory_objects.iter().find(|o| {
+            o.get("kind").and_then(Value::as_str) == Some("Namespace")
+                && o.pointer("/metadata/name").and_then(Value::as_str) == Some(ns)
+        })
+    });
+    if !constraint.matches(&subject, &group, &kind, namespace) {
+        return Ok(Vec::new());
+    }
+    let inventory = inventory_of(inventory_objects);
+    template.violations(&review, &constraint.parameters, &inventory).map_err(|e| e.to_string())
+}
+
+fn run_case(case: &Value, dir: &Path, template: &Compiled, constraint: &Constraint) -> Result<(), String> {
+    let object_file = case.get("object").and_then(Value::as_str).ok_or("the case has no object")?;
+    let object = read_one(&dir.join(object_file))?;
+    let mut inventory = Vec::new();
+    for f in case.get("inventory").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str) {
+        inventory.extend(read_all(&dir.join(f))?);
+    }
+    let violations = violations_of(template, constraint, &object, &inventory)?;
+    for assertion in case.get("assertions").and_then(Value::as_array).into_iter().flatten() {
+        let expect = expectation(assertion.get("violations"))?;
+        let pattern = assertion.get("message").and_then(Value::as_str);
+        let re = pattern.map(regex::Regex::new).transpose().map_err(|e| format!("message regex: {e}"))?;
+        let counted = violations.iter().filter(|v| re.as_ref().is_none_or(|re| re.is_match(&v.msg))).count();
+        let ok = match expect {
+            Expect::Some => counted > 0,
+            Expect::None => counted == 0,
+            Expect::Exactly(n) => counted == n,
+        };
+        if !ok {
+            let wanted = match expect {
+                Expect::Some => "at least one violation".to_owned(),
+                Expect::None => "no violation".to_owned(),
+                Expect::Exactly(n) => format!("{n} violations"),
+            };
+            let filter = pattern.map(|p| format!(" matching /{p}/")).unwrap_or_default();
+            let got: Vec<&str> = violations.iter().map(|v| v.msg.as_str()).collect();
+            return Err(format!("expected {wanted}{filter}, got {counted}: {got:?}"));
+        }
+    }
+    Ok(())
+}
+
+/// Every `suite.yaml` under `paths` (files are taken as they are), sorted.
+pub fn find_suites(paths: &[PathBuf]) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let mut stack = vec![p.clone()];
+            while let Some(dir) = stack.pop() {
+                let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+                for e in entries.flatten() {
+                    let path = e.path();
+                    if path.is_dir() {
+                        stack.push(path);
+                    } else if path.file_name().is_some_and(|n| n == "suite.yaml") {
+                        out.push(path);
+                    }
+                }
+            }
+        } else {
+            out.push(p.clone());
+        }
+    }
+    out.sort();
+    out
+}

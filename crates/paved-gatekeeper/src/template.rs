@@ -1,0 +1,406 @@
+//! ConstraintTemplates (`templates.gatekeeper.sh` v1 and v1beta1), compiled
+//! once with regorus, and evaluated as Gatekeeper evaluates them: the input is
+//! `{"review": …, "parameters": …}`, the answer is `data.<package>.violation`.
+
+use std::num::NonZeroU32;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use regorus::utils::limits::ExecutionTimerConfig;
+use serde_json::{Value, json};
+
+/// A Rego evaluation that takes longer than this is stopped and reported.
+pub const EVAL_TIME_LIMIT: Duration = Duration::from_millis(500);
+
+/// Templates larger than this are refused before parsing.
+pub const MAX_TEMPLATE_BYTES: usize = 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateError {
+    #[error("not a ConstraintTemplate: {0}")]
+    NotATemplate(String),
+    #[error("ConstraintTemplate {name}: {message}")]
+    Invalid { name: String, message: String },
+    #[error("ConstraintTemplate {name}: Rego does not compile: {message}")]
+    Compile { name: String, message: String },
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{template}: Rego evaluation failed: {message}")]
+pub struct EvalError {
+    pub template: String,
+    pub message: String,
+}
+
+/// One violation: Gatekeeper's `{"msg": …, "details": …}`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Violation {
+    pub msg: String,
+    pub details: Value,
+}
+
+/// A template's source, as written.
+#[derive(Clone, Debug)]
+pub struct Template {
+    /// `metadata.name`, e.g. `k8srequiredlabels`.
+    pub name: String,
+    /// The constraint kind it defines, e.g. `K8sRequiredLabels`.
+    pub kind: String,
+    pub rego: String,
+    pub libs: Vec<String>,
+    /// `K8sNativeValidation` source, when the template carries CEL too.
+    pub cel: Option<Value>,
+}
+
+fn str_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
+    path.iter().try_fold(v, |v, k| v.get(k)).and_then(Value::as_str)
+}
+
+impl Template {
+    pub fn from_json(doc: &Value) -> Result<Template, TemplateError> {
+        let api_version = str_at(doc, &["apiVersion"]).unwrap_or("");
+        if str_at(doc, &["kind"]) != Some("ConstraintTemplate") || !api_version.starts_with("templates.gatekeeper.sh/")
+        {
+            return Err(TemplateError::NotATemplate(format!(
+                "{api_version} {}",
+                str_at(doc, &["kind"]).unwrap_or("(no kind)")
+            )));
+        }
+        let name = str_at(doc, &["metadata", "name"]).unwrap_or("").to_owned();
+        let invalid = |message: &str| TemplateError::Invalid { name: name.clone(), message: message.to_owned() };
+        let kind = str_at(doc, &["spec", "crd", "spec", "names", "kind"])
+            .ok_or_else(|| invalid("spec.crd.spec.names.kind is missing"))?
+            .to_owned();
+        let targets =
+            doc.pointer("/spec/targets").and_then(Value::as_array).ok_or_else(|| invalid("no spec.targets"))?;
+        let target = targets
+            .iter()
+            .find(|t| str_at(t, &["target"]) == Some("admission.k8s.gatekeeper.sh"))
+            .ok_or_else(|| invalid("no target admission.k8s.gatekeeper.sh"))?;
+        let strings = |v: Option<&Value>| -> Vec<String> {
+            v.and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+                .unwrap_or_default()
+        };
+        // Either the classic `rego`/`libs`, or `code[]` with an engine each.
+        let mut rego = str_at(target, &["rego"]).map(str::to_owned);
+        let mut libs = strings(target.get("libs"));
+        let mut cel = None;
+        for code in target.get("code").and_then(Value::as_array).into_iter().flatten() {
+            match str_at(code, &["engine"]) {
+                Some("Rego") => {
+                    if rego.is_none() {
+                        rego = str_at(code, &["source", "rego"]).map(str::to_owned);
+                        libs.extend(strings(code.pointer("/source/libs")));
+                    }
+                }
+                Some("K8sNativeValidation") => cel = code.get("source").cloned(),
+                _ => {}
+            }
+        }
+        let rego = rego.ok_or_else(|| invalid("no Rego source (spec.targets[].rego or code[engine=Rego])"))?;
+        if rego.len() + libs.iter().map(String::len).sum::<usize>() > MAX_TEMPLATE_BYTES {
+            return Err(invalid("Rego source larger than 1 MiB"));
+        }
+        Ok(Template { name, kind, rego, libs, cel })
+    }
+}
+
+/// A template compiled once, evaluated many times.
+pub struct Compiled {
+    pub template: Template,
+    /// `data.<package>.violation`.
+    rule: String,
+    engine: Mutex<regorus::Engine>,
+}
+
+impl Compiled {
+    pub fn new(template: Template) -> Result<Compiled, TemplateError> {
+        let compile_err = |message: String| TemplateError::Compile { name: template.name.clone(), message };
+        let mut engine = regorus::Engine::new();
+        // Gatekeeper's templates are Rego v0 (rules without `if`).
+        engine.set_rego_v0(true);
+        engine.set_execution_timer_config(ExecutionTimerConfig {
+            limit: EVAL_TIME_LIMIT,
+            check_interval: NonZeroU32::MIN,
+        });
+        let package = engine
+            .add_policy(format!("{}.rego", template.name), as_opa_reads_it(&template.rego))
+            .map_err(|e| compile_err(e.to_string()))?;
+        for (i, lib) in template.libs.iter().enumerate() {
+            engine
+                .add_policy(format!("{}.lib{i}.rego", template.name), as_opa_reads_it(lib))
+                .map_err(|e| compile_err(e.to_string()))?;
+        }
+        let rule = format!("{package}.violation");
+        // Prepare now, so that errors in rules show at load rather than at the first object.
+        engine.set_input(regorus::Value::from(json!({"review": {}, "parameters": {}})));
+        engine.eval_rule(rule.clone()).map_err(|e| compile_err(e.to_string()))?;
+        Ok(Compiled { template, rule, engine: Mutex::new(engine) })
+    }
+
+    /// Evaluates one review with the constraint's parameters and the inventory (`data.inventory`).
+    pub fn violations(
+        &self,
+        review: &Value,
+        parameters: &Value,
+        inventory: &Value,
+    ) -> Result<Vec<Violation>, EvalError> {
+        let err = |message: String| EvalError { template: self.template.name.clone(), message };
+        let mut engine = self.engine.lock().map_err(|_| err("engine poisoned by an earlier panic".into()))?;
+        engine.clear_data();
+        engine.add_data(regorus::Value::from(json!({"inventory": inventory}))).map_err(|e| err(e.to_string()))?;
+        engine.set_input(regorus::Value::from(json!({"review": review, "parameters": parameters})));
+        let result = engine.eval_rule(self.rule.clone()).map_err(|e| err(e.to_string()))?;
+        if result == regorus::Value::Undefined {
+            return Ok(Vec::new());
+        }
+        let json = result.to_json_str().map_err(|e| err(e.to_string()))?;
+        let value: Value = serde_json::from_str(&json).map_err(|e| err(e.to_string()))?;
+        let mut out: Vec<Violation> = value
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|v| Violation {
+                msg: v.get("msg").and_then(Value::as_str).unwrap_or("").to_owned(),
+                details: v.get("details").cloned().unwrap_or(Value::Null),
+            })
+            .collect();
+        out.sort_by(|a, b| a.msg.cmp(&b.msg));
+        Ok(out)
+    }
+}
+
+/// Two places where regorus reads Gatekeeper's Rego v0 differently from OPA,
+/// which Gatekeeper runs, mended in the source before regorus sees it.
+pub fn as_opa_reads_it(rego: &str) -> String {
+    hoist_negated_call_args(&split_bodies(rego))
+}
+
+/// OPA evaluates the arguments of a negated call before the negation:
+/// `not f(params.ranges)` is undefined, not true, when `params.ranges` is
+/// undefined (open-policy-agent/opa#1877: OPA rewrites it as
+/// `t := params.ranges; not f(t)`). regorus negates the whole line, so
+/// policies that rely on OPA's reading (PSP users and groups with
+/// `RunAsAny`) report violations Gatekeeper does not. Each such statement,
+/// when it stands alone on its line, gets its reference and call arguments
+/// hoisted onto lines of their own, as OPA's compiler does.
+pub fn hoist_negated_call_args(rego: &str) -> String {
+    let mut out = String::with_capacity(rego.len() + 64);
+    let mut fresh = 0usize;
+    for line in rego.split_inclusive('\n') {
+        match hoist_line(line, &mut fresh) {
+            Some(rewritten) => out.push_str(&rewritten),
+            None => out.push_str(line),
+        }
+    }
+    out
+}
+
+fn hoist_line(line: &str, fresh: &mut usize) -> Option<String> {
+    let indent_len = line.len() - line.trim_start().len();
+    let (indent, rest) = line.split_at(indent_len);
+    let call = rest.strip_prefix("not ")?.trim_start();
+    let newline = if call.ends_with('\n') { "\n" } else { "" };
+    let call = call.trim_end();
+    let open = call.find('(')?;
+    let name = &call[..open];
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.') {
+        return None;
+    }
+    let args = split_args(call.get(open + 1..)?.strip_suffix(')')?)?;
+    let needs_hoist = |a: &str| {
+        let first = a.chars().next().unwrap_or(' ');
+        (first.is_ascii_alphabetic() || first == '_') && a.contains(['.', '[', '('])
+    };
+    if !args.iter().any(|a| needs_hoist(a)) {
+        return None;
+    }
+    let mut out = String::new();
+    let mut new_args = Vec::with_capacity(args.len());
+    for arg in args {
+        if needs_hoist(arg) {
+            *fresh += 1;
+            let var = format!("__paved_not_arg_{fresh}");
+            out.push_str(&format!("{indent}{var} := {arg}\n"));
+            new_args.push(var);
+        } else {
+            new_args.push(arg.to_owned());
+        }
+    }
+    out.push_str(&format!("{indent}not {name}({}){newline}", new_args.join(", ")));
+    Some(out)
+}
+
+/// Splits call arguments at top-level commas; `None` when the parentheses do
+/// not close exactly at the end (the call is part of a larger expression),
+/// or a comment or string makes the line ambiguous.
+fn split_args(inner: &str) -> Option<Vec<&str>> {
+    let mut args = Vec::new();
+    let mut depth = 0i32;
+    let mut start = 0;
+    for (i, c) in inner.char_indices() {
+        match c {
+            '(' | '[' | '{' => depth += 1,
+            ')' | ']' | '}' => {
+                depth -= 1;
+                if depth < 0 {
+                    return None;
+                }
+            }
+            '"' | '`' | '#' => return None,
+            ',' if depth == 0 => {
+                args.push(inner[start..i].trim());
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    if depth != 0 {
+        return None;
+    }
+    let last = inner[start..].trim();
+    if !last.is_empty() {
+        args.push(last);
+    }
+    Some(args)
+}
+
+/// Rego v0 lets one head carry several bodies, `head { a } { b }`, meaning
+/// `head { a }` or `head { b }`. regorus reads the second body as an `else`
+/// (and refuses it on set rules), so each extra body gets its own copy of the
+/// head. Everything else is left byte for byte: strings, raw strings and
+/// comments are skipped, and only braces at the top level count.
+pub fn split_bodies(rego: &str) -> std::borrow::Cow<'_, str> {
+    let bytes = rego.as_bytes();
+    let mut out: Option<String> = None;
+    let mut depth = 0usize;
+    let mut head_start: Option<usize> = None;
+    let mut head: Option<&str> = None;
+    let mut copied = 0;
+    let mut i = 0;
+    let mut line_start = true;
+    let mut literal = false;
+    while i < bytes.len() {
+        let b = bytes[i];
+        match b {
+            b'#' => {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
+                }
+                continue;
+            }
+            b'"' => {
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+            }
+            b'`' => {
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'`' {
+                    i += 1;
+                }
+            }
+            b'(' | b'[' => depth += 1,
+            b')' | b']' => depth = depth.saturating_sub(1),
+            b'{' => {
+                if depth == 0 {
+                    let before = head_start.map(|s| rego[s..i].trim_end());
+                    // `f(x) = {"a": x} { … }`: the first brace is the value, not a body.
+                    literal = before.is_some_and(|h| h.ends_with('='));
+                    if head.is_none() && !literal {
+                        head = before;
+                    }
+                }
+                depth += 1;
+            }
+            b'}' => {
+                depth = depth.saturating_sub(1);
+                if depth == 0 && std::mem::take(&mut literal) {
+                    // The value's closing brace: what follows is the first body.
+                } else if depth == 0 {
+                    let mut j = i + 1;
+                    while j < bytes.len() && bytes[j].is_ascii_whitespace() {
+                        j += 1;
+                    }
+                    if j < bytes.len() && bytes[j] == b'{' {
+                        if let Some(h) = head.filter(|h| !h.starts_with("default ")) {
+                            let o = out.get_or_insert_with(|| String::with_capacity(rego.len() + 256));
+                            o.push_str(&rego[copied..=i]);
+                            o.push('\n');
+                            o.push_str(h);
+                            o.push(' ');
+                            copied = j;
+                            i = j;
+                            continue;
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+        if depth == 0 && line_start && !b.is_ascii_whitespace() {
+            // A new top-level statement (rule, package, import) starts here.
+            head_start = Some(i);
+            head = None;
+        }
+        if b == b'\n' {
+            line_start = depth == 0;
+        } else if !b.is_ascii_whitespace() {
+            line_start = false;
+        }
+        i += 1;
+    }
+    match out {
+        None => std::borrow::Cow::Borrowed(rego),
+        Some(mut o) => {
+            o.push_str(&rego[copied..]);
+            std::borrow::Cow::Owned(o)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{hoist_negated_call_args, split_bodies};
+
+    #[test]
+    fn negated_calls_evaluate_their_arguments_first() {
+        let rego = "p {\n    not accept(rule, v, params.ranges)\n    not q(x)\n}\n";
+        assert_eq!(
+            hoist_negated_call_args(rego),
+            "p {\n    __paved_not_arg_1 := params.ranges\n    not accept(rule, v, __paved_not_arg_1)\n    not q(x)\n}\n"
+        );
+        // Part of a larger expression, or a string argument: left as written.
+        for untouched in ["    not f(a.b) == 1\n", "    not f(\"a.b\", x.y)\n", "    not x.y\n"] {
+            assert_eq!(hoist_negated_call_args(untouched), untouched);
+        }
+    }
+
+    #[test]
+    fn extra_bodies_get_their_own_head() {
+        let rego = "package p\n\nviolation[{\"msg\": m}] {\n  m := \"a { b\"\n} {\n  m := \"c\"\n}\n";
+        assert_eq!(
+            split_bodies(rego),
+            "package p\n\nviolation[{\"msg\": m}] {\n  m := \"a { b\"\n}\nviolation[{\"msg\": m}] {\n  m := \"c\"\n}\n"
+        );
+        let f = "f(x) = y {\n  y := 1 # } {\n} {\n  y := 2\n}\n";
+        assert_eq!(split_bodies(f), "f(x) = y {\n  y := 1 # } {\n}\nf(x) = y {\n  y := 2\n}\n");
+        // An object value in the head is not a body.
+        let g = "g(x) = {\"a\": x} {\n  x > 1\n} {\n  x < 0\n}\n";
+        assert_eq!(split_bodies(g), "g(x) = {\"a\": x} {\n  x > 1\n}\ng(x) = {\"a\": x} {\n  x < 0\n}\n");
+    }
+
+    #[test]
+    fn else_chains_and_plain_rules_are_untouched() {
+        for rego in [
+            "a = 1 { true } else = 2 { true }\n",
+            "b { x := {\"k\": 1}; x.k == 1 }\n",
+            "default c = {}\n",
+            "h(x) = {\"a\": x} {\n  x > 1\n}\n",
+        ] {
+            assert!(matches!(split_bodies(rego), std::borrow::Cow::Borrowed(_)), "{rego}");
+        }
+    }
+}
