@@ -106,10 +106,10 @@ fn wildcard(pattern: &str, s: &str) -> bool {
 
 fn label_selector(selector: &Value, labels: Option<&Value>) -> bool {
     let get = |k: &str| labels.and_then(|l| l.get(k)).and_then(Value::as_str);
-    if let Some(m) = selector.get("matchLabels").and_then(Value::as_object) {
-        if !m.iter().all(|(k, v)| get(k) == v.as_str()) {
-            return false;
-        }
+    if let Some(m) = selector.get("matchLabels").and_then(Value::as_object)
+        && !m.iter().all(|(k, v)| get(k) == v.as_str())
+    {
+        return false;
     }
     for expr in selector.get("matchExpressions").and_then(Value::as_array).into_iter().flatten() {
         let key = expr.get("key").and_then(Value::as_str).unwrap_or("");

@@ -88,11 +88,9 @@ impl Template {
         let mut cel = None;
         for code in target.get("code").and_then(Value::as_array).into_iter().flatten() {
             match str_at(code, &["engine"]) {
-                Some("Rego") => {
-                    if rego.is_none() {
-                        rego = str_at(code, &["source", "rego"]).map(str::to_owned);
-                        libs.extend(strings(code.pointer("/source/libs")));
-                    }
+                Some("Rego") if rego.is_none() => {
+                    rego = str_at(code, &["source", "rego"]).map(str::to_owned);
+                    libs.extend(strings(code.pointer("/source/libs")));
                 }
                 Some("K8sNativeValidation") => cel = code.get("source").cloned(),
                 _ => {}
@@ -324,17 +322,18 @@ pub fn split_bodies(rego: &str) -> std::borrow::Cow<'_, str> {
                     while j < bytes.len() && bytes[j].is_ascii_whitespace() {
                         j += 1;
                     }
-                    if j < bytes.len() && bytes[j] == b'{' {
-                        if let Some(h) = head.filter(|h| !h.starts_with("default ")) {
-                            let o = out.get_or_insert_with(|| String::with_capacity(rego.len() + 256));
-                            o.push_str(&rego[copied..=i]);
-                            o.push('\n');
-                            o.push_str(h);
-                            o.push(' ');
-                            copied = j;
-                            i = j;
-                            continue;
-                        }
+                    if j < bytes.len()
+                        && bytes[j] == b'{'
+                        && let Some(h) = head.filter(|h| !h.starts_with("default "))
+                    {
+                        let o = out.get_or_insert_with(|| String::with_capacity(rego.len() + 256));
+                        o.push_str(&rego[copied..=i]);
+                        o.push('\n');
+                        o.push_str(h);
+                        o.push(' ');
+                        copied = j;
+                        i = j;
+                        continue;
                     }
                 }
             }
