@@ -23,11 +23,31 @@ pub struct Ctx<'a> {
     pub exemptions: &'a [Exemption],
 }
 
+/// Policies written in another language (Gatekeeper Rego, CEL), evaluated
+/// by an adapter crate. The engine runs them beside the native rules, so
+/// every surface (check, serve, audit, lsp) gets their findings, exemptions
+/// and ordering the same way.
+pub trait Foreign: Send + Sync + std::fmt::Debug {
+    /// What the foreign policies find in one object.
+    fn evaluate(&self, obj: &Node) -> Vec<ForeignFinding>;
+}
+
+/// A finding from a [`Foreign`] policy: its own id, action and message.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ForeignFinding {
+    pub policy: String,
+    pub action: Action,
+    pub message: String,
+    /// The field, when the policy says; the object's root otherwise.
+    pub path: FieldPath,
+}
+
 /// A compiled configuration: evaluates many objects.
 #[derive(Debug, Clone)]
 pub struct Engine {
     set: PolicySet,
     params: Params,
+    foreign: Vec<std::sync::Arc<dyn Foreign>>,
 }
 
 impl Engine {
@@ -35,7 +55,17 @@ impl Engine {
     pub fn new(config: &Config, profile: Option<&str>, mode: Mode) -> Result<Engine, ProfileError> {
         let name = profile.or(config.profile.as_deref()).unwrap_or(crate::profile::DEFAULT_PROFILE);
         let profile = ProfileRef::parse(name)?;
-        Ok(Engine { set: PolicySet::compile(config, &profile, mode)?, params: config.params.clone() })
+        Ok(Engine {
+            set: PolicySet::compile(config, &profile, mode)?,
+            params: config.params.clone(),
+            foreign: Vec::new(),
+        })
+    }
+
+    /// Adds policies another engine evaluates (see [`Foreign`]).
+    pub fn with_foreign(mut self, foreign: impl IntoIterator<Item = std::sync::Arc<dyn Foreign>>) -> Engine {
+        self.foreign.extend(foreign);
+        self
     }
 
     pub fn policies(&self) -> &PolicySet {
@@ -76,6 +106,27 @@ impl Engine {
                     message: clip_message(raw.message),
                     object,
                     path: raw.path,
+                    span: crate::node::Span::NONE,
+                    exact: false,
+                    exempted,
+                };
+                f.locate(obj);
+                findings.push(f);
+            }
+        }
+        for foreign in &self.foreign {
+            for ff in foreign.evaluate(obj) {
+                let object = std::sync::Arc::clone(object.get_or_insert_with(|| ObjectRef::of(obj).into()));
+                let exempted = exemptions
+                    .iter()
+                    .find(|e| e.is_valid() && e.covers(&ff.policy))
+                    .map(|e| Exempted { reason: e.reason.clone().unwrap_or_default(), until: e.until_text.clone() });
+                let mut f = Finding {
+                    policy: ff.policy.into(),
+                    action: ff.action,
+                    message: clip_message(ff.message),
+                    object,
+                    path: ff.path,
                     span: crate::node::Span::NONE,
                     exact: false,
                     exempted,

@@ -3,5 +3,6 @@
 //! enforcement actions), and Gatekeeper's own test suites.
 
 pub mod constraint;
+pub mod policies;
 pub mod suite;
 pub mod template;

@@ -184,27 +184,48 @@ pub fn run_suite(path: &Path, templates: &mut Templates) -> Result<Vec<CaseResul
     Ok(results)
 }
 
-/// The violations of `object` (any object, or an AdmissionReview) under one constraint.
+/// Objects a template may read through `data.inventory`, indexed once.
+#[derive(Debug, Default)]
+pub struct Inventory {
+    objects: Vec<Value>,
+    doc: Value,
+}
+
+impl Inventory {
+    pub fn new(objects: Vec<Value>) -> Inventory {
+        let doc = inventory_of(&objects);
+        Inventory { objects, doc }
+    }
+
+    /// The Namespace object named `name`, for `namespaceSelector`.
+    pub fn namespace(&self, name: &str) -> Option<&Value> {
+        self.objects.iter().find(|o| {
+            o.get("kind").and_then(Value::as_str) == Some("Namespace")
+                && o.pointer("/metadata/name").and_then(Value::as_str) == Some(name)
+        })
+    }
+
+    pub fn doc(&self) -> &Value {
+        &self.doc
+    }
+}
+
+/// The violations of `object` (any object, or an AdmissionReview) under one
+/// constraint: none when its `match` does not select the object.
 pub fn violations_of(
     template: &Compiled,
     constraint: &Constraint,
     object: &Value,
-    inventory_objects: &[Value],
+    inventory: &Inventory,
 ) -> Result<Vec<crate::template::Violation>, String> {
     let (review, subject) = review_of(object);
     let (group, _, kind) = group_kind(&subject);
-    let namespace_name = subject.pointer("/metadata/namespace").and_then(Value::as_str);
-    let namespace = namespace_name.and_then(|ns| {
-        inventory_objects.iter().find(|o| {
-            o.get("kind").and_then(Value::as_str) == Some("Namespace")
-                && o.pointer("/metadata/name").and_then(Value::as_str) == Some(ns)
-        })
-    });
+    let namespace =
+        subject.pointer("/metadata/namespace").and_then(Value::as_str).and_then(|ns| inventory.namespace(ns));
     if !constraint.matches(&subject, &group, &kind, namespace) {
         return Ok(Vec::new());
     }
-    let inventory = inventory_of(inventory_objects);
-    template.violations(&review, &constraint.parameters, &inventory).map_err(|e| e.to_string())
+    template.violations(&review, &constraint.parameters, inventory.doc()).map_err(|e| e.to_string())
 }
 
 fn run_case(case: &Value, dir: &Path, template: &Compiled, constraint: &Constraint) -> Result<(), String> {
@@ -214,7 +235,7 @@ fn run_case(case: &Value, dir: &Path, template: &Compiled, constraint: &Constrai
     for f in case.get("inventory").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str) {
         inventory.extend(read_all(&dir.join(f))?);
     }
-    let violations = violations_of(template, constraint, &object, &inventory)?;
+    let violations = violations_of(template, constraint, &object, &Inventory::new(inventory))?;
     for assertion in case.get("assertions").and_then(Value::as_array).into_iter().flatten() {
         let expect = expectation(assertion.get("violations"))?;
         let pattern = assertion.get("message").and_then(Value::as_str);

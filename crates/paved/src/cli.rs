@@ -33,6 +33,16 @@ pub struct Global {
     #[arg(long, global = true, value_enum, default_value_t = Format::Text)]
     pub format: Format,
 
+    /// Gatekeeper ConstraintTemplates and constraints to run beside the native
+    /// rules (files or directories; repeat the flag). Adds to the configuration's policy-paths.
+    #[arg(long = "policy", global = true, value_name = "PATH")]
+    pub policies: Vec<PathBuf>,
+
+    /// Objects Gatekeeper templates read through data.inventory, besides the
+    /// objects being checked (files or directories; repeat the flag).
+    #[arg(long = "inventory", global = true, value_name = "PATH")]
+    pub inventory: Vec<PathBuf>,
+
     /// More detail: skipped documents, exempted findings in full.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,

@@ -63,9 +63,21 @@ fn run(cli: Cli) -> miette::Result<u8> {
     }
     let engine = Engine::new(&config, cli.global.profile.as_deref(), Mode::Enforce)
         .map_err(|e| miette::miette!(code = "paved::config", "{e}"))?;
+    let inputs = match &cli.command {
+        Command::Check(args) => args.paths.clone(),
+        _ => Vec::new(),
+    };
+    let (engine, policy_problems) = with_gatekeeper(engine, &config, config_path.as_deref(), &cli.global, &inputs);
+    for p in &policy_problems {
+        eprintln!("paved: policy {p}");
+    }
     let stdout = std::io::stdout();
     match cli.command {
-        Command::Check(args) => check(&args, &cli.global, &engine),
+        Command::Check(args) => {
+            let code = check(&args, &cli.global, &engine)?;
+            // A policy that could not load is bad configuration; the rest still ran.
+            Ok(if policy_problems.is_empty() { code } else { EXIT_BAD_INPUT })
+        }
         Command::Policies => {
             let mut out = stdout.lock();
             explain::policies(&mut out, &engine, cli.global.format).map_err(io_error)?;
@@ -132,6 +144,52 @@ fn install(
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(io_error(e)),
         _ => Ok(0),
     }
+}
+
+/// Adds the Gatekeeper policies of `policy-paths` (relative to the
+/// configuration file) and `--policy` to the engine. When a template reads
+/// `data.inventory`, the inventory holds the `--inventory` objects and the
+/// objects being checked, as Gatekeeper's sync would hold the cluster's.
+fn with_gatekeeper(
+    engine: Engine,
+    config: &paved_core::config::Config,
+    config_path: Option<&std::path::Path>,
+    global: &cli::Global,
+    checked: &[std::path::PathBuf],
+) -> (Engine, Vec<paved_gatekeeper::policies::LoadProblem>) {
+    let base = config_path.and_then(std::path::Path::parent).unwrap_or(std::path::Path::new("."));
+    let mut paths: Vec<std::path::PathBuf> = config.policy_paths.iter().map(|p| base.join(p)).collect();
+    paths.extend(global.policies.iter().cloned());
+    if paths.is_empty() {
+        return (engine, Vec::new());
+    }
+    let (mut gatekeeper, problems) = paved_gatekeeper::policies::load(&paths);
+    if gatekeeper.is_empty() {
+        return (engine, problems);
+    }
+    if gatekeeper.reads_inventory() || !global.inventory.is_empty() {
+        let mut objects = Vec::new();
+        let sources: Vec<std::path::PathBuf> = if gatekeeper.reads_inventory() {
+            global.inventory.iter().chain(checked).cloned().collect()
+        } else {
+            global.inventory.clone()
+        };
+        let limits = paved_yaml::Limits::default();
+        let (inputs, _) = check::inputs(&sources);
+        for input in &inputs {
+            if let Ok((_, bytes)) = check::read_input(input, &limits) {
+                let mut report = check::FileReport::empty(String::new());
+                check::load_each(&mut report, &bytes, &limits, |node| {
+                    if let Ok(v) = serde_json::to_value(node) {
+                        objects.push(v);
+                    }
+                });
+            }
+        }
+        gatekeeper.set_inventory(objects);
+    }
+    let foreign: std::sync::Arc<dyn paved_core::eval::Foreign> = std::sync::Arc::new(gatekeeper);
+    (engine.with_foreign([foreign]), problems)
 }
 
 /// `paved test`: every case of every suite, pass or fail with the reason;

@@ -51,3 +51,76 @@ fn a_wrong_expectation_fails_with_its_reason() {
     assert!(stdout.contains("FAIL ./suite.yaml: owner / wrong: expected 0 violations, got 1"), "{stdout}");
     assert!(stdout.contains("1 suites: 1 cases passed, 1 failed"), "{stdout}");
 }
+
+fn paved(dir: &Path, args: &[&str]) -> (i32, String, String) {
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_paved")).args(args).current_dir(dir).env("NO_COLOR", "1").output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A policy directory with the library's required-labels template and a constraint of `action`.
+fn policies(dir: &Path, action: &str) {
+    let library =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus/gatekeeper-library/general/requiredlabels");
+    std::fs::create_dir_all(dir.join("policies")).unwrap();
+    std::fs::copy(library.join("template.yaml"), dir.join("policies/template.yaml")).unwrap();
+    std::fs::write(
+        dir.join("policies/constraint.yaml"),
+        format!("apiVersion: constraints.gatekeeper.sh/v1beta1\nkind: K8sRequiredLabels\nmetadata:\n  name: need-owner\nspec:\n  enforcementAction: {action}\n  match:\n    kinds: [{{apiGroups: [\"\"], kinds: [ConfigMap]}}]\n  parameters:\n    labels: [{{key: owner}}]\n"),
+    )
+    .unwrap();
+}
+
+const CONFIGMAPS: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: bare\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: owned\n  labels: {owner: me}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: excused\n  annotations:\n    paved.dev/exempt: gatekeeper/k8srequiredlabels/*\n    paved.dev/exempt-reason: legacy, OPS-9\n";
+
+#[test]
+fn check_runs_gatekeeper_constraints_beside_native_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    policies(dir.path(), "deny");
+    std::fs::write(dir.path().join("cms.yaml"), CONFIGMAPS).unwrap();
+    let (code, stdout, stderr) = paved(dir.path(), &["check", "--policy", "policies", "--format", "json", "cms.yaml"]);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    let doc: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let findings: Vec<&serde_json::Value> = doc["findings"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{doc}"))
+        .iter()
+        .filter(|f| f["policy"] == "gatekeeper/k8srequiredlabels/need-owner")
+        .collect();
+    assert_eq!(findings.len(), 2, "bare is denied, excused is exempted, owned is clean: {findings:#?}");
+    assert_eq!(findings[0]["object"]["name"], "bare");
+    assert_eq!(findings[0]["action"], "deny");
+    assert!(findings[0]["message"].as_str().unwrap().contains("you must provide labels"));
+    assert_eq!(findings[1]["object"]["name"], "excused");
+    assert_eq!(findings[1]["exempted"]["reason"], "legacy, OPS-9");
+
+    // The same policies from the configuration file's policy-paths, with warn: exit 0.
+    policies(dir.path(), "warn");
+    std::fs::write(dir.path().join(".paved.yaml"), "policy-paths: [policies]\n").unwrap();
+    let (code, stdout, _) = paved(dir.path(), &["check", "cms.yaml"]);
+    assert_eq!(code, 0, "{stdout}");
+    assert!(stdout.contains("warning[gatekeeper/k8srequiredlabels/need-owner]"), "{stdout}");
+}
+
+#[test]
+fn a_broken_template_is_named_and_the_rest_still_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    policies(dir.path(), "deny");
+    std::fs::write(
+        dir.path().join("policies/broken.yaml"),
+        "apiVersion: templates.gatekeeper.sh/v1\nkind: ConstraintTemplate\nmetadata: {name: broken}\nspec:\n  crd: {spec: {names: {kind: Broken}}}\n  targets:\n  - target: admission.k8s.gatekeeper.sh\n    rego: |\n      package broken\n      violation[{\"msg\": msg}] {\n        msg := \n      }\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("cms.yaml"), CONFIGMAPS).unwrap();
+    let (code, stdout, stderr) = paved(dir.path(), &["check", "--policy", "policies", "cms.yaml"]);
+    assert_eq!(code, 2, "bad configuration: {stderr}");
+    assert!(
+        stderr.contains("broken.yaml") && stderr.contains("ConstraintTemplate broken: Rego does not compile"),
+        "{stderr}"
+    );
+    assert!(stdout.contains("gatekeeper/k8srequiredlabels/need-owner"), "the other policies still ran: {stdout}");
+}

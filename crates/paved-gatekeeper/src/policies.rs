@@ -1,0 +1,166 @@
+//! Gatekeeper policies loaded from files (`policy-paths`, `--policy`) and run
+//! by paved's engine beside the native rules, through `paved_core::eval::Foreign`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use paved_core::eval::{Foreign, ForeignFinding};
+use paved_core::node::{FieldPath, Node};
+use serde_json::Value;
+
+use crate::constraint::Constraint;
+use crate::suite::{Inventory, read_all, violations_of};
+use crate::template::{Compiled, Template};
+
+/// A file that could not be used, and why; the other policies still run.
+#[derive(Debug)]
+pub struct LoadProblem {
+    pub file: PathBuf,
+    pub message: String,
+}
+
+impl std::fmt::Display for LoadProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.file.display(), self.message)
+    }
+}
+
+/// Constraints with their compiled templates, and the inventory they read.
+#[derive(Default)]
+pub struct Gatekeeper {
+    constraints: Vec<(Arc<Compiled>, Constraint)>,
+    inventory: Inventory,
+}
+
+impl std::fmt::Debug for Gatekeeper {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gatekeeper").field("constraints", &self.constraints.len()).finish()
+    }
+}
+
+impl Gatekeeper {
+    pub fn is_empty(&self) -> bool {
+        self.constraints.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.constraints.len()
+    }
+
+    /// Whether a template reads `data.inventory` (then the objects being
+    /// checked are worth adding to it).
+    pub fn reads_inventory(&self) -> bool {
+        self.constraints.iter().any(|(t, _)| {
+            t.template.rego.contains("data.inventory") || t.template.libs.iter().any(|l| l.contains("data.inventory"))
+        })
+    }
+
+    pub fn set_inventory(&mut self, objects: Vec<Value>) {
+        self.inventory = Inventory::new(objects);
+    }
+
+    /// The policy id of a constraint: `gatekeeper/<template>/<constraint>`,
+    /// so `paved.dev/exempt: gatekeeper/*` or `gatekeeper/k8srequiredlabels/*` work.
+    pub fn policy_id(template: &Compiled, constraint: &Constraint) -> String {
+        format!("gatekeeper/{}/{}", template.template.name, constraint.name)
+    }
+}
+
+impl Foreign for Gatekeeper {
+    fn evaluate(&self, obj: &Node) -> Vec<ForeignFinding> {
+        let Ok(json) = serde_json::to_value(obj) else { return Vec::new() };
+        let mut out = Vec::new();
+        for (template, constraint) in &self.constraints {
+            let policy = Gatekeeper::policy_id(template, constraint);
+            match violations_of(template, constraint, &json, &self.inventory) {
+                Ok(violations) => out.extend(violations.into_iter().map(|v| ForeignFinding {
+                    policy: policy.clone(),
+                    action: constraint.action,
+                    message: v.msg,
+                    path: FieldPath::root(),
+                })),
+                // A policy that fails (a time limit, a builtin error) is a finding, never a silent pass.
+                Err(e) => out.push(ForeignFinding {
+                    policy,
+                    action: constraint.action,
+                    message: format!("policy error: {e}"),
+                    path: FieldPath::root(),
+                }),
+            }
+        }
+        out
+    }
+}
+
+fn yaml_files(path: &Path, out: &mut Vec<PathBuf>) {
+    if path.is_dir() {
+        let Ok(entries) = std::fs::read_dir(path) else { return };
+        let mut entries: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+        entries.sort();
+        for e in entries {
+            yaml_files(&e, out);
+        }
+    } else if path.extension().is_some_and(|x| x == "yaml" || x == "yml" || x == "json") {
+        out.push(path.to_owned());
+    }
+}
+
+/// Loads every ConstraintTemplate and constraint in `paths` (files or
+/// directories, recursively). Other documents are ignored; a template that
+/// does not compile, or a constraint without its template, is a problem
+/// that names the file, and everything else still loads.
+pub fn load(paths: &[PathBuf]) -> (Gatekeeper, Vec<LoadProblem>) {
+    let mut files = Vec::new();
+    for p in paths {
+        if !p.exists() {
+            return (
+                Gatekeeper::default(),
+                vec![LoadProblem { file: p.clone(), message: "no such file or directory".into() }],
+            );
+        }
+        yaml_files(p, &mut files);
+    }
+    let mut problems = Vec::new();
+    let mut templates: HashMap<String, Arc<Compiled>> = HashMap::new();
+    let mut constraints: Vec<(PathBuf, Constraint)> = Vec::new();
+    for file in files {
+        let docs = match read_all(&file) {
+            Ok(docs) => docs,
+            Err(message) => {
+                problems.push(LoadProblem { file, message });
+                continue;
+            }
+        };
+        for doc in docs {
+            let api_version = doc.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+            if api_version.starts_with("templates.gatekeeper.sh/") {
+                match Template::from_json(&doc).and_then(Compiled::new) {
+                    Ok(t) => {
+                        templates.insert(t.template.kind.clone(), Arc::new(t));
+                    }
+                    Err(e) => problems.push(LoadProblem { file: file.clone(), message: e.to_string() }),
+                }
+            } else if api_version.starts_with("constraints.gatekeeper.sh/") {
+                match Constraint::from_json(&doc) {
+                    Ok(c) => constraints.push((file.clone(), c)),
+                    Err(e) => problems.push(LoadProblem { file: file.clone(), message: e.to_string() }),
+                }
+            }
+        }
+    }
+    let mut gatekeeper = Gatekeeper::default();
+    for (file, constraint) in constraints {
+        match templates.get(&constraint.kind) {
+            Some(t) => gatekeeper.constraints.push((Arc::clone(t), constraint)),
+            None => problems.push(LoadProblem {
+                file,
+                message: format!(
+                    "constraint {} of kind {}: no ConstraintTemplate defines that kind",
+                    constraint.name, constraint.kind
+                ),
+            }),
+        }
+    }
+    (gatekeeper, problems)
+}
