@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use paved_core::Timestamp;
 use paved_core::config::{Authority, Config};
 use paved_core::eval::Engine;
+use paved_core::eval::Foreign;
 use paved_core::exempt::{EXEMPT, EXEMPT_REASON, EXEMPT_UNTIL, pattern_covers};
 use paved_core::node::Node;
 use paved_core::object::pod_template_path;
@@ -44,6 +45,8 @@ pub struct Admission {
     protection: Protection,
     engines: Mutex<HashMap<NamespaceLabels, Arc<Engine>>>,
     excluded: Vec<String>,
+    /// Policies in other languages (Gatekeeper), added to every namespace's engine.
+    foreign: Vec<Arc<dyn Foreign>>,
 }
 
 /// What a webhook asks about. `paved install` registers two webhooks, so that
@@ -182,7 +185,18 @@ impl Admission {
     /// Compiles `config`; `profile` (from `--profile`) overrides its default profile.
     /// Requests in `excluded` namespaces are always allowed untouched.
     pub fn new(config: Config, profile: Option<&str>, excluded: Vec<String>) -> Result<Admission, SetupError> {
-        let default = Arc::new(Engine::new(&config, profile, Mode::Enforce)?);
+        Admission::with_foreign(config, profile, excluded, Vec::new())
+    }
+
+    /// [`Admission::new`], with policies other engines evaluate (Gatekeeper's
+    /// Rego) judged beside the native rules in every namespace.
+    pub fn with_foreign(
+        config: Config,
+        profile: Option<&str>,
+        excluded: Vec<String>,
+        foreign: Vec<Arc<dyn Foreign>>,
+    ) -> Result<Admission, SetupError> {
+        let default = Arc::new(Engine::new(&config, profile, Mode::Enforce)?.with_foreign(foreign.iter().cloned()));
         let protection = Protection::compile(&config.locks.protect)?;
         Ok(Admission {
             default_profile: profile.map(str::to_owned),
@@ -190,6 +204,7 @@ impl Admission {
             protection,
             engines: Mutex::new(HashMap::new()),
             excluded,
+            foreign,
             config,
         })
     }
@@ -448,7 +463,7 @@ impl Admission {
         };
         let profile = labels.profile_ref(self.default_profile.as_deref().or(self.config.profile.as_deref()));
         let engine = match Engine::new(&self.config, profile.as_deref(), mode) {
-            Ok(engine) => Arc::new(engine),
+            Ok(engine) => Arc::new(engine.with_foreign(self.foreign.iter().cloned())),
             Err(e) => {
                 warnings.push(format!("paved: namespace label {PROFILE_LABEL}: {e}; using the cluster default"));
                 return Arc::clone(&self.default);

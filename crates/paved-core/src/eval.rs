@@ -123,7 +123,7 @@ impl Engine {
                     .map(|e| Exempted { reason: e.reason.clone().unwrap_or_default(), until: e.until_text.clone() });
                 let mut f = Finding {
                     policy: ff.policy.into(),
-                    action: ff.action,
+                    action: self.set.mode.apply(ff.action),
                     message: clip_message(ff.message),
                     object,
                     path: ff.path,
@@ -167,6 +167,45 @@ mod tests {
             "spec": {"containers": [{"name": "c", "image": "nginx:1"}],
                      "volumes": [{"name": "root", "hostPath": {"path": "/"}}]}
         })
+    }
+
+    #[derive(Debug)]
+    struct NeedsOwner;
+
+    impl Foreign for NeedsOwner {
+        fn evaluate(&self, obj: &Node) -> Vec<ForeignFinding> {
+            if obj.at(&["metadata", "labels", "owner"]).is_some() {
+                return Vec::new();
+            }
+            vec![ForeignFinding {
+                policy: "gatekeeper/k8srequiredlabels/owner".into(),
+                action: Action::Deny,
+                message: "you must provide labels: {\"owner\"}".into(),
+                path: FieldPath::root().key("metadata"),
+            }]
+        }
+    }
+
+    #[test]
+    fn foreign_findings_follow_the_mode_and_exemptions() {
+        let foreign: std::sync::Arc<dyn Foreign> = std::sync::Arc::new(NeedsOwner);
+        let engine = |mode| {
+            Engine::new(&Config::default(), Some("pss-baseline"), mode)
+                .expect("profile")
+                .with_foreign([foreign.clone()])
+        };
+        let obj = pod(serde_json::json!({}));
+        let node = Node::from_json(&obj);
+        let found = |e: &Engine| {
+            e.evaluate(&node, Timestamp::UNIX_EPOCH).into_iter().find(|f| f.policy.starts_with("gatekeeper/"))
+        };
+        let enforce = found(&engine(Mode::Enforce)).expect("a finding");
+        assert_eq!((enforce.action, enforce.path.to_string().as_str()), (Action::Deny, "metadata"));
+        assert_eq!(found(&engine(Mode::Warn)).expect("a finding").action, Action::Warn, "warn mode softens it");
+        let exempt = pod(serde_json::json!({"paved.dev/exempt": "gatekeeper/*", "paved.dev/exempt-reason": "OPS-2"}));
+        let exempt = Node::from_json(&exempt);
+        let f = engine(Mode::Enforce).evaluate(&exempt, Timestamp::UNIX_EPOCH);
+        assert!(f.iter().any(|f| f.policy.starts_with("gatekeeper/") && !f.counts()), "exempted by group");
     }
 
     #[test]

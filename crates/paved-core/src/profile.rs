@@ -87,7 +87,8 @@ impl Mode {
         }
     }
 
-    fn apply(self, a: Action) -> Action {
+    /// The action `a` becomes in this mode: warn and audit soften deny.
+    pub fn apply(self, a: Action) -> Action {
         match (self, a) {
             (Mode::Enforce, a) => a,
             (Mode::Warn, Action::Deny) => Action::Warn,
@@ -143,6 +144,8 @@ pub struct PolicySet {
     pub profile: ProfileRef,
     /// Actions already reflect the mode the set was compiled with.
     pub active: Vec<(&'static Rule, Action)>,
+    /// The namespace's mode, applied to foreign policies' actions too.
+    pub mode: Mode,
 }
 
 impl PolicySet {
@@ -171,7 +174,7 @@ impl PolicySet {
                 active.push((rule, mode.apply(action)));
             }
         }
-        Ok(PolicySet { profile: profile.clone(), active })
+        Ok(PolicySet { profile: profile.clone(), active, mode })
     }
 
     /// The action of a policy in this set, or `None` when it is off.

@@ -106,6 +106,17 @@ fn yaml_files(path: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
+/// The policies a configuration names: its `policy-paths` (relative to
+/// `base`, the configuration file's directory) and `extra` (`--policy`).
+pub fn from_config(policy_paths: &[String], base: &Path, extra: &[PathBuf]) -> (Gatekeeper, Vec<LoadProblem>) {
+    let mut paths: Vec<PathBuf> = policy_paths.iter().map(|p| base.join(p)).collect();
+    paths.extend(extra.iter().cloned());
+    if paths.is_empty() {
+        return (Gatekeeper::default(), Vec::new());
+    }
+    load(&paths)
+}
+
 /// Loads every ConstraintTemplate and constraint in `paths` (files or
 /// directories, recursively). Other documents are ignored; a template that
 /// does not compile, or a constraint without its template, is a problem

@@ -129,8 +129,19 @@ impl Shared {
 }
 
 /// Compiles a configuration for admission, or says why not.
+/// Compiles the configuration for admission, with the Gatekeeper policies its
+/// `policy-paths` name (relative to the configuration file). A policy that
+/// does not load is logged and left out; the others still judge.
 pub fn compile(config: Config, options: &Options) -> Result<Admission, String> {
-    Admission::new(config, options.profile.as_deref(), options.excluded_namespaces()).map_err(|e| e.to_string())
+    let base = options.config.as_deref().and_then(std::path::Path::parent).unwrap_or(std::path::Path::new("."));
+    let (gatekeeper, problems) = paved_gatekeeper::policies::from_config(&config.policy_paths, base, &[]);
+    for p in &problems {
+        tracing::warn!(policy = %p.file.display(), error = %p.message, "policy left out");
+    }
+    let foreign: Vec<Arc<dyn paved_core::eval::Foreign>> =
+        if gatekeeper.is_empty() { Vec::new() } else { vec![Arc::new(gatekeeper)] };
+    Admission::with_foreign(config, options.profile.as_deref(), options.excluded_namespaces(), foreign)
+        .map_err(|e| e.to_string())
 }
 
 /// A server bound to its port, not yet serving.

@@ -424,3 +424,29 @@ async fn lock_refusals_are_counted_but_dry_runs_leave_no_trace() {
     assert!(metric(&server.shared, r#"paved_admission_requests_total{operation="DELETE",verdict="denied"} 2"#));
     server.stop().await;
 }
+
+#[tokio::test]
+async fn gatekeeper_constraints_judge_admission_beside_native_rules() {
+    let library = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/corpus/gatekeeper-library/general/requiredlabels/template.yaml");
+    let server = start(
+        |options| {
+            let dir = options.config.as_deref().and_then(Path::parent).unwrap().join("policies");
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::copy(&library, dir.join("template.yaml")).unwrap();
+            std::fs::write(
+                dir.join("constraint.yaml"),
+                "apiVersion: constraints.gatekeeper.sh/v1beta1\nkind: K8sRequiredLabels\nmetadata: {name: need-owner}\nspec:\n  match: {kinds: [{apiGroups: [\"\"], kinds: [Pod]}]}\n  parameters: {labels: [{key: owner}]}\n",
+            )
+            .unwrap();
+        },
+        Some("policy-paths: [policies]\n"),
+    )
+    .await;
+    let answer = review(&server, &privileged_pod_review("gk-1", "v1")).await;
+    let message = answer["response"]["status"]["message"].as_str().unwrap().to_owned();
+    assert_eq!(answer["response"]["allowed"], false);
+    assert!(message.contains("[gatekeeper/k8srequiredlabels/need-owner]"), "{message}");
+    assert!(message.contains("[pss-baseline/privileged]"), "native rules still judge: {message}");
+    server.stop().await;
+}

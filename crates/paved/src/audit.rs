@@ -97,13 +97,19 @@ pub async fn list_kind(
     }
 }
 
-pub fn run(args: &AuditArgs, format: Format, config: Config, profile: Option<&str>) -> miette::Result<u8> {
+pub fn run(
+    args: &AuditArgs,
+    format: Format,
+    config: Config,
+    profile: Option<&str>,
+    foreign: Vec<std::sync::Arc<dyn paved_core::eval::Foreign>>,
+) -> miette::Result<u8> {
     if !matches!(format, Format::Text | Format::Json | Format::Sarif) {
         return Err(miette::miette!(code = "paved::format", "paved audit writes text, json or sarif, not {format:?}"));
     }
     let excluded: Vec<String> = args.exclude.iter().filter(|n| !n.is_empty()).cloned().collect();
-    let admission =
-        Admission::new(config, profile, excluded).map_err(|e| miette::miette!(code = "paved::config", "{e}"))?;
+    let admission = Admission::with_foreign(config, profile, excluded, foreign)
+        .map_err(|e| miette::miette!(code = "paved::config", "{e}"))?;
     let rt = runtime()?;
     let (report, kinds, problems, source) = rt.block_on(async {
         let (client, source) = connect(&args.target).await?;

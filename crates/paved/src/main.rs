@@ -57,7 +57,18 @@ fn run(cli: Cli) -> miette::Result<u8> {
             };
         }
         Command::Test { paths } => return policy_test(paths, cli.global.format),
-        Command::Audit(args) => return audit::run(args, cli.global.format, config, cli.global.profile.as_deref()),
+        Command::Audit(args) => {
+            let base = config_path.as_deref().and_then(std::path::Path::parent).unwrap_or(std::path::Path::new("."));
+            let (gatekeeper, problems) =
+                paved_gatekeeper::policies::from_config(&config.policy_paths, base, &cli.global.policies);
+            for p in &problems {
+                eprintln!("paved: policy {p}");
+            }
+            let foreign: Vec<std::sync::Arc<dyn paved_core::eval::Foreign>> =
+                if gatekeeper.is_empty() { Vec::new() } else { vec![std::sync::Arc::new(gatekeeper)] };
+            let code = audit::run(args, cli.global.format, config, cli.global.profile.as_deref(), foreign)?;
+            return Ok(if problems.is_empty() { code } else { EXIT_BAD_INPUT });
+        }
         Command::Config(cli::ConfigCommand::View { kubeconfig }) => return config_view(kubeconfig.clone()),
         _ => {}
     }
@@ -158,12 +169,8 @@ fn with_gatekeeper(
     checked: &[std::path::PathBuf],
 ) -> (Engine, Vec<paved_gatekeeper::policies::LoadProblem>) {
     let base = config_path.and_then(std::path::Path::parent).unwrap_or(std::path::Path::new("."));
-    let mut paths: Vec<std::path::PathBuf> = config.policy_paths.iter().map(|p| base.join(p)).collect();
-    paths.extend(global.policies.iter().cloned());
-    if paths.is_empty() {
-        return (engine, Vec::new());
-    }
-    let (mut gatekeeper, problems) = paved_gatekeeper::policies::load(&paths);
+    let (mut gatekeeper, problems) =
+        paved_gatekeeper::policies::from_config(&config.policy_paths, base, &global.policies);
     if gatekeeper.is_empty() {
         return (engine, problems);
     }
