@@ -185,16 +185,32 @@ pub fn run_suite(path: &Path, templates: &mut Templates) -> Result<Vec<CaseResul
 }
 
 /// Objects a template may read through `data.inventory`, indexed once.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Inventory {
     objects: Vec<Value>,
     doc: Value,
+    /// Tells inventories apart, so that a compiled template loads one into
+    /// regorus only when it changes (loading data makes regorus prepare the
+    /// policy again, which costs more than the evaluation).
+    generation: u64,
+}
+
+impl Default for Inventory {
+    fn default() -> Inventory {
+        Inventory::new(Vec::new())
+    }
 }
 
 impl Inventory {
     pub fn new(objects: Vec<Value>) -> Inventory {
+        static GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         let doc = inventory_of(&objects);
-        Inventory { objects, doc }
+        let generation = GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Inventory { objects, doc, generation }
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// The Namespace object named `name`, for `namespaceSelector`.
@@ -225,7 +241,7 @@ pub fn violations_of(
     if !constraint.matches(&subject, &group, &kind, namespace) {
         return Ok(Vec::new());
     }
-    template.violations(&review, &constraint.parameters, inventory.doc()).map_err(|e| e.to_string())
+    template.violations(&review, &constraint.parameters, inventory).map_err(|e| e.to_string())
 }
 
 fn run_case(case: &Value, dir: &Path, template: &Compiled, constraint: &Constraint) -> Result<(), String> {

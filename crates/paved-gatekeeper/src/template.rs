@@ -109,7 +109,8 @@ pub struct Compiled {
     pub template: Template,
     /// `data.<package>.violation`.
     rule: String,
-    engine: Mutex<regorus::Engine>,
+    /// The engine, and the generation of the inventory loaded into it.
+    engine: Mutex<(regorus::Engine, u64)>,
 }
 
 impl Compiled {
@@ -120,7 +121,8 @@ impl Compiled {
         engine.set_rego_v0(true);
         engine.set_execution_timer_config(ExecutionTimerConfig {
             limit: EVAL_TIME_LIMIT,
-            check_interval: NonZeroU32::MIN,
+            // Reading the clock at every step would cost more than the step.
+            check_interval: NonZeroU32::new(256).unwrap_or(NonZeroU32::MIN),
         });
         let package = engine
             .add_policy(format!("{}.rego", template.name), as_opa_reads_it(&template.rego))
@@ -134,7 +136,7 @@ impl Compiled {
         // Prepare now, so that errors in rules show at load rather than at the first object.
         engine.set_input(regorus::Value::from(json!({"review": {}, "parameters": {}})));
         engine.eval_rule(rule.clone()).map_err(|e| compile_err(e.to_string()))?;
-        Ok(Compiled { template, rule, engine: Mutex::new(engine) })
+        Ok(Compiled { template, rule, engine: Mutex::new((engine, 0)) })
     }
 
     /// Evaluates one review with the constraint's parameters and the inventory (`data.inventory`).
@@ -142,12 +144,17 @@ impl Compiled {
         &self,
         review: &Value,
         parameters: &Value,
-        inventory: &Value,
+        inventory: &crate::suite::Inventory,
     ) -> Result<Vec<Violation>, EvalError> {
         let err = |message: String| EvalError { template: self.template.name.clone(), message };
-        let mut engine = self.engine.lock().map_err(|_| err("engine poisoned by an earlier panic".into()))?;
-        engine.clear_data();
-        engine.add_data(regorus::Value::from(json!({"inventory": inventory}))).map_err(|e| err(e.to_string()))?;
+        let mut guard = self.engine.lock().map_err(|_| err("engine poisoned by an earlier panic".into()))?;
+        let (engine, loaded) = &mut *guard;
+        if *loaded != inventory.generation() {
+            engine.clear_data();
+            let data = regorus::Value::from(json!({"inventory": inventory.doc()}));
+            engine.add_data(data).map_err(|e| err(e.to_string()))?;
+            *loaded = inventory.generation();
+        }
         engine.set_input(regorus::Value::from(json!({"review": review, "parameters": parameters})));
         let result = engine.eval_rule(self.rule.clone()).map_err(|e| err(e.to_string()))?;
         if result == regorus::Value::Undefined {
