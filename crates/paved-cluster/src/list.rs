@@ -5,6 +5,7 @@ use std::borrow::Cow;
 use std::time::Duration;
 
 use http::Request;
+use kube::api::ListParams;
 use paved_core::node::{Entry, Node, Span, Value};
 use serde::Deserialize;
 
@@ -126,14 +127,14 @@ struct ApiResource {
     verbs: Vec<String>,
 }
 
-/// GETs `path`; 429, 503 and 504 are tried again up to `retries` times.
-async fn get_text(client: &kube::Client, path: &str, retries: u64) -> Result<String, ListError> {
-    let request = Request::get(path).body(Vec::new()).map_err(|e| ListError::Request {
-        what: path.to_owned(),
-        message: e.to_string(),
-        code: None,
-        fresh_continue: None,
-    })?;
+/// Sends a GET built by kube's request builder; 429, 503 and 504 are tried
+/// again up to `retries` times. `what` names it in errors.
+async fn get_text(
+    client: &kube::Client,
+    request: http::Request<Vec<u8>>,
+    what: &str,
+    retries: u64,
+) -> Result<String, ListError> {
     let mut attempt = 0;
     loop {
         match client.request_text(request.clone()).await {
@@ -143,7 +144,7 @@ async fn get_text(client: &kube::Client, path: &str, retries: u64) -> Result<Str
                 attempt += 1;
                 tokio::time::sleep(Duration::from_millis(500 * attempt)).await;
             }
-            Err(e) => return Err(request_error(path, e)),
+            Err(e) => return Err(request_error(what, e)),
         }
     }
 }
@@ -165,7 +166,8 @@ fn request_error(what: &str, e: kube::Error) -> ListError {
 async fn get_json<T: serde::de::DeserializeOwned>(client: &kube::Client, path: &str) -> Result<T, ListError> {
     // Discovery is not retried: like kubectl, an unavailable aggregated API is
     // reported at once and the rest goes on.
-    let text = get_text(client, path, 0).await?;
+    let request = Request::get(path).body(Vec::new()).map_err(|e| request_error(path, kube::Error::HttpError(e)))?;
+    let text = get_text(client, request, path, 0).await?;
     serde_json::from_str(&text).map_err(|e| ListError::Malformed { what: path.to_owned(), message: e.to_string() })
 }
 
@@ -238,11 +240,17 @@ pub async fn list_all(
     let mut listed = Listed::default();
     let mut token: Option<String> = None;
     loop {
-        let path = match &token {
-            None => format!("{base}?limit={page}"),
-            Some(t) => format!("{base}?limit={page}&continue={}", encode_query(t)),
-        };
-        let text = match get_text(client, &path, 2).await {
+        let mut params = ListParams::default().limit(page);
+        if let Some(t) = &token {
+            params = params.continue_token(t);
+        }
+        let request = kube::core::Request::new(&base).list(&params).map_err(|e| ListError::Request {
+            what: base.clone(),
+            message: e.to_string(),
+            code: None,
+            fresh_continue: None,
+        })?;
+        let text = match get_text(client, request, &base, 2).await {
             Ok(text) => text,
             Err(ListError::Request { code: Some(410), fresh_continue: Some(fresh), .. }) if token.is_some() => {
                 listed.inconsistent = true;
@@ -288,16 +296,4 @@ fn set_type<'a>(item: &mut Node<'a>, kind: &str, api_version: &str) {
             );
         }
     }
-}
-
-fn encode_query(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
