@@ -18,7 +18,8 @@ pub struct Constraint {
     /// The template's kind, e.g. `K8sRequiredLabels`.
     pub kind: String,
     pub name: String,
-    pub parameters: Value,
+    /// `spec.parameters`, converted to regorus's values once.
+    pub parameters: regorus::Value,
     pub matcher: Value,
     /// What a violation does at admission (`deny`, `warn`, `dryrun` → Deny, Warn, Audit).
     pub action: Action,
@@ -34,10 +35,11 @@ impl Constraint {
         let kind = doc.get("kind").and_then(Value::as_str).unwrap_or("").to_owned();
         let spec = doc.get("spec").cloned().unwrap_or(Value::Null);
         let action = action_of(&spec).map_err(|message| ConstraintError::Invalid { name: name.clone(), message })?;
+        let parameters = spec.get("parameters").cloned().unwrap_or_else(|| Value::Object(Default::default()));
         Ok(Constraint {
             kind,
             name,
-            parameters: spec.get("parameters").cloned().unwrap_or_else(|| Value::Object(Default::default())),
+            parameters: regorus::Value::from(parameters),
             matcher: spec.get("match").cloned().unwrap_or(Value::Null),
             action,
         })

@@ -10,7 +10,7 @@ use paved_core::node::{FieldPath, Node};
 use serde_json::Value;
 
 use crate::constraint::Constraint;
-use crate::suite::{Inventory, read_all, violations_of};
+use crate::suite::{Inventory, Review, read_all, violations_of};
 use crate::template::{Compiled, Template};
 
 /// A file that could not be used, and why; the other policies still run.
@@ -70,10 +70,11 @@ impl Gatekeeper {
 impl Foreign for Gatekeeper {
     fn evaluate(&self, obj: &Node) -> Vec<ForeignFinding> {
         let Ok(json) = serde_json::to_value(obj) else { return Vec::new() };
+        let review = Review::of(&json);
         let mut out = Vec::new();
         for (template, constraint) in &self.constraints {
             let policy = Gatekeeper::policy_id(template, constraint);
-            match violations_of(template, constraint, &json, &self.inventory) {
+            match violations_of(template, constraint, &review, &self.inventory) {
                 Ok(violations) => out.extend(violations.into_iter().map(|v| ForeignFinding {
                     policy: policy.clone(),
                     action: constraint.action,

@@ -76,32 +76,52 @@ pub fn group_kind(obj: &Value) -> (String, String, String) {
     (group.to_owned(), version.to_owned(), kind.to_owned())
 }
 
-/// What Gatekeeper hands a template as `input.review`, and the object that
-/// `match` looks at. An AdmissionReview's request is used as it is; any other
-/// object is reviewed as a CREATE of it.
-pub fn review_of(obj: &Value) -> (Value, Value) {
-    if obj.get("kind").and_then(Value::as_str) == Some("AdmissionReview") {
-        let request = obj.get("request").cloned().unwrap_or(Value::Null);
-        let object = match request.get("object") {
-            Some(o) if !o.is_null() => o.clone(),
-            _ => request.get("oldObject").cloned().unwrap_or(Value::Null),
+/// One object under review, prepared once for every constraint: the
+/// `input.review` Gatekeeper hands a template (converted to regorus's values
+/// once), and the object `match` looks at. An AdmissionReview's request is
+/// used as it is; any other object is reviewed as a CREATE of it.
+pub struct Review<'a> {
+    pub input: regorus::Value,
+    pub subject: &'a Value,
+    group: String,
+    kind: String,
+}
+
+impl<'a> Review<'a> {
+    pub fn of(obj: &'a Value) -> Review<'a> {
+        let (review, subject) = if obj.get("kind").and_then(Value::as_str) == Some("AdmissionReview") {
+            let request = obj.get("request").unwrap_or(&Value::Null);
+            let subject = match request.get("object") {
+                Some(o) if !o.is_null() => o,
+                _ => request.get("oldObject").unwrap_or(&Value::Null),
+            };
+            (request.clone(), subject)
+        } else {
+            let (group, version, kind) = group_kind(obj);
+            let meta = |k: &str| obj.pointer(&format!("/metadata/{k}")).cloned().unwrap_or(Value::Null);
+            let mut review = json!({
+                "kind": {"group": group, "version": version, "kind": kind},
+                "object": obj,
+                "name": meta("name"),
+                "operation": "CREATE",
+                "dryRun": false,
+            });
+            let namespace = meta("namespace");
+            if !namespace.is_null() {
+                review["namespace"] = namespace;
+            }
+            (review, obj)
         };
-        return (request, object);
+        let (group, _, kind) = group_kind(subject);
+        Review { input: regorus::Value::from(review), subject, group, kind }
     }
-    let (group, version, kind) = group_kind(obj);
-    let meta = |k: &str| obj.pointer(&format!("/metadata/{k}")).cloned().unwrap_or(Value::Null);
-    let mut review = json!({
-        "kind": {"group": group, "version": version, "kind": kind},
-        "object": obj,
-        "name": meta("name"),
-        "operation": "CREATE",
-        "dryRun": false,
-    });
-    let namespace = meta("namespace");
-    if !namespace.is_null() {
-        review["namespace"] = namespace;
+
+    /// Whether `constraint`'s `match` selects the object.
+    pub fn matches(&self, constraint: &Constraint, inventory: &Inventory) -> bool {
+        let namespace =
+            self.subject.pointer("/metadata/namespace").and_then(Value::as_str).and_then(|ns| inventory.namespace(ns));
+        constraint.matches(self.subject, &self.group, &self.kind, namespace)
     }
-    (review, obj.clone())
 }
 
 /// `data.inventory` from objects: `cluster/<gv>/<kind>/<name>` and
@@ -226,22 +246,18 @@ impl Inventory {
     }
 }
 
-/// The violations of `object` (any object, or an AdmissionReview) under one
-/// constraint: none when its `match` does not select the object.
+/// The violations of a review under one constraint: none when its `match`
+/// does not select the object.
 pub fn violations_of(
     template: &Compiled,
     constraint: &Constraint,
-    object: &Value,
+    review: &Review,
     inventory: &Inventory,
 ) -> Result<Vec<crate::template::Violation>, String> {
-    let (review, subject) = review_of(object);
-    let (group, _, kind) = group_kind(&subject);
-    let namespace =
-        subject.pointer("/metadata/namespace").and_then(Value::as_str).and_then(|ns| inventory.namespace(ns));
-    if !constraint.matches(&subject, &group, &kind, namespace) {
+    if !review.matches(constraint, inventory) {
         return Ok(Vec::new());
     }
-    template.violations(&review, &constraint.parameters, inventory).map_err(|e| e.to_string())
+    template.violations(&review.input, &constraint.parameters, inventory).map_err(|e| e.to_string())
 }
 
 fn run_case(case: &Value, dir: &Path, template: &Compiled, constraint: &Constraint) -> Result<(), String> {
@@ -251,7 +267,7 @@ fn run_case(case: &Value, dir: &Path, template: &Compiled, constraint: &Constrai
     for f in case.get("inventory").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str) {
         inventory.extend(read_all(&dir.join(f))?);
     }
-    let violations = violations_of(template, constraint, &object, &Inventory::new(inventory))?;
+    let violations = violations_of(template, constraint, &Review::of(&object), &Inventory::new(inventory))?;
     for assertion in case.get("assertions").and_then(Value::as_array).into_iter().flatten() {
         let expect = expectation(assertion.get("violations"))?;
         let pattern = assertion.get("message").and_then(Value::as_str);

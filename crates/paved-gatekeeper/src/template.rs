@@ -32,11 +32,10 @@ pub struct EvalError {
     pub message: String,
 }
 
-/// One violation: Gatekeeper's `{"msg": …, "details": …}`.
+/// One violation: the `msg` of Gatekeeper's `{"msg": …, "details": …}`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Violation {
     pub msg: String,
-    pub details: Value,
 }
 
 /// A template's source, as written.
@@ -139,14 +138,21 @@ impl Compiled {
         Ok(Compiled { template, rule, engine: Mutex::new((engine, 0)) })
     }
 
-    /// Evaluates one review with the constraint's parameters and the inventory (`data.inventory`).
+    /// Evaluates one review (`input.review`, prepared once per object) with
+    /// the constraint's parameters and the inventory (`data.inventory`).
     pub fn violations(
         &self,
-        review: &Value,
-        parameters: &Value,
+        review: &regorus::Value,
+        parameters: &regorus::Value,
         inventory: &crate::suite::Inventory,
     ) -> Result<Vec<Violation>, EvalError> {
         let err = |message: String| EvalError { template: self.template.name.clone(), message };
+        let mut input = regorus::Value::new_object();
+        // Values share their storage: these clones are reference counts.
+        if let Ok(map) = input.as_object_mut() {
+            map.insert(regorus::Value::from("review"), review.clone());
+            map.insert(regorus::Value::from("parameters"), parameters.clone());
+        }
         let mut guard = self.engine.lock().map_err(|_| err("engine poisoned by an earlier panic".into()))?;
         let (engine, loaded) = &mut *guard;
         if *loaded != inventory.generation() {
@@ -155,20 +161,16 @@ impl Compiled {
             engine.add_data(data).map_err(|e| err(e.to_string()))?;
             *loaded = inventory.generation();
         }
-        engine.set_input(regorus::Value::from(json!({"review": review, "parameters": parameters})));
+        engine.set_input(input);
         let result = engine.eval_rule(self.rule.clone()).map_err(|e| err(e.to_string()))?;
-        if result == regorus::Value::Undefined {
-            return Ok(Vec::new());
-        }
-        let json = result.to_json_str().map_err(|e| err(e.to_string()))?;
-        let value: Value = serde_json::from_str(&json).map_err(|e| err(e.to_string()))?;
-        let mut out: Vec<Violation> = value
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|v| Violation {
-                msg: v.get("msg").and_then(Value::as_str).unwrap_or("").to_owned(),
-                details: v.get("details").cloned().unwrap_or(Value::Null),
+        drop(guard);
+        let Ok(set) = result.as_set() else { return Ok(Vec::new()) };
+        let msg_key = regorus::Value::from("msg");
+        let mut out: Vec<Violation> = set
+            .iter()
+            .map(|v| {
+                let msg = v.as_object().ok().and_then(|o| o.get(&msg_key)).and_then(|m| m.as_string().ok());
+                Violation { msg: msg.map(|m| m.to_string()).unwrap_or_default() }
             })
             .collect();
         out.sort_by(|a, b| a.msg.cmp(&b.msg));
