@@ -25,8 +25,8 @@ pub struct Ctx<'a> {
 
 /// Policies written in another language (Gatekeeper Rego, CEL), evaluated
 /// by an adapter crate. The engine runs them beside the native rules, so
-/// every surface (check, serve, audit, lsp) gets their findings, exemptions
-/// and ordering the same way.
+/// every surface that adds them (check, serve, audit) gets their findings,
+/// exemptions and ordering the same way.
 pub trait Foreign: Send + Sync + std::fmt::Debug {
     /// What the foreign policies find in one object.
     fn evaluate(&self, obj: &Node) -> Vec<ForeignFinding>;
@@ -83,6 +83,27 @@ impl Engine {
         let mut raws: Vec<Raw> = Vec::new();
         let mut findings = Vec::new();
         let mut object: Option<std::sync::Arc<ObjectRef>> = None;
+        // One way from a rule's (or a foreign policy's) report to a located,
+        // possibly exempted finding.
+        let mut push = |policy: std::borrow::Cow<'static, str>, exemptible: bool, action, message, path| {
+            let object = std::sync::Arc::clone(object.get_or_insert_with(|| ObjectRef::of(obj).into()));
+            let exempted = exemptible
+                .then(|| exemptions.iter().find(|e| e.is_valid() && e.covers(&policy)))
+                .flatten()
+                .map(|e| Exempted { reason: e.reason.clone().unwrap_or_default(), until: e.until_text.clone() });
+            let mut f = Finding {
+                policy,
+                action,
+                message: clip_message(message),
+                object,
+                path,
+                span: crate::node::Span::NONE,
+                exact: false,
+                exempted,
+            };
+            f.locate(obj);
+            findings.push(f);
+        };
         for (rule, action) in &self.set.active {
             let applies = match rule.applies {
                 Applies::Any => true,
@@ -94,45 +115,13 @@ impl Engine {
             }
             (rule.check)(&cx, &mut raws);
             for raw in raws.drain(..) {
-                let object = std::sync::Arc::clone(object.get_or_insert_with(|| ObjectRef::of(obj).into()));
                 // Exemption hygiene findings cannot themselves be exempted.
-                let exempted = (rule.group != "paved")
-                    .then(|| exemptions.iter().find(|e| e.is_valid() && e.covers(rule.id)))
-                    .flatten()
-                    .map(|e| Exempted { reason: e.reason.clone().unwrap_or_default(), until: e.until_text.clone() });
-                let mut f = Finding {
-                    policy: rule.id.into(),
-                    action: *action,
-                    message: clip_message(raw.message),
-                    object,
-                    path: raw.path,
-                    span: crate::node::Span::NONE,
-                    exact: false,
-                    exempted,
-                };
-                f.locate(obj);
-                findings.push(f);
+                push(rule.id.into(), rule.group != "paved", *action, raw.message, raw.path);
             }
         }
         for foreign in &self.foreign {
             for ff in foreign.evaluate(obj) {
-                let object = std::sync::Arc::clone(object.get_or_insert_with(|| ObjectRef::of(obj).into()));
-                let exempted = exemptions
-                    .iter()
-                    .find(|e| e.is_valid() && e.covers(&ff.policy))
-                    .map(|e| Exempted { reason: e.reason.clone().unwrap_or_default(), until: e.until_text.clone() });
-                let mut f = Finding {
-                    policy: ff.policy.into(),
-                    action: self.set.mode.apply(ff.action),
-                    message: clip_message(ff.message),
-                    object,
-                    path: ff.path,
-                    span: crate::node::Span::NONE,
-                    exact: false,
-                    exempted,
-                };
-                f.locate(obj);
-                findings.push(f);
+                push(ff.policy.into(), true, self.set.mode.apply(ff.action), ff.message, ff.path);
             }
         }
         drop_shadowed(&mut findings);
