@@ -56,6 +56,11 @@ impl Gatekeeper {
         })
     }
 
+    /// As the engine's foreign policies: nothing when no constraint loaded.
+    pub fn into_foreign(self) -> Vec<Arc<dyn Foreign>> {
+        if self.is_empty() { Vec::new() } else { vec![Arc::new(self)] }
+    }
+
     pub fn set_inventory(&mut self, objects: Vec<Value>) {
         self.inventory = Inventory::new(objects);
     }

@@ -138,10 +138,13 @@ pub fn compile(config: Config, options: &Options) -> Result<Admission, String> {
     for p in &problems {
         tracing::warn!(policy = %p.file.display(), error = %p.message, "policy left out");
     }
-    let foreign: Vec<Arc<dyn paved_core::eval::Foreign>> =
-        if gatekeeper.is_empty() { Vec::new() } else { vec![Arc::new(gatekeeper)] };
-    Admission::with_foreign(config, options.profile.as_deref(), options.excluded_namespaces(), foreign)
-        .map_err(|e| e.to_string())
+    Admission::with_foreign(
+        config,
+        options.profile.as_deref(),
+        options.excluded_namespaces(),
+        gatekeeper.into_foreign(),
+    )
+    .map_err(|e| e.to_string())
 }
 
 /// A server bound to its port, not yet serving.

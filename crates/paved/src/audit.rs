@@ -17,13 +17,39 @@ use serde_json::{Value, json};
 
 use crate::cli::{AuditArgs, ClusterArgs, FailOn, Format};
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Ok,
+    /// A continue token expired mid-list; listed on from a fresh one.
+    Inconsistent,
+    /// RBAC does not let us list the kind.
+    Forbidden,
+    Failed,
+}
+
+impl Outcome {
+    /// Whether the kind's objects were listed (all of them).
+    pub fn listed(self) -> bool {
+        matches!(self, Outcome::Ok | Outcome::Inconsistent)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Inconsistent => "inconsistent",
+            Outcome::Forbidden => "forbidden",
+            Outcome::Failed => "failed",
+        }
+    }
+}
+
 /// How listing one kind went.
 #[derive(Debug, serde::Serialize)]
 pub struct KindOutcome {
     pub resource: String,
     pub objects: u64,
-    /// `ok`, `inconsistent` (a continue token expired mid-list), `forbidden` or `failed`.
-    pub outcome: &'static str,
+    pub outcome: Outcome,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
 }
@@ -44,22 +70,22 @@ pub async fn connect(args: &ClusterArgs) -> miette::Result<(kube::Client, String
 }
 
 /// Progress on standard error when it is a terminal: one line, rewritten.
-pub struct Progress {
+struct Progress {
     on: bool,
 }
 
 impl Progress {
-    pub fn new() -> Progress {
+    fn new() -> Progress {
         Progress { on: std::io::stderr().is_terminal() }
     }
 
-    pub fn show(&self, line: &str) {
+    fn show(&self, line: &str) {
         if self.on {
             eprint!("\r\x1b[2K{line}");
         }
     }
 
-    pub fn done(&self) {
+    fn done(&self) {
         if self.on {
             eprint!("\r\x1b[2K");
         }
@@ -85,13 +111,13 @@ pub async fn list_kind(
         Ok(listed) => KindOutcome {
             resource: name,
             objects: listed.objects,
-            outcome: if listed.inconsistent { "inconsistent" } else { "ok" },
+            outcome: if listed.inconsistent { Outcome::Inconsistent } else { Outcome::Ok },
             message: listed.inconsistent.then(|| "a continue token expired; listed on from a fresh one".to_owned()),
         },
         Err(e) => KindOutcome {
             resource: name,
             objects: 0,
-            outcome: if e.code() == Some(403) { "forbidden" } else { "failed" },
+            outcome: if e.code() == Some(403) { Outcome::Forbidden } else { Outcome::Failed },
             message: Some(e.to_string()),
         },
     }
@@ -128,7 +154,7 @@ pub fn run(
                 cluster.set_namespace(name, NamespaceLabels::of(labels));
             })
             .await;
-            if outcome.outcome == "forbidden" || outcome.outcome == "failed" {
+            if !outcome.outcome.listed() {
                 problems.push(format!(
                     "namespaces could not be listed, so every namespace gets the default profile: {}",
                     outcome.message.unwrap_or_default()
@@ -263,11 +289,11 @@ fn write_text(
     for l in &report.locks {
         writeln!(out, "  {} ({})", l.object, l.why)?;
     }
-    let unlisted: Vec<&KindOutcome> = kinds.iter().filter(|k| k.outcome != "ok").collect();
+    let unlisted: Vec<&KindOutcome> = kinds.iter().filter(|k| k.outcome != Outcome::Ok).collect();
     if !unlisted.is_empty() || !problems.is_empty() || !report.warnings.is_empty() {
         writeln!(out, "\nPROBLEMS")?;
         for k in unlisted {
-            writeln!(out, "  {} {}: {}", k.outcome, k.resource, k.message.as_deref().unwrap_or(""))?;
+            writeln!(out, "  {} {}: {}", k.outcome.as_str(), k.resource, k.message.as_deref().unwrap_or(""))?;
         }
         for p in problems.iter().chain(&report.warnings) {
             writeln!(out, "  {p}")?;

@@ -161,6 +161,17 @@ pub enum Output {
     Csv,
 }
 
+impl Output {
+    pub fn of(format: crate::cli::Format) -> miette::Result<Output> {
+        match format {
+            crate::cli::Format::Text => Ok(Output::Table),
+            crate::cli::Format::Json => Ok(Output::Json),
+            crate::cli::Format::Csv => Ok(Output::Csv),
+            other => Err(miette::miette!("paved images writes text, json or csv, not {other:?}")),
+        }
+    }
+}
+
 pub fn write(out: &mut dyn Write, inv: &Inventory, allowed: Option<&[String]>, format: Output) -> std::io::Result<()> {
     let rows = rows(inv, allowed);
     let yes_no = |b: Option<bool>| match b {
@@ -245,12 +256,7 @@ pub fn from_cluster(
     global: &crate::cli::Global,
     config: &paved_core::config::Config,
 ) -> miette::Result<u8> {
-    let format = match global.format {
-        crate::cli::Format::Text => Output::Table,
-        crate::cli::Format::Json => Output::Json,
-        crate::cli::Format::Csv => Output::Csv,
-        other => return Err(miette::miette!("paved images writes text, json or csv, not {other:?}")),
-    };
+    let format = Output::of(global.format)?;
     let mut inventory = Inventory::default();
     let rt = crate::audit::runtime()?;
     let outcome = rt.block_on(async {
@@ -263,15 +269,13 @@ pub fn from_cluster(
             namespaced: true,
             namespace: None,
         };
-        let progress = crate::audit::Progress::new();
         let outcome = crate::audit::list_kind(&client, &pods, target.namespace.as_deref(), 500, |pod| {
             inventory.add_cluster_pod(pod);
         })
         .await;
-        progress.done();
         Ok::<_, miette::Report>(outcome)
     })?;
-    if outcome.outcome == "forbidden" || outcome.outcome == "failed" {
+    if !outcome.outcome.listed() {
         return Err(miette::miette!(code = "paved::cluster", "{}", outcome.message.unwrap_or_default()));
     }
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());

@@ -58,14 +58,8 @@ fn run(cli: Cli) -> miette::Result<u8> {
         }
         Command::Test { paths } => return policy_test(paths, cli.global.format),
         Command::Audit(args) => {
-            let base = config_path.as_deref().and_then(std::path::Path::parent).unwrap_or(std::path::Path::new("."));
-            let (gatekeeper, problems) =
-                paved_gatekeeper::policies::from_config(&config.policy_paths, base, &cli.global.policies);
-            for p in &problems {
-                eprintln!("paved: policy {p}");
-            }
-            let foreign: Vec<std::sync::Arc<dyn paved_core::eval::Foreign>> =
-                if gatekeeper.is_empty() { Vec::new() } else { vec![std::sync::Arc::new(gatekeeper)] };
+            let (gatekeeper, problems) = gatekeeper(&config, config_path.as_deref(), &cli.global);
+            let foreign = gatekeeper.into_foreign();
             let code = audit::run(args, cli.global.format, config, cli.global.profile.as_deref(), foreign)?;
             return Ok(if problems.is_empty() { code } else { EXIT_BAD_INPUT });
         }
@@ -78,10 +72,8 @@ fn run(cli: Cli) -> miette::Result<u8> {
         Command::Check(args) => args.paths.clone(),
         _ => Vec::new(),
     };
-    let (engine, policy_problems) = with_gatekeeper(engine, &config, config_path.as_deref(), &cli.global, &inputs);
-    for p in &policy_problems {
-        eprintln!("paved: policy {p}");
-    }
+    let (gatekeeper, policy_problems) = gatekeeper(&config, config_path.as_deref(), &cli.global);
+    let engine = with_gatekeeper(engine, gatekeeper, &cli.global, &inputs);
     let stdout = std::io::stdout();
     match cli.command {
         Command::Check(args) => {
@@ -157,33 +149,45 @@ fn install(
     }
 }
 
-/// Adds the Gatekeeper policies of `policy-paths` (relative to the
-/// configuration file) and `--policy` to the engine. When a template reads
-/// `data.inventory`, the inventory holds the `--inventory` objects and the
-/// objects being checked, as Gatekeeper's sync would hold the cluster's.
-fn with_gatekeeper(
-    engine: Engine,
+/// The Gatekeeper policies of `policy-paths` (relative to the configuration
+/// file) and `--policy`; what could not load is printed, and returned so the
+/// exit code can say so.
+fn gatekeeper(
     config: &paved_core::config::Config,
     config_path: Option<&std::path::Path>,
     global: &cli::Global,
-    checked: &[std::path::PathBuf],
-) -> (Engine, Vec<paved_gatekeeper::policies::LoadProblem>) {
+) -> (paved_gatekeeper::policies::Gatekeeper, Vec<paved_gatekeeper::policies::LoadProblem>) {
     let base = config_path.and_then(std::path::Path::parent).unwrap_or(std::path::Path::new("."));
-    let (mut gatekeeper, problems) =
-        paved_gatekeeper::policies::from_config(&config.policy_paths, base, &global.policies);
-    if gatekeeper.is_empty() {
-        return (engine, problems);
+    let (gatekeeper, problems) = paved_gatekeeper::policies::from_config(&config.policy_paths, base, &global.policies);
+    for p in &problems {
+        eprintln!("paved: policy {p}");
     }
-    if gatekeeper.reads_inventory() || !global.inventory.is_empty() {
+    (gatekeeper, problems)
+}
+
+/// Adds Gatekeeper policies to the engine. When a template reads
+/// `data.inventory`, the inventory holds the `--inventory` objects and the
+/// objects being checked (except stdin, which only `check` may read), as
+/// Gatekeeper's sync would hold the cluster's.
+fn with_gatekeeper(
+    engine: Engine,
+    mut gatekeeper: paved_gatekeeper::policies::Gatekeeper,
+    global: &cli::Global,
+    checked: &[std::path::PathBuf],
+) -> Engine {
+    if gatekeeper.is_empty() {
+        return engine;
+    }
+    let sources: Vec<std::path::PathBuf> = if gatekeeper.reads_inventory() {
+        global.inventory.iter().chain(checked).cloned().collect()
+    } else {
+        global.inventory.clone()
+    };
+    if !sources.is_empty() {
         let mut objects = Vec::new();
-        let sources: Vec<std::path::PathBuf> = if gatekeeper.reads_inventory() {
-            global.inventory.iter().chain(checked).cloned().collect()
-        } else {
-            global.inventory.clone()
-        };
         let limits = paved_yaml::Limits::default();
         let (inputs, _) = check::inputs(&sources);
-        for input in &inputs {
+        for input in inputs.iter().filter(|i| !matches!(i, check::Input::Stdin)) {
             if let Ok((_, bytes)) = check::read_input(input, &limits) {
                 let mut report = check::FileReport::empty(String::new());
                 check::load_each(&mut report, &bytes, &limits, |node| {
@@ -195,8 +199,7 @@ fn with_gatekeeper(
         }
         gatekeeper.set_inventory(objects);
     }
-    let foreign: std::sync::Arc<dyn paved_core::eval::Foreign> = std::sync::Arc::new(gatekeeper);
-    (engine.with_foreign([foreign]), problems)
+    engine.with_foreign(gatekeeper.into_foreign())
 }
 
 /// `paved test`: every case of every suite, pass or fail with the reason;
@@ -285,12 +288,7 @@ fn images(
     global: &cli::Global,
     config: &paved_core::config::Config,
 ) -> miette::Result<u8> {
-    let format = match global.format {
-        cli::Format::Text => images::Output::Table,
-        cli::Format::Json => images::Output::Json,
-        cli::Format::Csv => images::Output::Csv,
-        other => return Err(miette::miette!("paved images writes text, json or csv, not {other:?}")),
-    };
+    let format = images::Output::of(global.format)?;
     let limits = paved_yaml::Limits::default();
     let (inputs, missing) = check::inputs(paths);
     let mut inventory = images::Inventory::default();
