@@ -124,3 +124,34 @@ fn a_broken_template_is_named_and_the_rest_still_runs() {
     );
     assert!(stdout.contains("gatekeeper/k8srequiredlabels/need-owner"), "the other policies still ran: {stdout}");
 }
+
+#[test]
+fn inventory_templates_see_the_checked_files_and_stdin_is_still_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let library = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/corpus/gatekeeper-library/general/uniqueingresshost");
+    std::fs::create_dir_all(dir.path().join("policies")).unwrap();
+    std::fs::copy(library.join("template.yaml"), dir.path().join("policies/template.yaml")).unwrap();
+    let sample = library.join("samples").read_dir().unwrap().next().unwrap().unwrap().path();
+    std::fs::copy(sample.join("constraint.yaml"), dir.path().join("policies/constraint.yaml")).unwrap();
+    // The inventory (another Ingress with the same host) comes from a checked file.
+    std::fs::copy(sample.join("example_inventory_disallowed.yaml"), dir.path().join("existing.yaml")).unwrap();
+    let ingress = std::fs::read(sample.join("example_disallowed.yaml")).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_paved"))
+        .args(["check", "--policy", "policies", "--format", "json", "existing.yaml", "-"])
+        .current_dir(dir.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), &ingress).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let from_stdin: Vec<&serde_json::Value> = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["policy"] == "gatekeeper/k8suniqueingresshost/unique-ingress-host" && f["file"] == "<stdin>")
+        .collect();
+    assert!(!from_stdin.is_empty(), "the Ingress on stdin was checked against the file's: {doc:#}");
+}
