@@ -10,7 +10,7 @@ use paved_core::node::{FieldPath, Node};
 use serde_json::Value;
 
 use crate::constraint::Constraint;
-use crate::suite::{Inventory, Review, read_all, violations_of};
+use crate::suite::{Inventory, Review, files_under, read_all, violations_of};
 use crate::template::{Compiled, Template};
 
 /// A file that could not be used, and why; the other policies still run.
@@ -99,19 +99,6 @@ impl Foreign for Gatekeeper {
     }
 }
 
-fn yaml_files(path: &Path, out: &mut Vec<PathBuf>) {
-    if path.is_dir() {
-        let Ok(entries) = std::fs::read_dir(path) else { return };
-        let mut entries: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
-        entries.sort();
-        for e in entries {
-            yaml_files(&e, out);
-        }
-    } else if path.extension().is_some_and(|x| x == "yaml" || x == "yml" || x == "json") {
-        out.push(path.to_owned());
-    }
-}
-
 /// The policies a configuration names: its `policy-paths` (relative to
 /// `base`, the configuration file's directory) and `extra` (`--policy`).
 pub fn from_config(policy_paths: &[String], base: &Path, extra: &[PathBuf]) -> (Gatekeeper, Vec<LoadProblem>) {
@@ -128,16 +115,11 @@ pub fn from_config(policy_paths: &[String], base: &Path, extra: &[PathBuf]) -> (
 /// does not compile, or a constraint without its template, is a problem
 /// that names the file, and everything else still loads.
 pub fn load(paths: &[PathBuf]) -> (Gatekeeper, Vec<LoadProblem>) {
-    let mut files = Vec::new();
-    for p in paths {
-        if !p.exists() {
-            return (
-                Gatekeeper::default(),
-                vec![LoadProblem { file: p.clone(), message: "no such file or directory".into() }],
-            );
-        }
-        yaml_files(p, &mut files);
+    if let Some(missing) = paths.iter().find(|p| !p.exists()) {
+        let problem = LoadProblem { file: missing.clone(), message: "no such file or directory".into() };
+        return (Gatekeeper::default(), vec![problem]);
     }
+    let files = files_under(paths, |p| p.extension().is_some_and(|x| x == "yaml" || x == "yml" || x == "json"));
     let mut problems = Vec::new();
     let mut templates: HashMap<String, Arc<Compiled>> = HashMap::new();
     let mut constraints: Vec<(PathBuf, Constraint)> = Vec::new();

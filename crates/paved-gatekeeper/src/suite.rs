@@ -294,21 +294,17 @@ fn run_case(case: &Value, dir: &Path, template: &Compiled, constraint: &Constrai
 
 /// Every `suite.yaml` under `paths` (files are taken as they are), sorted.
 pub fn find_suites(paths: &[PathBuf]) -> Vec<PathBuf> {
+    files_under(paths, |p| p.file_name().is_some_and(|n| n == "suite.yaml"))
+}
+
+/// The files under `paths` that `keep` accepts, walking directories
+/// recursively; files named directly are taken as they are. Sorted.
+pub fn files_under(paths: &[PathBuf], keep: impl Fn(&Path) -> bool) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for p in paths {
         if p.is_dir() {
-            let mut stack = vec![p.clone()];
-            while let Some(dir) = stack.pop() {
-                let Ok(entries) = std::fs::read_dir(&dir) else { continue };
-                for e in entries.flatten() {
-                    let path = e.path();
-                    if path.is_dir() {
-                        stack.push(path);
-                    } else if path.file_name().is_some_and(|n| n == "suite.yaml") {
-                        out.push(path);
-                    }
-                }
-            }
+            let walk = walkdir::WalkDir::new(p).into_iter().flatten();
+            out.extend(walk.filter(|e| e.file_type().is_file() && keep(e.path())).map(|e| e.into_path()));
         } else {
             out.push(p.clone());
         }
