@@ -190,6 +190,7 @@ impl<'a> Audit<'a> {
         }
         let findings = engine.evaluate(obj, self.now);
         let mut at_fault = false;
+        let mut policies_at_fault = Vec::new();
         for f in findings {
             let exempted = f.exempted.is_some();
             ns.findings.add(f.action, exempted);
@@ -200,10 +201,14 @@ impl<'a> Audit<'a> {
                 continue;
             }
             at_fault = true;
-            if policy.objects.len() < self.max_listed {
-                policy.objects.insert(f.object.to_string());
-            } else if !policy.objects.contains(&f.object.to_string()) {
-                policy.more_objects += 1;
+            // Each object counts once per policy, however many findings it has.
+            if !policies_at_fault.contains(&f.policy) {
+                policies_at_fault.push(f.policy.clone());
+                if policy.objects.len() < self.max_listed {
+                    policy.objects.insert(f.object.to_string());
+                } else {
+                    policy.more_objects += 1;
+                }
             }
             if ns.faults.len() < self.max_listed {
                 ns.faults.push(Fault {
@@ -251,4 +256,26 @@ fn is_controlled(obj: &Node) -> bool {
                 && r.get("kind").and_then(Node::as_str).is_some_and(|k| CONTROLLERS.contains(&k))
         })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use paved_core::config::Config;
+
+    #[test]
+    fn an_object_counts_once_per_policy_beyond_the_listing_cap() {
+        let admission = Admission::new(Config::default(), Some("pss-baseline"), Vec::new()).expect("default config");
+        let cluster = ClusterState::default();
+        let mut audit = Audit::new(&admission, &cluster, Timestamp::UNIX_EPOCH, 0);
+        let pod = serde_json::json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "a"},
+            "spec": {"containers": [
+                {"name": "a", "image": "x", "securityContext": {"privileged": true}},
+                {"name": "b", "image": "x", "securityContext": {"privileged": true}}]}});
+        audit.add(&Node::from_json(&pod));
+        let report = audit.finish();
+        let privileged = &report.policies["pss-baseline/privileged"];
+        assert_eq!(privileged.findings.deny, 2, "both containers are findings");
+        assert_eq!((privileged.objects.len(), privileged.more_objects), (0, 1), "but one object");
+    }
 }

@@ -81,13 +81,9 @@ impl FixtureCluster {
         self.seen.lock().map(|s| s.clone()).unwrap_or_default()
     }
 
-    /// The answer to one request: status and JSON body.
-    pub fn answer(&self, method: &str, path_and_query: &str, body: &[u8]) -> (u16, String) {
-        self.answer_as(method, path_and_query, body, None)
-    }
-
-    /// [`FixtureCluster::answer`], recording the request's Authorization header.
-    pub fn answer_as(
+    /// The answer to one request (status and JSON body); the request is
+    /// recorded with its Authorization header.
+    pub fn answer(
         &self,
         method: &str,
         path_and_query: &str,
@@ -184,7 +180,7 @@ impl FixtureCluster {
                         let authorization =
                             request.headers().get("authorization").and_then(|v| v.to_str().ok()).map(str::to_owned);
                         let body = request.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-                        let (status, text) = fixture.answer_as(&method, &path, &body, authorization);
+                        let (status, text) = fixture.answer(&method, &path, &body, authorization);
                         let response = Response::builder()
                             .status(status)
                             .header("content-type", "application/json")
