@@ -44,10 +44,6 @@ impl Gatekeeper {
         self.constraints.is_empty()
     }
 
-    pub fn len(&self) -> usize {
-        self.constraints.len()
-    }
-
     /// Whether a template reads `data.inventory` (then the objects being
     /// checked are worth adding to it).
     pub fn reads_inventory(&self) -> bool {

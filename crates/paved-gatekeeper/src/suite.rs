@@ -126,7 +126,7 @@ impl<'a> Review<'a> {
 
 /// `data.inventory` from objects: `cluster/<gv>/<kind>/<name>` and
 /// `namespace/<ns>/<gv>/<kind>/<name>`, as Gatekeeper's sync fills it.
-pub fn inventory_of<'a>(objects: impl IntoIterator<Item = &'a Value>) -> Value {
+fn inventory_of<'a>(objects: impl IntoIterator<Item = &'a Value>) -> Value {
     let mut inventory = json!({"cluster": {}, "namespace": {}});
     for obj in objects {
         let gv = obj.get("apiVersion").and_then(Value::as_str).unwrap_or("").to_owned();
