@@ -24,6 +24,19 @@ pub struct Config {
     /// More policies (paved, Gatekeeper or ValidatingAdmissionPolicy format).
     #[serde(default)]
     pub policy_paths: Vec<String>,
+    /// Which code of a Gatekeeper template runs when it has both Rego and
+    /// CEL (`K8sNativeValidation`): `rego` (the default) or `cel`.
+    #[serde(default)]
+    pub policy_engine: PolicyEngine,
+}
+
+/// The engine for Gatekeeper templates that carry code for both.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PolicyEngine {
+    #[default]
+    Rego,
+    Cel,
 }
 
 /// Parameters that native policies read.

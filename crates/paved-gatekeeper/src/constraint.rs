@@ -13,16 +13,24 @@ pub enum ConstraintError {
     Invalid { name: String, message: String },
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Constraint {
     /// The template's kind, e.g. `K8sRequiredLabels`.
     pub kind: String,
     pub name: String,
     /// `spec.parameters`, converted to regorus's values once.
     pub parameters: regorus::Value,
+    /// The constraint as CEL's `params` (`spec.parameters` always set), converted once.
+    pub cel_params: std::sync::Arc<paved_cel::Params>,
     pub matcher: Value,
     /// What a violation does at admission (`deny`, `warn`, `dryrun` → Deny, Warn, Audit).
     pub action: Action,
+}
+
+impl std::fmt::Debug for Constraint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Constraint").field("kind", &self.kind).field("name", &self.name).finish_non_exhaustive()
+    }
 }
 
 impl Constraint {
@@ -36,9 +44,14 @@ impl Constraint {
         let spec = doc.get("spec").cloned().unwrap_or(Value::Null);
         let action = action_of(&spec).map_err(|message| ConstraintError::Invalid { name: name.clone(), message })?;
         let parameters = spec.get("parameters").cloned().unwrap_or_else(|| Value::Object(Default::default()));
+        let cel_params = std::sync::Arc::new(paved_cel::Params::new(&serde_json::json!({
+            "apiVersion": api_version, "kind": kind, "metadata": doc.get("metadata"),
+            "spec": {"parameters": parameters},
+        })));
         Ok(Constraint {
             kind,
             name,
+            cel_params,
             parameters: regorus::Value::from(parameters),
             matcher: spec.get("match").cloned().unwrap_or(Value::Null),
             action,

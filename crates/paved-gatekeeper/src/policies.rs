@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::constraint::Constraint;
 use crate::suite::{Inventory, Review, files_under, read_all, violations_of};
-use crate::template::{Compiled, Template};
+use crate::template::{Compiled, Engine, Template};
 
 /// A file that could not be used, and why; the other policies still run.
 #[derive(Debug)]
@@ -97,20 +97,25 @@ impl Foreign for Gatekeeper {
 
 /// The policies a configuration names: its `policy-paths` (relative to
 /// `base`, the configuration file's directory) and `extra` (`--policy`).
-pub fn from_config(policy_paths: &[String], base: &Path, extra: &[PathBuf]) -> (Gatekeeper, Vec<LoadProblem>) {
+pub fn from_config(
+    policy_paths: &[String],
+    base: &Path,
+    extra: &[PathBuf],
+    engine: Engine,
+) -> (Gatekeeper, Vec<LoadProblem>) {
     let mut paths: Vec<PathBuf> = policy_paths.iter().map(|p| base.join(p)).collect();
     paths.extend(extra.iter().cloned());
     if paths.is_empty() {
         return (Gatekeeper::default(), Vec::new());
     }
-    load(&paths)
+    load(&paths, engine)
 }
 
 /// Loads every ConstraintTemplate and constraint in `paths` (files or
 /// directories, recursively). Other documents are ignored; a template that
 /// does not compile, or a constraint without its template, is a problem
 /// that names the file, and everything else still loads.
-pub fn load(paths: &[PathBuf]) -> (Gatekeeper, Vec<LoadProblem>) {
+pub fn load(paths: &[PathBuf], engine: Engine) -> (Gatekeeper, Vec<LoadProblem>) {
     if let Some(missing) = paths.iter().find(|p| !p.exists()) {
         let problem = LoadProblem { file: missing.clone(), message: "no such file or directory".into() };
         return (Gatekeeper::default(), vec![problem]);
@@ -130,7 +135,7 @@ pub fn load(paths: &[PathBuf]) -> (Gatekeeper, Vec<LoadProblem>) {
         for doc in docs {
             let api_version = doc.get("apiVersion").and_then(Value::as_str).unwrap_or("");
             if api_version.starts_with("templates.gatekeeper.sh/") {
-                match Template::from_json(&doc).and_then(Compiled::new) {
+                match Template::from_json(&doc).and_then(|t| Compiled::new(t, engine)) {
                     Ok(t) => {
                         templates.insert(t.template.kind.clone(), Arc::new(t));
                     }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use crate::constraint::Constraint;
-use crate::template::{Compiled, Template};
+use crate::template::{Compiled, Engine, Template};
 
 /// Suite and object files larger than this are refused.
 const MAX_FILE_BYTES: u64 = 8 * 1024 * 1024;
@@ -28,22 +28,30 @@ pub struct CaseResult {
     pub case: String,
     /// `None` when it passed; why it failed otherwise.
     pub failure: Option<String>,
+    /// The engine that ran it (`None` when the test could not be set up).
+    pub engine: Option<Engine>,
 }
 
 /// Compiled templates, by file, shared by the suites that use them.
 #[derive(Default)]
 pub struct Templates {
     by_path: HashMap<PathBuf, Arc<Compiled>>,
+    engine: Engine,
 }
 
 impl Templates {
+    /// Templates compiled for `engine`.
+    pub fn new(engine: Engine) -> Templates {
+        Templates { by_path: HashMap::new(), engine }
+    }
+
     fn get(&mut self, path: &Path) -> Result<Arc<Compiled>, String> {
         if let Some(t) = self.by_path.get(path) {
             return Ok(Arc::clone(t));
         }
         let doc = read_one(path)?;
         let template = Template::from_json(&doc).map_err(|e| e.to_string())?;
-        let compiled = Arc::new(Compiled::new(template).map_err(|e| e.to_string())?);
+        let compiled = Arc::new(Compiled::new(template, self.engine).map_err(|e| e.to_string())?);
         self.by_path.insert(path.to_owned(), Arc::clone(&compiled));
         Ok(compiled)
     }
@@ -82,6 +90,9 @@ pub fn group_kind(obj: &Value) -> (String, String, String) {
 /// used as it is; any other object is reviewed as a CREATE of it.
 pub struct Review<'a> {
     pub input: regorus::Value,
+    /// The same request as JSON, for CEL; converted only if a template needs it.
+    request: Value,
+    activation: std::sync::OnceLock<paved_cel::Activation>,
     pub subject: &'a Value,
     group: String,
     kind: String,
@@ -113,7 +124,22 @@ impl<'a> Review<'a> {
             (review, obj)
         };
         let (group, _, kind) = group_kind(subject);
-        Review { input: regorus::Value::from(review), subject, group, kind }
+        Review {
+            input: regorus::Value::from(review.clone()),
+            request: review,
+            activation: std::sync::OnceLock::new(),
+            subject,
+            group,
+            kind,
+        }
+    }
+
+    /// The review as CEL's variables (`object`, `oldObject`, `request`).
+    pub fn activation(&self) -> &paved_cel::Activation {
+        self.activation.get_or_init(|| {
+            let field = |k: &str| self.request.get(k).cloned().unwrap_or(Value::Null);
+            paved_cel::Activation::new(&field("object"), &field("oldObject"), &self.request, &Value::Null)
+        })
     }
 
     /// Whether `constraint`'s `match` selects the object.
@@ -190,7 +216,12 @@ pub fn run_suite(path: &Path, templates: &mut Templates) -> Result<Vec<CaseResul
             Err(message) => {
                 for case in &cases {
                     let case = case.get("name").and_then(Value::as_str).unwrap_or("").to_owned();
-                    results.push(CaseResult { test: test_name.clone(), case, failure: Some(message.clone()) });
+                    results.push(CaseResult {
+                        test: test_name.clone(),
+                        case,
+                        failure: Some(message.clone()),
+                        engine: None,
+                    });
                 }
                 continue;
             }
@@ -198,7 +229,12 @@ pub fn run_suite(path: &Path, templates: &mut Templates) -> Result<Vec<CaseResul
         for case in &cases {
             let case_name = case.get("name").and_then(Value::as_str).unwrap_or("").to_owned();
             let failure = run_case(case, dir, &template, &constraint).err();
-            results.push(CaseResult { test: test_name.clone(), case: case_name, failure });
+            results.push(CaseResult {
+                test: test_name.clone(),
+                case: case_name,
+                failure,
+                engine: Some(template.engine()),
+            });
         }
     }
     Ok(results)
@@ -257,7 +293,7 @@ pub fn violations_of(
     if !review.matches(constraint, inventory) {
         return Ok(Vec::new());
     }
-    template.violations(&review.input, &constraint.parameters, inventory).map_err(|e| e.to_string())
+    template.violations(review, constraint, inventory).map_err(|e| e.to_string())
 }
 
 fn run_case(case: &Value, dir: &Path, template: &Compiled, constraint: &Constraint) -> Result<(), String> {

@@ -15,6 +15,42 @@ pub const EVAL_TIME_LIMIT: Duration = Duration::from_millis(500);
 /// Templates larger than this are refused before parsing.
 pub const MAX_TEMPLATE_BYTES: usize = 1024 * 1024;
 
+/// Which code of a template runs. A template without `K8sNativeValidation`
+/// code runs its Rego whatever is asked, as Gatekeeper does.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Engine {
+    #[default]
+    Rego,
+    Cel,
+}
+
+impl std::str::FromStr for Engine {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Engine, String> {
+        match s {
+            "rego" => Ok(Engine::Rego),
+            "cel" => Ok(Engine::Cel),
+            other => Err(format!("unknown engine {other:?}: rego or cel")),
+        }
+    }
+}
+
+impl From<paved_core::config::PolicyEngine> for Engine {
+    fn from(engine: paved_core::config::PolicyEngine) -> Engine {
+        match engine {
+            paved_core::config::PolicyEngine::Rego => Engine::Rego,
+            paved_core::config::PolicyEngine::Cel => Engine::Cel,
+        }
+    }
+}
+
+/// Gatekeeper's two variables that a template's CEL uses without defining:
+/// the constraint's parameters, and the object (the old one on DELETE).
+const CEL_PRELUDE: [(&str, &str); 2] = [
+    ("params", "params.spec.parameters"),
+    ("anyObject", "has(request.operation) && request.operation == 'DELETE' ? oldObject : object"),
+];
+
 #[derive(Debug, thiserror::Error)]
 pub enum TemplateError {
     #[error("not a ConstraintTemplate: {0}")]
@@ -23,10 +59,12 @@ pub enum TemplateError {
     Invalid { name: String, message: String },
     #[error("ConstraintTemplate {name}: Rego does not compile: {message}")]
     Compile { name: String, message: String },
+    #[error("ConstraintTemplate {name}: K8sNativeValidation code does not compile: {message}")]
+    CompileCel { name: String, message: String },
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("{template}: Rego evaluation failed: {message}")]
+#[error("{template}: evaluation failed: {message}")]
 pub struct EvalError {
     pub template: String,
     pub message: String,
@@ -103,9 +141,19 @@ impl Template {
     }
 }
 
-/// A template compiled once, evaluated many times.
+/// A template compiled once, evaluated many times, with the engine chosen.
 pub struct Compiled {
     pub template: Template,
+    code: Code,
+}
+
+enum Code {
+    Rego(Box<Rego>),
+    Cel(paved_cel::Validator),
+}
+
+/// Rego compiled into a regorus engine.
+struct Rego {
     /// `data.<package>.violation`.
     rule: String,
     /// The engine, and the generation of the inventory loaded into it.
@@ -113,7 +161,56 @@ pub struct Compiled {
 }
 
 impl Compiled {
-    pub fn new(template: Template) -> Result<Compiled, TemplateError> {
+    /// Compiles the code `engine` names: CEL when asked and the template has
+    /// it, Rego otherwise.
+    pub fn new(template: Template, engine: Engine) -> Result<Compiled, TemplateError> {
+        let code = match (&template.cel, engine) {
+            (Some(source), Engine::Cel) => {
+                Code::Cel(paved_cel::Validator::compile(source, &CEL_PRELUDE, "source").map_err(|errors| {
+                    TemplateError::CompileCel {
+                        name: template.name.clone(),
+                        message: errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
+                    }
+                })?)
+            }
+            _ => Code::Rego(Box::new(Rego::new(&template)?)),
+        };
+        Ok(Compiled { template, code })
+    }
+
+    /// Which engine runs this template.
+    pub fn engine(&self) -> Engine {
+        match self.code {
+            Code::Rego(_) => Engine::Rego,
+            Code::Cel(_) => Engine::Cel,
+        }
+    }
+
+    /// Judges one review under one constraint.
+    pub fn violations(
+        &self,
+        review: &crate::suite::Review,
+        constraint: &crate::constraint::Constraint,
+        inventory: &crate::suite::Inventory,
+    ) -> Result<Vec<Violation>, EvalError> {
+        match &self.code {
+            Code::Rego(rego) => rego.violations(&self.template.name, &review.input, &constraint.parameters, inventory),
+            Code::Cel(validator) => {
+                let outcome = validator.evaluate(review.activation(), &constraint.cel_params);
+                if let Some(error) = outcome.errors.first() {
+                    return Err(EvalError { template: self.template.name.clone(), message: error.to_string() });
+                }
+                let mut out: Vec<Violation> =
+                    outcome.failures.into_iter().map(|f| Violation { msg: f.message }).collect();
+                out.sort_by(|a, b| a.msg.cmp(&b.msg));
+                Ok(out)
+            }
+        }
+    }
+}
+
+impl Rego {
+    fn new(template: &Template) -> Result<Rego, TemplateError> {
         let compile_err = |message: String| TemplateError::Compile { name: template.name.clone(), message };
         let mut engine = regorus::Engine::new();
         // Gatekeeper's templates are Rego v0 (rules without `if`).
@@ -135,18 +232,19 @@ impl Compiled {
         // Prepare now, so that errors in rules show at load rather than at the first object.
         engine.set_input(regorus::Value::from(json!({"review": {}, "parameters": {}})));
         engine.eval_rule(rule.clone()).map_err(|e| compile_err(e.to_string()))?;
-        Ok(Compiled { template, rule, engine: Mutex::new((engine, 0)) })
+        Ok(Rego { rule, engine: Mutex::new((engine, 0)) })
     }
 
     /// Evaluates one review (`input.review`, prepared once per object) with
     /// the constraint's parameters and the inventory (`data.inventory`).
-    pub fn violations(
+    fn violations(
         &self,
+        template: &str,
         review: &regorus::Value,
         parameters: &regorus::Value,
         inventory: &crate::suite::Inventory,
     ) -> Result<Vec<Violation>, EvalError> {
-        let err = |message: String| EvalError { template: self.template.name.clone(), message };
+        let err = |message: String| EvalError { template: template.to_owned(), message };
         let mut input = regorus::Value::new_object();
         // Values share their storage: these clones are reference counts.
         if let Ok(map) = input.as_object_mut() {

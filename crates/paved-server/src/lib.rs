@@ -134,7 +134,8 @@ impl Shared {
 /// does not load is logged and left out; the others still judge.
 pub fn compile(config: Config, options: &Options) -> Result<Admission, String> {
     let base = options.config.as_deref().and_then(std::path::Path::parent).unwrap_or(std::path::Path::new("."));
-    let (gatekeeper, problems) = paved_gatekeeper::policies::from_config(&config.policy_paths, base, &[]);
+    let (gatekeeper, problems) =
+        paved_gatekeeper::policies::from_config(&config.policy_paths, base, &[], config.policy_engine.into());
     for p in &problems {
         tracing::warn!(policy = %p.file.display(), error = %p.message, "policy left out");
     }

@@ -38,6 +38,11 @@ pub struct Global {
     #[arg(long = "policy", global = true, value_name = "PATH")]
     pub policies: Vec<PathBuf>,
 
+    /// The code a Gatekeeper template with both runs: its Rego, or its CEL
+    /// (K8sNativeValidation). Overrides the configuration's policy-engine.
+    #[arg(long, global = true, value_enum)]
+    pub engine: Option<EngineArg>,
+
     /// Objects Gatekeeper templates read through data.inventory, besides the
     /// objects being checked (files or directories; repeat the flag).
     #[arg(long = "inventory", global = true, value_name = "PATH")]
@@ -269,5 +274,20 @@ mod tests {
         let Command::Check(args) = cli.command else { panic!("`paved check` parsed as another command") };
         assert_eq!(args.paths, vec![PathBuf::from(".")]);
         Ok(())
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum EngineArg {
+    Rego,
+    Cel,
+}
+
+impl From<EngineArg> for paved_gatekeeper::template::Engine {
+    fn from(engine: EngineArg) -> Self {
+        match engine {
+            EngineArg::Rego => paved_gatekeeper::template::Engine::Rego,
+            EngineArg::Cel => paved_gatekeeper::template::Engine::Cel,
+        }
     }
 }

@@ -56,7 +56,10 @@ fn run(cli: Cli) -> miette::Result<u8> {
                 images(paths, &cli.global, &config)
             };
         }
-        Command::Test { paths } => return policy_test(paths, cli.global.format),
+        Command::Test { paths } => {
+            let engine = cli.global.engine.map(Into::into).unwrap_or_default();
+            return policy_test(paths, cli.global.format, engine);
+        }
         Command::Audit(args) => {
             let (gatekeeper, problems) = gatekeeper(&config, config_path.as_deref(), &cli.global);
             let foreign = gatekeeper.into_foreign();
@@ -158,7 +161,12 @@ fn gatekeeper(
     global: &cli::Global,
 ) -> (paved_gatekeeper::policies::Gatekeeper, Vec<paved_gatekeeper::policies::LoadProblem>) {
     let base = config_path.and_then(std::path::Path::parent).unwrap_or(std::path::Path::new("."));
-    let (gatekeeper, problems) = paved_gatekeeper::policies::from_config(&config.policy_paths, base, &global.policies);
+    let (gatekeeper, problems) = paved_gatekeeper::policies::from_config(
+        &config.policy_paths,
+        base,
+        &global.policies,
+        global.engine.map(Into::into).unwrap_or(config.policy_engine.into()),
+    );
     for p in &problems {
         eprintln!("paved: policy {p}");
     }
@@ -204,7 +212,11 @@ fn with_gatekeeper(
 
 /// `paved test`: every case of every suite, pass or fail with the reason;
 /// exit 1 on any failure, 2 when a suite cannot be read.
-fn policy_test(paths: &[std::path::PathBuf], format: cli::Format) -> miette::Result<u8> {
+fn policy_test(
+    paths: &[std::path::PathBuf],
+    format: cli::Format,
+    engine: paved_gatekeeper::template::Engine,
+) -> miette::Result<u8> {
     use paved_gatekeeper::suite::{Templates, find_suites, run_suite};
     if !matches!(format, cli::Format::Text | cli::Format::Json) {
         return Err(miette::miette!(code = "paved::format", "paved test writes text or json, not {format:?}"));
@@ -213,7 +225,7 @@ fn policy_test(paths: &[std::path::PathBuf], format: cli::Format) -> miette::Res
     if suites.is_empty() {
         return Err(miette::miette!(code = "paved::no-suites", "no suite.yaml under {paths:?}"));
     }
-    let mut templates = Templates::default();
+    let mut templates = Templates::new(engine);
     let (mut passed, mut failed, mut broken) = (0usize, 0usize, 0usize);
     let mut rows = Vec::new();
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
@@ -233,12 +245,16 @@ fn policy_test(paths: &[std::path::PathBuf], format: cli::Format) -> miette::Res
                         failed += 1
                     }
                     if format == cli::Format::Json {
+                        let engine = case.engine.map(|e| format!("{e:?}").to_lowercase());
                         rows.push(serde_json::json!({"suite": shown, "test": case.test, "case": case.case,
-                                                     "passed": ok, "reason": case.failure}));
+                                                     "passed": ok, "reason": case.failure, "engine": engine}));
                     } else {
+                        // Said only when it is not the usual Rego.
+                        let by =
+                            if case.engine == Some(paved_gatekeeper::template::Engine::Cel) { " (cel)" } else { "" };
                         let line = match &case.failure {
-                            None => format!("PASS {shown}: {} / {}", case.test, case.case),
-                            Some(why) => format!("FAIL {shown}: {} / {}: {why}", case.test, case.case),
+                            None => format!("PASS {shown}: {} / {}{by}", case.test, case.case),
+                            Some(why) => format!("FAIL {shown}: {} / {}{by}: {why}", case.test, case.case),
                         };
                         writeln!(out, "{line}").map_err(io_error)?;
                     }

@@ -1,8 +1,10 @@
-//! `cargo run --release -p paved-gatekeeper --example bench_rego [SECONDS]`
+//! `cargo run --release -p paved-gatekeeper --example bench_policies [SECONDS]`
 //!
-//! Rego evaluations per second on one thread: every constraint of the public
-//! gatekeeper-library suites (templates compiled once) against every object
-//! of those suites, repeated for SECONDS (default 5). Each object's review is
+//! Evaluations per second on one thread, per engine: every constraint of the
+//! public gatekeeper-library suites (templates compiled once) against every
+//! object of those suites, repeated for SECONDS (default 5) per line:
+//! Rego over all templates, then Rego and CEL over the templates that carry
+//! both (`K8sNativeValidation`), so the last two compare like with like. Each object's review is
 //! prepared once, as `paved check` and `paved serve` prepare it; a pair whose
 //! `match` does not select the object never reaches Rego and is not counted.
 
@@ -11,11 +13,20 @@ use std::time::{Duration, Instant};
 
 use paved_gatekeeper::constraint::Constraint;
 use paved_gatekeeper::suite::{Inventory, Review, find_suites, read_all, violations_of};
-use paved_gatekeeper::template::{Compiled, Template};
+use paved_gatekeeper::template::{Compiled, Engine, Template};
 use serde_json::Value;
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+type Error = Box<dyn std::error::Error>;
+
+fn main() -> Result<(), Error> {
     let seconds: u64 = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(5);
+    run("Rego, all templates", Engine::Rego, false, seconds)?;
+    run("Rego, templates with CEL", Engine::Rego, true, seconds)?;
+    run("CEL, templates with CEL", Engine::Cel, true, seconds)?;
+    Ok(())
+}
+
+fn run(label: &str, engine: Engine, only_cel: bool, seconds: u64) -> Result<(), Error> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus/gatekeeper-library");
     let mut pairs = Vec::new();
     let mut objects: Vec<Value> = Vec::new();
@@ -26,7 +37,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let file = |k: &str| test.get(k).and_then(Value::as_str).map(|f| dir.join(f));
             let (Some(t), Some(c)) = (file("template"), file("constraint")) else { continue };
             let template = Template::from_json(&read_all(&t)?[0])?;
-            let compiled = Compiled::new(template)?;
+            if only_cel && template.cel.is_none() {
+                continue;
+            }
+            let compiled = Compiled::new(template, engine)?;
             let constraint = Constraint::from_json(&read_all(&c)?[0])?;
             pairs.push((compiled, constraint));
             for case in test.get("cases").and_then(Value::as_array).into_iter().flatten() {
@@ -58,7 +72,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let wall = start.elapsed().as_secs_f64();
     println!(
-        "{} constraints x {} objects: {considered} pairs in {wall:.2} s; {evaluations} Rego evaluations, {:.0}/s ({:.1} µs each); {violations} violations",
+        "{label}: {} constraints x {} objects: {considered} pairs in {wall:.2} s; {evaluations} evaluations, {:.0}/s ({:.1} µs each); {violations} violations",
         pairs.len(),
         objects.len(),
         evaluations as f64 / eval_time.as_secs_f64(),

@@ -1,0 +1,405 @@
+//! CEL as the API server evaluates it for a ValidatingAdmissionPolicy, and as
+//! Gatekeeper does for templates' `K8sNativeValidation` code: match
+//! conditions, variables (lazy, each evaluated at most once per object),
+//! validations with `message`/`messageExpression`/`reason`, and audit
+//! annotations, over `object`, `oldObject`, `request`, `params` and
+//! `namespaceObject`.
+//!
+//! The cel crate parses and interprets; this crate adds what Kubernetes
+//! expects around it: the Kubernetes libraries it lacks ([`libs`]), and a cost
+//! budget (see [`expr`]) so that no expression runs unbounded.
+
+pub mod expr;
+pub mod libs;
+
+use std::sync::{Arc, OnceLock};
+
+use cel::common::value::{CowVal, Val};
+use cel::context::VariableResolver;
+use cel::objects::{Key, Map};
+use cel::{Context, Value};
+use serde_json::Value as Json;
+
+pub use expr::{CompileError, Expression};
+
+/// A problem with one field of a policy: compiling it, or evaluating it.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct FieldError {
+    /// Where in the policy, e.g. `spec.validations[0].expression`.
+    pub field: String,
+    pub message: String,
+}
+
+/// A validation that came out false.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Failure {
+    pub message: String,
+    /// `reason`, `Invalid` when the validation names none.
+    pub reason: String,
+}
+
+/// What a policy made of one object.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Outcome {
+    /// False when a match condition came out false: nothing else ran.
+    pub matched: bool,
+    pub failures: Vec<Failure>,
+    /// Expressions that could not be evaluated; what that means is the
+    /// caller's `failurePolicy`.
+    pub errors: Vec<FieldError>,
+    /// `auditAnnotations`: key and value, for those whose value was not null.
+    pub annotations: Vec<(String, String)>,
+}
+
+/// Converts JSON to a CEL value: integers stay integers, as the API server's
+/// schema-typed conversion keeps them.
+pub fn value_of(json: &Json) -> Value {
+    match json {
+        Json::Null => Value::Null,
+        Json::Bool(b) => Value::Bool(*b),
+        Json::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                Value::Int(i)
+            } else if let Some(u) = n.as_u64() {
+                Value::UInt(u)
+            } else {
+                Value::Float(n.as_f64().unwrap_or(f64::NAN))
+            }
+        }
+        Json::String(s) => Value::String(Arc::new(s.clone())),
+        Json::Array(items) => Value::List(Arc::new(items.iter().map(value_of).collect())),
+        Json::Object(fields) => Value::Map(Map {
+            map: Arc::new(fields.iter().map(|(k, v)| (Key::String(Arc::new(k.clone())), value_of(v))).collect()),
+        }),
+    }
+}
+
+fn boxed(value: Value) -> Box<dyn Val> {
+    // Every value `value_of` makes has a boxed form; null is the fallback.
+    let boxed: Result<Box<dyn Val>, _> = value.try_into();
+    boxed.unwrap_or_else(|_| Box::new(cel::common::types::CelNull))
+}
+
+/// The request-wide variables, converted once per object and shared by all
+/// the policies that judge it.
+pub struct Activation {
+    object: Box<dyn Val>,
+    old_object: Box<dyn Val>,
+    request: Box<dyn Val>,
+    namespace_object: Box<dyn Val>,
+}
+
+impl Activation {
+    /// `request` is the AdmissionRequest as JSON (`operation`, `userInfo`,
+    /// `kind`, …); `object`/`oldObject` are null where the operation has none.
+    pub fn new(object: &Json, old_object: &Json, request: &Json, namespace_object: &Json) -> Activation {
+        Activation {
+            object: boxed(value_of(object)),
+            old_object: boxed(value_of(old_object)),
+            request: boxed(value_of(request)),
+            namespace_object: boxed(value_of(namespace_object)),
+        }
+    }
+}
+
+/// `params`: a binding's parameter object, or a Gatekeeper constraint.
+pub struct Params(Box<dyn Val>);
+
+impl std::fmt::Debug for Params {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Params").field(&self.0).finish()
+    }
+}
+
+impl Params {
+    pub fn new(params: &Json) -> Params {
+        Params(boxed(value_of(params)))
+    }
+
+    pub fn none() -> Params {
+        Params(Box::new(cel::common::types::CelNull))
+    }
+}
+
+struct Validation {
+    expression: Expression,
+    message: Option<String>,
+    message_expression: Option<Expression>,
+    reason: Option<String>,
+}
+
+/// A policy's expressions, compiled once.
+pub struct Validator {
+    /// `(field, expression)`, in order.
+    match_conditions: Vec<(String, Expression)>,
+    variables: Vec<(String, Expression)>,
+    validations: Vec<Validation>,
+    audit_annotations: Vec<(String, Expression)>,
+}
+
+fn str_at<'a>(v: &'a Json, key: &str) -> Option<&'a str> {
+    v.get(key).and_then(Json::as_str)
+}
+
+impl Validator {
+    /// Compiles a ValidatingAdmissionPolicy's `spec` (or the same shape in a
+    /// Gatekeeper template's `K8sNativeValidation` source). `prelude`
+    /// variables come first, as `(name, expression)`: Gatekeeper's `params`
+    /// and `anyObject`. `prefix` names the spec in errors, e.g. `spec`.
+    pub fn compile(spec: &Json, prelude: &[(&str, &str)], prefix: &str) -> Result<Validator, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let items = |key: &str| spec.get(key).and_then(Json::as_array).map(Vec::as_slice).unwrap_or_default();
+        let mut names: Vec<String> = Vec::new();
+        let mut reads: Vec<Vec<usize>> = Vec::new();
+        let mut variables = Vec::new();
+        for (name, source) in prelude {
+            match Expression::compile(source, &names).map(|e| e.with_variables(&reads)) {
+                Ok(e) => {
+                    reads.push(e.reads.clone());
+                    variables.push(((*name).to_owned(), e));
+                }
+                Err(e) => {
+                    reads.push(Vec::new());
+                    errors.push(FieldError { field: format!("(prelude variable {name})"), message: e.message });
+                }
+            }
+            names.push((*name).to_owned());
+        }
+        let mut compile = |field: String, source: Option<&str>, names: &[String], reads: &[Vec<usize>]| {
+            let Some(source) = source else {
+                errors.push(FieldError { field, message: "is required".to_owned() });
+                return None;
+            };
+            Expression::compile(source, names)
+                .map(|e| e.with_variables(reads))
+                .map_err(|e| errors.push(FieldError { field, message: e.message }))
+                .ok()
+        };
+        for (i, v) in items("variables").iter().enumerate() {
+            let field = format!("{prefix}.variables[{i}]");
+            let Some(name) = str_at(v, "name").filter(|n| !n.is_empty()) else {
+                compile(format!("{field}.name"), None, &names, &reads);
+                continue;
+            };
+            match compile(format!("{field}.expression"), str_at(v, "expression"), &names, &reads) {
+                Some(e) => {
+                    reads.push(e.reads.clone());
+                    variables.push((name.to_owned(), e));
+                }
+                None => reads.push(Vec::new()),
+            }
+            names.push(name.to_owned());
+        }
+        let mut match_conditions = Vec::new();
+        for (i, c) in items("matchConditions").iter().enumerate() {
+            let field = format!("{prefix}.matchConditions[{i}].expression");
+            // Match conditions run before variables exist.
+            if let Some(e) = compile(field.clone(), str_at(c, "expression"), &[], &[]) {
+                match_conditions.push((field, e));
+            }
+        }
+        let mut validations = Vec::new();
+        for (i, v) in items("validations").iter().enumerate() {
+            let field = format!("{prefix}.validations[{i}]");
+            let expression = compile(format!("{field}.expression"), str_at(v, "expression"), &names, &reads);
+            let message_expression = match str_at(v, "messageExpression") {
+                Some(source) => compile(format!("{field}.messageExpression"), Some(source), &names, &reads),
+                None => None,
+            };
+            if let Some(expression) = expression {
+                validations.push(Validation {
+                    expression,
+                    message: str_at(v, "message").map(str::to_owned),
+                    message_expression,
+                    reason: str_at(v, "reason").map(str::to_owned),
+                });
+            }
+        }
+        let mut audit_annotations = Vec::new();
+        for (i, a) in items("auditAnnotations").iter().enumerate() {
+            let field = format!("{prefix}.auditAnnotations[{i}]");
+            let Some(key) = str_at(a, "key") else {
+                compile(format!("{field}.key"), None, &names, &reads);
+                continue;
+            };
+            if let Some(e) = compile(format!("{field}.valueExpression"), str_at(a, "valueExpression"), &names, &reads) {
+                audit_annotations.push((key.to_owned(), e));
+            }
+        }
+        if errors.is_empty() {
+            Ok(Validator { match_conditions, variables, validations, audit_annotations })
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// Whether any expression needs `authorizer` (an API server).
+    pub fn uses_authorizer(&self) -> bool {
+        self.match_conditions
+            .iter()
+            .map(|(_, e)| e)
+            .chain(self.variables.iter().map(|(_, e)| e))
+            .any(|e| e.uses_authorizer)
+            || self.validations.iter().any(|v| v.expression.uses_authorizer)
+    }
+
+    /// Judges one object.
+    pub fn evaluate(&self, activation: &Activation, params: &Params) -> Outcome {
+        expr::start_policy();
+        let scope = Scope {
+            activation,
+            params: &*params.0,
+            variables: &self.variables,
+            values: (0..self.variables.len()).map(|_| OnceLock::new()).collect(),
+        };
+        let mut outcome = Outcome { matched: true, ..Outcome::default() };
+        // Every match condition must be true; a false one wins over an error.
+        let mut condition_errors = Vec::new();
+        for (field, condition) in &self.match_conditions {
+            match scope.run(condition).and_then(|v| as_bool(&v)) {
+                Ok(true) => {}
+                Ok(false) => {
+                    outcome.matched = false;
+                    return outcome;
+                }
+                Err(message) => condition_errors.push(FieldError { field: field.clone(), message }),
+            }
+        }
+        if !condition_errors.is_empty() {
+            outcome.errors = condition_errors;
+            return outcome;
+        }
+        for (i, validation) in self.validations.iter().enumerate() {
+            let field = format!("validations[{i}]");
+            match scope.run(&validation.expression).and_then(|v| as_bool(&v)) {
+                Ok(true) => {}
+                Ok(false) => outcome.failures.push(Failure {
+                    message: self.message_of(&scope, validation),
+                    reason: validation.reason.clone().unwrap_or_else(|| "Invalid".to_owned()),
+                }),
+                Err(message) => outcome.errors.push(FieldError {
+                    field: format!("{field}.expression"),
+                    message: format!(
+                        "expression '{}' resulted in error: {message}",
+                        validation.expression.source.trim()
+                    ),
+                }),
+            }
+        }
+        for (key, expression) in &self.audit_annotations {
+            match scope.run(expression) {
+                Ok(Value::Null) => {}
+                Ok(Value::String(s)) => outcome.annotations.push((key.clone(), s.to_string())),
+                Ok(other) => outcome.errors.push(FieldError {
+                    field: format!("auditAnnotations[{key}].valueExpression"),
+                    message: format!("must evaluate to a string or null, got {other:?}"),
+                }),
+                Err(message) => outcome
+                    .errors
+                    .push(FieldError { field: format!("auditAnnotations[{key}].valueExpression"), message }),
+            }
+        }
+        outcome
+    }
+
+    /// The API server's rule: `messageExpression` if it gives a usable
+    /// string (not empty, one line), else `message`, else the expression.
+    fn message_of(&self, scope: &Scope, validation: &Validation) -> String {
+        if let Some(e) = &validation.message_expression
+            && let Ok(Value::String(s)) = scope.run(e)
+            && !s.trim().is_empty()
+            && !s.contains('\n')
+        {
+            return s.to_string();
+        }
+        match &validation.message {
+            Some(m) if !m.is_empty() => m.clone(),
+            _ => format!("failed expression: {}", validation.expression.source.trim()),
+        }
+    }
+}
+
+fn as_bool(v: &Value) -> Result<bool, String> {
+    match v {
+        Value::Bool(b) => Ok(*b),
+        other => Err(format!("must evaluate to a bool, got {other:?}")),
+    }
+}
+
+/// Resolves the variables of one evaluation; `variables.<name>` is
+/// evaluated the first time an expression needs it, then remembered.
+struct Scope<'a> {
+    activation: &'a Activation,
+    params: &'a dyn Val,
+    variables: &'a [(String, Expression)],
+    values: Vec<OnceLock<Result<Box<dyn Val>, String>>>,
+}
+
+impl Scope<'_> {
+    fn context(&self) -> Context<'_, '_> {
+        let mut context = Context::with_env(libs::environment());
+        context.set_variable_resolver(self);
+        context
+    }
+
+    /// Runs a top-level expression with its own cost budget.
+    fn run(&self, expression: &Expression) -> Result<Value, String> {
+        if expression.uses_authorizer {
+            return Err("authorizer checks need the API server's authorization, which paved does not have here; \
+                        the expression was not evaluated"
+                .to_owned());
+        }
+        expr::start_expression();
+        for &i in &expression.reads {
+            if let Some(slot) = self.values.get(i) {
+                slot.get_or_init(|| self.variable(i));
+            }
+        }
+        let result = Value::resolve(&expression.ast, &self.context());
+        if let Some(why) = expr::over_budget() {
+            return Err(why.to_owned());
+        }
+        result.map_err(|e| self.explain(e))
+    }
+
+    /// Errors name variables as the policy wrote them.
+    fn explain(&self, error: cel::ExecutionError) -> String {
+        if let cel::ExecutionError::UndeclaredReference(name) = &error
+            && let Some(i) = name.strip_prefix(expr::VARIABLE_PREFIX).and_then(|i| i.parse::<usize>().ok())
+        {
+            let variable = self.variables.get(i).map_or("?", |(n, _)| n.as_str());
+            if let Some(Some(Err(why))) = self.values.get(i).map(OnceLock::get) {
+                return format!("variables.{variable}: {why}");
+            }
+            return format!("variables.{variable} could not be evaluated");
+        }
+        error.to_string()
+    }
+
+    fn variable(&self, i: usize) -> Result<Box<dyn Val>, String> {
+        let (_, expression) = self.variables.get(i).ok_or("no such variable")?;
+        let value = Value::resolve(&expression.ast, &self.context()).map_err(|e| self.explain(e))?;
+        value.try_into().map_err(|e: cel::ExecutionError| e.to_string())
+    }
+}
+
+impl VariableResolver for Scope<'_> {
+    fn resolve<'b>(&'b self, name: &str) -> Option<CowVal<'b, 'b>> {
+        let borrowed = |v: &'b dyn Val| Some(CowVal::Borrowed(v));
+        match name {
+            "object" => borrowed(&*self.activation.object),
+            "oldObject" => borrowed(&*self.activation.old_object),
+            "request" => borrowed(&*self.activation.request),
+            "namespaceObject" => borrowed(&*self.activation.namespace_object),
+            "params" => borrowed(self.params),
+            _ => {
+                let i = name.strip_prefix(expr::VARIABLE_PREFIX)?.parse::<usize>().ok()?;
+                // Variables only refer to earlier ones (checked when
+                // compiling), so this never waits on itself.
+                let slot = self.values.get(i)?.get_or_init(|| self.variable(i));
+                slot.as_ref().ok().map(|v| CowVal::Borrowed(&**v))
+            }
+        }
+    }
+}

@@ -1,0 +1,200 @@
+//! The environment expressions compile and run in: CEL's standard library
+//! and its strings, lists and math extensions (from the cel crate), plus the
+//! Kubernetes libraries the cel crate does not have, written here: the list
+//! functions (`isSorted`, `sum`, `min`, `max`, `indexOf`, `lastIndexOf`),
+//! `sets`, and regex `find`/`findAll`.
+
+use std::sync::{Arc, OnceLock};
+
+use cel::common::types::{DYN_TYPE, INT_TYPE, LIST_TYPE, STRING_TYPE};
+use cel::common::value::{CowVal, Val};
+use cel::{Env, ExecutionError, Value};
+
+/// Compiled regexes are capped like the API server caps them (RE2 programs).
+const REGEX_SIZE_LIMIT: usize = 1 << 20;
+
+/// The shared, immutable environment.
+pub fn environment() -> Arc<Env> {
+    static ENV: OnceLock<Arc<Env>> = OnceLock::new();
+    Arc::clone(ENV.get_or_init(|| Arc::new(build())))
+}
+
+fn build() -> Env {
+    let mut env = Env::stdlib();
+    // A declaration clash here is a programming error caught by every test;
+    // the environment still works without the clashing overload.
+    let add = |result: Result<(), cel::DeclarationError>| {
+        debug_assert!(result.is_ok(), "{result:?}");
+    };
+    add(env.add_extension(cel::extensions::strings));
+    add(env.add_extension(cel::extensions::lists));
+    add(env.add_extension(cel::extensions::math));
+    add(env.add_overload(
+        crate::expr::COST_FUNCTION,
+        "paved_cost",
+        vec![DYN_TYPE, INT_TYPE],
+        crate::expr::cost_function,
+    ));
+    add(env.add_member_overload("isSorted", "list_is_sorted", LIST_TYPE, vec![], is_sorted));
+    add(env.add_member_overload("sum", "list_sum", LIST_TYPE, vec![], sum));
+    add(env.add_member_overload("min", "list_min", LIST_TYPE, vec![], min));
+    add(env.add_member_overload("max", "list_max", LIST_TYPE, vec![], max));
+    add(env.add_member_overload("indexOf", "list_index_of", LIST_TYPE, vec![DYN_TYPE], index_of));
+    add(env.add_member_overload("lastIndexOf", "list_last_index_of", LIST_TYPE, vec![DYN_TYPE], last_index_of));
+    add(env.add_overload("sets.contains", "sets_contains", vec![LIST_TYPE, LIST_TYPE], sets_contains));
+    add(env.add_overload("sets.equivalent", "sets_equivalent", vec![LIST_TYPE, LIST_TYPE], sets_equivalent));
+    add(env.add_overload("sets.intersects", "sets_intersects", vec![LIST_TYPE, LIST_TYPE], sets_intersects));
+    add(env.add_member_overload("find", "string_find", STRING_TYPE, vec![STRING_TYPE], find));
+    add(env.add_member_overload("findAll", "string_find_all", STRING_TYPE, vec![STRING_TYPE], find_all));
+    add(env.add_member_overload("findAll", "string_find_all_n", STRING_TYPE, vec![STRING_TYPE, INT_TYPE], find_all));
+    env
+}
+
+/// Declares an overload written over [`Value`]s: the arguments are converted,
+/// the result boxed. Simpler than the cel crate's borrowed values, and these
+/// functions are not on any hot path.
+macro_rules! over_values {
+    ($($name:ident => $body:path),* $(,)?) => {$(
+        fn $name<'b, 'v>(args: Vec<CowVal<'b, 'v>>) -> Result<CowVal<'b, 'v>, ExecutionError> {
+            let values = args.iter().map(|a| Value::try_from(&**a)).collect::<Result<Vec<_>, _>>()?;
+            let out: Value = $body(stringify!($name), &values)?;
+            let boxed: Box<dyn Val> = out.try_into()?;
+            Ok(CowVal::Owned(boxed))
+        }
+    )*};
+}
+
+over_values! {
+    is_sorted => list_is_sorted,
+    sum => list_sum,
+    min => list_min,
+    max => list_max,
+    index_of => list_index_of,
+    last_index_of => list_last_index_of,
+    sets_contains => set_contains,
+    sets_equivalent => set_equivalent,
+    sets_intersects => set_intersects,
+    find => regex_find,
+    find_all => regex_find_all,
+}
+
+fn error(function: &str, message: impl ToString) -> ExecutionError {
+    ExecutionError::function_error(function, message)
+}
+
+fn list<'a>(function: &str, args: &'a [Value], i: usize) -> Result<&'a [Value], ExecutionError> {
+    match args.get(i) {
+        Some(Value::List(items)) => Ok(items.as_slice()),
+        other => Err(error(function, format!("expected a list, got {other:?}"))),
+    }
+}
+
+fn string<'a>(function: &str, args: &'a [Value], i: usize) -> Result<&'a str, ExecutionError> {
+    match args.get(i) {
+        Some(Value::String(s)) => Ok(s.as_str()),
+        other => Err(error(function, format!("expected a string, got {other:?}"))),
+    }
+}
+
+fn compare(function: &str, a: &Value, b: &Value) -> Result<std::cmp::Ordering, ExecutionError> {
+    a.partial_cmp(b).ok_or_else(|| error(function, format!("{a:?} and {b:?} cannot be compared")))
+}
+
+fn list_is_sorted(f: &str, args: &[Value]) -> Result<Value, ExecutionError> {
+    let items = list(f, args, 0)?;
+    for pair in items.windows(2) {
+        if compare(f, &pair[0], &pair[1])? == std::cmp::Ordering::Greater {
+            return Ok(Value::Bool(false));
+        }
+    }
+    Ok(Value::Bool(true))
+}
+
+fn list_sum(f: &str, args: &[Value]) -> Result<Value, ExecutionError> {
+    let items = list(f, args, 0)?;
+    let mut total = match items.first() {
+        Some(Value::Float(_)) => Value::Float(0.0),
+        Some(Value::UInt(_)) => Value::UInt(0),
+        _ => Value::Int(0),
+    };
+    for item in items {
+        total = match (&total, item) {
+            (Value::Int(a), Value::Int(b)) => {
+                Value::Int(a.checked_add(*b).ok_or_else(|| error(f, "integer overflow"))?)
+            }
+            (Value::UInt(a), Value::UInt(b)) => {
+                Value::UInt(a.checked_add(*b).ok_or_else(|| error(f, "integer overflow"))?)
+            }
+            (Value::Float(a), Value::Float(b)) => Value::Float(a + b),
+            (_, other) => return Err(error(f, format!("cannot add {other:?}"))),
+        };
+    }
+    Ok(total)
+}
+
+fn extreme(f: &str, args: &[Value], keep: std::cmp::Ordering) -> Result<Value, ExecutionError> {
+    let items = list(f, args, 0)?;
+    let mut best = items.first().ok_or_else(|| error(f, "the list is empty"))?;
+    for item in &items[1..] {
+        if compare(f, item, best)? == keep {
+            best = item;
+        }
+    }
+    Ok(best.clone())
+}
+
+fn list_min(f: &str, args: &[Value]) -> Result<Value, ExecutionError> {
+    extreme(f, args, std::cmp::Ordering::Less)
+}
+
+fn list_max(f: &str, args: &[Value]) -> Result<Value, ExecutionError> {
+    extreme(f, args, std::cmp::Ordering::Greater)
+}
+
+fn list_index_of(f: &str, args: &[Value]) -> Result<Value, ExecutionError> {
+    let items = list(f, args, 0)?;
+    let needle = args.get(1).ok_or_else(|| ExecutionError::invalid_argument_count(2, 1))?;
+    Ok(Value::Int(items.iter().position(|i| i == needle).map_or(-1, |i| i as i64)))
+}
+
+fn list_last_index_of(f: &str, args: &[Value]) -> Result<Value, ExecutionError> {
+    let items = list(f, args, 0)?;
+    let needle = args.get(1).ok_or_else(|| ExecutionError::invalid_argument_count(2, 1))?;
+    Ok(Value::Int(items.iter().rposition(|i| i == needle).map_or(-1, |i| i as i64)))
+}
+
+fn set_contains(f: &str, args: &[Value]) -> Result<Value, ExecutionError> {
+    let (a, b) = (list(f, args, 0)?, list(f, args, 1)?);
+    Ok(Value::Bool(b.iter().all(|x| a.contains(x))))
+}
+
+fn set_equivalent(f: &str, args: &[Value]) -> Result<Value, ExecutionError> {
+    let (a, b) = (list(f, args, 0)?, list(f, args, 1)?);
+    Ok(Value::Bool(b.iter().all(|x| a.contains(x)) && a.iter().all(|x| b.contains(x))))
+}
+
+fn set_intersects(f: &str, args: &[Value]) -> Result<Value, ExecutionError> {
+    let (a, b) = (list(f, args, 0)?, list(f, args, 1)?);
+    Ok(Value::Bool(b.iter().any(|x| a.contains(x))))
+}
+
+fn regex(f: &str, pattern: &str) -> Result<regex::Regex, ExecutionError> {
+    regex::RegexBuilder::new(pattern).size_limit(REGEX_SIZE_LIMIT).build().map_err(|e| error(f, e))
+}
+
+fn regex_find(f: &str, args: &[Value]) -> Result<Value, ExecutionError> {
+    let haystack = string(f, args, 0)?;
+    let re = regex(f, string(f, args, 1)?)?;
+    Ok(Value::String(Arc::new(re.find(haystack).map_or("", |m| m.as_str()).to_owned())))
+}
+
+fn regex_find_all(f: &str, args: &[Value]) -> Result<Value, ExecutionError> {
+    let haystack = string(f, args, 0)?;
+    let re = regex(f, string(f, args, 1)?)?;
+    let limit = match args.get(2) {
+        Some(Value::Int(n)) if *n >= 0 => *n as usize,
+        _ => usize::MAX,
+    };
+    let found = re.find_iter(haystack).take(limit).map(|m| Value::String(Arc::new(m.as_str().to_owned())));
+    Ok(Value::List(Arc::new(found.collect())))
+}

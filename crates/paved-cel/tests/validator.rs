@@ -1,0 +1,271 @@
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
+use std::time::{Duration, Instant};
+
+use paved_cel::{Activation, Params, Validator};
+use serde_json::{Value, json};
+
+fn pod() -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "web", "namespace": "shop", "labels": {"app": "web"}},
+        "spec": {"containers": [
+            {"name": "a", "image": "nginx:1.27", "ports": [{"containerPort": 80}]},
+            {"name": "b", "image": "ghcr.io/x/sidecar@sha256:abc"}
+        ]}
+    })
+}
+
+fn create(object: &Value) -> Activation {
+    let request = json!({"operation": "CREATE", "userInfo": {"username": "alice", "groups": ["dev"]}});
+    Activation::new(object, &Value::Null, &request, &json!({"metadata": {"name": "shop", "labels": {"env": "prod"}}}))
+}
+
+fn run(spec: Value, object: &Value, params: &Value) -> paved_cel::Outcome {
+    let validator = Validator::compile(&spec, &[], "spec").unwrap_or_else(|e| panic!("{e:?}"));
+    validator.evaluate(&create(object), &Params::new(params))
+}
+
+fn messages(outcome: &paved_cel::Outcome) -> Vec<&str> {
+    outcome.failures.iter().map(|f| f.message.as_str()).collect()
+}
+
+#[test]
+fn a_false_validation_is_a_failure_with_its_message_and_reason() {
+    let outcome = run(
+        json!({"validations": [
+            {"expression": "object.spec.containers.all(c, c.image.contains('@sha256:'))",
+             "message": "images must be pinned", "reason": "Forbidden"},
+            {"expression": "object.metadata.name == 'web'", "message": "never shown"}
+        ]}),
+        &pod(),
+        &Value::Null,
+    );
+    assert!(outcome.matched);
+    assert_eq!(messages(&outcome), ["images must be pinned"]);
+    assert_eq!(outcome.failures[0].reason, "Forbidden");
+    assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
+}
+
+#[test]
+fn message_expression_wins_unless_empty_or_multiline_then_message_then_the_expression() {
+    let spec = json!({"validations": [
+        {"expression": "false", "messageExpression": "'pod ' + object.metadata.name + ' is bad'", "message": "m0"},
+        {"expression": "false", "messageExpression": "''", "message": "fallback"},
+        {"expression": "false", "messageExpression": "'two\\nlines'", "message": "one line"},
+        {"expression": " 1 == 2 "}
+    ]});
+    let outcome = run(spec, &pod(), &Value::Null);
+    assert_eq!(messages(&outcome), ["pod web is bad", "fallback", "one line", "failed expression: 1 == 2"]);
+    assert_eq!(outcome.failures[3].reason, "Invalid");
+}
+
+#[test]
+fn variables_compose_and_are_evaluated_lazily() {
+    // `boom` would fail (no such key) but nothing reads it.
+    let spec = json!({
+        "variables": [
+            {"name": "images", "expression": "object.spec.containers.map(c, c.image)"},
+            {"name": "unpinned", "expression": "variables.images.filter(i, !i.contains('@'))"},
+            {"name": "boom", "expression": "object.spec.nothing.here"}
+        ],
+        "validations": [{"expression": "size(variables.unpinned) == 0",
+                         "messageExpression": "'unpinned: ' + variables.unpinned.join(', ')"}]
+    });
+    let outcome = run(spec, &pod(), &Value::Null);
+    assert_eq!(messages(&outcome), ["unpinned: nginx:1.27"]);
+    assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
+}
+
+#[test]
+fn a_failing_variable_is_named_in_the_error_of_the_validation_that_reads_it() {
+    let spec = json!({
+        "variables": [{"name": "boom", "expression": "object.spec.nothing.here"}],
+        "validations": [{"expression": "variables.boom == 1"}]
+    });
+    let outcome = run(spec, &pod(), &Value::Null);
+    assert!(outcome.failures.is_empty());
+    assert_eq!(outcome.errors.len(), 1);
+    assert_eq!(outcome.errors[0].field, "validations[0].expression");
+    assert!(outcome.errors[0].message.contains("variables.boom"), "{}", outcome.errors[0].message);
+}
+
+#[test]
+fn a_variable_can_only_use_those_defined_before_it() {
+    let spec = json!({
+        "variables": [{"name": "a", "expression": "variables.b"}, {"name": "b", "expression": "1"}],
+        "validations": [{"expression": "variables.a == 1"}]
+    });
+    let errors = Validator::compile(&spec, &[], "spec").err().expect("a forward reference must not compile");
+    assert_eq!(errors[0].field, "spec.variables[0].expression");
+    assert!(errors[0].message.contains("variables.b is not defined"), "{}", errors[0].message);
+}
+
+#[test]
+fn match_conditions_skip_the_object_when_one_is_false() {
+    let spec = json!({
+        "matchConditions": [{"name": "not-alice", "expression": "request.userInfo.username != 'alice'"}],
+        "validations": [{"expression": "false"}]
+    });
+    let outcome = run(spec, &pod(), &Value::Null);
+    assert!(!outcome.matched);
+    assert!(outcome.failures.is_empty());
+    let spec = json!({
+        "matchConditions": [{"name": "prod", "expression": "namespaceObject.metadata.labels.env == 'prod'"}],
+        "validations": [{"expression": "false", "message": "judged"}]
+    });
+    assert_eq!(messages(&run(spec, &pod(), &Value::Null)), ["judged"]);
+}
+
+#[test]
+fn params_are_read_from_the_parameter_object() {
+    let spec = json!({"validations": [{
+        "expression": "object.metadata.labels.all(k, k in params.allowed)",
+        "messageExpression": "'labels must be among ' + params.allowed.join(', ')"
+    }]});
+    assert!(run(spec.clone(), &pod(), &json!({"allowed": ["app", "team"]})).failures.is_empty());
+    assert_eq!(messages(&run(spec, &pod(), &json!({"allowed": ["team"]}))), ["labels must be among team"]);
+}
+
+#[test]
+fn compile_errors_name_the_field_and_every_bad_expression_is_reported() {
+    let spec = json!({"validations": [
+        {"expression": "object.metadata.name =="},
+        {"expression": "true"},
+        {"expression": "has(object.spec"}
+    ]});
+    let errors = Validator::compile(&spec, &[], "spec").err().expect("must not compile");
+    let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+    assert_eq!(fields, ["spec.validations[0].expression", "spec.validations[2].expression"]);
+    assert!(!errors[0].message.is_empty());
+}
+
+#[test]
+fn a_non_bool_validation_is_an_error_not_a_pass() {
+    let outcome = run(json!({"validations": [{"expression": "object.metadata.name"}]}), &pod(), &Value::Null);
+    assert!(outcome.failures.is_empty());
+    assert!(outcome.errors[0].message.contains("must evaluate to a bool"), "{:?}", outcome.errors);
+}
+
+#[test]
+fn authorizer_is_a_clear_error_offline() {
+    let spec = json!({"validations": [{
+        "expression": "authorizer.group('apps').resource('deployments').check('create').allowed()"
+    }]});
+    let validator = Validator::compile(&spec, &[], "spec").unwrap();
+    assert!(validator.uses_authorizer());
+    let outcome = validator.evaluate(&create(&pod()), &Params::none());
+    assert!(outcome.failures.is_empty());
+    assert!(outcome.errors[0].message.contains("authorizer"), "{:?}", outcome.errors);
+}
+
+#[test]
+fn a_runaway_expression_hits_the_cost_budget_instead_of_hanging() {
+    let big = json!({"metadata": {"name": "big"}, "items": (0..2_000).collect::<Vec<i32>>()});
+    // 2,000³ = 8·10⁹ iterations unbounded; the budget stops it early.
+    let spec = json!({"validations": [{
+        "expression": "object.items.all(a, object.items.all(b, object.items.all(c, a + b + c >= 0)))"
+    }]});
+    let started = Instant::now();
+    let outcome = run(spec, &big, &Value::Null);
+    assert!(started.elapsed() < Duration::from_secs(20), "took {:?}", started.elapsed());
+    assert!(outcome.failures.is_empty());
+    assert!(outcome.errors[0].message.contains("cost budget"), "{:?}", outcome.errors);
+    // An error swallowed by `||` still reports the budget.
+    let spec = json!({"validations": [{
+        "expression": "true || object.items.exists(a, object.items.exists(b, a + b < 0))"
+    }, {
+        "expression": "object.items.exists(a, object.items.exists(b, a + b < 0)) || true"
+    }]});
+    let outcome = run(spec, &big, &Value::Null);
+    assert_eq!(outcome.errors.len(), 1, "{:?}", outcome.errors);
+    assert_eq!(outcome.errors[0].field, "validations[1].expression");
+}
+
+#[test]
+fn map_and_filter_over_a_big_list_stay_within_budget() {
+    let big = json!({"metadata": {"name": "big"}, "items": (0..50_000).collect::<Vec<i32>>()});
+    let spec =
+        json!({"validations": [{"expression": "size(object.items.filter(i, i % 2 == 0).map(i, i * 2)) == 25000"}]});
+    let outcome = run(spec, &big, &Value::Null);
+    assert!(outcome.errors.is_empty() && outcome.failures.is_empty(), "{outcome:?}");
+}
+
+#[test]
+fn kubernetes_libraries() {
+    let cases = [
+        "[1, 2, 3].isSorted() && ![2, 1].isSorted()",
+        "[1, 2, 3].sum() == 6 && [1.5, 2.5].sum() == 4.0",
+        "[3, 1, 2].min() == 1 && [3, 1, 2].max() == 3",
+        "[1, 2, 1].indexOf(1) == 0 && [1, 2, 1].lastIndexOf(1) == 2 && [1].indexOf(5) == -1",
+        "sets.contains([1, 2, 3], [3, 1]) && !sets.contains([1], [2])",
+        "sets.equivalent([1, 2, 2], [2, 1]) && !sets.equivalent([1], [1, 2])",
+        "sets.intersects([1, 2], [2, 3]) && !sets.intersects([1], [2])",
+        "'abc 123 def 456'.find('[0-9]+') == '123' && 'abc'.find('[0-9]+') == ''",
+        "'abc 123 def 456'.findAll('[0-9]+') == ['123', '456'] && 'a1b2c3'.findAll('[0-9]', 2) == ['1', '2']",
+        "'Hello'.lowerAscii() == 'hello' && 'a,b'.split(',') == ['a', 'b'] && ['a', 'b'].join('-') == 'a-b'",
+        "'nginx:*'.replace('*', '') == 'nginx:' && 'abc'.indexOf('c') == 2",
+        "'registry.k8s.io/pause'.matches('^registry\\\\.k8s\\\\.io/')",
+        "object.metadata.?labels.?app.orValue('none') == 'web' && object.metadata.?annotations.?x.orValue('none') == 'none'",
+        "has(object.metadata.labels) && !has(object.metadata.annotations)",
+        "object.spec.containers.exists_one(c, c.name == 'a') && dyn(1) == 1",
+        "[[1], [2, 3]].flatten() == [1, 2, 3] && [1, 1, 2].distinct() == [1, 2]",
+        "math.greatest(1, 5, 3) == 5 && string(5) == '5' && int('7') == 7",
+    ];
+    for expression in cases {
+        let outcome = run(json!({"validations": [{"expression": expression}]}), &pod(), &Value::Null);
+        assert!(outcome.failures.is_empty() && outcome.errors.is_empty(), "{expression}: {outcome:?}");
+    }
+}
+
+#[test]
+fn audit_annotations_carry_their_values() {
+    let spec = json!({
+        "validations": [{"expression": "true"}],
+        "auditAnnotations": [
+            {"key": "image-count", "valueExpression": "string(size(object.spec.containers))"},
+            {"key": "skipped", "valueExpression": "null"}
+        ]
+    });
+    let outcome = run(spec, &pod(), &Value::Null);
+    assert_eq!(outcome.annotations, [("image-count".to_owned(), "2".to_owned())]);
+}
+
+#[test]
+fn hostile_expressions_are_refused_when_compiled() {
+    let sources = [
+        format!("{}1{}", "(".repeat(5_000), ")".repeat(5_000)),
+        format!("{}1{}", "[".repeat(5_000), "]".repeat(5_000)),
+        "1 + ".repeat(3_000) + "1 == 0",
+        "1 + ".repeat(50) + "1 == 0",
+        "object".to_owned() + &".a".repeat(5_000),
+        "1 + ".repeat(20_000) + "1",
+    ];
+    for source in sources {
+        let spec = json!({"validations": [{"expression": source}]});
+        let errors = Validator::compile(&spec, &[], "spec").err().expect("a hostile expression must be refused");
+        assert_eq!(errors[0].field, "spec.validations[0].expression");
+    }
+    // Just under the depth limit, it compiles and runs on a test thread's stack.
+    let source = "1 + ".repeat(45) + "1 == 46";
+    let outcome = run(json!({"validations": [{"expression": source}]}), &pod(), &Value::Null);
+    assert!(outcome.failures.is_empty() && outcome.errors.is_empty(), "{outcome:?}");
+}
+
+#[test]
+fn chained_variables_do_not_add_up_on_the_stack() {
+    // Each is just under the depth limit; read lazily one inside the other
+    // they would nest 4 × 45 deep.
+    let chain = |n: usize| "1 + ".repeat(n) + "1";
+    let spec = json!({
+        "variables": [
+            {"name": "a", "expression": chain(44)},
+            {"name": "b", "expression": format!("variables.a + {}", chain(43))},
+            {"name": "c", "expression": format!("variables.b + {}", chain(43))},
+            {"name": "d", "expression": format!("variables.c + {}", chain(43))}
+        ],
+        "validations": [{"expression": format!("variables.d + {} == 220", chain(42))}]
+    });
+    let outcome = run(spec, &pod(), &Value::Null);
+    assert!(outcome.failures.is_empty() && outcome.errors.is_empty(), "{outcome:?}");
+}
