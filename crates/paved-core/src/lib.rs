@@ -28,5 +28,6 @@ pub mod object;
 pub mod policy;
 pub mod profile;
 pub mod rules;
+pub mod selector;
 
 pub use jiff::Timestamp;

@@ -119,31 +119,6 @@ fn wildcard(pattern: &str, s: &str) -> bool {
     }
 }
 
-fn label_selector(selector: &Value, labels: Option<&Value>) -> bool {
-    let get = |k: &str| labels.and_then(|l| l.get(k)).and_then(Value::as_str);
-    if let Some(m) = selector.get("matchLabels").and_then(Value::as_object)
-        && !m.iter().all(|(k, v)| get(k) == v.as_str())
-    {
-        return false;
-    }
-    for expr in selector.get("matchExpressions").and_then(Value::as_array).into_iter().flatten() {
-        let key = expr.get("key").and_then(Value::as_str).unwrap_or("");
-        let values = strings(expr.get("values"));
-        let value = get(key);
-        let ok = match expr.get("operator").and_then(Value::as_str).unwrap_or("") {
-            "In" => value.is_some_and(|v| values.contains(&v)),
-            "NotIn" => value.is_none_or(|v| !values.contains(&v)),
-            "Exists" => value.is_some(),
-            "DoesNotExist" => value.is_none(),
-            _ => false,
-        };
-        if !ok {
-            return false;
-        }
-    }
-    true
-}
-
 fn matches(m: &Value, object: &Value, group: &str, kind: &str, namespace: Option<&Value>) -> bool {
     if m.is_null() {
         return true;
@@ -185,7 +160,7 @@ fn matches(m: &Value, object: &Value, group: &str, kind: &str, namespace: Option
         }
     }
     if let Some(selector) = m.get("labelSelector")
-        && !label_selector(selector, object.pointer("/metadata/labels"))
+        && !paved_core::selector::matches(selector, object.pointer("/metadata/labels"))
     {
         return false;
     }
@@ -199,7 +174,7 @@ fn matches(m: &Value, object: &Value, group: &str, kind: &str, namespace: Option
                 // A namespaced object whose Namespace is unknown cannot be selected.
                 (false, None) => return false,
             };
-            if !label_selector(selector, labels) {
+            if !paved_core::selector::matches(selector, labels) {
                 return false;
             }
         }

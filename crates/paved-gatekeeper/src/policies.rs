@@ -1,5 +1,7 @@
-//! Gatekeeper policies loaded from files (`policy-paths`, `--policy`) and run
-//! by paved's engine beside the native rules, through `paved_core::eval::Foreign`.
+//! Policies loaded from files (`policy-paths`, `--policy`) and run by paved's
+//! engine beside the native rules, through `paved_core::eval::Foreign`:
+//! Gatekeeper templates and constraints, and ValidatingAdmissionPolicies with
+//! their bindings (evaluated by `paved_cel::vap`). One walk reads them all.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -26,22 +28,24 @@ impl std::fmt::Display for LoadProblem {
     }
 }
 
-/// Constraints with their compiled templates, and the inventory they read.
+/// Constraints with their compiled templates, and the inventory they read;
+/// and the ValidatingAdmissionPolicies loaded beside them.
 #[derive(Default)]
 pub struct Gatekeeper {
     constraints: Vec<(Arc<Compiled>, Constraint)>,
     inventory: Inventory,
+    vaps: paved_cel::vap::Vaps,
 }
 
 impl std::fmt::Debug for Gatekeeper {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Gatekeeper").field("constraints", &self.constraints.len()).finish()
+        f.debug_struct("Gatekeeper").field("constraints", &self.constraints.len()).field("vaps", &self.vaps).finish()
     }
 }
 
 impl Gatekeeper {
     pub fn is_empty(&self) -> bool {
-        self.constraints.is_empty()
+        self.constraints.is_empty() && self.vaps.is_empty()
     }
 
     /// Whether a template reads `data.inventory` (then the objects being
@@ -53,8 +57,16 @@ impl Gatekeeper {
     }
 
     /// As the engine's foreign policies: nothing when no constraint loaded.
-    pub fn into_foreign(self) -> Vec<Arc<dyn Foreign>> {
-        if self.is_empty() { Vec::new() } else { vec![Arc::new(self)] }
+    pub fn into_foreign(mut self) -> Vec<Arc<dyn Foreign>> {
+        let mut foreign: Vec<Arc<dyn Foreign>> = Vec::new();
+        let vaps = std::mem::take(&mut self.vaps);
+        if !self.constraints.is_empty() {
+            foreign.push(Arc::new(self));
+        }
+        if !vaps.is_empty() {
+            foreign.push(Arc::new(vaps));
+        }
+        foreign
     }
 
     pub fn set_inventory(&mut self, objects: Vec<Value>) {
@@ -124,6 +136,9 @@ pub fn load(paths: &[PathBuf], engine: Engine) -> (Gatekeeper, Vec<LoadProblem>)
     let mut problems = Vec::new();
     let mut templates: HashMap<String, Arc<Compiled>> = HashMap::new();
     let mut constraints: Vec<(PathBuf, Constraint)> = Vec::new();
+    // Policies and bindings, and every other document (params, namespaces).
+    let (mut vap_docs, mut other_docs) = (Vec::new(), Vec::new());
+    let mut vap_files: HashMap<(String, String), PathBuf> = HashMap::new();
     for file in files {
         let docs = match read_all(&file) {
             Ok(docs) => docs,
@@ -146,10 +161,21 @@ pub fn load(paths: &[PathBuf], engine: Engine) -> (Gatekeeper, Vec<LoadProblem>)
                     Ok(c) => constraints.push((file.clone(), c)),
                     Err(e) => problems.push(LoadProblem { file: file.clone(), message: e.to_string() }),
                 }
+            } else if paved_cel::vap::is_vap_kind(&doc) {
+                let key = |k: &str| doc.pointer(k).and_then(Value::as_str).unwrap_or("").to_owned();
+                vap_files.insert((key("/kind"), key("/metadata/name")), file.clone());
+                vap_docs.push(doc);
+            } else {
+                other_docs.push(doc);
             }
         }
     }
-    let mut gatekeeper = Gatekeeper::default();
+    let (vaps, vap_errors) = paved_cel::vap::Vaps::from_docs(&vap_docs, &other_docs);
+    for e in vap_errors {
+        let file = vap_files.get(&(e.kind.clone(), e.name.clone())).cloned().unwrap_or_default();
+        problems.push(LoadProblem { file, message: e.to_string() });
+    }
+    let mut gatekeeper = Gatekeeper { vaps, ..Gatekeeper::default() };
     for (file, constraint) in constraints {
         match templates.get(&constraint.kind) {
             Some(t) => gatekeeper.constraints.push((Arc::clone(t), constraint)),

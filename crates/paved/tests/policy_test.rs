@@ -155,3 +155,108 @@ fn inventory_templates_see_the_checked_files_and_stdin_is_still_checked() {
         .collect();
     assert!(!from_stdin.is_empty(), "the Ingress on stdin was checked against the file's: {doc:#}");
 }
+
+#[test]
+fn the_cel_engine_runs_the_library_templates_that_have_cel() {
+    let library =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus/gatekeeper-library/pod-security-policy");
+    let (code, stdout, stderr) =
+        paved_test(Path::new("."), &["--engine", "cel", "--format", "json", library.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stderr}");
+    let doc: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let by_cel = doc["cases"].as_array().unwrap().iter().filter(|c| c["engine"] == "cel").count();
+    assert!(by_cel >= 40, "only {by_cel} cases ran with CEL");
+    assert_eq!(doc["failed"], 0);
+
+    // check too: the CEL of required-labels judges the config maps.
+    let dir = tempfile::tempdir().unwrap();
+    policies(dir.path(), "deny");
+    std::fs::write(dir.path().join("cms.yaml"), CONFIGMAPS).unwrap();
+    let (code, stdout, stderr) = paved(dir.path(), &["check", "--engine", "cel", "--policy", "policies", "cms.yaml"]);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    // The CEL message of the template, not the Rego one.
+    assert!(stdout.contains("missing required label, requires all of: owner"), "{stdout}");
+}
+
+const VAP: &str = "apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicy
+metadata: {name: max-replicas}
+spec:
+  paramKind: {apiVersion: v1, kind: ConfigMap}
+  matchConstraints:
+    resourceRules:
+    - {apiGroups: [apps], apiVersions: [v1], operations: [CREATE, UPDATE], resources: [deployments]}
+  validations:
+  - expression: object.spec.replicas <= int(params.data.max)
+    messageExpression: \"'replicas must be at most ' + params.data.max\"
+    reason: Forbidden
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicyBinding
+metadata: {name: max-replicas-prod}
+spec:
+  policyName: max-replicas
+  validationActions: [Deny]
+  paramRef: {name: replica-limit, namespace: policies}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: replica-limit, namespace: policies}
+data: {max: \"3\"}
+";
+
+const DEPLOYMENTS: &str = "apiVersion: apps/v1
+kind: Deployment
+metadata: {name: big, namespace: shop}
+spec:
+  replicas: 10
+  selector: {matchLabels: {app: big}}
+  template:
+    metadata: {labels: {app: big}}
+    spec:
+      containers: [{name: app, image: registry.example/app@sha256:0000000000000000000000000000000000000000000000000000000000000000}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: small, namespace: shop}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: small}}
+  template:
+    metadata: {labels: {app: small}}
+    spec:
+      containers: [{name: app, image: registry.example/app@sha256:0000000000000000000000000000000000000000000000000000000000000000}]
+";
+
+#[test]
+fn check_runs_validating_admission_policies_with_their_bindings_and_params() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("policies")).unwrap();
+    std::fs::write(dir.path().join("policies/vap.yaml"), VAP).unwrap();
+    std::fs::write(dir.path().join("deploys.yaml"), DEPLOYMENTS).unwrap();
+    let (code, stdout, stderr) =
+        paved(dir.path(), &["check", "--policy", "policies", "--format", "json", "deploys.yaml"]);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    let doc: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let findings: Vec<&serde_json::Value> = doc["findings"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{doc}"))
+        .iter()
+        .filter(|f| f["policy"] == "vap/max-replicas/max-replicas-prod")
+        .collect();
+    assert_eq!(findings.len(), 1, "{findings:#?}");
+    assert_eq!(findings[0]["object"]["name"], "big");
+    assert_eq!(findings[0]["action"], "deny");
+    assert_eq!(findings[0]["message"], "replicas must be at most 3");
+
+    // A binding to a policy that is not there is named, and exit 2.
+    std::fs::write(
+        dir.path().join("policies/orphan.yaml"),
+        "apiVersion: admissionregistration.k8s.io/v1\nkind: ValidatingAdmissionPolicyBinding\nmetadata: {name: orphan}\nspec: {policyName: nowhere, validationActions: [Warn]}\n",
+    )
+    .unwrap();
+    let (code, stdout, stderr) = paved(dir.path(), &["check", "--policy", "policies", "deploys.yaml"]);
+    assert_eq!(code, 2, "{stdout}{stderr}");
+    assert!(stderr.contains("orphan.yaml") && stderr.contains("ValidatingAdmissionPolicyBinding orphan"), "{stderr}");
+    assert!(stdout.contains("vap/max-replicas/max-replicas-prod"), "the others still ran: {stdout}");
+}

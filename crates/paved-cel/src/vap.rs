@@ -1,0 +1,390 @@
+//! ValidatingAdmissionPolicy and ValidatingAdmissionPolicyBinding
+//! (`admissionregistration.k8s.io/v1`), run as the API server runs them:
+//! the policy's `matchConstraints` and the binding's `matchResources` both
+//! select the request, params come from `paramRef` (by name or selector,
+//! with `parameterNotFoundAction`), each failed validation does what the
+//! binding's `validationActions` say, and an expression that cannot be
+//! evaluated does what `failurePolicy` says.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use paved_core::eval::{Foreign, ForeignFinding};
+use paved_core::node::{FieldPath, Node};
+use paved_core::policy::Action;
+use serde_json::Value;
+
+use crate::{Activation, Params, Validator};
+
+const GROUP_VERSION: &str = "admissionregistration.k8s.io/v1";
+
+/// A policy or binding that could not be used, and why.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{kind} {name}: {message}")]
+pub struct VapError {
+    pub kind: String,
+    pub name: String,
+    pub message: String,
+}
+
+/// A compiled ValidatingAdmissionPolicy.
+pub struct Policy {
+    pub name: String,
+    validator: Validator,
+    match_constraints: Value,
+    /// `paramKind` as `(apiVersion, kind)`.
+    param_kind: Option<(String, String)>,
+    /// `failurePolicy: Ignore`; `Fail` (the default) otherwise.
+    ignore_failures: bool,
+}
+
+/// A binding, with the params it selects resolved.
+struct Binding {
+    name: String,
+    policy: Arc<Policy>,
+    match_resources: Value,
+    action: Action,
+    params: BindingParams,
+}
+
+enum BindingParams {
+    /// The policy takes no params.
+    None,
+    /// One evaluation per param object selected.
+    Found(Vec<Params>),
+    /// `paramRef` selected nothing: `parameterNotFoundAction: Deny`.
+    NotFoundDeny(String),
+}
+
+/// The policies and bindings of a set of files, ready to judge objects.
+#[derive(Default)]
+pub struct Vaps {
+    bindings: Vec<Binding>,
+    /// Namespaces known (from the policy files and the inventory), for `namespaceSelector`.
+    namespaces: HashMap<String, Value>,
+}
+
+impl std::fmt::Debug for Vaps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Vaps").field("bindings", &self.bindings.len()).finish()
+    }
+}
+
+fn str_at<'a>(v: &'a Value, pointer: &str) -> Option<&'a str> {
+    v.pointer(pointer).and_then(Value::as_str)
+}
+
+fn strings(v: Option<&Value>) -> Vec<&str> {
+    v.and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).collect()
+}
+
+/// Whether `doc` is a policy or a binding this module reads.
+pub fn is_vap_kind(doc: &Value) -> bool {
+    str_at(doc, "/apiVersion") == Some(GROUP_VERSION)
+        && matches!(str_at(doc, "/kind"), Some("ValidatingAdmissionPolicy" | "ValidatingAdmissionPolicyBinding"))
+}
+
+impl Policy {
+    pub fn from_json(doc: &Value) -> Result<Policy, VapError> {
+        let name = str_at(doc, "/metadata/name").unwrap_or("").to_owned();
+        let error =
+            |message: String| VapError { kind: "ValidatingAdmissionPolicy".to_owned(), name: name.clone(), message };
+        let spec = doc.get("spec").ok_or_else(|| error("no spec".to_owned()))?;
+        if spec.get("validations").and_then(Value::as_array).is_none_or(Vec::is_empty)
+            && spec.get("auditAnnotations").and_then(Value::as_array).is_none_or(Vec::is_empty)
+        {
+            return Err(error("spec.validations or spec.auditAnnotations must have at least one entry".to_owned()));
+        }
+        let validator = Validator::compile(spec, &[], "spec")
+            .map_err(|errors| error(errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")))?;
+        let param_kind = spec
+            .get("paramKind")
+            .map(|p| (str_at(p, "/apiVersion").unwrap_or("").to_owned(), str_at(p, "/kind").unwrap_or("").to_owned()));
+        let ignore_failures = match str_at(spec, "/failurePolicy").unwrap_or("Fail") {
+            "Fail" => false,
+            "Ignore" => true,
+            other => return Err(error(format!("spec.failurePolicy {other:?} is not Fail or Ignore"))),
+        };
+        let match_constraints = spec.get("matchConstraints").cloned().unwrap_or(Value::Null);
+        if match_constraints.get("resourceRules").and_then(Value::as_array).is_none_or(Vec::is_empty) {
+            return Err(error("spec.matchConstraints.resourceRules is required".to_owned()));
+        }
+        Ok(Policy { name, validator, match_constraints, param_kind, ignore_failures })
+    }
+}
+
+/// What a binding's `validationActions` make of a failure: the strongest.
+fn action_of(binding: &Value) -> Result<Action, String> {
+    let actions = strings(binding.pointer("/spec/validationActions"));
+    if actions.is_empty() {
+        return Err("spec.validationActions must name Deny, Warn or Audit".to_owned());
+    }
+    let mut strongest = Action::Audit;
+    for a in actions {
+        let action = match a {
+            "Deny" => Action::Deny,
+            "Warn" => Action::Warn,
+            "Audit" => Action::Audit,
+            other => return Err(format!("spec.validationActions: {other:?} is not Deny, Warn or Audit")),
+        };
+        if rank(action) > rank(strongest) {
+            strongest = action;
+        }
+    }
+    Ok(strongest)
+}
+
+fn rank(action: Action) -> u8 {
+    match action {
+        Action::Deny => 3,
+        Action::Warn => 2,
+        Action::Audit => 1,
+    }
+}
+
+impl Vaps {
+    /// Builds policies and bindings from documents; others are params,
+    /// namespaces, or ignored. `objects` are more documents params and
+    /// namespaces may come from (the inventory). Every policy or binding that
+    /// cannot be used is an error; the rest still judge.
+    pub fn from_docs(docs: &[Value], objects: &[Value]) -> (Vaps, Vec<VapError>) {
+        let mut errors = Vec::new();
+        let mut policies: HashMap<String, Arc<Policy>> = HashMap::new();
+        let mut bindings = Vec::new();
+        for doc in docs.iter().filter(|d| is_vap_kind(d)) {
+            if str_at(doc, "/kind") == Some("ValidatingAdmissionPolicy") {
+                match Policy::from_json(doc) {
+                    Ok(p) => {
+                        policies.insert(p.name.clone(), Arc::new(p));
+                    }
+                    Err(e) => errors.push(e),
+                }
+            } else {
+                bindings.push(doc);
+            }
+        }
+        let everything: Vec<&Value> = docs.iter().chain(objects).collect();
+        let namespaces = everything
+            .iter()
+            .filter(|o| str_at(o, "/apiVersion") == Some("v1") && str_at(o, "/kind") == Some("Namespace"))
+            .filter_map(|o| Some((str_at(o, "/metadata/name")?.to_owned(), (*o).clone())))
+            .collect();
+        let mut vaps = Vaps { bindings: Vec::new(), namespaces };
+        for doc in bindings {
+            let name = str_at(doc, "/metadata/name").unwrap_or("").to_owned();
+            let error = |message: String| VapError {
+                kind: "ValidatingAdmissionPolicyBinding".to_owned(),
+                name: name.clone(),
+                message,
+            };
+            let policy_name = str_at(doc, "/spec/policyName").unwrap_or("");
+            let Some(policy) = policies.get(policy_name) else {
+                errors
+                    .push(error(format!("spec.policyName {policy_name:?}: no such ValidatingAdmissionPolicy loaded")));
+                continue;
+            };
+            let action = match action_of(doc) {
+                Ok(a) => a,
+                Err(message) => {
+                    errors.push(error(message));
+                    continue;
+                }
+            };
+            let params = match resolve_params(policy, doc.pointer("/spec/paramRef"), &everything) {
+                Ok(p) => p,
+                Err(message) => {
+                    errors.push(error(message));
+                    continue;
+                }
+            };
+            vaps.bindings.push(Binding {
+                name,
+                policy: Arc::clone(policy),
+                match_resources: doc.pointer("/spec/matchResources").cloned().unwrap_or(Value::Null),
+                action,
+                params,
+            });
+        }
+        (vaps, errors)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.bindings.is_empty()
+    }
+
+    /// Judges one object, as the request `request` (an AdmissionRequest as
+    /// JSON: `operation`, `userInfo`, `kind`, …).
+    pub fn judge(&self, object: &Value, old_object: &Value, request: &Value) -> Vec<ForeignFinding> {
+        let subject = if object.is_null() { old_object } else { object };
+        let operation = str_at(request, "/operation").unwrap_or("CREATE");
+        let namespace_name = str_at(subject, "/metadata/namespace").filter(|n| !n.is_empty());
+        let namespace = namespace_name.and_then(|n| self.namespaces.get(n));
+        let selected: Vec<&Binding> = self
+            .bindings
+            .iter()
+            .filter(|b| {
+                selects(&b.policy.match_constraints, subject, operation, namespace_name, namespace)
+                    && (b.match_resources.is_null()
+                        || selects(&b.match_resources, subject, operation, namespace_name, namespace))
+            })
+            .collect();
+        if selected.is_empty() {
+            return Vec::new();
+        }
+        let activation = Activation::new(object, old_object, request, namespace.unwrap_or(&Value::Null));
+        let mut out = Vec::new();
+        for binding in selected {
+            let policy = format!("vap/{}/{}", binding.policy.name, binding.name);
+            let finding = |action: Action, message: String| ForeignFinding {
+                policy: policy.clone(),
+                action,
+                message,
+                path: FieldPath::root(),
+            };
+            let no_params = Params::none();
+            let params: Vec<&Params> = match &binding.params {
+                BindingParams::None => vec![&no_params],
+                BindingParams::Found(found) => found.iter().collect(),
+                BindingParams::NotFoundDeny(why) => {
+                    out.push(finding(Action::Deny, why.clone()));
+                    continue;
+                }
+            };
+            for params in params {
+                let outcome = binding.policy.validator.evaluate(&activation, params);
+                if !outcome.matched {
+                    continue;
+                }
+                out.extend(outcome.failures.into_iter().map(|f| finding(binding.action, f.message)));
+                if !binding.policy.ignore_failures {
+                    // failurePolicy Fail: an expression that cannot be evaluated rejects.
+                    out.extend(
+                        outcome.errors.into_iter().map(|e| finding(binding.action, format!("policy error: {e}"))),
+                    );
+                }
+            }
+        }
+        out
+    }
+}
+
+impl Foreign for Vaps {
+    fn evaluate(&self, obj: &Node) -> Vec<ForeignFinding> {
+        let Ok(object) = serde_json::to_value(obj) else { return Vec::new() };
+        // A manifest is judged as its creation, by an unknown user.
+        let (group, version) = match str_at(&object, "/apiVersion").unwrap_or("").split_once('/') {
+            Some((g, v)) => (g.to_owned(), v.to_owned()),
+            None => (String::new(), str_at(&object, "/apiVersion").unwrap_or("").to_owned()),
+        };
+        let kind = str_at(&object, "/kind").unwrap_or("").to_owned();
+        let request = serde_json::json!({
+            "kind": {"group": group, "version": version, "kind": kind},
+            "resource": {"group": group, "version": version, "resource": resource_of(&kind)},
+            "name": object.pointer("/metadata/name"),
+            "namespace": object.pointer("/metadata/namespace"),
+            "operation": "CREATE",
+            "userInfo": {},
+            "dryRun": false,
+        });
+        self.judge(&object, &Value::Null, &request)
+    }
+}
+
+/// The params of a binding, from the objects loaded.
+fn resolve_params(policy: &Policy, param_ref: Option<&Value>, objects: &[&Value]) -> Result<BindingParams, String> {
+    let Some((api_version, kind)) = &policy.param_kind else {
+        return Ok(BindingParams::None);
+    };
+    let Some(param_ref) = param_ref else {
+        return Err(format!("policy {} has paramKind {kind} but the binding has no spec.paramRef", policy.name));
+    };
+    let name = str_at(param_ref, "/name");
+    let namespace = str_at(param_ref, "/namespace");
+    let selector = param_ref.get("selector");
+    if name.is_some() == selector.is_some() {
+        return Err("spec.paramRef needs exactly one of name and selector".to_owned());
+    }
+    let found: Vec<Params> = objects
+        .iter()
+        .filter(|o| str_at(o, "/apiVersion") == Some(api_version) && str_at(o, "/kind") == Some(kind))
+        .filter(|o| namespace.is_none_or(|ns| str_at(o, "/metadata/namespace") == Some(ns)))
+        .filter(|o| match (name, selector) {
+            (Some(name), _) => str_at(o, "/metadata/name") == Some(name),
+            (None, Some(selector)) => paved_core::selector::matches(selector, o.pointer("/metadata/labels")),
+            (None, None) => false,
+        })
+        .map(|o| Params::new(o))
+        .collect();
+    if !found.is_empty() {
+        return Ok(BindingParams::Found(found));
+    }
+    match str_at(param_ref, "/parameterNotFoundAction").unwrap_or("Deny") {
+        "Allow" => Ok(BindingParams::Found(Vec::new())),
+        "Deny" => Ok(BindingParams::NotFoundDeny(format!(
+            "no params found for policy binding: {kind} {} not found",
+            name.map_or_else(|| "matching the selector".to_owned(), |n| format!("{n:?}"))
+        ))),
+        other => Err(format!("spec.paramRef.parameterNotFoundAction {other:?} is not Allow or Deny")),
+    }
+}
+
+/// The resource (plural) of a kind, as the API server guesses it without
+/// discovery: lower case, `-s`, `-es` after an s, `-ies` for a final y.
+pub fn resource_of(kind: &str) -> String {
+    let lower = kind.to_ascii_lowercase();
+    if lower.ends_with('s') {
+        format!("{lower}es")
+    } else if let Some(stem) = lower.strip_suffix('y') {
+        format!("{stem}ies")
+    } else {
+        format!("{lower}s")
+    }
+}
+
+/// Whether `rules` (`matchConstraints` or `matchResources`) select the object.
+fn selects(rules: &Value, object: &Value, operation: &str, namespace: Option<&str>, ns_object: Option<&Value>) -> bool {
+    let (group, version) = match str_at(object, "/apiVersion").unwrap_or("").split_once('/') {
+        Some((g, v)) => (g, v),
+        None => ("", str_at(object, "/apiVersion").unwrap_or("")),
+    };
+    let resource = resource_of(str_at(object, "/kind").unwrap_or(""));
+    let name = str_at(object, "/metadata/name").unwrap_or("");
+    let rule_selects = |rule: &Value| {
+        let any = |key: &str, value: &str| {
+            let listed = strings(rule.get(key));
+            listed.iter().any(|l| *l == "*" || *l == value)
+        };
+        let names = strings(rule.get("resourceNames"));
+        let scope_ok = match str_at(rule, "/scope").unwrap_or("*") {
+            "Cluster" => namespace.is_none(),
+            "Namespaced" => namespace.is_some(),
+            _ => true,
+        };
+        any("apiGroups", group)
+            && any("apiVersions", version)
+            && any("resources", &resource)
+            && any("operations", operation)
+            && scope_ok
+            && (names.is_empty() || names.contains(&name))
+    };
+    let rules_of = |key: &str| rules.get(key).and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+    if !rules_of("resourceRules").iter().any(rule_selects) {
+        return false;
+    }
+    if rules_of("excludeResourceRules").iter().any(rule_selects) {
+        return false;
+    }
+    if let Some(selector) = rules.get("objectSelector")
+        && !paved_core::selector::matches(selector, object.pointer("/metadata/labels"))
+    {
+        return false;
+    }
+    // Cluster-scoped objects are not filtered by namespaceSelector; a
+    // namespace paved has not seen has no labels.
+    if let (Some(selector), Some(_)) = (rules.get("namespaceSelector"), namespace)
+        && !paved_core::selector::matches(selector, ns_object.and_then(|n| n.pointer("/metadata/labels")))
+    {
+        return false;
+    }
+    true
+}
