@@ -10,6 +10,7 @@ mod images;
 mod install;
 mod lsp;
 mod lsp_fix;
+mod policy_test;
 mod report;
 mod serve;
 
@@ -57,8 +58,7 @@ fn run(cli: Cli) -> miette::Result<u8> {
             };
         }
         Command::Test { paths } => {
-            let engine = cli.global.engine.map(Into::into).unwrap_or_default();
-            return policy_test(paths, cli.global.format, engine);
+            return policy_test(paths, cli.global.format, cli.global.engine.map(Into::into), &config);
         }
         Command::Audit(args) => {
             let (gatekeeper, problems) = gatekeeper(&config, config_path.as_deref(), &cli.global);
@@ -215,23 +215,41 @@ fn with_gatekeeper(
 fn policy_test(
     paths: &[std::path::PathBuf],
     format: cli::Format,
-    engine: paved_gatekeeper::template::Engine,
+    engine: Option<paved_gatekeeper::template::Engine>,
+    config: &paved_core::config::Config,
 ) -> miette::Result<u8> {
     use paved_gatekeeper::suite::{Templates, find_suites, run_suite};
     if !matches!(format, cli::Format::Text | cli::Format::Json) {
         return Err(miette::miette!(code = "paved::format", "paved test writes text or json, not {format:?}"));
     }
-    let suites = find_suites(paths);
+    let mut suites = find_suites(paths);
+    let native = paved_gatekeeper::suite::files_under(paths, policy_test::is_test_file);
+    suites.extend(native.iter().cloned());
     if suites.is_empty() {
-        return Err(miette::miette!(code = "paved::no-suites", "no suite.yaml under {paths:?}"));
+        return Err(miette::miette!(code = "paved::no-suites", "no suite.yaml or *.paved-test.yaml under {paths:?}"));
     }
-    let mut templates = Templates::new(engine);
+    let mut templates = Templates::new(engine.unwrap_or(config.policy_engine.into()));
     let (mut passed, mut failed, mut broken) = (0usize, 0usize, 0usize);
     let mut rows = Vec::new();
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     for suite in &suites {
         let shown = suite.display().to_string();
-        match run_suite(suite, &mut templates) {
+        let ran = if native.contains(suite) {
+            policy_test::run_file(suite, config, engine)
+                .map(|cases| {
+                    let cases = cases.into_iter().map(|c| paved_gatekeeper::suite::CaseResult {
+                        test: c.test,
+                        case: c.case,
+                        failure: c.failure,
+                        engine: None,
+                    });
+                    cases.collect()
+                })
+                .map_err(|e| e.to_string())
+        } else {
+            run_suite(suite, &mut templates).map_err(|e| e.to_string())
+        };
+        match ran {
             Err(e) => {
                 broken += 1;
                 eprintln!("paved: {e}");

@@ -260,3 +260,69 @@ fn check_runs_validating_admission_policies_with_their_bindings_and_params() {
     assert!(stderr.contains("orphan.yaml") && stderr.contains("ValidatingAdmissionPolicyBinding orphan"), "{stderr}");
     assert!(stdout.contains("vap/max-replicas/max-replicas-prod"), "the others still ran: {stdout}");
 }
+
+const PRIVILEGED_POD: &str = "apiVersion: v1
+kind: Pod
+metadata: {name: root, namespace: shop}
+spec:
+  containers:
+  - name: app
+    image: registry.example/app@sha256:0000000000000000000000000000000000000000000000000000000000000000
+    securityContext: {privileged: true}
+";
+
+#[test]
+fn paved_test_files_cover_native_rules_and_validating_admission_policies() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("policies")).unwrap();
+    std::fs::write(dir.path().join("policies/vap.yaml"), VAP).unwrap();
+    std::fs::write(dir.path().join("deploys.yaml"), DEPLOYMENTS).unwrap();
+    std::fs::write(dir.path().join("pod.yaml"), PRIVILEGED_POD).unwrap();
+    let test = "apiVersion: paved.dev/v1alpha1
+kind: PolicyTest
+metadata: {name: replicas-and-privilege}
+policies: [policies]
+cases:
+- name: the big deployment is denied, the small one is not
+  object: deploys.yaml
+  expect:
+  - {policy: vap/max-replicas/*, action: deny, message: 'at most [0-9]+', count: 1}
+- name: a privileged pod breaks the baseline
+  object: pod.yaml
+  expect:
+  - {policy: pss-baseline/privileged, action: deny}
+  absent: [vap/*]
+- name: a wrong expectation
+  object: pod.yaml
+  absent: [pss-baseline/*]
+";
+    std::fs::write(dir.path().join("replicas.paved-test.yaml"), test).unwrap();
+    let (code, stdout, stderr) = paved_test(dir.path(), &[]);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert!(
+        stdout.contains("PASS ./replicas.paved-test.yaml: replicas-and-privilege / the big deployment is denied"),
+        "{stdout}"
+    );
+    assert!(
+        stdout
+            .contains("PASS ./replicas.paved-test.yaml: replicas-and-privilege / a privileged pod breaks the baseline"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("FAIL ./replicas.paved-test.yaml: replicas-and-privilege / a wrong expectation: expected nothing from pss-baseline/*"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("1 suites: 2 cases passed, 1 failed"), "{stdout}");
+
+    // A count that does not hold fails with what was found.
+    std::fs::write(
+        dir.path().join("replicas.paved-test.yaml"),
+        test.replace("count: 1", "count: 2")
+            .replace("- name: a wrong expectation\n  object: pod.yaml\n  absent: [pss-baseline/*]\n", ""),
+    )
+    .unwrap();
+    let (code, stdout, _) = paved_test(dir.path(), &[]);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(stdout.contains("expected 2 findings of vap/max-replicas/* with action deny"), "{stdout}");
+    assert!(stdout.contains("got 1"), "{stdout}");
+}
