@@ -5,7 +5,8 @@
 #
 # Targets (fuzz/fuzz_targets/): load_and_check (YAML loading and the engine),
 # admission_review (AdmissionReview decoding, verdict and response),
-# kubeconfig (kubeconfig parsing and printing, seeded with the golden configurations).
+# kubeconfig (kubeconfig parsing and printing, seeded with the golden configurations),
+# cel_expression (CEL compiling and evaluation, seeded with the library's CEL).
 # Works on the stable toolchain (RUSTC_BOOTSTRAP=1 lets cargo-fuzz pass its
 # -Z flags). Seeds come from the examples and the shared corpora. A crash
 # leaves its input in fuzz/artifacts/TARGET/ and makes this exit 1.
@@ -23,6 +24,12 @@ case "$target" in
     sources=(../shared/corpus/k8s-api/HEAD);;
   kubeconfig)
     sources=(crates/paved-cluster/tests/golden/kubeconfig);;
+  cel_expression)
+    # One seed per single-line expression of the library's K8sNativeValidation code.
+    grep -rhoE "expression: .+$" ../shared/corpus/gatekeeper-library --include=template.yaml \
+      | sed -E "s/^expression: //; s/^'(.*)'$/\1/" | sort -u \
+      | while IFS= read -r e; do printf '%s' "$e" > "$seeds/seed-$i"; i=$((i + 1)); done
+    sources=(/nonexistent);;
   *)
     sources=(examples ../shared/corpus/pod-security/restricted/v1.37 ../shared/corpus/gatekeeper-library ../shared/corpus/k8s-api);;
 esac

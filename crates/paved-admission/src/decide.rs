@@ -397,7 +397,9 @@ impl Admission {
             return;
         }
         let engine = self.engine_for(cluster.labels_of(&req.namespace), &mut v.warnings);
-        let findings = engine.evaluate(&req.object, now);
+        // Foreign policies read the request (operation, user, old object) as JSON.
+        let request = if engine.has_foreign() { serde_json::to_value(req).ok() } else { None };
+        let findings = engine.evaluate_request(&req.object, now, request.as_ref());
         // On UPDATE, a Deny that the old object already had is a Warn: refusing it
         // would block unrelated changes (finalizers, scaling) to objects that
         // predate the policy.

@@ -28,8 +28,10 @@ pub struct Ctx<'a> {
 /// every surface that adds them (check, serve, audit) gets their findings,
 /// exemptions and ordering the same way.
 pub trait Foreign: Send + Sync + std::fmt::Debug {
-    /// What the foreign policies find in one object.
-    fn evaluate(&self, obj: &Node) -> Vec<ForeignFinding>;
+    /// What the foreign policies find in one object. `request` is the
+    /// AdmissionRequest as JSON (operation, user, old object…) when the
+    /// object comes from one; without it, the object is judged as created.
+    fn evaluate(&self, obj: &Node, request: Option<&serde_json::Value>) -> Vec<ForeignFinding>;
 }
 
 /// A finding from a [`Foreign`] policy: its own id, action and message.
@@ -76,6 +78,17 @@ impl Engine {
     /// the object's source when it has one; exempted findings are marked, not
     /// dropped. `now` decides which exemptions have expired.
     pub fn evaluate(&self, obj: &Node, now: Timestamp) -> Vec<Finding> {
+        self.evaluate_request(obj, now, None)
+    }
+
+    /// Whether foreign policies run (then they may want the request, see [`Foreign`]).
+    pub fn has_foreign(&self) -> bool {
+        !self.foreign.is_empty()
+    }
+
+    /// As [`Engine::evaluate`], for an object that came in an admission
+    /// request (`request`, as JSON), which foreign policies may read.
+    pub fn evaluate_request(&self, obj: &Node, now: Timestamp, request: Option<&serde_json::Value>) -> Vec<Finding> {
         let kind = obj.get("kind").and_then(Node::as_str).unwrap_or("");
         let pod = PodView::of(obj, kind);
         let exemptions = exempt::exemptions_of(obj, pod.as_ref(), now);
@@ -120,7 +133,7 @@ impl Engine {
             }
         }
         for foreign in &self.foreign {
-            for ff in foreign.evaluate(obj) {
+            for ff in foreign.evaluate(obj, request) {
                 push(ff.policy.into(), true, self.set.mode.apply(ff.action), ff.message, ff.path);
             }
         }
@@ -162,7 +175,7 @@ mod tests {
     struct NeedsOwner;
 
     impl Foreign for NeedsOwner {
-        fn evaluate(&self, obj: &Node) -> Vec<ForeignFinding> {
+        fn evaluate(&self, obj: &Node, _: Option<&serde_json::Value>) -> Vec<ForeignFinding> {
             if obj.at(&["metadata", "labels", "owner"]).is_some() {
                 return Vec::new();
             }

@@ -81,8 +81,15 @@ impl Gatekeeper {
 }
 
 impl Foreign for Gatekeeper {
-    fn evaluate(&self, obj: &Node) -> Vec<ForeignFinding> {
-        let Ok(json) = serde_json::to_value(obj) else { return Vec::new() };
+    fn evaluate(&self, obj: &Node, request: Option<&Value>) -> Vec<ForeignFinding> {
+        // From admission, Gatekeeper's review is the request itself.
+        let json = match request {
+            Some(request) => serde_json::json!({"kind": "AdmissionReview", "request": request}),
+            None => match serde_json::to_value(obj) {
+                Ok(json) => json,
+                Err(_) => return Vec::new(),
+            },
+        };
         let review = Review::of(&json);
         let mut out = Vec::new();
         for (template, constraint) in &self.constraints {

@@ -1,0 +1,89 @@
+//! From admission, foreign policies see the request: its operation, user and
+//! old object, as Gatekeeper and the API server give them.
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
+use std::path::PathBuf;
+
+use paved_core::node::Node;
+use paved_gatekeeper::policies::load;
+use paved_gatekeeper::template::Engine;
+use serde_json::json;
+
+fn privileged_pod() -> serde_json::Value {
+    json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "root", "namespace": "shop"},
+           "spec": {"containers": [{"name": "app", "image": "nginx", "securityContext": {"privileged": true}}]}})
+}
+
+#[test]
+fn templates_see_the_operation_and_skip_updates_as_written() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/corpus/gatekeeper-library/pod-security-policy/privileged-containers");
+    let paths = [dir.join("template.yaml"), dir.join("samples/psp-privileged-container/constraint.yaml")];
+    for engine in [Engine::Rego, Engine::Cel] {
+        let (policies, problems) = load(&paths, engine);
+        assert!(problems.is_empty(), "{problems:?}");
+        let foreign = policies.into_foreign();
+        let pod = privileged_pod();
+        let node = Node::from_json(&pod);
+        let found = |request: Option<&serde_json::Value>| {
+            foreign.iter().map(|f| f.evaluate(&node, request).len()).sum::<usize>()
+        };
+        assert_eq!(found(None), 1, "{engine:?}: a manifest is judged as created");
+        let request = |operation: &str| {
+            json!({"uid": "1", "kind": {"group": "", "version": "v1", "kind": "Pod"}, "operation": operation,
+                   "name": "root", "namespace": "shop", "userInfo": {"username": "alice"},
+                   "object": pod, "oldObject": if operation == "UPDATE" { pod.clone() } else { serde_json::Value::Null }})
+        };
+        assert_eq!(found(Some(&request("CREATE"))), 1, "{engine:?}");
+        // The template exempts updates (the spec of a running pod cannot change).
+        assert_eq!(found(Some(&request("UPDATE"))), 0, "{engine:?}: the operation reached the template");
+    }
+}
+
+#[test]
+fn validating_admission_policies_see_the_user_and_the_old_object() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("vap.yaml"),
+        "apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicy
+metadata: {name: no-shrinking}
+spec:
+  matchConstraints:
+    resourceRules:
+    - {apiGroups: [apps], apiVersions: [v1], operations: [UPDATE], resources: [deployments]}
+  matchConditions:
+  - {name: not-the-operator, expression: \"request.userInfo.username != 'system:serviceaccount:ops:scaler'\"}
+  validations:
+  - expression: object.spec.replicas >= oldObject.spec.replicas
+    messageExpression: \"'replicas may not go down from ' + string(oldObject.spec.replicas)\"
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicyBinding
+metadata: {name: no-shrinking}
+spec: {policyName: no-shrinking, validationActions: [Deny]}
+",
+    )
+    .unwrap();
+    let (policies, problems) = load(&[dir.path().to_owned()], Engine::Rego);
+    assert!(problems.is_empty(), "{problems:?}");
+    let foreign = policies.into_foreign();
+    let deploy = |replicas: i64| {
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "shop"},
+               "spec": {"replicas": replicas}})
+    };
+    let request = |user: &str| {
+        json!({"uid": "1", "kind": {"group": "apps", "version": "v1", "kind": "Deployment"},
+               "resource": {"group": "apps", "version": "v1", "resource": "deployments"},
+               "operation": "UPDATE", "name": "web", "namespace": "shop", "userInfo": {"username": user},
+               "object": deploy(2), "oldObject": deploy(5)})
+    };
+    let object = deploy(2);
+    let node = Node::from_json(&object);
+    let messages = |request: Option<&serde_json::Value>| -> Vec<String> {
+        foreign.iter().flat_map(|f| f.evaluate(&node, request)).map(|f| f.message).collect()
+    };
+    assert_eq!(messages(Some(&request("alice"))), ["replicas may not go down from 5"]);
+    assert!(messages(Some(&request("system:serviceaccount:ops:scaler"))).is_empty(), "matchConditions read the user");
+    assert!(messages(None).is_empty(), "a manifest is a CREATE, which the policy does not match");
+}
