@@ -62,6 +62,16 @@ fn paved(dir: &Path, args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// `paved check --policy policies --format json FILE` in `dir`, which must
+/// exit 1 (a Deny); the findings of `policy`.
+fn checked_json(dir: &Path, file: &str, policy: &str) -> Vec<serde_json::Value> {
+    let (code, stdout, stderr) = paved(dir, &["check", "--policy", "policies", "--format", "json", file]);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    let doc: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let findings = doc["findings"].as_array().unwrap_or_else(|| panic!("{doc}"));
+    findings.iter().filter(|f| f["policy"] == policy).cloned().collect()
+}
+
 /// A policy directory with the library's required-labels template and a constraint of `action`.
 fn policies(dir: &Path, action: &str) {
     let library =
@@ -82,15 +92,7 @@ fn check_runs_gatekeeper_constraints_beside_native_rules() {
     let dir = tempfile::tempdir().unwrap();
     policies(dir.path(), "deny");
     std::fs::write(dir.path().join("cms.yaml"), CONFIGMAPS).unwrap();
-    let (code, stdout, stderr) = paved(dir.path(), &["check", "--policy", "policies", "--format", "json", "cms.yaml"]);
-    assert_eq!(code, 1, "{stdout}{stderr}");
-    let doc: serde_json::Value = serde_json::from_str(&stdout).unwrap();
-    let findings: Vec<&serde_json::Value> = doc["findings"]
-        .as_array()
-        .unwrap_or_else(|| panic!("{doc}"))
-        .iter()
-        .filter(|f| f["policy"] == "gatekeeper/k8srequiredlabels/need-owner")
-        .collect();
+    let findings = checked_json(dir.path(), "cms.yaml", "gatekeeper/k8srequiredlabels/need-owner");
     assert_eq!(findings.len(), 2, "bare is denied, excused is exempted, owned is clean: {findings:#?}");
     assert_eq!(findings[0]["object"]["name"], "bare");
     assert_eq!(findings[0]["action"], "deny");
@@ -234,16 +236,7 @@ fn check_runs_validating_admission_policies_with_their_bindings_and_params() {
     std::fs::create_dir_all(dir.path().join("policies")).unwrap();
     std::fs::write(dir.path().join("policies/vap.yaml"), VAP).unwrap();
     std::fs::write(dir.path().join("deploys.yaml"), DEPLOYMENTS).unwrap();
-    let (code, stdout, stderr) =
-        paved(dir.path(), &["check", "--policy", "policies", "--format", "json", "deploys.yaml"]);
-    assert_eq!(code, 1, "{stdout}{stderr}");
-    let doc: serde_json::Value = serde_json::from_str(&stdout).unwrap();
-    let findings: Vec<&serde_json::Value> = doc["findings"]
-        .as_array()
-        .unwrap_or_else(|| panic!("{doc}"))
-        .iter()
-        .filter(|f| f["policy"] == "vap/max-replicas/max-replicas-prod")
-        .collect();
+    let findings = checked_json(dir.path(), "deploys.yaml", "vap/max-replicas/max-replicas-prod");
     assert_eq!(findings.len(), 1, "{findings:#?}");
     assert_eq!(findings[0]["object"]["name"], "big");
     assert_eq!(findings[0]["action"], "deny");
