@@ -272,7 +272,6 @@ impl Validator {
             return outcome;
         }
         for (i, validation) in self.validations.iter().enumerate() {
-            let field = format!("validations[{i}]");
             match scope.run(&validation.expression).and_then(|v| as_bool(&v)) {
                 Ok(true) => {}
                 Ok(false) => outcome.failures.push(Failure {
@@ -280,7 +279,7 @@ impl Validator {
                     reason: validation.reason.clone().unwrap_or_else(|| "Invalid".to_owned()),
                 }),
                 Err(message) => outcome.errors.push(FieldError {
-                    field: format!("{field}.expression"),
+                    field: format!("validations[{i}].expression"),
                     message: format!(
                         "expression '{}' resulted in error: {message}",
                         validation.expression.source.trim()
