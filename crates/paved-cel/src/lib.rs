@@ -11,6 +11,7 @@
 
 pub mod expr;
 pub mod libs;
+pub mod quantity;
 pub mod vap;
 
 use std::sync::{Arc, OnceLock};

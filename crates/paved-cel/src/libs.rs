@@ -2,11 +2,11 @@
 //! and its strings, lists and math extensions (from the cel crate), plus the
 //! Kubernetes libraries the cel crate does not have, written here: the list
 //! functions (`isSorted`, `sum`, `min`, `max`, `indexOf`, `lastIndexOf`),
-//! `sets`, and regex `find`/`findAll`.
+//! `sets`, regex `find`/`findAll`, and quantities ([`crate::quantity`]).
 
 use std::sync::{Arc, OnceLock};
 
-use cel::common::types::{DYN_TYPE, INT_TYPE, LIST_TYPE, STRING_TYPE};
+use cel::common::types::{DYN_TYPE, INT_TYPE, LIST_TYPE, STRING_TYPE, Type};
 use cel::common::value::{CowVal, Val};
 use cel::{Env, ExecutionError, Value};
 
@@ -47,6 +47,28 @@ fn build() -> Env {
     add(env.add_member_overload("find", "string_find", STRING_TYPE, vec![STRING_TYPE], find));
     add(env.add_member_overload("findAll", "string_find_all", STRING_TYPE, vec![STRING_TYPE], find_all));
     add(env.add_member_overload("findAll", "string_find_all_n", STRING_TYPE, vec![STRING_TYPE, INT_TYPE], find_all));
+    let quantity = || Type::new_opaque_type(crate::quantity::TYPE_NAME);
+    add(env.add_overload("quantity", "quantity", vec![STRING_TYPE], quantity_parse));
+    add(env.add_overload("isQuantity", "is_quantity", vec![STRING_TYPE], quantity_is));
+    for (name, op) in [
+        ("sign", quantity_sign as cel::common::functions::Function),
+        ("isInteger", quantity_is_integer),
+        ("asInteger", quantity_as_integer),
+        ("asApproximateFloat", quantity_as_approximate_float),
+    ] {
+        add(env.add_member_overload(name, &format!("quantity_{name}"), quantity(), vec![], op));
+    }
+    for (name, op) in [
+        ("add", quantity_add as cel::common::functions::Function),
+        ("sub", quantity_sub),
+        ("isLessThan", quantity_is_less_than),
+        ("isGreaterThan", quantity_is_greater_than),
+        ("compareTo", quantity_compare_to),
+    ] {
+        add(env.add_member_overload(name, &format!("quantity_{name}"), quantity(), vec![quantity()], op));
+    }
+    add(env.add_member_overload("add", "quantity_add_int", quantity(), vec![INT_TYPE], quantity_add));
+    add(env.add_member_overload("sub", "quantity_sub_int", quantity(), vec![INT_TYPE], quantity_sub));
     env
 }
 
@@ -76,6 +98,17 @@ over_values! {
     sets_intersects => set_intersects,
     find => regex_find,
     find_all => regex_find_all,
+    quantity_parse => crate::quantity::parse,
+    quantity_is => crate::quantity::is_quantity,
+    quantity_sign => crate::quantity::sign,
+    quantity_is_integer => crate::quantity::is_integer,
+    quantity_as_integer => crate::quantity::as_integer,
+    quantity_as_approximate_float => crate::quantity::as_approximate_float,
+    quantity_add => crate::quantity::add,
+    quantity_sub => crate::quantity::sub,
+    quantity_is_less_than => crate::quantity::is_less_than,
+    quantity_is_greater_than => crate::quantity::is_greater_than,
+    quantity_compare_to => crate::quantity::compare_to,
 }
 
 fn error(function: &str, message: impl ToString) -> ExecutionError {

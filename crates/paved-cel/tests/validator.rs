@@ -211,6 +211,12 @@ fn kubernetes_libraries() {
         "object.spec.containers.exists_one(c, c.name == 'a') && dyn(1) == 1",
         "[[1], [2, 3]].flatten() == [1, 2, 3] && [1, 1, 2].distinct() == [1, 2]",
         "math.greatest(1, 5, 3) == 5 && string(5) == '5' && int('7') == 7",
+        "quantity('1Gi').isGreaterThan(quantity('1000Mi')) && quantity('500m').isLessThan(quantity('1'))",
+        "quantity('1Gi') == quantity('1024Mi') && quantity('1k').compareTo(quantity('1000')) == 0",
+        "quantity('1.5').add(quantity('500m')).asInteger() == 2 && quantity('2').sub(3).sign() == -1",
+        "!quantity('1.5').isInteger() && quantity('250m').asApproximateFloat() == 0.25",
+        "isQuantity('100Mi') && !isQuantity('100 MB')",
+        "object.spec.containers.all(c, !has(c.resources) || quantity(c.resources.limits.memory).isLessThan(quantity('2Gi')))",
     ];
     for expression in cases {
         let outcome = run(json!({"validations": [{"expression": expression}]}), &pod(), &Value::Null);

@@ -1,0 +1,190 @@
+//! Kubernetes resource quantities in CEL (the API server's `quantity`
+//! library): `quantity("1.5Gi")`, `isQuantity`, comparisons, arithmetic and
+//! conversions. A quantity is held exactly, in nano-units, as the API server
+//! rounds anything finer up to the nano.
+
+use std::sync::Arc;
+
+use cel::objects::Opaque;
+use cel::{ExecutionError, Value};
+
+/// The CEL type name of a quantity.
+pub const TYPE_NAME: &str = "kubernetes.Quantity";
+
+const NANO: i128 = 1_000_000_000;
+
+/// A quantity in nano-units (`1` is `1n`, `1_000_000_000` is `1`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Quantity {
+    pub nanos: i128,
+}
+
+impl Opaque for Quantity {
+    fn runtime_type_name(&self) -> &str {
+        TYPE_NAME
+    }
+}
+
+/// Why a text is not a quantity.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$': {0:?}")]
+pub struct NotAQuantity(pub String);
+
+impl std::str::FromStr for Quantity {
+    type Err = NotAQuantity;
+
+    /// Parses Kubernetes' grammar: a signed decimal number, then a binary
+    /// suffix (Ki…Ei), a decimal one (n, u, m, k, M…E) or an exponent (e3).
+    fn from_str(text: &str) -> Result<Quantity, NotAQuantity> {
+        let bad = || NotAQuantity(text.to_owned());
+        let (negative, rest) = match text.as_bytes().first() {
+            Some(b'-') => (true, &text[1..]),
+            Some(b'+') => (false, &text[1..]),
+            _ => (false, text),
+        };
+        let number_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let (number, suffix) = rest.split_at(number_len);
+        let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+        if (whole.is_empty() && fraction.is_empty()) || fraction.contains('.') || whole.len() + fraction.len() > 30 {
+            return Err(bad());
+        }
+        let digits: i128 = format!("{whole}{fraction}").parse().map_err(|_| bad())?;
+        // value = digits / 10^fraction × multiplier, the multiplier as a fraction num/den.
+        let (num, den): (i128, i128) = match suffix {
+            "Ki" => (1 << 10, 1),
+            "Mi" => (1 << 20, 1),
+            "Gi" => (1 << 30, 1),
+            "Ti" => (1 << 40, 1),
+            "Pi" => (1 << 50, 1),
+            "Ei" => (1 << 60, 1),
+            "n" => (1, NANO),
+            "u" => (1, 1_000_000),
+            "m" => (1, 1_000),
+            "" => (1, 1),
+            "k" => (1_000, 1),
+            "M" => (1_000_000, 1),
+            "G" => (1_000_000_000, 1),
+            "T" => (1_000_000_000_000, 1),
+            "P" => (1_000_000_000_000_000, 1),
+            "E" => (1_000_000_000_000_000_000, 1),
+            _ => {
+                let exponent = suffix.strip_prefix(['e', 'E']).ok_or_else(bad)?;
+                let exponent: i32 = exponent.parse().map_err(|_| bad())?;
+                if !(-18..=18).contains(&exponent) {
+                    return Err(bad());
+                }
+                let power = 10i128.pow(exponent.unsigned_abs());
+                if exponent >= 0 { (power, 1) } else { (1, power) }
+            }
+        };
+        let scale = 10i128.checked_pow(fraction.len() as u32).ok_or_else(bad)?;
+        let numerator = digits.checked_mul(num).and_then(|n| n.checked_mul(NANO)).ok_or_else(bad)?;
+        let denominator = den.checked_mul(scale).ok_or_else(bad)?;
+        // Anything finer than a nano rounds up (away from zero), as in Kubernetes.
+        let nanos = numerator / denominator + i128::from(numerator % denominator != 0);
+        Ok(Quantity { nanos: if negative { -nanos } else { nanos } })
+    }
+}
+
+fn error(function: &str, message: impl ToString) -> ExecutionError {
+    ExecutionError::function_error(function, message)
+}
+
+fn quantity_arg(function: &str, args: &[Value], i: usize) -> Result<Quantity, ExecutionError> {
+    match args.get(i) {
+        Some(Value::Opaque(o)) => {
+            o.downcast_ref::<Quantity>().copied().ok_or_else(|| error(function, "not a quantity"))
+        }
+        Some(Value::Int(n)) => Ok(Quantity { nanos: i128::from(*n) * NANO }),
+        other => Err(error(function, format!("expected a quantity, got {other:?}"))),
+    }
+}
+
+fn opaque(q: Quantity) -> Value {
+    Value::Opaque(Arc::new(q))
+}
+
+pub(crate) fn parse(f: &str, args: &[Value]) -> Result<Value, ExecutionError> {
+    match args.first() {
+        Some(Value::String(s)) => s.parse::<Quantity>().map(opaque).map_err(|e| error(f, e)),
+        other => Err(error(f, format!("expected a string, got {other:?}"))),
+    }
+}
+
+pub(crate) fn is_quantity(_: &str, args: &[Value]) -> Result<Value, ExecutionError> {
+    Ok(Value::Bool(matches!(args.first(), Some(Value::String(s)) if s.parse::<Quantity>().is_ok())))
+}
+
+pub(crate) fn sign(f: &str, args: &[Value]) -> Result<Value, ExecutionError> {
+    Ok(Value::Int(quantity_arg(f, args, 0)?.nanos.signum() as i64))
+}
+
+pub(crate) fn is_integer(f: &str, args: &[Value]) -> Result<Value, ExecutionError> {
+    let q = quantity_arg(f, args, 0)?;
+    Ok(Value::Bool(q.nanos % NANO == 0 && i64::try_from(q.nanos / NANO).is_ok()))
+}
+
+pub(crate) fn as_integer(f: &str, args: &[Value]) -> Result<Value, ExecutionError> {
+    let q = quantity_arg(f, args, 0)?;
+    if q.nanos % NANO != 0 {
+        return Err(error(f, "cannot convert value to integer: it has a fractional part"));
+    }
+    i64::try_from(q.nanos / NANO).map(Value::Int).map_err(|_| error(f, "cannot convert value to integer: out of range"))
+}
+
+pub(crate) fn as_approximate_float(f: &str, args: &[Value]) -> Result<Value, ExecutionError> {
+    Ok(Value::Float(quantity_arg(f, args, 0)?.nanos as f64 / NANO as f64))
+}
+
+pub(crate) fn add(f: &str, args: &[Value]) -> Result<Value, ExecutionError> {
+    let (a, b) = (quantity_arg(f, args, 0)?, quantity_arg(f, args, 1)?);
+    a.nanos.checked_add(b.nanos).map(|nanos| opaque(Quantity { nanos })).ok_or_else(|| error(f, "overflow"))
+}
+
+pub(crate) fn sub(f: &str, args: &[Value]) -> Result<Value, ExecutionError> {
+    let (a, b) = (quantity_arg(f, args, 0)?, quantity_arg(f, args, 1)?);
+    a.nanos.checked_sub(b.nanos).map(|nanos| opaque(Quantity { nanos })).ok_or_else(|| error(f, "overflow"))
+}
+
+pub(crate) fn is_less_than(f: &str, args: &[Value]) -> Result<Value, ExecutionError> {
+    Ok(Value::Bool(quantity_arg(f, args, 0)? < quantity_arg(f, args, 1)?))
+}
+
+pub(crate) fn is_greater_than(f: &str, args: &[Value]) -> Result<Value, ExecutionError> {
+    Ok(Value::Bool(quantity_arg(f, args, 0)? > quantity_arg(f, args, 1)?))
+}
+
+pub(crate) fn compare_to(f: &str, args: &[Value]) -> Result<Value, ExecutionError> {
+    Ok(Value::Int(quantity_arg(f, args, 0)?.cmp(&quantity_arg(f, args, 1)?) as i64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{NANO, Quantity};
+
+    fn q(s: &str) -> i128 {
+        s.parse::<Quantity>().map(|q| q.nanos).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn suffixes_fractions_exponents_and_rounding() {
+        assert_eq!(q("1"), NANO);
+        assert_eq!(q("1Ki"), 1024 * NANO);
+        assert_eq!(q("1.5Gi"), 1_610_612_736 * NANO);
+        assert_eq!(q("500m"), NANO / 2);
+        assert_eq!(q("100n"), 100);
+        assert_eq!(q("2k"), 2_000 * NANO);
+        assert_eq!(q("1e3"), 1_000 * NANO);
+        assert_eq!(q("1E-3"), NANO / 1_000);
+        assert_eq!(q("-0.5"), -NANO / 2);
+        assert_eq!(q("+.5"), NANO / 2);
+        assert_eq!(q("1."), NANO);
+        // Finer than a nano rounds up.
+        assert_eq!(q("0.1n"), 1);
+        assert_eq!(q("1Ei"), (1i128 << 60) * NANO);
+        for bad in ["", "Gi", "1.2.3", "1Zi", "1 Gi", "1e99", "--1", ".", "1ee3", "99999999999999999999999999999999999"]
+        {
+            assert!(bad.parse::<Quantity>().is_err(), "{bad:?} must not parse");
+        }
+    }
+}
