@@ -11,6 +11,7 @@
 
 pub mod expr;
 pub mod libs;
+pub mod net;
 pub mod quantity;
 pub mod vap;
 

@@ -2,7 +2,8 @@
 //! and its strings, lists and math extensions (from the cel crate), plus the
 //! Kubernetes libraries the cel crate does not have, written here: the list
 //! functions (`isSorted`, `sum`, `min`, `max`, `indexOf`, `lastIndexOf`),
-//! `sets`, regex `find`/`findAll`, and quantities ([`crate::quantity`]).
+//! `sets`, regex `find`/`findAll`, quantities ([`crate::quantity`]), and
+//! IP addresses and CIDRs ([`crate::net`]).
 
 use std::sync::{Arc, OnceLock};
 
@@ -69,6 +70,36 @@ fn build() -> Env {
     }
     add(env.add_member_overload("add", "quantity_add_int", quantity(), vec![INT_TYPE], quantity_add));
     add(env.add_member_overload("sub", "quantity_sub_int", quantity(), vec![INT_TYPE], quantity_sub));
+    let ip = || Type::new_opaque_type(crate::net::IP_TYPE_NAME);
+    let cidr = || Type::new_opaque_type(crate::net::CIDR_TYPE_NAME);
+    add(env.add_overload("ip", "ip", vec![STRING_TYPE], net_ip));
+    add(env.add_overload("isIP", "is_ip", vec![STRING_TYPE], net_is_ip));
+    add(env.add_overload("ip.isCanonical", "ip_is_canonical", vec![STRING_TYPE], net_is_canonical));
+    add(env.add_overload("cidr", "cidr", vec![STRING_TYPE], net_cidr));
+    add(env.add_overload("isCIDR", "is_cidr", vec![STRING_TYPE], net_is_cidr));
+    for (name, op) in [
+        ("family", net_family as cel::common::functions::Function),
+        ("isUnspecified", net_is_unspecified),
+        ("isLoopback", net_is_loopback),
+        ("isLinkLocalMulticast", net_is_link_local_multicast),
+        ("isLinkLocalUnicast", net_is_link_local_unicast),
+        ("isGlobalUnicast", net_is_global_unicast),
+    ] {
+        add(env.add_member_overload(name, &format!("ip_{name}"), ip(), vec![], op));
+    }
+    add(env.add_member_overload("containsIP", "cidr_contains_ip", cidr(), vec![ip()], net_contains_ip));
+    add(env.add_member_overload("containsIP", "cidr_contains_ip_string", cidr(), vec![STRING_TYPE], net_contains_ip));
+    add(env.add_member_overload("containsCIDR", "cidr_contains_cidr", cidr(), vec![cidr()], net_contains_cidr));
+    add(env.add_member_overload(
+        "containsCIDR",
+        "cidr_contains_cidr_string",
+        cidr(),
+        vec![STRING_TYPE],
+        net_contains_cidr,
+    ));
+    add(env.add_member_overload("ip", "cidr_ip", cidr(), vec![], net_cidr_ip));
+    add(env.add_member_overload("masked", "cidr_masked", cidr(), vec![], net_masked));
+    add(env.add_member_overload("prefixLength", "cidr_prefix_length", cidr(), vec![], net_prefix_length));
     env
 }
 
@@ -109,6 +140,22 @@ over_values! {
     quantity_is_less_than => crate::quantity::is_less_than,
     quantity_is_greater_than => crate::quantity::is_greater_than,
     quantity_compare_to => crate::quantity::compare_to,
+    net_ip => crate::net::ip,
+    net_is_ip => crate::net::is_ip,
+    net_is_canonical => crate::net::is_canonical,
+    net_cidr => crate::net::cidr,
+    net_is_cidr => crate::net::is_cidr,
+    net_family => crate::net::family,
+    net_is_unspecified => crate::net::is_unspecified,
+    net_is_loopback => crate::net::is_loopback,
+    net_is_link_local_multicast => crate::net::is_link_local_multicast,
+    net_is_link_local_unicast => crate::net::is_link_local_unicast,
+    net_is_global_unicast => crate::net::is_global_unicast,
+    net_contains_ip => crate::net::contains_ip,
+    net_contains_cidr => crate::net::contains_cidr,
+    net_cidr_ip => crate::net::cidr_ip,
+    net_masked => crate::net::masked,
+    net_prefix_length => crate::net::prefix_length,
 }
 
 fn error(function: &str, message: impl ToString) -> ExecutionError {

@@ -216,12 +216,37 @@ fn kubernetes_libraries() {
         "quantity('1.5').add(quantity('500m')).asInteger() == 2 && quantity('2').sub(3).sign() == -1",
         "!quantity('1.5').isInteger() && quantity('250m').asApproximateFloat() == 0.25",
         "isQuantity('100Mi') && !isQuantity('100 MB')",
+        "ip('10.0.0.1').family() == 4 && ip('fe80::1').family() == 6 && isIP('::1') && !isIP('10.0.0.300')",
+        "!isIP('::ffff:10.0.0.1') && ip.isCanonical('10.0.0.1') && !ip.isCanonical('2001:DB8::1')",
+        "ip('127.0.0.1').isLoopback() && ip('0.0.0.0').isUnspecified() && ip('169.254.1.1').isLinkLocalUnicast()",
+        "ip('224.0.0.5').isLinkLocalMulticast() && ip('10.1.2.3').isGlobalUnicast() && !ip('255.255.255.255').isGlobalUnicast()",
+        "cidr('10.0.0.0/8').containsIP(ip('10.2.3.4')) && cidr('10.0.0.0/8').containsIP('10.9.9.9') && !cidr('10.0.0.0/8').containsIP('11.0.0.1')",
+        "cidr('10.0.0.0/8').containsCIDR('10.1.0.0/16') && !cidr('10.1.0.0/16').containsCIDR('10.0.0.0/8')",
+        "cidr('10.1.2.3/16').masked() == cidr('10.1.0.0/16') && cidr('10.1.2.3/16').ip() == ip('10.1.2.3') && cidr('::/0').prefixLength() == 0",
+        "isCIDR('192.168.0.0/24') && !isCIDR('192.168.0.0/33') && !isCIDR('192.168.0.0')",
+        "!cidr('::/0').containsIP('10.0.0.1') && cidr('2001:db8::/32').containsIP('2001:db8:1::5')",
         "object.spec.containers.all(c, !has(c.resources) || quantity(c.resources.limits.memory).isLessThan(quantity('2Gi')))",
     ];
     for expression in cases {
         let outcome = run(json!({"validations": [{"expression": expression}]}), &pod(), &Value::Null);
         assert!(outcome.failures.is_empty() && outcome.errors.is_empty(), "{expression}: {outcome:?}");
     }
+    // And the libraries can say no.
+    let false_ones = [
+        "cidr('10.0.0.0/8').containsIP('11.0.0.1')",
+        "quantity('1Gi').isLessThan(quantity('1Mi'))",
+        "ip('10.0.0.1') == ip('10.0.0.2')",
+        "sets.contains([1], [2])",
+        "[2, 1].isSorted()",
+    ];
+    for expression in false_ones {
+        let outcome = run(json!({"validations": [{"expression": expression}]}), &pod(), &Value::Null);
+        assert_eq!(outcome.failures.len(), 1, "{expression}: {outcome:?}");
+    }
+    // A malformed argument is an error, not a false.
+    let outcome =
+        run(json!({"validations": [{"expression": "quantity('ten') == quantity('10')"}]}), &pod(), &Value::Null);
+    assert!(outcome.errors[0].message.contains("quantities must match"), "{outcome:?}");
 }
 
 #[test]
