@@ -84,9 +84,10 @@ pub enum Command {
     },
     /// Judge what already runs in a cluster: findings per namespace and policy, exemptions, locks.
     Audit(AuditArgs),
-    /// Run policy test suites: Gatekeeper suite.yaml files, unchanged (found recursively).
+    /// Run policy tests: Gatekeeper suite.yaml files, unchanged, and paved's own
+    /// *.paved-test.yaml files (objects and expected findings), found recursively.
     Test {
-        /// Suite files or directories to search for suite.yaml.
+        /// Test files, or directories to search for suite.yaml and *.paved-test.yaml.
         #[arg(value_name = "PATH", default_value = ".")]
         paths: Vec<PathBuf>,
     },
