@@ -271,8 +271,8 @@ impl Vaps {
 impl Foreign for Vaps {
     fn evaluate(&self, obj: &Node, request: Option<&Value>) -> Vec<ForeignFinding> {
         if let Some(request) = request {
-            let field = |k: &str| request.get(k).cloned().unwrap_or(Value::Null);
-            return self.judge(&field("object"), &field("oldObject"), request);
+            let field = |k: &str| request.get(k).unwrap_or(&Value::Null);
+            return self.judge(field("object"), field("oldObject"), request);
         }
         let Ok(object) = serde_json::to_value(obj) else { return Vec::new() };
         // A manifest is judged as its creation, by an unknown user.

@@ -83,14 +83,17 @@ impl Gatekeeper {
 impl Foreign for Gatekeeper {
     fn evaluate(&self, obj: &Node, request: Option<&Value>) -> Vec<ForeignFinding> {
         // From admission, Gatekeeper's review is the request itself.
-        let json = match request {
-            Some(request) => serde_json::json!({"kind": "AdmissionReview", "request": request}),
-            None => match serde_json::to_value(obj) {
-                Ok(json) => json,
-                Err(_) => return Vec::new(),
-            },
+        let json;
+        let review = match request {
+            Some(request) => Review::of_request(request),
+            None => {
+                json = match serde_json::to_value(obj) {
+                    Ok(json) => json,
+                    Err(_) => return Vec::new(),
+                };
+                Review::of(&json)
+            }
         };
-        let review = Review::of(&json);
         let mut out = Vec::new();
         for (template, constraint) in &self.constraints {
             let policy = Gatekeeper::policy_id(template, constraint);

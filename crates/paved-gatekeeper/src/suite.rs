@@ -100,29 +100,36 @@ pub struct Review<'a> {
 
 impl<'a> Review<'a> {
     pub fn of(obj: &'a Value) -> Review<'a> {
-        let (review, subject) = if obj.get("kind").and_then(Value::as_str) == Some("AdmissionReview") {
-            let request = obj.get("request").unwrap_or(&Value::Null);
-            let subject = match request.get("object") {
-                Some(o) if !o.is_null() => o,
-                _ => request.get("oldObject").unwrap_or(&Value::Null),
-            };
-            (request.clone(), subject)
-        } else {
-            let (group, version, kind) = group_kind(obj);
-            let meta = |k: &str| obj.pointer(&format!("/metadata/{k}")).cloned().unwrap_or(Value::Null);
-            let mut review = json!({
-                "kind": {"group": group, "version": version, "kind": kind},
-                "object": obj,
-                "name": meta("name"),
-                "operation": "CREATE",
-                "dryRun": false,
-            });
-            let namespace = meta("namespace");
-            if !namespace.is_null() {
-                review["namespace"] = namespace;
-            }
-            (review, obj)
+        if obj.get("kind").and_then(Value::as_str) == Some("AdmissionReview") {
+            return Review::of_request(obj.get("request").unwrap_or(&Value::Null));
+        }
+        let (group, version, kind) = group_kind(obj);
+        let meta = |k: &str| obj.pointer(&format!("/metadata/{k}")).cloned().unwrap_or(Value::Null);
+        let mut review = json!({
+            "kind": {"group": group, "version": version, "kind": kind},
+            "object": obj,
+            "name": meta("name"),
+            "operation": "CREATE",
+            "dryRun": false,
+        });
+        let namespace = meta("namespace");
+        if !namespace.is_null() {
+            review["namespace"] = namespace;
+        }
+        Review::new(review, obj)
+    }
+
+    /// The review of an AdmissionRequest (as JSON), as Gatekeeper builds it:
+    /// the request itself; its object, or the old one on DELETE, is matched.
+    pub fn of_request(request: &'a Value) -> Review<'a> {
+        let subject = match request.get("object") {
+            Some(o) if !o.is_null() => o,
+            _ => request.get("oldObject").unwrap_or(&Value::Null),
         };
+        Review::new(request.clone(), subject)
+    }
+
+    fn new(review: Value, subject: &'a Value) -> Review<'a> {
         let (group, _, kind) = group_kind(subject);
         Review {
             input: regorus::Value::from(review.clone()),
