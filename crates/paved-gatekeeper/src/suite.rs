@@ -85,13 +85,16 @@ pub fn group_kind(obj: &Value) -> (String, String, String) {
 }
 
 /// One object under review, prepared once for every constraint: the
-/// `input.review` Gatekeeper hands a template (converted to regorus's values
-/// once), and the object `match` looks at. An AdmissionReview's request is
+/// `input.review` Gatekeeper hands a template (converted for regorus or CEL
+/// once, when a template of that engine first needs it), and the object
+/// `match` looks at. An AdmissionReview's request is
 /// used as it is; any other object is reviewed as a CREATE of it.
 pub struct Review<'a> {
-    pub input: regorus::Value,
-    /// The same request as JSON, for CEL; converted only if a template needs it.
-    request: Value,
+    /// The request as JSON: borrowed from admission, built for a manifest.
+    request: std::borrow::Cow<'a, Value>,
+    /// The request converted for each engine, only when a template of that
+    /// engine runs, and then once for all constraints.
+    input: std::sync::OnceLock<regorus::Value>,
     activation: std::sync::OnceLock<paved_cel::Activation>,
     pub subject: &'a Value,
     group: String,
@@ -116,7 +119,7 @@ impl<'a> Review<'a> {
         if !namespace.is_null() {
             review["namespace"] = namespace;
         }
-        Review::new(review, obj)
+        Review::new(std::borrow::Cow::Owned(review), obj)
     }
 
     /// The review of an AdmissionRequest (as JSON), as Gatekeeper builds it:
@@ -126,14 +129,14 @@ impl<'a> Review<'a> {
             Some(o) if !o.is_null() => o,
             _ => request.get("oldObject").unwrap_or(&Value::Null),
         };
-        Review::new(request.clone(), subject)
+        Review::new(std::borrow::Cow::Borrowed(request), subject)
     }
 
-    fn new(review: Value, subject: &'a Value) -> Review<'a> {
+    fn new(request: std::borrow::Cow<'a, Value>, subject: &'a Value) -> Review<'a> {
         let (group, _, kind) = group_kind(subject);
         Review {
-            input: regorus::Value::from(review.clone()),
-            request: review,
+            request,
+            input: std::sync::OnceLock::new(),
             activation: std::sync::OnceLock::new(),
             subject,
             group,
@@ -144,9 +147,14 @@ impl<'a> Review<'a> {
     /// The review as CEL's variables (`object`, `oldObject`, `request`).
     pub fn activation(&self) -> &paved_cel::Activation {
         self.activation.get_or_init(|| {
-            let field = |k: &str| self.request.get(k).cloned().unwrap_or(Value::Null);
-            paved_cel::Activation::new(&field("object"), &field("oldObject"), &self.request, &Value::Null)
+            let field = |k: &str| self.request.get(k).unwrap_or(&Value::Null);
+            paved_cel::Activation::new(field("object"), field("oldObject"), &self.request, &Value::Null)
         })
+    }
+
+    /// The review as Rego's `input.review`.
+    pub fn input(&self) -> &regorus::Value {
+        self.input.get_or_init(|| regorus::Value::from(self.request.as_ref().clone()))
     }
 
     /// Whether `constraint`'s `match` selects the object.

@@ -194,7 +194,7 @@ impl Compiled {
         inventory: &crate::suite::Inventory,
     ) -> Result<Vec<Violation>, EvalError> {
         match &self.code {
-            Code::Rego(rego) => rego.violations(&self.template.name, &review.input, &constraint.parameters, inventory),
+            Code::Rego(rego) => rego.violations(&self.template.name, review.input(), &constraint.parameters, inventory),
             Code::Cel(validator) => {
                 let outcome = validator.evaluate(review.activation(), &constraint.cel_params);
                 if let Some(error) = outcome.errors.first() {
