@@ -78,6 +78,23 @@ pub fn value_of(json: &Json) -> Value {
     }
 }
 
+/// CEL's `request`: the AdmissionRequest without `object` and `oldObject`,
+/// which are variables of their own (and would be converted twice).
+fn request_value(request: &Json) -> Value {
+    match request {
+        Json::Object(fields) => Value::Map(Map {
+            map: Arc::new(
+                fields
+                    .iter()
+                    .filter(|(k, _)| *k != "object" && *k != "oldObject")
+                    .map(|(k, v)| (Key::String(Arc::new(k.clone())), value_of(v)))
+                    .collect(),
+            ),
+        }),
+        other => value_of(other),
+    }
+}
+
 fn boxed(value: Value) -> Box<dyn Val> {
     // Every value `value_of` makes has a boxed form; null is the fallback.
     let boxed: Result<Box<dyn Val>, _> = value.try_into();
@@ -100,7 +117,7 @@ impl Activation {
         Activation {
             object: boxed(value_of(object)),
             old_object: boxed(value_of(old_object)),
-            request: boxed(value_of(request)),
+            request: boxed(request_value(request)),
             namespace_object: boxed(value_of(namespace_object)),
         }
     }
@@ -153,22 +170,6 @@ impl Validator {
     pub fn compile(spec: &Json, prelude: &[(&str, &str)], prefix: &str) -> Result<Validator, Vec<FieldError>> {
         let mut errors = Vec::new();
         let items = |key: &str| spec.get(key).and_then(Json::as_array).map(Vec::as_slice).unwrap_or_default();
-        let mut names: Vec<String> = Vec::new();
-        let mut reads: Vec<Vec<usize>> = Vec::new();
-        let mut variables = Vec::new();
-        for (name, source) in prelude {
-            match Expression::compile(source, &names).map(|e| e.with_variables(&reads)) {
-                Ok(e) => {
-                    reads.push(e.reads.clone());
-                    variables.push(((*name).to_owned(), e));
-                }
-                Err(e) => {
-                    reads.push(Vec::new());
-                    errors.push(FieldError { field: format!("(prelude variable {name})"), message: e.message });
-                }
-            }
-            names.push((*name).to_owned());
-        }
         let mut compile = |field: String, source: Option<&str>, names: &[String], reads: &[Vec<usize>]| {
             let Some(source) = source else {
                 errors.push(FieldError { field, message: "is required".to_owned() });
@@ -179,19 +180,23 @@ impl Validator {
                 .map_err(|e| errors.push(FieldError { field, message: e.message }))
                 .ok()
         };
-        for (i, v) in items("variables").iter().enumerate() {
-            let field = format!("{prefix}.variables[{i}]");
-            let Some(name) = str_at(v, "name").filter(|n| !n.is_empty()) else {
+        // The prelude's variables first, then the spec's: `(field, name, expression)`.
+        let declared =
+            prelude.iter().map(|(name, source)| (format!("(prelude variable {name})"), Some(*name), Some(*source)));
+        let declared = declared.chain(items("variables").iter().enumerate().map(|(i, v)| {
+            (format!("{prefix}.variables[{i}]"), str_at(v, "name").filter(|n| !n.is_empty()), str_at(v, "expression"))
+        }));
+        // By variable index: its name, and the variables it reads (for the next ones).
+        let (mut names, mut reads): (Vec<String>, Vec<Vec<usize>>) = (Vec::new(), Vec::new());
+        let mut variables = Vec::new();
+        for (field, name, source) in declared {
+            let Some(name) = name else {
                 compile(format!("{field}.name"), None, &names, &reads);
                 continue;
             };
-            match compile(format!("{field}.expression"), str_at(v, "expression"), &names, &reads) {
-                Some(e) => {
-                    reads.push(e.reads.clone());
-                    variables.push((name.to_owned(), e));
-                }
-                None => reads.push(Vec::new()),
-            }
+            let compiled = compile(format!("{field}.expression"), source, &names, &reads);
+            reads.push(compiled.as_ref().map(|e| e.reads.clone()).unwrap_or_default());
+            variables.extend(compiled.map(|e| (name.to_owned(), e)));
             names.push(name.to_owned());
         }
         let mut match_conditions = Vec::new();

@@ -215,23 +215,23 @@ impl Vaps {
     /// Judges one object, as the request `request` (an AdmissionRequest as
     /// JSON: `operation`, `userInfo`, `kind`, …).
     pub fn judge(&self, object: &Value, old_object: &Value, request: &Value) -> Vec<ForeignFinding> {
-        let subject = if object.is_null() { old_object } else { object };
-        let operation = str_at(request, "/operation").unwrap_or("CREATE");
-        let namespace_name = str_at(subject, "/metadata/namespace").filter(|n| !n.is_empty());
-        let namespace = namespace_name.and_then(|n| self.namespaces.get(n));
+        let subject = Subject::of(
+            if object.is_null() { old_object } else { object },
+            str_at(request, "/operation").unwrap_or("CREATE"),
+            &self.namespaces,
+        );
         let selected: Vec<&Binding> = self
             .bindings
             .iter()
             .filter(|b| {
-                selects(&b.policy.match_constraints, subject, operation, namespace_name, namespace)
-                    && (b.match_resources.is_null()
-                        || selects(&b.match_resources, subject, operation, namespace_name, namespace))
+                subject.selected_by(&b.policy.match_constraints)
+                    && (b.match_resources.is_null() || subject.selected_by(&b.match_resources))
             })
             .collect();
         if selected.is_empty() {
             return Vec::new();
         }
-        let activation = Activation::new(object, old_object, request, namespace.unwrap_or(&Value::Null));
+        let activation = Activation::new(object, old_object, request, subject.namespace_object.unwrap_or(&Value::Null));
         let mut out = Vec::new();
         for binding in selected {
             let policy = format!("vap/{}/{}", binding.policy.name, binding.name);
@@ -276,14 +276,11 @@ impl Foreign for Vaps {
         }
         let Ok(object) = serde_json::to_value(obj) else { return Vec::new() };
         // A manifest is judged as its creation, by an unknown user.
-        let (group, version) = match str_at(&object, "/apiVersion").unwrap_or("").split_once('/') {
-            Some((g, v)) => (g.to_owned(), v.to_owned()),
-            None => (String::new(), str_at(&object, "/apiVersion").unwrap_or("").to_owned()),
-        };
-        let kind = str_at(&object, "/kind").unwrap_or("").to_owned();
+        let (group, version) = group_version(&object);
+        let kind = str_at(&object, "/kind").unwrap_or("");
         let request = serde_json::json!({
             "kind": {"group": group, "version": version, "kind": kind},
-            "resource": {"group": group, "version": version, "resource": resource_of(&kind)},
+            "resource": {"group": group, "version": version, "resource": resource_of(kind)},
             "name": object.pointer("/metadata/name"),
             "namespace": object.pointer("/metadata/namespace"),
             "operation": "CREATE",
@@ -345,50 +342,78 @@ pub fn resource_of(kind: &str) -> String {
     }
 }
 
-/// Whether `rules` (`matchConstraints` or `matchResources`) select the object.
-fn selects(rules: &Value, object: &Value, operation: &str, namespace: Option<&str>, ns_object: Option<&Value>) -> bool {
-    let (group, version) = match str_at(object, "/apiVersion").unwrap_or("").split_once('/') {
-        Some((g, v)) => (g, v),
-        None => ("", str_at(object, "/apiVersion").unwrap_or("")),
-    };
-    let resource = resource_of(str_at(object, "/kind").unwrap_or(""));
-    let name = str_at(object, "/metadata/name").unwrap_or("");
-    let rule_selects = |rule: &Value| {
-        let any = |key: &str, value: &str| {
-            let listed = strings(rule.get(key));
-            listed.iter().any(|l| *l == "*" || *l == value)
+fn group_version(object: &Value) -> (&str, &str) {
+    let api_version = str_at(object, "/apiVersion").unwrap_or("");
+    api_version.split_once('/').unwrap_or(("", api_version))
+}
+
+/// What matching needs of the object under review, worked out once per object.
+struct Subject<'a> {
+    object: &'a Value,
+    group: &'a str,
+    version: &'a str,
+    resource: String,
+    name: &'a str,
+    operation: &'a str,
+    namespace: Option<&'a str>,
+    /// The Namespace object, when paved has seen it.
+    namespace_object: Option<&'a Value>,
+}
+
+impl<'a> Subject<'a> {
+    fn of(object: &'a Value, operation: &'a str, namespaces: &'a HashMap<String, Value>) -> Subject<'a> {
+        let (group, version) = group_version(object);
+        let namespace = str_at(object, "/metadata/namespace").filter(|n| !n.is_empty());
+        Subject {
+            object,
+            group,
+            version,
+            resource: resource_of(str_at(object, "/kind").unwrap_or("")),
+            name: str_at(object, "/metadata/name").unwrap_or(""),
+            operation,
+            namespace,
+            namespace_object: namespace.and_then(|n| namespaces.get(n)),
+        }
+    }
+
+    /// Whether `rules` (`matchConstraints` or `matchResources`) select it.
+    fn selected_by(&self, rules: &Value) -> bool {
+        let rule_selects = |rule: &Value| {
+            let any = |key: &str, value: &str| strings(rule.get(key)).iter().any(|l| *l == "*" || *l == value);
+            let names = strings(rule.get("resourceNames"));
+            let scope_ok = match str_at(rule, "/scope").unwrap_or("*") {
+                "Cluster" => self.namespace.is_none(),
+                "Namespaced" => self.namespace.is_some(),
+                _ => true,
+            };
+            any("apiGroups", self.group)
+                && any("apiVersions", self.version)
+                && any("resources", &self.resource)
+                && any("operations", self.operation)
+                && scope_ok
+                && (names.is_empty() || names.contains(&self.name))
         };
-        let names = strings(rule.get("resourceNames"));
-        let scope_ok = match str_at(rule, "/scope").unwrap_or("*") {
-            "Cluster" => namespace.is_none(),
-            "Namespaced" => namespace.is_some(),
-            _ => true,
-        };
-        any("apiGroups", group)
-            && any("apiVersions", version)
-            && any("resources", &resource)
-            && any("operations", operation)
-            && scope_ok
-            && (names.is_empty() || names.contains(&name))
-    };
-    let rules_of = |key: &str| rules.get(key).and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
-    if !rules_of("resourceRules").iter().any(rule_selects) {
-        return false;
+        let rules_of = |key: &str| rules.get(key).and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+        if !rules_of("resourceRules").iter().any(rule_selects)
+            || rules_of("excludeResourceRules").iter().any(rule_selects)
+        {
+            return false;
+        }
+        if let Some(selector) = rules.get("objectSelector")
+            && !paved_core::selector::matches(selector, self.object.pointer("/metadata/labels"))
+        {
+            return false;
+        }
+        // Cluster-scoped objects are not filtered by namespaceSelector; a
+        // namespace paved has not seen has no labels.
+        if let (Some(selector), Some(_)) = (rules.get("namespaceSelector"), self.namespace)
+            && !paved_core::selector::matches(
+                selector,
+                self.namespace_object.and_then(|n| n.pointer("/metadata/labels")),
+            )
+        {
+            return false;
+        }
+        true
     }
-    if rules_of("excludeResourceRules").iter().any(rule_selects) {
-        return false;
-    }
-    if let Some(selector) = rules.get("objectSelector")
-        && !paved_core::selector::matches(selector, object.pointer("/metadata/labels"))
-    {
-        return false;
-    }
-    // Cluster-scoped objects are not filtered by namespaceSelector; a
-    // namespace paved has not seen has no labels.
-    if let (Some(selector), Some(_)) = (rules.get("namespaceSelector"), namespace)
-        && !paved_core::selector::matches(selector, ns_object.and_then(|n| n.pointer("/metadata/labels")))
-    {
-        return false;
-    }
-    true
 }

@@ -10,7 +10,8 @@ fn pod() -> Value {
         "apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": "web", "namespace": "shop", "labels": {"app": "web"}},
         "spec": {"containers": [
-            {"name": "a", "image": "nginx:1.27", "ports": [{"containerPort": 80}]},
+            {"name": "a", "image": "nginx:1.27", "ports": [{"containerPort": 80}],
+             "resources": {"limits": {"memory": "512Mi"}}},
             {"name": "b", "image": "ghcr.io/x/sidecar@sha256:abc"}
         ]}
     })
@@ -115,6 +116,19 @@ fn match_conditions_skip_the_object_when_one_is_false() {
         "validations": [{"expression": "false", "message": "judged"}]
     });
     assert_eq!(messages(&run(spec, &pod(), &Value::Null)), ["judged"]);
+}
+
+#[test]
+fn request_holds_the_request_attributes_but_not_the_objects() {
+    let request =
+        json!({"operation": "UPDATE", "userInfo": {"username": "alice"}, "object": pod(), "oldObject": pod()});
+    let activation = Activation::new(&pod(), &pod(), &request, &Value::Null);
+    let spec = json!({"validations": [
+        {"expression": "request.operation == 'UPDATE' && request.userInfo.username == 'alice'"},
+        {"expression": "!has(request.object) && !has(request.oldObject) && has(oldObject.spec)"}
+    ]});
+    let outcome = Validator::compile(&spec, &[], "spec").unwrap().evaluate(&activation, &Params::none());
+    assert!(outcome.failures.is_empty() && outcome.errors.is_empty(), "{outcome:?}");
 }
 
 #[test]
@@ -238,6 +252,7 @@ fn kubernetes_libraries() {
         "ip('10.0.0.1') == ip('10.0.0.2')",
         "sets.contains([1], [2])",
         "[2, 1].isSorted()",
+        "object.spec.containers.all(c, !has(c.resources) || quantity(c.resources.limits.memory).isLessThan(quantity('256Mi')))",
     ];
     for expression in false_ones {
         let outcome = run(json!({"validations": [{"expression": expression}]}), &pod(), &Value::Null);
