@@ -28,51 +28,59 @@ impl std::fmt::Display for LoadProblem {
     }
 }
 
-/// Constraints with their compiled templates, and the inventory they read;
-/// and the ValidatingAdmissionPolicies loaded beside them.
-#[derive(Default)]
-pub struct Gatekeeper {
-    constraints: Vec<(Arc<Compiled>, Constraint)>,
-    inventory: Inventory,
+/// Everything the policy files held: Gatekeeper constraints, and
+/// ValidatingAdmissionPolicies with their bindings.
+#[derive(Debug, Default)]
+pub struct Policies {
+    gatekeeper: Gatekeeper,
     vaps: paved_cel::vap::Vaps,
 }
 
-impl std::fmt::Debug for Gatekeeper {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Gatekeeper").field("constraints", &self.constraints.len()).field("vaps", &self.vaps).finish()
-    }
-}
-
-impl Gatekeeper {
+impl Policies {
     pub fn is_empty(&self) -> bool {
-        self.constraints.is_empty() && self.vaps.is_empty()
+        self.gatekeeper.constraints.is_empty() && self.vaps.is_empty()
     }
 
     /// Whether a template reads `data.inventory` (then the objects being
     /// checked are worth adding to it).
     pub fn reads_inventory(&self) -> bool {
-        self.constraints.iter().any(|(t, _)| {
+        self.gatekeeper.constraints.iter().any(|(t, _)| {
             t.template.rego.contains("data.inventory") || t.template.libs.iter().any(|l| l.contains("data.inventory"))
         })
     }
 
-    /// As the engine's foreign policies: nothing when no constraint loaded.
-    pub fn into_foreign(mut self) -> Vec<Arc<dyn Foreign>> {
+    /// The objects templates read through `data.inventory`.
+    pub fn set_inventory(&mut self, objects: Vec<Value>) {
+        self.gatekeeper.inventory = Inventory::new(objects);
+    }
+
+    /// As the engine's foreign policies: one per kind that loaded anything.
+    pub fn into_foreign(self) -> Vec<Arc<dyn Foreign>> {
         let mut foreign: Vec<Arc<dyn Foreign>> = Vec::new();
-        let vaps = std::mem::take(&mut self.vaps);
-        if !self.constraints.is_empty() {
-            foreign.push(Arc::new(self));
+        if !self.gatekeeper.constraints.is_empty() {
+            foreign.push(Arc::new(self.gatekeeper));
         }
-        if !vaps.is_empty() {
-            foreign.push(Arc::new(vaps));
+        if !self.vaps.is_empty() {
+            foreign.push(Arc::new(self.vaps));
         }
         foreign
     }
+}
 
-    pub fn set_inventory(&mut self, objects: Vec<Value>) {
-        self.inventory = Inventory::new(objects);
+/// Constraints with their compiled templates, and the inventory they read.
+#[derive(Default)]
+pub struct Gatekeeper {
+    constraints: Vec<(Arc<Compiled>, Constraint)>,
+    inventory: Inventory,
+}
+
+impl std::fmt::Debug for Gatekeeper {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gatekeeper").field("constraints", &self.constraints.len()).finish()
     }
+}
 
+impl Gatekeeper {
     /// The policy id of a constraint: `gatekeeper/<template>/<constraint>`,
     /// so `paved.dev/exempt: gatekeeper/*` or `gatekeeper/k8srequiredlabels/*` work.
     pub fn policy_id(template: &Compiled, constraint: &Constraint) -> String {
@@ -124,11 +132,11 @@ pub fn from_config(
     base: &Path,
     extra: &[PathBuf],
     engine: Engine,
-) -> (Gatekeeper, Vec<LoadProblem>) {
+) -> (Policies, Vec<LoadProblem>) {
     let mut paths: Vec<PathBuf> = policy_paths.iter().map(|p| base.join(p)).collect();
     paths.extend(extra.iter().cloned());
     if paths.is_empty() {
-        return (Gatekeeper::default(), Vec::new());
+        return (Policies::default(), Vec::new());
     }
     load(&paths, engine)
 }
@@ -137,10 +145,10 @@ pub fn from_config(
 /// directories, recursively). Other documents are ignored; a template that
 /// does not compile, or a constraint without its template, is a problem
 /// that names the file, and everything else still loads.
-pub fn load(paths: &[PathBuf], engine: Engine) -> (Gatekeeper, Vec<LoadProblem>) {
+pub fn load(paths: &[PathBuf], engine: Engine) -> (Policies, Vec<LoadProblem>) {
     if let Some(missing) = paths.iter().find(|p| !p.exists()) {
         let problem = LoadProblem { file: missing.clone(), message: "no such file or directory".into() };
-        return (Gatekeeper::default(), vec![problem]);
+        return (Policies::default(), vec![problem]);
     }
     let files = files_under(paths, |p| p.extension().is_some_and(|x| x == "yaml" || x == "yml" || x == "json"));
     let mut problems = Vec::new();
@@ -185,7 +193,7 @@ pub fn load(paths: &[PathBuf], engine: Engine) -> (Gatekeeper, Vec<LoadProblem>)
         let file = vap_files.get(&(e.kind.clone(), e.name.clone())).cloned().unwrap_or_default();
         problems.push(LoadProblem { file, message: e.to_string() });
     }
-    let mut gatekeeper = Gatekeeper { vaps, ..Gatekeeper::default() };
+    let mut gatekeeper = Gatekeeper::default();
     for (file, constraint) in constraints {
         match templates.get(&constraint.kind) {
             Some(t) => gatekeeper.constraints.push((Arc::clone(t), constraint)),
@@ -198,5 +206,5 @@ pub fn load(paths: &[PathBuf], engine: Engine) -> (Gatekeeper, Vec<LoadProblem>)
             }),
         }
     }
-    (gatekeeper, problems)
+    (Policies { gatekeeper, vaps }, problems)
 }

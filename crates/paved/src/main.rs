@@ -61,8 +61,8 @@ fn run(cli: Cli) -> miette::Result<u8> {
             return policy_test(paths, cli.global.format, cli.global.engine.map(Into::into), &config);
         }
         Command::Audit(args) => {
-            let (gatekeeper, problems) = gatekeeper(&config, config_path.as_deref(), &cli.global);
-            let foreign = gatekeeper.into_foreign();
+            let (policies, problems) = foreign_policies(&config, config_path.as_deref(), &cli.global);
+            let foreign = policies.into_foreign();
             let code = audit::run(args, cli.global.format, config, cli.global.profile.as_deref(), foreign)?;
             return Ok(if problems.is_empty() { code } else { EXIT_BAD_INPUT });
         }
@@ -75,8 +75,8 @@ fn run(cli: Cli) -> miette::Result<u8> {
         Command::Check(args) => args.paths.clone(),
         _ => Vec::new(),
     };
-    let (gatekeeper, policy_problems) = gatekeeper(&config, config_path.as_deref(), &cli.global);
-    let engine = with_gatekeeper(engine, gatekeeper, &cli.global, &inputs);
+    let (policies, policy_problems) = foreign_policies(&config, config_path.as_deref(), &cli.global);
+    let engine = with_foreign_policies(engine, policies, &cli.global, &inputs);
     let stdout = std::io::stdout();
     match cli.command {
         Command::Check(args) => {
@@ -152,16 +152,16 @@ fn install(
     }
 }
 
-/// The Gatekeeper policies of `policy-paths` (relative to the configuration
-/// file) and `--policy`; what could not load is printed, and returned so the
+/// The policies (Gatekeeper, ValidatingAdmissionPolicy) of `policy-paths`
+/// (relative to the configuration file) and `--policy`; what could not load is printed, and returned so the
 /// exit code can say so.
-fn gatekeeper(
+fn foreign_policies(
     config: &paved_core::config::Config,
     config_path: Option<&std::path::Path>,
     global: &cli::Global,
-) -> (paved_gatekeeper::policies::Gatekeeper, Vec<paved_gatekeeper::policies::LoadProblem>) {
+) -> (paved_gatekeeper::policies::Policies, Vec<paved_gatekeeper::policies::LoadProblem>) {
     let base = config_path.and_then(std::path::Path::parent).unwrap_or(std::path::Path::new("."));
-    let (gatekeeper, problems) = paved_gatekeeper::policies::from_config(
+    let (policies, problems) = paved_gatekeeper::policies::from_config(
         &config.policy_paths,
         base,
         &global.policies,
@@ -170,23 +170,23 @@ fn gatekeeper(
     for p in &problems {
         eprintln!("paved: policy {p}");
     }
-    (gatekeeper, problems)
+    (policies, problems)
 }
 
-/// Adds Gatekeeper policies to the engine. When a template reads
+/// Adds the policies of the files to the engine. When a template reads
 /// `data.inventory`, the inventory holds the `--inventory` objects and the
 /// objects being checked (except stdin, which only `check` may read), as
 /// Gatekeeper's sync would hold the cluster's.
-fn with_gatekeeper(
+fn with_foreign_policies(
     engine: Engine,
-    mut gatekeeper: paved_gatekeeper::policies::Gatekeeper,
+    mut policies: paved_gatekeeper::policies::Policies,
     global: &cli::Global,
     checked: &[std::path::PathBuf],
 ) -> Engine {
-    if gatekeeper.is_empty() {
+    if policies.is_empty() {
         return engine;
     }
-    let sources: Vec<std::path::PathBuf> = if gatekeeper.reads_inventory() {
+    let sources: Vec<std::path::PathBuf> = if policies.reads_inventory() {
         global.inventory.iter().chain(checked).cloned().collect()
     } else {
         global.inventory.clone()
@@ -205,9 +205,9 @@ fn with_gatekeeper(
                 });
             }
         }
-        gatekeeper.set_inventory(objects);
+        policies.set_inventory(objects);
     }
-    engine.with_foreign(gatekeeper.into_foreign())
+    engine.with_foreign(policies.into_foreign())
 }
 
 /// `paved test`: every case of every suite, pass or fail with the reason;
