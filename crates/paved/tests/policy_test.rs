@@ -207,35 +207,23 @@ metadata: {name: replica-limit, namespace: policies}
 data: {max: \"3\"}
 ";
 
-const DEPLOYMENTS: &str = "apiVersion: apps/v1
-kind: Deployment
-metadata: {name: big, namespace: shop}
-spec:
-  replicas: 10
-  selector: {matchLabels: {app: big}}
-  template:
-    metadata: {labels: {app: big}}
-    spec:
-      containers: [{name: app, image: registry.example/app@sha256:0000000000000000000000000000000000000000000000000000000000000000}]
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: small, namespace: shop}
-spec:
-  replicas: 2
-  selector: {matchLabels: {app: small}}
-  template:
-    metadata: {labels: {app: small}}
-    spec:
-      containers: [{name: app, image: registry.example/app@sha256:0000000000000000000000000000000000000000000000000000000000000000}]
-";
+/// Two pinned Deployments in `shop`: `big` (10 replicas) and `small` (2).
+fn deployments() -> String {
+    let deployment = |name: &str, replicas: u32| {
+        format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: {name}, namespace: shop}}\nspec:\n  replicas: {replicas}\n  selector: {{matchLabels: {{app: {name}}}}}\n  template:\n    metadata: {{labels: {{app: {name}}}}}\n    spec:\n      containers: [{{name: app, image: registry.example/app@sha256:{}}}]\n",
+            "0".repeat(64)
+        )
+    };
+    format!("{}---\n{}", deployment("big", 10), deployment("small", 2))
+}
 
 #[test]
 fn check_runs_validating_admission_policies_with_their_bindings_and_params() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("policies")).unwrap();
     std::fs::write(dir.path().join("policies/vap.yaml"), VAP).unwrap();
-    std::fs::write(dir.path().join("deploys.yaml"), DEPLOYMENTS).unwrap();
+    std::fs::write(dir.path().join("deploys.yaml"), deployments()).unwrap();
     let findings = checked_json(dir.path(), "deploys.yaml", "vap/max-replicas/max-replicas-prod");
     assert_eq!(findings.len(), 1, "{findings:#?}");
     assert_eq!(findings[0]["object"]["name"], "big");
@@ -269,7 +257,7 @@ fn paved_test_files_cover_native_rules_and_validating_admission_policies() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("policies")).unwrap();
     std::fs::write(dir.path().join("policies/vap.yaml"), VAP).unwrap();
-    std::fs::write(dir.path().join("deploys.yaml"), DEPLOYMENTS).unwrap();
+    std::fs::write(dir.path().join("deploys.yaml"), deployments()).unwrap();
     std::fs::write(dir.path().join("pod.yaml"), PRIVILEGED_POD).unwrap();
     let test = "apiVersion: paved.dev/v1alpha1
 kind: PolicyTest
