@@ -10,9 +10,12 @@
 //! budget (see [`expr`]) so that no expression runs unbounded.
 
 pub mod expr;
+pub mod format;
 pub mod libs;
 pub mod net;
 pub mod quantity;
+pub mod semver;
+pub mod url;
 pub mod vap;
 
 use std::sync::{Arc, OnceLock};

@@ -2,12 +2,15 @@
 //! and its strings, lists and math extensions (from the cel crate), plus the
 //! Kubernetes libraries the cel crate does not have, written here: the list
 //! functions (`isSorted`, `sum`, `min`, `max`, `indexOf`, `lastIndexOf`),
-//! `sets`, regex `find`/`findAll`, quantities ([`crate::quantity`]), and
-//! IP addresses and CIDRs ([`crate::net`]).
+//! `sets`, regex `find`/`findAll`, quantities ([`crate::quantity`]),
+//! IP addresses and CIDRs ([`crate::net`]), URLs ([`crate::url`]), named
+//! formats ([`crate::format`]) and semantic versions ([`crate::semver`]).
+//! (The kube-cel crate has these too, but for the cel crate's older
+//! `Context` API; paved is on cel 0.15's `Env`.)
 
 use std::sync::{Arc, OnceLock};
 
-use cel::common::types::{DYN_TYPE, INT_TYPE, LIST_TYPE, STRING_TYPE, Type};
+use cel::common::types::{BOOL_TYPE, DYN_TYPE, INT_TYPE, LIST_TYPE, STRING_TYPE, Type};
 use cel::common::value::{CowVal, Val};
 use cel::{Env, ExecutionError, Value};
 
@@ -100,8 +103,74 @@ fn build() -> Env {
     add(env.add_member_overload("ip", "cidr_ip", cidr(), vec![], net_cidr_ip));
     add(env.add_member_overload("masked", "cidr_masked", cidr(), vec![], net_masked));
     add(env.add_member_overload("prefixLength", "cidr_prefix_length", cidr(), vec![], net_prefix_length));
+    let url = || Type::new_opaque_type(crate::url::TYPE_NAME);
+    add(env.add_overload("url", "url", vec![STRING_TYPE], url_parse));
+    add(env.add_overload("isURL", "is_url", vec![STRING_TYPE], url_is));
+    for (name, op) in [
+        ("getScheme", url_scheme as cel::common::functions::Function),
+        ("getHost", url_host),
+        ("getHostname", url_hostname),
+        ("getPort", url_port),
+        ("getEscapedPath", url_escaped_path),
+        ("getQuery", url_query),
+    ] {
+        add(env.add_member_overload(name, &format!("url_{name}"), url(), vec![], op));
+    }
+    let format = || Type::new_opaque_type(crate::format::TYPE_NAME);
+    for (name, op) in FORMAT_CONSTRUCTORS {
+        add(env.add_overload(&format!("format.{name}"), &format!("format_{name}"), vec![], op));
+    }
+    add(env.add_overload("format.named", "format_named", vec![STRING_TYPE], format_named));
+    add(env.add_member_overload("validate", "format_validate", format(), vec![STRING_TYPE], format_validate));
+    let semver = || Type::new_opaque_type(crate::semver::TYPE_NAME);
+    add(env.add_overload("semver", "semver", vec![STRING_TYPE], semver_parse));
+    add(env.add_overload("semver", "semver_normalize", vec![STRING_TYPE, BOOL_TYPE], semver_parse));
+    add(env.add_overload("isSemver", "is_semver", vec![STRING_TYPE], semver_is));
+    add(env.add_overload("isSemver", "is_semver_normalize", vec![STRING_TYPE, BOOL_TYPE], semver_is));
+    for (name, op) in
+        [("major", semver_major as cel::common::functions::Function), ("minor", semver_minor), ("patch", semver_patch)]
+    {
+        add(env.add_member_overload(name, &format!("semver_{name}"), semver(), vec![], op));
+    }
+    for (name, op) in [
+        ("isGreaterThan", semver_is_greater_than as cel::common::functions::Function),
+        ("isLessThan", semver_is_less_than),
+        ("compareTo", semver_compare_to),
+    ] {
+        add(env.add_member_overload(name, &format!("semver_{name}"), semver(), vec![semver()], op));
+    }
     env
 }
+
+/// `format.dns1123Label()` and its siblings: one function per name, since
+/// an overload is a plain function pointer.
+macro_rules! format_constructors {
+    ($($name:ident),* $(,)?) => {
+        const FORMAT_CONSTRUCTORS: [(&str, cel::common::functions::Function); 13] = [$((stringify!($name), {
+            fn constructor<'b, 'v>(_: Vec<CowVal<'b, 'v>>) -> Result<CowVal<'b, 'v>, ExecutionError> {
+                let boxed: Box<dyn Val> = crate::format::constructor(stringify!($name)).try_into()?;
+                Ok(CowVal::Owned(boxed))
+            }
+            constructor
+        })),*];
+    };
+}
+
+format_constructors!(
+    dns1123Label,
+    dns1123Subdomain,
+    dns1035Label,
+    qualifiedName,
+    dns1123LabelPrefix,
+    dns1123SubdomainPrefix,
+    dns1035LabelPrefix,
+    labelValue,
+    uri,
+    uuid,
+    byte,
+    date,
+    datetime,
+);
 
 /// Declares an overload written over [`Value`]s: the arguments are converted,
 /// the result boxed. Simpler than the cel crate's borrowed values, and these
@@ -156,6 +225,24 @@ over_values! {
     net_cidr_ip => crate::net::cidr_ip,
     net_masked => crate::net::masked,
     net_prefix_length => crate::net::prefix_length,
+    url_parse => crate::url::url,
+    url_is => crate::url::is_url,
+    url_scheme => crate::url::scheme,
+    url_host => crate::url::host,
+    url_hostname => crate::url::hostname,
+    url_port => crate::url::port,
+    url_escaped_path => crate::url::escaped_path,
+    url_query => crate::url::query,
+    format_named => crate::format::named_function,
+    format_validate => crate::format::validate_function,
+    semver_parse => crate::semver::semver,
+    semver_is => crate::semver::is_semver,
+    semver_major => crate::semver::major,
+    semver_minor => crate::semver::minor,
+    semver_patch => crate::semver::patch,
+    semver_is_greater_than => crate::semver::is_greater_than,
+    semver_is_less_than => crate::semver::is_less_than,
+    semver_compare_to => crate::semver::compare_to,
 }
 
 fn error(function: &str, message: impl ToString) -> ExecutionError {

@@ -240,6 +240,21 @@ fn kubernetes_libraries() {
         "isCIDR('192.168.0.0/24') && !isCIDR('192.168.0.0/33') && !isCIDR('192.168.0.0')",
         "!cidr('::/0').containsIP('10.0.0.1') && cidr('2001:db8::/32').containsIP('2001:db8:1::5')",
         "object.spec.containers.all(c, !has(c.resources) || quantity(c.resources.limits.memory).isLessThan(quantity('2Gi')))",
+        "url('https://example.com:80/').getHost() == 'example.com:80' && url('https://example.com/path/').getScheme() == 'https'",
+        "url('https://[::1]:80/').getHostname() == '::1' && url('https://example.com:80/').getPort() == '80' && url('https://example.com/').getPort() == ''",
+        "url('https://example.com/path with spaces/').getEscapedPath() == '/path%20with%20spaces/'",
+        "url('https://example.com/p?k1=a&k2=b&k2=c').getQuery() == {'k1': ['a'], 'k2': ['b', 'c']}",
+        "isURL('https://example.com/') && isURL('/absolute/path') && !isURL('../relative-path') && !isURL('example.com')",
+        "format.dns1123Label().validate('my-name') == optional.none()",
+        "format.dns1123Label().validate('My_Name').hasValue() && format.named('uuid').hasValue() && !format.named('nope').hasValue()",
+        "format.named('labelValue').value().validate('ok.value') == optional.none()",
+        "format.qualifiedName().validate('example.com/a/b').value().size() == 1",
+        "format.dns1123SubdomainPrefix().validate('my.sub-') == optional.none() && format.uri().validate('x').hasValue()",
+        "format.date().validate('2024-02-29') == optional.none() && format.datetime().validate('2024-02-29 10:00:00Z').hasValue()",
+        "semver('1.2.3').major() == 1 && semver('1.2.3').minor() == 2 && semver('1.2.3').patch() == 3",
+        "semver('1.10.0').isGreaterThan(semver('1.9.0')) && semver('1.0.0-rc.1').isLessThan(semver('1.0.0'))",
+        "semver('1.0.0+a').compareTo(semver('1.0.0+b')) == 0 && isSemver('1.2.3') && !isSemver('v1.2') && isSemver('v1.2', true)",
+        "semver('v1.02', true) == semver('1.2.0')",
     ];
     for expression in cases {
         let outcome = run(json!({"validations": [{"expression": expression}]}), &pod(), &Value::Null);
@@ -252,6 +267,9 @@ fn kubernetes_libraries() {
         "ip('10.0.0.1') == ip('10.0.0.2')",
         "sets.contains([1], [2])",
         "[2, 1].isSorted()",
+        "url('https://a.example/').getHostname() == 'b.example'",
+        "format.dns1123Label().validate('-bad-') == optional.none()",
+        "semver('2.0.0').isLessThan(semver('1.9.9'))",
         "object.spec.containers.all(c, !has(c.resources) || quantity(c.resources.limits.memory).isLessThan(quantity('256Mi')))",
     ];
     for expression in false_ones {
@@ -262,6 +280,14 @@ fn kubernetes_libraries() {
     let outcome =
         run(json!({"validations": [{"expression": "quantity('ten') == quantity('10')"}]}), &pod(), &Value::Null);
     assert!(outcome.errors[0].message.contains("quantities must match"), "{outcome:?}");
+    for (expression, why) in [
+        ("url('example.com').getHost() == ''", "invalid URI for request"),
+        ("url('https://h:8o/').getHost() == ''", "invalid port"),
+        ("semver('1.2') == semver('1.2.0')", "Semver parse error"),
+    ] {
+        let outcome = run(json!({"validations": [{"expression": expression}]}), &pod(), &Value::Null);
+        assert!(outcome.errors.first().is_some_and(|e| e.message.contains(why)), "{expression}: {outcome:?}");
+    }
 }
 
 #[test]
