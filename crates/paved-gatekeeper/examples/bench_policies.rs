@@ -20,10 +20,19 @@ type Error = Box<dyn std::error::Error>;
 
 fn main() -> Result<(), Error> {
     let seconds: u64 = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(5);
-    run("Rego, all templates", Engine::Rego, false, seconds)?;
-    run("Rego, templates with CEL", Engine::Rego, true, seconds)?;
-    run("CEL, templates with CEL", Engine::Cel, true, seconds)?;
-    same_rule(seconds)?;
+    // An optional second argument runs one part: library, cel or same-rule.
+    let only = std::env::args().nth(2);
+    let part = |name: &str| only.as_deref().is_none_or(|o| o == name);
+    if part("library") {
+        run("Rego, all templates", Engine::Rego, false, seconds)?;
+    }
+    if part("library") || part("cel") {
+        run("Rego, templates with CEL", Engine::Rego, true, seconds)?;
+        run("CEL, templates with CEL", Engine::Cel, true, seconds)?;
+    }
+    if part("same-rule") {
+        same_rule(seconds)?;
+    }
     Ok(())
 }
 

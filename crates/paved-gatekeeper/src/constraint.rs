@@ -34,6 +34,12 @@ impl std::fmt::Debug for Constraint {
 }
 
 impl Constraint {
+    /// Whether `match.namespaceSelector` is set: then the Namespace objects
+    /// (with their labels) must be known.
+    pub fn selects_namespaces(&self) -> bool {
+        self.matcher.get("namespaceSelector").is_some_and(|s| !s.is_null())
+    }
+
     pub fn from_json(doc: &Value) -> Result<Constraint, ConstraintError> {
         let api_version = doc.get("apiVersion").and_then(Value::as_str).unwrap_or("");
         if !api_version.starts_with("constraints.gatekeeper.sh/") {

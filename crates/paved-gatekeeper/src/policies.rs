@@ -12,8 +12,8 @@ use paved_core::node::{FieldPath, Node};
 use serde_json::Value;
 
 use crate::constraint::Constraint;
-use crate::suite::{Inventory, Review, files_under, read_all, violations_of};
-use crate::template::{Compiled, Engine, Template};
+use crate::suite::{Inventory, Review, SharedInventory, files_under, read_all, violations_of};
+use crate::template::{Compiled, Engine, SyncKind, Template};
 
 /// A file that could not be used, and why; the other policies still run.
 #[derive(Debug)]
@@ -34,6 +34,8 @@ impl std::fmt::Display for LoadProblem {
 pub struct Policies {
     gatekeeper: Gatekeeper,
     vaps: paved_cel::vap::Vaps,
+    /// `spec.sync.syncOnly` of Gatekeeper `Config` objects in the policy files.
+    sync_only: Vec<SyncKind>,
 }
 
 impl Policies {
@@ -51,7 +53,32 @@ impl Policies {
 
     /// The objects templates read through `data.inventory`.
     pub fn set_inventory(&mut self, objects: Vec<Value>) {
-        self.gatekeeper.inventory = Inventory::new(objects);
+        self.gatekeeper.inventory.set(Arc::new(Inventory::new(objects)));
+    }
+
+    /// A handle on the inventory these policies read, for a server's
+    /// watches to keep current after the policies became foreign.
+    pub fn inventory(&self) -> SharedInventory {
+        self.gatekeeper.inventory.clone()
+    }
+
+    /// The kinds a server must keep in `data.inventory`: those the templates
+    /// declare (`metadata.gatekeeper.sh/requires-sync-data`), those a
+    /// Gatekeeper `Config` in the policy files lists under `spec.sync.syncOnly`,
+    /// and Namespaces when a constraint selects by namespace labels.
+    pub fn synced_kinds(&self) -> Vec<SyncKind> {
+        let mut kinds: Vec<SyncKind> =
+            self.gatekeeper.constraints.iter().flat_map(|(t, _)| t.template.sync.iter().cloned()).collect();
+        if self.gatekeeper.constraints.is_empty() {
+            return kinds;
+        }
+        kinds.extend(self.sync_only.iter().cloned());
+        if self.gatekeeper.constraints.iter().any(|(_, c)| c.selects_namespaces()) {
+            kinds.push(SyncKind { group: String::new(), version: "v1".into(), kind: "Namespace".into() });
+        }
+        kinds.sort();
+        kinds.dedup();
+        kinds
     }
 
     /// As the engine's foreign policies: one per kind that loaded anything.
@@ -71,7 +98,7 @@ impl Policies {
 #[derive(Default)]
 pub struct Gatekeeper {
     constraints: Vec<(Arc<Compiled>, Constraint)>,
-    inventory: Inventory,
+    inventory: SharedInventory,
 }
 
 impl std::fmt::Debug for Gatekeeper {
@@ -102,10 +129,11 @@ impl Foreign for Gatekeeper {
                 Review::of(&json)
             }
         };
+        let inventory = self.inventory.get();
         let mut out = Vec::new();
         for (template, constraint) in &self.constraints {
             let policy = Gatekeeper::policy_id(template, constraint);
-            match violations_of(template, constraint, &review, &self.inventory) {
+            match violations_of(template, constraint, &review, &inventory) {
                 Ok(violations) => out.extend(violations.into_iter().map(|v| ForeignFinding {
                     policy: policy.clone(),
                     action: constraint.action,
@@ -157,6 +185,7 @@ pub fn load(paths: &[PathBuf], engine: Engine) -> (Policies, Vec<LoadProblem>) {
     // Policies and bindings, and every other document (params, namespaces).
     let (mut vap_docs, mut other_docs) = (Vec::new(), Vec::new());
     let mut vap_files: HashMap<(String, String), PathBuf> = HashMap::new();
+    let mut sync_only = Vec::new();
     for file in files {
         let docs = match read_all(&file) {
             Ok(docs) => docs,
@@ -179,6 +208,10 @@ pub fn load(paths: &[PathBuf], engine: Engine) -> (Policies, Vec<LoadProblem>) {
                     Ok(c) => constraints.push((file.clone(), c)),
                     Err(e) => problems.push(LoadProblem { file: file.clone(), message: e.to_string() }),
                 }
+            } else if api_version.starts_with("config.gatekeeper.sh/")
+                && doc.get("kind").and_then(Value::as_str) == Some("Config")
+            {
+                sync_only.extend(sync_only_of(&doc));
             } else if paved_cel::vap::is_vap_kind(&doc) {
                 let key = |k: &str| doc.pointer(k).and_then(Value::as_str).unwrap_or("").to_owned();
                 vap_files.insert((key("/kind"), key("/metadata/name")), file.clone());
@@ -206,5 +239,17 @@ pub fn load(paths: &[PathBuf], engine: Engine) -> (Policies, Vec<LoadProblem>) {
             }),
         }
     }
-    (Policies { gatekeeper, vaps }, problems)
+    (Policies { gatekeeper, vaps, sync_only }, problems)
+}
+
+/// `spec.sync.syncOnly: [{group, version, kind}]` of a Gatekeeper `Config`.
+fn sync_only_of(config: &Value) -> Vec<SyncKind> {
+    let entries = config.pointer("/spec/sync/syncOnly").and_then(Value::as_array);
+    let field = |e: &Value, k: &str| e.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
+    entries
+        .into_iter()
+        .flatten()
+        .filter(|e| !field(e, "kind").is_empty() && !field(e, "version").is_empty())
+        .map(|e| SyncKind { group: field(e, "group"), version: field(e, "version"), kind: field(e, "kind") })
+        .collect()
 }

@@ -259,6 +259,8 @@ pub fn run_suite(path: &Path, templates: &mut Templates) -> Result<Vec<CaseResul
 #[derive(Debug)]
 pub struct Inventory {
     objects: Vec<Value>,
+    /// Namespace name → its index in `objects`, for `namespaceSelector`.
+    namespaces: std::collections::HashMap<String, usize>,
     doc: Value,
     /// Tells inventories apart, so that a compiled template loads one into
     /// regorus only when it changes (loading data makes regorus prepare the
@@ -277,7 +279,21 @@ impl Inventory {
         static GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         let doc = inventory_of(&objects);
         let generation = GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        Inventory { objects, doc, generation }
+        let namespaces = objects
+            .iter()
+            .enumerate()
+            .filter(|(_, o)| o.get("kind").and_then(Value::as_str) == Some("Namespace"))
+            .filter_map(|(i, o)| Some((o.pointer("/metadata/name")?.as_str()?.to_owned(), i)))
+            .collect();
+        Inventory { objects, namespaces, doc, generation }
+    }
+
+    pub fn len(&self) -> usize {
+        self.objects.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.objects.is_empty()
     }
 
     pub fn generation(&self) -> u64 {
@@ -286,14 +302,33 @@ impl Inventory {
 
     /// The Namespace object named `name`, for `namespaceSelector`.
     pub fn namespace(&self, name: &str) -> Option<&Value> {
-        self.objects.iter().find(|o| {
-            o.get("kind").and_then(Value::as_str) == Some("Namespace")
-                && o.pointer("/metadata/name").and_then(Value::as_str) == Some(name)
-        })
+        self.namespaces.get(name).and_then(|&i| self.objects.get(i))
     }
 
     pub fn doc(&self) -> &Value {
         &self.doc
+    }
+}
+
+/// The inventory a running server keeps current: its watches replace the
+/// snapshot, and each evaluation reads the snapshot of the moment.
+#[derive(Debug, Clone, Default)]
+pub struct SharedInventory(Arc<std::sync::RwLock<Arc<Inventory>>>);
+
+impl SharedInventory {
+    pub fn get(&self) -> Arc<Inventory> {
+        match self.0.read() {
+            Ok(current) => Arc::clone(&current),
+            // A writer only swaps an Arc, so a poisoned lock still holds a whole snapshot.
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    pub fn set(&self, inventory: Arc<Inventory>) {
+        match self.0.write() {
+            Ok(mut current) => *current = inventory,
+            Err(poisoned) => *poisoned.into_inner() = inventory,
+        }
     }
 }
 

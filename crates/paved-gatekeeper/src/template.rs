@@ -87,6 +87,59 @@ pub struct Template {
     pub libs: Vec<String>,
     /// `K8sNativeValidation` source, when the template carries CEL too.
     pub cel: Option<Value>,
+    /// The kinds its Rego reads through `data.inventory`, from the
+    /// `metadata.gatekeeper.sh/requires-sync-data` annotation.
+    pub sync: Vec<SyncKind>,
+}
+
+/// One kind a template needs in `data.inventory`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SyncKind {
+    pub group: String,
+    pub version: String,
+    pub kind: String,
+}
+
+impl SyncKind {
+    pub fn api_version(&self) -> String {
+        if self.group.is_empty() { self.version.clone() } else { format!("{}/{}", self.group, self.version) }
+    }
+}
+
+const SYNC_ANNOTATION: &str = "metadata.gatekeeper.sh/requires-sync-data";
+
+/// The annotation holds a JSON list of requirements, each a list of
+/// alternatives `{groups, versions, kinds}`, the whole wrapped in quotes as
+/// Gatekeeper writes it. paved syncs every kind any alternative names.
+fn sync_requirements(doc: &Value, invalid: impl Fn(&str) -> TemplateError) -> Result<Vec<SyncKind>, TemplateError> {
+    let Some(text) = doc.pointer("/metadata/annotations").and_then(|a| a.get(SYNC_ANNOTATION)).and_then(Value::as_str)
+    else {
+        return Ok(Vec::new());
+    };
+    let text = text.trim();
+    let text = text.strip_prefix('"').and_then(|t| t.strip_suffix('"')).unwrap_or(text);
+    let bad = |e: &dyn std::fmt::Display| invalid(&format!("annotation {SYNC_ANNOTATION}: {e}"));
+    let requirements: Vec<Vec<Value>> = serde_json::from_str(text).map_err(|e| bad(&e))?;
+    let mut kinds = Vec::new();
+    for alternative in requirements.iter().flatten() {
+        let list = |k: &str| -> Result<Vec<String>, TemplateError> {
+            match alternative.get(k) {
+                None => Ok(Vec::new()),
+                Some(v) => serde_json::from_value(v.clone()).map_err(|e| bad(&format!("{k}: {e}"))),
+            }
+        };
+        let (groups, versions) = (list("groups")?, list("versions")?);
+        for kind in list("kinds")? {
+            for group in &groups {
+                for version in &versions {
+                    kinds.push(SyncKind { group: group.clone(), version: version.clone(), kind: kind.clone() });
+                }
+            }
+        }
+    }
+    kinds.sort();
+    kinds.dedup();
+    Ok(kinds)
 }
 
 fn str_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
@@ -137,7 +190,8 @@ impl Template {
         if rego.len() + libs.iter().map(String::len).sum::<usize>() > MAX_TEMPLATE_BYTES {
             return Err(invalid("Rego source larger than 1 MiB"));
         }
-        Ok(Template { name, kind, rego, libs, cel })
+        let sync = sync_requirements(doc, invalid)?;
+        Ok(Template { name, kind, rego, libs, cel, sync })
     }
 }
 

@@ -87,3 +87,41 @@ spec: {policyName: no-shrinking, validationActions: [Deny]}
     assert!(messages(Some(&request("system:serviceaccount:ops:scaler"))).is_empty(), "matchConditions read the user");
     assert!(messages(None).is_empty(), "a manifest is a CREATE, which the policy does not match");
 }
+
+/// What a server must watch for `data.inventory`: the kinds each template's
+/// `requires-sync-data` names, a Gatekeeper `Config`'s `syncOnly`, and
+/// Namespaces once a constraint selects by namespace labels.
+#[test]
+fn synced_kinds_come_from_templates_configs_and_namespace_selectors() {
+    let dir = tempfile::tempdir().unwrap();
+    let library = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus/gatekeeper-library/general");
+    let kinds = |paths: &[PathBuf]| -> Vec<String> {
+        let (policies, problems) = load(paths, Engine::Rego);
+        assert!(problems.is_empty(), "{problems:?}");
+        policies.synced_kinds().iter().map(|k| format!("{}/{}", k.api_version(), k.kind)).collect()
+    };
+    let pdb = library.join("poddisruptionbudget");
+    let pdb_paths = [pdb.join("template.yaml"), pdb.join("samples/poddisruptionbudget/constraint.yaml")];
+    assert_eq!(kinds(&pdb_paths), ["policy/v1/PodDisruptionBudget"]);
+
+    let config = dir.path().join("config.yaml");
+    std::fs::write(
+        &config,
+        "apiVersion: config.gatekeeper.sh/v1alpha1\nkind: Config\nmetadata: {name: config, namespace: gatekeeper-system}\n\
+         spec:\n  sync:\n    syncOnly:\n    - {group: '', version: v1, kind: Service}\n    - {group: apps, version: v1, kind: Deployment}\n",
+    )
+    .unwrap();
+    let selecting = dir.path().join("selecting.yaml");
+    std::fs::write(
+        &selecting,
+        "apiVersion: constraints.gatekeeper.sh/v1beta1\nkind: K8sPodDisruptionBudget\nmetadata: {name: prod-only}\n\
+         spec:\n  match:\n    namespaceSelector: {matchLabels: {env: prod}}\n",
+    )
+    .unwrap();
+    let mut paths = pdb_paths.to_vec();
+    paths.extend([config, selecting]);
+    assert_eq!(kinds(&paths), ["v1/Namespace", "v1/Service", "apps/v1/Deployment", "policy/v1/PodDisruptionBudget"]);
+
+    // Without constraints nothing is evaluated, so nothing is watched.
+    assert!(kinds(&[pdb.join("template.yaml")]).is_empty());
+}

@@ -105,6 +105,16 @@ pub struct Shared {
     pub options: Options,
     /// Bumped on every configuration reload; lock watches relist on it.
     pub reloads: tokio::sync::watch::Sender<u64>,
+    /// What the inventory watch keeps current for the loaded policies.
+    pub inventory: RwLock<InventoryPlan>,
+}
+
+/// The kinds Gatekeeper templates read through `data.inventory`, and the
+/// inventory the loaded policies read, which the inventory watch fills.
+#[derive(Clone, Debug, Default)]
+pub struct InventoryPlan {
+    pub kinds: Vec<paved_gatekeeper::template::SyncKind>,
+    pub inventory: paved_gatekeeper::suite::SharedInventory,
 }
 
 impl Shared {
@@ -119,6 +129,7 @@ impl Shared {
             draining: AtomicBool::new(false),
             slots: Arc::new(Semaphore::new(options.max_in_flight)),
             reloads: tokio::sync::watch::Sender::new(0),
+            inventory: RwLock::new(InventoryPlan::default()),
             options,
         }
     }
@@ -128,24 +139,39 @@ impl Shared {
     }
 }
 
-/// Compiles a configuration for admission, or says why not.
-/// Compiles the configuration for admission, with the Gatekeeper policies its
+/// Compiles the configuration for admission, with the policies its
 /// `policy-paths` name (relative to the configuration file). A policy that
 /// does not load is logged and left out; the others still judge.
 pub fn compile(config: Config, options: &Options) -> Result<Admission, String> {
+    compile_with_inventory(config, options, None).map(|(admission, _)| admission)
+}
+
+/// [`compile`], and the inventory plan of the policies. The new policies
+/// start from the `previous` inventory, so that a reload does not leave them
+/// blind until the watches have listed again.
+pub fn compile_with_inventory(
+    config: Config,
+    options: &Options,
+    previous: Option<&InventoryPlan>,
+) -> Result<(Admission, InventoryPlan), String> {
     let base = options.config.as_deref().and_then(std::path::Path::parent).unwrap_or(std::path::Path::new("."));
-    let (gatekeeper, problems) =
+    let (policies, problems) =
         paved_gatekeeper::policies::from_config(&config.policy_paths, base, &[], config.policy_engine.into());
     for p in &problems {
         tracing::warn!(policy = %p.file.display(), error = %p.message, "policy left out");
     }
-    Admission::with_foreign(
+    let plan = InventoryPlan { kinds: policies.synced_kinds(), inventory: policies.inventory() };
+    if let Some(previous) = previous {
+        plan.inventory.set(previous.inventory.get());
+    }
+    let admission = Admission::with_foreign(
         config,
         options.profile.as_deref(),
         options.excluded_namespaces(),
-        gatekeeper.into_foreign(),
+        policies.into_foreign(),
     )
-    .map_err(|e| e.to_string())
+    .map_err(|e| e.to_string())?;
+    Ok((admission, plan))
 }
 
 /// A server bound to its port, not yet serving.
@@ -166,9 +192,8 @@ impl Server {
             }
             None => Config::default(),
         };
-        let admission = compile(config, &options).map_err(|message| ServeError::Config {
-            path: options.config.clone().unwrap_or_else(|| "(embedded defaults)".into()),
-            message,
+        let (admission, plan) = compile_with_inventory(config, &options, None).map_err(|message| {
+            ServeError::Config { path: options.config.clone().unwrap_or_else(|| "(embedded defaults)".into()), message }
         })?;
         let certs = Arc::new(tls::CertStore::default());
         certs.set(reload::read_cert(&options.tls_cert, &options.tls_key)?);
@@ -186,6 +211,7 @@ impl Server {
             slots: Arc::new(Semaphore::new(options.max_in_flight)),
             options,
             reloads: tokio::sync::watch::Sender::new(0),
+            inventory: RwLock::new(plan),
         });
         Ok(Server { shared, listener, tls })
     }

@@ -12,7 +12,7 @@ use rustls::sign::CertifiedKey;
 
 use crate::metrics::ResultLabels;
 use crate::tls::{TlsError, certified_key};
-use crate::{Shared, compile};
+use crate::{Shared, compile_with_inventory};
 
 /// Configuration files are small; anything bigger is a mistake, not a config.
 const MAX_CONFIG_BYTES: u64 = 1 << 20;
@@ -56,9 +56,14 @@ pub async fn watch_files(shared: Arc<Shared>) {
             && last_config.as_ref() != Some(&bytes)
         {
             last_config = Some(bytes.clone());
-            let reloaded = parse_config(&bytes).and_then(|config| compile(config, &options));
+            let previous = shared.inventory.read().map(|p| p.clone()).ok();
+            let reloaded =
+                parse_config(&bytes).and_then(|config| compile_with_inventory(config, &options, previous.as_ref()));
             match reloaded {
-                Ok(admission) => {
+                Ok((admission, plan)) => {
+                    if let Ok(mut current) = shared.inventory.write() {
+                        *current = plan;
+                    }
                     shared.admission.store(Arc::new(admission));
                     shared.reloads.send_modify(|generation| *generation += 1);
                     shared.metrics.config_reloads.get_or_create(&ResultLabels { result: "ok" }).inc();

@@ -2,7 +2,8 @@
 //! (for their profile labels) and the metadata of the lockable kinds (for
 //! the lock index). Metadata-only, and only what matters is kept: labelled
 //! namespaces and locked objects, so memory follows those counts, not the
-//! cluster's size.
+//! cluster's size. The exception is Gatekeeper's `data.inventory`: whole
+//! objects of the kinds templates ask for, and only when they ask.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -37,8 +38,11 @@ impl Sync {
 /// Starts every watch; they run until the runtime stops. `shared.synced`
 /// turns true once each has listed its kind.
 pub fn spawn(client: kube::Client, shared: &Arc<Shared>) -> Vec<tokio::task::JoinHandle<()>> {
-    let sync = Arc::new(Sync { done: AtomicUsize::new(0), total: 1 + LOCKABLE.len() });
-    let mut tasks = vec![tokio::spawn(namespaces(client.clone(), Arc::clone(shared), Arc::clone(&sync)))];
+    let sync = Arc::new(Sync { done: AtomicUsize::new(0), total: 2 + LOCKABLE.len() });
+    let mut tasks = vec![
+        tokio::spawn(namespaces(client.clone(), Arc::clone(shared), Arc::clone(&sync))),
+        tokio::spawn(inventory(client.clone(), Arc::clone(shared), Arc::clone(&sync))),
+    ];
     for resource in LOCKABLE {
         tasks.push(tokio::spawn(locks(client.clone(), Arc::clone(shared), Arc::clone(&sync), resource)));
     }
@@ -168,4 +172,139 @@ fn set(
 /// 403 or 404 on the first list: RBAC or the cluster says no, retrying will not help soon.
 fn unlistable(e: &watcher::Error) -> bool {
     matches!(e, watcher::Error::InitialListFailed(kube::Error::Api(status)) if status.code == 403 || status.code == 404)
+}
+
+/// How often the inventory snapshot is rebuilt while objects change: a burst
+/// of events costs one rebuild (and one reload of the data into regorus).
+const INVENTORY_REBUILD_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Keeps `data.inventory` current: watches the kinds the loaded templates
+/// declare (found through discovery) and swaps in a new snapshot after
+/// changes. A reload restarts it with the new kinds. A kind the cluster does
+/// not serve, or paved may not list, is logged and left empty.
+async fn inventory(client: kube::Client, shared: Arc<Shared>, sync: Arc<Sync>) {
+    let mut reloads = shared.reloads.subscribe();
+    let mut first = true;
+    loop {
+        let plan = match shared.inventory.read() {
+            Ok(plan) => plan.clone(),
+            Err(_) => return,
+        };
+        let stop = follow_inventory(&client, &shared, &sync, &mut first, &plan, &mut reloads).await;
+        if stop {
+            return;
+        }
+        tracing::info!("configuration changed; relisting the inventory");
+    }
+}
+
+/// One generation of the inventory watch; returns true when the server is
+/// going away, false on a reload.
+async fn follow_inventory(
+    client: &kube::Client,
+    shared: &Shared,
+    sync: &Sync,
+    first: &mut bool,
+    plan: &crate::InventoryPlan,
+    reloads: &mut tokio::sync::watch::Receiver<u64>,
+) -> bool {
+    let mut streams = Vec::new();
+    let mut listed = Vec::new();
+    for (i, kind) in plan.kinds.iter().enumerate() {
+        let gvk = GroupVersionKind::gvk(&kind.group, &kind.version, &kind.kind);
+        match kube::discovery::pinned_kind(client, &gvk).await {
+            Ok((resource, _)) => {
+                let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
+                let events = watcher::watcher(api, watcher::Config::default()).default_backoff();
+                streams.push(events.map(move |event| (i, event)).boxed());
+                listed.push(false);
+            }
+            Err(e) => {
+                tracing::warn!(kind = %kind.kind, api_version = %kind.api_version(), error = %e,
+                    "cannot find this kind in the cluster; templates reading it see none");
+                listed.push(true);
+            }
+        }
+    }
+    let mut stores: Vec<HashMap<(String, String), serde_json::Value>> = vec![HashMap::new(); plan.kinds.len()];
+    let mut relists: Vec<HashMap<(String, String), serde_json::Value>> = vec![HashMap::new(); plan.kinds.len()];
+    let mut events = futures_util::stream::select_all(streams);
+    let mut dirty = plan.kinds.is_empty();
+    // A rebuild is due at once for the first full listing, then at most once per tick.
+    let mut due = true;
+    let mut tick = tokio::time::interval(INVENTORY_REBUILD_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        if dirty && due && listed.iter().all(|l| *l) {
+            let objects: Vec<serde_json::Value> = stores.iter().flat_map(|s| s.values().cloned()).collect();
+            let count = objects.len();
+            plan.inventory.set(Arc::new(paved_gatekeeper::suite::Inventory::new(objects)));
+            (dirty, due) = (false, false);
+            if *first {
+                tracing::info!(objects = count, kinds = plan.kinds.len(), "inventory synced");
+            }
+            sync.listed(shared, first);
+        }
+        tokio::select! {
+            event = events.next(), if !events.is_empty() => {
+                let Some((i, event)) = event else { return true };
+                let (Some(kind), Some(store), Some(relist)) = (plan.kinds.get(i), stores.get_mut(i), relists.get_mut(i)) else { continue };
+                match event {
+                    Ok(Event::Init) => relist.clear(),
+                    Ok(Event::InitApply(obj)) => {
+                        if let Some((key, value)) = inventory_entry(kind, obj) {
+                            relist.insert(key, value);
+                        }
+                    }
+                    Ok(Event::InitDone) => {
+                        *store = std::mem::take(relist);
+                        if let Some(l) = listed.get_mut(i) {
+                            *l = true;
+                        }
+                        dirty = true;
+                    }
+                    Ok(Event::Apply(obj)) => {
+                        if let Some((key, value)) = inventory_entry(kind, obj) {
+                            store.insert(key, value);
+                            dirty = true;
+                        }
+                    }
+                    Ok(Event::Delete(obj)) => {
+                        if let Some((key, _)) = inventory_entry(kind, obj) {
+                            store.remove(&key);
+                            dirty = true;
+                        }
+                    }
+                    Err(e) if !listed.get(i).copied().unwrap_or(true) && unlistable(&e) => {
+                        tracing::warn!(kind = %kind.kind, error = %e, "cannot list this kind; templates reading it see none");
+                        if let Some(l) = listed.get_mut(i) {
+                            *l = true;
+                        }
+                        dirty = true;
+                    }
+                    Err(e) => tracing::warn!(kind = %kind.kind, error = %e, "inventory watch failed; retrying"),
+                }
+            }
+            _ = tick.tick(), if dirty => due = true,
+            changed = reloads.changed() => return changed.is_err(),
+        }
+    }
+}
+
+/// An object as `data.inventory` holds it: with its `apiVersion` and `kind`
+/// (list items come without them) and without `managedFields`, which no
+/// policy reads and which is often half an object's size.
+fn inventory_entry(
+    kind: &paved_gatekeeper::template::SyncKind,
+    obj: DynamicObject,
+) -> Option<((String, String), serde_json::Value)> {
+    let key = (obj.metadata.namespace.clone().unwrap_or_default(), obj.metadata.name.clone()?);
+    let mut value = serde_json::to_value(&obj).ok()?;
+    let map = value.as_object_mut()?;
+    map.insert("apiVersion".into(), serde_json::Value::String(kind.api_version()));
+    map.insert("kind".into(), serde_json::Value::String(kind.kind.clone()));
+    if let Some(meta) = map.get_mut("metadata").and_then(serde_json::Value::as_object_mut) {
+        meta.remove("managedFields");
+    }
+    Some((key, value))
 }

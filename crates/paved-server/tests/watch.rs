@@ -17,7 +17,7 @@ use hyper::body::Frame;
 use hyper::{Request, Response};
 use paved_admission::review::AdmissionReview;
 use paved_core::config::Config;
-use paved_server::{Options, Shared, compile};
+use paved_server::{Options, Shared, compile, compile_with_inventory};
 use serde_json::json;
 
 fn recorded(name: &str) -> Option<Vec<u8>> {
@@ -39,25 +39,42 @@ impl MockApiServer {
         let path = request.uri().path().to_owned();
         let query = request.uri().query().unwrap_or("").to_owned();
         let accept = request.headers().get("accept").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
-        self.requests.lock().unwrap().push((path.clone(), query.clone(), accept));
+        self.requests.lock().unwrap().push((path.clone(), query.clone(), accept.clone()));
         let response = Response::builder().header("content-type", "application/json");
         if self.forbidden.contains(&path) {
             let status: &'static str = r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"ingresses.networking.k8s.io is forbidden: User \"system:serviceaccount:paved-system:paved\" cannot list resource \"ingresses\" in API group \"networking.k8s.io\" at the cluster scope","reason":"Forbidden","details":{"group":"networking.k8s.io","kind":"ingresses"},"code":403}"#;
             return response.status(403).body(Full::new(Bytes::from_static(status.as_bytes())).boxed()).unwrap();
         }
+        // Discovery, answered with the API server's recorded documents; a
+        // group version it does not serve is a 404.
+        let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+        if matches!(segments.as_slice(), ["api", "v1"] | ["apis", _, _]) {
+            let file = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../paved-cluster/fixtures")
+                .join(format!("{}.json", segments.join("-")));
+            return match std::fs::read(file) {
+                Ok(body) => response.body(Full::new(Bytes::from(body)).boxed()).unwrap(),
+                Err(_) => response.status(404).body(Full::new(Bytes::from_static(b"{}")).boxed()).unwrap(),
+            };
+        }
+        // Metadata-only requests and whole-object ones (the inventory) are told apart.
+        let whole = !accept.contains("as=PartialObjectMetadata");
         if query.split('&').any(|p| p == "watch=true") {
             let (tx, body) = Channel::<Bytes, Infallible>::new(16);
-            self.watches.lock().unwrap().insert(path, tx);
+            let key = if whole { format!("{path}#objects") } else { path };
+            self.watches.lock().unwrap().insert(key, tx);
             return response.body(body.boxed()).unwrap();
         }
         let resource = path.rsplit('/').next().unwrap_or("");
-        let body = recorded(&format!("{resource}.list.json")).unwrap_or_else(|| {
+        let file = if whole { format!("{resource}.objects.list.json") } else { format!("{resource}.list.json") };
+        let body = recorded(&file).unwrap_or_else(|| {
             br#"{"kind":"PartialObjectMetadataList","apiVersion":"meta.k8s.io/v1","metadata":{"resourceVersion":"48211"},"items":[]}"#.to_vec()
         });
         response.body(Full::new(Bytes::from(body)).boxed()).unwrap()
     }
 
-    /// Sends the recorded watch events of `resource` on its open stream.
+    /// Sends the recorded watch events of `resource` on its open stream
+    /// (`<path>#objects` for a whole-object watch).
     fn replay(&self, path: &str, file: &str) {
         let events = recorded(file).unwrap();
         let mut watches = self.watches.lock().unwrap();
@@ -89,8 +106,10 @@ fn config(yaml: &str) -> Config {
 
 fn shared(yaml: &str) -> Arc<Shared> {
     let options = Options::new("unused.crt".into(), "unused.key".into());
-    let admission = compile(config(yaml), &options).unwrap();
-    Arc::new(Shared::new(options, admission))
+    let (admission, plan) = compile_with_inventory(config(yaml), &options, None).unwrap();
+    let shared = Shared::new(options, admission);
+    *shared.inventory.write().unwrap() = plan;
+    Arc::new(shared)
 }
 
 async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
@@ -236,4 +255,78 @@ async fn a_kind_paved_may_not_list_does_not_keep_it_unready() {
         ["persistentvolumeclaims/ledger-0"],
         "the other kinds are still indexed"
     );
+}
+
+/// An AdmissionReview of the creation of an Ingress, as the API server sends it.
+fn ingress_review(uid: &str, name: &str, host: &str) -> Vec<u8> {
+    let ingress = json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {"rules": [{"host": host, "http": {"paths": [{"path": "/", "pathType": "Prefix",
+            "backend": {"service": {"name": "nginx", "port": {"number": 80}}}}]}}]}});
+    let review = json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
+        "uid": uid, "kind": {"group": "networking.k8s.io", "version": "v1", "kind": "Ingress"},
+        "resource": {"group": "networking.k8s.io", "version": "v1", "resource": "ingresses"},
+        "name": name, "namespace": "default", "operation": "CREATE",
+        "userInfo": {"username": "dev", "groups": []}, "object": ingress}});
+    serde_json::to_vec(&review).unwrap()
+}
+
+fn denials(shared: &Shared, review: &[u8]) -> Vec<String> {
+    let (_, request) = AdmissionReview::decode(review).unwrap();
+    let request = &request;
+    let cluster = shared.cluster.read().unwrap();
+    shared.admission.load().review(request, &cluster, paved_core::Timestamp::now()).denials
+}
+
+/// The library's unique-ingress-host template reads other Ingresses through
+/// `data.inventory`; serve fills it from a watch of the kinds the template's
+/// `requires-sync-data` names, and follows changes.
+#[tokio::test]
+async fn gatekeeper_inventory_follows_the_kinds_templates_sync() {
+    let library = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/corpus/gatekeeper-library/general/uniqueingresshost");
+    let yaml = format!("policy-paths: [{:?}]\n", library.display().to_string());
+    let mock = Arc::new(MockApiServer::default());
+    let (shared, _watching) = synced(&mock, &yaml).await;
+    let kinds: Vec<String> =
+        shared.inventory.read().unwrap().kinds.iter().map(|k| format!("{}/{}", k.api_version(), k.kind)).collect();
+    assert_eq!(
+        kinds,
+        ["extensions/v1beta1/Ingress", "networking.k8s.io/v1/Ingress", "networking.k8s.io/v1beta1/Ingress"]
+    );
+
+    // The served version was listed whole (not metadata-only); the others are not served and were skipped.
+    let whole_lists: Vec<String> = mock
+        .requests
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(p, q, a)| {
+            p.ends_with("/ingresses") && !q.contains("watch=true") && !a.contains("as=PartialObjectMetadata")
+        })
+        .map(|(p, _, _)| p.clone())
+        .collect();
+    assert_eq!(whole_lists, ["/apis/networking.k8s.io/v1/ingresses"]);
+    let inventory = shared.inventory.read().unwrap().inventory.get();
+    let listed =
+        inventory.doc().pointer("/namespace/default/networking.k8s.io~1v1/Ingress/ingress-host-example").unwrap();
+    assert!(listed.pointer("/metadata/managedFields").is_none(), "managedFields are dropped");
+
+    // The same host as the listed Ingress is refused; another host is not.
+    let duplicate = ingress_review("1", "ingress-host-disallowed", "example-host.example.com");
+    let denied = denials(&shared, &duplicate);
+    assert!(denied.iter().any(|d| d.contains("gatekeeper/k8suniqueingresshost/unique-ingress-host")), "{denied:?}");
+    assert!(denials(&shared, &ingress_review("2", "fresh", "fresh.example.com")).is_empty());
+
+    // The watch adds shop.example.com and deletes the listed Ingress.
+    eventually("inventory watch open", || {
+        mock.watches.lock().unwrap().contains_key("/apis/networking.k8s.io/v1/ingresses#objects")
+    })
+    .await;
+    mock.replay("/apis/networking.k8s.io/v1/ingresses#objects", "ingresses.objects.watch.jsonl");
+    eventually("inventory follows the watch", || {
+        denials(&shared, &duplicate).is_empty()
+            && !denials(&shared, &ingress_review("3", "shop2", "shop.example.com")).is_empty()
+    })
+    .await;
 }
