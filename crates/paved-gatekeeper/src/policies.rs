@@ -178,7 +178,7 @@ pub fn load(paths: &[PathBuf], engine: Engine) -> (Policies, Vec<LoadProblem>) {
         let problem = LoadProblem { file: missing.clone(), message: "no such file or directory".into() };
         return (Policies::default(), vec![problem]);
     }
-    let files = files_under(paths, |p| p.extension().is_some_and(|x| x == "yaml" || x == "yml" || x == "json"));
+    let files = policy_files(paths);
     let mut problems = Vec::new();
     let mut templates: HashMap<String, Arc<Compiled>> = HashMap::new();
     let mut constraints: Vec<(PathBuf, Constraint)> = Vec::new();
@@ -240,6 +240,27 @@ pub fn load(paths: &[PathBuf], engine: Engine) -> (Policies, Vec<LoadProblem>) {
         }
     }
     (Policies { gatekeeper, vaps, sync_only }, problems)
+}
+
+fn policy_files(paths: &[PathBuf]) -> Vec<PathBuf> {
+    files_under(paths, |p| p.extension().is_some_and(|x| x == "yaml" || x == "yml" || x == "json"))
+}
+
+/// What changes when a policy file changes: the files under `paths` with
+/// their sizes and modification times. A server polls it to reload policies
+/// (a ConfigMap update swaps the files, so their times change).
+pub fn fingerprint(policy_paths: &[String], base: &Path) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let paths: Vec<PathBuf> = policy_paths.iter().map(|p| base.join(p)).collect();
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    for file in policy_files(&paths) {
+        file.hash(&mut hasher);
+        if let Ok(meta) = std::fs::metadata(&file) {
+            meta.len().hash(&mut hasher);
+            meta.modified().ok().hash(&mut hasher);
+        }
+    }
+    hasher.finish()
 }
 
 /// `spec.sync.syncOnly: [{group, version, kind}]` of a Gatekeeper `Config`.

@@ -385,11 +385,18 @@ pub fn find_suites(paths: &[PathBuf]) -> Vec<PathBuf> {
 
 /// The files under `paths` that `keep` accepts, walking directories
 /// recursively; files named directly are taken as they are. Sorted.
+/// Symbolic links are followed: a ConfigMap mounted as a volume is a
+/// directory of links into a `..data` directory. The `..`-named entries of
+/// such a volume are skipped, so each file is read once.
 pub fn files_under(paths: &[PathBuf], keep: impl Fn(&Path) -> bool) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for p in paths {
         if p.is_dir() {
-            let walk = walkdir::WalkDir::new(p).into_iter().flatten();
+            let walk = walkdir::WalkDir::new(p)
+                .follow_links(true)
+                .into_iter()
+                .filter_entry(|e| e.depth() == 0 || !e.file_name().to_string_lossy().starts_with(".."))
+                .flatten();
             out.extend(walk.filter(|e| e.file_type().is_file() && keep(e.path())).map(|e| e.into_path()));
         } else {
             out.push(p.clone());

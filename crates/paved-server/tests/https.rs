@@ -314,6 +314,60 @@ async fn configuration_reloads_and_a_bad_one_is_refused() {
     server.stop().await;
 }
 
+/// Policies mounted from a ConfigMap: the volume is a directory of links
+/// into `..data`, itself a link the kubelet swaps to update every file at
+/// once. serve reads the files through the links and reloads on the swap.
+#[cfg(unix)]
+#[tokio::test]
+async fn policies_in_a_configmap_volume_load_and_reload_when_it_is_updated() {
+    let library = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/corpus/gatekeeper-library/pod-security-policy/privileged-containers");
+    let template = std::fs::read_to_string(library.join("template.yaml")).unwrap();
+    let constraint = std::fs::read_to_string(library.join("samples/psp-privileged-container/constraint.yaml")).unwrap();
+    // As the kubelet writes a ConfigMap volume, one timestamped directory per version.
+    let publish = |volume: &Path, version: &str, constraint: &str| {
+        let dir = volume.join(format!("..{version}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("privileged.yaml"), format!("{template}\n---\n{constraint}")).unwrap();
+        let staged = volume.join("..data_tmp");
+        std::os::unix::fs::symlink(format!("..{version}"), &staged).unwrap();
+        std::fs::rename(&staged, volume.join("..data")).unwrap();
+        if !volume.join("privileged.yaml").exists() {
+            std::os::unix::fs::symlink("..data/privileged.yaml", volume.join("privileged.yaml")).unwrap();
+        }
+    };
+    let server = start(
+        |options| {
+            let volume = options.tls_cert.parent().unwrap().join("policies");
+            publish(&volume, "2026_11_24_10_00_00.1", &constraint);
+        },
+        Some("policy-paths: [policies]\n"),
+    )
+    .await;
+    let gatekeeper = "gatekeeper/k8spspprivilegedcontainer/psp-privileged-container";
+    let message = |response: &Value| response["response"]["status"]["message"].as_str().unwrap_or("").to_owned();
+    let denied = review(&server, &privileged_pod_review("cm-1", "v1")).await;
+    assert_eq!(denied["response"]["allowed"], false);
+    assert!(message(&denied).contains(gatekeeper), "{denied}");
+    assert_eq!(
+        message(&denied).matches("Privileged container is not allowed").count(),
+        1,
+        "each file read once: {denied}"
+    );
+
+    // The ConfigMap changes the constraint to dryrun: reloaded, and no longer a denial.
+    let dryrun = constraint.replace("spec:\n", "spec:\n  enforcementAction: dryrun\n");
+    assert_ne!(dryrun, constraint);
+    publish(&server.path("policies"), "2026_11_24_10_05_00.2", &dryrun);
+    assert!(
+        wait_for(|| metric(&server.shared, "paved_config_reloads_total{result=\"ok\"} 1")).await,
+        "policies reloaded"
+    );
+    let after = review(&server, &privileged_pod_review("cm-2", "v1")).await;
+    assert!(!message(&after).contains(gatekeeper), "{after}");
+    server.stop().await;
+}
+
 fn metric(shared: &Shared, line: &str) -> bool {
     shared.metrics.encode().lines().any(|l| l == line)
 }
