@@ -134,7 +134,9 @@ impl Engine {
         }
         for foreign in &self.foreign {
             for ff in foreign.evaluate(obj, request) {
-                push(ff.policy.into(), true, self.set.mode.apply(ff.action), ff.message, ff.path);
+                if let Some(action) = self.set.foreign_action(&ff.policy, ff.action) {
+                    push(ff.policy.into(), true, action, ff.message, ff.path);
+                }
             }
         }
         drop_shadowed(&mut findings);
@@ -208,6 +210,44 @@ mod tests {
         let exempt = Node::from_json(&exempt);
         let f = engine(Mode::Enforce).evaluate(&exempt, Timestamp::UNIX_EPOCH);
         assert!(f.iter().any(|f| f.policy.starts_with("gatekeeper/") && !f.counts()), "exempted by group");
+    }
+
+    /// `policies:` in the configuration reaches foreign ids too, the most
+    /// specific pattern winning, as for native rules.
+    #[test]
+    fn configuration_overrides_set_foreign_actions() {
+        let foreign: std::sync::Arc<dyn Foreign> = std::sync::Arc::new(NeedsOwner);
+        let action_with = |overrides: &[(&str, &str)]| {
+            let mut config = Config::default();
+            for (pattern, action) in overrides {
+                config.policies.insert((*pattern).to_owned(), (*action).to_owned());
+            }
+            let engine = Engine::new(&config, Some("pss-baseline"), Mode::Enforce)
+                .expect("foreign patterns are accepted before the policies load")
+                .with_foreign([foreign.clone()]);
+            let obj = pod(serde_json::json!({}));
+            let node = Node::from_json(&obj);
+            let found = engine.evaluate(&node, Timestamp::UNIX_EPOCH);
+            found.into_iter().find(|f| f.policy.starts_with("gatekeeper/")).map(|f| f.action)
+        };
+        assert_eq!(action_with(&[]), Some(Action::Deny), "the constraint's own action");
+        assert_eq!(action_with(&[("gatekeeper/*", "warn")]), Some(Action::Warn));
+        assert_eq!(action_with(&[("gatekeeper/k8srequiredlabels/owner", "off")]), None);
+        assert_eq!(
+            action_with(&[("gatekeeper/*", "off"), ("gatekeeper/k8srequiredlabels/owner", "audit")]),
+            Some(Action::Audit),
+            "an exact id wins over a glob"
+        );
+        assert_eq!(action_with(&[("vap/not-loaded-here/x", "warn")]), Some(Action::Deny));
+        assert!(
+            Engine::new(
+                &Config { policies: [("pss-nope/*".to_owned(), "warn".to_owned())].into(), ..Config::default() },
+                Some("pss-baseline"),
+                Mode::Enforce
+            )
+            .is_err(),
+            "a native pattern still must match a rule"
+        );
     }
 
     #[test]

@@ -132,6 +132,7 @@ fn membership(profile: &ProfileRef, rule: &Rule) -> Option<Action> {
     }
 }
 
+#[derive(Clone)]
 struct Override {
     pattern: String,
     matcher: GlobMatcher,
@@ -146,7 +147,14 @@ pub struct PolicySet {
     pub active: Vec<(&'static Rule, Action)>,
     /// The namespace's mode, applied to foreign policies' actions too.
     pub mode: Mode,
+    /// The configuration's overrides, most specific last, for foreign
+    /// policies (whose ids are only known once their files are loaded).
+    overrides: Vec<Override>,
 }
+
+/// Ids of policies loaded from files: Gatekeeper constraints and
+/// ValidatingAdmissionPolicy bindings.
+const FOREIGN_PREFIXES: [&str; 2] = ["gatekeeper/", "vap/"];
 
 impl PolicySet {
     /// Compiles a profile with the configuration's overrides.
@@ -159,7 +167,8 @@ impl PolicySet {
             let matcher = Glob::new(pattern)
                 .map_err(|e| ProfileError::BadOverride { pattern: pattern.clone(), reason: e.kind().to_string() })?
                 .compile_matcher();
-            if !rules::all().any(|r| matcher.is_match(r.id)) {
+            let foreign = FOREIGN_PREFIXES.iter().any(|p| pattern.starts_with(p));
+            if !foreign && !rules::all().any(|r| matcher.is_match(r.id)) {
                 return Err(ProfileError::NoSuchPolicy(pattern.clone()));
             }
             overrides.push(Override { pattern: pattern.clone(), matcher, setting });
@@ -174,7 +183,20 @@ impl PolicySet {
                 active.push((rule, mode.apply(action)));
             }
         }
-        Ok(PolicySet { profile: profile.clone(), active, mode })
+        Ok(PolicySet { profile: profile.clone(), active, mode, overrides })
+    }
+
+    /// The action of a foreign policy's finding: the configuration's most
+    /// specific override of its id (`gatekeeper/*: warn`), else the action
+    /// its own file gives (a constraint's `enforcementAction`), then the
+    /// namespace's mode. `None` when an override turns it off.
+    pub fn foreign_action(&self, id: &str, own: Action) -> Option<Action> {
+        let setting =
+            self.overrides.iter().rev().find(|o| o.matcher.is_match(id)).map_or(Setting::On(own), |o| o.setting);
+        match setting {
+            Setting::On(action) => Some(self.mode.apply(action)),
+            Setting::Off => None,
+        }
     }
 
     /// The action of a policy in this set, or `None` when it is off.
