@@ -48,22 +48,26 @@ pub async fn watch_files(shared: Arc<Shared>) {
     let mut last_config = options.config.as_deref().and_then(|p| read_capped(p).ok());
     // The policy files the configuration names are watched too.
     let base = options.config.as_deref().and_then(Path::parent).unwrap_or(Path::new(".")).to_owned();
-    let policy_paths = |config: &Option<Vec<u8>>| -> Vec<String> {
-        config.as_deref().and_then(|b| parse_config(b).ok()).map(|c| c.policy_paths).unwrap_or_default()
-    };
-    let mut last_policies = paved_gatekeeper::policies::fingerprint(&policy_paths(&last_config), &base);
+    let policy_paths_of = |config: &[u8]| parse_config(config).map(|c| c.policy_paths).unwrap_or_default();
+    let mut policy_paths = last_config.as_deref().map(policy_paths_of).unwrap_or_default();
+    let mut last_policies = paved_gatekeeper::policies::fingerprint(&policy_paths, &base);
     let mut last_cert = (read_capped(&options.tls_cert).ok(), read_capped(&options.tls_key).ok());
     let mut tick = tokio::time::interval(options.reload_every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let policies = paved_gatekeeper::policies::fingerprint(&policy_paths(&last_config), &base);
+        let policies = paved_gatekeeper::policies::fingerprint(&policy_paths, &base);
         if let Some(path) = &options.config
             && let Ok(bytes) = read_capped(path)
             && (last_config.as_ref() != Some(&bytes) || policies != last_policies)
         {
+            if last_config.as_ref() != Some(&bytes) {
+                policy_paths = policy_paths_of(&bytes);
+                last_policies = paved_gatekeeper::policies::fingerprint(&policy_paths, &base);
+            } else {
+                last_policies = policies;
+            }
             last_config = Some(bytes.clone());
-            last_policies = paved_gatekeeper::policies::fingerprint(&policy_paths(&last_config), &base);
             let previous = shared.inventory.read().map(|p| p.clone()).ok();
             let reloaded =
                 parse_config(&bytes).and_then(|config| compile_with_inventory(config, &options, previous.as_ref()));
