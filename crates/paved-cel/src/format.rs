@@ -233,16 +233,9 @@ fn is_base64(text: &str) -> bool {
     base64::engine::general_purpose::STANDARD.decode(text).is_ok()
 }
 
-fn text_arg<'a>(function: &str, args: &'a [Value], i: usize) -> Result<&'a str, ExecutionError> {
-    match args.get(i) {
-        Some(Value::String(s)) => Ok(s.as_str()),
-        other => Err(ExecutionError::function_error(function, format!("expected a string, got {other:?}"))),
-    }
-}
-
 /// `format.named(name)`: `optional.of(format)` or `optional.none()`.
 pub fn named_function(f: &str, args: &[Value]) -> Result<Value, ExecutionError> {
-    let found = named(text_arg(f, args, 0)?);
+    let found = named(crate::libs::string(f, args, 0)?);
     Ok(Value::Opaque(Arc::new(match found {
         Some(format) => OptionalValue::of(Value::Opaque(Arc::new(format))),
         None => OptionalValue::none(),
@@ -251,12 +244,8 @@ pub fn named_function(f: &str, args: &[Value]) -> Result<Value, ExecutionError> 
 
 /// `<format>.validate(text)`.
 pub fn validate_function(f: &str, args: &[Value]) -> Result<Value, ExecutionError> {
-    let format = match args.first() {
-        Some(Value::Opaque(o)) => o.downcast_ref::<Format>(),
-        _ => None,
-    }
-    .ok_or_else(|| ExecutionError::function_error(f, "expected a format"))?;
-    let problems = validate(format, text_arg(f, args, 1)?);
+    let format: &Format = crate::libs::opaque(f, args, 0, "a format")?;
+    let problems = validate(format, crate::libs::string(f, args, 1)?);
     Ok(Value::Opaque(Arc::new(if problems.is_empty() {
         OptionalValue::none()
     } else {

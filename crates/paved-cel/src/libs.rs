@@ -245,7 +245,10 @@ over_values! {
     semver_compare_to => crate::semver::compare_to,
 }
 
-fn error(function: &str, message: impl ToString) -> ExecutionError {
+// Argument helpers shared by every library module: the overloads are typed,
+// so these errors only show a value of an unexpected shape.
+
+pub(crate) fn error(function: &str, message: impl ToString) -> ExecutionError {
     ExecutionError::function_error(function, message)
 }
 
@@ -256,10 +259,24 @@ fn list<'a>(function: &str, args: &'a [Value], i: usize) -> Result<&'a [Value], 
     }
 }
 
-fn string<'a>(function: &str, args: &'a [Value], i: usize) -> Result<&'a str, ExecutionError> {
+pub(crate) fn string<'a>(function: &str, args: &'a [Value], i: usize) -> Result<&'a str, ExecutionError> {
     match args.get(i) {
         Some(Value::String(s)) => Ok(s.as_str()),
         other => Err(error(function, format!("expected a string, got {other:?}"))),
+    }
+}
+
+/// The `i`th argument as one of paved's opaque values (a quantity, a URL…),
+/// `what` naming it in the error.
+pub(crate) fn opaque<'a, T: cel::objects::Opaque>(
+    function: &str,
+    args: &'a [Value],
+    i: usize,
+    what: &str,
+) -> Result<&'a T, ExecutionError> {
+    match args.get(i) {
+        Some(Value::Opaque(o)) => o.downcast_ref::<T>().ok_or_else(|| error(function, format!("expected {what}"))),
+        other => Err(error(function, format!("expected {what}, got {other:?}"))),
     }
 }
 

@@ -5,6 +5,7 @@
 use std::net::{IpAddr, Ipv6Addr};
 use std::sync::Arc;
 
+use crate::libs::{error, string};
 use cel::objects::Opaque;
 use cel::{ExecutionError, Value};
 
@@ -90,17 +91,6 @@ impl Cidr {
     fn masked(&self) -> Cidr {
         let (net, width) = bits(self.addr);
         Cidr { addr: from_bits(net & mask(self.prefix, width), width), prefix: self.prefix }
-    }
-}
-
-fn error(function: &str, message: impl ToString) -> ExecutionError {
-    ExecutionError::function_error(function, message)
-}
-
-fn string<'a>(f: &str, args: &'a [Value], i: usize) -> Result<&'a str, ExecutionError> {
-    match args.get(i) {
-        Some(Value::String(s)) => Ok(s.as_str()),
-        other => Err(error(f, format!("expected a string, got {other:?}"))),
     }
 }
 

@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use crate::libs::error;
 use cel::objects::Opaque;
 use cel::{ExecutionError, Value};
 
@@ -84,10 +85,6 @@ impl std::str::FromStr for Quantity {
         let nanos = numerator / denominator + i128::from(numerator % denominator != 0);
         Ok(Quantity { nanos: if negative { -nanos } else { nanos } })
     }
-}
-
-fn error(function: &str, message: impl ToString) -> ExecutionError {
-    ExecutionError::function_error(function, message)
 }
 
 fn quantity_arg(function: &str, args: &[Value], i: usize) -> Result<Quantity, ExecutionError> {

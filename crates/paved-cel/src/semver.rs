@@ -44,26 +44,18 @@ fn normalized(text: &str) -> String {
     format!("{}{rest}", parts.join("."))
 }
 
+/// The text and the optional `normalize` flag.
 fn args<'a>(f: &str, args: &'a [Value]) -> Result<(&'a str, bool), ExecutionError> {
-    let text = match args.first() {
-        Some(Value::String(s)) => s.as_str(),
-        other => return Err(ExecutionError::function_error(f, format!("expected a string, got {other:?}"))),
-    };
-    let normalize = matches!(args.get(1), Some(Value::Bool(true)));
-    Ok((text, normalize))
+    Ok((crate::libs::string(f, args, 0)?, matches!(args.get(1), Some(Value::Bool(true)))))
 }
 
 fn version<'a>(f: &str, args: &'a [Value], i: usize) -> Result<&'a semver::Version, ExecutionError> {
-    match args.get(i) {
-        Some(Value::Opaque(o)) => o.downcast_ref::<Semver>().map(|s| &s.0),
-        _ => None,
-    }
-    .ok_or_else(|| ExecutionError::function_error(f, "expected a semver"))
+    crate::libs::opaque::<Semver>(f, args, i, "a semver").map(|s| &s.0)
 }
 
 pub fn semver(f: &str, values: &[Value]) -> Result<Value, ExecutionError> {
     let (text, normalize) = args(f, values)?;
-    let parsed = parse(text, normalize).map_err(|why| ExecutionError::function_error(f, why))?;
+    let parsed = parse(text, normalize).map_err(|why| crate::libs::error(f, why))?;
     Ok(Value::Opaque(Arc::new(parsed)))
 }
 

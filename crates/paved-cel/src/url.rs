@@ -221,19 +221,7 @@ fn unescape_query(text: &str) -> Result<String, String> {
 }
 
 fn url_arg<'a>(function: &str, args: &'a [Value]) -> Result<&'a Url, ExecutionError> {
-    match args.first() {
-        Some(Value::Opaque(o)) => {
-            o.downcast_ref::<Url>().ok_or_else(|| ExecutionError::function_error(function, "expected a URL"))
-        }
-        other => Err(ExecutionError::function_error(function, format!("expected a URL, got {other:?}"))),
-    }
-}
-
-fn text_arg<'a>(function: &str, args: &'a [Value]) -> Result<&'a str, ExecutionError> {
-    match args.first() {
-        Some(Value::String(s)) => Ok(s.as_str()),
-        other => Err(ExecutionError::function_error(function, format!("expected a string, got {other:?}"))),
-    }
+    crate::libs::opaque(function, args, 0, "a URL")
 }
 
 fn string(s: &str) -> Value {
@@ -241,12 +229,12 @@ fn string(s: &str) -> Value {
 }
 
 pub fn url(f: &str, args: &[Value]) -> Result<Value, ExecutionError> {
-    let parsed = parse(text_arg(f, args)?).map_err(|why| ExecutionError::function_error(f, why))?;
+    let parsed = parse(crate::libs::string(f, args, 0)?).map_err(|why| crate::libs::error(f, why))?;
     Ok(Value::Opaque(Arc::new(parsed)))
 }
 
 pub fn is_url(f: &str, args: &[Value]) -> Result<Value, ExecutionError> {
-    Ok(Value::Bool(parse(text_arg(f, args)?).is_ok()))
+    Ok(Value::Bool(parse(crate::libs::string(f, args, 0)?).is_ok()))
 }
 
 pub fn scheme(f: &str, args: &[Value]) -> Result<Value, ExecutionError> {
