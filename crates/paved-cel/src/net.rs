@@ -5,9 +5,10 @@
 use std::net::{IpAddr, Ipv6Addr};
 use std::sync::Arc;
 
-use crate::libs::{error, string};
 use cel::objects::Opaque;
 use cel::{ExecutionError, Value};
+
+use crate::libs::{error, string};
 
 pub const IP_TYPE_NAME: &str = "net.IP";
 pub const CIDR_TYPE_NAME: &str = "net.CIDR";

@@ -5,9 +5,10 @@
 
 use std::sync::Arc;
 
-use crate::libs::error;
 use cel::objects::Opaque;
 use cel::{ExecutionError, Value};
+
+use crate::libs::error;
 
 /// The CEL type name of a quantity.
 pub const TYPE_NAME: &str = "kubernetes.Quantity";
