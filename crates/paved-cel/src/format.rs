@@ -5,27 +5,42 @@
 
 use std::sync::Arc;
 
+use cel::common::value::{CowVal, Val};
 use cel::objects::{Opaque, OptionalValue};
 use cel::{ExecutionError, Value};
 
 pub const TYPE_NAME: &str = "kubernetes.NamedFormat";
 
-/// The formats upstream names, in its spelling.
-pub const NAMES: [&str; 13] = [
-    "dns1123Label",
-    "dns1123Subdomain",
-    "dns1035Label",
-    "qualifiedName",
-    "dns1123LabelPrefix",
-    "dns1123SubdomainPrefix",
-    "dns1035LabelPrefix",
-    "labelValue",
-    "uri",
-    "uuid",
-    "byte",
-    "date",
-    "datetime",
-];
+/// The formats upstream names, in its spelling, each with the function
+/// behind `format.<name>()` (an overload is a plain function pointer, so one
+/// function per name).
+macro_rules! constructors {
+    ($($name:ident),* $(,)?) => {
+        pub const CONSTRUCTORS: [(&str, cel::common::functions::Function); 13] = [$((stringify!($name), {
+            fn constructor<'b, 'v>(_: Vec<CowVal<'b, 'v>>) -> Result<CowVal<'b, 'v>, ExecutionError> {
+                let boxed: Box<dyn Val> = Value::Opaque(Arc::new(Format(stringify!($name)))).try_into()?;
+                Ok(CowVal::Owned(boxed))
+            }
+            constructor
+        })),*];
+    };
+}
+
+constructors!(
+    dns1123Label,
+    dns1123Subdomain,
+    dns1035Label,
+    qualifiedName,
+    dns1123LabelPrefix,
+    dns1123SubdomainPrefix,
+    dns1035LabelPrefix,
+    labelValue,
+    uri,
+    uuid,
+    byte,
+    date,
+    datetime,
+);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Format(&'static str);
@@ -37,7 +52,7 @@ impl Opaque for Format {
 }
 
 pub fn named(name: &str) -> Option<Format> {
-    NAMES.iter().find(|n| **n == name).map(|n| Format(n))
+    CONSTRUCTORS.iter().find(|(n, _)| *n == name).map(|(n, _)| Format(n))
 }
 
 /// The reasons `text` is not in the format; empty when it is.
@@ -251,11 +266,6 @@ pub fn validate_function(f: &str, args: &[Value]) -> Result<Value, ExecutionErro
     } else {
         OptionalValue::of(Value::List(Arc::new(problems.into_iter().map(|p| Value::String(Arc::new(p))).collect())))
     })))
-}
-
-/// The function behind `format.<name>()`.
-pub fn constructor(name: &'static str) -> Value {
-    Value::Opaque(Arc::new(Format(name)))
 }
 
 #[cfg(test)]

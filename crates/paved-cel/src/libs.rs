@@ -117,7 +117,7 @@ fn build() -> Env {
         add(env.add_member_overload(name, &format!("url_{name}"), url(), vec![], op));
     }
     let format = || Type::new_opaque_type(crate::format::TYPE_NAME);
-    for (name, op) in FORMAT_CONSTRUCTORS {
+    for (name, op) in crate::format::CONSTRUCTORS {
         add(env.add_overload(&format!("format.{name}"), &format!("format_{name}"), vec![], op));
     }
     add(env.add_overload("format.named", "format_named", vec![STRING_TYPE], format_named));
@@ -141,36 +141,6 @@ fn build() -> Env {
     }
     env
 }
-
-/// `format.dns1123Label()` and its siblings: one function per name, since
-/// an overload is a plain function pointer.
-macro_rules! format_constructors {
-    ($($name:ident),* $(,)?) => {
-        const FORMAT_CONSTRUCTORS: [(&str, cel::common::functions::Function); 13] = [$((stringify!($name), {
-            fn constructor<'b, 'v>(_: Vec<CowVal<'b, 'v>>) -> Result<CowVal<'b, 'v>, ExecutionError> {
-                let boxed: Box<dyn Val> = crate::format::constructor(stringify!($name)).try_into()?;
-                Ok(CowVal::Owned(boxed))
-            }
-            constructor
-        })),*];
-    };
-}
-
-format_constructors!(
-    dns1123Label,
-    dns1123Subdomain,
-    dns1035Label,
-    qualifiedName,
-    dns1123LabelPrefix,
-    dns1123SubdomainPrefix,
-    dns1035LabelPrefix,
-    labelValue,
-    uri,
-    uuid,
-    byte,
-    date,
-    datetime,
-);
 
 /// Declares an overload written over [`Value`]s: the arguments are converted,
 /// the result boxed. Simpler than the cel crate's borrowed values, and these
