@@ -108,9 +108,8 @@ fn max_len(limit: usize) -> String {
 /// `[a-z0-9]([-a-z0-9]*[a-z0-9])?` (with `first` deciding the first byte).
 fn is_label(text: &str, first: fn(u8) -> bool) -> bool {
     let bytes = text.as_bytes();
-    let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
     match (bytes.first(), bytes.last()) {
-        (Some(&a), Some(&z)) => first(a) && alnum(z) && bytes.iter().all(|&b| alnum(b) || b == b'-'),
+        (Some(&a), Some(&z)) => first(a) && lower_alnum(z) && bytes.iter().all(|&b| lower_alnum(b) || b == b'-'),
         _ => false,
     }
 }

@@ -10,6 +10,7 @@
 
 use std::sync::{Arc, OnceLock};
 
+use cel::common::functions::Function;
 use cel::common::types::{BOOL_TYPE, DYN_TYPE, INT_TYPE, LIST_TYPE, STRING_TYPE, Type};
 use cel::common::value::{CowVal, Val};
 use cel::{Env, ExecutionError, Value};
@@ -54,23 +55,31 @@ fn build() -> Env {
     let quantity = || Type::new_opaque_type(crate::quantity::TYPE_NAME);
     add(env.add_overload("quantity", "quantity", vec![STRING_TYPE], quantity_parse));
     add(env.add_overload("isQuantity", "is_quantity", vec![STRING_TYPE], quantity_is));
-    for (name, op) in [
-        ("sign", quantity_sign as cel::common::functions::Function),
-        ("isInteger", quantity_is_integer),
-        ("asInteger", quantity_as_integer),
-        ("asApproximateFloat", quantity_as_approximate_float),
-    ] {
-        add(env.add_member_overload(name, &format!("quantity_{name}"), quantity(), vec![], op));
-    }
-    for (name, op) in [
-        ("add", quantity_add as cel::common::functions::Function),
-        ("sub", quantity_sub),
-        ("isLessThan", quantity_is_less_than),
-        ("isGreaterThan", quantity_is_greater_than),
-        ("compareTo", quantity_compare_to),
-    ] {
-        add(env.add_member_overload(name, &format!("quantity_{name}"), quantity(), vec![quantity()], op));
-    }
+    members(
+        &mut env,
+        "quantity",
+        quantity,
+        Vec::new,
+        &[
+            ("sign", quantity_sign),
+            ("isInteger", quantity_is_integer),
+            ("asInteger", quantity_as_integer),
+            ("asApproximateFloat", quantity_as_approximate_float),
+        ],
+    );
+    members(
+        &mut env,
+        "quantity",
+        quantity,
+        || vec![quantity()],
+        &[
+            ("add", quantity_add),
+            ("sub", quantity_sub),
+            ("isLessThan", quantity_is_less_than),
+            ("isGreaterThan", quantity_is_greater_than),
+            ("compareTo", quantity_compare_to),
+        ],
+    );
     add(env.add_member_overload("add", "quantity_add_int", quantity(), vec![INT_TYPE], quantity_add));
     add(env.add_member_overload("sub", "quantity_sub_int", quantity(), vec![INT_TYPE], quantity_sub));
     let ip = || Type::new_opaque_type(crate::net::IP_TYPE_NAME);
@@ -80,16 +89,20 @@ fn build() -> Env {
     add(env.add_overload("ip.isCanonical", "ip_is_canonical", vec![STRING_TYPE], net_is_canonical));
     add(env.add_overload("cidr", "cidr", vec![STRING_TYPE], net_cidr));
     add(env.add_overload("isCIDR", "is_cidr", vec![STRING_TYPE], net_is_cidr));
-    for (name, op) in [
-        ("family", net_family as cel::common::functions::Function),
-        ("isUnspecified", net_is_unspecified),
-        ("isLoopback", net_is_loopback),
-        ("isLinkLocalMulticast", net_is_link_local_multicast),
-        ("isLinkLocalUnicast", net_is_link_local_unicast),
-        ("isGlobalUnicast", net_is_global_unicast),
-    ] {
-        add(env.add_member_overload(name, &format!("ip_{name}"), ip(), vec![], op));
-    }
+    members(
+        &mut env,
+        "ip",
+        ip,
+        Vec::new,
+        &[
+            ("family", net_family),
+            ("isUnspecified", net_is_unspecified),
+            ("isLoopback", net_is_loopback),
+            ("isLinkLocalMulticast", net_is_link_local_multicast),
+            ("isLinkLocalUnicast", net_is_link_local_unicast),
+            ("isGlobalUnicast", net_is_global_unicast),
+        ],
+    );
     add(env.add_member_overload("containsIP", "cidr_contains_ip", cidr(), vec![ip()], net_contains_ip));
     add(env.add_member_overload("containsIP", "cidr_contains_ip_string", cidr(), vec![STRING_TYPE], net_contains_ip));
     add(env.add_member_overload("containsCIDR", "cidr_contains_cidr", cidr(), vec![cidr()], net_contains_cidr));
@@ -106,16 +119,20 @@ fn build() -> Env {
     let url = || Type::new_opaque_type(crate::url::TYPE_NAME);
     add(env.add_overload("url", "url", vec![STRING_TYPE], url_parse));
     add(env.add_overload("isURL", "is_url", vec![STRING_TYPE], url_is));
-    for (name, op) in [
-        ("getScheme", url_scheme as cel::common::functions::Function),
-        ("getHost", url_host),
-        ("getHostname", url_hostname),
-        ("getPort", url_port),
-        ("getEscapedPath", url_escaped_path),
-        ("getQuery", url_query),
-    ] {
-        add(env.add_member_overload(name, &format!("url_{name}"), url(), vec![], op));
-    }
+    members(
+        &mut env,
+        "url",
+        url,
+        Vec::new,
+        &[
+            ("getScheme", url_scheme),
+            ("getHost", url_host),
+            ("getHostname", url_hostname),
+            ("getPort", url_port),
+            ("getEscapedPath", url_escaped_path),
+            ("getQuery", url_query),
+        ],
+    );
     let format = || Type::new_opaque_type(crate::format::TYPE_NAME);
     for (name, op) in crate::format::CONSTRUCTORS {
         add(env.add_overload(&format!("format.{name}"), &format!("format_{name}"), vec![], op));
@@ -127,19 +144,41 @@ fn build() -> Env {
     add(env.add_overload("semver", "semver_normalize", vec![STRING_TYPE, BOOL_TYPE], semver_parse));
     add(env.add_overload("isSemver", "is_semver", vec![STRING_TYPE], semver_is));
     add(env.add_overload("isSemver", "is_semver_normalize", vec![STRING_TYPE, BOOL_TYPE], semver_is));
-    for (name, op) in
-        [("major", semver_major as cel::common::functions::Function), ("minor", semver_minor), ("patch", semver_patch)]
-    {
-        add(env.add_member_overload(name, &format!("semver_{name}"), semver(), vec![], op));
-    }
-    for (name, op) in [
-        ("isGreaterThan", semver_is_greater_than as cel::common::functions::Function),
-        ("isLessThan", semver_is_less_than),
-        ("compareTo", semver_compare_to),
-    ] {
-        add(env.add_member_overload(name, &format!("semver_{name}"), semver(), vec![semver()], op));
-    }
+    members(
+        &mut env,
+        "semver",
+        semver,
+        Vec::new,
+        &[("major", semver_major), ("minor", semver_minor), ("patch", semver_patch)],
+    );
+    members(
+        &mut env,
+        "semver",
+        semver,
+        || vec![semver()],
+        &[
+            ("isGreaterThan", semver_is_greater_than),
+            ("isLessThan", semver_is_less_than),
+            ("compareTo", semver_compare_to),
+        ],
+    );
     env
+}
+
+/// Member functions of one receiver type taking the same arguments; their
+/// overload ids are `<prefix>_<name>`. (`Type` is not `Clone`, hence the
+/// functions that make them.)
+fn members(
+    env: &mut Env,
+    prefix: &str,
+    receiver: impl Fn() -> Type,
+    args: impl Fn() -> Vec<Type>,
+    functions: &[(&str, Function)],
+) {
+    for (name, op) in functions {
+        let declared = env.add_member_overload(name, &format!("{prefix}_{name}"), receiver(), args(), *op);
+        debug_assert!(declared.is_ok(), "{declared:?}");
+    }
 }
 
 /// Declares an overload written over [`Value`]s: the arguments are converted,
