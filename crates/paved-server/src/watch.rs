@@ -208,26 +208,25 @@ async fn follow_inventory(
     plan: &crate::InventoryPlan,
     reloads: &mut tokio::sync::watch::Receiver<u64>,
 ) -> bool {
+    let mut synced: Vec<Synced> = Vec::new();
     let mut streams = Vec::new();
-    let mut listed = Vec::new();
     for (i, kind) in plan.kinds.iter().enumerate() {
         let gvk = GroupVersionKind::gvk(&kind.group, &kind.version, &kind.kind);
-        match kube::discovery::pinned_kind(client, &gvk).await {
+        let listed = match kube::discovery::pinned_kind(client, &gvk).await {
             Ok((resource, _)) => {
                 let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
                 let events = watcher::watcher(api, watcher::Config::default()).default_backoff();
                 streams.push(events.map(move |event| (i, event)).boxed());
-                listed.push(false);
+                false
             }
             Err(e) => {
                 tracing::warn!(kind = %kind.kind, api_version = %kind.api_version(), error = %e,
                     "cannot find this kind in the cluster; templates reading it see none");
-                listed.push(true);
+                true
             }
-        }
+        };
+        synced.push(Synced { kind, objects: HashMap::new(), relist: HashMap::new(), listed });
     }
-    let mut stores: Vec<HashMap<(String, String), serde_json::Value>> = vec![HashMap::new(); plan.kinds.len()];
-    let mut relists: Vec<HashMap<(String, String), serde_json::Value>> = vec![HashMap::new(); plan.kinds.len()];
     let mut events = futures_util::stream::select_all(streams);
     let mut dirty = plan.kinds.is_empty();
     // A rebuild is due at once for the first full listing, then at most once per tick.
@@ -235,8 +234,8 @@ async fn follow_inventory(
     let mut tick = tokio::time::interval(INVENTORY_REBUILD_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        if dirty && due && listed.iter().all(|l| *l) {
-            let objects: Vec<serde_json::Value> = stores.iter().flat_map(|s| s.values().cloned()).collect();
+        if dirty && due && synced.iter().all(|s| s.listed) {
+            let objects: Vec<serde_json::Value> = synced.iter().flat_map(|s| s.objects.values().cloned()).collect();
             let count = objects.len();
             plan.inventory.set(Arc::new(paved_gatekeeper::suite::Inventory::new(objects)));
             (dirty, due) = (false, false);
@@ -248,47 +247,65 @@ async fn follow_inventory(
         tokio::select! {
             event = events.next(), if !events.is_empty() => {
                 let Some((i, event)) = event else { return true };
-                let (Some(kind), Some(store), Some(relist)) = (plan.kinds.get(i), stores.get_mut(i), relists.get_mut(i)) else { continue };
-                match event {
-                    Ok(Event::Init) => relist.clear(),
-                    Ok(Event::InitApply(obj)) => {
-                        if let Some((key, value)) = inventory_entry(kind, obj) {
-                            relist.insert(key, value);
-                        }
-                    }
-                    Ok(Event::InitDone) => {
-                        *store = std::mem::take(relist);
-                        if let Some(l) = listed.get_mut(i) {
-                            *l = true;
-                        }
-                        dirty = true;
-                    }
-                    Ok(Event::Apply(obj)) => {
-                        if let Some((key, value)) = inventory_entry(kind, obj) {
-                            store.insert(key, value);
-                            dirty = true;
-                        }
-                    }
-                    Ok(Event::Delete(obj)) => {
-                        if let Some((key, _)) = inventory_entry(kind, obj) {
-                            store.remove(&key);
-                            dirty = true;
-                        }
-                    }
-                    Err(e) if !listed.get(i).copied().unwrap_or(true) && unlistable(&e) => {
-                        tracing::warn!(kind = %kind.kind, error = %e, "cannot list this kind; templates reading it see none");
-                        if let Some(l) = listed.get_mut(i) {
-                            *l = true;
-                        }
-                        dirty = true;
-                    }
-                    Err(e) => tracing::warn!(kind = %kind.kind, error = %e, "inventory watch failed; retrying"),
+                if let Some(kind) = synced.get_mut(i) {
+                    dirty |= kind.apply(event);
                 }
             }
             _ = tick.tick(), if dirty => due = true,
             changed = reloads.changed() => return changed.is_err(),
         }
     }
+}
+
+/// One synced kind: its objects by (namespace, name), the listing in
+/// progress, and whether it has been listed once.
+struct Synced<'a> {
+    kind: &'a paved_gatekeeper::template::SyncKind,
+    objects: HashMap<(String, String), serde_json::Value>,
+    relist: HashMap<(String, String), serde_json::Value>,
+    listed: bool,
+}
+
+impl Synced<'_> {
+    /// Applies one watch event; true when the objects changed.
+    fn apply(&mut self, event: Result<Event<DynamicObject>, watcher::Error>) -> bool {
+        let kind = self.kind;
+        match event {
+            Ok(Event::Init) => self.relist.clear(),
+            Ok(Event::InitApply(obj)) => {
+                if let Some((key, value)) = inventory_entry(kind, obj) {
+                    self.relist.insert(key, value);
+                }
+            }
+            Ok(Event::InitDone) => {
+                self.objects = std::mem::take(&mut self.relist);
+                self.listed = true;
+                return true;
+            }
+            Ok(Event::Apply(obj)) => {
+                if let Some((key, value)) = inventory_entry(kind, obj) {
+                    self.objects.insert(key, value);
+                    return true;
+                }
+            }
+            Ok(Event::Delete(obj)) => {
+                if let Some(key) = key_of(&obj) {
+                    return self.objects.remove(&key).is_some();
+                }
+            }
+            Err(e) if !self.listed && unlistable(&e) => {
+                tracing::warn!(kind = %kind.kind, error = %e, "cannot list this kind; templates reading it see none");
+                self.listed = true;
+                return true;
+            }
+            Err(e) => tracing::warn!(kind = %kind.kind, error = %e, "inventory watch failed; retrying"),
+        }
+        false
+    }
+}
+
+fn key_of(obj: &DynamicObject) -> Option<(String, String)> {
+    Some((obj.metadata.namespace.clone().unwrap_or_default(), obj.metadata.name.clone()?))
 }
 
 /// An object as `data.inventory` holds it: with its `apiVersion` and `kind`
@@ -298,7 +315,7 @@ fn inventory_entry(
     kind: &paved_gatekeeper::template::SyncKind,
     obj: DynamicObject,
 ) -> Option<((String, String), serde_json::Value)> {
-    let key = (obj.metadata.namespace.clone().unwrap_or_default(), obj.metadata.name.clone()?);
+    let key = key_of(&obj)?;
     let mut value = serde_json::to_value(&obj).ok()?;
     let map = value.as_object_mut()?;
     map.insert("apiVersion".into(), serde_json::Value::String(kind.api_version()));
