@@ -195,25 +195,17 @@ impl Server {
         let (admission, plan) = compile_with_inventory(config, &options, None).map_err(|message| {
             ServeError::Config { path: options.config.clone().unwrap_or_else(|| "(embedded defaults)".into()), message }
         })?;
-        let certs = Arc::new(tls::CertStore::default());
-        certs.set(reload::read_cert(&options.tls_cert, &options.tls_key)?);
-        let tls = Arc::new(tls::server_config(Arc::clone(&certs))?);
+        let key = reload::read_cert(&options.tls_cert, &options.tls_key)?;
         let listener = TcpListener::bind(options.listen)
             .await
             .map_err(|source| ServeError::Listen { addr: options.listen, source })?;
-        let shared = Arc::new(Shared {
-            admission: ArcSwap::from_pointee(admission),
-            cluster: RwLock::new(ClusterState::default()),
-            metrics: Metrics::default(),
-            certs,
-            synced: AtomicBool::new(false),
-            draining: AtomicBool::new(false),
-            slots: Arc::new(Semaphore::new(options.max_in_flight)),
-            options,
-            reloads: tokio::sync::watch::Sender::new(0),
-            inventory: RwLock::new(plan),
-        });
-        Ok(Server { shared, listener, tls })
+        let mut shared = Shared::new(options, admission);
+        shared.certs.set(key);
+        let tls = Arc::new(tls::server_config(Arc::clone(&shared.certs))?);
+        if let Ok(inventory) = shared.inventory.get_mut() {
+            *inventory = plan;
+        }
+        Ok(Server { shared: Arc::new(shared), listener, tls })
     }
 
     pub fn local_addr(&self) -> Option<SocketAddr> {
