@@ -67,11 +67,12 @@ impl Policies {
     /// Gatekeeper `Config` in the policy files lists under `spec.sync.syncOnly`,
     /// and Namespaces when a constraint selects by namespace labels.
     pub fn synced_kinds(&self) -> Vec<SyncKind> {
+        // Without constraints no template runs, so nothing is read.
+        if self.gatekeeper.constraints.is_empty() {
+            return Vec::new();
+        }
         let mut kinds: Vec<SyncKind> =
             self.gatekeeper.constraints.iter().flat_map(|(t, _)| t.template.sync.iter().cloned()).collect();
-        if self.gatekeeper.constraints.is_empty() {
-            return kinds;
-        }
         kinds.extend(self.sync_only.iter().cloned());
         if self.gatekeeper.constraints.iter().any(|(_, c)| c.selects_namespaces()) {
             kinds.push(SyncKind { group: String::new(), version: "v1".into(), kind: "Namespace".into() });
