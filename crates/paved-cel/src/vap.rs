@@ -24,6 +24,8 @@ const GROUP_VERSION: &str = "admissionregistration.k8s.io/v1";
 pub struct VapError {
     pub kind: String,
     pub name: String,
+    /// The field at fault, e.g. `spec.validations[0].expression`.
+    pub field: String,
     pub message: String,
 }
 
@@ -87,27 +89,41 @@ pub fn is_vap_kind(doc: &Value) -> bool {
 impl Policy {
     pub fn from_json(doc: &Value) -> Result<Policy, VapError> {
         let name = str_at(doc, "/metadata/name").unwrap_or("").to_owned();
-        let error =
-            |message: String| VapError { kind: "ValidatingAdmissionPolicy".to_owned(), name: name.clone(), message };
-        let spec = doc.get("spec").ok_or_else(|| error("no spec".to_owned()))?;
+        let error = |field: &str, message: String| VapError {
+            kind: "ValidatingAdmissionPolicy".to_owned(),
+            name: name.clone(),
+            field: field.to_owned(),
+            message,
+        };
+        let spec = doc.get("spec").ok_or_else(|| error("spec", "no spec".to_owned()))?;
         if spec.get("validations").and_then(Value::as_array).is_none_or(Vec::is_empty)
             && spec.get("auditAnnotations").and_then(Value::as_array).is_none_or(Vec::is_empty)
         {
-            return Err(error("spec.validations or spec.auditAnnotations must have at least one entry".to_owned()));
+            return Err(error(
+                "spec",
+                "spec.validations or spec.auditAnnotations must have at least one entry".to_owned(),
+            ));
         }
-        let validator = Validator::compile(spec, &[], "spec")
-            .map_err(|errors| error(errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")))?;
+        let validator = Validator::compile(spec, &[], "spec").map_err(|errors| {
+            let field = errors.first().map_or("spec", |e| e.field.as_str());
+            error(field, errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))
+        })?;
         let param_kind = spec
             .get("paramKind")
             .map(|p| (str_at(p, "/apiVersion").unwrap_or("").to_owned(), str_at(p, "/kind").unwrap_or("").to_owned()));
         let ignore_failures = match str_at(spec, "/failurePolicy").unwrap_or("Fail") {
             "Fail" => false,
             "Ignore" => true,
-            other => return Err(error(format!("spec.failurePolicy {other:?} is not Fail or Ignore"))),
+            other => {
+                return Err(error("spec.failurePolicy", format!("spec.failurePolicy {other:?} is not Fail or Ignore")));
+            }
         };
         let match_constraints = spec.get("matchConstraints").cloned().unwrap_or(Value::Null);
         if match_constraints.get("resourceRules").and_then(Value::as_array).is_none_or(Vec::is_empty) {
-            return Err(error("spec.matchConstraints.resourceRules is required".to_owned()));
+            return Err(error(
+                "spec.matchConstraints.resourceRules",
+                "spec.matchConstraints.resourceRules is required".to_owned(),
+            ));
         }
         Ok(Policy { name, validator, match_constraints, param_kind, ignore_failures })
     }
@@ -172,28 +188,31 @@ impl Vaps {
         let mut vaps = Vaps { bindings: Vec::new(), namespaces };
         for doc in bindings {
             let name = str_at(doc, "/metadata/name").unwrap_or("").to_owned();
-            let error = |message: String| VapError {
+            let error = |field: &str, message: String| VapError {
                 kind: "ValidatingAdmissionPolicyBinding".to_owned(),
                 name: name.clone(),
+                field: field.to_owned(),
                 message,
             };
             let policy_name = str_at(doc, "/spec/policyName").unwrap_or("");
             let Some(policy) = policies.get(policy_name) else {
-                errors
-                    .push(error(format!("spec.policyName {policy_name:?}: no such ValidatingAdmissionPolicy loaded")));
+                errors.push(error(
+                    "spec.policyName",
+                    format!("spec.policyName {policy_name:?}: no such ValidatingAdmissionPolicy loaded"),
+                ));
                 continue;
             };
             let action = match action_of(doc) {
                 Ok(a) => a,
                 Err(message) => {
-                    errors.push(error(message));
+                    errors.push(error("spec.validationActions", message));
                     continue;
                 }
             };
             let params = match resolve_params(policy, doc.pointer("/spec/paramRef"), &everything) {
                 Ok(p) => p,
                 Err(message) => {
-                    errors.push(error(message));
+                    errors.push(error("spec.paramRef", message));
                     continue;
                 }
             };

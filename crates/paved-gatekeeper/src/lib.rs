@@ -3,6 +3,7 @@
 //! enforcement actions), and Gatekeeper's own test suites.
 
 pub mod constraint;
+pub mod locate;
 pub mod policies;
 pub mod suite;
 pub mod template;

@@ -8,23 +8,40 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use paved_core::eval::{Foreign, ForeignFinding};
-use paved_core::node::{FieldPath, Node};
+use paved_core::node::{FieldPath, Node, Pos};
 use serde_json::Value;
 
 use crate::constraint::Constraint;
 use crate::suite::{Inventory, Review, SharedInventory, files_under, read_all, violations_of};
-use crate::template::{Compiled, Engine, SyncKind, Template};
+use crate::template::{Compiled, Engine, SourceAt, SyncKind, Template};
 
-/// A file that could not be used, and why; the other policies still run.
+/// A file that could not be used, where, and why; the other policies still run.
 #[derive(Debug)]
 pub struct LoadProblem {
     pub file: PathBuf,
+    /// The line and column of the field at fault, or of the code inside it.
+    pub pos: Option<Pos>,
     pub message: String,
+}
+
+impl LoadProblem {
+    fn of_file(file: PathBuf, message: String) -> LoadProblem {
+        LoadProblem { file, pos: None, message }
+    }
+
+    /// A problem with the document of `kind` named `name`, at `at`.
+    fn at(file: PathBuf, kind: &str, name: &str, at: &SourceAt, message: String) -> LoadProblem {
+        let pos = crate::locate::position(&file, kind, name, at);
+        LoadProblem { file, pos, message }
+    }
 }
 
 impl std::fmt::Display for LoadProblem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.file.display(), self.message)
+        match self.pos {
+            Some(pos) => write!(f, "{}:{}:{}: {}", self.file.display(), pos.line, pos.col, self.message),
+            None => write!(f, "{}: {}", self.file.display(), self.message),
+        }
     }
 }
 
@@ -176,7 +193,7 @@ pub fn from_config(
 /// that names the file, and everything else still loads.
 pub fn load(paths: &[PathBuf], engine: Engine) -> (Policies, Vec<LoadProblem>) {
     if let Some(missing) = paths.iter().find(|p| !p.exists()) {
-        let problem = LoadProblem { file: missing.clone(), message: "no such file or directory".into() };
+        let problem = LoadProblem::of_file(missing.clone(), "no such file or directory".into());
         return (Policies::default(), vec![problem]);
     }
     let files = policy_files(paths);
@@ -191,7 +208,7 @@ pub fn load(paths: &[PathBuf], engine: Engine) -> (Policies, Vec<LoadProblem>) {
         let docs = match read_all(&file) {
             Ok(docs) => docs,
             Err(message) => {
-                problems.push(LoadProblem { file, message });
+                problems.push(LoadProblem::of_file(file, message));
                 continue;
             }
         };
@@ -202,20 +219,31 @@ pub fn load(paths: &[PathBuf], engine: Engine) -> (Policies, Vec<LoadProblem>) {
                     Ok(t) => {
                         templates.insert(t.template.kind.clone(), Arc::new(t));
                     }
-                    Err(e) => problems.push(LoadProblem { file: file.clone(), message: e.to_string() }),
+                    Err(e) => {
+                        let name = doc.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
+                        let spec = SourceAt { field: "spec".to_owned(), within: None };
+                        let at = e.at().unwrap_or(&spec);
+                        problems.push(LoadProblem::at(file.clone(), "ConstraintTemplate", name, at, e.to_string()));
+                    }
                 }
             } else if api_version.starts_with("constraints.gatekeeper.sh/") {
                 match Constraint::from_json(&doc) {
                     Ok(c) => constraints.push((file.clone(), c)),
-                    Err(e) => problems.push(LoadProblem { file: file.clone(), message: e.to_string() }),
+                    Err(e) => {
+                        let (kind, name) = (key_of(&doc, "/kind"), key_of(&doc, "/metadata/name"));
+                        let spec = SourceAt { field: "spec".to_owned(), within: None };
+                        problems.push(LoadProblem::at(file.clone(), kind, name, &spec, e.to_string()));
+                    }
                 }
             } else if api_version.starts_with("config.gatekeeper.sh/")
                 && doc.get("kind").and_then(Value::as_str) == Some("Config")
             {
                 sync_only.extend(sync_only_of(&doc));
             } else if paved_cel::vap::is_vap_kind(&doc) {
-                let key = |k: &str| doc.pointer(k).and_then(Value::as_str).unwrap_or("").to_owned();
-                vap_files.insert((key("/kind"), key("/metadata/name")), file.clone());
+                vap_files.insert(
+                    (key_of(&doc, "/kind").to_owned(), key_of(&doc, "/metadata/name").to_owned()),
+                    file.clone(),
+                );
                 vap_docs.push(doc);
             } else {
                 other_docs.push(doc);
@@ -225,22 +253,28 @@ pub fn load(paths: &[PathBuf], engine: Engine) -> (Policies, Vec<LoadProblem>) {
     let (vaps, vap_errors) = paved_cel::vap::Vaps::from_docs(&vap_docs, &other_docs);
     for e in vap_errors {
         let file = vap_files.get(&(e.kind.clone(), e.name.clone())).cloned().unwrap_or_default();
-        problems.push(LoadProblem { file, message: e.to_string() });
+        let at = SourceAt { field: e.field.clone(), within: crate::locate::within_cel(&e.message) };
+        problems.push(LoadProblem::at(file, &e.kind, &e.name, &at, e.to_string()));
     }
     let mut gatekeeper = Gatekeeper::default();
     for (file, constraint) in constraints {
         match templates.get(&constraint.kind) {
             Some(t) => gatekeeper.constraints.push((Arc::clone(t), constraint)),
-            None => problems.push(LoadProblem {
-                file,
-                message: format!(
+            None => {
+                let message = format!(
                     "constraint {} of kind {}: no ConstraintTemplate defines that kind",
                     constraint.name, constraint.kind
-                ),
-            }),
+                );
+                let kind = SourceAt { field: "kind".to_owned(), within: None };
+                problems.push(LoadProblem::at(file, &constraint.kind, &constraint.name, &kind, message));
+            }
         }
     }
     (Policies { gatekeeper, vaps, sync_only }, problems)
+}
+
+fn key_of<'v>(doc: &'v Value, pointer: &str) -> &'v str {
+    doc.pointer(pointer).and_then(Value::as_str).unwrap_or("")
 }
 
 fn policy_files(paths: &[PathBuf]) -> Vec<PathBuf> {

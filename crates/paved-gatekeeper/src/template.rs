@@ -58,9 +58,27 @@ pub enum TemplateError {
     #[error("ConstraintTemplate {name}: {message}")]
     Invalid { name: String, message: String },
     #[error("ConstraintTemplate {name}: Rego does not compile: {message}")]
-    Compile { name: String, message: String },
+    Compile { name: String, message: String, at: Option<SourceAt> },
     #[error("ConstraintTemplate {name}: K8sNativeValidation code does not compile: {message}")]
-    CompileCel { name: String, message: String },
+    CompileCel { name: String, message: String, at: Option<SourceAt> },
+}
+
+impl TemplateError {
+    /// Where in the template's document the problem is, when known.
+    pub fn at(&self) -> Option<&SourceAt> {
+        match self {
+            TemplateError::Compile { at, .. } | TemplateError::CompileCel { at, .. } => at.as_ref(),
+            _ => None,
+        }
+    }
+}
+
+/// A place in a policy document: a field (`spec.targets[0].rego`) and, for
+/// code, the 1-based line and column inside the field's text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SourceAt {
+    pub field: String,
+    pub within: Option<(u32, u32)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -87,9 +105,20 @@ pub struct Template {
     pub libs: Vec<String>,
     /// `K8sNativeValidation` source, when the template carries CEL too.
     pub cel: Option<Value>,
+    /// Where `rego`, each of `libs`, and `cel` are in the document, as
+    /// field paths, for errors.
+    pub fields: SourceFields,
     /// The kinds its Rego reads through `data.inventory`, from the
     /// `metadata.gatekeeper.sh/requires-sync-data` annotation.
     pub sync: Vec<SyncKind>,
+}
+
+/// The field paths of a template's code.
+#[derive(Clone, Debug, Default)]
+pub struct SourceFields {
+    pub rego: String,
+    pub libs: Vec<String>,
+    pub cel: String,
 }
 
 /// One kind a template needs in `data.inventory`.
@@ -163,35 +192,50 @@ impl Template {
             .to_owned();
         let targets =
             doc.pointer("/spec/targets").and_then(Value::as_array).ok_or_else(|| invalid("no spec.targets"))?;
-        let target = targets
+        let (t, target) = targets
             .iter()
-            .find(|t| str_at(t, &["target"]) == Some("admission.k8s.gatekeeper.sh"))
+            .enumerate()
+            .find(|(_, t)| str_at(t, &["target"]) == Some("admission.k8s.gatekeeper.sh"))
             .ok_or_else(|| invalid("no target admission.k8s.gatekeeper.sh"))?;
-        let strings = |v: Option<&Value>| -> Vec<String> {
+        // `(field, text)` of each string of a list.
+        let strings = |v: Option<&Value>, field: &str| -> Vec<(String, String)> {
             v.and_then(Value::as_array)
-                .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+                .map(|a| {
+                    a.iter()
+                        .enumerate()
+                        .filter_map(|(i, l)| Some((format!("{field}[{i}]"), l.as_str()?.to_owned())))
+                        .collect()
+                })
                 .unwrap_or_default()
         };
         // Either the classic `rego`/`libs`, or `code[]` with an engine each.
+        let mut fields = SourceFields { rego: format!("spec.targets[{t}].rego"), ..SourceFields::default() };
         let mut rego = str_at(target, &["rego"]).map(str::to_owned);
-        let mut libs = strings(target.get("libs"));
+        let mut libs = strings(target.get("libs"), &format!("spec.targets[{t}].libs"));
         let mut cel = None;
-        for code in target.get("code").and_then(Value::as_array).into_iter().flatten() {
+        for (c, code) in target.get("code").and_then(Value::as_array).into_iter().flatten().enumerate() {
+            let source = format!("spec.targets[{t}].code[{c}].source");
             match str_at(code, &["engine"]) {
                 Some("Rego") if rego.is_none() => {
                     rego = str_at(code, &["source", "rego"]).map(str::to_owned);
-                    libs.extend(strings(code.pointer("/source/libs")));
+                    libs.extend(strings(code.pointer("/source/libs"), &format!("{source}.libs")));
+                    fields.rego = format!("{source}.rego");
                 }
-                Some("K8sNativeValidation") => cel = code.get("source").cloned(),
+                Some("K8sNativeValidation") => {
+                    cel = code.get("source").cloned();
+                    fields.cel = source;
+                }
                 _ => {}
             }
         }
+        let (lib_fields, libs): (Vec<String>, Vec<String>) = libs.into_iter().unzip();
+        fields.libs = lib_fields;
         let rego = rego.ok_or_else(|| invalid("no Rego source (spec.targets[].rego or code[engine=Rego])"))?;
         if rego.len() + libs.iter().map(String::len).sum::<usize>() > MAX_TEMPLATE_BYTES {
             return Err(invalid("Rego source larger than 1 MiB"));
         }
         let sync = sync_requirements(doc, invalid)?;
-        Ok(Template { name, kind, rego, libs, cel, sync })
+        Ok(Template { name, kind, rego, libs, cel, fields, sync })
     }
 }
 
@@ -220,12 +264,16 @@ impl Compiled {
     pub fn new(template: Template, engine: Engine) -> Result<Compiled, TemplateError> {
         let code = match (&template.cel, engine) {
             (Some(source), Engine::Cel) => {
-                Code::Cel(paved_cel::Validator::compile(source, &CEL_PRELUDE, "source").map_err(|errors| {
-                    TemplateError::CompileCel {
+                Code::Cel(paved_cel::Validator::compile(source, &CEL_PRELUDE, &template.fields.cel).map_err(
+                    |errors| TemplateError::CompileCel {
                         name: template.name.clone(),
                         message: errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
-                    }
-                })?)
+                        at: errors.first().map(|e| SourceAt {
+                            field: e.field.clone(),
+                            within: crate::locate::within_cel(&e.message),
+                        }),
+                    },
+                )?)
             }
             _ => Code::Rego(Box::new(Rego::new(&template)?)),
         };
@@ -265,7 +313,25 @@ impl Compiled {
 
 impl Rego {
     fn new(template: &Template) -> Result<Rego, TemplateError> {
-        let compile_err = |message: String| TemplateError::Compile { name: template.name.clone(), message };
+        let (engine, rule) = Rego::compile(template, as_opa_reads_it).map_err(|e| {
+            // Positions are reported in the text as written: paved's rewrites
+            // for OPA's reading can move lines, so the error is looked for
+            // again in the original (an error in a rewrite keeps no position).
+            let (message, at) = match Rego::compile(template, |s| s.into()) {
+                Err(original) => parse_rego_error(template, &original),
+                Ok(_) => (e, None),
+            };
+            TemplateError::Compile { name: template.name.clone(), message, at }
+        })?;
+        Ok(Rego { rule, engine: Mutex::new((engine, 0)) })
+    }
+
+    /// An engine holding the template's code as `rewrite` makes it, and
+    /// the rule to evaluate, or regorus's error.
+    fn compile<'t>(
+        template: &'t Template,
+        rewrite: impl Fn(&'t str) -> std::borrow::Cow<'t, str>,
+    ) -> Result<(regorus::Engine, String), String> {
         let mut engine = regorus::Engine::new();
         // Gatekeeper's templates are Rego v0 (rules without `if`).
         engine.set_rego_v0(true);
@@ -275,18 +341,18 @@ impl Rego {
             check_interval: NonZeroU32::new(256).unwrap_or(NonZeroU32::MIN),
         });
         let package = engine
-            .add_policy(format!("{}.rego", template.name), as_opa_reads_it(&template.rego))
-            .map_err(|e| compile_err(e.to_string()))?;
+            .add_policy(format!("{}.rego", template.name), rewrite(&template.rego).into_owned())
+            .map_err(|e| e.to_string())?;
         for (i, lib) in template.libs.iter().enumerate() {
             engine
-                .add_policy(format!("{}.lib{i}.rego", template.name), as_opa_reads_it(lib))
-                .map_err(|e| compile_err(e.to_string()))?;
+                .add_policy(format!("{}.lib{i}.rego", template.name), rewrite(lib).into_owned())
+                .map_err(|e| e.to_string())?;
         }
         let rule = format!("{package}.violation");
         // Prepare now, so that errors in rules show at load rather than at the first object.
         engine.set_input(regorus::Value::from(json!({"review": {}, "parameters": {}})));
-        engine.eval_rule(rule.clone()).map_err(|e| compile_err(e.to_string()))?;
-        Ok(Rego { rule, engine: Mutex::new((engine, 0)) })
+        engine.eval_rule(rule.clone()).map_err(|e| e.to_string())?;
+        Ok((engine, rule))
     }
 
     /// Evaluates one review (`input.review`, prepared once per object) with
@@ -332,8 +398,34 @@ impl Rego {
 
 /// Two places where regorus reads Gatekeeper's Rego v0 differently from OPA,
 /// which Gatekeeper runs, mended in the source before regorus sees it.
-pub fn as_opa_reads_it(rego: &str) -> String {
-    hoist_negated_call_args(&split_bodies(rego))
+pub fn as_opa_reads_it(rego: &str) -> std::borrow::Cow<'_, str> {
+    hoist_negated_call_args(&split_bodies(rego)).into()
+}
+
+/// regorus reports `--> <file>:<line>:<col>`, the offending line, a caret,
+/// and `error: <what>`. The file names which of the template's texts
+/// (`<name>.rego`, `<name>.lib<i>.rego`); the message keeps the `what`.
+fn parse_rego_error(template: &Template, error: &str) -> (String, Option<SourceAt>) {
+    let what = error.rsplit_once("error: ").map_or(error, |(_, what)| what).trim().to_owned();
+    let location = error.split_once("--> ").and_then(|(_, rest)| {
+        let first = rest.lines().next()?;
+        let mut parts = first.rsplitn(3, ':');
+        let col = parts.next()?.trim().parse::<u32>().ok()?;
+        let line = parts.next()?.parse::<u32>().ok()?;
+        let file = parts.next()?.strip_prefix(template.name.as_str())?;
+        let field = match file {
+            ".rego" => template.fields.rego.clone(),
+            lib => {
+                let i = lib.strip_prefix(".lib")?.strip_suffix(".rego")?.parse::<usize>().ok()?;
+                template.fields.libs.get(i)?.clone()
+            }
+        };
+        Some(SourceAt { field, within: Some((line, col)) })
+    });
+    match location {
+        Some(at) => (what, Some(at)),
+        None => (error.trim().to_owned(), None),
+    }
 }
 
 /// OPA evaluates the arguments of a negated call before the negation:

@@ -114,16 +114,31 @@ fn a_broken_template_is_named_and_the_rest_still_runs() {
     policies(dir.path(), "deny");
     std::fs::write(
         dir.path().join("policies/broken.yaml"),
-        "apiVersion: templates.gatekeeper.sh/v1\nkind: ConstraintTemplate\nmetadata: {name: broken}\nspec:\n  crd: {spec: {names: {kind: Broken}}}\n  targets:\n  - target: admission.k8s.gatekeeper.sh\n    rego: |\n      package broken\n      violation[{\"msg\": msg}] {\n        msg := \n      }\n",
+        "apiVersion: templates.gatekeeper.sh/v1\nkind: ConstraintTemplate\nmetadata: {name: broken}\nspec:\n  crd: {spec: {names: {kind: Broken}}}\n  targets:\n  - target: admission.k8s.gatekeeper.sh\n    rego: |\n      package broken\n      violation[{\"msg\": msg}] {\n        msg := nosuch(input.x)\n      }\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("policies/vap.yaml"),
+        "apiVersion: admissionregistration.k8s.io/v1\nkind: ValidatingAdmissionPolicy\nmetadata: {name: v}\nspec:\n  matchConstraints: {resourceRules: [{apiGroups: [\"\"], apiVersions: [v1], operations: [CREATE], resources: [configmaps]}]}\n  validations:\n  - expression: \"object.x ===\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("policies/orphan.yaml"),
+        "apiVersion: constraints.gatekeeper.sh/v1beta1\nkind: NoSuchKind\nmetadata: {name: orphan}\n",
     )
     .unwrap();
     std::fs::write(dir.path().join("cms.yaml"), CONFIGMAPS).unwrap();
     let (code, stdout, stderr) = paved(dir.path(), &["check", "--policy", "policies", "cms.yaml"]);
     assert_eq!(code, 2, "bad configuration: {stderr}");
-    assert!(
-        stderr.contains("broken.yaml") && stderr.contains("ConstraintTemplate broken: Rego does not compile"),
-        "{stderr}"
-    );
+    // Each problem names its file, and the line and column in it: the Rego
+    // line inside the block scalar, the character inside the CEL expression.
+    for expected in [
+        "broken.yaml:11:22: ConstraintTemplate broken: Rego does not compile: could not find function nosuch",
+        "vap.yaml:7:29: ValidatingAdmissionPolicy v: spec.validations[0].expression: ERROR: <input>:1:12",
+        "orphan.yaml:2:7: constraint orphan of kind NoSuchKind: no ConstraintTemplate defines that kind",
+    ] {
+        assert!(stderr.contains(expected), "{expected}\n{stderr}");
+    }
     assert!(stdout.contains("gatekeeper/k8srequiredlabels/need-owner"), "the other policies still ran: {stdout}");
 }
 
