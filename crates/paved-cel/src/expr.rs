@@ -49,8 +49,6 @@ pub struct Expression {
     /// `authorizer` needs the API server's authorization; offline it is an
     /// error, never a silent pass.
     pub(crate) uses_authorizer: bool,
-    /// The variables it reads, directly or through other variables, by index.
-    pub(crate) reads: Vec<usize>,
 }
 
 impl Expression {
@@ -63,25 +61,9 @@ impl Expression {
             });
         }
         let mut ast = parse(source)?;
-        let mut rewrite = Rewrite { variables, uses_authorizer: false, reads: Vec::new(), next_id: u64::MAX / 2 };
+        let mut rewrite = Rewrite { variables, uses_authorizer: false, next_id: u64::MAX / 2 };
         rewrite.visit(&mut ast)?;
-        let Rewrite { uses_authorizer, reads, .. } = rewrite;
-        Ok(Expression { source: source.to_owned(), ast, uses_authorizer, reads })
-    }
-
-    /// Adds the variables that those it reads read in turn (`reads` of
-    /// each variable, already complete), so that all are evaluated, in
-    /// order, before this expression: evaluated where first read instead,
-    /// each would add its depth to the stack of the expression reading it.
-    pub(crate) fn with_variables(mut self, reads: &[Vec<usize>]) -> Expression {
-        let mut all = self.reads.clone();
-        for &i in &self.reads {
-            all.extend(reads.get(i).into_iter().flatten().copied());
-        }
-        all.sort_unstable();
-        all.dedup();
-        self.reads = all;
-        self
+        Ok(Expression { source: source.to_owned(), ast, uses_authorizer: rewrite.uses_authorizer })
     }
 }
 
@@ -148,7 +130,6 @@ fn children<'a>(e: &'a IdedExpr, f: &mut impl FnMut(&'a IdedExpr)) {
 struct Rewrite<'a> {
     variables: &'a [String],
     uses_authorizer: bool,
-    reads: Vec<usize>,
     next_id: u64,
 }
 
@@ -182,9 +163,6 @@ impl Rewrite<'_> {
                             ),
                         });
                     };
-                    if !self.reads.contains(&index) {
-                        self.reads.push(index);
-                    }
                     e.expr = if select.test {
                         // `has(variables.x)`: a defined variable is always there.
                         Expr::Literal(LiteralValue::Boolean(true.into()))

@@ -15,14 +15,14 @@ pub mod libs;
 pub mod net;
 pub mod quantity;
 pub mod semver;
+pub mod shared;
 pub mod url;
 pub mod vap;
 
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 use cel::common::value::{CowVal, Val};
 use cel::context::VariableResolver;
-use cel::objects::{Key, Map};
 use cel::{Context, Value};
 use serde_json::Value as Json;
 
@@ -58,50 +58,19 @@ pub struct Outcome {
     pub annotations: Vec<(String, String)>,
 }
 
-/// Converts JSON to a CEL value: integers stay integers, as the API server's
-/// schema-typed conversion keeps them.
-pub fn value_of(json: &Json) -> Value {
-    match json {
-        Json::Null => Value::Null,
-        Json::Bool(b) => Value::Bool(*b),
-        Json::Number(n) => {
-            if let Some(i) = n.as_i64() {
-                Value::Int(i)
-            } else if let Some(u) = n.as_u64() {
-                Value::UInt(u)
-            } else {
-                Value::Float(n.as_f64().unwrap_or(f64::NAN))
-            }
-        }
-        Json::String(s) => Value::String(Arc::new(s.clone())),
-        Json::Array(items) => Value::List(Arc::new(items.iter().map(value_of).collect())),
-        Json::Object(fields) => Value::Map(Map {
-            map: Arc::new(fields.iter().map(|(k, v)| (Key::String(Arc::new(k.clone())), value_of(v))).collect()),
-        }),
-    }
-}
-
 /// CEL's `request`: the AdmissionRequest without `object` and `oldObject`,
 /// which are variables of their own (and would be converted twice).
-fn request_value(request: &Json) -> Value {
+fn request_value(request: &Json) -> Box<dyn Val> {
     match request {
-        Json::Object(fields) => Value::Map(Map {
-            map: Arc::new(
-                fields
-                    .iter()
-                    .filter(|(k, _)| *k != "object" && *k != "oldObject")
-                    .map(|(k, v)| (Key::String(Arc::new(k.clone())), value_of(v)))
-                    .collect(),
-            ),
-        }),
-        other => value_of(other),
+        Json::Object(fields) => shared::from_json(&Json::Object(
+            fields
+                .iter()
+                .filter(|(k, _)| *k != "object" && *k != "oldObject")
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        )),
+        other => shared::from_json(other),
     }
-}
-
-fn boxed(value: Value) -> Box<dyn Val> {
-    // Every value `value_of` makes has a boxed form; null is the fallback.
-    let boxed: Result<Box<dyn Val>, _> = value.try_into();
-    boxed.unwrap_or_else(|_| Box::new(cel::common::types::CelNull))
 }
 
 /// The request-wide variables, converted once per object and shared by all
@@ -118,10 +87,10 @@ impl Activation {
     /// `kind`, …); `object`/`oldObject` are null where the operation has none.
     pub fn new(object: &Json, old_object: &Json, request: &Json, namespace_object: &Json) -> Activation {
         Activation {
-            object: boxed(value_of(object)),
-            old_object: boxed(value_of(old_object)),
-            request: boxed(request_value(request)),
-            namespace_object: boxed(value_of(namespace_object)),
+            object: shared::from_json(object),
+            old_object: shared::from_json(old_object),
+            request: request_value(request),
+            namespace_object: shared::from_json(namespace_object),
         }
     }
 }
@@ -137,7 +106,7 @@ impl std::fmt::Debug for Params {
 
 impl Params {
     pub fn new(params: &Json) -> Params {
-        Params(boxed(value_of(params)))
+        Params(shared::from_json(params))
     }
 
     pub fn none() -> Params {
@@ -173,15 +142,12 @@ impl Validator {
     pub fn compile(spec: &Json, prelude: &[(&str, &str)], prefix: &str) -> Result<Validator, Vec<FieldError>> {
         let mut errors = Vec::new();
         let items = |key: &str| spec.get(key).and_then(Json::as_array).map(Vec::as_slice).unwrap_or_default();
-        let mut compile = |field: String, source: Option<&str>, names: &[String], reads: &[Vec<usize>]| {
+        let mut compile = |field: String, source: Option<&str>, names: &[String]| {
             let Some(source) = source else {
                 errors.push(FieldError { field, message: "is required".to_owned() });
                 return None;
             };
-            Expression::compile(source, names)
-                .map(|e| e.with_variables(reads))
-                .map_err(|e| errors.push(FieldError { field, message: e.message }))
-                .ok()
+            Expression::compile(source, names).map_err(|e| errors.push(FieldError { field, message: e.message })).ok()
         };
         // The prelude's variables first, then the spec's: `(field, name, expression)`.
         let declared =
@@ -189,16 +155,15 @@ impl Validator {
         let declared = declared.chain(items("variables").iter().enumerate().map(|(i, v)| {
             (format!("{prefix}.variables[{i}]"), str_at(v, "name").filter(|n| !n.is_empty()), str_at(v, "expression"))
         }));
-        // By variable index: its name, and the variables it reads (for the next ones).
-        let (mut names, mut reads): (Vec<String>, Vec<Vec<usize>>) = (Vec::new(), Vec::new());
+        // The names by variable index, for the next ones to read.
+        let mut names: Vec<String> = Vec::new();
         let mut variables = Vec::new();
         for (field, name, source) in declared {
             let Some(name) = name else {
-                compile(format!("{field}.name"), None, &names, &reads);
+                compile(format!("{field}.name"), None, &names);
                 continue;
             };
-            let compiled = compile(format!("{field}.expression"), source, &names, &reads);
-            reads.push(compiled.as_ref().map(|e| e.reads.clone()).unwrap_or_default());
+            let compiled = compile(format!("{field}.expression"), source, &names);
             variables.extend(compiled.map(|e| (name.to_owned(), e)));
             names.push(name.to_owned());
         }
@@ -206,16 +171,16 @@ impl Validator {
         for (i, c) in items("matchConditions").iter().enumerate() {
             let field = format!("{prefix}.matchConditions[{i}].expression");
             // Match conditions run before variables exist.
-            if let Some(e) = compile(field.clone(), str_at(c, "expression"), &[], &[]) {
+            if let Some(e) = compile(field.clone(), str_at(c, "expression"), &[]) {
                 match_conditions.push((field, e));
             }
         }
         let mut validations = Vec::new();
         for (i, v) in items("validations").iter().enumerate() {
             let field = format!("{prefix}.validations[{i}]");
-            let expression = compile(format!("{field}.expression"), str_at(v, "expression"), &names, &reads);
+            let expression = compile(format!("{field}.expression"), str_at(v, "expression"), &names);
             let message_expression = match str_at(v, "messageExpression") {
-                Some(source) => compile(format!("{field}.messageExpression"), Some(source), &names, &reads),
+                Some(source) => compile(format!("{field}.messageExpression"), Some(source), &names),
                 None => None,
             };
             if let Some(expression) = expression {
@@ -231,10 +196,10 @@ impl Validator {
         for (i, a) in items("auditAnnotations").iter().enumerate() {
             let field = format!("{prefix}.auditAnnotations[{i}]");
             let Some(key) = str_at(a, "key") else {
-                compile(format!("{field}.key"), None, &names, &reads);
+                compile(format!("{field}.key"), None, &names);
                 continue;
             };
-            if let Some(e) = compile(format!("{field}.valueExpression"), str_at(a, "valueExpression"), &names, &reads) {
+            if let Some(e) = compile(format!("{field}.valueExpression"), str_at(a, "valueExpression"), &names) {
                 audit_annotations.push((key.to_owned(), e));
             }
         }
@@ -337,6 +302,12 @@ fn as_bool(v: &Value) -> Result<bool, String> {
     }
 }
 
+/// Below this much stack left, a variable is evaluated on a new stack of
+/// `VARIABLE_STACK` bytes: one expression at the depth limit needs about
+/// this much in a debug build.
+const VARIABLE_RED_ZONE: usize = 1024 * 1024;
+const VARIABLE_STACK: usize = 4 * 1024 * 1024;
+
 /// Resolves the variables of one evaluation; `variables.<name>` is
 /// evaluated the first time an expression needs it, then remembered.
 struct Scope<'a> {
@@ -361,11 +332,6 @@ impl Scope<'_> {
                 .to_owned());
         }
         expr::start_expression();
-        for &i in &expression.reads {
-            if let Some(slot) = self.values.get(i) {
-                slot.get_or_init(|| self.variable(i));
-            }
-        }
         let result = Value::resolve(&expression.ast, &self.context());
         if let Some(why) = expr::over_budget() {
             return Err(why.to_owned());
@@ -389,8 +355,9 @@ impl Scope<'_> {
 
     fn variable(&self, i: usize) -> Result<Box<dyn Val>, String> {
         let (_, expression) = self.variables.get(i).ok_or("no such variable")?;
-        let value = Value::resolve(&expression.ast, &self.context()).map_err(|e| self.explain(e))?;
-        value.try_into().map_err(|e: cel::ExecutionError| e.to_string())
+        let context = self.context();
+        let value = Value::resolve_val(&expression.ast, &context).map_err(|e| self.explain(e))?;
+        shared::detach(value.as_ref()).map_err(|e| e.to_string())
     }
 }
 
@@ -406,8 +373,14 @@ impl VariableResolver for Scope<'_> {
             _ => {
                 let i = name.strip_prefix(expr::VARIABLE_PREFIX)?.parse::<usize>().ok()?;
                 // Variables only refer to earlier ones (checked when
-                // compiling), so this never waits on itself.
-                let slot = self.values.get(i)?.get_or_init(|| self.variable(i));
+                // compiling), so this never waits on itself. Evaluated where
+                // first read, as the API server does (a variable behind a
+                // false `&&` costs nothing), a chain of variables nests on
+                // the stack; each level gets a fresh stack when this one runs low.
+                let slot = self
+                    .values
+                    .get(i)?
+                    .get_or_init(|| stacker::maybe_grow(VARIABLE_RED_ZONE, VARIABLE_STACK, || self.variable(i)));
                 slot.as_ref().ok().map(|v| CowVal::Borrowed(&**v))
             }
         }

@@ -197,6 +197,62 @@ fn a_runaway_expression_hits_the_cost_budget_instead_of_hanging() {
 }
 
 #[test]
+fn the_objects_lists_and_maps_compare_and_combine_as_cel_values_do() {
+    // The object's containers are shared, not the interpreter's own; every
+    // operation must treat them the same, on either side.
+    let checks = [
+        "object.metadata.labels == {'app': 'web'}",
+        "{'app': 'web'} == object.metadata.labels",
+        "object.spec.containers.map(c, c.name) == ['a', 'b']",
+        "['a', 'b'] == variables.names",
+        "variables.names + ['c'] == ['a', 'b', 'c']",
+        "object.spec.containers + object.spec.containers == variables.doubled",
+        "size(variables.doubled) == 4 && variables.doubled[2].name == 'a'",
+        "object.spec.containers[0].ports == [{'containerPort': 80}]",
+        "{'containerPort': 80} in object.spec.containers[0].ports",
+        "'app' in object.metadata.labels && !('x' in object.metadata.labels)",
+        "type(object.spec.containers) == list && type(object.metadata) == map",
+        "object.spec.containers.filter(c, has(c.ports)) == [object.spec.containers[0]]",
+        "variables.firstPorts.orValue([]) == [{'containerPort': 80}]",
+        "object.metadata.labels.all(k, k == 'app')",
+    ];
+    let spec = json!({
+        "variables": [
+            {"name": "names", "expression": "object.spec.containers.map(c, c.name)"},
+            {"name": "doubled", "expression": "object.spec.containers + object.spec.containers"},
+            {"name": "firstPorts", "expression": "object.spec.containers[0].?ports"}
+        ],
+        "validations": checks.iter().map(|e| json!({"expression": e})).collect::<Vec<_>>()
+    });
+    let outcome = run(spec, &pod(), &Value::Null);
+    assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
+    assert!(outcome.failures.is_empty(), "{:?}", messages(&outcome));
+    // And unequal ones are unequal, whichever side the object is on.
+    let spec = json!({"validations": [
+        {"expression": "object.metadata.labels == {'app': 'db'}", "message": "a"},
+        {"expression": "{'app': 'db'} == object.metadata.labels", "message": "b"},
+        {"expression": "['b', 'a'] == object.spec.containers.map(c, c.name)", "message": "c"}
+    ]});
+    assert_eq!(messages(&run(spec, &pod(), &Value::Null)), ["a", "b", "c"]);
+}
+
+#[test]
+fn a_variable_is_evaluated_only_when_an_expression_reaches_it() {
+    let big = json!({"metadata": {"name": "big"}, "items": (0..2_000).collect::<Vec<i32>>()});
+    // Over budget if evaluated; behind a true `||` it never is, as in the API server.
+    let spec = json!({
+        "variables": [{"name": "runaway", "expression": "object.items.exists(a, object.items.exists(b, a + b < 0))"}],
+        "validations": [{"expression": "object.metadata.name == 'big' || variables.runaway"}]
+    });
+    let outcome = run(spec.clone(), &big, &Value::Null);
+    assert!(outcome.errors.is_empty() && outcome.failures.is_empty(), "{outcome:?}");
+    // Reached, it is evaluated and stopped by the budget.
+    let reached = json!({"metadata": {"name": "other"}, "items": big["items"]});
+    let outcome = run(spec, &reached, &Value::Null);
+    assert!(outcome.errors[0].message.contains("cost budget"), "{outcome:?}");
+}
+
+#[test]
 fn map_and_filter_over_a_big_list_stay_within_budget() {
     let big = json!({"metadata": {"name": "big"}, "items": (0..50_000).collect::<Vec<i32>>()});
     let spec =
