@@ -45,6 +45,11 @@ impl Templates {
         Templates { by_path: HashMap::new(), engine }
     }
 
+    /// Every template compiled so far.
+    pub fn compiled(&self) -> impl Iterator<Item = &Compiled> {
+        self.by_path.values().map(|t| &**t)
+    }
+
     fn get(&mut self, path: &Path) -> Result<Arc<Compiled>, String> {
         if let Some(t) = self.by_path.get(path) {
             return Ok(Arc::clone(t));

@@ -250,13 +250,23 @@ enum Code {
     Cel(paved_cel::Validator),
 }
 
-/// Rego compiled into a regorus engine.
+/// Rego compiled once: to a program for regorus's virtual machine, or,
+/// when the compiler cannot take it, into regorus's interpreter.
 struct Rego {
     /// `data.<package>.violation`.
     rule: String,
-    /// The engine, and the generation of the inventory loaded into it.
-    engine: Mutex<(regorus::Engine, u64)>,
+    /// Whichever runs it, and the generation of the inventory loaded into it.
+    runner: Mutex<(Runner, u64)>,
 }
+
+enum Runner {
+    Vm(Box<regorus::rvm::RegoVM>),
+    Interpreter(Box<regorus::Engine>),
+}
+
+/// The most instructions one evaluation may execute on the virtual machine;
+/// with [`EVAL_TIME_LIMIT`], what keeps a hostile policy from running long.
+pub const MAX_VM_INSTRUCTIONS: usize = 50_000_000;
 
 impl Compiled {
     /// Compiles the code `engine` names: CEL when asked and the template has
@@ -278,6 +288,15 @@ impl Compiled {
             _ => Code::Rego(Box::new(Rego::new(&template)?)),
         };
         Ok(Compiled { template, code })
+    }
+
+    /// Whether its Rego runs on regorus's virtual machine (else on the
+    /// interpreter, for code the virtual machine's compiler does not take).
+    pub fn on_virtual_machine(&self) -> bool {
+        match &self.code {
+            Code::Rego(rego) => rego.runner.lock().is_ok_and(|r| matches!(r.0, Runner::Vm(_))),
+            Code::Cel(_) => false,
+        }
     }
 
     /// Which engine runs this template.
@@ -323,7 +342,29 @@ impl Rego {
             };
             TemplateError::Compile { name: template.name.clone(), message, at }
         })?;
-        Ok(Rego { rule, engine: Mutex::new((engine, 0)) })
+        // The virtual machine runs the same policy several times faster; a
+        // template its compiler does not take stays with the interpreter.
+        let runner = match Rego::compile_vm(template, &rule) {
+            Some(vm) => Runner::Vm(Box::new(vm)),
+            None => Runner::Interpreter(Box::new(engine)),
+        };
+        Ok(Rego { rule, runner: Mutex::new((runner, u64::MAX)) })
+    }
+
+    /// The template as a program on a virtual machine, with the same time
+    /// limit and an instruction budget.
+    fn compile_vm(template: &Template, rule: &str) -> Option<regorus::rvm::RegoVM> {
+        let (mut engine, _) = Rego::compile(template, |s| guard_assignments(&as_opa_reads_it(s)).into()).ok()?;
+        let policy = engine.compile_with_entrypoint(&rule.into()).ok()?;
+        let program = regorus::languages::rego::compiler::Compiler::compile_from_policy(&policy, &[rule]).ok()?;
+        let mut vm = regorus::rvm::RegoVM::new_with_policy(policy);
+        vm.load_program(program);
+        vm.set_max_instructions(MAX_VM_INSTRUCTIONS);
+        vm.set_execution_timer_config(Some(ExecutionTimerConfig {
+            limit: EVAL_TIME_LIMIT,
+            check_interval: NonZeroU32::new(256).unwrap_or(NonZeroU32::MIN),
+        }));
+        Some(vm)
     }
 
     /// An engine holding the template's code as `rewrite` makes it, and
@@ -371,17 +412,30 @@ impl Rego {
             map.insert(regorus::Value::from("review"), review.clone());
             map.insert(regorus::Value::from("parameters"), parameters.clone());
         }
-        let mut guard = self.engine.lock().map_err(|_| err("engine poisoned by an earlier panic".into()))?;
-        let (engine, loaded) = &mut *guard;
-        if *loaded != inventory.generation() {
-            engine.clear_data();
-            let data = regorus::Value::from(json!({"inventory": inventory.doc()}));
-            engine.add_data(data).map_err(|e| err(e.to_string()))?;
-            *loaded = inventory.generation();
-        }
-        engine.set_input(input);
-        let result = engine.eval_rule(self.rule.clone()).map_err(|e| err(e.to_string()))?;
+        let mut guard = self.runner.lock().map_err(|_| err("engine poisoned by an earlier panic".into()))?;
+        let (runner, loaded) = &mut *guard;
+        let stale = *loaded != inventory.generation();
+        let data = || regorus::Value::from(json!({"inventory": inventory.doc()}));
+        let result = match runner {
+            Runner::Vm(vm) => {
+                if stale {
+                    vm.set_data(data()).map_err(|e| err(e.to_string()))?;
+                }
+                vm.set_input(input);
+                vm.execute().map_err(|e| err(e.to_string()))
+            }
+            Runner::Interpreter(engine) => {
+                if stale {
+                    engine.clear_data();
+                    engine.add_data(data()).map_err(|e| err(e.to_string()))?;
+                }
+                engine.set_input(input);
+                engine.eval_rule(self.rule.clone()).map_err(|e| err(e.to_string()))
+            }
+        };
+        *loaded = inventory.generation();
         drop(guard);
+        let result = result?;
         let Ok(set) = result.as_set() else { return Ok(Vec::new()) };
         let msg_key = regorus::Value::from("msg");
         let mut out: Vec<Violation> = set
@@ -394,6 +448,87 @@ impl Rego {
         out.sort_by(|a, b| a.msg.cmp(&b.msg));
         Ok(out)
     }
+}
+
+/// regorus's virtual machine (0.14) lets a body go on past an assignment
+/// whose value is undefined (`t := input.nothing`), where OPA and regorus's
+/// interpreter stop: then `not f(t)` holds and reports a violation OPA does
+/// not. Each assignment of a name that stands complete on its line is
+/// followed, on the same line, by `; _ = name`, which an undefined `name`
+/// fails; lines keep their numbers.
+pub fn guard_assignments(rego: &str) -> String {
+    let mut out = String::with_capacity(rego.len() + 256);
+    // Brackets open before the line: at 0 an assignment is a rule of its own.
+    let mut depth = 0i32;
+    // The head of the rule the line is in: a name it binds (`f(x) = out {`)
+    // is its value, which the compiler reads only at the end of the body.
+    let mut head = "";
+    for line in rego.split_inclusive('\n') {
+        let Some(scan) = scan_line(line) else {
+            // A string runs on past the line: leave the rest as it is.
+            out.push_str(line);
+            depth = i32::MIN;
+            continue;
+        };
+        if depth == 0 {
+            head = line;
+        }
+        let in_head = |name: &str| head.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).any(|w| w == name);
+        match assigned_name(line, &scan).filter(|name| depth > 0 && scan.depth == 0 && !in_head(name)) {
+            Some(name) => {
+                let (code, rest) = line.split_at(scan.code_end);
+                out.push_str(&format!("{code}; _ = {name}{rest}"));
+            }
+            None => out.push_str(line),
+        }
+        depth = depth.saturating_add(scan.depth);
+    }
+    out
+}
+
+/// One line of Rego: where its code ends (before a comment or trailing
+/// space), and how many brackets it leaves open. `None` when a string does
+/// not close on it.
+struct LineScan {
+    code_end: usize,
+    depth: i32,
+}
+
+fn scan_line(line: &str) -> Option<LineScan> {
+    let (mut depth, mut end, mut chars) = (0i32, line.len(), line.char_indices());
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '"' => loop {
+                match chars.next()? {
+                    (_, '\\') => _ = chars.next(),
+                    (_, '"') => break,
+                    _ => {}
+                }
+            },
+            '`' => while chars.next()?.1 != '`' {},
+            '(' | '[' | '{' => depth += 1,
+            ')' | ']' | '}' => depth -= 1,
+            '#' => {
+                end = i;
+                break;
+            }
+            _ => {}
+        }
+    }
+    Some(LineScan { code_end: line[..end].trim_end().len(), depth })
+}
+
+/// `name` when the line is `name := value`, complete.
+fn assigned_name<'l>(line: &'l str, scan: &LineScan) -> Option<&'l str> {
+    let code = line[..scan.code_end].trim_start();
+    let name_len = code.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))?;
+    let name = &code[..name_len];
+    if name.is_empty() || name == "_" || name.starts_with(|c: char| c.is_ascii_digit()) {
+        return None;
+    }
+    let value = code[name_len..].trim_start().strip_prefix(":=")?.trim_start();
+    let continues = value.ends_with(['+', '-', '*', '/', '|', '&', ',', '=', '<', '>']);
+    (!value.is_empty() && !continues).then_some(name)
 }
 
 /// Two places where regorus reads Gatekeeper's Rego v0 differently from OPA,
@@ -615,7 +750,46 @@ pub fn split_bodies(rego: &str) -> std::borrow::Cow<'_, str> {
 
 #[cfg(test)]
 mod tests {
-    use super::{hoist_negated_call_args, split_bodies};
+    use super::{guard_assignments, hoist_negated_call_args, split_bodies};
+
+    #[test]
+    fn assignments_in_bodies_are_guarded_on_their_own_line() {
+        let rego = concat!(
+            "package p\n",
+            "limit := 3\n",
+            "f(x) = out {\n",
+            "  t := x.a # the \"a\" field\n",
+            "  out := t\n",
+            "  m := {\n",
+            "    \"k\": t,\n",
+            "  }\n",
+            "  s := \"#{\"\n",
+            "  n := t +\n",
+            "    1\n",
+            "}\n",
+        );
+        assert_eq!(
+            guard_assignments(rego),
+            concat!(
+                "package p\n",
+                // A rule of its own, at the top level: left alone.
+                "limit := 3\n",
+                "f(x) = out {\n",
+                // Before the comment, on the same line.
+                "  t := x.a; _ = t # the \"a\" field\n",
+                // The head's value: left alone.
+                "  out := t\n",
+                // Values that go on past the line: left alone.
+                "  m := {\n",
+                "    \"k\": t,\n",
+                "  }\n",
+                "  s := \"#{\"; _ = s\n",
+                "  n := t +\n",
+                "    1\n",
+                "}\n",
+            )
+        );
+    }
 
     #[test]
     fn negated_calls_evaluate_their_arguments_first() {
