@@ -1,4 +1,8 @@
-//! `cargo run --release -p paved-gatekeeper --example bench_policies [SECONDS] [PART]`
+//! `cargo run --release -p paved-gatekeeper --example bench_policies [SECONDS] [PART] [DIR]`
+//!
+//! PART `corpus` (with DIR, see `bench/policies.sh`) runs every constraint
+//! once over every manifest of DIR instead, and, for the rules paved has
+//! natively, the native rule and the library template side by side.
 //!
 //! Evaluations per second on one thread, per engine: every constraint of the
 //! public gatekeeper-library suites (templates compiled once) against every
@@ -40,6 +44,137 @@ fn main() -> Result<(), Error> {
     if part("same-rule") {
         same_rule(seconds)?;
     }
+    if only.as_deref() == Some("corpus") {
+        let dir = std::env::args().nth(3).ok_or("corpus needs a directory of manifests")?;
+        corpus(std::path::Path::new(&dir))?;
+    }
+    Ok(())
+}
+
+/// Native rules and the library templates that judge the same thing.
+const SAME_RULES: [(&str, &str); 11] = [
+    ("pss-baseline/privileged", "k8spspprivilegedcontainer"),
+    ("pss-baseline/host-namespaces", "k8spsphostnamespace"),
+    ("pss-baseline/host-ports", "k8spsphostnetworkingports"),
+    ("pss-baseline/capabilities", "k8spspcapabilities"),
+    ("pss-baseline/host-path-volumes", "k8spsphostfilesystem"),
+    ("pss-baseline/apparmor", "k8spspapparmor"),
+    ("pss-baseline/proc-mount", "k8spspprocmount"),
+    ("pss-baseline/seccomp-profile", "k8spspseccomp"),
+    ("pss-restricted/privilege-escalation", "k8spspallowprivilegeescalationcontainer"),
+    ("pss-restricted/run-as-non-root", "k8spspallowedusers"),
+    ("pss-restricted/volume-types", "k8spspvolumetypes"),
+];
+
+/// Every constraint of the library's suites, compiled once, over every
+/// object of `dir` (each object's review prepared once, outside the timing);
+/// then the native rules of [`SAME_RULES`] over the same objects. One pass,
+/// a file at a time, as `paved check` reads them.
+fn corpus(dir: &std::path::Path) -> Result<(), Error> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| Some(e.ok()?.path()))
+        .filter(|f| f.extension().is_some_and(|x| x == "yaml"))
+        .collect();
+    files.sort();
+    let each_object = |f: &mut dyn FnMut(&Value) -> Result<(), Error>| -> Result<usize, Error> {
+        let mut n = 0;
+        for file in &files {
+            for object in read_all(file)? {
+                f(&object)?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    };
+    println!("corpus: {} objects in {} files", each_object(&mut |_| Ok(()))?, files.len());
+    let inventory = Inventory::new(Vec::new());
+    let lines: [(&str, Engine, Option<bool>); 5] = [
+        ("Rego, all templates", Engine::Rego, None),
+        ("Rego, templates with CEL", Engine::Rego, Some(true)),
+        ("CEL, templates with CEL", Engine::Cel, Some(true)),
+        ("Rego, templates paved has natively", Engine::Rego, Some(false)),
+        ("CEL, templates paved has natively", Engine::Cel, Some(false)),
+    ];
+    // Per line, each evaluation's verdict (any violation), to compare engines.
+    let mut verdicts: Vec<Vec<(String, bool)>> = Vec::new();
+    for (label, engine, subset) in lines {
+        let mut line_verdicts = Vec::new();
+        let (pairs, _) = library(engine, |t| match subset {
+            None => true,
+            Some(true) => t.cel.is_some(),
+            Some(false) => {
+                SAME_RULES.iter().any(|(_, name)| *name == t.name) && (engine == Engine::Rego || t.cel.is_some())
+            }
+        })?;
+        let (mut evaluations, mut violations, mut eval_time) = (0u64, 0u64, Duration::ZERO);
+        each_object(&mut |object| {
+            let review = Review::of(object);
+            match engine {
+                Engine::Rego => _ = review.input(),
+                Engine::Cel => _ = review.activation(),
+            }
+            for (template, constraint) in &pairs {
+                if !review.matches(constraint, &inventory) {
+                    continue;
+                }
+                let t0 = Instant::now();
+                let found = violations_of(template, constraint, &review, &inventory)?;
+                eval_time += t0.elapsed();
+                evaluations += 1;
+                violations += found.len() as u64;
+                let name = object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
+                line_verdicts.push((format!("{} {name}", constraint.name), !found.is_empty()));
+            }
+            Ok(())
+        })?;
+        verdicts.push(line_verdicts);
+        println!(
+            "{label}: {} constraints; {evaluations} evaluations, {:.0}/s ({:.1} µs each); {violations} violations",
+            pairs.len(),
+            evaluations as f64 / eval_time.as_secs_f64(),
+            eval_time.as_secs_f64() * 1e6 / evaluations.max(1) as f64
+        );
+    }
+    // The same templates' Rego and CEL should judge each object alike.
+    let (rego, cel) = (&verdicts[1], &verdicts[2]);
+    let differ: Vec<&String> = rego.iter().zip(cel).filter(|(r, c)| r != c).map(|(r, _)| &r.0).collect();
+    println!(
+        "Rego and CEL verdicts (any violation) differ on {} of {} evaluations{}",
+        differ.len(),
+        rego.len().min(cel.len()),
+        differ.first().map(|d| format!(", e.g. {d}")).unwrap_or_default()
+    );
+    // The native rules, on the objects with a pod (every workload kind).
+    let params = paved_core::config::Params::default();
+    let rules: Vec<_> = SAME_RULES.iter().filter_map(|(id, _)| paved_core::rules::find(id)).collect();
+    let (mut evaluations, mut findings, mut eval_time) = (0u64, 0usize, Duration::ZERO);
+    each_object(&mut |object| {
+        let node = paved_core::node::Node::from_json(object);
+        let kind = node.get("kind").and_then(|k| k.as_str()).unwrap_or("");
+        let pod = paved_core::object::PodView::of(&node, kind);
+        if pod.is_none() {
+            return Ok(());
+        }
+        let cx = paved_core::eval::Ctx { obj: &node, kind, pod, pss: 33, params: &params, exemptions: &[] };
+        let mut out = Vec::new();
+        let t0 = Instant::now();
+        for rule in &rules {
+            (rule.check)(&cx, &mut out);
+        }
+        eval_time += t0.elapsed();
+        evaluations += rules.len() as u64;
+        findings += out.len();
+        Ok(())
+    })?;
+    println!(
+        "native, the same rules: {} rules; {evaluations} evaluations, {:.0}/s ({:.2} µs each); {findings} findings",
+        rules.len(),
+        evaluations as f64 / eval_time.as_secs_f64(),
+        eval_time.as_secs_f64() * 1e6 / evaluations.max(1) as f64
+    );
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let peak = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap_or("VmHWM: ?");
+    println!("peak RSS: {}", peak.trim_start_matches("VmHWM:").trim());
     Ok(())
 }
 
@@ -105,7 +240,11 @@ fn same_rule(seconds: u64) -> Result<(), Error> {
     Ok(())
 }
 
-fn run(label: &str, engine: Engine, only_cel: bool, seconds: u64) -> Result<(), Error> {
+/// The templates of the library's suites that `keep` keeps, compiled for
+/// `engine`, each with its constraint, and the objects of their cases.
+type Pairs = Vec<(Compiled, Constraint)>;
+
+fn library(engine: Engine, keep: impl Fn(&Template) -> bool) -> Result<(Pairs, Vec<Value>), Error> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus/gatekeeper-library");
     let mut pairs = Vec::new();
     let mut objects: Vec<Value> = Vec::new();
@@ -116,7 +255,7 @@ fn run(label: &str, engine: Engine, only_cel: bool, seconds: u64) -> Result<(), 
             let file = |k: &str| test.get(k).and_then(Value::as_str).map(|f| dir.join(f));
             let (Some(t), Some(c)) = (file("template"), file("constraint")) else { continue };
             let template = Template::from_json(&read_all(&t)?[0])?;
-            if only_cel && template.cel.is_none() {
+            if !keep(&template) {
                 continue;
             }
             let compiled = Compiled::new(template, engine)?;
@@ -129,6 +268,11 @@ fn run(label: &str, engine: Engine, only_cel: bool, seconds: u64) -> Result<(), 
             }
         }
     }
+    Ok((pairs, objects))
+}
+
+fn run(label: &str, engine: Engine, only_cel: bool, seconds: u64) -> Result<(), Error> {
+    let (pairs, objects) = library(engine, |t| !only_cel || t.cel.is_some())?;
     let inventory = Inventory::new(Vec::new());
     let (mut evaluations, mut considered, mut violations) = (0u64, 0u64, 0u64);
     let mut eval_time = Duration::ZERO;
