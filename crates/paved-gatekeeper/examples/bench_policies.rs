@@ -106,34 +106,15 @@ fn corpus(dir: &std::path::Path) -> Result<(), Error> {
                 SAME_RULES.iter().any(|(_, name)| *name == t.name) && (engine == Engine::Rego || t.cel.is_some())
             }
         })?;
-        let (mut evaluations, mut violations, mut eval_time) = (0u64, 0u64, Duration::ZERO);
+        let mut tally = Tally::default();
         each_object(&mut |object| {
-            let review = Review::of(object);
-            match engine {
-                Engine::Rego => _ = review.input(),
-                Engine::Cel => _ = review.activation(),
-            }
-            for (template, constraint) in &pairs {
-                if !review.matches(constraint, &inventory) {
-                    continue;
-                }
-                let t0 = Instant::now();
-                let found = violations_of(template, constraint, &review, &inventory)?;
-                eval_time += t0.elapsed();
-                evaluations += 1;
-                violations += found.len() as u64;
-                let name = object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
-                line_verdicts.push((format!("{} {name}", constraint.name), !found.is_empty()));
-            }
-            Ok(())
+            let name = object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
+            judge(object, engine, &pairs, &inventory, &mut tally, &mut |constraint, violated| {
+                line_verdicts.push((format!("{} {name}", constraint.name), violated));
+            })
         })?;
         verdicts.push(line_verdicts);
-        println!(
-            "{label}: {} constraints; {evaluations} evaluations, {:.0}/s ({:.1} µs each); {violations} violations",
-            pairs.len(),
-            evaluations as f64 / eval_time.as_secs_f64(),
-            eval_time.as_secs_f64() * 1e6 / evaluations.max(1) as f64
-        );
+        println!("{label}: {} constraints; {}", pairs.len(), tally.rates());
     }
     // The same templates' Rego and CEL should judge each object alike.
     let (rego, cel) = (&verdicts[1], &verdicts[2]);
@@ -274,39 +255,74 @@ fn library(engine: Engine, keep: impl Fn(&Template) -> bool) -> Result<(Pairs, V
 fn run(label: &str, engine: Engine, only_cel: bool, seconds: u64) -> Result<(), Error> {
     let (pairs, objects) = library(engine, |t| !only_cel || t.cel.is_some())?;
     let inventory = Inventory::new(Vec::new());
-    let (mut evaluations, mut considered, mut violations) = (0u64, 0u64, 0u64);
-    let mut eval_time = Duration::ZERO;
+    let mut tally = Tally::default();
     let start = Instant::now();
     // SECONDS 0 is one pass, for counting instructions (callgrind).
     let mut first = true;
     while std::mem::take(&mut first) || start.elapsed() < Duration::from_secs(seconds) {
         for object in &objects {
-            let review = Review::of(object);
-            // Prepared once per object, outside the timing, as check and serve do.
-            match engine {
-                Engine::Rego => _ = review.input(),
-                Engine::Cel => _ = review.activation(),
-            }
-            for (template, constraint) in &pairs {
-                considered += 1;
-                if !review.matches(constraint, &inventory) {
-                    continue;
-                }
-                let t0 = Instant::now();
-                let found = violations_of(template, constraint, &review, &inventory)?;
-                eval_time += t0.elapsed();
-                evaluations += 1;
-                violations += found.len() as u64;
-            }
+            judge(object, engine, &pairs, &inventory, &mut tally, &mut |_, _| {})?;
         }
     }
     let wall = start.elapsed().as_secs_f64();
     println!(
-        "{label}: {} constraints x {} objects: {considered} pairs in {wall:.2} s; {evaluations} evaluations, {:.0}/s ({:.1} µs each); {violations} violations",
+        "{label}: {} constraints x {} objects: {} pairs in {wall:.2} s; {}",
         pairs.len(),
         objects.len(),
-        evaluations as f64 / eval_time.as_secs_f64(),
-        eval_time.as_secs_f64() * 1e6 / evaluations.max(1) as f64
+        tally.considered,
+        tally.rates()
     );
+    Ok(())
+}
+
+/// Evaluations counted and timed.
+#[derive(Default)]
+struct Tally {
+    considered: u64,
+    evaluations: u64,
+    violations: u64,
+    time: Duration,
+}
+
+impl Tally {
+    fn rates(&self) -> String {
+        format!(
+            "{} evaluations, {:.0}/s ({:.1} µs each); {} violations",
+            self.evaluations,
+            self.evaluations as f64 / self.time.as_secs_f64(),
+            self.time.as_secs_f64() * 1e6 / self.evaluations.max(1) as f64,
+            self.violations
+        )
+    }
+}
+
+/// Every constraint that selects `object`, timed; `verdict` hears whether
+/// each found a violation. The review is prepared once per object, outside
+/// the timing, as check and serve prepare it.
+fn judge(
+    object: &Value,
+    engine: Engine,
+    pairs: &Pairs,
+    inventory: &Inventory,
+    tally: &mut Tally,
+    verdict: &mut dyn FnMut(&Constraint, bool),
+) -> Result<(), Error> {
+    let review = Review::of(object);
+    match engine {
+        Engine::Rego => _ = review.input(),
+        Engine::Cel => _ = review.activation(),
+    }
+    for (template, constraint) in pairs {
+        tally.considered += 1;
+        if !review.matches(constraint, inventory) {
+            continue;
+        }
+        let t0 = Instant::now();
+        let found = violations_of(template, constraint, &review, inventory)?;
+        tally.time += t0.elapsed();
+        tally.evaluations += 1;
+        tally.violations += found.len() as u64;
+        verdict(constraint, !found.is_empty());
+    }
     Ok(())
 }

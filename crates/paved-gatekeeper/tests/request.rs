@@ -40,83 +40,63 @@ fn templates_see_the_operation_and_skip_updates_as_written() {
     }
 }
 
+/// Loads a template of `kind` whose Rego is `rego`, with a constraint per
+/// `(name, parameters)`, and judges the privileged pod with them: the
+/// findings.
+fn judge_with_template(kind: &str, rego: &str, constraints: &[(&str, &str)]) -> Vec<paved_core::eval::ForeignFinding> {
+    let dir = tempfile::tempdir().unwrap();
+    let name = kind.to_lowercase();
+    let rego: String = rego.lines().map(|l| format!("      {l}\n")).collect();
+    std::fs::write(
+        dir.path().join("template.yaml"),
+        format!(
+            "apiVersion: templates.gatekeeper.sh/v1\nkind: ConstraintTemplate\nmetadata: {{name: {name}}}\nspec:\n  crd: {{spec: {{names: {{kind: {kind}}}}}}}\n  targets:\n  - target: admission.k8s.gatekeeper.sh\n    rego: |\n{rego}"
+        ),
+    )
+    .unwrap();
+    for (constraint, parameters) in constraints {
+        std::fs::write(
+            dir.path().join(format!("{constraint}.yaml")),
+            format!("apiVersion: constraints.gatekeeper.sh/v1beta1\nkind: {kind}\nmetadata: {{name: {constraint}}}\nspec:\n  parameters: {parameters}\n"),
+        )
+        .unwrap();
+    }
+    let (policies, problems) = load(&[dir.path().to_owned()], Engine::Rego);
+    assert!(problems.is_empty(), "{problems:?}");
+    let pod = privileged_pod();
+    let node = Node::from_json(&pod);
+    policies.into_foreign().iter().flat_map(|f| f.evaluate(&node, None)).collect()
+}
+
 #[test]
 fn an_undefined_assignment_ends_the_body_as_in_opa() {
     // `t := <undefined>` must stop the body: then `not f(t)` never runs.
     // regorus's virtual machine went on past it; paved guards the assignment.
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("template.yaml"),
-        r#"apiVersion: templates.gatekeeper.sh/v1
-kind: ConstraintTemplate
-metadata: {name: k8sundefined}
-spec:
-  crd: {spec: {names: {kind: K8sUndefined}}}
-  targets:
-  - target: admission.k8s.gatekeeper.sh
-    rego: |
-      package k8sundefined
-      violation[{"msg": msg}] {
-        container := input.review.object.spec.containers[_]
-        ranges := input.parameters.ranges
-        not allowed(container, ranges)
-        msg := sprintf("%v is not allowed", [container.name])
-      }
-      allowed(container, ranges) {
-        ranges[_] == container.name
-      }
-"#,
-    )
-    .unwrap();
-    let constraint = |name: &str, parameters: &str| {
-        format!(
-            "apiVersion: constraints.gatekeeper.sh/v1beta1\nkind: K8sUndefined\nmetadata: {{name: {name}}}\nspec:\n  parameters: {parameters}\n"
-        )
-    };
-    std::fs::write(dir.path().join("no-ranges.yaml"), constraint("no-ranges", "{}")).unwrap();
-    std::fs::write(dir.path().join("ranges.yaml"), constraint("ranges", "{ranges: [web]}")).unwrap();
-    let (policies, problems) = load(&[dir.path().to_owned()], Engine::Rego);
-    assert!(problems.is_empty(), "{problems:?}");
-    let pod = privileged_pod();
-    let node = Node::from_json(&pod);
-    let found: Vec<String> =
-        policies.into_foreign().iter().flat_map(|f| f.evaluate(&node, None)).map(|f| f.policy).collect();
+    let rego = r#"package k8sundefined
+violation[{"msg": msg}] {
+  container := input.review.object.spec.containers[_]
+  ranges := input.parameters.ranges
+  not allowed(container, ranges)
+  msg := sprintf("%v is not allowed", [container.name])
+}
+allowed(container, ranges) {
+  ranges[_] == container.name
+}"#;
+    let found = judge_with_template("K8sUndefined", rego, &[("no-ranges", "{}"), ("ranges", "{ranges: [web]}")]);
+    let policies: Vec<&str> = found.iter().map(|f| f.policy.as_str()).collect();
     // Without ranges the body stops at the assignment; with them, `app` is not among them.
-    assert_eq!(found, ["gatekeeper/k8sundefined/ranges"]);
+    assert_eq!(policies, ["gatekeeper/k8sundefined/ranges"]);
 }
 
 #[test]
 fn a_runaway_template_is_stopped_and_reported_not_passed() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("template.yaml"),
-        r#"apiVersion: templates.gatekeeper.sh/v1
-kind: ConstraintTemplate
-metadata: {name: k8sforever}
-spec:
-  crd: {spec: {names: {kind: K8sForever}}}
-  targets:
-  - target: admission.k8s.gatekeeper.sh
-    rego: |
-      package k8sforever
-      violation[{"msg": "never"}] {
-        xs := numbers.range(1, count(input.review.object.spec.containers) * 1000000)
-        xs[a] + xs[b] + xs[c] < 0
-      }
-"#,
-    )
-    .unwrap();
-    std::fs::write(
-        dir.path().join("constraint.yaml"),
-        "apiVersion: constraints.gatekeeper.sh/v1beta1\nkind: K8sForever\nmetadata: {name: forever}\n",
-    )
-    .unwrap();
-    let (policies, problems) = load(&[dir.path().to_owned()], Engine::Rego);
-    assert!(problems.is_empty(), "{problems:?}");
-    let pod = privileged_pod();
-    let node = Node::from_json(&pod);
+    let rego = r#"package k8sforever
+violation[{"msg": "never"}] {
+  xs := numbers.range(1, count(input.review.object.spec.containers) * 1000000)
+  xs[a] + xs[b] + xs[c] < 0
+}"#;
     let started = std::time::Instant::now();
-    let found: Vec<_> = policies.into_foreign().iter().flat_map(|f| f.evaluate(&node, None)).collect();
+    let found = judge_with_template("K8sForever", rego, &[("forever", "{}")]);
     // 10^18 steps unbounded; the limits stop it well within an admission timeout.
     assert!(started.elapsed() < std::time::Duration::from_secs(3), "took {:?}", started.elapsed());
     assert_eq!(found.len(), 1, "{found:?}");
