@@ -29,6 +29,18 @@ pub struct VapError {
     pub message: String,
 }
 
+impl VapError {
+    /// Makes the errors of one document: `(field, message)` in.
+    fn of<'a>(kind: &'a str, name: &'a str) -> impl Fn(&str, String) -> VapError + 'a {
+        move |field, message| VapError {
+            kind: kind.to_owned(),
+            name: name.to_owned(),
+            field: field.to_owned(),
+            message,
+        }
+    }
+}
+
 /// A compiled ValidatingAdmissionPolicy.
 pub struct Policy {
     pub name: String,
@@ -88,13 +100,8 @@ pub fn is_vap_kind(doc: &Value) -> bool {
 
 impl Policy {
     pub fn from_json(doc: &Value) -> Result<Policy, VapError> {
-        let name = str_at(doc, "/metadata/name").unwrap_or("").to_owned();
-        let error = |field: &str, message: String| VapError {
-            kind: "ValidatingAdmissionPolicy".to_owned(),
-            name: name.clone(),
-            field: field.to_owned(),
-            message,
-        };
+        let name = str_at(doc, "/metadata/name").unwrap_or("");
+        let error = VapError::of("ValidatingAdmissionPolicy", name);
         let spec = doc.get("spec").ok_or_else(|| error("spec", "no spec".to_owned()))?;
         if spec.get("validations").and_then(Value::as_array).is_none_or(Vec::is_empty)
             && spec.get("auditAnnotations").and_then(Value::as_array).is_none_or(Vec::is_empty)
@@ -125,7 +132,7 @@ impl Policy {
                 "spec.matchConstraints.resourceRules is required".to_owned(),
             ));
         }
-        Ok(Policy { name, validator, match_constraints, param_kind, ignore_failures })
+        Ok(Policy { name: name.to_owned(), validator, match_constraints, param_kind, ignore_failures })
     }
 }
 
@@ -187,13 +194,8 @@ impl Vaps {
             .collect();
         let mut vaps = Vaps { bindings: Vec::new(), namespaces };
         for doc in bindings {
-            let name = str_at(doc, "/metadata/name").unwrap_or("").to_owned();
-            let error = |field: &str, message: String| VapError {
-                kind: "ValidatingAdmissionPolicyBinding".to_owned(),
-                name: name.clone(),
-                field: field.to_owned(),
-                message,
-            };
+            let name = str_at(doc, "/metadata/name").unwrap_or("");
+            let error = VapError::of("ValidatingAdmissionPolicyBinding", name);
             let policy_name = str_at(doc, "/spec/policyName").unwrap_or("");
             let Some(policy) = policies.get(policy_name) else {
                 errors.push(error(
@@ -217,7 +219,7 @@ impl Vaps {
                 }
             };
             vaps.bindings.push(Binding {
-                name,
+                name: name.to_owned(),
                 policy: Arc::clone(policy),
                 match_resources: doc.pointer("/spec/matchResources").cloned().unwrap_or(Value::Null),
                 action,
