@@ -332,38 +332,39 @@ impl Compiled {
 
 impl Rego {
     fn new(template: &Template) -> Result<Rego, TemplateError> {
-        let (engine, rule) = Rego::compile(template, as_opa_reads_it).map_err(|e| {
-            // Positions are reported in the text as written: paved's rewrites
-            // for OPA's reading can move lines, so the error is looked for
-            // again in the original (an error in a rewrite keeps no position).
-            let (message, at) = match Rego::compile(template, |s| s.into()) {
-                Err(original) => parse_rego_error(template, &original),
-                Ok(_) => (e, None),
-            };
-            TemplateError::Compile { name: template.name.clone(), message, at }
-        })?;
+        // The code with assignments guarded (see `guard_assignments`), which
+        // the interpreter reads alike; if guarding broke it, as written.
+        let guarded = |s| guard_assignments(&as_opa_reads_it(s)).into();
+        let (mut engine, rule) =
+            Rego::compile(template, guarded).or_else(|_| Rego::compile(template, as_opa_reads_it)).map_err(|e| {
+                // Positions are reported in the text as written: paved's
+                // rewrites for OPA's reading can move lines, so the error is
+                // looked for again in the original (an error in a rewrite
+                // keeps no position).
+                let (message, at) = match Rego::compile(template, |s| s.into()) {
+                    Err(original) => parse_rego_error(template, &original),
+                    Ok(_) => (e, None),
+                };
+                TemplateError::Compile { name: template.name.clone(), message, at }
+            })?;
         // The virtual machine runs the same policy several times faster; a
         // template its compiler does not take stays with the interpreter.
-        let runner = match Rego::compile_vm(template, &rule) {
+        let runner = match Rego::compile_vm(&mut engine, &rule) {
             Some(vm) => Runner::Vm(Box::new(vm)),
             None => Runner::Interpreter(Box::new(engine)),
         };
         Ok(Rego { rule, runner: Mutex::new((runner, u64::MAX)) })
     }
 
-    /// The template as a program on a virtual machine, with the same time
-    /// limit and an instruction budget.
-    fn compile_vm(template: &Template, rule: &str) -> Option<regorus::rvm::RegoVM> {
-        let (mut engine, _) = Rego::compile(template, |s| guard_assignments(&as_opa_reads_it(s)).into()).ok()?;
+    /// The engine's policy as a program on a virtual machine, with the same
+    /// time limit and an instruction budget.
+    fn compile_vm(engine: &mut regorus::Engine, rule: &str) -> Option<regorus::rvm::RegoVM> {
         let policy = engine.compile_with_entrypoint(&rule.into()).ok()?;
         let program = regorus::languages::rego::compiler::Compiler::compile_from_policy(&policy, &[rule]).ok()?;
         let mut vm = regorus::rvm::RegoVM::new_with_policy(policy);
         vm.load_program(program);
         vm.set_max_instructions(MAX_VM_INSTRUCTIONS);
-        vm.set_execution_timer_config(Some(ExecutionTimerConfig {
-            limit: EVAL_TIME_LIMIT,
-            check_interval: NonZeroU32::new(256).unwrap_or(NonZeroU32::MIN),
-        }));
+        vm.set_execution_timer_config(Some(time_limit()));
         Some(vm)
     }
 
@@ -376,11 +377,7 @@ impl Rego {
         let mut engine = regorus::Engine::new();
         // Gatekeeper's templates are Rego v0 (rules without `if`).
         engine.set_rego_v0(true);
-        engine.set_execution_timer_config(ExecutionTimerConfig {
-            limit: EVAL_TIME_LIMIT,
-            // Reading the clock at every step would cost more than the step.
-            check_interval: NonZeroU32::new(256).unwrap_or(NonZeroU32::MIN),
-        });
+        engine.set_execution_timer_config(time_limit());
         let package = engine
             .add_policy(format!("{}.rego", template.name), rewrite(&template.rego).into_owned())
             .map_err(|e| e.to_string())?;
@@ -450,12 +447,22 @@ impl Rego {
     }
 }
 
+/// [`EVAL_TIME_LIMIT`] per evaluation, for the interpreter and the VM alike.
+fn time_limit() -> ExecutionTimerConfig {
+    ExecutionTimerConfig {
+        limit: EVAL_TIME_LIMIT,
+        // Reading the clock at every step would cost more than the step.
+        check_interval: NonZeroU32::new(256).unwrap_or(NonZeroU32::MIN),
+    }
+}
+
 /// regorus's virtual machine (0.14) lets a body go on past an assignment
 /// whose value is undefined (`t := input.nothing`), where OPA and regorus's
 /// interpreter stop: then `not f(t)` holds and reports a violation OPA does
 /// not. Each assignment of a name that stands complete on its line is
 /// followed, on the same line, by `; _ = name`, which an undefined `name`
-/// fails; lines keep their numbers.
+/// fails; lines keep their numbers. The interpreter reads the guarded code
+/// as it reads the original.
 pub fn guard_assignments(rego: &str) -> String {
     let mut out = String::with_capacity(rego.len() + 256);
     // Brackets open before the line: at 0 an assignment is a rule of its own.
