@@ -62,13 +62,7 @@ pub struct Outcome {
 /// which are variables of their own (and would be converted twice).
 fn request_value(request: &Json) -> Box<dyn Val> {
     match request {
-        Json::Object(fields) => shared::from_json(&Json::Object(
-            fields
-                .iter()
-                .filter(|(k, _)| *k != "object" && *k != "oldObject")
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-        )),
+        Json::Object(fields) => shared::from_fields(fields.iter().filter(|(k, _)| *k != "object" && *k != "oldObject")),
         other => shared::from_json(other),
     }
 }

@@ -49,10 +49,13 @@ pub fn from_json(json: &Json) -> Box<dyn Val> {
         }
         Json::String(s) => Box::new(CelString::from(s.clone())),
         Json::Array(items) => list(items.iter().map(from_json).collect()),
-        Json::Object(fields) => {
-            map(fields.iter().map(|(k, v)| (CelMapKey::String(CelString::from(k.clone())), from_json(v))))
-        }
+        Json::Object(fields) => from_fields(fields.iter()),
     }
+}
+
+/// A map of JSON fields, e.g. some of an object's.
+pub fn from_fields<'j>(fields: impl Iterator<Item = (&'j String, &'j Json)>) -> Box<dyn Val> {
+    map(fields.map(|(k, v)| (CelMapKey::String(CelString::from(k.clone())), from_json(v))))
 }
 
 fn list(items: Vec<Box<dyn Val>>) -> Box<dyn Val> {
