@@ -39,6 +39,14 @@ pub(crate) const COST_FUNCTION: &str = "@paved_cost";
 #[error("{message}")]
 pub struct CompileError {
     pub message: String,
+    /// The 1-based line and column inside the expression, for a syntax error.
+    pub at: Option<(u32, u32)>,
+}
+
+impl CompileError {
+    fn new(message: String) -> CompileError {
+        CompileError { message, at: None }
+    }
 }
 
 /// A compiled expression.
@@ -56,9 +64,10 @@ impl Expression {
     /// `variables.<name>` (those defined before it).
     pub fn compile(source: &str, variables: &[String]) -> Result<Expression, CompileError> {
         if source.len() > MAX_EXPRESSION_BYTES {
-            return Err(CompileError {
-                message: format!("expression is {} bytes, more than the {MAX_EXPRESSION_BYTES} allowed", source.len()),
-            });
+            return Err(CompileError::new(format!(
+                "expression is {} bytes, more than the {MAX_EXPRESSION_BYTES} allowed",
+                source.len()
+            )));
         }
         let mut ast = parse(source)?;
         let mut rewrite = Rewrite { variables, uses_authorizer: false, next_id: u64::MAX / 2 };
@@ -71,24 +80,28 @@ impl Expression {
 /// dropped, which recurses too) on the parser's big stack.
 fn parse(source: &str) -> Result<IdedExpr, CompileError> {
     let owned = source.to_owned();
-    let parsed = std::thread::Builder::new()
+    std::thread::Builder::new()
         .name("cel-parse".to_owned())
         .stack_size(PARSER_STACK_BYTES)
         .spawn(move || {
             let parsed = crate::libs::environment().parser().parse(&owned);
-            let ast = parsed.map_err(|e| e.to_string().lines().map(str::trim_end).collect::<Vec<_>>().join("\n"))?;
+            let ast = parsed.map_err(|e| {
+                let at =
+                    e.errors.first().and_then(|e| Some((u32::try_from(e.pos.0).ok()?, u32::try_from(e.pos.1).ok()?)));
+                let message = e.to_string().lines().map(str::trim_end).collect::<Vec<_>>().join("\n");
+                CompileError { message, at }
+            })?;
             let depth = depth(&ast);
             if depth > MAX_EXPRESSION_DEPTH {
-                return Err(format!(
+                return Err(CompileError::new(format!(
                     "expression is nested {depth} levels deep, more than the {MAX_EXPRESSION_DEPTH} allowed"
-                ));
+                )));
             }
             Ok(ast)
         })
-        .map_err(|e| CompileError { message: format!("cannot start the parser: {e}") })?
+        .map_err(|e| CompileError::new(format!("cannot start the parser: {e}")))?
         .join()
-        .map_err(|_| CompileError { message: "the CEL parser failed on this expression".to_owned() })?;
-    parsed.map_err(|message| CompileError { message })
+        .map_err(|_| CompileError::new("the CEL parser failed on this expression".to_owned()))?
 }
 
 /// The depth of `ast`, without recursing (it may be deeper than the stack allows).
@@ -155,13 +168,11 @@ impl Rewrite<'_> {
             Expr::Select(select) => {
                 if matches!(&select.operand.expr, Expr::Ident(name) if name == "variables") {
                     let Some(index) = self.variables.iter().position(|v| *v == select.field) else {
-                        return Err(CompileError {
-                            message: format!(
-                                "variables.{} is not defined before this expression (defined: {})",
-                                select.field,
-                                if self.variables.is_empty() { "none".to_owned() } else { self.variables.join(", ") }
-                            ),
-                        });
+                        return Err(CompileError::new(format!(
+                            "variables.{} is not defined before this expression (defined: {})",
+                            select.field,
+                            if self.variables.is_empty() { "none".to_owned() } else { self.variables.join(", ") }
+                        )));
                     };
                     e.expr = if select.test {
                         // `has(variables.x)`: a defined variable is always there.
@@ -176,9 +187,7 @@ impl Rewrite<'_> {
             Expr::Ident(name) => {
                 match name.as_str() {
                     "variables" => {
-                        return Err(CompileError {
-                            message: "`variables` can only be used as variables.<name>".to_owned(),
-                        });
+                        return Err(CompileError::new("`variables` can only be used as variables.<name>".to_owned()));
                     }
                     "authorizer" => self.uses_authorizer = true,
                     _ => {}

@@ -35,6 +35,15 @@ pub struct FieldError {
     /// Where in the policy, e.g. `spec.validations[0].expression`.
     pub field: String,
     pub message: String,
+    /// The 1-based line and column inside the field's expression, for a
+    /// syntax error.
+    pub at: Option<(u32, u32)>,
+}
+
+impl FieldError {
+    fn new(field: String, message: String) -> FieldError {
+        FieldError { field, message, at: None }
+    }
 }
 
 /// A validation that came out false.
@@ -138,10 +147,12 @@ impl Validator {
         let items = |key: &str| spec.get(key).and_then(Json::as_array).map(Vec::as_slice).unwrap_or_default();
         let mut compile = |field: String, source: Option<&str>, names: &[String]| {
             let Some(source) = source else {
-                errors.push(FieldError { field, message: "is required".to_owned() });
+                errors.push(FieldError::new(field, "is required".to_owned()));
                 return None;
             };
-            Expression::compile(source, names).map_err(|e| errors.push(FieldError { field, message: e.message })).ok()
+            Expression::compile(source, names)
+                .map_err(|e| errors.push(FieldError { field, message: e.message, at: e.at }))
+                .ok()
         };
         // The prelude's variables first, then the spec's: `(field, name, expression)`.
         let declared =
@@ -233,7 +244,7 @@ impl Validator {
                     outcome.matched = false;
                     return outcome;
                 }
-                Err(message) => condition_errors.push(FieldError { field: field.clone(), message }),
+                Err(message) => condition_errors.push(FieldError::new(field.clone(), message)),
             }
         }
         if !condition_errors.is_empty() {
@@ -247,26 +258,23 @@ impl Validator {
                     message: self.message_of(&scope, validation),
                     reason: validation.reason.clone().unwrap_or_else(|| "Invalid".to_owned()),
                 }),
-                Err(message) => outcome.errors.push(FieldError {
-                    field: format!("validations[{i}].expression"),
-                    message: format!(
-                        "expression '{}' resulted in error: {message}",
-                        validation.expression.source.trim()
-                    ),
-                }),
+                Err(message) => outcome.errors.push(FieldError::new(
+                    format!("validations[{i}].expression"),
+                    format!("expression '{}' resulted in error: {message}", validation.expression.source.trim()),
+                )),
             }
         }
         for (key, expression) in &self.audit_annotations {
             match scope.run(expression) {
                 Ok(Value::Null) => {}
                 Ok(Value::String(s)) => outcome.annotations.push((key.clone(), s.to_string())),
-                Ok(other) => outcome.errors.push(FieldError {
-                    field: format!("auditAnnotations[{key}].valueExpression"),
-                    message: format!("must evaluate to a string or null, got {other:?}"),
-                }),
-                Err(message) => outcome
-                    .errors
-                    .push(FieldError { field: format!("auditAnnotations[{key}].valueExpression"), message }),
+                Ok(other) => outcome.errors.push(FieldError::new(
+                    format!("auditAnnotations[{key}].valueExpression"),
+                    format!("must evaluate to a string or null, got {other:?}"),
+                )),
+                Err(message) => {
+                    outcome.errors.push(FieldError::new(format!("auditAnnotations[{key}].valueExpression"), message))
+                }
             }
         }
         outcome

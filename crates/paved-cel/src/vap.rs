@@ -26,6 +26,9 @@ pub struct VapError {
     pub name: String,
     /// The field at fault, e.g. `spec.validations[0].expression`.
     pub field: String,
+    /// The 1-based line and column inside that field's expression, for a
+    /// syntax error.
+    pub within: Option<(u32, u32)>,
     pub message: String,
 }
 
@@ -36,6 +39,7 @@ impl VapError {
             kind: kind.to_owned(),
             name: name.to_owned(),
             field: field.to_owned(),
+            within: None,
             message,
         }
     }
@@ -113,7 +117,8 @@ impl Policy {
         }
         let validator = Validator::compile(spec, &[], "spec").map_err(|errors| {
             let field = errors.first().map_or("spec", |e| e.field.as_str());
-            error(field, errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))
+            let message = errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
+            VapError { within: errors.first().and_then(|e| e.at), ..error(field, message) }
         })?;
         let param_kind = spec
             .get("paramKind")

@@ -36,16 +36,6 @@ pub fn position(file: &Path, kind: &str, name: &str, at: &SourceAt) -> Option<Po
     }
 }
 
-/// The line and column a CEL compile error gives inside its expression
-/// (`ERROR: <input>:1:12: Syntax error: …`).
-pub fn within_cel(message: &str) -> Option<(u32, u32)> {
-    let (_, rest) = message.split_once("<input>:")?;
-    let mut parts = rest.splitn(3, ':');
-    let line = parts.next()?.parse().ok()?;
-    let col = parts.next()?.parse().ok()?;
-    Some((line, col))
-}
-
 fn value_at<'n, 'a>(doc: &'n Node<'a>, path: &FieldPath) -> Option<&'n Node<'a>> {
     path.0.iter().try_fold(doc, |node, seg| match (seg, &node.value) {
         (Seg::Key(k), Value::Map(m)) => m.get(k),
@@ -110,11 +100,5 @@ mod tests {
         // A missing field: its nearest parent.
         assert_eq!(pos(at("spec.targets[0].code[0].source", None)), Some(Pos { line: 11, col: 5 }));
         assert_eq!(position(&file, "ConstraintTemplate", "other", &at("spec", None)), None);
-    }
-
-    #[test]
-    fn cel_errors_give_their_place_in_the_expression() {
-        assert_eq!(within_cel("ERROR: <input>:1:12: Syntax error: token recognition error"), Some((1, 12)));
-        assert_eq!(within_cel("undeclared reference to 'x'"), None);
     }
 }

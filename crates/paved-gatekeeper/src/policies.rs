@@ -220,8 +220,7 @@ pub fn load(paths: &[PathBuf], engine: Engine) -> (Policies, Vec<LoadProblem>) {
                         templates.insert(t.template.kind.clone(), Arc::new(t));
                     }
                     Err(e) => {
-                        let name = doc.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
-                        let spec = SourceAt { field: "spec".to_owned(), within: None };
+                        let (name, spec) = (key_of(&doc, "/metadata/name"), SourceAt::field("spec"));
                         let at = e.at().unwrap_or(&spec);
                         problems.push(LoadProblem::at(file.clone(), "ConstraintTemplate", name, at, e.to_string()));
                     }
@@ -231,7 +230,7 @@ pub fn load(paths: &[PathBuf], engine: Engine) -> (Policies, Vec<LoadProblem>) {
                     Ok(c) => constraints.push((file.clone(), c)),
                     Err(e) => {
                         let (kind, name) = (key_of(&doc, "/kind"), key_of(&doc, "/metadata/name"));
-                        let spec = SourceAt { field: "spec".to_owned(), within: None };
+                        let spec = SourceAt::field("spec");
                         problems.push(LoadProblem::at(file.clone(), kind, name, &spec, e.to_string()));
                     }
                 }
@@ -253,7 +252,7 @@ pub fn load(paths: &[PathBuf], engine: Engine) -> (Policies, Vec<LoadProblem>) {
     let (vaps, vap_errors) = paved_cel::vap::Vaps::from_docs(&vap_docs, &other_docs);
     for e in vap_errors {
         let file = vap_files.get(&(e.kind.clone(), e.name.clone())).cloned().unwrap_or_default();
-        let at = SourceAt { field: e.field.clone(), within: crate::locate::within_cel(&e.message) };
+        let at = SourceAt { field: e.field.clone(), within: e.within };
         problems.push(LoadProblem::at(file, &e.kind, &e.name, &at, e.to_string()));
     }
     let mut gatekeeper = Gatekeeper::default();
@@ -265,7 +264,7 @@ pub fn load(paths: &[PathBuf], engine: Engine) -> (Policies, Vec<LoadProblem>) {
                     "constraint {} of kind {}: no ConstraintTemplate defines that kind",
                     constraint.name, constraint.kind
                 );
-                let kind = SourceAt { field: "kind".to_owned(), within: None };
+                let kind = SourceAt::field("kind");
                 problems.push(LoadProblem::at(file, &constraint.kind, &constraint.name, &kind, message));
             }
         }

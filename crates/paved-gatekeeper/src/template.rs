@@ -81,6 +81,13 @@ pub struct SourceAt {
     pub within: Option<(u32, u32)>,
 }
 
+impl SourceAt {
+    /// The field itself, e.g. `spec`.
+    pub fn field(field: &str) -> SourceAt {
+        SourceAt { field: field.to_owned(), within: None }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("{template}: evaluation failed: {message}")]
 pub struct EvalError {
@@ -278,10 +285,7 @@ impl Compiled {
                     |errors| TemplateError::CompileCel {
                         name: template.name.clone(),
                         message: errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
-                        at: errors.first().map(|e| SourceAt {
-                            field: e.field.clone(),
-                            within: crate::locate::within_cel(&e.message),
-                        }),
+                        at: errors.first().map(|e| SourceAt { field: e.field.clone(), within: e.at }),
                     },
                 )?)
             }
