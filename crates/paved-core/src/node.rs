@@ -118,6 +118,15 @@ impl<'a> Node<'a> {
         keys.iter().try_fold(self, |n, k| n.get(k))
     }
 
+    /// The node a field path leads to; `None` as soon as a step is missing.
+    pub fn at_path(&self, path: &FieldPath) -> Option<&Node<'a>> {
+        path.0.iter().try_fold(self, |node, seg| match (seg, &node.value) {
+            (Seg::Key(k), Value::Map(m)) => m.get(k),
+            (Seg::Index(i), Value::Seq(items)) => items.get(*i as usize),
+            _ => None,
+        })
+    }
+
     pub fn as_str(&self) -> Option<&str> {
         match &self.value {
             Value::Str(s) => Some(s),
@@ -399,6 +408,16 @@ mod tests {
     fn annotation_keys_are_quoted() {
         let p = FieldPath::root().key("metadata").key("annotations").key("paved.dev/exempt");
         assert_eq!(p.to_string(), "metadata.annotations[\"paved.dev/exempt\"]");
+    }
+
+    #[test]
+    fn a_field_path_leads_to_its_node_or_to_nothing() {
+        let json = serde_json::json!({"spec": {"containers": [{"name": "a"}, {"name": "b"}]}});
+        let node = Node::from_json(&json);
+        let at = |p: &str| node.at_path(&FieldPath::parse(p)).and_then(Node::as_str);
+        assert_eq!(at("spec.containers[1].name"), Some("b"));
+        assert_eq!(at("spec.containers[2].name"), None);
+        assert_eq!(at("spec.containers.name"), None);
     }
 
     #[test]

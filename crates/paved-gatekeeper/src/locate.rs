@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use paved_core::node::{FieldPath, Node, Pos, Seg, Value};
+use paved_core::node::{FieldPath, Pos};
 
 use crate::template::SourceAt;
 
@@ -28,20 +28,12 @@ pub fn position(file: &Path, kind: &str, name: &str, at: &SourceAt) -> Option<Po
         _ => None,
     })?;
     let path = FieldPath::parse(&at.field);
-    match (value_at(doc, &path), at.within) {
+    match (doc.at_path(&path), at.within) {
         (Some(value), Some((line, col))) => Some(inside(text, value.span.start, line, col).unwrap_or(value.span.start)),
         (Some(value), None) => Some(value.span.start),
         // A field that is not there: its nearest existing parent's key.
         (None, _) => Some(doc.locate(&path).0.start).filter(|p| p.line > 0),
     }
-}
-
-fn value_at<'n, 'a>(doc: &'n Node<'a>, path: &FieldPath) -> Option<&'n Node<'a>> {
-    path.0.iter().try_fold(doc, |node, seg| match (seg, &node.value) {
-        (Seg::Key(k), Value::Map(m)) => m.get(k),
-        (Seg::Index(i), Value::Seq(items)) => items.get(*i as usize),
-        _ => None,
-    })
 }
 
 /// Line `line`, column `col` of the text of the scalar whose value starts at
