@@ -1,0 +1,311 @@
+//! What the final filesystem carries: shells, package managers,
+//! interpreters, setuid and setgid files, and the installed packages.
+
+use serde::{Deserialize, Serialize};
+
+use crate::layer::{Node, NodeKind};
+use crate::view::{Resolved, View};
+
+/// Directories on a container's default `PATH`.
+pub const PATH_DIRS: [&str; 6] = ["usr/local/sbin", "usr/local/bin", "usr/sbin", "usr/bin", "sbin", "bin"];
+
+/// Packages kept per image; more are counted, not listed.
+const MAX_PACKAGES: usize = 20_000;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Contents {
+    pub shells: Vec<Tool>,
+    pub package_managers: Vec<Tool>,
+    pub interpreters: Vec<Tool>,
+    /// Regular files with the setuid or setgid bit.
+    pub setuid: Vec<SpecialFile>,
+    pub packages: Vec<Package>,
+    /// The package databases read, and those found but not readable here.
+    pub databases: Vec<String>,
+    /// Entries in the final filesystem, and their bytes.
+    pub files: u64,
+    pub bytes: u64,
+    /// What the analysis could not settle (symlink loops, a database too
+    /// large or malformed), in words.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+/// An executable found on the `PATH`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Tool {
+    /// What it is: `bash`, `busybox`, `apt`, `python`, …
+    pub kind: String,
+    /// Where, absolute (`/usr/bin/python3.11`).
+    pub path: String,
+    /// The file it resolves to, when a link.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct SpecialFile {
+    pub path: String,
+    /// The permission bits, in octal as `ls` would show them (`4755`).
+    pub mode: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Package {
+    pub name: String,
+    pub version: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub arch: String,
+    /// `dpkg` or `apk`.
+    pub source: String,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Family {
+    Shell,
+    PackageManager,
+    Interpreter,
+}
+
+/// What a `PATH` executable's name says it is, if anything of interest.
+fn classify(name: &str) -> Option<(Family, &'static str)> {
+    use Family::*;
+    const EXACT: &[(&str, Family, &str)] = &[
+        ("sh", Shell, "sh"),
+        ("bash", Shell, "bash"),
+        ("rbash", Shell, "bash"),
+        ("ash", Shell, "ash"),
+        ("dash", Shell, "dash"),
+        ("zsh", Shell, "zsh"),
+        ("ksh", Shell, "ksh"),
+        ("mksh", Shell, "ksh"),
+        ("csh", Shell, "csh"),
+        ("tcsh", Shell, "csh"),
+        ("fish", Shell, "fish"),
+        ("busybox", Shell, "busybox"),
+        ("apt", PackageManager, "apt"),
+        ("apt-get", PackageManager, "apt"),
+        ("dpkg", PackageManager, "dpkg"),
+        ("apk", PackageManager, "apk"),
+        ("dnf", PackageManager, "dnf"),
+        ("dnf5", PackageManager, "dnf"),
+        ("microdnf", PackageManager, "dnf"),
+        ("tdnf", PackageManager, "dnf"),
+        ("yum", PackageManager, "yum"),
+        ("rpm", PackageManager, "rpm"),
+        ("zypper", PackageManager, "zypper"),
+        ("npm", PackageManager, "npm"),
+        ("gem", PackageManager, "gem"),
+        ("node", Interpreter, "node"),
+        ("nodejs", Interpreter, "node"),
+        ("ruby", Interpreter, "ruby"),
+        ("php", Interpreter, "php"),
+    ];
+    if let Some(&(_, family, kind)) = EXACT.iter().find(|(n, ..)| *n == name) {
+        return Some((family, kind));
+    }
+    // Versioned names: python3.12, pip3, perl5.36.0.
+    const VERSIONED: &[(&str, Family, &str)] =
+        &[("python", Interpreter, "python"), ("pip", PackageManager, "pip"), ("perl", Interpreter, "perl")];
+    VERSIONED.iter().find_map(|&(prefix, family, kind)| {
+        let rest = name.strip_prefix(prefix)?;
+        rest.bytes().all(|b| b.is_ascii_digit() || b == b'.').then_some((family, kind))
+    })
+}
+
+impl Contents {
+    pub fn of(view: &View) -> Contents {
+        let mut c = Contents::default();
+        for (_, node) in view.iter() {
+            c.files += 1;
+            if node.kind == NodeKind::File {
+                c.bytes += node.size;
+            }
+        }
+        for dir in PATH_DIRS {
+            // A merged-/usr image makes /bin a link to usr/bin: its files are
+            // listed once, under usr/bin.
+            if view.get(dir).is_some_and(|n| n.kind != NodeKind::Dir) {
+                continue;
+            }
+            for (name, _) in view.children(dir) {
+                let Some((family, kind)) = classify(name) else { continue };
+                let path = format!("{dir}/{name}");
+                let target = match view.resolve(&path) {
+                    Resolved::Found(target, node) if matches!(node.kind, NodeKind::File | NodeKind::Hardlink(_)) => {
+                        target
+                    }
+                    Resolved::Found(..) | Resolved::Missing => continue,
+                    Resolved::Loop => {
+                        c.notes.push(format!("/{path}: symlink loop, not followed"));
+                        continue;
+                    }
+                };
+                let node = view.get(&path);
+                let linked = match node.map(|n| &n.kind) {
+                    Some(NodeKind::Hardlink(t)) => Some(format!("/{t}")),
+                    _ if target != path => Some(format!("/{target}")),
+                    _ => None,
+                };
+                // A busybox applet is busybox, whatever its name.
+                let kind = match &linked {
+                    Some(t) if t.ends_with("/busybox") && family == Family::Shell => "busybox",
+                    _ => kind,
+                };
+                let tool = Tool { kind: kind.to_owned(), path: format!("/{path}"), target: linked };
+                match family {
+                    Family::Shell => c.shells.push(tool),
+                    Family::PackageManager => c.package_managers.push(tool),
+                    Family::Interpreter => c.interpreters.push(tool),
+                }
+            }
+        }
+        for (path, node) in view.iter() {
+            let is_file = matches!(node.kind, NodeKind::File | NodeKind::Hardlink(_));
+            if is_file && node.mode & 0o6000 != 0 {
+                c.setuid.push(SpecialFile { path: format!("/{path}"), mode: format!("{:o}", node.mode) });
+            }
+        }
+        c.read_inventory(view);
+        c.shells.sort();
+        c.package_managers.sort();
+        c.interpreters.sort();
+        c.packages.sort();
+        c
+    }
+
+    fn read_inventory(&mut self, view: &View) {
+        let mut packages = Vec::new();
+        let mut dpkg_paths: Vec<&str> = Vec::new();
+        if view.get("var/lib/dpkg/status").is_some() {
+            dpkg_paths.push("var/lib/dpkg/status");
+        }
+        // Distroless images list their packages one file each.
+        let status_d: Vec<(String, &Node)> = view
+            .children("var/lib/dpkg/status.d")
+            .map(|(n, node)| (format!("var/lib/dpkg/status.d/{n}"), node))
+            .collect();
+        for (path, node) in dpkg_paths
+            .iter()
+            .map(|p| (p.to_string(), view.get(p)))
+            .chain(status_d.into_iter().map(|(p, n)| (p, Some(n))))
+        {
+            let Some(node) = node else { continue };
+            match &node.data {
+                Some(data) => {
+                    parse_dpkg(data, &mut packages);
+                    if !self.databases.iter().any(|d| d == "dpkg") {
+                        self.databases.push("dpkg".into());
+                    }
+                }
+                None if node.kind == NodeKind::File && node.size > 0 => {
+                    self.notes.push(format!("/{path}: {} bytes, too large to read for the inventory", node.size));
+                }
+                None => {}
+            }
+        }
+        if let Some(node) = view.get("lib/apk/db/installed") {
+            match &node.data {
+                Some(data) => {
+                    parse_apk(data, &mut packages);
+                    self.databases.push("apk".into());
+                }
+                None if node.size > 0 => {
+                    self.notes.push(format!(
+                        "/lib/apk/db/installed: {} bytes, too large to read for the inventory",
+                        node.size
+                    ));
+                }
+                None => {}
+            }
+        }
+        for rpmdb in ["var/lib/rpm/rpmdb.sqlite", "var/lib/rpm/Packages", "usr/lib/sysimage/rpm/rpmdb.sqlite"] {
+            if view.get(rpmdb).is_some() {
+                self.databases.push(format!("rpm (/{rpmdb}, not read)"));
+                break;
+            }
+        }
+        packages.sort();
+        packages.dedup();
+        if packages.len() > MAX_PACKAGES {
+            self.notes.push(format!("{} packages; the first {MAX_PACKAGES} are listed", packages.len()));
+            packages.truncate(MAX_PACKAGES);
+        }
+        self.packages = packages;
+    }
+}
+
+/// dpkg's status file: paragraphs of `Field: value`; only packages whose
+/// status ends in `installed` count.
+fn parse_dpkg(data: &[u8], out: &mut Vec<Package>) {
+    let text = String::from_utf8_lossy(data);
+    for paragraph in text.split("\n\n") {
+        let (mut name, mut version, mut arch, mut status) = ("", "", "", None);
+        for line in paragraph.lines() {
+            let Some((key, value)) = line.split_once(':') else { continue };
+            let value = value.trim();
+            match key {
+                "Package" => name = value,
+                "Version" => version = value,
+                "Architecture" => arch = value,
+                "Status" => status = Some(value),
+                _ => {}
+            }
+        }
+        // status.d files (distroless) have no Status field: all installed.
+        if !name.is_empty() && status.is_none_or(|s| s.ends_with(" installed")) {
+            out.push(Package { name: name.into(), version: version.into(), arch: arch.into(), source: "dpkg".into() });
+        }
+    }
+}
+
+/// apk's installed database: blocks of `X:value` lines.
+fn parse_apk(data: &[u8], out: &mut Vec<Package>) {
+    let text = String::from_utf8_lossy(data);
+    for block in text.split("\n\n") {
+        let (mut name, mut version, mut arch) = ("", "", "");
+        for line in block.lines() {
+            match line.split_at_checked(2) {
+                Some(("P:", v)) => name = v,
+                Some(("V:", v)) => version = v,
+                Some(("A:", v)) => arch = v,
+                _ => {}
+            }
+        }
+        if !name.is_empty() {
+            out.push(Package { name: name.into(), version: version.into(), arch: arch.into(), source: "apk".into() });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+    use super::*;
+
+    #[test]
+    fn names_are_classified_with_their_versions() {
+        assert!(matches!(classify("python3.12"), Some((Family::Interpreter, "python"))));
+        assert!(matches!(classify("pip3"), Some((Family::PackageManager, "pip"))));
+        assert!(matches!(classify("perl5.36.0"), Some((Family::Interpreter, "perl"))));
+        assert!(classify("python3-config").is_none());
+        assert!(classify("shasum").is_none());
+    }
+
+    #[test]
+    fn dpkg_counts_installed_packages_only_and_apk_reads_its_blocks() {
+        let mut out = Vec::new();
+        parse_dpkg(
+            b"Package: bash\nStatus: install ok installed\nVersion: 5.2.15-2+b2\nArchitecture: amd64\n\n\
+              Package: gone\nStatus: deinstall ok config-files\nVersion: 1\n",
+            &mut out,
+        );
+        parse_apk(b"C:Q1abc=\nP:musl\nV:1.2.5-r0\nA:x86_64\n\nP:busybox\nV:1.36.1-r29\n", &mut out);
+        let names: Vec<(&str, &str, &str)> =
+            out.iter().map(|p| (p.name.as_str(), p.version.as_str(), p.source.as_str())).collect();
+        assert_eq!(
+            names,
+            [("bash", "5.2.15-2+b2", "dpkg"), ("musl", "1.2.5-r0", "apk"), ("busybox", "1.36.1-r29", "apk")]
+        );
+    }
+}
