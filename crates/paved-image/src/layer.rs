@@ -221,12 +221,28 @@ pub fn read_layer(
             read: 0,
             compressed: compression != 0,
         });
-        walk(&mut tar, &mut layer, limits, entries_before).map_err(|e| classify(e, limits))?;
+        let walked = walk(&mut tar, &mut layer, limits, entries_before).map_err(|e| classify(e, limits));
         // What follows the archive's end still counts: read it all so that a
         // truncated stream fails and the digest covers every byte.
         let mut rest = tar.into_inner();
-        io::copy(&mut rest, &mut io::sink()).map_err(|e| classify(LayerError::Tar(TarError::Io(e)), limits))?;
+        let drained = walked.and_then(|()| {
+            io::copy(&mut rest, &mut io::sink()).map_err(|e| classify(LayerError::Tar(TarError::Io(e)), limits))
+        });
         layer.size = rest.read;
+        drop(rest);
+        if let Err(e) = drained {
+            // Blob bytes altered in transit or at rest usually show first as
+            // garbage in the archive; the digest says what really happened.
+            return Err(match expected {
+                Some(expected) => match finish_digest(&mut raw, limits.max_layer_bytes) {
+                    Some(actual) if actual != *expected => {
+                        LayerError::DigestMismatch { expected: expected.clone(), actual }
+                    }
+                    _ => e,
+                },
+                None => e,
+            });
+        }
     }
     io::copy(&mut raw, &mut io::sink()).map_err(LayerError::Read)?;
     let hashing = raw.into_inner();
@@ -239,6 +255,13 @@ pub fn read_layer(
     }
     layer.digest = Some(actual);
     Ok(layer)
+}
+
+/// Reads what is left of the blob (up to `limit` bytes) for its digest.
+fn finish_digest<R: Read>(raw: &mut BufReader<Hashing<R>>, limit: u64) -> Option<Digest> {
+    io::copy(&mut raw.by_ref().take(limit), &mut io::sink()).ok()?;
+    let hasher = std::mem::replace(&mut raw.get_mut().hasher, Hasher::Sha256(sha2::Sha256::new()));
+    Some(hasher.finish())
 }
 
 fn walk<R: Read>(

@@ -7,10 +7,12 @@
 //! inventory. The results are an [`ImageReport`], keyed by the digest of the
 //! image's (platform) manifest.
 
+pub mod auth;
 #[cfg(feature = "build")]
 pub mod build;
 pub mod contents;
 pub mod layer;
+pub mod registry;
 pub mod tar;
 pub mod view;
 
