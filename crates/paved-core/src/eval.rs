@@ -4,6 +4,7 @@ use jiff::Timestamp;
 
 use crate::config::{Config, Params};
 use crate::exempt::{self, Exemption};
+use crate::image::ImageFacts;
 use crate::node::{FieldPath, Node};
 use crate::object::{ObjectRef, PodView};
 use crate::policy::{Action, Applies, Exempted, Finding, Raw, clip_message};
@@ -21,6 +22,8 @@ pub struct Ctx<'a> {
     pub params: &'a Params,
     /// Exemption annotations on the object and its pod template.
     pub exemptions: &'a [Exemption],
+    /// What images carry, when the surface knows (see [`ImageFacts`]).
+    pub images: Option<&'a dyn ImageFacts>,
 }
 
 /// Policies written in another language (Gatekeeper Rego, CEL), evaluated
@@ -50,6 +53,7 @@ pub struct Engine {
     set: PolicySet,
     params: Params,
     foreign: Vec<std::sync::Arc<dyn Foreign>>,
+    images: Option<std::sync::Arc<dyn ImageFacts>>,
 }
 
 impl Engine {
@@ -61,7 +65,21 @@ impl Engine {
             set: PolicySet::compile(config, &profile, mode)?,
             params: config.params.clone(),
             foreign: Vec::new(),
+            images: None,
         })
+    }
+
+    /// Gives the image-content rules (`supply-chain/no-shell`, …) what
+    /// images carry; without it they find nothing.
+    pub fn with_images(mut self, facts: std::sync::Arc<dyn ImageFacts>) -> Engine {
+        self.images = Some(facts);
+        self
+    }
+
+    /// Whether an active rule reads image contents, so a surface knows
+    /// whether analysing images is worth its cost.
+    pub fn needs_image_contents(&self) -> bool {
+        self.set.active.iter().any(|(rule, _)| crate::rules::supply_chain::READS_CONTENTS.contains(&rule.id))
     }
 
     /// Adds policies another engine evaluates (see [`Foreign`]).
@@ -92,7 +110,15 @@ impl Engine {
         let kind = obj.get("kind").and_then(Node::as_str).unwrap_or("");
         let pod = PodView::of(obj, kind);
         let exemptions = exempt::exemptions_of(obj, pod.as_ref(), now);
-        let cx = Ctx { obj, kind, pod, pss: self.set.profile.pss_minor, params: &self.params, exemptions: &exemptions };
+        let cx = Ctx {
+            obj,
+            kind,
+            pod,
+            pss: self.set.profile.pss_minor,
+            params: &self.params,
+            exemptions: &exemptions,
+            images: self.images.as_deref(),
+        };
         let mut raws: Vec<Raw> = Vec::new();
         let mut findings = Vec::new();
         let mut object: Option<std::sync::Arc<ObjectRef>> = None;

@@ -104,3 +104,32 @@ mod tests {
         assert!(!ImageRef::parse("evil.io/docker.io/x").is_from("docker.io"));
     }
 }
+
+/// What an image carries, as far as policies care. An adapter (the image
+/// analysis) fills it in; each entry is a path as users should read it
+/// (`/bin/sh -> /bin/dash`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ImageContents {
+    /// The manifest digest the contents were read from.
+    pub digest: String,
+    pub shells: Vec<String>,
+    pub package_managers: Vec<String>,
+    /// Files with the setuid or setgid bit.
+    pub setuid: Vec<String>,
+}
+
+/// What is known of an image when a policy asks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ImageLookup {
+    Known(std::sync::Arc<ImageContents>),
+    /// Being analysed: no verdict yet.
+    Pending,
+    /// Not analysed, and not going to be now (offline, or the analysis failed).
+    Unknown,
+}
+
+/// Looks up image contents by the reference a pod spec names. Surfaces
+/// supply it: `check` from the on-disk cache, `serve` from memory.
+pub trait ImageFacts: Send + Sync + std::fmt::Debug {
+    fn lookup(&self, image: &str) -> ImageLookup;
+}

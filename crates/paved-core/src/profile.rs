@@ -18,6 +18,10 @@ pub const PROFILES: &[(&str, &str)] = &[
     ("pss-baseline", "Pod Security Standards, baseline level: every violation denied"),
     ("pss-restricted", "Pod Security Standards, restricted level (includes baseline): every violation denied"),
     ("best-practices", "Resources, probes, pinned images, registries, exposure, host ports, token automount: denied"),
+    (
+        "supply-chain",
+        "Images: shells, package managers, setuid files = warn; digest pinning, allowed registries = deny",
+    ),
 ];
 
 /// Best-practice rules that expose a workload to the whole internet: `paved-road` denies them.
@@ -100,7 +104,9 @@ impl Mode {
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ProfileError {
-    #[error("unknown profile {0:?}: expected one of paved-road, pss-baseline, pss-restricted, best-practices")]
+    #[error(
+        "unknown profile {0:?}: expected one of paved-road, pss-baseline, pss-restricted, best-practices, supply-chain"
+    )]
     UnknownProfile(String),
     #[error("bad version {0:?}: expected latest or v1.N (e.g. v1.29)")]
     BadVersion(String),
@@ -128,6 +134,12 @@ fn membership(profile: &ProfileRef, rule: &Rule) -> Option<Action> {
         ("pss-restricted", "pss-baseline") if !replaced() => Some(Action::Deny),
         ("pss-restricted", "pss-restricted") => Some(Action::Deny),
         ("best-practices", "best-practices") => Some(Action::Deny),
+        // What an image carries is a judgment call: warned, not refused.
+        ("supply-chain", "supply-chain") if rules::supply_chain::READS_CONTENTS.contains(&rule.id) => {
+            Some(Action::Warn)
+        }
+        ("supply-chain", "supply-chain") => Some(Action::Deny),
+        ("supply-chain", "best-practices") if rule.id == "best-practices/allowed-registries" => Some(Action::Deny),
         _ => None,
     }
 }

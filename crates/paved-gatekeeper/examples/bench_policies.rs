@@ -150,7 +150,8 @@ fn corpus(dir: &std::path::Path) -> Result<(), Error> {
         if pod.is_none() {
             return Ok(());
         }
-        let cx = paved_core::eval::Ctx { obj: &node, kind, pod, pss: 33, params: &params, exemptions: &[] };
+        let cx =
+            paved_core::eval::Ctx { obj: &node, kind, pod, pss: 33, params: &params, exemptions: &[], images: None };
         let mut out = Vec::new();
         let t0 = Instant::now();
         for rule in &rules {
@@ -216,7 +217,15 @@ fn same_rule(seconds: u64) -> Result<(), Error> {
     timed("native pss-baseline/privileged", &mut |i| {
         let node = &nodes[i];
         let pod = paved_core::object::PodView::of(node, "Pod");
-        let cx = paved_core::eval::Ctx { obj: node, kind: "Pod", pod, pss: 33, params: &params, exemptions: &[] };
+        let cx = paved_core::eval::Ctx {
+            obj: node,
+            kind: "Pod",
+            pod,
+            pss: 33,
+            params: &params,
+            exemptions: &[],
+            images: None,
+        };
         let mut out = Vec::new();
         (rule.check)(&cx, &mut out);
         Ok(out.len())

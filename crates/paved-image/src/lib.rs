@@ -8,12 +8,15 @@
 //! image's (platform) manifest.
 
 pub mod auth;
-#[cfg(feature = "build")]
+#[cfg(feature = "testing")]
 pub mod build;
+pub mod cache;
 pub mod contents;
 pub mod layer;
 pub mod registry;
 pub mod tar;
+#[cfg(feature = "testing")]
+pub mod test_registry;
 pub mod view;
 
 use std::io::Read;

@@ -2,13 +2,11 @@
 //! The registry client against a real registry (Debian's docker-registry):
 //! images built and pushed here, then pulled and analysed.
 
-mod support;
-
 use base64::Engine as _;
 use paved_image::auth::Credentials;
 use paved_image::build::TarBuilder;
 use paved_image::registry::{Registry, RegistryError};
-use support::TestRegistry;
+use paved_image::test_registry::TestRegistry;
 
 const NOW: &str = "2026-11-24T12:00:00Z";
 

@@ -48,6 +48,27 @@ pub struct Global {
     #[arg(long = "inventory", global = true, value_name = "PATH")]
     pub inventory: Vec<PathBuf>,
 
+    /// Never contact a registry: what images carry comes from the image cache only.
+    #[arg(long, global = true)]
+    pub offline: bool,
+
+    /// The platform whose image is analysed when a tag names several (os/arch[/variant]).
+    #[arg(long, global = true, value_name = "OS/ARCH", default_value = "linux/amd64")]
+    pub platform: String,
+
+    /// Where analysed images are kept (default: $PAVED_CACHE_DIR, else $XDG_CACHE_HOME/paved/images,
+    /// else ~/.cache/paved/images).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub image_cache: Option<PathBuf>,
+
+    /// A registry (host:port) reached over plain HTTP (repeat the flag).
+    #[arg(long, global = true, value_name = "HOST")]
+    pub insecure_registry: Vec<String>,
+
+    /// PEM CA certificates trusted for registries besides the system's (repeat the flag).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub registry_ca: Vec<PathBuf>,
+
     /// More detail: skipped documents, exempted findings in full.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -79,6 +100,10 @@ pub enum Command {
         /// Read the pods of the cluster the kubeconfig names instead of manifests.
         #[arg(long)]
         cluster: bool,
+        /// Also what each image carries: shells, package managers, interpreters, setuid
+        /// files, packages (from the image cache, or read from the registry).
+        #[arg(long)]
+        contents: bool,
         #[command(flatten)]
         target: ClusterArgs,
     },

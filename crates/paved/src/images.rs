@@ -10,6 +10,7 @@ use paved_core::node::Node;
 use paved_core::object::{ObjectRef, PodView};
 
 use crate::check::{FileReport, Input, load_each, read_input};
+use crate::image_store::{ImageStore, Outcome};
 
 /// Where an image runs: namespace, workload (`Kind/name`) and container.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
@@ -133,9 +134,25 @@ struct Row<'a> {
     /// Digests running (from a cluster; empty for manifests).
     running: Vec<&'a str>,
     used_by: &'a BTreeSet<Use>,
+    /// What the image carries (`--contents`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    contents: Option<&'a paved_image::ImageReport>,
+    /// Why the image could not be analysed (`--contents`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    analysis_error: Option<&'a str>,
 }
 
-fn rows<'a>(inv: &'a Inventory, allowed: Option<&[String]>) -> Vec<Row<'a>> {
+/// What each image of the inventory carries; images analysed two at a time.
+pub fn analyse(inv: &Inventory, store: &ImageStore) -> Contents {
+    use rayon::prelude::*;
+    let images: Vec<&String> = inv.images.keys().collect();
+    images.into_par_iter().map(|image| (image.clone(), store.report(image))).collect::<Vec<_>>().into_iter().collect()
+}
+
+/// Image → its analysis, or why there is none.
+pub type Contents = BTreeMap<String, Outcome>;
+
+fn rows<'a>(inv: &'a Inventory, allowed: Option<&[String]>, contents: Option<&'a Contents>) -> Vec<Row<'a>> {
     inv.images
         .iter()
         .map(|(image, used_by)| {
@@ -150,6 +167,8 @@ fn rows<'a>(inv: &'a Inventory, allowed: Option<&[String]>) -> Vec<Row<'a>> {
                 digest: r.digest,
                 running: inv.running.get(image).map(|d| d.iter().map(String::as_str).collect()).unwrap_or_default(),
                 used_by,
+                contents: contents.and_then(|c| c.get(image)).and_then(|o| o.as_ref().ok()).map(|r| &**r),
+                analysis_error: contents.and_then(|c| c.get(image)).and_then(|o| o.as_ref().err()).map(String::as_str),
             }
         })
         .collect()
@@ -172,8 +191,15 @@ impl Output {
     }
 }
 
-pub fn write(out: &mut dyn Write, inv: &Inventory, allowed: Option<&[String]>, format: Output) -> std::io::Result<()> {
-    let rows = rows(inv, allowed);
+pub fn write(
+    out: &mut dyn Write,
+    inv: &Inventory,
+    allowed: Option<&[String]>,
+    contents: Option<&Contents>,
+    format: Output,
+) -> std::io::Result<()> {
+    let rows = rows(inv, allowed, contents);
+    let analysed = contents.is_some();
     let yes_no = |b: Option<bool>| match b {
         Some(true) => "yes",
         Some(false) => "no",
@@ -185,11 +211,16 @@ pub fn write(out: &mut dyn Write, inv: &Inventory, allowed: Option<&[String]>, f
             writeln!(out)
         }
         Output::Csv => {
-            writeln!(out, "image,registry,repository,tag,digest,pinned,allowed,running,namespace,workload,container")?;
+            write!(out, "image,registry,repository,tag,digest,pinned,allowed,running,namespace,workload,container")?;
+            if analysed {
+                write!(out, ",manifest_digest,shells,package_managers,interpreters,setuid,packages,analysis_error")?;
+            }
+            writeln!(out)?;
             for r in &rows {
                 let running = r.running.join(" ");
+                let carried = carried_columns(r);
                 for u in r.used_by {
-                    let fields = [
+                    let mut fields = vec![
                         r.image,
                         &r.registry,
                         &r.repository,
@@ -202,6 +233,9 @@ pub fn write(out: &mut dyn Write, inv: &Inventory, allowed: Option<&[String]>, f
                         &u.workload,
                         &u.container,
                     ];
+                    if analysed {
+                        fields.extend(carried.iter().map(String::as_str));
+                    }
                     let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
                     writeln!(out, "{}", line.join(","))?;
                 }
@@ -244,6 +278,9 @@ pub fn write(out: &mut dyn Write, inv: &Inventory, allowed: Option<&[String]>, f
                 } else {
                     writeln!(out, "{:<width$}  {pinned:<6}  {allowed:<7}  {}", r.image, users.join(", "))?;
                 }
+                if analysed {
+                    write_carried(out, r)?;
+                }
             }
             writeln!(out, "\n{} images in {} uses", rows.len(), rows.iter().map(|r| r.used_by.len()).sum::<usize>())
         }
@@ -255,6 +292,7 @@ pub fn from_cluster(
     target: &crate::cli::ClusterArgs,
     global: &crate::cli::Global,
     config: &paved_core::config::Config,
+    store: Option<&ImageStore>,
 ) -> miette::Result<u8> {
     let format = Output::of(global.format)?;
     let mut inventory = Inventory::default();
@@ -278,11 +316,77 @@ pub fn from_cluster(
     if !outcome.outcome.listed() {
         return Err(miette::miette!(code = "paved::cluster", "{}", outcome.message.unwrap_or_default()));
     }
+    let contents = store.map(|s| analyse(&inventory, s));
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    match write(&mut out, &inventory, config.params.allowed_registries.as_deref(), format).and_then(|()| out.flush()) {
+    let allowed = config.params.allowed_registries.as_deref();
+    match write(&mut out, &inventory, allowed, contents.as_ref(), format).and_then(|()| out.flush()) {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(crate::io_error(e)),
         _ => Ok(0),
     }
+}
+
+/// The `--contents` columns of a CSV row: manifest digest, shells, package
+/// managers, interpreters, setuid files, packages, error.
+fn carried_columns(r: &Row<'_>) -> Vec<String> {
+    let tools = |list: &[paved_image::Tool]| list.iter().map(|t| t.path.as_str()).collect::<Vec<_>>().join(" ");
+    match (r.contents, r.analysis_error) {
+        (Some(report), _) => {
+            let c = &report.contents;
+            vec![
+                report.digest.to_string(),
+                tools(&c.shells),
+                tools(&c.package_managers),
+                tools(&c.interpreters),
+                c.setuid.iter().map(|s| s.path.as_str()).collect::<Vec<_>>().join(" "),
+                c.packages.len().to_string(),
+                String::new(),
+            ]
+        }
+        (None, error) => {
+            let mut row = vec![String::new(); 6];
+            row.push(error.unwrap_or("").to_owned());
+            row
+        }
+    }
+}
+
+/// The indented lines under an image in the table: what it carries.
+fn write_carried(out: &mut dyn Write, r: &Row<'_>) -> std::io::Result<()> {
+    let Some(report) = r.contents else {
+        return writeln!(out, "    not analysed: {}", r.analysis_error.unwrap_or("unknown"));
+    };
+    let c = &report.contents;
+    let tools = |list: &[paved_image::Tool]| {
+        if list.is_empty() {
+            return "none".to_owned();
+        }
+        list.iter()
+            .map(|t| match &t.target {
+                Some(target) => format!("{} -> {target}", t.path),
+                None => t.path.clone(),
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let short = report.digest.as_str().split_once(':').map_or("", |(_, h)| h.get(..12).unwrap_or(h));
+    let platform = if report.platform.is_empty() { String::new() } else { format!(", {}", report.platform) };
+    writeln!(out, "    manifest {short}{platform}, {} layers, {} files", report.layers.len(), c.files)?;
+    writeln!(out, "    shells: {}", tools(&c.shells))?;
+    writeln!(out, "    package managers: {}", tools(&c.package_managers))?;
+    writeln!(out, "    interpreters: {}", tools(&c.interpreters))?;
+    let setuid: Vec<String> = c.setuid.iter().map(|s| format!("{} ({})", s.path, s.mode)).collect();
+    writeln!(out, "    setuid/setgid: {}", if setuid.is_empty() { "none".to_owned() } else { setuid.join(", ") })?;
+    let sources: BTreeSet<&str> = c.packages.iter().map(|p| p.source.as_str()).collect();
+    let sources = if sources.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", sources.into_iter().collect::<Vec<_>>().join(", "))
+    };
+    writeln!(out, "    packages: {}{sources}", c.packages.len())?;
+    for note in &c.notes {
+        writeln!(out, "    note: {note}")?;
+    }
+    Ok(())
 }
 
 /// RFC 4180: quoted when it holds a comma, quote or line break.
@@ -344,7 +448,7 @@ metadata: {name: web}
     fn rows_say_pinned_and_allowed() {
         let inv = inventory(MANIFESTS);
         let allowed = vec!["registry.example.com".to_owned()];
-        let rows = rows(&inv, Some(&allowed));
+        let rows = rows(&inv, Some(&allowed), None);
         let by_image = |i: &str| rows.iter().find(|r| r.image == i).unwrap_or_else(|| panic!("no {i}"));
         let web = by_image(
             "registry.example.com/shop/web@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
@@ -353,7 +457,7 @@ metadata: {name: web}
         let nginx = by_image("nginx:1.27");
         assert!(!nginx.pinned && nginx.allowed == Some(false) && nginx.tag.as_deref() == Some("1.27"));
         assert_eq!(nginx.registry, "docker.io");
-        assert_eq!(super::rows(&inv, None)[0].allowed, None);
+        assert_eq!(super::rows(&inv, None, None)[0].allowed, None);
     }
 
     #[test]

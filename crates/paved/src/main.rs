@@ -6,6 +6,7 @@ mod check;
 mod cli;
 mod config_file;
 mod explain;
+mod image_store;
 mod images;
 mod install;
 mod lsp;
@@ -50,11 +51,12 @@ fn run(cli: Cli) -> miette::Result<u8> {
         Command::Serve(args) => return serve::run(args, &cli.global, config_path),
         Command::Install(args) => return install(args, config, config_path.as_deref()),
         Command::Lsp => return lsp::run(&cli.global),
-        Command::Images { paths, cluster, target } => {
+        Command::Images { paths, cluster, target, contents } => {
+            let store = if *contents { Some(image_store::ImageStore::from_flags(&cli.global)?) } else { None };
             return if *cluster {
-                images::from_cluster(target, &cli.global, &config)
+                images::from_cluster(target, &cli.global, &config, store.as_ref())
             } else {
-                images(paths, &cli.global, &config)
+                images(paths, &cli.global, &config, store.as_ref())
             };
         }
         Command::Test { paths } => {
@@ -80,7 +82,20 @@ fn run(cli: Cli) -> miette::Result<u8> {
     let stdout = std::io::stdout();
     match cli.command {
         Command::Check(args) => {
+            // Registries are contacted only when a policy reads image contents.
+            let store = if engine.needs_image_contents() {
+                Some(std::sync::Arc::new(image_store::ImageStore::from_flags(&cli.global)?))
+            } else {
+                None
+            };
+            let engine = match &store {
+                Some(store) => engine.with_images(store.clone()),
+                None => engine,
+            };
             let code = check(&args, &cli.global, &engine)?;
+            for (image, why) in store.map(|s| s.failures()).unwrap_or_default() {
+                eprintln!("paved: image {image}: contents not known, its supply-chain findings are missing: {why}");
+            }
             // A policy that could not load is bad configuration; the rest still ran.
             Ok(if policy_problems.is_empty() { code } else { EXIT_BAD_INPUT })
         }
@@ -321,6 +336,7 @@ fn images(
     paths: &[std::path::PathBuf],
     global: &cli::Global,
     config: &paved_core::config::Config,
+    store: Option<&image_store::ImageStore>,
 ) -> miette::Result<u8> {
     let format = images::Output::of(global.format)?;
     let limits = paved_yaml::Limits::default();
@@ -333,8 +349,10 @@ fn images(
         inventory.add_input(input, &limits);
     }
     let mut out = std::io::BufWriter::new(stdout_file());
-    let written = images::write(&mut out, &inventory, config.params.allowed_registries.as_deref(), format)
-        .and_then(|()| out.flush());
+    let contents = store.map(|s| images::analyse(&inventory, s));
+    let written =
+        images::write(&mut out, &inventory, config.params.allowed_registries.as_deref(), contents.as_ref(), format)
+            .and_then(|()| out.flush());
     match written {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(0),
         Err(e) => return Err(io_error(e)),

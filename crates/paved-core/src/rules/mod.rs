@@ -3,12 +3,13 @@
 pub mod best_practices;
 pub mod meta;
 pub mod pss;
+pub mod supply_chain;
 
 use crate::policy::Rule;
 
 /// Every native rule, in a stable order (the order findings come in).
 pub fn all() -> impl Iterator<Item = &'static Rule> {
-    pss::RULES.iter().chain(best_practices::RULES).chain(meta::RULES)
+    pss::RULES.iter().chain(best_practices::RULES).chain(supply_chain::RULES).chain(meta::RULES)
 }
 
 /// A rule by id.

@@ -2,7 +2,7 @@
 //! on a loopback port, over TLS with a CA made for the test, optionally
 //! behind htpasswd. Tests skip when it is not installed, unless
 //! `PAVED_REQUIRE_REGISTRY=1` (CI sets it) makes that a failure.
-#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic, dead_code)]
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -35,9 +35,9 @@ impl TestRegistry {
             return None;
         }
         let dir = tempfile::tempdir().unwrap();
-        let certs = paved_server::certs::generate(&["127.0.0.1".into(), "localhost".into()], 2).unwrap();
-        std::fs::write(dir.path().join("cert.pem"), &certs.cert_pem).unwrap();
-        std::fs::write(dir.path().join("key.pem"), &certs.key_pem).unwrap();
+        let (ca_pem, cert_pem, key_pem) = certificates();
+        std::fs::write(dir.path().join("cert.pem"), cert_pem).unwrap();
+        std::fs::write(dir.path().join("key.pem"), key_pem).unwrap();
         let storage = dir.path().join("storage");
         let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap().local_addr().unwrap().port();
         let mut config = format!(
@@ -71,15 +71,15 @@ impl TestRegistry {
         Some(TestRegistry {
             child,
             host: format!("127.0.0.1:{port}"),
-            ca_pem: certs.ca_pem.into_bytes(),
+            ca_pem: ca_pem.into_bytes(),
             storage,
             login: login.map(|(u, p)| (u.to_owned(), p.to_owned())),
             _dir: dir,
         })
     }
 
-    pub fn options(&self) -> paved_image::registry::Options {
-        paved_image::registry::Options { extra_roots: vec![self.ca_pem.clone()], ..Default::default() }
+    pub fn options(&self) -> crate::registry::Options {
+        crate::registry::Options { extra_roots: vec![self.ca_pem.clone()], ..Default::default() }
     }
 
     fn client(&self) -> Client {
@@ -160,4 +160,20 @@ impl Drop for TestRegistry {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A CA and a serving certificate it signs for the loopback address: PEM
+/// texts of the CA, the certificate, and its key.
+fn certificates() -> (String, String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    ca.distinguished_name.push(rcgen::DnType::CommonName, "paved test registry CA");
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()]).unwrap();
+    let cert = leaf.signed_by(&key, &issuer).unwrap();
+    (ca_cert.pem(), cert.pem(), key.serialize_pem())
 }

@@ -1,0 +1,106 @@
+//! The `supply-chain` profile: where images come from, whether they are
+//! pinned, and what they carry. The content rules read what the image
+//! analysis found ([`crate::image::ImageFacts`]); where nothing is known
+//! yet they stay silent, and the surface says which images it could not
+//! analyse.
+
+use crate::eval::Ctx;
+use crate::image::{ImageContents, ImageLookup};
+use crate::node::Node;
+use crate::policy::{Applies, Doc, Raw, Rule};
+
+macro_rules! rule {
+    ($id:literal, $check:ident, $title:literal, $what:literal, $why:literal, $fix:literal) => {
+        Rule {
+            id: $id,
+            group: "supply-chain",
+            upstream: None,
+            doc: Doc { title: $title, what: $what, why: $why, fix: $fix },
+            applies: Applies::PodSpec,
+            check: $check,
+        }
+    };
+}
+
+/// Rules that need the images' contents.
+pub const READS_CONTENTS: &[&str] =
+    &["supply-chain/no-shell", "supply-chain/no-package-manager", "supply-chain/no-setuid"];
+
+pub static RULES: &[Rule] = &[
+    rule!(
+        "supply-chain/no-shell",
+        no_shell,
+        "No shell in the image",
+        "The image carries no shell (sh, bash, ash, dash, zsh, busybox and its applets) on its PATH.",
+        "A shell is not a vulnerability, but whoever gets code execution in the container uses it for everything that follows.",
+        "Build FROM a distroless or scratch base, or remove the shell in the final stage."
+    ),
+    rule!(
+        "supply-chain/no-package-manager",
+        no_package_manager,
+        "No package manager in the image",
+        "The image carries no package manager (apt, dpkg, apk, dnf, yum, rpm, pip, npm, …) on its PATH.",
+        "A package manager lets an intruder install whatever tools they need, from inside the cluster.",
+        "Install packages in a build stage and copy only the results into a distroless or scratch final stage."
+    ),
+    rule!(
+        "supply-chain/no-setuid",
+        no_setuid,
+        "No setuid or setgid files in the image",
+        "No regular file in the image has the setuid or setgid bit.",
+        "Setuid binaries are the usual way from a foothold to root inside the container.",
+        "Remove the files, or clear the bits in the Dockerfile: RUN find / -xdev -perm /6000 -type f -exec chmod a-s {} +"
+    ),
+    rule!(
+        "supply-chain/pinned-digest",
+        pinned_digest,
+        "Image pinned by digest",
+        "Every image names a digest (repo@sha256:…); a tag alone can be moved to other content.",
+        "A digest is the only reference that names exactly the bytes that were reviewed, scanned and signed.",
+        "Resolve the tag once (crane digest repo:tag) and write image: repo:tag@sha256:…"
+    ),
+];
+
+fn images<'a>(cx: &Ctx<'a>) -> impl Iterator<Item = (crate::object::Container<'a>, &'a str)> + 'a {
+    cx.pod
+        .into_iter()
+        .flat_map(|p| p.containers())
+        .filter_map(|c| c.node.get("image").and_then(Node::as_str).map(|i| (c, i)))
+}
+
+/// Reports each container whose image's `list` is not empty.
+fn carried(cx: &Ctx<'_>, out: &mut Vec<Raw>, what: &str, list: fn(&ImageContents) -> &[String]) {
+    let Some(facts) = cx.images else { return };
+    for (c, image) in images(cx) {
+        let ImageLookup::Known(contents) = facts.lookup(image) else { continue };
+        let found = list(&contents);
+        if found.is_empty() {
+            continue;
+        }
+        let shown: Vec<&str> = found.iter().take(3).map(String::as_str).collect();
+        let more = if found.len() > 3 { format!(" and {} more", found.len() - 3) } else { String::new() };
+        let message = format!("{} image {image:?} carries {what}: {}{more}", c.describe(), shown.join(", "));
+        out.push(Raw::new(c.field(&["image"]), message));
+    }
+}
+
+fn no_shell(cx: &Ctx<'_>, out: &mut Vec<Raw>) {
+    carried(cx, out, "a shell", |c| &c.shells);
+}
+
+fn no_package_manager(cx: &Ctx<'_>, out: &mut Vec<Raw>) {
+    carried(cx, out, "a package manager", |c| &c.package_managers);
+}
+
+fn no_setuid(cx: &Ctx<'_>, out: &mut Vec<Raw>) {
+    carried(cx, out, "setuid/setgid files", |c| &c.setuid);
+}
+
+fn pinned_digest(cx: &Ctx<'_>, out: &mut Vec<Raw>) {
+    for (c, image) in images(cx) {
+        if crate::image::tag_and_digest(image).1.is_none() {
+            let message = format!("{} image {image:?} is not pinned by digest; use repo:tag@sha256:…", c.describe());
+            out.push(Raw::new(c.field(&["image"]), message));
+        }
+    }
+}

@@ -1,0 +1,161 @@
+//! What images carry, for the CLI: the on-disk cache first, the registry
+//! for what is missing (unless `--offline`), each image looked up once per
+//! run. It is the [`ImageFacts`] that `check` hands the engine, and the
+//! source of `paved images --contents`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use paved_core::image::{ImageContents, ImageFacts, ImageLookup};
+use paved_image::cache::Cache;
+use paved_image::registry::{Options, Platform, Registry};
+use paved_image::{Digest, ImageReport};
+
+use crate::cli::Global;
+
+/// One image's analysis, or why there is none.
+pub type Outcome = Result<Arc<ImageReport>, String>;
+
+pub struct ImageStore {
+    /// `None` when offline.
+    registry: Option<(Registry, tokio::runtime::Runtime)>,
+    cache: Option<Cache>,
+    platform: String,
+    memo: Mutex<HashMap<String, Arc<OnceLock<Outcome>>>>,
+}
+
+impl std::fmt::Debug for ImageStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImageStore").field("online", &self.registry.is_some()).field("cache", &self.cache).finish()
+    }
+}
+
+impl ImageStore {
+    pub fn from_flags(global: &Global) -> miette::Result<ImageStore> {
+        let platform: Platform =
+            global.platform.parse().map_err(|e: String| miette::miette!(code = "paved::platform", "{e}"))?;
+        let cache = match global.image_cache.clone().or_else(Cache::default_dir) {
+            Some(dir) => match Cache::open(dir, paved_image::cache::DEFAULT_MAX_BYTES) {
+                Ok(cache) => Some(cache),
+                Err(e) => {
+                    // Analysis still works without a cache, only slower next time.
+                    eprintln!("paved: {e}; images are analysed without caching");
+                    None
+                }
+            },
+            None => None,
+        };
+        let registry = if global.offline {
+            None
+        } else {
+            let mut extra_roots = Vec::new();
+            for path in &global.registry_ca {
+                extra_roots.push(std::fs::read(path).map_err(|e| miette::miette!("{}: {e}", path.display()))?);
+            }
+            let credentials = paved_image::auth::Credentials::from_environment().map_err(|e| miette::miette!("{e}"))?;
+            let options = Options {
+                platform: platform.clone(),
+                credentials,
+                insecure: global.insecure_registry.clone(),
+                extra_roots,
+                timeout: Some(std::time::Duration::from_secs(60)),
+                ..Options::default()
+            };
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .map_err(|e| miette::miette!("cannot start the registry client: {e}"))?;
+            Some((Registry::new(options), runtime))
+        };
+        Ok(ImageStore { registry, cache, platform: platform.to_string(), memo: Mutex::default() })
+    }
+
+    /// The analysis of `image` (as a pod spec names it).
+    pub fn report(&self, image: &str) -> Outcome {
+        let cell = {
+            let mut memo = self.memo.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            Arc::clone(memo.entry(image.to_owned()).or_default())
+        };
+        cell.get_or_init(|| self.look_up(image)).clone()
+    }
+
+    /// Images that could not be analysed, with why.
+    pub fn failures(&self) -> Vec<(String, String)> {
+        let memo = self.memo.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut failed: Vec<(String, String)> = memo
+            .iter()
+            .filter_map(|(image, cell)| match cell.get() {
+                Some(Err(e)) => Some((image.clone(), e.clone())),
+                _ => None,
+            })
+            .collect();
+        failed.sort();
+        failed
+    }
+
+    fn look_up(&self, image: &str) -> Outcome {
+        let now = paved_core::Timestamp::now().to_string();
+        let cached = |digest: &Digest| self.cache.as_ref().and_then(|c| c.get(digest)).map(Arc::new);
+        let pinned = image.rsplit_once('@').and_then(|(_, d)| Digest::parse(d).ok());
+        if let Some(report) = pinned.as_ref().and_then(cached) {
+            return Ok(report);
+        }
+        let Some((registry, runtime)) = &self.registry else {
+            // Offline: what the last online run resolved this reference to.
+            let remembered = self.cache.as_ref().and_then(|c| c.resolved(image, &self.platform));
+            return remembered.as_ref().and_then(cached).ok_or_else(|| "not analysed yet, and --offline".to_owned());
+        };
+        // Online: a tag is resolved afresh (it may have moved), which costs
+        // one manifest request; the analysis itself only when not cached.
+        let outcome = std::thread::scope(|s| {
+            s.spawn(|| {
+                runtime.block_on(async {
+                    let digest = registry.resolve(image).await.map_err(|e| e.to_string())?;
+                    if let Some(report) = cached(&digest) {
+                        return Ok((report, digest));
+                    }
+                    let report = registry.analyse(image, &now).await.map_err(|e| e.to_string())?;
+                    let digest = report.digest.clone();
+                    if let Some(cache) = &self.cache
+                        && let Err(e) = cache.put(&report)
+                    {
+                        eprintln!("paved: {e}");
+                    }
+                    Ok((Arc::new(report), digest))
+                })
+            })
+            .join()
+            .unwrap_or_else(|_| Err("the analysis stopped unexpectedly".to_owned()))
+        });
+        let (report, digest) = outcome?;
+        if let Some(cache) = &self.cache {
+            let _ = cache.remember(image, &self.platform, &digest, &now);
+        }
+        Ok(report)
+    }
+}
+
+impl ImageFacts for ImageStore {
+    fn lookup(&self, image: &str) -> ImageLookup {
+        match self.report(image) {
+            Ok(report) => ImageLookup::Known(Arc::new(summary(&report))),
+            Err(_) => ImageLookup::Unknown,
+        }
+    }
+}
+
+/// What policies read of a report.
+pub fn summary(report: &ImageReport) -> ImageContents {
+    let tool = |t: &paved_image::Tool| match &t.target {
+        Some(target) => format!("{} -> {target}", t.path),
+        None => t.path.clone(),
+    };
+    let c = &report.contents;
+    ImageContents {
+        digest: report.digest.to_string(),
+        shells: c.shells.iter().map(tool).collect(),
+        package_managers: c.package_managers.iter().map(tool).collect(),
+        setuid: c.setuid.iter().map(|s| s.path.clone()).collect(),
+    }
+}

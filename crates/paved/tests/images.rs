@@ -1,0 +1,174 @@
+//! What images carry, through the real binary: `paved check` with the
+//! supply-chain profile and `paved images --contents`, against a real
+//! registry (docker-registry) holding images built here.
+
+// Test code: a failed expectation is a failed test.
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
+use std::path::Path;
+use std::process::Command;
+
+use paved_image::build::TarBuilder;
+use paved_image::test_registry::TestRegistry;
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn paved(dir: &Path, args: &[&str]) -> Run {
+    let out = Command::new(env!("CARGO_BIN_EXE_paved"))
+        .args(args)
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        // No credentials or cache of the user's leak in.
+        .env("DOCKER_CONFIG", dir.join("no-docker-config"))
+        .env_remove("PAVED_CACHE_DIR")
+        .output()
+        .expect("paved runs");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Two images: one with a shell, apt and a setuid file; one with only the app.
+fn push_images(registry: &TestRegistry) -> (String, String) {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    rt.block_on(async {
+        let fat = TarBuilder::new()
+            .file("bin/bash", 0o755, b"\x7fELF")
+            .symlink("bin/sh", "bash")
+            .file("usr/bin/apt", 0o755, b"\x7fELF")
+            .file("usr/bin/passwd", 0o4755, b"\x7fELF")
+            .file("var/lib/dpkg/status", 0o644, b"Package: bash\nStatus: install ok installed\nVersion: 5.2\n")
+            .gzip();
+        let slim = TarBuilder::new().file("app/server", 0o755, b"\x7fELF").gzip();
+        let fat = registry.push("shop/fat:1.0", &[fat], "linux", "amd64").await;
+        let slim = registry.push("shop/slim:1.0", &[slim], "linux", "amd64").await;
+        (fat, slim)
+    })
+}
+
+fn deployment(host: &str, slim_digest: &str) -> String {
+    format!(
+        "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: shop
+  namespace: shop
+spec:
+  selector: {{matchLabels: {{app: shop}}}}
+  template:
+    metadata:
+      labels: {{app: shop}}
+    spec:
+      containers:
+      - name: fat
+        image: {host}/shop/fat:1.0
+      - name: slim
+        image: {host}/shop/slim:1.0@{slim_digest}
+"
+    )
+}
+
+fn findings(run: &Run) -> Vec<String> {
+    let v: serde_json::Value =
+        serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {}{}", run.stdout, run.stderr));
+    v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["policy"].as_str().unwrap().starts_with("supply-chain/"))
+        .map(|f| {
+            format!(
+                "{} {} {}:{} {}",
+                f["policy"].as_str().unwrap(),
+                f["action"].as_str().unwrap(),
+                f["line"],
+                f["column"],
+                f["message"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn check_with_the_supply_chain_profile_reports_what_each_image_carries_online_then_offline() {
+    let Some(registry) = TestRegistry::start(None) else { return };
+    let (_, slim) = push_images(&registry);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ca.pem"), &registry.ca_pem).unwrap();
+    std::fs::write(dir.path().join("deploy.yaml"), deployment(&registry.host, &slim)).unwrap();
+    let base = ["check", "--profile", "supply-chain", "--format", "json", "--registry-ca", "ca.pem"];
+
+    let online = paved(dir.path(), &[&base[..], &["--image-cache", "cache", "deploy.yaml"]].concat());
+    assert_eq!(online.code, 1, "{}", online.stderr);
+    let fat = format!("{}/shop/fat:1.0", registry.host);
+    let expected = [
+        format!(
+            "supply-chain/no-shell warn 14:9 container \"fat\" image {fat:?} carries a shell: /bin/bash, /bin/sh -> /bin/bash"
+        ),
+        format!(
+            "supply-chain/no-package-manager warn 14:9 container \"fat\" image {fat:?} carries a package manager: /usr/bin/apt"
+        ),
+        format!(
+            "supply-chain/no-setuid warn 14:9 container \"fat\" image {fat:?} carries setuid/setgid files: /usr/bin/passwd"
+        ),
+        format!(
+            "supply-chain/pinned-digest deny 14:9 container \"fat\" image {fat:?} is not pinned by digest; use repo:tag@sha256:…"
+        ),
+    ];
+    assert_eq!(findings(&online), expected, "{}", online.stderr);
+
+    // The registry gone, the cache answers, the tag through what it last resolved to.
+    drop(registry);
+    let offline = paved(dir.path(), &[&base[..], &["--offline", "--image-cache", "cache", "deploy.yaml"]].concat());
+    assert_eq!(findings(&offline), expected, "{}", offline.stderr);
+    assert!(offline.stderr.is_empty(), "{}", offline.stderr);
+
+    // Nothing cached and offline: the content findings are missing, and paved says so.
+    let empty = paved(dir.path(), &[&base[..], &["--offline", "--image-cache", "empty", "deploy.yaml"]].concat());
+    assert_eq!(findings(&empty).len(), 1, "only pinned-digest: {:?}", findings(&empty));
+    assert!(empty.stderr.contains(&format!("paved: image {fat}: contents not known")), "{}", empty.stderr);
+}
+
+#[test]
+fn images_contents_lists_shells_package_managers_setuid_files_and_packages() {
+    let Some(registry) = TestRegistry::start(None) else { return };
+    let (fat_digest, slim) = push_images(&registry);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ca.pem"), &registry.ca_pem).unwrap();
+    std::fs::write(dir.path().join("deploy.yaml"), deployment(&registry.host, &slim)).unwrap();
+    let args = ["images", "--contents", "--registry-ca", "ca.pem", "--image-cache", "cache", "deploy.yaml"];
+
+    let text = paved(dir.path(), &args);
+    assert_eq!(text.code, 0, "{}", text.stderr);
+    let fat = text.stdout.split(&format!("{}/shop/fat:1.0", registry.host)).nth(1).unwrap();
+    assert!(fat.contains("    shells: /bin/bash, /bin/sh -> /bin/bash\n"), "{}", text.stdout);
+    assert!(fat.contains("    package managers: /usr/bin/apt\n"), "{}", text.stdout);
+    assert!(fat.contains("    setuid/setgid: /usr/bin/passwd (4755)\n"), "{}", text.stdout);
+    assert!(fat.contains("    packages: 1 (dpkg)\n"), "{}", text.stdout);
+    let slim_part = text.stdout.split("/shop/slim:1.0").nth(1).unwrap();
+    assert!(slim_part.contains("    shells: none\n"), "{}", text.stdout);
+
+    let json = paved(dir.path(), &[&["--format", "json"][..], &args[..]].concat());
+    let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    let row =
+        v["images"].as_array().unwrap().iter().find(|r| r["image"].as_str().unwrap().contains("/shop/fat:")).unwrap();
+    assert_eq!(row["contents"]["digest"], fat_digest.as_str());
+    assert_eq!(row["contents"]["contents"]["packages"][0]["name"], "bash");
+
+    // An image the registry does not have: the others still listed, the error named.
+    let missing = format!(
+        "{}\n---\napiVersion: v1\nkind: Pod\nmetadata: {{name: gone}}\nspec:\n  containers:\n  - name: c\n    image: {}/shop/gone:1\n",
+        deployment(&registry.host, &slim),
+        registry.host
+    );
+    std::fs::write(dir.path().join("deploy.yaml"), missing).unwrap();
+    let text = paved(dir.path(), &args);
+    assert!(text.stdout.contains("    not analysed: ") && text.stdout.contains("manifest unknown"), "{}", text.stdout);
+    assert!(text.stdout.contains("    shells: /bin/bash"), "{}", text.stdout);
+}
