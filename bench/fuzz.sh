@@ -6,7 +6,8 @@
 # Targets (fuzz/fuzz_targets/): load_and_check (YAML loading and the engine),
 # admission_review (AdmissionReview decoding, verdict and response),
 # kubeconfig (kubeconfig parsing and printing, seeded with the golden configurations),
-# cel_expression (CEL compiling and evaluation, seeded with the library's CEL).
+# cel_expression (CEL compiling and evaluation, seeded with the library's CEL),
+# image_layer (layer blobs: decompression, tar, whiteouts, analysis).
 # Works on the stable toolchain (RUSTC_BOOTSTRAP=1 lets cargo-fuzz pass its
 # -Z flags). Seeds come from the examples and the shared corpora. A crash
 # leaves its input in fuzz/artifacts/TARGET/ and makes this exit 1.
@@ -29,6 +30,20 @@ case "$target" in
     grep -rhoE "expression: .+$" ../shared/corpus/gatekeeper-library --include=template.yaml \
       | sed -E "s/^expression: //; s/^'(.*)'$/\1/" | sort -u \
       | while IFS= read -r e; do printf '%s' "$e" > "$seeds/seed-$i"; i=$((i + 1)); done
+    sources=(/nonexistent);;
+  image_layer)
+    # Small real layers: GNU and PAX tars, gzip and zstd, with links,
+    # long names and a setuid file.
+    tmp=$(mktemp -d)
+    mkdir -p "$tmp/root/bin" "$tmp/root/opt/$(printf 'x%.0s' {1..120})"
+    printf '\177ELF' > "$tmp/root/bin/busybox"; chmod 4755 "$tmp/root/bin/busybox"
+    ln -s busybox "$tmp/root/bin/sh"; touch "$tmp/root/bin/.wh.bash"
+    for format in gnu posix ustar; do
+      tar --format=$format -C "$tmp/root" -cf "$seeds/seed-$format.tar" . 2>/dev/null || true
+      gzip -c "$seeds/seed-$format.tar" > "$seeds/seed-$format.tar.gz"
+      zstd -q -c "$seeds/seed-$format.tar" > "$seeds/seed-$format.tar.zst" 2>/dev/null || true
+    done
+    rm -rf "$tmp"
     sources=(/nonexistent);;
   *)
     sources=(examples ../shared/corpus/pod-security/restricted/v1.37 ../shared/corpus/gatekeeper-library ../shared/corpus/k8s-api);;
