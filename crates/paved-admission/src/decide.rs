@@ -10,6 +10,7 @@ use paved_core::config::{Authority, Config};
 use paved_core::eval::Engine;
 use paved_core::eval::Foreign;
 use paved_core::exempt::{EXEMPT, EXEMPT_REASON, EXEMPT_UNTIL, pattern_covers};
+use paved_core::image::ImageFacts;
 use paved_core::node::Node;
 use paved_core::object::pod_template_path;
 use paved_core::policy::{Action, clip_chars};
@@ -47,6 +48,8 @@ pub struct Admission {
     excluded: Vec<String>,
     /// Policies in other languages (Gatekeeper), added to every namespace's engine.
     foreign: Vec<Arc<dyn Foreign>>,
+    /// What images carry, for the supply-chain content rules of every namespace's engine.
+    images: Option<Arc<dyn ImageFacts>>,
 }
 
 /// What a webhook asks about. `paved install` registers two webhooks, so that
@@ -205,8 +208,26 @@ impl Admission {
             engines: Mutex::new(HashMap::new()),
             excluded,
             foreign,
+            images: None,
             config,
         })
+    }
+
+    /// Gives every namespace's engine what images carry (see
+    /// [`Engine::with_images`]); only engines whose profile reads image
+    /// contents ever ask.
+    pub fn with_images(mut self, facts: Arc<dyn ImageFacts>) -> Admission {
+        self.default = Arc::new((*self.default).clone().with_images(Arc::clone(&facts)));
+        self.engines = Mutex::new(HashMap::new());
+        self.images = Some(facts);
+        self
+    }
+
+    /// Whether some engine built so far reads image contents: the
+    /// cluster default, or a namespace's.
+    pub fn needs_image_contents(&self) -> bool {
+        self.default.needs_image_contents()
+            || self.engines.lock().is_ok_and(|engines| engines.values().any(|e| e.needs_image_contents()))
     }
 
     /// Whether `paved serve` leaves this namespace alone (its own, kube-system).
@@ -465,7 +486,13 @@ impl Admission {
         };
         let profile = labels.profile_ref(self.default_profile.as_deref().or(self.config.profile.as_deref()));
         let engine = match Engine::new(&self.config, profile.as_deref(), mode) {
-            Ok(engine) => Arc::new(engine.with_foreign(self.foreign.iter().cloned())),
+            Ok(engine) => {
+                let engine = engine.with_foreign(self.foreign.iter().cloned());
+                Arc::new(match &self.images {
+                    Some(facts) => engine.with_images(Arc::clone(facts)),
+                    None => engine,
+                })
+            }
             Err(e) => {
                 warnings.push(format!("paved: namespace label {PROFILE_LABEL}: {e}; using the cluster default"));
                 return Arc::clone(&self.default);

@@ -155,7 +155,8 @@ impl Engine {
             (rule.check)(&cx, &mut raws);
             for raw in raws.drain(..) {
                 // Exemption hygiene findings cannot themselves be exempted.
-                push(rule.id.into(), rule.group != "paved", *action, raw.message, raw.path);
+                let action = raw.at_most.map_or(*action, |cap| cap.min(*action));
+                push(rule.id.into(), rule.group != "paved", action, raw.message, raw.path);
             }
         }
         for foreign in &self.foreign {
@@ -214,6 +215,66 @@ mod tests {
                 path: FieldPath::root().key("metadata"),
             }]
         }
+    }
+
+    /// Answers by image reference: `shell:…` carries /bin/sh, `clean:…`
+    /// nothing, `busy:…` is being analysed, `broken:…` failed.
+    #[derive(Debug)]
+    struct Facts;
+
+    impl ImageFacts for Facts {
+        fn lookup(&self, image: &str) -> crate::image::ImageLookup {
+            use crate::image::{ImageContents, ImageLookup};
+            let contents = |shells: Vec<String>| {
+                ImageLookup::Known(std::sync::Arc::new(ImageContents { shells, ..ImageContents::default() }))
+            };
+            match image.split_once(':').map(|(r, _)| r) {
+                Some("shell") => contents(vec!["/bin/sh".into()]),
+                Some("clean") => contents(Vec::new()),
+                Some("busy") => ImageLookup::Pending,
+                Some("broken") => ImageLookup::Failed("not authorized".into()),
+                _ => ImageLookup::Unknown,
+            }
+        }
+    }
+
+    #[test]
+    fn image_contents_deny_only_when_known() {
+        let mut config = Config::default();
+        config.policies.insert("supply-chain/no-shell".into(), "deny".into());
+        let engine = Engine::new(&config, Some("supply-chain"), Mode::Enforce)
+            .expect("profile")
+            .with_images(std::sync::Arc::new(Facts));
+        let shell = |image: &str| {
+            let pod = serde_json::json!({
+                "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+                "spec": {"containers": [{"name": "c", "image": image}]}
+            });
+            let found = engine.evaluate(&Node::from_json(&pod), Timestamp::UNIX_EPOCH);
+            found.into_iter().find(|f| f.policy == "supply-chain/no-shell").map(|f| (f.action, f.message))
+        };
+        let (action, message) = shell("shell:1").expect("a shell is found");
+        assert_eq!(action, Action::Deny);
+        assert!(message.contains("carries a shell: /bin/sh"), "{message}");
+        assert_eq!(shell("clean:1"), None);
+        assert_eq!(shell("other:1"), None, "nothing known, nothing said");
+        let (action, message) = shell("busy:1").expect("a note while analysing");
+        assert_eq!(action, Action::Warn, "never refused before the contents are known");
+        assert!(message.contains("is being analysed"), "{message}");
+        let (action, message) = shell("broken:1").expect("a note on failure");
+        assert_eq!(action, Action::Warn);
+        assert!(
+            message.contains("could not be analysed") && message.contains("not checked: not authorized (broken:1)"),
+            "{message}"
+        );
+        // Audit stays audit: the cap lowers, never raises.
+        let audit = Engine::new(&config, Some("supply-chain"), Mode::Audit).expect("profile");
+        let audit = audit.with_images(std::sync::Arc::new(Facts));
+        let pod = serde_json::json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+            "spec": {"containers": [{"name": "c", "image": "busy:1"}]}});
+        let found = audit.evaluate(&Node::from_json(&pod), Timestamp::UNIX_EPOCH);
+        let f = found.iter().find(|f| f.policy == "supply-chain/no-shell").expect("noted");
+        assert_eq!(f.action, Action::Audit);
     }
 
     #[test]

@@ -124,8 +124,11 @@ pub enum ImageLookup {
     Known(std::sync::Arc<ImageContents>),
     /// Being analysed: no verdict yet.
     Pending,
-    /// Not analysed, and not going to be now (offline, or the analysis failed).
+    /// Not analysed, and not going to be now (offline).
     Unknown,
+    /// The analysis failed, for this reason (the registry refused, a layer
+    /// is corrupt): the surface may say so.
+    Failed(std::sync::Arc<str>),
 }
 
 /// Looks up image contents by the reference a pod spec names. Surfaces

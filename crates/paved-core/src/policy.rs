@@ -108,11 +108,21 @@ pub enum Applies {
 pub struct Raw {
     pub path: FieldPath,
     pub message: String,
+    /// The strongest action this report may take, whatever the policy's:
+    /// a rule that cannot judge yet (an image still being analysed) warns
+    /// rather than refuses.
+    pub at_most: Option<Action>,
 }
 
 impl Raw {
     pub fn new(path: FieldPath, message: impl Into<String>) -> Raw {
-        Raw { path, message: message.into() }
+        Raw { path, message: message.into(), at_most: None }
+    }
+
+    /// This report never goes beyond `action`.
+    pub fn at_most(mut self, action: Action) -> Raw {
+        self.at_most = Some(action);
+        self
     }
 }
 

@@ -46,6 +46,24 @@ pub struct ImageReport {
     pub analysed_at: String,
 }
 
+impl ImageReport {
+    /// What policies read of the report: each tool as `path -> target`
+    /// when it is a link, the setuid and setgid files by path.
+    pub fn summary(&self) -> paved_core::image::ImageContents {
+        let tool = |t: &Tool| match &t.target {
+            Some(target) => format!("{} -> {target}", t.path),
+            None => t.path.clone(),
+        };
+        let c = &self.contents;
+        paved_core::image::ImageContents {
+            digest: self.digest.to_string(),
+            shells: c.shells.iter().map(tool).collect(),
+            package_managers: c.package_managers.iter().map(tool).collect(),
+            setuid: c.setuid.iter().map(|s| s.path.clone()).collect(),
+        }
+    }
+}
+
 /// A layer that could not be read, and which one.
 #[derive(Debug, thiserror::Error)]
 #[error("layer {number} of {count} ({digest}): {source}")]

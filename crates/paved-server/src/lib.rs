@@ -7,6 +7,7 @@
 
 pub mod certs;
 pub mod http;
+pub mod images;
 pub mod metrics;
 pub mod reload;
 pub mod tls;
@@ -57,6 +58,9 @@ pub struct Options {
     pub drain: Duration,
     /// Serve `/allow`, an always-allow endpoint that is the benchmark's floor.
     pub floor_endpoint: bool,
+    /// What images carry, for the supply-chain content rules; `None`:
+    /// those rules find nothing.
+    pub images: Option<Arc<images::Analyses>>,
 }
 
 impl Options {
@@ -74,6 +78,7 @@ impl Options {
             reload_every: Duration::from_secs(2),
             drain: Duration::from_secs(20),
             floor_endpoint: false,
+            images: None,
         }
     }
 
@@ -123,7 +128,13 @@ impl Shared {
         Shared {
             admission: ArcSwap::from_pointee(admission),
             cluster: RwLock::new(ClusterState::default()),
-            metrics: Metrics::default(),
+            metrics: {
+                let mut metrics = Metrics::default();
+                if let Some(images) = &options.images {
+                    metrics.register_images(images.counts.clone());
+                }
+                metrics
+            },
             certs: Arc::new(tls::CertStore::default()),
             synced: AtomicBool::new(false),
             draining: AtomicBool::new(false),
@@ -171,6 +182,10 @@ pub fn compile_with_inventory(
         policies.into_foreign(),
     )
     .map_err(|e| e.to_string())?;
+    let admission = match &options.images {
+        Some(images) => admission.with_images(Arc::clone(images) as Arc<dyn paved_core::image::ImageFacts>),
+        None => admission,
+    };
     Ok((admission, plan))
 }
 

@@ -85,6 +85,11 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Counts of the background image analyses, by result.
+    pub fn register_images(&mut self, counts: Family<ResultLabels, Counter>) {
+        self.registry.register("image_analyses", "Background image analyses, by result", counts);
+    }
+
     pub fn reject(&self, reason: &'static str) {
         self.rejected.get_or_create(&ResultLabels { result: reason }).inc();
     }

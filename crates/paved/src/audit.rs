@@ -129,6 +129,7 @@ pub fn run(
     config: Config,
     profile: Option<&str>,
     foreign: Vec<std::sync::Arc<dyn paved_core::eval::Foreign>>,
+    global: &crate::cli::Global,
 ) -> miette::Result<u8> {
     if !matches!(format, Format::Text | Format::Json | Format::Sarif) {
         return Err(miette::miette!(code = "paved::format", "paved audit writes text, json or sarif, not {format:?}"));
@@ -161,6 +162,20 @@ pub fn run(
                 ));
             }
         }
+        // Registries are contacted only when some namespace's profile reads
+        // image contents; then from the cache first, as in `check`.
+        let mut unused = Vec::new();
+        let needs_images = admission.needs_image_contents()
+            || cluster.namespaces.values().any(|l| admission.engine_for(Some(l), &mut unused).needs_image_contents());
+        let store = if needs_images {
+            Some(std::sync::Arc::new(crate::image_store::ImageStore::from_flags(global)?))
+        } else {
+            None
+        };
+        let admission = match &store {
+            Some(store) => admission.with_images(store.clone()),
+            None => admission,
+        };
         let now = paved_core::Timestamp::now();
         let mut audit = Audit::new(&admission, &cluster, now, args.max_listed);
         let mut kinds = Vec::new();
@@ -177,6 +192,9 @@ pub fn run(
         }
         progress.done();
         let report = audit.finish();
+        for (image, why) in store.map(|s| s.failures()).unwrap_or_default() {
+            problems.push(format!("image {image}: contents not known, its supply-chain findings are missing: {why}"));
+        }
         if args.write_reports {
             let written = write_reports(&client, &report, args.max_listed, now).await;
             problems.extend(written);

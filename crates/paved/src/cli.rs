@@ -230,6 +230,16 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 512)]
     pub max_in_flight: usize,
 
+    /// Image analyses run at a time in the background (for the supply-chain
+    /// content rules; admission never waits for them).
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub image_workers: usize,
+
+    /// Images waiting for analysis; beyond, an image is asked for again at
+    /// its next admission.
+    #[arg(long, default_value_t = 256, value_name = "N")]
+    pub image_queue: usize,
+
     /// Also serve /allow, an always-allow endpoint: the floor for benchmarks.
     #[arg(long, hide = true)]
     pub floor_endpoint: bool,

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use paved_core::image::{ImageContents, ImageFacts, ImageLookup};
+use paved_core::image::{ImageFacts, ImageLookup};
 use paved_image::cache::Cache;
 use paved_image::registry::{Options, Platform, Registry};
 use paved_image::{Digest, ImageReport};
@@ -32,8 +32,7 @@ impl std::fmt::Debug for ImageStore {
 
 impl ImageStore {
     pub fn from_flags(global: &Global) -> miette::Result<ImageStore> {
-        let platform: Platform =
-            global.platform.parse().map_err(|e: String| miette::miette!(code = "paved::platform", "{e}"))?;
+        let platform = platform(global)?;
         let cache = match global.image_cache.clone().or_else(Cache::default_dir) {
             Some(dir) => match Cache::open(dir, paved_image::cache::DEFAULT_MAX_BYTES) {
                 Ok(cache) => Some(cache),
@@ -48,25 +47,12 @@ impl ImageStore {
         let registry = if global.offline {
             None
         } else {
-            let mut extra_roots = Vec::new();
-            for path in &global.registry_ca {
-                extra_roots.push(std::fs::read(path).map_err(|e| miette::miette!("{}: {e}", path.display()))?);
-            }
-            let credentials = paved_image::auth::Credentials::from_environment().map_err(|e| miette::miette!("{e}"))?;
-            let options = Options {
-                platform: platform.clone(),
-                credentials,
-                insecure: global.insecure_registry.clone(),
-                extra_roots,
-                timeout: Some(std::time::Duration::from_secs(60)),
-                ..Options::default()
-            };
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
                 .enable_all()
                 .build()
                 .map_err(|e| miette::miette!("cannot start the registry client: {e}"))?;
-            Some((Registry::new(options), runtime))
+            Some((Registry::new(registry_options(global, platform.clone())?), runtime))
         };
         Ok(ImageStore { registry, cache, platform: platform.to_string(), memo: Mutex::default() })
     }
@@ -136,26 +122,44 @@ impl ImageStore {
     }
 }
 
+impl Drop for ImageStore {
+    /// The store may be dropped inside another runtime (`audit` runs in
+    /// one), where dropping a runtime the usual way would panic.
+    fn drop(&mut self) {
+        if let Some((_, runtime)) = self.registry.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
 impl ImageFacts for ImageStore {
     fn lookup(&self, image: &str) -> ImageLookup {
         match self.report(image) {
-            Ok(report) => ImageLookup::Known(Arc::new(summary(&report))),
+            Ok(report) => ImageLookup::Known(Arc::new(report.summary())),
             Err(_) => ImageLookup::Unknown,
         }
     }
 }
 
-/// What policies read of a report.
-pub fn summary(report: &ImageReport) -> ImageContents {
-    let tool = |t: &paved_image::Tool| match &t.target {
-        Some(target) => format!("{} -> {target}", t.path),
-        None => t.path.clone(),
-    };
-    let c = &report.contents;
-    ImageContents {
-        digest: report.digest.to_string(),
-        shells: c.shells.iter().map(tool).collect(),
-        package_managers: c.package_managers.iter().map(tool).collect(),
-        setuid: c.setuid.iter().map(|s| s.path.clone()).collect(),
+/// The registry client's options from the global flags: platform, extra
+/// CAs, plain-HTTP registries, and the logins of the docker configuration.
+pub fn registry_options(global: &Global, platform: Platform) -> miette::Result<Options> {
+    let mut extra_roots = Vec::new();
+    for path in &global.registry_ca {
+        extra_roots.push(std::fs::read(path).map_err(|e| miette::miette!("{}: {e}", path.display()))?);
     }
+    let credentials = paved_image::auth::Credentials::from_environment().map_err(|e| miette::miette!("{e}"))?;
+    Ok(Options {
+        platform,
+        credentials,
+        insecure: global.insecure_registry.clone(),
+        extra_roots,
+        timeout: Some(std::time::Duration::from_secs(60)),
+        ..Options::default()
+    })
+}
+
+/// `--platform`, checked.
+pub fn platform(global: &Global) -> miette::Result<Platform> {
+    global.platform.parse().map_err(|e: String| miette::miette!(code = "paved::platform", "{e}"))
 }

@@ -8,6 +8,7 @@ use base64::Engine as _;
 use paved_admission::locks::{LOCK, LOCKABLE};
 use paved_core::config::Config;
 use paved_server::ALWAYS_EXCLUDED;
+use paved_server::images;
 use serde_json::{Value, json};
 
 /// Kinds the policies webhook is asked about: every kind a native rule judges.
@@ -72,6 +73,10 @@ impl Install {
             let resources: Vec<&str> = LOCKABLE.iter().filter(|r| r.group == group).map(|r| r.resource).collect();
             rbac_rules.push(json!({"apiGroups": [group], "resources": resources, "verbs": ["list", "watch"]}));
         }
+        // Image analyses, shared between replicas: paved writes them, and is
+        // the only one that should (an analysis vouches for an image).
+        rbac_rules.push(json!({"apiGroups": [images::GROUP], "resources": [images::PLURAL],
+            "verbs": ["get", "list", "watch", "create", "patch"]}));
         let judged: Vec<Value> = JUDGED
             .iter()
             .map(|(group, version, resources)| {
@@ -80,6 +85,7 @@ impl Install {
             })
             .collect();
         vec![
+            image_analysis_crd(),
             json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": {
                 "pod-security.kubernetes.io/enforce": "restricted",
                 "pod-security.kubernetes.io/enforce-version": "latest"}}}),
@@ -178,6 +184,70 @@ impl Install {
             },
         }})
     }
+}
+
+/// The `ImageAnalysis` kind: one cluster-scoped object per image digest,
+/// in which `paved serve` shares what an image carries with its other
+/// replicas (see paved-server's `images`); `kubectl get imageanalyses`
+/// shows them.
+fn image_analysis_crd() -> Value {
+    let paths = |what: &str| {
+        json!({"type": "array", "description": what, "maxItems": 64,
+               "items": {"type": "string", "maxLength": 512}})
+    };
+    let count = |what: &str| json!({"type": "integer", "minimum": 0, "description": what});
+    let column = |name: &str, kind: &str, path: &str| json!({"name": name, "type": kind, "jsonPath": path});
+    json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+    "metadata": {"name": format!("{}.{}", images::PLURAL, images::GROUP),
+        "labels": {"app.kubernetes.io/name": NAME, "app.kubernetes.io/component": "webhook"}},
+    "spec": {
+        "group": images::GROUP,
+        "scope": "Cluster",
+        "names": {"kind": images::KIND, "listKind": format!("{}List", images::KIND), "plural": images::PLURAL,
+            "singular": "imageanalysis"},
+        "versions": [{
+            "name": images::VERSION,
+            "served": true,
+            "storage": true,
+            "additionalPrinterColumns": [
+                column("Platform", "string", ".spec.platform"),
+                column("Shells", "string", ".spec.shells"),
+                column("Package-Managers", "string", ".spec.packageManagers"),
+                column("Setuid", "string", ".spec.setuid"),
+                column("Packages", "integer", ".spec.packages"),
+                column("Analysed", "date", ".spec.analysedAt"),
+            ],
+            "schema": {"openAPIV3Schema": {
+                "type": "object",
+                "description": "What one image manifest carries, as paved's layer analysis found. Named after its digest (sha256-<hex>).",
+                "required": ["spec"],
+                "properties": {
+                    "apiVersion": {"type": "string"},
+                    "kind": {"type": "string"},
+                    "metadata": {"type": "object"},
+                    "spec": {
+                        "type": "object",
+                        "required": ["digest", "analysisVersion"],
+                        "properties": {
+                            "digest": {"type": "string", "pattern": "^sha(256|512):[0-9a-f]+$",
+                                "description": "The platform manifest's digest."},
+                            "platform": {"type": "string", "description": "os/arch[/variant]"},
+                            "analysisVersion": count("paved's analysis version; other versions' results are redone."),
+                            "analysedAt": {"type": "string", "format": "date-time"},
+                            "layers": count("Layers."),
+                            "files": count("Entries in the final filesystem."),
+                            "bytes": count("Bytes of regular files in the final filesystem."),
+                            "packages": count("Packages in the dpkg and apk inventories."),
+                            "shells": paths("Shells on the PATH, as path -> target for links."),
+                            "packageManagers": paths("Package managers on the PATH."),
+                            "interpreters": paths("Interpreters on the PATH."),
+                            "setuid": paths("Files with the setuid or setgid bit."),
+                        },
+                    },
+                },
+            }},
+        }],
+    }})
 }
 
 /// The locks webhook's CEL match condition: only requests that could touch a

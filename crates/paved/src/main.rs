@@ -65,7 +65,8 @@ fn run(cli: Cli) -> miette::Result<u8> {
         Command::Audit(args) => {
             let (policies, problems) = foreign_policies(&config, config_path.as_deref(), &cli.global);
             let foreign = policies.into_foreign();
-            let code = audit::run(args, cli.global.format, config, cli.global.profile.as_deref(), foreign)?;
+            let code =
+                audit::run(args, cli.global.format, config, cli.global.profile.as_deref(), foreign, &cli.global)?;
             return Ok(if problems.is_empty() { code } else { EXIT_BAD_INPUT });
         }
         Command::Config(cli::ConfigCommand::View { kubeconfig }) => return config_view(kubeconfig.clone()),

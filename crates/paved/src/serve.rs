@@ -16,6 +16,21 @@ pub fn run(args: &ServeArgs, global: &Global, config: Option<PathBuf>) -> miette
     options.namespace = args.namespace.clone();
     options.max_in_flight = args.max_in_flight.max(1);
     options.floor_endpoint = args.floor_endpoint;
+    // Images are analysed in the background unless --offline; then only
+    // what other replicas share through the cluster is known.
+    let registry = if global.offline {
+        None
+    } else {
+        let platform = crate::image_store::platform(global)?;
+        Some(paved_image::registry::Registry::new(crate::image_store::registry_options(global, platform)?))
+    };
+    let image_options = paved_server::images::ImageOptions {
+        workers: args.image_workers.max(1),
+        queue: args.image_queue.max(1),
+        ..paved_server::images::ImageOptions::default()
+    };
+    let analyses = std::sync::Arc::new(paved_server::images::Analyses::new(image_options, registry.is_some()));
+    options.images = Some(std::sync::Arc::clone(&analyses));
     let no_cluster = args.no_cluster;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -26,6 +41,7 @@ pub fn run(args: &ServeArgs, global: &Global, config: Option<PathBuf>) -> miette
         if no_cluster {
             // Without a cluster there are no caches to wait for.
             server.shared.synced.store(true, std::sync::atomic::Ordering::Release);
+            analyses.spawn(registry, None);
         } else {
             let client = kube::Client::try_default().await.map_err(|e| {
                 miette::miette!(
@@ -34,7 +50,8 @@ pub fn run(args: &ServeArgs, global: &Global, config: Option<PathBuf>) -> miette
                     "cannot reach the Kubernetes API: {e}"
                 )
             })?;
-            paved_server::watch::spawn(client, &server.shared);
+            paved_server::watch::spawn(client.clone(), &server.shared);
+            analyses.spawn(registry, Some(client));
         }
         if let Some(addr) = server.local_addr() {
             tracing::info!(%addr, "serving admission reviews");

@@ -6,7 +6,6 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::sync::Arc;
 
 mod support;
 
@@ -103,28 +102,6 @@ fn cluster() -> FixtureCluster {
     f
 }
 
-struct Started {
-    fixture: Arc<FixtureCluster>,
-    _runtime: tokio::runtime::Runtime,
-}
-
-fn start(fixture: FixtureCluster, dir: &Path) -> Started {
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-    let fixture = Arc::new(fixture);
-    let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
-    let addr = listener.local_addr().unwrap();
-    runtime.spawn(Arc::clone(&fixture).serve(listener));
-    std::fs::create_dir_all(dir.join(".kube")).unwrap();
-    std::fs::write(
-        dir.join(".kube/config"),
-        format!(
-            "current-context: fx\nclusters:\n- name: fx\n  cluster: {{server: \"http://{addr}\"}}\nusers:\n- name: u\n  user: {{token: t}}\ncontexts:\n- name: fx\n  context: {{cluster: fx, user: u}}\n"
-        ),
-    )
-    .unwrap();
-    Started { fixture, _runtime: runtime }
-}
-
 fn report(run: &Run) -> Value {
     serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", run.stdout, run.stderr))
 }
@@ -132,7 +109,7 @@ fn report(run: &Run) -> Value {
 #[test]
 fn audit_judges_each_namespace_with_its_profile_and_mode() {
     let dir = tempfile::tempdir().unwrap();
-    let _fx = start(cluster(), dir.path());
+    let _fx = support::start_cluster(cluster(), dir.path());
     let run = paved(dir.path(), &["audit", "--format", "json", "--page-size", "3"]);
     assert_eq!(run.code, 1, "Deny findings exit 1: {}", run.stderr);
     let doc = report(&run);
@@ -178,7 +155,7 @@ fn forbidden_and_expired_lists_are_reported_never_fatal() {
     let mut fixture = cluster();
     fixture.forbidden.insert("/api/v1/configmaps".into());
     fixture.expire_from_page.insert("/apis/apps/v1/deployments".into(), 2);
-    let _fx = start(fixture, dir.path());
+    let _fx = support::start_cluster(fixture, dir.path());
     let run = paved(dir.path(), &["audit", "--page-size", "3"]);
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert!(run.stdout.contains("forbidden configmaps: "), "{}", run.stdout);
@@ -195,7 +172,7 @@ fn forbidden_and_expired_lists_are_reported_never_fatal() {
 #[test]
 fn write_reports_applies_capped_policy_reports() {
     let dir = tempfile::tempdir().unwrap();
-    let fx = start(cluster(), dir.path());
+    let fx = support::start_cluster(cluster(), dir.path());
     let run = paved(dir.path(), &["audit", "--write-reports", "--max-listed", "2", "--format", "json"]);
     assert_eq!(run.code, 1, "{}", run.stderr);
     let writes: Vec<_> = fx.fixture.requests().into_iter().filter(|s| s.method == "PATCH").collect();
@@ -218,7 +195,7 @@ fn write_reports_applies_capped_policy_reports() {
 #[test]
 fn namespace_flag_audits_one_namespace() {
     let dir = tempfile::tempdir().unwrap();
-    let _fx = start(cluster(), dir.path());
+    let _fx = support::start_cluster(cluster(), dir.path());
     let run = paved(dir.path(), &["audit", "-n", "lenient", "--format", "json"]);
     assert_eq!(run.code, 0, "only Audit findings in lenient: {}", run.stderr);
     let ns = report(&run)["report"]["namespaces"].as_object().cloned().unwrap();
@@ -228,7 +205,7 @@ fn namespace_flag_audits_one_namespace() {
 #[test]
 fn images_from_the_cluster_name_workloads_and_running_digests() {
     let dir = tempfile::tempdir().unwrap();
-    let _fx = start(cluster(), dir.path());
+    let _fx = support::start_cluster(cluster(), dir.path());
     let run = paved(dir.path(), &["images", "--cluster", "--format", "json"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let images = report(&run)["images"].as_array().cloned().unwrap();
@@ -248,7 +225,7 @@ fn images_from_the_cluster_name_workloads_and_running_digests() {
 #[test]
 fn sarif_report_is_valid_and_names_objects() {
     let dir = tempfile::tempdir().unwrap();
-    let _fx = start(cluster(), dir.path());
+    let _fx = support::start_cluster(cluster(), dir.path());
     let run = paved(dir.path(), &["audit", "--format", "sarif"]);
     assert_eq!(run.code, 1, "{}", run.stderr);
     let log = report(&run);

@@ -8,6 +8,8 @@
 use std::path::Path;
 use std::process::Command;
 
+mod support;
+
 use paved_image::build::TarBuilder;
 use paved_image::test_registry::TestRegistry;
 
@@ -25,6 +27,9 @@ fn paved(dir: &Path, args: &[&str]) -> Run {
         // No credentials or cache of the user's leak in.
         .env("DOCKER_CONFIG", dir.join("no-docker-config"))
         .env_remove("PAVED_CACHE_DIR")
+        // A cluster, when a test starts one, is found through dir/.kube/config.
+        .env("HOME", dir)
+        .env_remove("KUBECONFIG")
         .output()
         .expect("paved runs");
     Run {
@@ -109,13 +114,13 @@ fn check_with_the_supply_chain_profile_reports_what_each_image_carries_online_th
     let fat = format!("{}/shop/fat:1.0", registry.host);
     let expected = [
         format!(
-            "supply-chain/no-shell warn 14:9 container \"fat\" image {fat:?} carries a shell: /bin/bash, /bin/sh -> /bin/bash"
+            "supply-chain/no-shell warn 14:9 container \"fat\"'s image carries a shell: /bin/bash, /bin/sh -> /bin/bash ({fat})"
         ),
         format!(
-            "supply-chain/no-package-manager warn 14:9 container \"fat\" image {fat:?} carries a package manager: /usr/bin/apt"
+            "supply-chain/no-package-manager warn 14:9 container \"fat\"'s image carries a package manager: /usr/bin/apt ({fat})"
         ),
         format!(
-            "supply-chain/no-setuid warn 14:9 container \"fat\" image {fat:?} carries setuid/setgid files: /usr/bin/passwd"
+            "supply-chain/no-setuid warn 14:9 container \"fat\"'s image carries setuid/setgid files: /usr/bin/passwd ({fat})"
         ),
         format!(
             "supply-chain/pinned-digest deny 14:9 container \"fat\" image {fat:?} is not pinned by digest; use repo:tag@sha256:…"
@@ -171,4 +176,69 @@ fn images_contents_lists_shells_package_managers_setuid_files_and_packages() {
     let text = paved(dir.path(), &args);
     assert!(text.stdout.contains("    not analysed: ") && text.stdout.contains("manifest unknown"), "{}", text.stdout);
     assert!(text.stdout.contains("    shells: /bin/bash"), "{}", text.stdout);
+}
+
+/// `paved audit` reads image contents only where a namespace's profile
+/// asks, from the registry and then from the cache, and says which images
+/// it could not analyse.
+#[test]
+fn audit_reads_image_contents_where_a_namespace_profile_asks() {
+    let Some(registry) = TestRegistry::start(None) else { return };
+    push_images(&registry);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ca.pem"), &registry.ca_pem).unwrap();
+    let mut fixture = paved_cluster::fixture::FixtureCluster::default();
+    for (ns, labels) in
+        [("shop", serde_json::json!({"paved.dev/profile": "supply-chain"})), ("plain", serde_json::json!({}))]
+    {
+        fixture.add("/api/v1/namespaces", serde_json::json!({"metadata": {"name": ns, "labels": labels}}));
+        fixture.add(
+            "/apis/apps/v1/deployments",
+            serde_json::json!({"metadata": {"name": "web", "namespace": ns},
+                "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": {"metadata": {"labels": {"app": "web"}},
+                    "spec": {"containers": [{"name": "fat", "image": format!("{}/shop/fat:1.0", registry.host)}]}}}}),
+        );
+    }
+    let _cluster = support::start_cluster(fixture, dir.path());
+    let audit = |extra: &[&str]| {
+        let run = paved(dir.path(), &[&["audit", "--format", "json", "--registry-ca", "ca.pem"], extra].concat());
+        let doc: serde_json::Value =
+            serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {}{}", run.stdout, run.stderr));
+        doc
+    };
+    let policies = |doc: &serde_json::Value, ns: &str| -> Vec<String> {
+        let faults = doc["report"]["namespaces"][ns]["faults"].as_array().cloned().unwrap_or_default();
+        let mut policies: Vec<String> = faults
+            .iter()
+            .filter_map(|f| f["policy"].as_str().map(str::to_owned))
+            .filter(|p| p.starts_with("supply-chain/"))
+            .collect();
+        policies.sort();
+        policies
+    };
+    let online = audit(&["--image-cache", "cache"]);
+    let expected = [
+        "supply-chain/no-package-manager",
+        "supply-chain/no-setuid",
+        "supply-chain/no-shell",
+        "supply-chain/pinned-digest",
+    ];
+    assert_eq!(policies(&online, "shop"), expected, "{online:#}");
+    assert!(policies(&online, "plain").is_empty(), "the default profile reads no image contents");
+    let image_problems = |doc: &serde_json::Value| -> Vec<String> {
+        let problems = doc["problems"].as_array().cloned().unwrap_or_default();
+        problems.iter().filter_map(|p| p.as_str()).filter(|p| p.starts_with("image ")).map(str::to_owned).collect()
+    };
+    assert!(image_problems(&online).is_empty(), "{}", online["problems"]);
+
+    // Offline, from the cache; with an empty cache, said to be missing.
+    assert_eq!(policies(&audit(&["--offline", "--image-cache", "cache"]), "shop"), expected);
+    let empty = audit(&["--offline", "--image-cache", "empty"]);
+    assert_eq!(policies(&empty, "shop"), ["supply-chain/pinned-digest"]);
+    let problems = image_problems(&empty);
+    assert_eq!(problems.len(), 1, "one problem per image, not per object: {problems:?}");
+    assert!(
+        problems[0].contains("shop/fat:1.0: contents not known") && problems[0].contains("--offline"),
+        "{problems:?}"
+    );
 }

@@ -65,6 +65,7 @@ fn installed_manifests_have_everything_a_safe_webhook_needs() {
     let docs = docs(&install(&[]));
     let kinds: Vec<&str> = docs.iter().map(|d| d["kind"].as_str().unwrap()).collect();
     for kind in [
+        "CustomResourceDefinition",
         "Namespace",
         "ServiceAccount",
         "ClusterRole",
@@ -81,10 +82,13 @@ fn installed_manifests_have_everything_a_safe_webhook_needs() {
     assert_eq!(deployment["spec"]["replicas"], 2);
     assert!(deployment["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"].is_object());
     assert_eq!(find(&docs, "PodDisruptionBudget", "paved")["spec"]["minAvailable"], 1);
-    // Least privilege: reading only, and no Secrets.
+    // Least privilege: reading only, but for paved's own image analyses; no Secrets.
     for rule in find(&docs, "ClusterRole", "paved")["rules"].as_array().unwrap() {
+        let own = rule["apiGroups"] == serde_json::json!(["paved.dev"]);
         for verb in rule["verbs"].as_array().unwrap() {
-            assert!(["get", "list", "watch"].contains(&verb.as_str().unwrap()), "{rule}");
+            let allowed: &[&str] =
+                if own { &["get", "list", "watch", "create", "patch"] } else { &["get", "list", "watch"] };
+            assert!(allowed.contains(&verb.as_str().unwrap()), "{rule}");
         }
         assert!(!rule["resources"].as_array().unwrap().iter().any(|r| r == "secrets" || r == "*"), "{rule}");
     }

@@ -7,7 +7,7 @@
 use crate::eval::Ctx;
 use crate::image::{ImageContents, ImageLookup};
 use crate::node::Node;
-use crate::policy::{Applies, Doc, Raw, Rule};
+use crate::policy::{Action, Applies, Doc, Raw, Rule};
 
 macro_rules! rule {
     ($id:literal, $check:ident, $title:literal, $what:literal, $why:literal, $fix:literal) => {
@@ -72,14 +72,31 @@ fn images<'a>(cx: &Ctx<'a>) -> impl Iterator<Item = (crate::object::Container<'a
 fn carried(cx: &Ctx<'_>, out: &mut Vec<Raw>, what: &str, list: fn(&ImageContents) -> &[String]) {
     let Some(facts) = cx.images else { return };
     for (c, image) in images(cx) {
-        let ImageLookup::Known(contents) = facts.lookup(image) else { continue };
+        let contents = match facts.lookup(image) {
+            ImageLookup::Known(contents) => contents,
+            ImageLookup::Unknown => continue,
+            // Not knowing is no reason to refuse (admission must not wait on a
+            // registry), but it is worth saying: at most a warning.
+            ImageLookup::Pending => {
+                let message = format!("{}'s image is being analysed; {what} not checked yet ({image})", c.describe());
+                out.push(Raw::new(c.field(&["image"]), message).at_most(Action::Warn));
+                continue;
+            }
+            ImageLookup::Failed(why) => {
+                let message =
+                    format!("{}'s image could not be analysed, {what} not checked: {why} ({image})", c.describe());
+                out.push(Raw::new(c.field(&["image"]), message).at_most(Action::Warn));
+                continue;
+            }
+        };
         let found = list(&contents);
         if found.is_empty() {
             continue;
         }
         let shown: Vec<&str> = found.iter().take(3).map(String::as_str).collect();
         let more = if found.len() > 3 { format!(" and {} more", found.len() - 3) } else { String::new() };
-        let message = format!("{} image {image:?} carries {what}: {}{more}", c.describe(), shown.join(", "));
+        // The facts first: the reference (long, with a digest) may be clipped.
+        let message = format!("{}'s image carries {what}: {}{more} ({image})", c.describe(), shown.join(", "));
         out.push(Raw::new(c.field(&["image"]), message));
     }
 }

@@ -42,3 +42,27 @@ fn sarif_schema() -> PathBuf {
         .expect("serde-sarif is a dev-dependency");
     Path::new(manifest).parent().expect("crate dir").join("src/schema.json")
 }
+
+/// A fixture API server on a loopback port, and `dir/.kube/config` naming
+/// it (run paved with `HOME=dir`). It serves until dropped.
+pub struct Started {
+    pub fixture: std::sync::Arc<paved_cluster::fixture::FixtureCluster>,
+    _runtime: tokio::runtime::Runtime,
+}
+
+pub fn start_cluster(fixture: paved_cluster::fixture::FixtureCluster, dir: &Path) -> Started {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
+    let fixture = std::sync::Arc::new(fixture);
+    let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).expect("a port");
+    let addr = listener.local_addr().expect("an address");
+    runtime.spawn(std::sync::Arc::clone(&fixture).serve(listener));
+    std::fs::create_dir_all(dir.join(".kube")).expect("a .kube directory");
+    std::fs::write(
+        dir.join(".kube/config"),
+        format!(
+            "current-context: fx\nclusters:\n- name: fx\n  cluster: {{server: \"http://{addr}\"}}\nusers:\n- name: u\n  user: {{token: t}}\ncontexts:\n- name: fx\n  context: {{cluster: fx, user: u}}\n"
+        ),
+    )
+    .expect("a kubeconfig");
+    Started { fixture, _runtime: runtime }
+}

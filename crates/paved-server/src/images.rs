@@ -1,0 +1,391 @@
+//! What images carry, at admission. Admission never waits on a registry:
+//! a lookup answers from memory at once, and an image not known yet is
+//! queued for analysis in the background (a bounded queue, a bounded number
+//! of analyses at a time) while the request goes through with a warning.
+//!
+//! Results are keyed by manifest digest. A tag is resolved to its digest in
+//! the background too, and again after [`ImageOptions::refresh`], since tags
+//! move. Every replica shares what any of them analysed through the cluster
+//! itself: one `ImageAnalysis` object (`paved.dev/v1alpha1`, cluster-scoped)
+//! per digest, written by server-side apply and read back by a watch, so
+//! an image is pulled and analysed once per cluster, not once per replica.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use kube::core::{ApiResource, GroupVersionKind};
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event};
+use paved_core::image::{ImageContents, ImageFacts, ImageLookup};
+use paved_image::registry::Registry;
+use paved_image::{Digest, ImageReport};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use serde_json::json;
+use tokio::sync::{Semaphore, mpsc};
+
+use crate::metrics::ResultLabels;
+
+pub const GROUP: &str = "paved.dev";
+pub const VERSION: &str = "v1alpha1";
+pub const KIND: &str = "ImageAnalysis";
+pub const PLURAL: &str = "imageanalyses";
+/// Server-side apply's field manager for the objects paved writes.
+pub const FIELD_MANAGER: &str = "paved";
+
+/// Entries of each list an `ImageAnalysis` keeps, and characters of each
+/// entry, so that an object stays far below etcd's size limit whatever
+/// the image holds.
+const MAX_LISTED: usize = 64;
+const MAX_ENTRY: usize = 512;
+
+/// How the background analysis runs.
+#[derive(Clone, Debug)]
+pub struct ImageOptions {
+    /// Analyses at a time.
+    pub workers: usize,
+    /// Images waiting for a worker; beyond, a request is dropped (and asked
+    /// again at the next admission that names the image).
+    pub queue: usize,
+    /// How long a tag's digest is trusted before it is resolved again.
+    pub refresh: Duration,
+    /// How long a failed image is left alone before it is tried again.
+    pub retry: Duration,
+    /// Longest an analysis may take, registry round trips included.
+    pub timeout: Duration,
+    /// Digests kept in memory; beyond, the oldest results are forgotten
+    /// (and read again from the cluster or the registry when asked for).
+    pub max_known: usize,
+}
+
+impl Default for ImageOptions {
+    fn default() -> ImageOptions {
+        ImageOptions {
+            workers: 1,
+            queue: 256,
+            refresh: Duration::from_secs(600),
+            retry: Duration::from_secs(600),
+            timeout: Duration::from_secs(600),
+            max_known: 20_000,
+        }
+    }
+}
+
+#[derive(Default)]
+struct State {
+    /// What each manifest digest carries, and when it was learnt (for eviction).
+    contents: HashMap<String, (Arc<ImageContents>, Instant)>,
+    /// What digest each reference (as pod specs write it) resolved to, and when.
+    refs: HashMap<String, (String, Instant)>,
+    /// References whose analysis failed, why, and when.
+    failed: HashMap<String, (Arc<str>, Instant)>,
+    /// References in the queue or being analysed.
+    queued: HashSet<String>,
+}
+
+/// The image facts `paved serve` hands every engine.
+pub struct Analyses {
+    state: Mutex<State>,
+    queue: mpsc::Sender<String>,
+    receiver: Mutex<Option<mpsc::Receiver<String>>>,
+    /// Whether a registry can be asked (not with `--offline`): without one,
+    /// only what the cluster shares is known.
+    online: bool,
+    options: ImageOptions,
+    /// Analyses by result: analysed, known (the digest was known already),
+    /// failed, dropped (the queue was full), shared (read from the cluster).
+    pub counts: Family<ResultLabels, Counter>,
+}
+
+impl std::fmt::Debug for Analyses {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Analyses").field("online", &self.online).field("options", &self.options).finish()
+    }
+}
+
+impl Analyses {
+    pub fn new(options: ImageOptions, online: bool) -> Analyses {
+        let (queue, receiver) = mpsc::channel(options.queue.max(1));
+        Analyses {
+            state: Mutex::default(),
+            queue,
+            receiver: Mutex::new(Some(receiver)),
+            online,
+            options,
+            counts: Family::default(),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn count(&self, result: &'static str) {
+        self.counts.get_or_create(&ResultLabels { result }).inc();
+    }
+
+    /// Asks for `image` to be analysed, unless it already is waiting.
+    fn enqueue(&self, state: &mut State, image: &str) {
+        if !self.online || state.queued.contains(image) {
+            return;
+        }
+        match self.queue.try_send(image.to_owned()) {
+            Ok(()) => {
+                state.queued.insert(image.to_owned());
+            }
+            Err(mpsc::error::TrySendError::Full(_)) => self.count("dropped"),
+            // No workers (they stopped with the runtime): nothing to ask.
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
+    }
+
+    /// Records what a digest carries; the oldest tenth goes when full.
+    pub fn learn(&self, contents: ImageContents) {
+        let mut state = self.state();
+        if state.contents.len() >= self.options.max_known && !state.contents.contains_key(&contents.digest) {
+            let mut ages: Vec<(Instant, String)> = state.contents.iter().map(|(d, (_, at))| (*at, d.clone())).collect();
+            ages.sort();
+            for (_, digest) in ages.into_iter().take(self.options.max_known / 10 + 1) {
+                state.contents.remove(&digest);
+            }
+        }
+        state.contents.insert(contents.digest.clone(), (Arc::new(contents), Instant::now()));
+    }
+
+    /// Forgets a digest (its `ImageAnalysis` was deleted: analyse it again).
+    pub fn forget(&self, digest: &str) {
+        self.state().contents.remove(digest);
+    }
+
+    /// Starts the background work on the current runtime: the analyses
+    /// (with `registry`, when online) and, with a cluster, the watch that
+    /// reads what other replicas analysed. Results are written to the
+    /// cluster when `client` is given.
+    pub fn spawn(
+        self: &Arc<Self>,
+        registry: Option<Registry>,
+        client: Option<kube::Client>,
+    ) -> Vec<tokio::task::JoinHandle<()>> {
+        let mut tasks = Vec::new();
+        if let Some(client) = &client {
+            tasks.push(tokio::spawn(watch_shared(Arc::clone(self), client.clone())));
+        }
+        let receiver = self.receiver.lock().unwrap_or_else(PoisonError::into_inner).take();
+        if let (Some(registry), Some(receiver)) = (registry, receiver) {
+            tasks.push(tokio::spawn(dispatch(Arc::clone(self), registry, client, receiver)));
+        }
+        tasks
+    }
+
+    async fn analyse(&self, registry: &Registry, client: Option<&kube::Client>, image: &str) {
+        let known = |digest: &Digest| self.state().contents.contains_key(&digest.to_string());
+        let work = async {
+            let digest = registry.resolve(image).await?;
+            if known(&digest) {
+                return Ok((digest, None));
+            }
+            let now = paved_core::Timestamp::now().to_string();
+            let report = registry.analyse(image, &now).await?;
+            Ok::<_, paved_image::registry::RegistryError>((report.digest.clone(), Some(report)))
+        };
+        let outcome = match tokio::time::timeout(self.options.timeout, work).await {
+            Ok(Ok(done)) => Ok(done),
+            // The reference is in the finding already.
+            Ok(Err(e)) => Err(e
+                .to_string()
+                .strip_prefix(&format!("{image}: "))
+                .map(str::to_owned)
+                .unwrap_or_else(|| e.to_string())),
+            Err(_) => Err(format!("the analysis took longer than {:?}", self.options.timeout)),
+        };
+        match outcome {
+            Ok((digest, report)) => {
+                if let Some(report) = &report {
+                    self.learn(report.summary());
+                    self.count("analysed");
+                    tracing::info!(%image, %digest, shells = report.contents.shells.len(), "image analysed");
+                    if let Some(client) = client {
+                        publish(client, report).await;
+                    }
+                } else {
+                    self.count("known");
+                }
+                let mut state = self.state();
+                state.refs.insert(image.to_owned(), (digest.to_string(), Instant::now()));
+                state.failed.remove(image);
+                state.queued.remove(image);
+            }
+            Err(why) => {
+                self.count("failed");
+                tracing::warn!(%image, error = %why, "image not analysed");
+                let mut state = self.state();
+                state.failed.insert(image.to_owned(), (why.into(), Instant::now()));
+                state.queued.remove(image);
+            }
+        }
+    }
+}
+
+impl ImageFacts for Analyses {
+    fn lookup(&self, image: &str) -> ImageLookup {
+        let pinned = image.rsplit_once('@').map(|(_, digest)| digest);
+        let mut state = self.state();
+        let resolved = match pinned {
+            Some(digest) => Some((digest.to_owned(), None)),
+            None => state.refs.get(image).map(|(digest, at)| (digest.clone(), Some(*at))),
+        };
+        if let Some((digest, resolved_at)) = resolved
+            && let Some((contents, _)) = state.contents.get(&digest)
+        {
+            let contents = Arc::clone(contents);
+            // The tag may have moved since: look again, answering meanwhile
+            // with what it named last.
+            if resolved_at.is_some_and(|at| at.elapsed() >= self.options.refresh) {
+                self.enqueue(&mut state, image);
+            }
+            return ImageLookup::Known(contents);
+        }
+        if let Some((why, at)) = state.failed.get(image)
+            && at.elapsed() < self.options.retry
+        {
+            return ImageLookup::Failed(Arc::clone(why));
+        }
+        if !self.online {
+            return ImageLookup::Unknown;
+        }
+        self.enqueue(&mut state, image);
+        ImageLookup::Pending
+    }
+}
+
+/// Hands queued images to at most `workers` analyses at a time.
+async fn dispatch(
+    analyses: Arc<Analyses>,
+    registry: Registry,
+    client: Option<kube::Client>,
+    mut receiver: mpsc::Receiver<String>,
+) {
+    let slots = Arc::new(Semaphore::new(analyses.options.workers.max(1)));
+    while let Some(image) = receiver.recv().await {
+        let Ok(slot) = Arc::clone(&slots).acquire_owned().await else { return };
+        let (analyses, registry, client) = (Arc::clone(&analyses), registry.clone(), client.clone());
+        tokio::spawn(async move {
+            analyses.analyse(&registry, client.as_ref(), &image).await;
+            drop(slot);
+        });
+    }
+}
+
+fn resource() -> ApiResource {
+    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(GROUP, VERSION, KIND), PLURAL)
+}
+
+/// The object name of a digest's analysis: `sha256-<hex>`.
+pub fn object_name(digest: &Digest) -> String {
+    digest.to_string().replacen(':', "-", 1)
+}
+
+/// The `ImageAnalysis` object that shares `report` with the other replicas
+/// (and with `kubectl get imageanalyses`).
+pub fn object_of(report: &ImageReport) -> serde_json::Value {
+    let listed = |entries: Vec<String>| -> Vec<String> {
+        entries.into_iter().take(MAX_LISTED).map(|e| paved_core::policy::clip_chars(e, MAX_ENTRY)).collect()
+    };
+    let summary = report.summary();
+    let c = &report.contents;
+    let interpreters = c.interpreters.iter().map(|t| t.path.clone()).collect();
+    json!({
+        "apiVersion": format!("{GROUP}/{VERSION}"),
+        "kind": KIND,
+        "metadata": {
+            "name": object_name(&report.digest),
+            "labels": {"app.kubernetes.io/managed-by": "paved"},
+        },
+        "spec": {
+            "digest": report.digest.to_string(),
+            "platform": report.platform,
+            "analysisVersion": report.analysis_version,
+            "analysedAt": report.analysed_at,
+            "layers": report.layers.len(),
+            "files": c.files,
+            "bytes": c.bytes,
+            "packages": c.packages.len(),
+            "shells": listed(summary.shells),
+            "packageManagers": listed(summary.package_managers),
+            "interpreters": listed(interpreters),
+            "setuid": listed(summary.setuid),
+        },
+    })
+}
+
+/// What an `ImageAnalysis` object says, if it is one paved can trust to be
+/// current: its name matches its digest and the analysis is this version's.
+pub fn contents_of(obj: &serde_json::Value) -> Option<ImageContents> {
+    let spec = obj.get("spec")?;
+    let digest = Digest::parse(spec.get("digest")?.as_str()?).ok()?;
+    if obj.pointer("/metadata/name").and_then(serde_json::Value::as_str) != Some(object_name(&digest).as_str())
+        || spec.get("analysisVersion").and_then(serde_json::Value::as_u64) != Some(paved_image::ANALYSIS_VERSION.into())
+    {
+        return None;
+    }
+    let list = |key: &str| -> Vec<String> {
+        spec.get(key)
+            .and_then(serde_json::Value::as_array)
+            .map(|items| items.iter().filter_map(|i| i.as_str().map(str::to_owned)).take(MAX_LISTED).collect())
+            .unwrap_or_default()
+    };
+    Some(ImageContents {
+        digest: digest.to_string(),
+        shells: list("shells"),
+        package_managers: list("packageManagers"),
+        setuid: list("setuid"),
+    })
+}
+
+async fn publish(client: &kube::Client, report: &ImageReport) {
+    let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource());
+    let name = object_name(&report.digest);
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    if let Err(e) = api.patch(&name, &params, &Patch::Apply(object_of(report))).await {
+        // The other replicas analyse it themselves: slower, not wrong.
+        tracing::warn!(%name, error = %e, "cannot share the image analysis through the cluster");
+    }
+}
+
+/// Reads what any replica analysed. Without the `ImageAnalysis` kind
+/// installed this only logs: every replica then analyses for itself.
+async fn watch_shared(analyses: Arc<Analyses>, client: kube::Client) {
+    let api: Api<DynamicObject> = Api::all_with(client, &resource());
+    let mut stream = std::pin::pin!(watcher::watcher(api, watcher::Config::default()).default_backoff());
+    let mut warned = false;
+    while let Some(event) = stream.next().await {
+        let obj = match event {
+            Ok(Event::Apply(obj) | Event::InitApply(obj)) => obj,
+            Ok(Event::Delete(obj)) => {
+                if let Some(c) = serde_json::to_value(&obj).ok().as_ref().and_then(contents_of) {
+                    analyses.forget(&c.digest);
+                }
+                continue;
+            }
+            Ok(Event::Init | Event::InitDone) => continue,
+            Err(e) => {
+                if !std::mem::replace(&mut warned, true) {
+                    tracing::warn!(error = %e, "cannot watch ImageAnalysis objects; each replica analyses images itself");
+                }
+                continue;
+            }
+        };
+        match serde_json::to_value(&obj).ok().as_ref().and_then(contents_of) {
+            Some(contents) => {
+                analyses.learn(contents);
+                analyses.count("shared");
+            }
+            None => {
+                tracing::debug!(name = ?obj.metadata.name, "ImageAnalysis ignored: not this version's, or its name is not its digest")
+            }
+        }
+    }
+}
