@@ -48,7 +48,8 @@ pub struct Global {
     #[arg(long = "inventory", global = true, value_name = "PATH")]
     pub inventory: Vec<PathBuf>,
 
-    /// Never contact a registry: what images carry comes from the image cache only.
+    /// Never contact a registry: what images carry comes from the image cache only
+    /// (in serve, from the ImageAnalysis objects other replicas wrote).
     #[arg(long, global = true)]
     pub offline: bool,
 

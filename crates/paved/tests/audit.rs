@@ -4,35 +4,12 @@
 //! refuses a kind with 403 and expires a continue token with 410.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
-use std::path::Path;
 use std::process::Command;
 
 mod support;
 
 use paved_cluster::fixture::FixtureCluster;
 use serde_json::{Value, json};
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn paved(dir: &Path, args: &[&str]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_paved"))
-        .args(args)
-        .current_dir(dir)
-        .env("NO_COLOR", "1")
-        .env_remove("KUBECONFIG")
-        .env("HOME", dir)
-        .output()
-        .unwrap();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
 
 fn namespace(name: &str, labels: Value) -> Value {
     json!({"metadata": {"name": name, "labels": labels}})
@@ -102,7 +79,7 @@ fn cluster() -> FixtureCluster {
     f
 }
 
-fn report(run: &Run) -> Value {
+fn report(run: &support::Run) -> Value {
     serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", run.stdout, run.stderr))
 }
 
@@ -110,7 +87,7 @@ fn report(run: &Run) -> Value {
 fn audit_judges_each_namespace_with_its_profile_and_mode() {
     let dir = tempfile::tempdir().unwrap();
     let _fx = support::start_cluster(cluster(), dir.path());
-    let run = paved(dir.path(), &["audit", "--format", "json", "--page-size", "3"]);
+    let run = support::paved(dir.path(), &["audit", "--format", "json", "--page-size", "3"]);
     assert_eq!(run.code, 1, "Deny findings exit 1: {}", run.stderr);
     let doc = report(&run);
     let r = &doc["report"];
@@ -156,13 +133,13 @@ fn forbidden_and_expired_lists_are_reported_never_fatal() {
     fixture.forbidden.insert("/api/v1/configmaps".into());
     fixture.expire_from_page.insert("/apis/apps/v1/deployments".into(), 2);
     let _fx = support::start_cluster(fixture, dir.path());
-    let run = paved(dir.path(), &["audit", "--page-size", "3"]);
+    let run = support::paved(dir.path(), &["audit", "--page-size", "3"]);
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert!(run.stdout.contains("forbidden configmaps: "), "{}", run.stdout);
     assert!(run.stdout.contains("inconsistent deployments.apps"), "{}", run.stdout);
     assert!(run.stdout.contains("discovery of metrics.k8s.io/v1beta1 failed"), "{}", run.stdout);
     // Every deployment still counted once despite the 410.
-    let json_run = paved(dir.path(), &["audit", "--format", "json", "--page-size", "3"]);
+    let json_run = support::paved(dir.path(), &["audit", "--format", "json", "--page-size", "3"]);
     let kinds = report(&json_run)["kinds"].as_array().cloned().unwrap();
     let deployments = kinds.iter().find(|k| k["resource"] == "deployments.apps").unwrap();
     assert_eq!(deployments["objects"], 11);
@@ -173,7 +150,7 @@ fn forbidden_and_expired_lists_are_reported_never_fatal() {
 fn write_reports_applies_capped_policy_reports() {
     let dir = tempfile::tempdir().unwrap();
     let fx = support::start_cluster(cluster(), dir.path());
-    let run = paved(dir.path(), &["audit", "--write-reports", "--max-listed", "2", "--format", "json"]);
+    let run = support::paved(dir.path(), &["audit", "--write-reports", "--max-listed", "2", "--format", "json"]);
     assert_eq!(run.code, 1, "{}", run.stderr);
     let writes: Vec<_> = fx.fixture.requests().into_iter().filter(|s| s.method == "PATCH").collect();
     let strict = writes
@@ -196,7 +173,7 @@ fn write_reports_applies_capped_policy_reports() {
 fn namespace_flag_audits_one_namespace() {
     let dir = tempfile::tempdir().unwrap();
     let _fx = support::start_cluster(cluster(), dir.path());
-    let run = paved(dir.path(), &["audit", "-n", "lenient", "--format", "json"]);
+    let run = support::paved(dir.path(), &["audit", "-n", "lenient", "--format", "json"]);
     assert_eq!(run.code, 0, "only Audit findings in lenient: {}", run.stderr);
     let ns = report(&run)["report"]["namespaces"].as_object().cloned().unwrap();
     assert_eq!(ns.keys().collect::<Vec<_>>(), ["lenient"]);
@@ -206,7 +183,7 @@ fn namespace_flag_audits_one_namespace() {
 fn images_from_the_cluster_name_workloads_and_running_digests() {
     let dir = tempfile::tempdir().unwrap();
     let _fx = support::start_cluster(cluster(), dir.path());
-    let run = paved(dir.path(), &["images", "--cluster", "--format", "json"]);
+    let run = support::paved(dir.path(), &["images", "--cluster", "--format", "json"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let images = report(&run)["images"].as_array().cloned().unwrap();
     let nginx = images.iter().find(|i| i["image"] == "nginx:1.27").unwrap();
@@ -218,7 +195,7 @@ fn images_from_the_cluster_name_workloads_and_running_digests() {
     let busybox = images.iter().find(|i| i["repository"] == "library/busybox").unwrap();
     assert_eq!(busybox["pinned"], true);
     assert_eq!(busybox["used_by"][0]["container"], "init");
-    let table = paved(dir.path(), &["images", "--cluster"]);
+    let table = support::paved(dir.path(), &["images", "--cluster"]);
     assert!(table.stdout.contains("RUNNING") && table.stdout.contains("222222222222"), "{}", table.stdout);
 }
 
@@ -226,7 +203,7 @@ fn images_from_the_cluster_name_workloads_and_running_digests() {
 fn sarif_report_is_valid_and_names_objects() {
     let dir = tempfile::tempdir().unwrap();
     let _fx = support::start_cluster(cluster(), dir.path());
-    let run = paved(dir.path(), &["audit", "--format", "sarif"]);
+    let run = support::paved(dir.path(), &["audit", "--format", "sarif"]);
     assert_eq!(run.code, 1, "{}", run.stderr);
     let log = report(&run);
     let errors = support::sarif_errors(&support::sarif_validator(), &log);
@@ -244,7 +221,7 @@ fn sarif_report_is_valid_and_names_objects() {
 #[test]
 fn no_cluster_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
-    let run = paved(dir.path(), &["audit"]);
+    let run = support::paved(dir.path(), &["audit"]);
     assert_eq!(run.code, 2);
     assert!(run.stderr.contains("no cluster to talk to"), "{}", run.stderr);
 }

@@ -5,39 +5,12 @@
 // Test code: a failed expectation is a failed test.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
-use std::path::Path;
 use std::process::Command;
 
 mod support;
 
 use paved_image::build::TarBuilder;
 use paved_image::test_registry::TestRegistry;
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn paved(dir: &Path, args: &[&str]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_paved"))
-        .args(args)
-        .current_dir(dir)
-        .env("NO_COLOR", "1")
-        // No credentials or cache of the user's leak in.
-        .env("DOCKER_CONFIG", dir.join("no-docker-config"))
-        .env_remove("PAVED_CACHE_DIR")
-        // A cluster, when a test starts one, is found through dir/.kube/config.
-        .env("HOME", dir)
-        .env_remove("KUBECONFIG")
-        .output()
-        .expect("paved runs");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
 
 /// Two images: one with a shell, apt and a setuid file; one with only the app.
 fn push_images(registry: &TestRegistry) -> (String, String) {
@@ -79,7 +52,18 @@ spec:
     )
 }
 
-fn findings(run: &Run) -> Vec<String> {
+/// A registry holding both images, and a directory with its CA (`ca.pem`)
+/// and a Deployment running them (`deploy.yaml`); the fat image's digest.
+fn workspace() -> Option<(TestRegistry, tempfile::TempDir, String)> {
+    let registry = TestRegistry::start(None)?;
+    let (fat, slim) = push_images(&registry);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ca.pem"), &registry.ca_pem).unwrap();
+    std::fs::write(dir.path().join("deploy.yaml"), deployment(&registry.host, &slim)).unwrap();
+    Some((registry, dir, fat))
+}
+
+fn findings(run: &support::Run) -> Vec<String> {
     let v: serde_json::Value =
         serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {}{}", run.stdout, run.stderr));
     v["findings"]
@@ -102,14 +86,10 @@ fn findings(run: &Run) -> Vec<String> {
 
 #[test]
 fn check_with_the_supply_chain_profile_reports_what_each_image_carries_online_then_offline() {
-    let Some(registry) = TestRegistry::start(None) else { return };
-    let (_, slim) = push_images(&registry);
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("ca.pem"), &registry.ca_pem).unwrap();
-    std::fs::write(dir.path().join("deploy.yaml"), deployment(&registry.host, &slim)).unwrap();
+    let Some((registry, dir, _)) = workspace() else { return };
     let base = ["check", "--profile", "supply-chain", "--format", "json", "--registry-ca", "ca.pem"];
 
-    let online = paved(dir.path(), &[&base[..], &["--image-cache", "cache", "deploy.yaml"]].concat());
+    let online = support::paved(dir.path(), &[&base[..], &["--image-cache", "cache", "deploy.yaml"]].concat());
     assert_eq!(online.code, 1, "{}", online.stderr);
     let fat = format!("{}/shop/fat:1.0", registry.host);
     let expected = [
@@ -130,26 +110,24 @@ fn check_with_the_supply_chain_profile_reports_what_each_image_carries_online_th
 
     // The registry gone, the cache answers, the tag through what it last resolved to.
     drop(registry);
-    let offline = paved(dir.path(), &[&base[..], &["--offline", "--image-cache", "cache", "deploy.yaml"]].concat());
+    let offline =
+        support::paved(dir.path(), &[&base[..], &["--offline", "--image-cache", "cache", "deploy.yaml"]].concat());
     assert_eq!(findings(&offline), expected, "{}", offline.stderr);
     assert!(offline.stderr.is_empty(), "{}", offline.stderr);
 
     // Nothing cached and offline: the content findings are missing, and paved says so.
-    let empty = paved(dir.path(), &[&base[..], &["--offline", "--image-cache", "empty", "deploy.yaml"]].concat());
+    let empty =
+        support::paved(dir.path(), &[&base[..], &["--offline", "--image-cache", "empty", "deploy.yaml"]].concat());
     assert_eq!(findings(&empty).len(), 1, "only pinned-digest: {:?}", findings(&empty));
     assert!(empty.stderr.contains(&format!("paved: image {fat}: contents not known")), "{}", empty.stderr);
 }
 
 #[test]
 fn images_contents_lists_shells_package_managers_setuid_files_and_packages() {
-    let Some(registry) = TestRegistry::start(None) else { return };
-    let (fat_digest, slim) = push_images(&registry);
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("ca.pem"), &registry.ca_pem).unwrap();
-    std::fs::write(dir.path().join("deploy.yaml"), deployment(&registry.host, &slim)).unwrap();
+    let Some((registry, dir, fat_digest)) = workspace() else { return };
     let args = ["images", "--contents", "--registry-ca", "ca.pem", "--image-cache", "cache", "deploy.yaml"];
 
-    let text = paved(dir.path(), &args);
+    let text = support::paved(dir.path(), &args);
     assert_eq!(text.code, 0, "{}", text.stderr);
     let fat = text.stdout.split(&format!("{}/shop/fat:1.0", registry.host)).nth(1).unwrap();
     assert!(fat.contains("    shells: /bin/bash, /bin/sh -> /bin/bash\n"), "{}", text.stdout);
@@ -159,7 +137,7 @@ fn images_contents_lists_shells_package_managers_setuid_files_and_packages() {
     let slim_part = text.stdout.split("/shop/slim:1.0").nth(1).unwrap();
     assert!(slim_part.contains("    shells: none\n"), "{}", text.stdout);
 
-    let json = paved(dir.path(), &[&["--format", "json"][..], &args[..]].concat());
+    let json = support::paved(dir.path(), &[&["--format", "json"][..], &args[..]].concat());
     let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
     let row =
         v["images"].as_array().unwrap().iter().find(|r| r["image"].as_str().unwrap().contains("/shop/fat:")).unwrap();
@@ -169,11 +147,11 @@ fn images_contents_lists_shells_package_managers_setuid_files_and_packages() {
     // An image the registry does not have: the others still listed, the error named.
     let missing = format!(
         "{}\n---\napiVersion: v1\nkind: Pod\nmetadata: {{name: gone}}\nspec:\n  containers:\n  - name: c\n    image: {}/shop/gone:1\n",
-        deployment(&registry.host, &slim),
+        std::fs::read_to_string(dir.path().join("deploy.yaml")).unwrap(),
         registry.host
     );
     std::fs::write(dir.path().join("deploy.yaml"), missing).unwrap();
-    let text = paved(dir.path(), &args);
+    let text = support::paved(dir.path(), &args);
     assert!(text.stdout.contains("    not analysed: ") && text.stdout.contains("manifest unknown"), "{}", text.stdout);
     assert!(text.stdout.contains("    shells: /bin/bash"), "{}", text.stdout);
 }
@@ -201,7 +179,8 @@ fn audit_reads_image_contents_where_a_namespace_profile_asks() {
     }
     let _cluster = support::start_cluster(fixture, dir.path());
     let audit = |extra: &[&str]| {
-        let run = paved(dir.path(), &[&["audit", "--format", "json", "--registry-ca", "ca.pem"], extra].concat());
+        let run =
+            support::paved(dir.path(), &[&["audit", "--format", "json", "--registry-ca", "ca.pem"], extra].concat());
         let doc: serde_json::Value =
             serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {}{}", run.stdout, run.stderr));
         doc
@@ -241,4 +220,75 @@ fn audit_reads_image_contents_where_a_namespace_profile_asks() {
         problems[0].contains("shop/fat:1.0: contents not known") && problems[0].contains("--offline"),
         "{problems:?}"
     );
+}
+
+/// `paved serve` over real HTTPS: the first review of a pod whose image is
+/// not analysed yet is answered at once, allowed with a warning; the image
+/// is analysed in the background, and later reviews carry its findings.
+#[test]
+fn serve_admits_an_unknown_image_with_a_warning_then_judges_it() {
+    let Some(registry) = TestRegistry::start(None) else { return };
+    let (fat, _) = push_images(&registry);
+    let dir = tempfile::tempdir().unwrap();
+    let certs = paved_server::certs::generate(&["paved.paved-system.svc".into()], 1).unwrap();
+    std::fs::write(dir.path().join("tls.crt"), &certs.cert_pem).unwrap();
+    std::fs::write(dir.path().join("tls.key"), &certs.key_pem).unwrap();
+    std::fs::write(dir.path().join("ca.pem"), &registry.ca_pem).unwrap();
+    std::fs::write(dir.path().join("config.yaml"), "profile: supply-chain\npolicies:\n  supply-chain/no-shell: deny\n")
+        .unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    /// Killed when the test ends, however it ends.
+    struct Serving(std::process::Child);
+    impl Drop for Serving {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _serving = Serving(
+        Command::new(env!("CARGO_BIN_EXE_paved"))
+            .args(["--config", "config.yaml", "--registry-ca", "ca.pem", "serve", "--no-cluster"])
+            .args(["--listen", &format!("127.0.0.1:{port}"), "--tls-cert", "tls.crt", "--tls-key", "tls.key"])
+            .current_dir(dir.path())
+            .env("DOCKER_CONFIG", dir.path().join("no-docker-config"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+
+    let image = format!("{}/shop/fat:1.0@{fat}", registry.host);
+    let review = serde_json::json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
+        "uid": "3b0c7f2e-8d5a-4f1e-9c6b-2a7d4e5f6a1b", "kind": {"group": "", "version": "v1", "kind": "Pod"},
+        "resource": {"group": "", "version": "v1", "resource": "pods"}, "name": "web", "namespace": "shop",
+        "operation": "CREATE", "userInfo": {"username": "dev", "groups": []},
+        "object": {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web", "namespace": "shop"},
+            "spec": {"containers": [{"name": "web", "image": image}]}}}});
+    let body = serde_json::to_vec(&review).unwrap();
+    let ask = || -> Option<serde_json::Value> {
+        let response =
+            support::https(port, &certs.ca_pem, "paved.paved-system.svc", "POST", "/validate", &body).ok()?;
+        let (_, json) = response.split_once("\r\n\r\n")?;
+        serde_json::from_str::<serde_json::Value>(json).ok().map(|v| v["response"].clone())
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let first = loop {
+        if let Some(answer) = ask() {
+            break answer;
+        }
+        assert!(std::time::Instant::now() < deadline, "paved serve never answered");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(first["allowed"], true, "{first}");
+    assert!(first["warnings"].to_string().contains("is being analysed"), "{first}");
+    let judged = loop {
+        let answer = ask().unwrap();
+        if answer["allowed"] == false {
+            break answer;
+        }
+        assert!(std::time::Instant::now() < deadline, "never analysed: {answer}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let message = judged["status"]["message"].as_str().unwrap();
+    assert!(message.contains("[supply-chain/no-shell]") && message.contains("carries a shell: /bin/bash"), "{message}");
 }

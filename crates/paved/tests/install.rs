@@ -3,13 +3,13 @@
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
 use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+
+mod support;
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -138,37 +138,6 @@ fn secret_file(docs: &[Value], key: &str) -> String {
     find(docs, "Secret", "paved-tls")["stringData"][key].as_str().unwrap().to_owned()
 }
 
-/// A certificate verifier that trusts only `ca_pem`.
-fn client_config(ca_pem: &str) -> rustls::ClientConfig {
-    use rustls_pki_types::pem::PemObject;
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_pki_types::CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth()
-}
-
-/// GET over TLS with the name the API server uses for the Service.
-fn https_get(port: u16, ca_pem: &str, host: &str, path: &str) -> std::io::Result<String> {
-    let name = rustls_pki_types::ServerName::try_from(host.to_owned()).unwrap();
-    let mut conn = rustls::ClientConnection::new(Arc::new(client_config(ca_pem)), name).unwrap();
-    let mut tcp = TcpStream::connect(("127.0.0.1", port))?;
-    tcp.set_read_timeout(Some(Duration::from_secs(5)))?;
-    let mut tls = rustls::Stream::new(&mut conn, &mut tcp);
-    write!(tls, "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")?;
-    let mut response = String::new();
-    match tls.read_to_string(&mut response) {
-        Ok(_) => Ok(response),
-        // Servers may close without close_notify after Connection: close.
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !response.is_empty() => Ok(response),
-        Err(e) => Err(e),
-    }
-}
-
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
@@ -205,7 +174,7 @@ fn serve_runs_on_the_installed_certificate_and_stops_cleanly_on_sigterm() {
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     let ready = loop {
-        match https_get(port, &ca, "paved.paved-system.svc", "/readyz") {
+        match support::https(port, &ca, "paved.paved-system.svc", "GET", "/readyz", b"") {
             Ok(response) => break response,
             Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
             Err(e) => {
@@ -218,7 +187,7 @@ fn serve_runs_on_the_installed_certificate_and_stops_cleanly_on_sigterm() {
     assert!(ready.ends_with("ready\n"), "{ready}");
     // Another CA is not trusted: the certificate really is the installed one.
     let other = paved_server::certs::generate(&["paved.paved-system.svc".into()], 1).unwrap();
-    assert!(https_get(port, &other.ca_pem, "paved.paved-system.svc", "/readyz").is_err());
+    assert!(support::https(port, &other.ca_pem, "paved.paved-system.svc", "GET", "/readyz", b"").is_err());
 
     let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(status.success());

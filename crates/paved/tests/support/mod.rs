@@ -66,3 +66,71 @@ pub fn start_cluster(fixture: paved_cluster::fixture::FixtureCluster, dir: &Path
     .expect("a kubeconfig");
     Started { fixture, _runtime: runtime }
 }
+
+/// A certificate verifier that trusts only `ca_pem`.
+fn client_config(ca_pem: &str) -> rustls::ClientConfig {
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pki_types::CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(cert.expect("a PEM certificate")).expect("a CA certificate");
+    }
+    rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth()
+}
+
+/// One HTTP/1.1 request over TLS to 127.0.0.1:`port`, with the name the API
+/// server would use (`host`); the whole response, head and body.
+pub fn https(port: u16, ca_pem: &str, host: &str, method: &str, path: &str, body: &[u8]) -> std::io::Result<String> {
+    use std::io::{Read, Write};
+    let name = rustls_pki_types::ServerName::try_from(host.to_owned()).expect("a server name");
+    let mut conn =
+        rustls::ClientConnection::new(std::sync::Arc::new(client_config(ca_pem)), name).expect("a TLS connection");
+    let mut tcp = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    tcp.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
+    let mut tls = rustls::Stream::new(&mut conn, &mut tcp);
+    write!(
+        tls,
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )?;
+    tls.write_all(body)?;
+    let mut response = String::new();
+    match tls.read_to_string(&mut response) {
+        Ok(_) => Ok(response),
+        // Servers may close without close_notify after Connection: close.
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !response.is_empty() => Ok(response),
+        Err(e) => Err(e),
+    }
+}
+
+/// How a run of the paved binary ended.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs the paved binary in `dir`, with nothing of the user's (kubeconfig,
+/// docker logins, image cache) leaking in.
+pub fn paved(dir: &Path, args: &[&str]) -> Run {
+    let out = Command::new(env!("CARGO_BIN_EXE_paved"))
+        .args(args)
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        // No credentials or cache of the user's leak in.
+        .env("DOCKER_CONFIG", dir.join("no-docker-config"))
+        .env_remove("PAVED_CACHE_DIR")
+        // A cluster, when a test starts one, is found through dir/.kube/config.
+        .env("HOME", dir)
+        .env_remove("KUBECONFIG")
+        .output()
+        .expect("paved runs");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
