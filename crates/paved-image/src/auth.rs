@@ -89,8 +89,15 @@ impl Credentials {
         let key = match secret.get("type").and_then(serde_json::Value::as_str) {
             Some("kubernetes.io/dockerconfigjson") => ".dockerconfigjson",
             Some("kubernetes.io/dockercfg") => ".dockercfg",
-            other => return Err(invalid(format!("type {other:?} is not an image pull secret"))),
+            Some(other) => return Err(invalid(format!("type {other:?} is not an image pull secret"))),
+            None => return Err(invalid("no type: an image pull secret is kubernetes.io/dockerconfigjson".into())),
         };
+        // A manifest written by hand may use stringData, which the API
+        // server folds into data.
+        let plain = secret.get("stringData").and_then(|d| d.get(key)).and_then(serde_json::Value::as_str);
+        if let Some(text) = plain {
+            return Credentials::from_docker_config(text, &format!("{origin} stringData.{key}"));
+        }
         let encoded = secret
             .get("data")
             .and_then(|d| d.get(key))
@@ -186,6 +193,6 @@ mod tests {
         assert!(Credentials::from_pull_secret(&old).unwrap().login_for("quay.io").is_some());
         let opaque = serde_json::json!({"metadata": {"name": "x", "namespace": "shop"}, "type": "Opaque", "data": {}});
         let err = Credentials::from_pull_secret(&opaque).unwrap_err().to_string();
-        assert_eq!(err, "secret shop/x: type Some(\"Opaque\") is not an image pull secret");
+        assert_eq!(err, "secret shop/x: type \"Opaque\" is not an image pull secret");
     }
 }

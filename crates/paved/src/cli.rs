@@ -66,6 +66,12 @@ pub struct Global {
     #[arg(long, global = true, value_name = "HOST")]
     pub insecure_registry: Vec<String>,
 
+    /// Image pull secrets (Secret manifests of type kubernetes.io/dockerconfigjson
+    /// or dockercfg, as `kubectl get secret -o yaml` prints them) whose logins
+    /// are used before the docker configuration's (repeat the flag).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub pull_secret: Vec<PathBuf>,
+
     /// PEM CA certificates trusted for registries besides the system's (repeat the flag).
     #[arg(long, global = true, value_name = "FILE")]
     pub registry_ca: Vec<PathBuf>,

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use paved_core::image::{ImageFacts, ImageLookup};
+use paved_image::auth::Credentials;
 use paved_image::cache::Cache;
 use paved_image::registry::{Options, Platform, Registry};
 use paved_image::{Digest, ImageReport};
@@ -148,7 +149,11 @@ pub fn registry_options(global: &Global, platform: Platform) -> miette::Result<O
     for path in &global.registry_ca {
         extra_roots.push(std::fs::read(path).map_err(|e| miette::miette!("{}: {e}", path.display()))?);
     }
-    let credentials = paved_image::auth::Credentials::from_environment().map_err(|e| miette::miette!("{e}"))?;
+    let mut credentials = Credentials::default();
+    for path in &global.pull_secret {
+        credentials.extend(pull_secrets(path)?);
+    }
+    credentials.extend(Credentials::from_environment().map_err(|e| miette::miette!("{e}"))?);
     Ok(Options {
         platform,
         credentials,
@@ -162,4 +167,33 @@ pub fn registry_options(global: &Global, platform: Platform) -> miette::Result<O
 /// `--platform`, checked.
 pub fn platform(global: &Global) -> miette::Result<Platform> {
     global.platform.parse().map_err(|e: String| miette::miette!(code = "paved::platform", "{e}"))
+}
+
+/// The logins of every pull secret in a manifest file (YAML or JSON, one or
+/// more documents); a document that is not a Secret is an error, since the
+/// file was named as pull secrets.
+fn pull_secrets(path: &std::path::Path) -> miette::Result<Credentials> {
+    let shown = path.display();
+    let bytes = std::fs::read(path).map_err(|e| miette::miette!(code = "paved::pull_secret", "{shown}: {e}"))?;
+    let limits = paved_yaml::Limits::default();
+    let items = paved_yaml::decode(&bytes, &limits)
+        .and_then(|text| paved_yaml::load(text, &limits))
+        .map_err(|e| miette::miette!(code = "paved::pull_secret", "{shown}: {e}"))?;
+    let mut credentials = Credentials::default();
+    for item in items {
+        match item {
+            paved_yaml::Item::Object(node) => {
+                let secret = serde_json::to_value(&node).map_err(|e| miette::miette!("{shown}: {e}"))?;
+                let logins = Credentials::from_pull_secret(&secret)
+                    .map_err(|e| miette::miette!(code = "paved::pull_secret", "{shown}: {e}"))?;
+                credentials.extend(logins);
+            }
+            paved_yaml::Item::Error(e) => {
+                let at = format!("{shown}:{}:{}", e.pos.line, e.pos.col);
+                return Err(miette::miette!(code = "paved::pull_secret", "{at}: {}", e.message));
+            }
+            paved_yaml::Item::Skipped { .. } => {}
+        }
+    }
+    Ok(credentials)
 }

@@ -292,3 +292,50 @@ fn serve_admits_an_unknown_image_with_a_warning_then_judges_it() {
     let message = judged["status"]["message"].as_str().unwrap();
     assert!(message.contains("[supply-chain/no-shell]") && message.contains("carries a shell: /bin/bash"), "{message}");
 }
+
+/// A private registry: the login comes from a pull secret as `kubectl get
+/// secret -o yaml` prints it (or as written by hand, with stringData).
+#[test]
+fn pull_secrets_log_in_to_a_private_registry() {
+    let Some(registry) = TestRegistry::start(Some(("ci", "hunter2"))) else { return };
+    let (fat, _) = push_images(&registry);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ca.pem"), &registry.ca_pem).unwrap();
+    let pod = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: p}}\nspec:\n  containers:\n  - name: c\n    image: {}/shop/fat:1.0\n",
+        registry.host
+    );
+    std::fs::write(dir.path().join("pod.yaml"), pod).unwrap();
+    let config = format!(r#"{{"auths": {{"{}": {{"username": "ci", "password": "hunter2"}}}}}}"#, registry.host);
+    std::fs::write(
+        dir.path().join("regcred.yaml"),
+        format!(
+            "apiVersion: v1\nkind: Secret\nmetadata: {{name: regcred, namespace: shop}}\ntype: kubernetes.io/dockerconfigjson\nstringData:\n  .dockerconfigjson: '{config}'\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("opaque.yaml"),
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: other, namespace: shop}\ntype: Opaque\ndata: {}\n",
+    )
+    .unwrap();
+    let base = ["images", "--contents", "--format", "json", "--registry-ca", "ca.pem", "--image-cache", "cache"];
+    let contents = |extra: &[&str]| {
+        let run = support::paved(dir.path(), &[&base[..], extra, &["pod.yaml"]].concat());
+        let v: serde_json::Value =
+            serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {}{}", run.stdout, run.stderr));
+        v["images"][0].clone()
+    };
+    let anonymous = contents(&[]);
+    assert!(anonymous["analysis_error"].as_str().unwrap().contains("not authorized"), "{anonymous}");
+    let logged_in = contents(&["--pull-secret", "regcred.yaml"]);
+    assert_eq!(logged_in["contents"]["digest"], fat.as_str(), "{logged_in}");
+
+    let wrong = support::paved(dir.path(), &[&base[..], &["--pull-secret", "opaque.yaml", "pod.yaml"]].concat());
+    assert_eq!(wrong.code, 2, "{}", wrong.stderr);
+    assert!(
+        wrong.stderr.contains("opaque.yaml") && wrong.stderr.contains("\"Opaque\" is not an image pull"),
+        "{}",
+        wrong.stderr
+    );
+}
