@@ -11,7 +11,7 @@
 //! an image is pulled and analysed once per cluster, not once per replica.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
@@ -88,7 +88,7 @@ struct State {
 
 /// The image facts `paved serve` hands every engine.
 pub struct Analyses {
-    state: Mutex<State>,
+    state: RwLock<State>,
     queue: mpsc::Sender<String>,
     receiver: Mutex<Option<mpsc::Receiver<String>>>,
     /// Whether a registry can be asked (not with `--offline`): without one,
@@ -110,7 +110,7 @@ impl Analyses {
     pub fn new(options: ImageOptions, online: bool) -> Analyses {
         let (queue, receiver) = mpsc::channel(options.queue.max(1));
         Analyses {
-            state: Mutex::default(),
+            state: RwLock::default(),
             queue,
             receiver: Mutex::new(Some(receiver)),
             online,
@@ -119,8 +119,12 @@ impl Analyses {
         }
     }
 
-    fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    fn read(&self) -> RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn count(&self, result: &'static str) {
@@ -144,7 +148,7 @@ impl Analyses {
 
     /// Records what a digest carries; the oldest tenth goes when full.
     pub fn learn(&self, contents: ImageContents) {
-        let mut state = self.state();
+        let mut state = self.write();
         if state.contents.len() >= self.options.max_known && !state.contents.contains_key(&contents.digest) {
             let mut ages: Vec<(Instant, String)> = state.contents.iter().map(|(d, (_, at))| (*at, d.clone())).collect();
             ages.sort();
@@ -157,7 +161,7 @@ impl Analyses {
 
     /// Forgets a digest (its `ImageAnalysis` was deleted: analyse it again).
     pub fn forget(&self, digest: &str) {
-        self.state().contents.remove(digest);
+        self.write().contents.remove(digest);
     }
 
     /// Starts the background work on the current runtime: the analyses
@@ -181,7 +185,7 @@ impl Analyses {
     }
 
     async fn analyse(&self, registry: &Registry, client: Option<&kube::Client>, image: &str) {
-        let known = |digest: &Digest| self.state().contents.contains_key(&digest.to_string());
+        let known = |digest: &Digest| self.read().contents.contains_key(digest.as_str());
         let work = async {
             let digest = registry.resolve(image).await?;
             if known(&digest) {
@@ -193,12 +197,11 @@ impl Analyses {
         };
         let outcome = match tokio::time::timeout(self.options.timeout, work).await {
             Ok(Ok(done)) => Ok(done),
-            // The reference is in the finding already.
-            Ok(Err(e)) => Err(e
-                .to_string()
-                .strip_prefix(&format!("{image}: "))
-                .map(str::to_owned)
-                .unwrap_or_else(|| e.to_string())),
+            Ok(Err(e)) => {
+                // The reference is in the finding already.
+                let why = e.to_string();
+                Err(why.strip_prefix(&format!("{image}: ")).map_or_else(|| why.clone(), str::to_owned))
+            }
             Err(_) => Err(format!("the analysis took longer than {:?}", self.options.timeout)),
         };
         match outcome {
@@ -213,7 +216,7 @@ impl Analyses {
                 } else {
                     self.count("known");
                 }
-                let mut state = self.state();
+                let mut state = self.write();
                 state.refs.insert(image.to_owned(), (digest.to_string(), Instant::now()));
                 state.failed.remove(image);
                 state.queued.remove(image);
@@ -221,7 +224,7 @@ impl Analyses {
             Err(why) => {
                 self.count("failed");
                 tracing::warn!(%image, error = %why, "image not analysed");
-                let mut state = self.state();
+                let mut state = self.write();
                 state.failed.insert(image.to_owned(), (why.into(), Instant::now()));
                 state.queued.remove(image);
             }
@@ -231,33 +234,33 @@ impl Analyses {
 
 impl ImageFacts for Analyses {
     fn lookup(&self, image: &str) -> ImageLookup {
-        let pinned = image.rsplit_once('@').map(|(_, digest)| digest);
-        let mut state = self.state();
-        let resolved = match pinned {
-            Some(digest) => Some((digest.to_owned(), None)),
-            None => state.refs.get(image).map(|(digest, at)| (digest.clone(), Some(*at))),
-        };
-        if let Some((digest, resolved_at)) = resolved
-            && let Some((contents, _)) = state.contents.get(&digest)
-        {
-            let contents = Arc::clone(contents);
-            // The tag may have moved since: look again, answering meanwhile
-            // with what it named last.
-            if resolved_at.is_some_and(|at| at.elapsed() >= self.options.refresh) {
-                self.enqueue(&mut state, image);
+        // Under a shared lock: admission asks from many requests at once,
+        // and nearly always about an image it knows.
+        let stale = {
+            let state = self.read();
+            let pinned = image.rsplit_once('@').map(|(_, digest)| digest);
+            let resolved = match pinned {
+                Some(digest) => Some((digest, None)),
+                None => state.refs.get(image).map(|(digest, at)| (digest.as_str(), Some(*at))),
+            };
+            match resolved.and_then(|(digest, at)| state.contents.get(digest).map(|(c, _)| (Arc::clone(c), at))) {
+                // The tag may have moved since: look again, answering
+                // meanwhile with what it named last.
+                Some((contents, Some(at))) if at.elapsed() >= self.options.refresh => Some(contents),
+                Some((contents, _)) => return ImageLookup::Known(contents),
+                None => match state.failed.get(image) {
+                    Some((why, at)) if at.elapsed() < self.options.retry => {
+                        return ImageLookup::Failed(Arc::clone(why));
+                    }
+                    _ => None,
+                },
             }
-            return ImageLookup::Known(contents);
-        }
-        if let Some((why, at)) = state.failed.get(image)
-            && at.elapsed() < self.options.retry
-        {
-            return ImageLookup::Failed(Arc::clone(why));
-        }
+        };
         if !self.online {
-            return ImageLookup::Unknown;
+            return stale.map_or(ImageLookup::Unknown, ImageLookup::Known);
         }
-        self.enqueue(&mut state, image);
-        ImageLookup::Pending
+        self.enqueue(&mut self.write(), image);
+        stale.map_or(ImageLookup::Pending, ImageLookup::Known)
     }
 }
 
