@@ -53,7 +53,7 @@ impl ImageStore {
                 .enable_all()
                 .build()
                 .map_err(|e| miette::miette!("cannot start the registry client: {e}"))?;
-            Some((Registry::new(registry_options(global, platform.clone())?), runtime))
+            Some((Registry::new(registry_options(global, platform.clone(), credentials(global)?)?), runtime))
         };
         Ok(ImageStore { registry, cache, platform: platform.to_string(), memo: Mutex::default() })
     }
@@ -143,17 +143,12 @@ impl ImageFacts for ImageStore {
 }
 
 /// The registry client's options from the global flags: platform, extra
-/// CAs, plain-HTTP registries, and the logins of the docker configuration.
-pub fn registry_options(global: &Global, platform: Platform) -> miette::Result<Options> {
+/// CAs, plain-HTTP registries, and `credentials`.
+pub fn registry_options(global: &Global, platform: Platform, credentials: Credentials) -> miette::Result<Options> {
     let mut extra_roots = Vec::new();
     for path in &global.registry_ca {
         extra_roots.push(std::fs::read(path).map_err(|e| miette::miette!("{}: {e}", path.display()))?);
     }
-    let mut credentials = Credentials::default();
-    for path in &global.pull_secret {
-        credentials.extend(pull_secrets(path)?);
-    }
-    credentials.extend(Credentials::from_environment().map_err(|e| miette::miette!("{e}"))?);
     Ok(Options {
         platform,
         credentials,
@@ -162,6 +157,16 @@ pub fn registry_options(global: &Global, platform: Platform) -> miette::Result<O
         timeout: Some(std::time::Duration::from_secs(60)),
         ..Options::default()
     })
+}
+
+/// Registry logins: the `--pull-secret` files first, then the docker configuration's.
+pub fn credentials(global: &Global) -> miette::Result<Credentials> {
+    let mut credentials = Credentials::default();
+    for path in &global.pull_secret {
+        credentials.extend(pull_secrets(path)?);
+    }
+    credentials.extend(Credentials::from_environment().map_err(|e| miette::miette!("{e}"))?);
+    Ok(credentials)
 }
 
 /// `--platform`, checked.

@@ -22,7 +22,14 @@ pub fn run(args: &ServeArgs, global: &Global, config: Option<PathBuf>) -> miette
         None
     } else {
         let platform = crate::image_store::platform(global)?;
-        Some(paved_image::registry::Registry::new(crate::image_store::registry_options(global, platform)?))
+        // Unreadable logins must not keep the webhook from starting: images
+        // are then pulled anonymously, and private ones fail with a warning.
+        let credentials = crate::image_store::credentials(global).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "registry logins not read; images are pulled anonymously");
+            paved_image::auth::Credentials::default()
+        });
+        let options = crate::image_store::registry_options(global, platform, credentials)?;
+        Some(paved_image::registry::Registry::new(options))
     };
     let image_options = paved_server::images::ImageOptions {
         workers: args.image_workers.max(1),

@@ -234,6 +234,8 @@ fn serve_admits_an_unknown_image_with_a_warning_then_judges_it() {
     std::fs::write(dir.path().join("tls.crt"), &certs.cert_pem).unwrap();
     std::fs::write(dir.path().join("tls.key"), &certs.key_pem).unwrap();
     std::fs::write(dir.path().join("ca.pem"), &registry.ca_pem).unwrap();
+    std::fs::create_dir(dir.path().join("broken-docker-config")).unwrap();
+    std::fs::write(dir.path().join("broken-docker-config/config.json"), "{\"auths\": [").unwrap();
     std::fs::write(dir.path().join("config.yaml"), "profile: supply-chain\npolicies:\n  supply-chain/no-shell: deny\n")
         .unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
@@ -250,7 +252,8 @@ fn serve_admits_an_unknown_image_with_a_warning_then_judges_it() {
             .args(["--config", "config.yaml", "--registry-ca", "ca.pem", "serve", "--no-cluster"])
             .args(["--listen", &format!("127.0.0.1:{port}"), "--tls-cert", "tls.crt", "--tls-key", "tls.key"])
             .current_dir(dir.path())
-            .env("DOCKER_CONFIG", dir.path().join("no-docker-config"))
+            // Unreadable logins do not keep the webhook from starting.
+            .env("DOCKER_CONFIG", dir.path().join("broken-docker-config"))
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
