@@ -239,11 +239,17 @@ impl ImageFacts for Analyses {
         let stale = {
             let state = self.read();
             let pinned = image.rsplit_once('@').map(|(_, digest)| digest);
-            let resolved = match pinned {
-                Some(digest) => Some((digest, None)),
-                None => state.refs.get(image).map(|(digest, at)| (digest.as_str(), Some(*at))),
+            // A digest that names a platform's manifest is the key itself;
+            // one that names an index (the usual pin of a multi-platform
+            // image) was resolved to the platform's manifest like a tag, but
+            // never moves.
+            let by_pin = pinned.and_then(|digest| state.contents.get(digest)).map(|(c, _)| (c, None));
+            let by_ref = || {
+                let (digest, at) = state.refs.get(image)?;
+                let (contents, _) = state.contents.get(digest)?;
+                Some((contents, if pinned.is_some() { None } else { Some(*at) }))
             };
-            match resolved.and_then(|(digest, at)| state.contents.get(digest).map(|(c, _)| (Arc::clone(c), at))) {
+            match by_pin.or_else(by_ref).map(|(c, at)| (Arc::clone(c), at)) {
                 // The tag may have moved since: look again, answering
                 // meanwhile with what it named last.
                 Some((contents, Some(at))) if at.elapsed() >= self.options.refresh => Some(contents),

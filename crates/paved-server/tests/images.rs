@@ -262,3 +262,23 @@ async fn a_full_queue_drops_rather_than_waits() {
     assert_eq!(analyses.lookup(&images[0]), ImageLookup::Pending);
     assert_eq!(count(&analyses, "dropped"), before, "already queued, not asked again");
 }
+
+/// Multi-platform images are usually pinned by their index's digest; the
+/// analysis is of one platform's manifest, under that manifest's digest.
+#[test]
+fn an_image_pinned_by_its_index_digest_is_known_once_analysed() {
+    let Some(registry) = TestRegistry::start(None) else { return };
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    runtime.block_on(async {
+        let amd = registry.push("multi:amd64", &[layer_with_shell()], "linux", "amd64").await;
+        let arm = registry.push("multi:arm64", &[layer_without_shell()], "linux", "arm64").await;
+        let index = registry.push_index("multi:1", &[(&arm, "linux", "arm64"), (&amd, "linux", "amd64")]).await;
+        let analyses = Arc::new(Analyses::new(ImageOptions::default(), true));
+        let _tasks = analyses.spawn(Some(Registry::new(registry.options())), None);
+        let image = format!("{}/multi:1@{index}", registry.host);
+        assert_eq!(analyses.lookup(&image), ImageLookup::Pending);
+        eventually("the pinned index is known", || shells(&analyses, &image).is_some()).await;
+        assert_eq!(shells(&analyses, &image).unwrap(), ["/bin/bash", "/bin/sh -> /bin/bash"], "linux/amd64's");
+        assert_eq!(count(&analyses, "analysed"), 1, "analysed once, not again at every admission");
+    });
+}
