@@ -56,8 +56,8 @@ pub struct ImageOptions {
     pub retry: Duration,
     /// Longest an analysis may take, registry round trips included.
     pub timeout: Duration,
-    /// Digests kept in memory; beyond, the oldest results are forgotten
-    /// (and read again from the cluster or the registry when asked for).
+    /// Entries kept in memory, each of digests, resolved references and
+    /// failures; beyond, the oldest are forgotten (and asked for again).
     pub max_known: usize,
 }
 
@@ -133,7 +133,7 @@ impl Analyses {
 
     /// Asks for `image` to be analysed, unless it already is waiting.
     fn enqueue(&self, state: &mut State, image: &str) {
-        if !self.online || state.queued.contains(image) {
+        if state.queued.contains(image) {
             return;
         }
         match self.queue.try_send(image.to_owned()) {
@@ -146,17 +146,30 @@ impl Analyses {
         }
     }
 
-    /// Records what a digest carries; the oldest tenth goes when full.
+    /// Records what a digest carries.
     pub fn learn(&self, contents: ImageContents) {
         let mut state = self.write();
-        if state.contents.len() >= self.options.max_known && !state.contents.contains_key(&contents.digest) {
-            let mut ages: Vec<(Instant, String)> = state.contents.iter().map(|(d, (_, at))| (*at, d.clone())).collect();
-            ages.sort();
-            for (_, digest) in ages.into_iter().take(self.options.max_known / 10 + 1) {
-                state.contents.remove(&digest);
+        make_room(&mut state.contents, &contents.digest, self.options.max_known);
+        state.contents.insert(contents.digest.clone(), (Arc::new(contents), Instant::now()));
+    }
+
+    /// Records how an analysis of `image` ended: the manifest digest it
+    /// names, or why it failed.
+    fn settle(&self, image: &str, outcome: Result<String, String>) {
+        let max = self.options.max_known;
+        let mut state = self.write();
+        state.queued.remove(image);
+        match outcome {
+            Ok(digest) => {
+                state.failed.remove(image);
+                make_room(&mut state.refs, image, max);
+                state.refs.insert(image.to_owned(), (digest, Instant::now()));
+            }
+            Err(why) => {
+                make_room(&mut state.failed, image, max);
+                state.failed.insert(image.to_owned(), (why.into(), Instant::now()));
             }
         }
-        state.contents.insert(contents.digest.clone(), (Arc::new(contents), Instant::now()));
     }
 
     /// Forgets a digest (its `ImageAnalysis` was deleted: analyse it again).
@@ -216,17 +229,12 @@ impl Analyses {
                 } else {
                     self.count("known");
                 }
-                let mut state = self.write();
-                state.refs.insert(image.to_owned(), (digest.to_string(), Instant::now()));
-                state.failed.remove(image);
-                state.queued.remove(image);
+                self.settle(image, Ok(digest.to_string()));
             }
             Err(why) => {
                 self.count("failed");
                 tracing::warn!(%image, error = %why, "image not analysed");
-                let mut state = self.write();
-                state.failed.insert(image.to_owned(), (why.into(), Instant::now()));
-                state.queued.remove(image);
+                self.settle(image, Err(why));
             }
         }
     }
@@ -267,6 +275,21 @@ impl ImageFacts for Analyses {
         }
         self.enqueue(&mut self.write(), image);
         stale.map_or(ImageLookup::Pending, ImageLookup::Known)
+    }
+}
+
+/// Keeps a map that is about to get `key` within `max` entries: when full,
+/// the oldest tenth goes (each value carries when it was learnt). Every map
+/// here is keyed by what admission requests name, so none may grow without
+/// bound.
+fn make_room<T>(map: &mut HashMap<String, (T, Instant)>, key: &str, max: usize) {
+    if map.len() < max || map.contains_key(key) {
+        return;
+    }
+    let mut ages: Vec<(Instant, String)> = map.iter().map(|(k, (_, at))| (*at, k.clone())).collect();
+    ages.sort();
+    for (_, old) in ages.into_iter().take(max / 10 + 1) {
+        map.remove(&old);
     }
 }
 
@@ -396,5 +419,30 @@ async fn watch_shared(analyses: Arc<Analyses>, client: kube::Client) {
                 tracing::debug!(name = ?obj.metadata.name, "ImageAnalysis ignored: not this version's, or its name is not its digest")
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+    use super::*;
+
+    #[test]
+    fn memory_is_bounded_whatever_requests_name() {
+        let analyses = Analyses::new(ImageOptions { max_known: 10, ..ImageOptions::default() }, true);
+        for i in 0..25 {
+            let digest = format!("sha256:{i:064x}");
+            analyses.learn(ImageContents { digest: digest.clone(), ..ImageContents::default() });
+            analyses.settle(&format!("app{i}:1"), Ok(digest));
+            analyses.settle(&format!("gone{i}:1"), Err("manifest unknown".into()));
+        }
+        let state = analyses.read();
+        assert!(state.contents.len() <= 10 && state.refs.len() <= 10 && state.failed.len() <= 10);
+        // The newest stay.
+        assert!(state.refs.contains_key("app24:1") && state.failed.contains_key("gone24:1"));
+        assert!(state.contents.contains_key(&format!("sha256:{:064x}", 24)));
+        drop(state);
+        assert!(matches!(analyses.lookup("app24:1"), ImageLookup::Known(_)));
+        assert!(matches!(analyses.lookup("gone24:1"), ImageLookup::Failed(_)));
     }
 }
