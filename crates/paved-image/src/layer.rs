@@ -201,25 +201,28 @@ pub fn read_layer(
     let hasher = expected.map_or_else(|| Hasher::Sha256(sha2::Sha256::new()), Hasher::for_digest);
     let mut raw = BufReader::with_capacity(128 * 1024, Hashing { inner: blob, hasher, bytes: 0 });
     let magic = raw.fill_buf().map_err(LayerError::Read)?;
+    // By magic number: the reader needs no media type and trusts none.
     let compression = if magic.starts_with(&[0x1f, 0x8b]) {
-        1
+        Compression::Gzip
     } else if magic.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        2
+        Compression::Zstd
     } else {
-        0
+        Compression::None
     };
     let mut layer = Layer::default();
     {
         let decoder: Box<dyn Read + '_> = match compression {
-            1 => Box::new(flate2::bufread::MultiGzDecoder::new(&mut raw)),
-            2 => Box::new(zstd::stream::read::Decoder::with_buffer(&mut raw).map_err(LayerError::Decompress)?),
-            _ => Box::new(&mut raw),
+            Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(&mut raw)),
+            Compression::Zstd => {
+                Box::new(zstd::stream::read::Decoder::with_buffer(&mut raw).map_err(LayerError::Decompress)?)
+            }
+            Compression::None => Box::new(&mut raw),
         };
         let mut tar = TarReader::new(Bounded {
             inner: decoder,
             left: limits.max_layer_bytes,
             read: 0,
-            compressed: compression != 0,
+            compressed: compression != Compression::None,
         });
         let walked = walk(&mut tar, &mut layer, limits, entries_before).map_err(|e| classify(e, limits));
         // What follows the archive's end still counts: read it all so that a
@@ -255,6 +258,13 @@ pub fn read_layer(
     }
     layer.digest = Some(actual);
     Ok(layer)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Compression {
+    Gzip,
+    Zstd,
+    None,
 }
 
 /// Reads what is left of the blob (up to `limit` bytes) for its digest.

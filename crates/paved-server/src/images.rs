@@ -317,7 +317,7 @@ fn resource() -> ApiResource {
 
 /// The object name of a digest's analysis: `sha256-<hex>`.
 pub fn object_name(digest: &Digest) -> String {
-    digest.to_string().replacen(':', "-", 1)
+    digest.file_stem()
 }
 
 /// The `ImageAnalysis` object that shares `report` with the other replicas
