@@ -192,9 +192,7 @@ pub fn run(
         }
         progress.done();
         let report = audit.finish();
-        for (image, why) in store.map(|s| s.failures()).unwrap_or_default() {
-            problems.push(format!("image {image}: contents not known, its supply-chain findings are missing: {why}"));
-        }
+        problems.extend(store.map(|s| s.failures()).unwrap_or_default());
         if args.write_reports {
             let written = write_reports(&client, &report, args.max_listed, now).await;
             problems.extend(written);

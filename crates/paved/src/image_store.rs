@@ -67,13 +67,16 @@ impl ImageStore {
         cell.get_or_init(|| self.look_up(image)).clone()
     }
 
-    /// Images that could not be analysed, with why.
-    pub fn failures(&self) -> Vec<(String, String)> {
+    /// One line per image that could not be analysed: which, and why its
+    /// content findings are missing.
+    pub fn failures(&self) -> Vec<String> {
         let memo = self.memo.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut failed: Vec<(String, String)> = memo
+        let mut failed: Vec<String> = memo
             .iter()
             .filter_map(|(image, cell)| match cell.get() {
-                Some(Err(e)) => Some((image.clone(), e.clone())),
+                Some(Err(why)) => {
+                    Some(format!("image {image}: contents not known, its supply-chain findings are missing: {why}"))
+                }
                 _ => None,
             })
             .collect();

@@ -94,8 +94,8 @@ fn run(cli: Cli) -> miette::Result<u8> {
                 None => engine,
             };
             let code = check(&args, &cli.global, &engine)?;
-            for (image, why) in store.map(|s| s.failures()).unwrap_or_default() {
-                eprintln!("paved: image {image}: contents not known, its supply-chain findings are missing: {why}");
+            for failure in store.map(|s| s.failures()).unwrap_or_default() {
+                eprintln!("paved: {failure}");
             }
             // A policy that could not load is bad configuration; the rest still ran.
             Ok(if policy_problems.is_empty() { code } else { EXIT_BAD_INPUT })
