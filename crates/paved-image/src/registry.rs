@@ -14,8 +14,7 @@ use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
 
 use crate::auth::Credentials;
-use crate::layer::{Digest, Limits, read_layer};
-use crate::view::View;
+use crate::layer::{Digest, Limits};
 use crate::{ANALYSIS_VERSION, Contents, ImageReport, LayerFailure};
 
 /// Largest image configuration read (real ones are a few KiB).
@@ -198,10 +197,7 @@ impl Registry {
             }
             layers.push((d, layer.clone()));
         }
-        let contents = self.analyse_layers(&pinned, layers.clone(), limits).await.map_err(|source| match source {
-            Fetch::Layer(source) => RegistryError::Layer { image: image.to_owned(), source },
-            Fetch::Registry(message) => fail(message),
-        })?;
+        let contents = self.analyse_layers(image, &pinned, layers.clone(), limits).await?;
         Ok(ImageReport {
             analysis_version: ANALYSIS_VERSION,
             digest,
@@ -233,47 +229,56 @@ impl Registry {
 
     /// Streams each layer through the analysis on a blocking thread; the
     /// layers are read in order because each applies on top of the last.
+    /// `shown` is the image as the user wrote it, for errors.
     async fn analyse_layers(
         &self,
+        shown: &str,
         image: &Reference,
         layers: Vec<(Digest, OciDescriptor)>,
         limits: Limits,
-    ) -> Result<Contents, Fetch> {
+    ) -> Result<Contents, RegistryError> {
         let client = self.client.clone();
         let image = image.clone();
         let handle = tokio::runtime::Handle::current();
+        let count = layers.len();
         let task = tokio::task::spawn_blocking(move || {
-            let count = layers.len();
-            let mut view = View::default();
-            for (i, (digest, descriptor)) in layers.into_iter().enumerate() {
-                let stream = handle
-                    .block_on(client.pull_blob_stream(&image, &descriptor))
-                    .map_err(|e| Fetch::Registry(format!("layer {digest}: {e}")))?;
-                // oci-client checks the digest too, and fails the stream's
-                // last read when it differs. The analysis checks it itself,
-                // and says which layer and what was expected, so the client's
-                // verdict ends the stream instead.
-                let stream = stream.stream.take_while(|item| {
-                    let client_digest_error =
-                        matches!(item, Err(e) if e.get_ref().is_some_and(|inner| inner.is::<oci_client::errors::DigestError>()));
-                    std::future::ready(!client_digest_error)
-                });
-                let reader = tokio_util::io::StreamReader::new(stream);
-                let reader = tokio_util::io::SyncIoBridge::new_with_handle(reader, handle.clone());
-                let layer = read_layer(reader, Some(&digest), &limits, view.len()).map_err(|source| {
-                    Fetch::Layer(LayerFailure { number: i + 1, count, digest: digest.to_string(), source })
-                })?;
-                view.apply(layer);
-            }
-            Ok(Contents::of(&view))
+            // Each blob is asked for when the analysis reaches it.
+            let blobs = layers.into_iter().map(|(digest, descriptor)| {
+                let blob: Box<dyn std::io::Read> = match handle.block_on(client.pull_blob_stream(&image, &descriptor)) {
+                    Ok(stream) => {
+                        // oci-client checks the digest too, and fails the
+                        // stream's last read when it differs. The analysis
+                        // checks it itself, and says which layer and what was
+                        // expected, so the client's verdict ends the stream instead.
+                        let stream = stream.stream.take_while(|item| {
+                            let client_digest_error = matches!(item, Err(e) if e.get_ref().is_some_and(|inner| inner.is::<oci_client::errors::DigestError>()));
+                            std::future::ready(!client_digest_error)
+                        });
+                        let reader = tokio_util::io::StreamReader::new(stream);
+                        Box::new(tokio_util::io::SyncIoBridge::new_with_handle(reader, handle.clone()))
+                    }
+                    Err(e) => Box::new(Unavailable(Some(std::io::Error::other(e.to_string())))),
+                };
+                (blob, Some(digest))
+            });
+            crate::analyse_layers(blobs, count, &limits)
         });
-        task.await.map_err(|e| Fetch::Registry(format!("the analysis stopped: {e}")))?
+        match task.await {
+            Ok(analysed) => analysed.map_err(|source| RegistryError::Layer { image: shown.to_owned(), source }),
+            Err(e) => {
+                Err(RegistryError::Registry { image: shown.to_owned(), message: format!("the analysis stopped: {e}") })
+            }
+        }
     }
 }
 
-enum Fetch {
-    Layer(LayerFailure),
-    Registry(String),
+/// A blob the registry would not give: its first read fails with why.
+struct Unavailable(Option<std::io::Error>);
+
+impl std::io::Read for Unavailable {
+    fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+        Err(self.0.take().unwrap_or_else(|| std::io::Error::other("the blob is unavailable")))
+    }
 }
 
 fn is_layer_media_type(media_type: &str) -> bool {

@@ -130,6 +130,10 @@ fn a_blob_altered_in_the_registry_fails_its_image_with_the_layer_named() {
         std::fs::write(&file, &bytes[..bytes.len() / 2]).unwrap();
         let err = client.analyse(&format!("{}/tampered:1", registry.host), NOW).await.unwrap_err().to_string();
         assert!(err.contains(&bad.to_string()), "{err}");
+        // Gone from the registry's storage: the layer is named, with the registry's answer.
+        std::fs::remove_file(&file).unwrap();
+        let err = client.analyse(&format!("{}/tampered:1", registry.host), NOW).await.unwrap_err().to_string();
+        assert!(err.contains(&format!("layer 1 of 2 ({bad})")) && err.contains("reading the blob"), "{err}");
         // And an image that is not there is an error, not a hang.
         let err = client.analyse(&format!("{}/nothing:here", registry.host), NOW).await.unwrap_err().to_string();
         assert!(err.contains("nothing:here") && err.contains("the registry says: manifest unknown"), "{err}");
