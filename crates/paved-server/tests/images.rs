@@ -181,6 +181,11 @@ fn layer_with_shell() -> Vec<u8> {
         .gzip()
 }
 
+/// For the tests with a registry: its pushes and the analyses run side by side.
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+}
+
 fn layer_without_shell() -> Vec<u8> {
     TarBuilder::new().file("app/server", 0o755, b"\x7fELF").zstd()
 }
@@ -188,8 +193,7 @@ fn layer_without_shell() -> Vec<u8> {
 #[test]
 fn unknown_images_are_admitted_with_a_warning_and_analysed_in_the_background() {
     let Some(registry) = TestRegistry::start(None) else { return };
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    runtime.block_on(async {
+    runtime().block_on(async {
         let digest = registry.push("shop/app:1", &[layer_with_shell()], "linux", "amd64").await;
         registry.push("shop/clean:1", &[layer_without_shell()], "linux", "amd64").await;
         let mock = Arc::new(MockApiServer::default());
@@ -268,8 +272,7 @@ async fn a_full_queue_drops_rather_than_waits() {
 #[test]
 fn an_image_pinned_by_its_index_digest_is_known_once_analysed() {
     let Some(registry) = TestRegistry::start(None) else { return };
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    runtime.block_on(async {
+    runtime().block_on(async {
         let amd = registry.push("multi:amd64", &[layer_with_shell()], "linux", "amd64").await;
         let arm = registry.push("multi:arm64", &[layer_without_shell()], "linux", "arm64").await;
         let index = registry.push_index("multi:1", &[(&arm, "linux", "arm64"), (&amd, "linux", "amd64")]).await;
