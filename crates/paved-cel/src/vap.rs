@@ -6,12 +6,13 @@
 //! binding's `validationActions` say, and an expression that cannot be
 //! evaluated does what `failurePolicy` says.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use paved_core::eval::{Foreign, ForeignFinding};
 use paved_core::node::{FieldPath, Node};
 use paved_core::policy::Action;
+use paved_core::snapshot::Snapshot;
 use serde_json::Value;
 
 use crate::{Activation, Params, Validator};
@@ -54,32 +55,105 @@ pub struct Policy {
     param_kind: Option<(String, String)>,
     /// `failurePolicy: Ignore`; `Fail` (the default) otherwise.
     ignore_failures: bool,
+    /// Whether an expression mentions `namespaceObject`.
+    reads_namespace_object: bool,
 }
 
-/// A binding, with the params it selects resolved.
 struct Binding {
     name: String,
     policy: Arc<Policy>,
     match_resources: Value,
     action: Action,
-    params: BindingParams,
+    /// `None` when the policy takes no params.
+    param_ref: Option<ParamRef>,
 }
 
-enum BindingParams {
-    /// The policy takes no params.
-    None,
-    /// One evaluation per param object selected.
-    Found(Vec<Params>),
-    /// `paramRef` selected nothing: `parameterNotFoundAction: Deny`.
-    NotFoundDeny(String),
+/// A binding's `paramRef`, checked when the binding loads. The params
+/// themselves are looked up when an object is judged, among the objects
+/// known at that moment, since in `serve` they change with the cluster.
+struct ParamRef {
+    name: Option<String>,
+    namespace: Option<String>,
+    selector: Option<Value>,
+    /// `parameterNotFoundAction: Deny`, the default; `Allow` otherwise.
+    deny_when_missing: bool,
 }
 
 /// The policies and bindings of a set of files, ready to judge objects.
 #[derive(Default)]
 pub struct Vaps {
     bindings: Vec<Binding>,
-    /// Namespaces known (from the policy files and the inventory), for `namespaceSelector`.
+    objects: Arc<VapObjects>,
+}
+
+/// The objects VAPs read besides the one judged: params (objects of a kind
+/// some policy names in `paramKind`) and Namespaces (for `namespaceSelector`
+/// and `namespaceObject`). Those of the policy files are always there; a
+/// caller adds more (`--inventory`, or a server's watches) with `set`.
+#[derive(Default)]
+pub struct VapObjects {
+    /// `(apiVersion, kind)` of every `paramKind`.
+    param_kinds: HashSet<(String, String)>,
+    /// Whether some policy or binding reads Namespaces.
+    reads_namespaces: bool,
+    from_files: Vec<Value>,
+    current: Snapshot<Known>,
+}
+
+/// Params and Namespaces, indexed once per change.
+#[derive(Default)]
+struct Known {
+    params: HashMap<(String, String), Vec<ParamObject>>,
     namespaces: HashMap<String, Value>,
+}
+
+struct ParamObject {
+    name: String,
+    namespace: Option<String>,
+    labels: Option<Value>,
+    /// Converted for CEL once, not once per evaluation.
+    params: Params,
+}
+
+impl VapObjects {
+    /// The policy files' objects and `objects` become what VAPs read.
+    pub fn set(&self, objects: &[Value]) {
+        self.current.set(Arc::new(self.index(objects)));
+    }
+
+    fn index(&self, objects: &[Value]) -> Known {
+        let mut known = Known::default();
+        for o in self.from_files.iter().chain(objects) {
+            let (api_version, kind) = (str_at(o, "/apiVersion").unwrap_or(""), str_at(o, "/kind").unwrap_or(""));
+            let Some(name) = str_at(o, "/metadata/name") else { continue };
+            if api_version == "v1" && kind == "Namespace" {
+                known.namespaces.insert(name.to_owned(), o.clone());
+            }
+            let key = (api_version.to_owned(), kind.to_owned());
+            if self.param_kinds.contains(&key) {
+                known.params.entry(key).or_default().push(ParamObject {
+                    name: name.to_owned(),
+                    namespace: str_at(o, "/metadata/namespace").filter(|n| !n.is_empty()).map(str::to_owned),
+                    labels: o.pointer("/metadata/labels").cloned(),
+                    params: Params::new(o),
+                });
+            }
+        }
+        known
+    }
+
+    /// The kinds whose objects the policies read, as `(apiVersion, kind)`,
+    /// which a server watches: every `paramKind`, and Namespaces when a
+    /// policy or binding selects by namespace labels or reads `namespaceObject`.
+    pub fn kinds(&self) -> Vec<(String, String)> {
+        let mut kinds: Vec<(String, String)> = self.param_kinds.iter().cloned().collect();
+        if self.reads_namespaces {
+            kinds.push(("v1".to_owned(), "Namespace".to_owned()));
+        }
+        kinds.sort();
+        kinds.dedup();
+        kinds
+    }
 }
 
 impl std::fmt::Debug for Vaps {
@@ -137,7 +211,15 @@ impl Policy {
                 "spec.matchConstraints.resourceRules is required".to_owned(),
             ));
         }
-        Ok(Policy { name: name.to_owned(), validator, match_constraints, param_kind, ignore_failures })
+        let reads_namespace_object = spec.to_string().contains("namespaceObject");
+        Ok(Policy {
+            name: name.to_owned(),
+            validator,
+            match_constraints,
+            param_kind,
+            ignore_failures,
+            reads_namespace_object,
+        })
     }
 }
 
@@ -191,13 +273,7 @@ impl Vaps {
                 bindings.push(doc);
             }
         }
-        let everything: Vec<&Value> = docs.iter().chain(objects).collect();
-        let namespaces = everything
-            .iter()
-            .filter(|o| str_at(o, "/apiVersion") == Some("v1") && str_at(o, "/kind") == Some("Namespace"))
-            .filter_map(|o| Some((str_at(o, "/metadata/name")?.to_owned(), (*o).clone())))
-            .collect();
-        let mut vaps = Vaps { bindings: Vec::new(), namespaces };
+        let mut vaps = Vaps::default();
         for doc in bindings {
             let name = str_at(doc, "/metadata/name").unwrap_or("");
             let error = VapError::of("ValidatingAdmissionPolicyBinding", name);
@@ -216,7 +292,7 @@ impl Vaps {
                     continue;
                 }
             };
-            let params = match resolve_params(policy, doc.pointer("/spec/paramRef"), &everything) {
+            let param_ref = match ParamRef::of(policy, doc.pointer("/spec/paramRef")) {
                 Ok(p) => p,
                 Err(message) => {
                     errors.push(error("spec.paramRef", message));
@@ -228,10 +304,30 @@ impl Vaps {
                 policy: Arc::clone(policy),
                 match_resources: doc.pointer("/spec/matchResources").cloned().unwrap_or(Value::Null),
                 action,
-                params,
+                param_ref,
             });
         }
+        let param_kinds: HashSet<(String, String)> =
+            vaps.bindings.iter().filter_map(|b| b.policy.param_kind.clone()).collect();
+        let reads_namespaces = vaps.bindings.iter().any(|b| {
+            b.policy.reads_namespace_object
+                || b.policy.match_constraints.get("namespaceSelector").is_some()
+                || b.match_resources.get("namespaceSelector").is_some()
+        });
+        let is_read = |o: &Value| {
+            let key = (str_at(o, "/apiVersion").unwrap_or("").to_owned(), str_at(o, "/kind").unwrap_or("").to_owned());
+            param_kinds.contains(&key) || (key.0 == "v1" && key.1 == "Namespace")
+        };
+        let from_files = docs.iter().chain(objects).filter(|o| is_read(o)).cloned().collect();
+        let mut read = VapObjects { param_kinds, reads_namespaces, from_files, current: Snapshot::default() };
+        read.current = Snapshot::new(read.index(&[]));
+        vaps.objects = Arc::new(read);
         (vaps, errors)
+    }
+
+    /// What the policies read besides the object judged, for a caller to add to.
+    pub fn objects(&self) -> Arc<VapObjects> {
+        Arc::clone(&self.objects)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -239,13 +335,14 @@ impl Vaps {
     }
 
     /// Judges one object, as the request `request` (an AdmissionRequest as
-    /// JSON: `operation`, `userInfo`, `kind`, …).
+    /// JSON: `operation`, `userInfo`, `namespace`, `kind`, …).
     pub fn judge(&self, object: &Value, old_object: &Value, request: &Value) -> Vec<ForeignFinding> {
-        let subject = Subject::of(
-            if object.is_null() { old_object } else { object },
-            str_at(request, "/operation").unwrap_or("CREATE"),
-            &self.namespaces,
-        );
+        self.judge_as(object, old_object, request, Origin::Admission)
+    }
+
+    fn judge_as(&self, object: &Value, old_object: &Value, request: &Value, origin: Origin) -> Vec<ForeignFinding> {
+        let known = self.objects.current.get();
+        let subject = Subject::of(if object.is_null() { old_object } else { object }, request, &known.namespaces);
         let selected: Vec<&Binding> = self
             .bindings
             .iter()
@@ -268,13 +365,15 @@ impl Vaps {
                 path: FieldPath::root(),
             };
             let no_params = Params::none();
-            let params: Vec<&Params> = match &binding.params {
-                BindingParams::None => vec![&no_params],
-                BindingParams::Found(found) => found.iter().collect(),
-                BindingParams::NotFoundDeny(why) => {
-                    out.push(finding(Action::Deny, why.clone()));
-                    continue;
-                }
+            let params: Vec<&Params> = match (&binding.param_ref, &binding.policy.param_kind) {
+                (Some(param_ref), Some(kind)) => match param_ref.find(kind, &subject, &known, origin) {
+                    Ok(found) => found,
+                    Err(why) => {
+                        out.push(finding(Action::Deny, why));
+                        continue;
+                    }
+                },
+                _ => vec![&no_params],
             };
             for params in params {
                 let outcome = binding.policy.validator.evaluate(&activation, params);
@@ -313,45 +412,79 @@ impl Foreign for Vaps {
             "userInfo": {},
             "dryRun": false,
         });
-        self.judge(&object, &Value::Null, &request)
+        self.judge_as(&object, &Value::Null, &request, Origin::Manifest)
     }
 }
 
-/// The params of a binding, from the objects loaded.
-fn resolve_params(policy: &Policy, param_ref: Option<&Value>, objects: &[&Value]) -> Result<BindingParams, String> {
-    let Some((api_version, kind)) = &policy.param_kind else {
-        return Ok(BindingParams::None);
-    };
-    let Some(param_ref) = param_ref else {
-        return Err(format!("policy {} has paramKind {kind} but the binding has no spec.paramRef", policy.name));
-    };
-    let name = str_at(param_ref, "/name");
-    let namespace = str_at(param_ref, "/namespace");
-    let selector = param_ref.get("selector");
-    if name.is_some() == selector.is_some() {
-        return Err("spec.paramRef needs exactly one of name and selector".to_owned());
+/// Where the object judged comes from, which decides where a `paramRef`
+/// without a namespace looks.
+#[derive(Clone, Copy, PartialEq)]
+enum Origin {
+    /// An admission request: an object without a namespace is cluster-scoped.
+    Admission,
+    /// A manifest: an object without a namespace goes wherever it is
+    /// applied, so params in any namespace may be meant.
+    Manifest,
+}
+
+impl ParamRef {
+    /// The binding's `paramRef`, checked against its policy's `paramKind`.
+    fn of(policy: &Policy, param_ref: Option<&Value>) -> Result<Option<ParamRef>, String> {
+        let Some((_, kind)) = &policy.param_kind else {
+            return Ok(None);
+        };
+        let Some(param_ref) = param_ref else {
+            return Err(format!("policy {} has paramKind {kind} but the binding has no spec.paramRef", policy.name));
+        };
+        let name = str_at(param_ref, "/name").map(str::to_owned);
+        let selector = param_ref.get("selector").cloned();
+        if name.is_some() == selector.is_some() {
+            return Err("spec.paramRef needs exactly one of name and selector".to_owned());
+        }
+        let deny_when_missing = match str_at(param_ref, "/parameterNotFoundAction").unwrap_or("Deny") {
+            "Allow" => false,
+            "Deny" => true,
+            other => return Err(format!("spec.paramRef.parameterNotFoundAction {other:?} is not Allow or Deny")),
+        };
+        let namespace = str_at(param_ref, "/namespace").filter(|n| !n.is_empty()).map(str::to_owned);
+        Ok(Some(ParamRef { name, namespace, selector, deny_when_missing }))
     }
-    let found: Vec<Params> = objects
-        .iter()
-        .filter(|o| str_at(o, "/apiVersion") == Some(api_version) && str_at(o, "/kind") == Some(kind))
-        .filter(|o| namespace.is_none_or(|ns| str_at(o, "/metadata/namespace") == Some(ns)))
-        .filter(|o| match (name, selector) {
-            (Some(name), _) => str_at(o, "/metadata/name") == Some(name),
-            (None, Some(selector)) => paved_core::selector::matches(selector, o.pointer("/metadata/labels")),
-            (None, None) => false,
-        })
-        .map(|o| Params::new(o))
-        .collect();
-    if !found.is_empty() {
-        return Ok(BindingParams::Found(found));
-    }
-    match str_at(param_ref, "/parameterNotFoundAction").unwrap_or("Deny") {
-        "Allow" => Ok(BindingParams::Found(Vec::new())),
-        "Deny" => Ok(BindingParams::NotFoundDeny(format!(
-            "no params found for policy binding: {kind} {} not found",
-            name.map_or_else(|| "matching the selector".to_owned(), |n| format!("{n:?}"))
-        ))),
-        other => Err(format!("spec.paramRef.parameterNotFoundAction {other:?} is not Allow or Deny")),
+
+    /// The params selected for `subject`, one evaluation each; `Err` is the
+    /// denial of `parameterNotFoundAction: Deny` when there are none. As in
+    /// the API server, a `paramRef` without a namespace looks in the
+    /// namespace of the object judged (and at cluster-scoped params); for a
+    /// cluster-scoped object, only at cluster-scoped params.
+    fn find<'k>(
+        &self,
+        param_kind: &(String, String),
+        subject: &Subject,
+        known: &'k Known,
+        origin: Origin,
+    ) -> Result<Vec<&'k Params>, String> {
+        let candidates = known.params.get(param_kind).into_iter().flatten();
+        let in_scope = |o: &ParamObject| match (&self.namespace, subject.namespace) {
+            (Some(ns), _) => o.namespace.as_deref() == Some(ns.as_str()),
+            (None, Some(ns)) => o.namespace.is_none() || o.namespace.as_deref() == Some(ns),
+            (None, None) => o.namespace.is_none() || origin == Origin::Manifest,
+        };
+        let found: Vec<&Params> = candidates
+            .filter(|o| in_scope(o))
+            .filter(|o| match (&self.name, &self.selector) {
+                (Some(name), _) => o.name == *name,
+                (None, Some(selector)) => paved_core::selector::matches(selector, o.labels.as_ref()),
+                (None, None) => false,
+            })
+            .map(|o| &o.params)
+            .collect();
+        if found.is_empty() && self.deny_when_missing {
+            let kind = &param_kind.1;
+            return Err(format!(
+                "no params found for policy binding: {kind} {} not found",
+                self.name.as_ref().map_or_else(|| "matching the selector".to_owned(), |n| format!("{n:?}"))
+            ));
+        }
+        Ok(found)
     }
 }
 
@@ -387,9 +520,13 @@ struct Subject<'a> {
 }
 
 impl<'a> Subject<'a> {
-    fn of(object: &'a Value, operation: &'a str, namespaces: &'a HashMap<String, Value>) -> Subject<'a> {
+    /// The request's namespace is the object's (on a CREATE the object may
+    /// not carry it yet).
+    fn of(object: &'a Value, request: &'a Value, namespaces: &'a HashMap<String, Value>) -> Subject<'a> {
         let (group, version) = group_version(object);
-        let namespace = str_at(object, "/metadata/namespace").filter(|n| !n.is_empty());
+        let namespace =
+            str_at(request, "/namespace").or_else(|| str_at(object, "/metadata/namespace")).filter(|n| !n.is_empty());
+        let operation = str_at(request, "/operation").unwrap_or("CREATE");
         Subject {
             object,
             group,
@@ -420,7 +557,10 @@ impl<'a> Subject<'a> {
                 && (names.is_empty() || names.contains(&self.name))
         };
         let rules_of = |key: &str| rules.get(key).and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
-        if !rules_of("resourceRules").iter().any(rule_selects)
+        // A binding's `matchResources` without `resourceRules` narrows by
+        // its selectors alone (the policy's are required, checked at load).
+        let selects = rules_of("resourceRules");
+        if !(selects.is_empty() || selects.iter().any(rule_selects))
             || rules_of("excludeResourceRules").iter().any(rule_selects)
         {
             return false;
@@ -430,15 +570,20 @@ impl<'a> Subject<'a> {
         {
             return false;
         }
-        // Cluster-scoped objects are not filtered by namespaceSelector; a
-        // namespace paved has not seen has no labels.
-        if let (Some(selector), Some(_)) = (rules.get("namespaceSelector"), self.namespace)
-            && !paved_core::selector::matches(
-                selector,
-                self.namespace_object.and_then(|n| n.pointer("/metadata/labels")),
-            )
-        {
-            return false;
+        // Cluster-scoped objects are not filtered by namespaceSelector, but
+        // a Namespace is, by its own labels; a namespace paved has not seen
+        // has no labels.
+        if let Some(selector) = rules.get("namespaceSelector") {
+            let labels = if self.resource == "namespaces" && self.group.is_empty() {
+                Some(self.object.pointer("/metadata/labels"))
+            } else {
+                self.namespace.map(|_| self.namespace_object.and_then(|n| n.pointer("/metadata/labels")))
+            };
+            if let Some(labels) = labels
+                && !paved_core::selector::matches(selector, labels)
+            {
+                return false;
+            }
         }
         true
     }

@@ -107,6 +107,39 @@ fn match_constraints_and_match_resources_both_select() {
     assert!(judge(&vaps, &pod).is_empty(), "resources");
 }
 
+/// A binding's `matchResources` may narrow by selectors alone; a Namespace
+/// is selected by `namespaceSelector` through its own labels.
+#[test]
+fn a_binding_without_resource_rules_narrows_by_its_selectors() {
+    let vaps = load(&[
+        policy(
+            "labelled",
+            json!({
+                "matchConstraints": {"resourceRules": [{"apiGroups": ["*"], "apiVersions": ["*"], "operations": ["CREATE"],
+                                                         "resources": ["deployments", "namespaces"]}]},
+                "validations": [{"expression": "has(object.metadata.labels) && 'team' in object.metadata.labels",
+                                 "message": "needs a team"}]
+            }),
+        ),
+        binding(
+            "prod-only",
+            json!({"policyName": "labelled", "validationActions": ["Deny"],
+                   "matchResources": {"namespaceSelector": {"matchLabels": {"env": "prod"}}}}),
+        ),
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop", "labels": {"env": "prod"}}}),
+    ]);
+    assert_eq!(judge(&vaps, &deployment("web", "shop", 1, json!({}))).len(), 1);
+    assert!(judge(&vaps, &deployment("web", "lab", 1, json!({}))).is_empty(), "lab is not labelled env=prod");
+    let namespace = |labels: Value| {
+        let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "new", "labels": labels}});
+        let request = json!({"operation": "CREATE", "userInfo": {},
+                             "kind": {"group": "", "version": "v1", "kind": "Namespace"}, "name": "new"});
+        vaps.judge(&ns, &Value::Null, &request)
+    };
+    assert_eq!(namespace(json!({"env": "prod"})).len(), 1, "a Namespace is selected by its own labels");
+    assert!(namespace(json!({"env": "dev"})).is_empty());
+}
+
 #[test]
 fn params_by_name_by_selector_and_when_missing() {
     let limit_policy = policy(
@@ -136,7 +169,8 @@ fn params_by_name_by_selector_and_when_missing() {
     let by_selector = binding(
         "by-selector",
         json!({"policyName": "limit", "validationActions": ["Deny"],
-               "paramRef": {"selector": {"matchLabels": {"tier": "a"}}, "parameterNotFoundAction": "Deny"}}),
+               "paramRef": {"selector": {"matchLabels": {"tier": "a"}}, "namespace": "policies",
+                            "parameterNotFoundAction": "Deny"}}),
     );
     let vaps =
         load(&[limit_policy.clone(), by_selector, limit("two", 2, "a"), limit("five", 5, "a"), limit("one", 1, "b")]);
@@ -159,6 +193,57 @@ fn params_by_name_by_selector_and_when_missing() {
     assert!(found[0].2.contains("no params found"), "{}", found[0].2);
     let vaps = load(&[limit_policy, missing("Allow")]);
     assert!(judge(&vaps, &deployment("web", "shop", 100, json!({}))).is_empty());
+}
+
+/// A `paramRef` without a namespace looks where the API server looks: in
+/// the namespace of the object judged, and at cluster-scoped params; a
+/// cluster-scoped object finds only cluster-scoped params.
+#[test]
+fn a_param_ref_without_a_namespace_reads_the_params_of_the_objects_namespace() {
+    let limit_policy = policy(
+        "limit",
+        json!({
+            "paramKind": {"apiVersion": "v1", "kind": "ConfigMap"},
+            "matchConstraints": {"resourceRules": [{"apiGroups": ["*"], "apiVersions": ["*"],
+                "operations": ["CREATE"], "resources": ["deployments", "namespaces"]}]},
+            "validations": [{"expression": "!has(object.spec) || object.spec.replicas <= int(params.data.max)",
+                             "messageExpression": "'at most ' + params.data.max"}]
+        }),
+    );
+    let bind = binding(
+        "per-namespace",
+        json!({"policyName": "limit", "validationActions": ["Deny"], "paramRef": {"name": "limits"}}),
+    );
+    let limits = |namespace: &str, max: &str| {
+        json!({"apiVersion": "v1", "kind": "ConfigMap",
+               "metadata": {"name": "limits", "namespace": namespace}, "data": {"max": max}})
+    };
+    let vaps = load(&[limit_policy.clone(), bind.clone(), limits("shop", "2"), limits("lab", "50")]);
+    let messages = |vaps: &Vaps, ns: &str, replicas: i64| -> Vec<String> {
+        judge(vaps, &deployment("web", ns, replicas, json!({}))).into_iter().map(|f| f.2).collect()
+    };
+    assert_eq!(messages(&vaps, "shop", 10), ["at most 2"]);
+    assert!(messages(&vaps, "lab", 10).is_empty(), "lab's own limit is 50");
+    let none = messages(&vaps, "elsewhere", 1);
+    assert_eq!(none.len(), 1, "no params in that namespace: parameterNotFoundAction Deny");
+    assert!(none[0].contains("no params found"), "{none:?}");
+
+    // A cluster-scoped object finds no namespaced params.
+    let namespace = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "new"}});
+    let request = json!({"operation": "CREATE", "userInfo": {}, "kind": {"group": "", "version": "v1", "kind": "Namespace"},
+                         "name": "new"});
+    let found = vaps.judge(&namespace, &Value::Null, &request);
+    assert!(found.len() == 1 && found[0].message.contains("no params found"), "{found:?}");
+
+    // Objects added later (a server's watches, `--inventory`) are read
+    // beside the policy files'; a change of them changes the verdict.
+    let vaps = load(&[limit_policy, bind]);
+    assert!(messages(&vaps, "shop", 10)[0].contains("no params found"));
+    vaps.objects().set(&[limits("shop", "20")]);
+    assert!(messages(&vaps, "shop", 10).is_empty());
+    vaps.objects().set(&[limits("shop", "5")]);
+    assert_eq!(messages(&vaps, "shop", 10), ["at most 5"]);
+    assert_eq!(vaps.objects().kinds(), [("v1".to_owned(), "ConfigMap".to_owned())]);
 }
 
 #[test]

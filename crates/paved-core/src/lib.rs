@@ -29,5 +29,6 @@ pub mod policy;
 pub mod profile;
 pub mod rules;
 pub mod selector;
+pub mod snapshot;
 
 pub use jiff::Timestamp;

@@ -60,40 +60,48 @@ impl Policies {
         self.gatekeeper.constraints.is_empty() && self.vaps.is_empty()
     }
 
-    /// Whether a template reads `data.inventory` (then the objects being
-    /// checked are worth adding to it).
-    pub fn reads_inventory(&self) -> bool {
-        self.gatekeeper.constraints.iter().any(|(t, _)| {
+    /// Whether policies read objects besides the one judged: a template
+    /// reading `data.inventory`, a VAP with params or reading Namespaces
+    /// (then the objects being checked are worth adding to the inventory).
+    pub fn reads_other_objects(&self) -> bool {
+        let templates = self.gatekeeper.constraints.iter().any(|(t, _)| {
             t.template.rego.contains("data.inventory") || t.template.libs.iter().any(|l| l.contains("data.inventory"))
-        })
+        });
+        templates || !self.vaps.objects().kinds().is_empty()
     }
 
-    /// The objects templates read through `data.inventory`.
+    /// The objects policies read besides the one judged: templates through
+    /// `data.inventory`, VAPs as params and Namespaces.
     pub fn set_inventory(&mut self, objects: Vec<Value>) {
-        self.gatekeeper.inventory.set(Arc::new(Inventory::new(objects)));
+        self.inventory().set(Arc::new(Inventory::new(objects)));
     }
 
-    /// A handle on the inventory these policies read, for a server's
-    /// watches to keep current after the policies became foreign.
-    pub fn inventory(&self) -> SharedInventory {
-        self.gatekeeper.inventory.clone()
+    /// A handle on the objects these policies read, for a server's watches
+    /// to keep current after the policies became foreign.
+    pub fn inventory(&self) -> InventoryHandle {
+        InventoryHandle { gatekeeper: self.gatekeeper.inventory.clone(), vaps: self.vaps.objects() }
     }
 
-    /// The kinds a server must keep in `data.inventory`: those the templates
+    /// The kinds a server must keep in the inventory: those the templates
     /// declare (`metadata.gatekeeper.sh/requires-sync-data`), those a
     /// Gatekeeper `Config` in the policy files lists under `spec.sync.syncOnly`,
-    /// and Namespaces when a constraint selects by namespace labels.
+    /// Namespaces when a constraint selects by namespace labels, and what
+    /// the VAPs read (their `paramKind`s, and Namespaces when they select by
+    /// namespace labels or read `namespaceObject`).
     pub fn synced_kinds(&self) -> Vec<SyncKind> {
+        let mut kinds: Vec<SyncKind> = Vec::new();
         // Without constraints no template runs, so nothing is read.
-        if self.gatekeeper.constraints.is_empty() {
-            return Vec::new();
+        if !self.gatekeeper.constraints.is_empty() {
+            kinds.extend(self.gatekeeper.constraints.iter().flat_map(|(t, _)| t.template.sync.iter().cloned()));
+            kinds.extend(self.sync_only.iter().cloned());
+            if self.gatekeeper.constraints.iter().any(|(_, c)| c.selects_namespaces()) {
+                kinds.push(SyncKind { group: String::new(), version: "v1".into(), kind: "Namespace".into() });
+            }
         }
-        let mut kinds: Vec<SyncKind> =
-            self.gatekeeper.constraints.iter().flat_map(|(t, _)| t.template.sync.iter().cloned()).collect();
-        kinds.extend(self.sync_only.iter().cloned());
-        if self.gatekeeper.constraints.iter().any(|(_, c)| c.selects_namespaces()) {
-            kinds.push(SyncKind { group: String::new(), version: "v1".into(), kind: "Namespace".into() });
-        }
+        kinds.extend(self.vaps.objects().kinds().into_iter().map(|(api_version, kind)| {
+            let (group, version) = api_version.split_once('/').unwrap_or(("", &api_version));
+            SyncKind { group: group.to_owned(), version: version.to_owned(), kind }
+        }));
         kinds.sort();
         kinds.dedup();
         kinds
@@ -109,6 +117,31 @@ impl Policies {
             foreign.push(Arc::new(self.vaps));
         }
         foreign
+    }
+}
+
+/// Where a server puts the objects it watches: one snapshot, which
+/// templates read as `data.inventory` and VAPs as params and Namespaces.
+#[derive(Clone, Default)]
+pub struct InventoryHandle {
+    gatekeeper: SharedInventory,
+    vaps: Arc<paved_cel::vap::VapObjects>,
+}
+
+impl InventoryHandle {
+    pub fn get(&self) -> Arc<Inventory> {
+        self.gatekeeper.get()
+    }
+
+    pub fn set(&self, inventory: Arc<Inventory>) {
+        self.vaps.set(inventory.objects());
+        self.gatekeeper.set(inventory);
+    }
+}
+
+impl std::fmt::Debug for InventoryHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InventoryHandle").field("objects", &self.gatekeeper.get().len()).finish()
     }
 }
 

@@ -313,29 +313,15 @@ impl Inventory {
     pub fn doc(&self) -> &Value {
         &self.doc
     }
+
+    pub fn objects(&self) -> &[Value] {
+        &self.objects
+    }
 }
 
 /// The inventory a running server keeps current: its watches replace the
 /// snapshot, and each evaluation reads the snapshot of the moment.
-#[derive(Debug, Clone, Default)]
-pub struct SharedInventory(Arc<std::sync::RwLock<Arc<Inventory>>>);
-
-impl SharedInventory {
-    pub fn get(&self) -> Arc<Inventory> {
-        match self.0.read() {
-            Ok(current) => Arc::clone(&current),
-            // A writer only swaps an Arc, so a poisoned lock still holds a whole snapshot.
-            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
-        }
-    }
-
-    pub fn set(&self, inventory: Arc<Inventory>) {
-        match self.0.write() {
-            Ok(mut current) => *current = inventory,
-            Err(poisoned) => *poisoned.into_inner() = inventory,
-        }
-    }
-}
+pub type SharedInventory = paved_core::snapshot::Snapshot<Inventory>;
 
 /// The violations of a review under one constraint: none when its `match`
 /// does not select the object.

@@ -114,12 +114,12 @@ pub struct Shared {
     pub inventory: RwLock<InventoryPlan>,
 }
 
-/// The kinds Gatekeeper templates read through `data.inventory`, and the
-/// inventory the loaded policies read, which the inventory watch fills.
+/// The kinds the loaded policies read (Gatekeeper's `data.inventory`, VAPs'
+/// params and Namespaces), and where the inventory watch puts them.
 #[derive(Clone, Debug, Default)]
 pub struct InventoryPlan {
     pub kinds: Vec<paved_gatekeeper::template::SyncKind>,
-    pub inventory: paved_gatekeeper::suite::SharedInventory,
+    pub inventory: paved_gatekeeper::policies::InventoryHandle,
 }
 
 impl Shared {

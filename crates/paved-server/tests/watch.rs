@@ -330,3 +330,75 @@ async fn gatekeeper_inventory_follows_the_kinds_templates_sync() {
     })
     .await;
 }
+
+const REPLICA_LIMIT_VAP: &str = "apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicy
+metadata: {name: replica-limit}
+spec:
+  paramKind: {apiVersion: v1, kind: ConfigMap}
+  matchConstraints:
+    resourceRules:
+    - {apiGroups: [apps], apiVersions: [v1], operations: [CREATE, UPDATE], resources: [deployments]}
+  validations:
+  - expression: object.spec.replicas <= int(params.data.max)
+    messageExpression: \"'at most ' + params.data.max + ' replicas in ' + namespaceObject.metadata.name\"
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicyBinding
+metadata: {name: profiled-namespaces}
+spec:
+  policyName: replica-limit
+  validationActions: [Deny]
+  paramRef: {name: replica-limit, parameterNotFoundAction: Deny}
+  matchResources:
+    namespaceSelector:
+      matchExpressions: [{key: paved.dev/profile, operator: Exists}]
+";
+
+fn deployment_review(uid: &str, namespace: &str, replicas: u32) -> Vec<u8> {
+    let deployment = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": namespace},
+        "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": "web"}},
+            "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "web", "image": "nginx:1"}]}}}});
+    let review = json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
+        "uid": uid, "kind": {"group": "apps", "version": "v1", "kind": "Deployment"},
+        "resource": {"group": "apps", "version": "v1", "resource": "deployments"},
+        "name": "web", "namespace": namespace, "operation": "CREATE",
+        "userInfo": {"username": "dev", "groups": []}, "object": deployment}});
+    serde_json::to_vec(&review).unwrap()
+}
+
+/// A ValidatingAdmissionPolicy's params live in the cluster: serve watches
+/// the `paramKind` (and Namespaces, which the binding selects by label and
+/// the message reads), finds each object's params in its own namespace, as
+/// the API server does, and follows changes to them.
+#[tokio::test]
+async fn vap_params_and_namespaces_come_from_the_cluster_and_follow_it() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("vap.yaml"), REPLICA_LIMIT_VAP).unwrap();
+    let yaml = format!("policy-paths: [{:?}]\n", dir.path().display().to_string());
+    let mock = Arc::new(MockApiServer::default());
+    let (shared, _watching) = synced(&mock, &yaml).await;
+    let kinds: Vec<String> =
+        shared.inventory.read().unwrap().kinds.iter().map(|k| format!("{}/{}", k.api_version(), k.kind)).collect();
+    assert_eq!(kinds, ["v1/ConfigMap", "v1/Namespace"]);
+
+    let vap = |denials: Vec<String>| -> Vec<String> {
+        denials.into_iter().filter(|d| d.contains("vap/replica-limit/profiled-namespaces")).collect()
+    };
+    let denied = vap(denials(&shared, &deployment_review("1", "payments", 10)));
+    assert_eq!(denied.len(), 1, "payments' own limit is 3");
+    assert!(denied[0].contains("at most 3 replicas in payments"), "{denied:?}");
+    assert!(vap(denials(&shared, &deployment_review("2", "payments", 2))).is_empty());
+    // lab has a limit of 1 but no paved.dev/profile label: the binding does not select it.
+    assert!(vap(denials(&shared, &deployment_review("3", "lab", 10))).is_empty());
+
+    // The watch raises payments' limit to 20.
+    eventually("configmap watch open", || mock.watches.lock().unwrap().contains_key("/api/v1/configmaps#objects"))
+        .await;
+    mock.replay("/api/v1/configmaps#objects", "configmaps.objects.watch.jsonl");
+    eventually("params follow the watch", || vap(denials(&shared, &deployment_review("4", "payments", 10))).is_empty())
+        .await;
+    let denied = vap(denials(&shared, &deployment_review("5", "payments", 25)));
+    assert!(denied.len() == 1 && denied[0].contains("at most 20"), "{denied:?}");
+}

@@ -189,10 +189,11 @@ fn foreign_policies(
     (policies, problems)
 }
 
-/// Adds the policies of the files to the engine. When a template reads
-/// `data.inventory`, the inventory holds the `--inventory` objects and the
-/// objects being checked (except stdin, which only `check` may read), as
-/// Gatekeeper's sync would hold the cluster's.
+/// Adds the policies of the files to the engine. The inventory holds the
+/// `--inventory` objects and, when a template reads `data.inventory` or a
+/// VAP reads params or Namespaces, the objects being checked (except stdin,
+/// which only `check` may read), as Gatekeeper's sync or the API server's
+/// informers would hold the cluster's.
 fn with_foreign_policies(
     engine: Engine,
     mut policies: paved_gatekeeper::policies::Policies,
@@ -202,7 +203,7 @@ fn with_foreign_policies(
     if policies.is_empty() {
         return engine;
     }
-    let sources: Vec<std::path::PathBuf> = if policies.reads_inventory() {
+    let sources: Vec<std::path::PathBuf> = if policies.reads_other_objects() {
         global.inventory.iter().chain(checked).cloned().collect()
     } else {
         global.inventory.clone()

@@ -257,6 +257,49 @@ fn check_runs_validating_admission_policies_with_their_bindings_and_params() {
     assert!(stdout.contains("vap/max-replicas/max-replicas-prod"), "the others still ran: {stdout}");
 }
 
+/// A binding whose `paramRef` names no namespace reads the params of the
+/// namespace of each object, wherever paved was shown them: in the checked
+/// manifests themselves, or in `--inventory` files.
+#[test]
+fn check_finds_params_among_the_checked_manifests_and_the_inventory() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("policies")).unwrap();
+    let per_namespace = VAP.replace(
+        "paramRef: {name: replica-limit, namespace: policies}",
+        "paramRef: {name: replica-limit, parameterNotFoundAction: Allow}",
+    );
+    std::fs::write(dir.path().join("policies/vap.yaml"), per_namespace).unwrap();
+    let limit = |max: u32| {
+        format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: replica-limit, namespace: shop}}\ndata: {{max: \"{max}\"}}\n"
+        )
+    };
+    std::fs::write(dir.path().join("deploys.yaml"), deployments()).unwrap();
+    let policy = "vap/max-replicas/max-replicas-prod";
+    let (code, stdout, stderr) = paved(dir.path(), &["check", "--policy", "policies", "deploys.yaml"]);
+    assert_eq!(code, 0, "no params in shop, parameterNotFoundAction Allow: {stdout}{stderr}");
+
+    std::fs::write(dir.path().join("limit.yaml"), limit(1)).unwrap();
+    let (_, stdout, stderr) = paved(
+        dir.path(),
+        &["check", "--policy", "policies", "--inventory", "limit.yaml", "--format", "json", "deploys.yaml"],
+    );
+    let doc: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}{stderr}"));
+    let names: Vec<&str> = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["policy"] == policy)
+        .map(|f| f["object"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["big", "small"], "the --inventory limit of 1 applies in shop");
+
+    std::fs::write(dir.path().join("deploys.yaml"), format!("{}---\n{}", deployments(), limit(5))).unwrap();
+    let findings = checked_json(dir.path(), "deploys.yaml", policy);
+    assert_eq!(findings.len(), 1, "the limit of 5 beside the Deployments: {findings:#?}");
+    assert_eq!(findings[0]["message"], "replicas must be at most 5");
+}
+
 const PRIVILEGED_POD: &str = "apiVersion: v1
 kind: Pod
 metadata: {name: root, namespace: shop}
