@@ -9,7 +9,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use paved_core::eval::{Foreign, ForeignFinding};
+use paved_core::eval::{Foreign, ForeignFinding, ForeignPolicy};
 use paved_core::node::{FieldPath, Node};
 use paved_core::policy::Action;
 use paved_core::snapshot::Snapshot;
@@ -57,6 +57,8 @@ pub struct Policy {
     ignore_failures: bool,
     /// Whether an expression mentions `namespaceObject`.
     reads_namespace_object: bool,
+    /// Each validation's expression, with its message when it has one, for people.
+    validations: Vec<String>,
 }
 
 struct Binding {
@@ -212,6 +214,19 @@ impl Policy {
             ));
         }
         let reads_namespace_object = spec.to_string().contains("namespaceObject");
+        let validations = spec
+            .get("validations")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .map(|v| {
+                let expression = str_at(v, "/expression").unwrap_or("");
+                match str_at(v, "/message").or_else(|| str_at(v, "/messageExpression")) {
+                    Some(message) => format!("{expression}  (message: {message})"),
+                    None => expression.to_owned(),
+                }
+            })
+            .collect();
         Ok(Policy {
             name: name.to_owned(),
             validator,
@@ -219,6 +234,7 @@ impl Policy {
             param_kind,
             ignore_failures,
             reads_namespace_object,
+            validations,
         })
     }
 }
@@ -414,6 +430,49 @@ impl Foreign for Vaps {
         });
         self.judge_as(&object, &Value::Null, &request, Origin::Manifest)
     }
+
+    fn describe(&self) -> Vec<ForeignPolicy> {
+        self.bindings
+            .iter()
+            .map(|b| {
+                let policy = &b.policy;
+                let mut details = vec![
+                    ("Validations", policy.validations.join("\n")),
+                    ("Matches", compact(&policy.match_constraints)),
+                ];
+                if !b.match_resources.is_null() {
+                    details.push(("Binding narrows to", compact(&b.match_resources)));
+                }
+                if let (Some((api_version, kind)), Some(r)) = (&policy.param_kind, &b.param_ref) {
+                    let which = match (&r.name, &r.selector) {
+                        (Some(name), _) => format!("named {name:?}"),
+                        (None, selector) => {
+                            format!("selected by {}", selector.as_ref().map_or_else(String::new, compact))
+                        }
+                    };
+                    let place = r.namespace.as_ref().map_or_else(
+                        || "in the namespace of the object judged".to_owned(),
+                        |ns| format!("in namespace {ns:?}"),
+                    );
+                    let missing = if r.deny_when_missing { "Deny" } else { "Allow" };
+                    details.push(("Params", format!("{kind} ({api_version}) {which}, {place}; when none: {missing}")));
+                }
+                let failure = if policy.ignore_failures { "Ignore" } else { "Fail" };
+                details.push(("Failure policy", failure.to_owned()));
+                ForeignPolicy {
+                    id: format!("vap/{}/{}", policy.name, b.name),
+                    origin: "ValidatingAdmissionPolicy",
+                    title: format!("{} (binding {})", policy.name, b.name),
+                    action: b.action,
+                    details,
+                }
+            })
+            .collect()
+    }
+}
+
+fn compact(v: &Value) -> String {
+    serde_json::to_string(v).unwrap_or_default()
 }
 
 /// Where the object judged comes from, which decides where a `paramRef`

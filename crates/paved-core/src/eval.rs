@@ -35,6 +35,24 @@ pub trait Foreign: Send + Sync + std::fmt::Debug {
     /// AdmissionRequest as JSON (operation, user, old object…) when the
     /// object comes from one; without it, the object is judged as created.
     fn evaluate(&self, obj: &Node, request: Option<&serde_json::Value>) -> Vec<ForeignFinding>;
+
+    /// The policies it holds, as `paved policies` lists them and `paved
+    /// explain` (and the editor's hover) shows them.
+    fn describe(&self) -> Vec<ForeignPolicy>;
+}
+
+/// A foreign policy, described for people.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ForeignPolicy {
+    /// The id its findings carry, e.g. `gatekeeper/k8srequiredlabels/owner`.
+    pub id: String,
+    /// What defines it, e.g. "Gatekeeper constraint".
+    pub origin: &'static str,
+    pub title: String,
+    /// The action its own definition gives, before the configuration's overrides.
+    pub action: Action,
+    /// What it checks, as labelled paragraphs (description, code, match, parameters).
+    pub details: Vec<(&'static str, String)>,
 }
 
 /// A finding from a [`Foreign`] policy: its own id, action and message.
@@ -90,6 +108,11 @@ impl Engine {
 
     pub fn policies(&self) -> &PolicySet {
         &self.set
+    }
+
+    /// The foreign policies this engine runs, described.
+    pub fn foreign_policies(&self) -> Vec<ForeignPolicy> {
+        self.foreign.iter().flat_map(|f| f.describe()).collect()
     }
 
     /// Evaluates one object. Findings come ordered by position, each located in
@@ -214,6 +237,10 @@ mod tests {
                 message: "you must provide labels: {\"owner\"}".into(),
                 path: FieldPath::root().key("metadata"),
             }]
+        }
+
+        fn describe(&self) -> Vec<ForeignPolicy> {
+            Vec::new()
         }
     }
 

@@ -25,6 +25,8 @@ pub struct Constraint {
     pub matcher: Value,
     /// What a violation does at admission (`deny`, `warn`, `dryrun` → Deny, Warn, Audit).
     pub action: Action,
+    /// `spec.parameters` as written, for people.
+    pub parameters_json: Value,
 }
 
 impl std::fmt::Debug for Constraint {
@@ -58,7 +60,8 @@ impl Constraint {
             kind,
             name,
             cel_params,
-            parameters: regorus::Value::from(parameters),
+            parameters: regorus::Value::from(parameters.clone()),
+            parameters_json: parameters,
             matcher: spec.get("match").cloned().unwrap_or(Value::Null),
             action,
         })

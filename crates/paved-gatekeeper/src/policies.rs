@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use paved_core::eval::{Foreign, ForeignFinding};
+use paved_core::eval::{Foreign, ForeignFinding, ForeignPolicy};
 use paved_core::node::{FieldPath, Node, Pos};
 use serde_json::Value;
 
@@ -201,6 +201,38 @@ impl Foreign for Gatekeeper {
             }
         }
         out
+    }
+
+    fn describe(&self) -> Vec<ForeignPolicy> {
+        self.constraints
+            .iter()
+            .map(|(template, constraint)| {
+                let t = &template.template;
+                let mut details = Vec::new();
+                if let Some(description) = &t.description {
+                    details.push(("What it checks", description.clone()));
+                }
+                let engine = match template.engine() {
+                    Engine::Rego => "Rego",
+                    Engine::Cel => "CEL (K8sNativeValidation)",
+                };
+                details.push(("Template", format!("{} (kind {}), evaluated with {engine}", t.name, t.kind)));
+                if !constraint.matcher.is_null() {
+                    details.push(("Matches", serde_json::to_string(&constraint.matcher).unwrap_or_default()));
+                }
+                let parameters = &constraint.parameters_json;
+                if parameters.as_object().is_some_and(|p| !p.is_empty()) {
+                    details.push(("Parameters", serde_json::to_string(parameters).unwrap_or_default()));
+                }
+                ForeignPolicy {
+                    id: Gatekeeper::policy_id(template, constraint),
+                    origin: "Gatekeeper constraint",
+                    title: t.title.clone().unwrap_or_else(|| t.name.clone()),
+                    action: constraint.action,
+                    details,
+                }
+            })
+            .collect()
     }
 }
 

@@ -118,6 +118,10 @@ pub struct Template {
     /// The kinds its Rego reads through `data.inventory`, from the
     /// `metadata.gatekeeper.sh/requires-sync-data` annotation.
     pub sync: Vec<SyncKind>,
+    /// `metadata.gatekeeper.sh/title` and `description`, as the library
+    /// annotates its templates, for people.
+    pub title: Option<String>,
+    pub description: Option<String>,
 }
 
 /// The field paths of a template's code.
@@ -242,7 +246,12 @@ impl Template {
             return Err(invalid("Rego source larger than 1 MiB"));
         }
         let sync = sync_requirements(doc, invalid)?;
-        Ok(Template { name, kind, rego, libs, cel, fields, sync })
+        let annotation = |key: &str| {
+            let text = doc.pointer("/metadata/annotations").and_then(|a| a.get(key)).and_then(Value::as_str)?;
+            Some(text.trim().to_owned()).filter(|t| !t.is_empty())
+        };
+        let (title, description) = (annotation("metadata.gatekeeper.sh/title"), annotation("description"));
+        Ok(Template { name, kind, rego, libs, cel, fields, sync, title, description })
     }
 }
 

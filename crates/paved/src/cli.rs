@@ -19,7 +19,7 @@ pub struct Cli {
 }
 
 /// Flags every surface shares.
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct Global {
     /// Configuration file (default: .paved.yaml found from the working directory upwards).
     #[arg(long, global = true, value_name = "FILE")]

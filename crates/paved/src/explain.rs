@@ -2,25 +2,29 @@
 
 use std::io::Write;
 
-use paved_core::eval::Engine;
+use paved_core::eval::{Engine, ForeignPolicy};
 use paved_core::exempt::{EXEMPT, EXEMPT_REASON, EXEMPT_UNTIL};
 use paved_core::rules;
 
 use crate::cli::Format;
 
-/// Every policy with its group and its action in the active profile.
+/// Every policy with its group and its action in the active profile: the
+/// native rules, then the foreign policies loaded (Gatekeeper constraints,
+/// ValidatingAdmissionPolicy bindings) with the action the configuration
+/// leaves them.
 pub fn policies(out: &mut dyn Write, engine: &Engine, format: Format) -> std::io::Result<()> {
     let set = engine.policies();
+    let native = rules::all().map(|r| (r.id.to_owned(), r.group, r.doc.title.to_owned(), set.action_of(r.id)));
+    let foreign = engine.foreign_policies().into_iter().map(|p| {
+        let action = set.foreign_action(&p.id, p.action);
+        (p.id, group_of(p.origin), p.title, action)
+    });
+    let all: Vec<(String, &str, String, Option<paved_core::policy::Action>)> = native.chain(foreign).collect();
+    let action = |a: &Option<paved_core::policy::Action>| a.map_or("off", |a| a.as_str());
     if format == Format::Json {
-        let list: Vec<_> = rules::all()
-            .map(|r| {
-                serde_json::json!({
-                    "id": r.id,
-                    "group": r.group,
-                    "title": r.doc.title,
-                    "action": set.action_of(r.id).map_or("off", |a| a.as_str()),
-                })
-            })
+        let list: Vec<_> = all
+            .iter()
+            .map(|(id, group, title, a)| serde_json::json!({"id": id, "group": group, "title": title, "action": action(a)}))
             .collect();
         serde_json::to_writer_pretty(
             &mut *out,
@@ -29,12 +33,17 @@ pub fn policies(out: &mut dyn Write, engine: &Engine, format: Format) -> std::io
         return writeln!(out);
     }
     writeln!(out, "profile: {}\n", set.profile)?;
-    writeln!(out, "{:<46} {:<7} TITLE", "POLICY", "ACTION")?;
-    for r in rules::all() {
-        let action = set.action_of(r.id).map_or("off", |a| a.as_str());
-        writeln!(out, "{:<46} {:<7} {}", r.id, action, r.doc.title)?;
+    let width = all.iter().map(|(id, ..)| id.chars().count()).max().unwrap_or(0).max(46);
+    writeln!(out, "{:<width$} {:<7} TITLE", "POLICY", "ACTION")?;
+    for (id, _, title, a) in &all {
+        writeln!(out, "{id:<width$} {:<7} {title}", action(a))?;
     }
     Ok(())
+}
+
+/// The group a foreign policy is listed under, the first part of its id.
+fn group_of(origin: &str) -> &'static str {
+    if origin.starts_with("Gatekeeper") { "gatekeeper" } else { "vap" }
 }
 
 /// Where a policy's documentation lives: `docs/policies.md` in the repository,
@@ -47,14 +56,28 @@ pub fn doc_url(id: &str) -> String {
 /// to get an exception. `docs/policies.md` and the editor's hover show this.
 pub fn markdown_body(r: &paved_core::policy::Rule) -> String {
     format!(
-        "- **What it checks.** {}\n- **Why.** {}\n- **How to fix.** {}\n- **Exception.** `{EXEMPT}: \"{}\"` with `{EXEMPT_REASON}` (and `{EXEMPT_UNTIL}`); in a cluster only the exception authority may add them.\n",
-        r.doc.what, r.doc.why, r.doc.fix, r.id
+        "- **What it checks.** {}\n- **Why.** {}\n- **How to fix.** {}\n{}",
+        r.doc.what,
+        r.doc.why,
+        r.doc.fix,
+        exception_markdown(r.id)
+    )
+}
+
+fn exception_markdown(id: &str) -> String {
+    format!(
+        "- **Exception.** `{EXEMPT}: \"{id}\"` with `{EXEMPT_REASON}` (and `{EXEMPT_UNTIL}`); in a cluster only the exception authority may add them.\n"
     )
 }
 
 /// A policy's documentation; `false` when there is no such policy.
 pub fn explain(out: &mut dyn Write, engine: &Engine, id: &str) -> std::io::Result<bool> {
-    let Some(r) = rules::find(id) else { return Ok(false) };
+    let Some(r) = rules::find(id) else {
+        return match engine.foreign_policies().into_iter().find(|p| p.id == id) {
+            Some(p) => explain_foreign(out, engine, &p).map(|()| true),
+            None => Ok(false),
+        };
+    };
     let action = engine.policies().action_of(r.id).map_or("off", |a| a.as_str());
     writeln!(out, "{} — {}", r.id, r.doc.title)?;
     writeln!(out, "action in {}: {action}", engine.policies().profile)?;
@@ -70,6 +93,40 @@ pub fn explain(out: &mut dyn Write, engine: &Engine, id: &str) -> std::io::Resul
         r.id, r.id
     )?;
     Ok(true)
+}
+
+fn explain_foreign(out: &mut dyn Write, engine: &Engine, p: &ForeignPolicy) -> std::io::Result<()> {
+    let set = engine.policies();
+    let action = set.foreign_action(&p.id, p.action).map_or("off", |a| a.as_str());
+    writeln!(out, "{} — {}", p.id, p.title)?;
+    writeln!(out, "{}; its own action: {}; action in {}: {action}", p.origin, p.action.as_str(), set.profile)?;
+    for (label, text) in &p.details {
+        writeln!(out, "\n{label}")?;
+        for line in text.lines() {
+            writeln!(out, "  {line}")?;
+        }
+    }
+    writeln!(
+        out,
+        "\nHow to get an exception\n  Annotate the object (the workload, not only its pods):\n    {EXEMPT}: \"{}\"\n    {EXEMPT_REASON}: \"<why, and a ticket>\"\n    {EXEMPT_UNTIL}: \"<YYYY-MM-DD>\"\n  In a cluster only the configured exception authority may add these.\n  To change the action everywhere, set `policies: {{\"{}\": warn|audit|off}}` in .paved.yaml.",
+        p.id, p.id
+    )
+}
+
+/// The documentation of `id` as Markdown, native or foreign, for the
+/// editor's hover: a title line and the body; `None` when the engine has no
+/// such policy.
+pub fn hover_markdown(engine: &Engine, id: &str) -> Option<(String, String)> {
+    if let Some(r) = rules::find(id) {
+        return Some((format!("**{}**: {}", r.id, r.doc.title), markdown_body(r)));
+    }
+    let p = engine.foreign_policies().into_iter().find(|p| p.id == id)?;
+    let mut body = String::new();
+    for (label, text) in &p.details {
+        body.push_str(&format!("- **{label}.** {}\n", text.replace('\n', "; ")));
+    }
+    body.push_str(&exception_markdown(&p.id));
+    Some((format!("**{}**: {} ({})", p.id, p.title, p.origin), body))
 }
 
 #[cfg(test)]

@@ -53,10 +53,19 @@ struct Server {
     connection: Connection,
     docs: HashMap<Uri, Document>,
     /// Compiled configurations by the folder they were found from.
-    engines: HashMap<PathBuf, Rc<Result<Engine, String>>>,
-    global_config: Option<PathBuf>,
-    profile: Option<String>,
+    engines: HashMap<PathBuf, Rc<Result<Compiled, String>>>,
+    /// The policy files and directories those configurations load; saving
+    /// a file under one recompiles.
+    policy_paths: Vec<PathBuf>,
+    global: Global,
     limits: paved_yaml::Limits,
+}
+
+/// A folder's configuration compiled with its policies (native and
+/// foreign), and what of the foreign ones could not load.
+struct Compiled {
+    engine: Engine,
+    problems: Vec<paved_gatekeeper::policies::LoadProblem>,
 }
 
 pub fn run(global: &Global) -> miette::Result<u8> {
@@ -101,8 +110,8 @@ pub fn run(global: &Global) -> miette::Result<u8> {
         connection,
         docs: HashMap::new(),
         engines: HashMap::new(),
-        global_config: global.config.clone(),
-        profile: global.profile.clone(),
+        policy_paths: Vec::new(),
+        global: global.clone(),
         // Bounds each analysis: a document over 4 MiB gets one diagnostic saying
         // so; depth, nodes and aliases are bounded as in `paved check`.
         limits: paved_yaml::Limits { max_file_bytes: 4 << 20, ..paved_yaml::Limits::default() },
@@ -203,10 +212,12 @@ impl Server {
                 }
             }
             DidSaveTextDocument::METHOD => {
-                if let Ok(p) = serde_json::from_value::<lsp_types::DidSaveTextDocumentParams>(n.params)
-                    && p.text_document.uri.path().as_str().ends_with(".paved.yaml")
-                {
-                    self.config_changed();
+                if let Ok(p) = serde_json::from_value::<lsp_types::DidSaveTextDocumentParams>(n.params) {
+                    let path = p.text_document.uri.path().as_str().to_owned();
+                    let is_policy = self.policy_paths.iter().any(|root| Path::new(&path).starts_with(root));
+                    if path.ends_with(".paved.yaml") || is_policy {
+                        self.config_changed();
+                    }
                 }
             }
             DidChangeWatchedFiles::METHOD => self.config_changed(),
@@ -218,6 +229,7 @@ impl Server {
     /// A configuration changed: recompile on next use and recheck every document.
     fn config_changed(&mut self) {
         self.engines.clear();
+        self.policy_paths.clear();
         for doc in self.docs.values_mut() {
             doc.due = Some(Instant::now());
         }
@@ -234,16 +246,18 @@ impl Server {
             doc.due = None;
             doc.analysed = Some(Instant::now());
             let (diagnostics, report) = match &*engine {
-                Ok(engine) => {
+                Ok(compiled) => {
                     let report = check::check_bytes(
                         uri.as_str().to_owned(),
                         doc.text.as_bytes(),
-                        engine,
+                        &compiled.engine,
                         &self.limits,
                         paved_core::Timestamp::now(),
                         false,
                     );
-                    (diagnostics(&report, &doc.text), Some(report))
+                    let mut found = diagnostics(&report, &doc.text);
+                    found.extend(compiled.problems.iter().map(policy_diagnostic));
+                    (found, Some(report))
                 }
                 Err(message) => (vec![config_diagnostic(message)], None),
             };
@@ -254,17 +268,30 @@ impl Server {
         Ok(())
     }
 
-    fn engine_for(&mut self, folder: Option<&Path>) -> Rc<Result<Engine, String>> {
+    /// The folder's configuration, compiled once, with the policies it names
+    /// (`policy-paths`, and `--policy` given to `paved lsp`).
+    fn engine_for(&mut self, folder: Option<&Path>) -> Rc<Result<Compiled, String>> {
         let key = folder.map(Path::to_path_buf).unwrap_or_default();
-        let (config_path, profile) = (self.global_config.clone(), self.profile.clone());
-        let engine = self.engines.entry(key.clone()).or_insert_with(|| {
-            let cwd = if key.as_os_str().is_empty() { std::env::current_dir().unwrap_or_default() } else { key };
-            let compiled = crate::config_file::load(config_path.as_deref(), &cwd).map_err(|e| e.to_string()).and_then(
-                |(config, _)| Engine::new(&config, profile.as_deref(), Mode::Enforce).map_err(|e| e.to_string()),
-            );
-            Rc::new(compiled)
-        });
-        Rc::clone(engine)
+        if let Some(compiled) = self.engines.get(&key) {
+            return Rc::clone(compiled);
+        }
+        let cwd = if key.as_os_str().is_empty() { std::env::current_dir().unwrap_or_default() } else { key.clone() };
+        let global = &self.global;
+        let compiled = crate::config_file::load(global.config.as_deref(), &cwd).map_err(|e| e.to_string()).and_then(
+            |(config, config_path)| {
+                let engine =
+                    Engine::new(&config, global.profile.as_deref(), Mode::Enforce).map_err(|e| e.to_string())?;
+                let base = config_path.as_deref().and_then(Path::parent).unwrap_or(&cwd).to_path_buf();
+                self.policy_paths.extend(config.policy_paths.iter().map(|p| absolute(&base.join(p))));
+                self.policy_paths.extend(global.policies.iter().map(|p| absolute(&cwd.join(p))));
+                let (policies, problems) = crate::load_foreign_policies(&config, config_path.as_deref(), global);
+                let engine = crate::with_foreign_policies(engine, policies, global, &[]);
+                Ok(Compiled { engine, problems })
+            },
+        );
+        let compiled = Rc::new(compiled);
+        self.engines.insert(key, Rc::clone(&compiled));
+        compiled
     }
 
     fn publish(&self, uri: Uri, mut diagnostics: Vec<Diagnostic>, version: Option<i32>) -> Result<(), String> {
@@ -324,14 +351,11 @@ impl Server {
             let range = lines.range(f.span.start, f.span.end);
             !f.span.is_none() && contains(range, position)
         })?;
-        let rule = paved_core::rules::find(&finding.policy)?;
-        let text = format!(
-            "**{}**: {}\n\n{}\n\n{}",
-            rule.id,
-            rule.doc.title,
-            finding.message,
-            crate::explain::markdown_body(rule)
-        );
+        let folder = folder_of(&params.text_document_position_params.text_document.uri);
+        let key = folder.unwrap_or_default();
+        let compiled = self.engines.get(&key)?.as_ref().as_ref().ok()?;
+        let (title, body) = crate::explain::hover_markdown(&compiled.engine, &finding.policy)?;
+        let text = format!("{title}\n\n{}\n\n{body}", finding.message);
         Some(Hover {
             contents: HoverContents::Markup(MarkupContent { kind: MarkupKind::Markdown, value: text }),
             range: Some(lines.range(finding.span.start, finding.span.end)),
@@ -357,6 +381,22 @@ fn folder_of(uri: &Uri) -> Option<PathBuf> {
     }
     let path = uri.path().as_estr().decode().into_string().ok()?;
     Path::new(&*path).parent().map(Path::to_path_buf)
+}
+
+/// A policy file that could not load: shown on every document of the
+/// folder, since its findings are missing from all of them.
+fn policy_diagnostic(problem: &paved_gatekeeper::policies::LoadProblem) -> Diagnostic {
+    Diagnostic {
+        range: Range::default(),
+        severity: Some(DiagnosticSeverity::ERROR),
+        source: Some("paved".into()),
+        message: format!("policy {problem}"),
+        ..Diagnostic::default()
+    }
+}
+
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
 fn config_diagnostic(message: &str) -> Diagnostic {
@@ -395,7 +435,9 @@ fn diagnostics(report: &FileReport, text: &str) -> Vec<Diagnostic> {
             (None, Action::Audit) => (DiagnosticSeverity::INFORMATION, None, f.message.clone()),
         };
         let range = if f.span.is_none() { Range::default() } else { lines.range(f.span.start, f.span.end) };
-        let href = crate::explain::doc_url(&f.policy).parse::<Uri>().ok();
+        // Only native rules have a page; foreign ones are explained by hover.
+        let href =
+            paved_core::rules::find(&f.policy).and_then(|_| crate::explain::doc_url(&f.policy).parse::<Uri>().ok());
         out.push(Diagnostic {
             range,
             severity: Some(severity),

@@ -176,17 +176,26 @@ fn foreign_policies(
     config_path: Option<&std::path::Path>,
     global: &cli::Global,
 ) -> (paved_gatekeeper::policies::Policies, Vec<paved_gatekeeper::policies::LoadProblem>) {
-    let base = config_path.and_then(std::path::Path::parent).unwrap_or(std::path::Path::new("."));
-    let (policies, problems) = paved_gatekeeper::policies::from_config(
-        &config.policy_paths,
-        base,
-        &global.policies,
-        global.engine.map(Into::into).unwrap_or(config.policy_engine.into()),
-    );
+    let (policies, problems) = load_foreign_policies(config, config_path, global);
     for p in &problems {
         eprintln!("paved: policy {p}");
     }
     (policies, problems)
+}
+
+/// The same, quietly (the language server shows problems as diagnostics).
+fn load_foreign_policies(
+    config: &paved_core::config::Config,
+    config_path: Option<&std::path::Path>,
+    global: &cli::Global,
+) -> (paved_gatekeeper::policies::Policies, Vec<paved_gatekeeper::policies::LoadProblem>) {
+    let base = config_path.and_then(std::path::Path::parent).unwrap_or(std::path::Path::new("."));
+    paved_gatekeeper::policies::from_config(
+        &config.policy_paths,
+        base,
+        &global.policies,
+        global.engine.map(Into::into).unwrap_or(config.policy_engine.into()),
+    )
 }
 
 /// Adds the policies of the files to the engine. The inventory holds the

@@ -429,3 +429,57 @@ fn every_prefix_of_a_manifest_as_it_is_typed_gets_an_answer() {
     assert!(hover["contents"]["value"].as_str().is_some_and(|t| t.contains("pss-baseline/privileged")), "{hover}");
     client.stop();
 }
+
+/// Gatekeeper constraints and VAPs the folder's configuration names give
+/// squiggles like the native rules; hover explains them; a policy file that
+/// does not load is said on the document, and saving a policy file reloads.
+#[test]
+fn foreign_policies_of_the_configuration_are_diagnostics_with_hover() {
+    let dir = tempfile::tempdir().unwrap();
+    let library =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus/gatekeeper-library/general/requiredlabels");
+    let policies = dir.path().join("policies");
+    std::fs::create_dir(&policies).unwrap();
+    std::fs::copy(library.join("template.yaml"), policies.join("template.yaml")).unwrap();
+    std::fs::write(
+        policies.join("constraint.yaml"),
+        "apiVersion: constraints.gatekeeper.sh/v1beta1\nkind: K8sRequiredLabels\nmetadata:\n  name: need-owner\nspec:\n  match:\n    kinds: [{apiGroups: [\"\"], kinds: [ConfigMap]}]\n  parameters:\n    labels: [{key: owner}]\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join(".paved.yaml"), "policy-paths: [policies]\n").unwrap();
+    let mut client = Client::start(dir.path());
+    let doc = uri(&dir.path().join("cm.yaml"));
+    let text = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata: {a: b}\n";
+    client.notify(
+        "textDocument/didOpen",
+        json!({"textDocument": {"uri": doc, "languageId": "yaml", "version": 1, "text": text}}),
+    );
+    let found = client.diagnostics(&doc, Some(1));
+    let d = with_code(&found, "gatekeeper/k8srequiredlabels/need-owner").unwrap_or_else(|| panic!("{found:?}")).clone();
+    assert_eq!(d["severity"], 1, "the constraint denies");
+    assert!(d["message"].as_str().unwrap().contains("owner"), "{d}");
+    assert!(d.get("codeDescription").is_none(), "no page in docs/policies.md for a foreign policy: {d}");
+
+    let hover =
+        client.request("textDocument/hover", json!({"textDocument": {"uri": doc}, "position": d["range"]["start"]}));
+    let shown = hover["contents"]["value"].as_str().unwrap_or_else(|| panic!("{hover}"));
+    assert!(shown.contains("Required Labels") && shown.contains("Gatekeeper constraint"), "{shown}");
+    assert!(shown.contains("\"owner\""), "the constraint's parameters: {shown}");
+
+    // A broken template is named on the document once saved; the constraint that still loads still runs.
+    let broken = policies.join("broken.yaml");
+    std::fs::write(
+        &broken,
+        "apiVersion: templates.gatekeeper.sh/v1\nkind: ConstraintTemplate\nmetadata: {name: k8sbroken}\nspec:\n  crd: {spec: {names: {kind: K8sBroken}}}\n  targets:\n  - target: admission.k8s.gatekeeper.sh\n    rego: |\n      package k8sbroken\n      violation[{\"msg\": msg}] {\n        msg := \n      }\n",
+    )
+    .unwrap();
+    client.notify("textDocument/didSave", json!({"textDocument": {"uri": uri(&broken)}}));
+    let found = client.diagnostics(&doc, Some(1));
+    assert!(
+        found.iter().any(|d| d["message"].as_str().unwrap().starts_with("policy ")
+            && d["message"].as_str().unwrap().contains("broken.yaml")),
+        "{found:?}"
+    );
+    assert!(with_code(&found, "gatekeeper/k8srequiredlabels/need-owner").is_some(), "{found:?}");
+    client.stop();
+}

@@ -365,3 +365,58 @@ cases:
     assert!(stdout.contains("expected 2 findings of vap/max-replicas/* with action deny"), "{stdout}");
     assert!(stdout.contains("got 1"), "{stdout}");
 }
+
+/// `paved policies` lists the loaded Gatekeeper constraints and VAP
+/// bindings beside the native rules, with the action the configuration
+/// leaves them; `paved explain` shows what each checks.
+#[test]
+fn policies_and_explain_cover_foreign_policies() {
+    let dir = tempfile::tempdir().unwrap();
+    policies(dir.path(), "deny");
+    std::fs::write(dir.path().join("policies/vap.yaml"), VAP).unwrap();
+    std::fs::write(dir.path().join(".paved.yaml"), "policy-paths: [policies]\npolicies:\n  \"vap/*\": warn\n").unwrap();
+    let (code, stdout, stderr) = paved(dir.path(), &["policies", "--format", "json"]);
+    assert_eq!(code, 0, "{stderr}");
+    let doc: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let listed = |id: &str| {
+        doc["policies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["id"] == id)
+            .cloned()
+            .unwrap_or_else(|| panic!("{id}: {doc}"))
+    };
+    let gatekeeper = listed("gatekeeper/k8srequiredlabels/need-owner");
+    assert_eq!((gatekeeper["group"].as_str(), gatekeeper["action"].as_str()), (Some("gatekeeper"), Some("deny")));
+    assert_eq!(gatekeeper["title"], "Required Labels");
+    let vap = listed("vap/max-replicas/max-replicas-prod");
+    assert_eq!((vap["group"].as_str(), vap["action"].as_str()), (Some("vap"), Some("warn")), "the override applies");
+    assert_eq!(listed("pss-baseline/privileged")["action"], "deny", "the native rules are still there");
+
+    let (code, text, _) = paved(dir.path(), &["policies"]);
+    assert_eq!(code, 0);
+    assert!(
+        text.lines().any(|l| l.starts_with("gatekeeper/k8srequiredlabels/need-owner") && l.contains("deny")),
+        "{text}"
+    );
+
+    let (code, text, stderr) = paved(dir.path(), &["explain", "gatekeeper/k8srequiredlabels/need-owner"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(text.contains("Requires resources to contain specified labels"), "the template's description: {text}");
+    assert!(text.contains("evaluated with Rego") && text.contains("{\"labels\":[{\"key\":\"owner\"}]}"), "{text}");
+    assert!(text.contains("paved.dev/exempt: \"gatekeeper/k8srequiredlabels/need-owner\""), "{text}");
+
+    let (code, text, stderr) = paved(dir.path(), &["explain", "vap/max-replicas/max-replicas-prod"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(text.contains("object.spec.replicas <= int(params.data.max)"), "{text}");
+    assert!(
+        text.contains("ConfigMap (v1) named \"replica-limit\", in namespace \"policies\"; when none: Deny"),
+        "{text}"
+    );
+    assert!(text.contains("its own action: deny; action in paved-road:latest: warn"), "{text}");
+
+    let (code, _, stderr) = paved(dir.path(), &["explain", "gatekeeper/nope/none"]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("no policy"), "{stderr}");
+}
