@@ -46,17 +46,41 @@ struct Style {
 
 impl Style {
     fn paint(&self, code: &str, s: &str) -> String {
-        if self.color { format!("\x1b[{code}m{s}\x1b[0m") } else { s.to_string() }
+        let mut out = String::new();
+        self.paint_into(&mut out, code, s);
+        out
     }
 
-    fn action(&self, a: Action) -> String {
+    /// Writes `s` in the style `code` to `buf`, without a String of its own:
+    /// a CI log of thousands of findings paints tens of thousands of pieces.
+    fn paint_into(&self, buf: &mut String, code: &str, s: &str) {
+        if self.color {
+            buf.push_str("\x1b[");
+            buf.push_str(code);
+            buf.push('m');
+            buf.push_str(s);
+            buf.push_str("\x1b[0m");
+        } else {
+            buf.push_str(s);
+        }
+    }
+
+    fn action_into(&self, buf: &mut String, a: Action) {
         let colour = match a {
             Action::Deny => "1;31",
             Action::Warn => "1;33",
             Action::Audit => "1;36",
         };
-        self.paint(colour, super::level(a))
+        self.paint_into(buf, colour, super::level(a));
     }
+}
+
+fn push_repeated(buf: &mut String, c: char, n: usize) {
+    buf.extend(std::iter::repeat_n(c, n));
+}
+
+fn push_number(buf: &mut String, n: u32) {
+    let _ = write!(buf, "{n}");
 }
 
 /// Start offsets of the lines of a text, built once per file with findings.
@@ -91,34 +115,89 @@ fn width_before(line: &str, col: u32) -> usize {
 }
 
 fn render(buf: &mut String, style: &Style, path: &str, lines: Option<&Lines<'_>>, f: &Finding) {
-    let _ = writeln!(buf, "{}[{}]: {}", style.action(f.action), f.policy, style.paint("1", &f.message));
+    style.action_into(buf, f.action);
+    buf.push('[');
+    buf.push_str(&f.policy);
+    buf.push_str("]: ");
+    style.paint_into(buf, "1", &f.message);
+    buf.push('\n');
     let start = f.span.start;
-    let at = if f.span.is_none() { String::new() } else { format!(":{}:{}", start.line, start.col) };
-    let gutter = start.line.to_string().len().max(1);
-    let pad = " ".repeat(gutter);
-    let arrow = style.paint("1;34", "-->");
-    let _ = writeln!(buf, "{pad}{arrow} {path}{at} ({})", f.object);
-    let bar = style.paint("1;34", "|");
+    let gutter = digits(start.line);
+    push_repeated(buf, ' ', gutter);
+    style.paint_into(buf, "1;34", "-->");
+    buf.push(' ');
+    buf.push_str(path);
+    if !f.span.is_none() {
+        buf.push(':');
+        push_number(buf, start.line);
+        buf.push(':');
+        push_number(buf, start.col);
+    }
+    let _ = writeln!(buf, " ({})", f.object);
+    let bar = |buf: &mut String| {
+        push_repeated(buf, ' ', gutter);
+        buf.push(' ');
+        style.paint_into(buf, "1;34", "|");
+    };
     let source = lines.filter(|_| !f.span.is_none()).and_then(|l| l.line(start.line));
     match source {
         Some(text) => {
             let end_col = if f.span.end.line == start.line { f.span.end.col } else { u32::MAX };
             let before = width_before(text, start.col);
             let width = text.chars().count().min(width_before(text, end_col)).saturating_sub(before).max(1);
-            let label = if f.exact { f.path.to_string() } else { format!("{} is missing here", f.path) };
-            let marks = style.paint(if f.action == Action::Deny { "1;31" } else { "1;33" }, &"^".repeat(width));
-            let _ = writeln!(buf, "{pad} {bar}");
-            let _ = writeln!(buf, "{} {bar} {text}", style.paint("1;34", &start.line.to_string()));
-            let _ = writeln!(buf, "{pad} {bar} {}{marks} {label}", " ".repeat(before));
+            bar(buf);
+            buf.push('\n');
+            if style.color {
+                buf.push_str("\x1b[1;34m");
+            }
+            push_number(buf, start.line);
+            if style.color {
+                buf.push_str("\x1b[0m");
+            }
+            buf.push(' ');
+            style.paint_into(buf, "1;34", "|");
+            buf.push(' ');
+            buf.push_str(text);
+            buf.push('\n');
+            bar(buf);
+            buf.push(' ');
+            push_repeated(buf, ' ', before);
+            let colour = if f.action == Action::Deny { "1;31" } else { "1;33" };
+            if style.color {
+                buf.push_str("\x1b[");
+                buf.push_str(colour);
+                buf.push('m');
+            }
+            push_repeated(buf, '^', width);
+            if style.color {
+                buf.push_str("\x1b[0m");
+            }
+            buf.push(' ');
+            buf.push_str(&f.path.render());
+            if !f.exact {
+                buf.push_str(" is missing here");
+            }
+            buf.push('\n');
         }
         None => {
-            let _ = writeln!(buf, "{pad} = field: {}", f.path);
+            push_repeated(buf, ' ', gutter);
+            buf.push_str(" = field: ");
+            buf.push_str(&f.path.render());
+            buf.push('\n');
         }
     }
     if let Some(rule) = paved_core::rules::find(&f.policy) {
-        let _ = writeln!(buf, "{pad} = help: {}", rule.doc.fix);
+        push_repeated(buf, ' ', gutter);
+        buf.push_str(" = help: ");
+        buf.push_str(rule.doc.fix);
+        buf.push('\n');
     }
     buf.push('\n');
+}
+
+/// Decimal digits of `n`, at least one.
+fn digits(n: u32) -> usize {
+    n.checked_ilog10().map_or(1, |d| d as usize + 1)
 }
 
 impl Reporter for Text<'_> {
