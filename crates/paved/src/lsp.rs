@@ -386,13 +386,7 @@ fn folder_of(uri: &Uri) -> Option<PathBuf> {
 /// A policy file that could not load: shown on every document of the
 /// folder, since its findings are missing from all of them.
 fn policy_diagnostic(problem: &paved_gatekeeper::policies::LoadProblem) -> Diagnostic {
-    Diagnostic {
-        range: Range::default(),
-        severity: Some(DiagnosticSeverity::ERROR),
-        source: Some("paved".into()),
-        message: format!("policy {problem}"),
-        ..Diagnostic::default()
-    }
+    folder_error(format!("policy {problem}"))
 }
 
 fn absolute(path: &Path) -> PathBuf {
@@ -400,11 +394,16 @@ fn absolute(path: &Path) -> PathBuf {
 }
 
 fn config_diagnostic(message: &str) -> Diagnostic {
+    folder_error(format!("configuration: {message}"))
+}
+
+/// An error of the folder's setup rather than of the document, at its start.
+fn folder_error(message: String) -> Diagnostic {
     Diagnostic {
         range: Range::default(),
         severity: Some(DiagnosticSeverity::ERROR),
         source: Some("paved".into()),
-        message: format!("configuration: {message}"),
+        message,
         ..Diagnostic::default()
     }
 }
