@@ -6,7 +6,7 @@
 //! binding's `validationActions` say, and an expression that cannot be
 //! evaluated does what `failurePolicy` says.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use paved_core::eval::{Foreign, ForeignFinding, ForeignPolicy};
@@ -105,13 +105,15 @@ pub struct VapObjects {
 /// Params and Namespaces, indexed once per change.
 #[derive(Default)]
 struct Known {
-    params: HashMap<(String, String), Vec<ParamObject>>,
+    /// By kind, then by namespace (`""` for cluster-scoped ones), so an
+    /// admission looks only at the namespaces its `paramRef` may read,
+    /// however many objects of the kind the cluster holds.
+    params: HashMap<(String, String), BTreeMap<String, Vec<ParamObject>>>,
     namespaces: HashMap<String, Value>,
 }
 
 struct ParamObject {
     name: String,
-    namespace: Option<String>,
     labels: Option<Value>,
     /// Converted for CEL once, not once per evaluation.
     params: Params,
@@ -133,9 +135,9 @@ impl VapObjects {
             }
             let key = (api_version.to_owned(), kind.to_owned());
             if self.param_kinds.contains(&key) {
-                known.params.entry(key).or_default().push(ParamObject {
+                let namespace = str_at(o, "/metadata/namespace").unwrap_or("").to_owned();
+                known.params.entry(key).or_default().entry(namespace).or_default().push(ParamObject {
                     name: name.to_owned(),
-                    namespace: str_at(o, "/metadata/namespace").filter(|n| !n.is_empty()).map(str::to_owned),
                     labels: o.pointer("/metadata/labels").cloned(),
                     params: Params::new(o),
                 });
@@ -521,14 +523,17 @@ impl ParamRef {
         known: &'k Known,
         origin: Origin,
     ) -> Result<Vec<&'k Params>, String> {
-        let candidates = known.params.get(param_kind).into_iter().flatten();
-        let in_scope = |o: &ParamObject| match (&self.namespace, subject.namespace) {
-            (Some(ns), _) => o.namespace.as_deref() == Some(ns.as_str()),
-            (None, Some(ns)) => o.namespace.is_none() || o.namespace.as_deref() == Some(ns),
-            (None, None) => o.namespace.is_none() || origin == Origin::Manifest,
+        let by_namespace = known.params.get(param_kind);
+        let bucket = |ns: &str| by_namespace.and_then(|b| b.get(ns));
+        let buckets: Vec<&Vec<ParamObject>> = match (&self.namespace, subject.namespace) {
+            (Some(ns), _) => bucket(ns).into_iter().collect(),
+            (None, Some(ns)) => bucket("").into_iter().chain(bucket(ns)).collect(),
+            (None, None) if origin == Origin::Manifest => by_namespace.into_iter().flat_map(|b| b.values()).collect(),
+            (None, None) => bucket("").into_iter().collect(),
         };
-        let found: Vec<&Params> = candidates
-            .filter(|o| in_scope(o))
+        let found: Vec<&Params> = buckets
+            .into_iter()
+            .flatten()
             .filter(|o| match (&self.name, &self.selector) {
                 (Some(name), _) => o.name == *name,
                 (None, Some(selector)) => paved_core::selector::matches(selector, o.labels.as_ref()),

@@ -266,7 +266,9 @@ pub struct Inventory {
     objects: Vec<Value>,
     /// Namespace name → its index in `objects`, for `namespaceSelector`.
     namespaces: std::collections::HashMap<String, usize>,
-    doc: Value,
+    /// `data.inventory`, built the first time a template reads it: a
+    /// server may sync objects only VAPs read, and this is a second copy.
+    doc: std::sync::OnceLock<Value>,
     /// Tells inventories apart, so that a compiled template loads one into
     /// regorus only when it changes (loading data makes regorus prepare the
     /// policy again, which costs more than the evaluation).
@@ -282,7 +284,6 @@ impl Default for Inventory {
 impl Inventory {
     pub fn new(objects: Vec<Value>) -> Inventory {
         static GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-        let doc = inventory_of(&objects);
         let generation = GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let namespaces = objects
             .iter()
@@ -290,7 +291,7 @@ impl Inventory {
             .filter(|(_, o)| o.get("kind").and_then(Value::as_str) == Some("Namespace"))
             .filter_map(|(i, o)| Some((o.pointer("/metadata/name")?.as_str()?.to_owned(), i)))
             .collect();
-        Inventory { objects, namespaces, doc, generation }
+        Inventory { objects, namespaces, doc: std::sync::OnceLock::new(), generation }
     }
 
     pub fn len(&self) -> usize {
@@ -311,7 +312,7 @@ impl Inventory {
     }
 
     pub fn doc(&self) -> &Value {
-        &self.doc
+        self.doc.get_or_init(|| inventory_of(&self.objects))
     }
 
     pub fn objects(&self) -> &[Value] {
