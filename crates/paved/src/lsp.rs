@@ -283,7 +283,8 @@ impl Server {
                     Engine::new(&config, global.profile.as_deref(), Mode::Enforce).map_err(|e| e.to_string())?;
                 let base = config_path.as_deref().and_then(Path::parent).unwrap_or(&cwd).to_path_buf();
                 self.policy_paths.extend(config.policy_paths.iter().map(|p| absolute(&base.join(p))));
-                self.policy_paths.extend(global.policies.iter().map(|p| absolute(&cwd.join(p))));
+                // `--policy` paths are the server's own, relative to where it runs, as they load.
+                self.policy_paths.extend(global.policies.iter().map(|p| absolute(p)));
                 let (policies, problems) = crate::load_foreign_policies(&config, config_path.as_deref(), global);
                 let engine = crate::with_foreign_policies(engine, policies, global, &[]);
                 Ok(Compiled { engine, problems })

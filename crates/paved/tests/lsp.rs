@@ -28,8 +28,13 @@ impl Client {
     }
 
     fn start_with(dir: &Path, capabilities: Value) -> Client {
+        Client::start_args(dir, capabilities, &[])
+    }
+
+    fn start_args(dir: &Path, capabilities: Value, args: &[&str]) -> Client {
         let mut child = Command::new(env!("CARGO_BIN_EXE_paved"))
             .arg("lsp")
+            .args(args)
             .current_dir(dir)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -433,12 +438,12 @@ fn every_prefix_of_a_manifest_as_it_is_typed_gets_an_answer() {
 /// Gatekeeper constraints and VAPs the folder's configuration names give
 /// squiggles like the native rules; hover explains them; a policy file that
 /// does not load is said on the document, and saving a policy file reloads.
-#[test]
-fn foreign_policies_of_the_configuration_are_diagnostics_with_hover() {
-    let dir = tempfile::tempdir().unwrap();
+/// `dir/policies`: the library's required-labels template and a constraint
+/// that ConfigMaps need an owner.
+fn owner_policies(dir: &Path) -> std::path::PathBuf {
     let library =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus/gatekeeper-library/general/requiredlabels");
-    let policies = dir.path().join("policies");
+    let policies = dir.join("policies");
     std::fs::create_dir(&policies).unwrap();
     std::fs::copy(library.join("template.yaml"), policies.join("template.yaml")).unwrap();
     std::fs::write(
@@ -446,6 +451,15 @@ fn foreign_policies_of_the_configuration_are_diagnostics_with_hover() {
         "apiVersion: constraints.gatekeeper.sh/v1beta1\nkind: K8sRequiredLabels\nmetadata:\n  name: need-owner\nspec:\n  match:\n    kinds: [{apiGroups: [\"\"], kinds: [ConfigMap]}]\n  parameters:\n    labels: [{key: owner}]\n",
     )
     .unwrap();
+    policies
+}
+
+const BROKEN_TEMPLATE: &str = "apiVersion: templates.gatekeeper.sh/v1\nkind: ConstraintTemplate\nmetadata: {name: k8sbroken}\nspec:\n  crd: {spec: {names: {kind: K8sBroken}}}\n  targets:\n  - target: admission.k8s.gatekeeper.sh\n    rego: |\n      package k8sbroken\n      violation[{\"msg\": msg}] {\n        msg := \n      }\n";
+
+#[test]
+fn foreign_policies_of_the_configuration_are_diagnostics_with_hover() {
+    let dir = tempfile::tempdir().unwrap();
+    let policies = owner_policies(dir.path());
     std::fs::write(dir.path().join(".paved.yaml"), "policy-paths: [policies]\n").unwrap();
     let mut client = Client::start(dir.path());
     let doc = uri(&dir.path().join("cm.yaml"));
@@ -468,11 +482,7 @@ fn foreign_policies_of_the_configuration_are_diagnostics_with_hover() {
 
     // A broken template is named on the document once saved; the constraint that still loads still runs.
     let broken = policies.join("broken.yaml");
-    std::fs::write(
-        &broken,
-        "apiVersion: templates.gatekeeper.sh/v1\nkind: ConstraintTemplate\nmetadata: {name: k8sbroken}\nspec:\n  crd: {spec: {names: {kind: K8sBroken}}}\n  targets:\n  - target: admission.k8s.gatekeeper.sh\n    rego: |\n      package k8sbroken\n      violation[{\"msg\": msg}] {\n        msg := \n      }\n",
-    )
-    .unwrap();
+    std::fs::write(&broken, BROKEN_TEMPLATE).unwrap();
     client.notify("textDocument/didSave", json!({"textDocument": {"uri": uri(&broken)}}));
     let found = client.diagnostics(&doc, Some(1));
     assert!(
@@ -481,5 +491,30 @@ fn foreign_policies_of_the_configuration_are_diagnostics_with_hover() {
         "{found:?}"
     );
     assert!(with_code(&found, "gatekeeper/k8srequiredlabels/need-owner").is_some(), "{found:?}");
+    client.stop();
+}
+
+/// `paved lsp --policy DIR` reads DIR from where the server runs, for a
+/// document in any folder, and saving a file there reloads.
+#[test]
+fn policies_given_to_the_server_apply_in_every_folder_and_reload_on_save() {
+    let dir = tempfile::tempdir().unwrap();
+    let policies = owner_policies(dir.path());
+    let team = dir.path().join("team");
+    std::fs::create_dir(&team).unwrap();
+    let mut client = Client::start_args(dir.path(), json!({}), &["--policy", "policies"]);
+    let doc = uri(&team.join("cm.yaml"));
+    let text = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n";
+    client.notify(
+        "textDocument/didOpen",
+        json!({"textDocument": {"uri": doc, "languageId": "yaml", "version": 1, "text": text}}),
+    );
+    let found = client.diagnostics(&doc, Some(1));
+    assert!(with_code(&found, "gatekeeper/k8srequiredlabels/need-owner").is_some(), "{found:?}");
+    let broken = policies.join("broken.yaml");
+    std::fs::write(&broken, BROKEN_TEMPLATE).unwrap();
+    client.notify("textDocument/didSave", json!({"textDocument": {"uri": uri(&broken)}}));
+    let found = client.diagnostics(&doc, Some(1));
+    assert!(found.iter().any(|d| d["message"].as_str().unwrap().contains("broken.yaml")), "{found:?}");
     client.stop();
 }
