@@ -125,16 +125,23 @@ impl VapObjects {
         self.current.set(Arc::new(self.index(objects)));
     }
 
+    /// `o`'s `(apiVersion, kind)`, and whether it is a Namespace and whether a param.
+    fn kind_of(&self, o: &Value) -> ((String, String), bool, bool) {
+        let (api_version, kind) = (str_at(o, "/apiVersion").unwrap_or(""), str_at(o, "/kind").unwrap_or(""));
+        let key = (api_version.to_owned(), kind.to_owned());
+        let param = self.param_kinds.contains(&key);
+        (key, api_version == "v1" && kind == "Namespace", param)
+    }
+
     fn index(&self, objects: &[Value]) -> Known {
         let mut known = Known::default();
         for o in self.from_files.iter().chain(objects) {
-            let (api_version, kind) = (str_at(o, "/apiVersion").unwrap_or(""), str_at(o, "/kind").unwrap_or(""));
             let Some(name) = str_at(o, "/metadata/name") else { continue };
-            if api_version == "v1" && kind == "Namespace" {
+            let (key, namespace, param) = self.kind_of(o);
+            if namespace {
                 known.namespaces.insert(name.to_owned(), o.clone());
             }
-            let key = (api_version.to_owned(), kind.to_owned());
-            if self.param_kinds.contains(&key) {
+            if param {
                 let namespace = str_at(o, "/metadata/namespace").unwrap_or("").to_owned();
                 known.params.entry(key).or_default().entry(namespace).or_default().push(ParamObject {
                     name: name.to_owned(),
@@ -332,13 +339,18 @@ impl Vaps {
                 || b.policy.match_constraints.get("namespaceSelector").is_some()
                 || b.match_resources.get("namespaceSelector").is_some()
         });
-        let is_read = |o: &Value| {
-            let key = (str_at(o, "/apiVersion").unwrap_or("").to_owned(), str_at(o, "/kind").unwrap_or("").to_owned());
-            param_kinds.contains(&key) || (key.0 == "v1" && key.1 == "Namespace")
-        };
-        let from_files = docs.iter().chain(objects).filter(|o| is_read(o)).cloned().collect();
-        let mut read = VapObjects { param_kinds, reads_namespaces, from_files, current: Snapshot::default() };
-        read.current = Snapshot::new(read.index(&[]));
+        let mut read =
+            VapObjects { param_kinds, reads_namespaces, from_files: Vec::new(), current: Snapshot::default() };
+        read.from_files = docs
+            .iter()
+            .chain(objects)
+            .filter(|o| {
+                let (_, namespace, param) = read.kind_of(o);
+                namespace || param
+            })
+            .cloned()
+            .collect();
+        read.set(&[]);
         vaps.objects = Arc::new(read);
         (vaps, errors)
     }

@@ -14,17 +14,22 @@ use crate::cli::Format;
 /// leaves them.
 pub fn policies(out: &mut dyn Write, engine: &Engine, format: Format) -> std::io::Result<()> {
     let set = engine.policies();
-    let native = rules::all().map(|r| (r.id.to_owned(), r.group, r.doc.title.to_owned(), set.action_of(r.id)));
+    let native =
+        rules::all().map(|r| (r.id.to_owned(), r.group.to_owned(), r.doc.title.to_owned(), set.action_of(r.id)));
     let foreign = engine.foreign_policies().into_iter().map(|p| {
         let action = set.foreign_action(&p.id, p.action);
-        (p.id, group_of(p.origin), p.title, action)
+        // Its group is the first part of its id: `gatekeeper` or `vap`.
+        let group = p.id.split('/').next().unwrap_or("").to_owned();
+        (p.id, group, p.title, action)
     });
-    let all: Vec<(String, &str, String, Option<paved_core::policy::Action>)> = native.chain(foreign).collect();
+    let all: Vec<(String, String, String, Option<paved_core::policy::Action>)> = native.chain(foreign).collect();
     let action = |a: &Option<paved_core::policy::Action>| a.map_or("off", |a| a.as_str());
     if format == Format::Json {
         let list: Vec<_> = all
             .iter()
-            .map(|(id, group, title, a)| serde_json::json!({"id": id, "group": group, "title": title, "action": action(a)}))
+            .map(|(id, group, title, a)| {
+                serde_json::json!({"id": id, "group": group, "title": title, "action": action(a)})
+            })
             .collect();
         serde_json::to_writer_pretty(
             &mut *out,
@@ -39,11 +44,6 @@ pub fn policies(out: &mut dyn Write, engine: &Engine, format: Format) -> std::io
         writeln!(out, "{id:<width$} {:<7} {title}", action(a))?;
     }
     Ok(())
-}
-
-/// The group a foreign policy is listed under, the first part of its id.
-fn group_of(origin: &str) -> &'static str {
-    if origin.starts_with("Gatekeeper") { "gatekeeper" } else { "vap" }
 }
 
 /// Where a policy's documentation lives: `docs/policies.md` in the repository,

@@ -54,14 +54,23 @@ impl Style {
     /// Writes `s` in the style `code` to `buf`, without a String of its own:
     /// a CI log of thousands of findings paints tens of thousands of pieces.
     fn paint_into(&self, buf: &mut String, code: &str, s: &str) {
+        self.open(buf, code);
+        buf.push_str(s);
+        self.close(buf);
+    }
+
+    /// Starts the style `code`, for text written piece by piece; `close` ends it.
+    fn open(&self, buf: &mut String, code: &str) {
         if self.color {
             buf.push_str("\x1b[");
             buf.push_str(code);
             buf.push('m');
-            buf.push_str(s);
+        }
+    }
+
+    fn close(&self, buf: &mut String) {
+        if self.color {
             buf.push_str("\x1b[0m");
-        } else {
-            buf.push_str(s);
         }
     }
 
@@ -147,13 +156,9 @@ fn render(buf: &mut String, style: &Style, path: &str, lines: Option<&Lines<'_>>
             let width = text.chars().count().min(width_before(text, end_col)).saturating_sub(before).max(1);
             bar(buf);
             buf.push('\n');
-            if style.color {
-                buf.push_str("\x1b[1;34m");
-            }
+            style.open(buf, "1;34");
             push_number(buf, start.line);
-            if style.color {
-                buf.push_str("\x1b[0m");
-            }
+            style.close(buf);
             buf.push(' ');
             style.paint_into(buf, "1;34", "|");
             buf.push(' ');
@@ -163,15 +168,9 @@ fn render(buf: &mut String, style: &Style, path: &str, lines: Option<&Lines<'_>>
             buf.push(' ');
             push_repeated(buf, ' ', before);
             let colour = if f.action == Action::Deny { "1;31" } else { "1;33" };
-            if style.color {
-                buf.push_str("\x1b[");
-                buf.push_str(colour);
-                buf.push('m');
-            }
+            style.open(buf, colour);
             push_repeated(buf, '^', width);
-            if style.color {
-                buf.push_str("\x1b[0m");
-            }
+            style.close(buf);
             buf.push(' ');
             buf.push_str(&f.path.render());
             if !f.exact {
