@@ -200,9 +200,19 @@ impl Engine {
 /// volumes, added capabilities): keep the stronger finding only.
 fn drop_shadowed(findings: &mut Vec<Finding>) {
     let is_pss = |f: &Finding| f.policy.starts_with("pss-");
-    let standing: Vec<(FieldPath, Action)> =
-        findings.iter().filter(|g| is_pss(g) && g.counts()).map(|g| (g.path.clone(), g.action)).collect();
-    findings.retain(|f| !(is_pss(f) && standing.iter().any(|(path, action)| *path == f.path && *action > f.action)));
+    let standing = |f: &Finding| is_pss(f) && f.counts();
+    // Most objects have no PSS finding stronger than another: nothing to compare.
+    let Some(strongest) = findings.iter().filter(|g| standing(g)).map(|g| g.action).max() else { return };
+    let shadowed: Vec<bool> = findings
+        .iter()
+        .map(|f| {
+            is_pss(f)
+                && f.action < strongest
+                && findings.iter().any(|g| standing(g) && g.action > f.action && g.path == f.path)
+        })
+        .collect();
+    let mut shadowed = shadowed.into_iter();
+    findings.retain(|_| !shadowed.next().unwrap_or(false));
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@
 //! position afterwards, falling back to the nearest existing parent.
 
 use std::borrow::Cow;
-use std::fmt;
+use std::fmt::{self, Write as _};
 
 /// A position in a source text: 1-based line, 1-based column in characters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -296,7 +296,8 @@ impl FieldPath {
     }
 
     /// Appends several literal keys: `root().keys(&["spec", "template"])`.
-    pub fn keys(self, keys: &[&'static str]) -> FieldPath {
+    pub fn keys(mut self, keys: &[&'static str]) -> FieldPath {
+        self.0.reserve(keys.len());
         keys.iter().fold(self, |p, k| p.key(*k))
     }
 
@@ -328,11 +329,17 @@ impl FieldPath {
     /// The path as Kubernetes prints it; also what `Display` writes.
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(self.0.len() * 12);
+        self.render_into(&mut out);
+        out
+    }
+
+    /// Appends the path to `out`: reporters write it straight into their buffer.
+    pub fn render_into(&self, out: &mut String) {
         for (i, seg) in self.0.iter().enumerate() {
             match seg {
                 Seg::Key(k) if k.bytes().any(|b| b == b'.' || b == b'/') => {
                     if k.contains(['"', '\\']) || k.contains(char::is_control) {
-                        out.push_str(&format!("[{k:?}]"));
+                        let _ = write!(out, "[{k:?}]");
                     } else {
                         out.push_str("[\"");
                         out.push_str(k);
@@ -347,12 +354,11 @@ impl FieldPath {
                 }
                 Seg::Index(n) => {
                     out.push('[');
-                    push_number(&mut out, *n);
+                    push_number(out, *n);
                     out.push(']');
                 }
             }
         }
-        out
     }
 }
 

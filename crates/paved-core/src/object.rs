@@ -26,14 +26,27 @@ impl ObjectRef {
     }
 }
 
+impl ObjectRef {
+    /// What `Display` writes (`Kind namespace/name`), appended to a buffer
+    /// without the formatting machinery: reporters write it for every finding.
+    pub fn write_into(&self, out: &mut String) {
+        out.push_str(&self.kind);
+        if let Some(n) = &self.name {
+            out.push(' ');
+            if let Some(ns) = &self.namespace {
+                out.push_str(ns);
+                out.push('/');
+            }
+            out.push_str(n);
+        }
+    }
+}
+
 impl std::fmt::Display for ObjectRef {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.kind)?;
-        match (&self.namespace, &self.name) {
-            (Some(ns), Some(n)) => write!(f, " {ns}/{n}"),
-            (None, Some(n)) => write!(f, " {n}"),
-            _ => Ok(()),
-        }
+        let mut out = String::new();
+        self.write_into(&mut out);
+        f.write_str(&out)
     }
 }
 
@@ -136,12 +149,13 @@ impl<'a> Container<'a> {
 
     /// Path of this container: `spec.template.spec.containers[0]`.
     pub fn path(&self) -> FieldPath {
-        FieldPath::root().keys(self.template).key("spec").key(self.list).index(self.index)
+        self.field(&[])
     }
 
-    /// Path of a field of this container.
+    /// Path of a field of this container, in one allocation.
     pub fn field(&self, keys: &[&'static str]) -> FieldPath {
-        self.path().keys(keys)
+        let segments = Vec::with_capacity(self.template.len() + 3 + keys.len());
+        FieldPath(segments).keys(self.template).key("spec").key(self.list).index(self.index).keys(keys)
     }
 
     /// Ports that bind a host port (set, and not 0), with their index in `ports`.

@@ -13,6 +13,9 @@
 //! need several times that (bench/RESULTS.md).
 
 use std::borrow::Cow;
+use std::sync::LazyLock;
+
+use memchr::memmem;
 
 use paved_core::node::{Entry, Map, Node, Pos, Span, Value};
 
@@ -783,10 +786,10 @@ impl<'a> Fast<'a, '_> {
 /// A `---` or `...` marker at column 0 after the first line: more than one
 /// document (or a marker inside a collection or scalar): the full parser's job.
 fn marker_after_first_line(text: &str) -> bool {
+    static MARKERS: LazyLock<[memmem::Finder<'static>; 2]> =
+        LazyLock::new(|| [memmem::Finder::new(b"\n---"), memmem::Finder::new(b"\n...")]);
     let b = text.as_bytes();
-    [&b"\n---"[..], &b"\n..."[..]]
-        .iter()
-        .any(|pattern| memchr::memmem::find_iter(b, pattern).any(|i| matches!(b.get(i + 4), None | Some(b' ' | b'\n'))))
+    MARKERS.iter().any(|m| m.find_iter(b).any(|i| matches!(b.get(i + 4), None | Some(b' ' | b'\n'))))
 }
 
 /// Whether the text has only characters the fast path can take as they are:

@@ -23,6 +23,8 @@ mod build;
 mod fast;
 mod split;
 
+use std::sync::LazyLock;
+
 use paved_core::node::{Node, Pos, Value};
 
 pub use agree::{Agreement, LENIENT, fast_path_agreement};
@@ -175,7 +177,8 @@ fn helm_template_line(text: &str) -> Option<u32> {
         "quote ",
     ];
     // Most manifests have no `{{` at all.
-    memchr::memmem::find(text.as_bytes(), b"{{")?;
+    static OPEN: LazyLock<memchr::memmem::Finder<'static>> = LazyLock::new(|| memchr::memmem::Finder::new(b"{{"));
+    OPEN.find(text.as_bytes())?;
     for (i, line) in text.lines().enumerate() {
         let mut rest = line;
         while let Some(at) = rest.find("{{") {

@@ -1,10 +1,18 @@
 //! Splits a YAML stream into documents at `---` marker lines.
 
+use std::sync::LazyLock;
+
+use memchr::memmem;
+
 /// One document's text and the line (1-based) it starts on.
 pub struct Doc<'a> {
     pub text: &'a str,
     pub first_line: u32,
 }
+
+/// Built once: a `memmem::find` call builds its searcher each time, which
+/// cost more than the search itself on a manifest's few kilobytes.
+static MARKER: LazyLock<memmem::Finder<'static>> = LazyLock::new(|| memmem::Finder::new(b"\n---"));
 
 /// A `---` at column 0, followed by white space or the end of the line.
 fn is_marker(line: &str) -> bool {
@@ -26,7 +34,7 @@ pub fn documents(text: &str) -> impl Iterator<Item = Doc<'_>> {
         }
         loop {
             // A marker opens the text (skipped: it opens the first document) or follows a newline.
-            let found = memchr::memmem::find(&text.as_bytes()[search..], b"\n---").map(|i| search + i + 1);
+            let found = MARKER.find(&text.as_bytes()[search..]).map(|i| search + i + 1);
             let Some(at) = found else { break };
             search = at;
             let line_end = memchr::memchr(b'\n', &text.as_bytes()[at..]).map_or(text.len(), |i| at + i + 1);

@@ -47,10 +47,25 @@ pub struct FileReport {
     /// As the user named it; `<stdin>` for standard input.
     pub path: String,
     /// The text, kept only when a reporter needs snippets.
-    pub source: Option<Arc<str>>,
+    pub source: Option<Box<Source>>,
     pub objects: Vec<ObjectReport>,
     pub problems: Vec<Problem>,
     pub skipped: Vec<(Pos, &'static str)>,
+}
+
+/// A file's bytes, kept as they were read (not copied) for the text
+/// reporter's snippets; `start` skips a byte order mark.
+#[derive(Debug)]
+pub struct Source {
+    bytes: Vec<u8>,
+    start: usize,
+}
+
+impl Source {
+    /// The text; `None` if it is not the UTF-8 it was when it was checked.
+    pub fn text(&self) -> Option<&str> {
+        std::str::from_utf8(self.bytes.get(self.start..)?).ok()
+    }
 }
 
 /// Totals over a run.
@@ -176,7 +191,13 @@ fn read(input: &Input, limits: &Limits) -> std::io::Result<Vec<u8>> {
 /// Loads and evaluates one input. Never fails: problems are part of the report.
 pub fn check_input(input: &Input, engine: &Engine, limits: &Limits, now: Timestamp, keep_source: bool) -> FileReport {
     match read_input(input, limits) {
-        Ok((path, bytes)) => check_bytes(path, &bytes, engine, limits, now, keep_source),
+        Ok((path, bytes)) => {
+            let (mut report, text_start) = check(path, &bytes, engine, limits, now);
+            if keep_source {
+                report.source = text_start.map(|start| Box::new(Source { bytes, start }));
+            }
+            report
+        }
         Err(report) => report,
     }
 }
@@ -194,22 +215,17 @@ pub fn read_input(input: &Input, limits: &Limits) -> Result<(String, Vec<u8>), F
 }
 
 /// Loads and evaluates bytes already in memory.
-pub fn check_bytes(
-    path: String,
-    bytes: &[u8],
-    engine: &Engine,
-    limits: &Limits,
-    now: Timestamp,
-    keep_source: bool,
-) -> FileReport {
+pub fn check_bytes(path: String, bytes: &[u8], engine: &Engine, limits: &Limits, now: Timestamp) -> FileReport {
+    check(path, bytes, engine, limits, now).0
+}
+
+/// The report, and where the text starts in `bytes` if it decoded.
+fn check(path: String, bytes: &[u8], engine: &Engine, limits: &Limits, now: Timestamp) -> (FileReport, Option<usize>) {
     let mut report = FileReport::empty(path);
     let mut objects = Vec::new();
     let text = load_each(&mut report, bytes, limits, |node| objects.push(evaluate(node, engine, now)));
     report.objects = objects;
-    if keep_source {
-        report.source = text.map(Arc::from);
-    }
-    report
+    (report, text.map(|t| bytes.len() - t.len()))
 }
 
 /// Decodes and loads one input, handing each object to `visit`; problems

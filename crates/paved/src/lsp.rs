@@ -253,7 +253,6 @@ impl Server {
                         &compiled.engine,
                         &self.limits,
                         paved_core::Timestamp::now(),
-                        false,
                     );
                     let mut found = diagnostics(&report, &doc.text);
                     found.extend(compiled.problems.iter().map(policy_diagnostic));

@@ -248,7 +248,10 @@ fn host_namespaces(cx: &Ctx<'_>, out: &mut Vec<Raw>) {
     let Some(pod) = pod(cx) else { return };
     for field in ["hostNetwork", "hostPID", "hostIPC"] {
         if pod.spec.get(field).is_some_and(Node::is_true) {
-            out.push(Raw::new(pod.spec_field(&[field]), msg("host namespaces", format!("{field}=true; remove it"))));
+            out.push(Raw::new(
+                pod.spec_field(&[field]),
+                msg("host namespaces", format_args!("{field}=true; remove it")),
+            ));
         }
     }
 }
@@ -257,7 +260,7 @@ fn privileged(cx: &Ctx<'_>, out: &mut Vec<Raw>) {
     let Some(pod) = pod(cx) else { return };
     for c in pod.containers() {
         if c.security(&["privileged"]).is_some_and(Node::is_true) {
-            let detail = format!("{} must not set securityContext.privileged=true", c.describe());
+            let detail = format_args!("{} must not set securityContext.privileged=true", c.describe());
             out.push(Raw::new(c.field(&["securityContext", "privileged"]), msg("privileged", detail)));
         }
     }
@@ -289,7 +292,7 @@ fn capabilities_baseline(cx: &Ctx<'_>, out: &mut Vec<Raw>) {
         for (i, cap) in added_capabilities(&c) {
             let name = cap.as_str().unwrap_or("");
             if !BASELINE_CAPABILITIES.contains(&name) {
-                let detail = format!("{} must not add {name:?} to securityContext.capabilities", c.describe());
+                let detail = format_args!("{} must not add {name:?} to securityContext.capabilities", c.describe());
                 let path = c.field(&["securityContext", "capabilities", "add"]).index(i);
                 out.push(Raw::new(path, msg("non-default capabilities", detail)));
             }
@@ -313,7 +316,7 @@ fn host_path_volumes(cx: &Ctx<'_>, out: &mut Vec<Raw>) {
     let Some(pod) = pod(cx) else { return };
     for (i, v) in volumes(&pod) {
         if v.get("hostPath").is_some_and(|h| !h.is_null()) {
-            let detail = format!("volume {:?} must not use hostPath", volume_name(v));
+            let detail = format_args!("volume {:?} must not use hostPath", volume_name(v));
             out.push(Raw::new(volume_path(&pod, i).key("hostPath"), msg("hostPath volumes", detail)));
         }
     }
@@ -324,7 +327,7 @@ fn host_ports(cx: &Ctx<'_>, out: &mut Vec<Raw>) {
     for c in pod.containers() {
         for (i, hp) in c.host_ports() {
             let shown = hp.as_i64().map_or_else(|| "?".to_string(), |p| p.to_string());
-            let detail = format!("{} uses hostPort {shown}; remove it", c.describe());
+            let detail = format_args!("{} uses hostPort {shown}; remove it", c.describe());
             out.push(Raw::new(c.host_port_path(i), msg("hostPort", detail)));
         }
     }
@@ -343,7 +346,7 @@ fn apparmor(cx: &Ctx<'_>, out: &mut Vec<Raw>) {
     }
     for c in pod.containers() {
         if bad_type(c.security(&["appArmorProfile", "type"])) {
-            let detail = format!("{} must not set appArmorProfile.type=Unconfined", c.describe());
+            let detail = format_args!("{} must not set appArmorProfile.type=Unconfined", c.describe());
             out.push(Raw::new(c.field(&["securityContext", "appArmorProfile", "type"]), msg(REASON, detail)));
         }
     }
@@ -352,7 +355,7 @@ fn apparmor(cx: &Ctx<'_>, out: &mut Vec<Raw>) {
         let Some(container) = key.strip_prefix(APPARMOR_ANNOTATION) else { continue };
         let v = value.as_str().unwrap_or("");
         if v != "runtime/default" && !v.starts_with("localhost/") {
-            let detail = format!("container {container:?} must not use AppArmor profile {v:?}");
+            let detail = format_args!("container {container:?} must not use AppArmor profile {v:?}");
             out.push(Raw::new(pod.meta_path().key("annotations").key(key.to_owned()), msg(REASON, detail)));
         }
     }
@@ -367,12 +370,12 @@ fn selinux(cx: &Ctx<'_>, out: &mut Vec<Raw>) {
     // Paths and descriptions are built only for options that are set.
     let mut check = |opts: &Node<'_>, path: &dyn Fn() -> FieldPath, who: &dyn std::fmt::Display| {
         if let Some(t) = opts.get("type").and_then(Node::as_str).filter(|t| !allowed_type(t)) {
-            let detail = format!("{who} must not set seLinuxOptions.type {t:?}");
+            let detail = format_args!("{who} must not set seLinuxOptions.type {t:?}");
             out.push(Raw::new(path().key("type"), msg("seLinuxOptions", detail)));
         }
         for field in ["user", "role"] {
             if opts.get(field).and_then(Node::as_str).is_some_and(|s| !s.is_empty()) {
-                let detail = format!("{who} must not set seLinuxOptions.{field}");
+                let detail = format_args!("{who} must not set seLinuxOptions.{field}");
                 out.push(Raw::new(path().key(field), msg("seLinuxOptions", detail)));
             }
         }
@@ -390,7 +393,7 @@ fn selinux(cx: &Ctx<'_>, out: &mut Vec<Raw>) {
 fn unmasked_proc_mounts<'a>(pod: &PodView<'a>, out: &mut Vec<Raw>) {
     for c in pod.containers() {
         if let Some(pm) = c.security(&["procMount"]).and_then(Node::as_str).filter(|pm| *pm != "Default") {
-            let detail = format!("{} must not set securityContext.procMount={pm}", c.describe());
+            let detail = format_args!("{} must not set securityContext.procMount={pm}", c.describe());
             out.push(Raw::new(c.field(&["securityContext", "procMount"]), msg("procMount", detail)));
         }
     }
@@ -429,7 +432,7 @@ fn seccomp_baseline(cx: &Ctx<'_>, out: &mut Vec<Raw>) {
                 continue;
             };
             if value.as_str() == Some("unconfined") {
-                let detail = format!("{who} must not use seccomp profile \"unconfined\"");
+                let detail = format_args!("{who} must not use seccomp profile \"unconfined\"");
                 out.push(Raw::new(pod.meta_path().key("annotations").key(key.to_owned()), msg(REASON, detail)));
             }
         }
@@ -442,7 +445,7 @@ fn seccomp_baseline(cx: &Ctx<'_>, out: &mut Vec<Raw>) {
     }
     for c in pod.containers() {
         if unconfined(c.security(&["seccompProfile", "type"])) {
-            let detail = format!("{} must not set securityContext.seccompProfile.type=Unconfined", c.describe());
+            let detail = format_args!("{} must not set securityContext.seccompProfile.type=Unconfined", c.describe());
             out.push(Raw::new(c.field(&["securityContext", "seccompProfile", "type"]), msg(REASON, detail)));
         }
     }
@@ -473,7 +476,7 @@ fn sysctls(cx: &Ctx<'_>, out: &mut Vec<Raw>) {
         let name = s.get("name").and_then(Node::as_str).unwrap_or("");
         if !sysctl_allowed(name, cx.pss) {
             let path = pod.spec_field(&["securityContext", "sysctls"]).index(i).key("name");
-            out.push(Raw::new(path, msg("forbidden sysctls", format!("{name}; remove it"))));
+            out.push(Raw::new(path, msg("forbidden sysctls", format_args!("{name}; remove it"))));
         }
     }
 }
@@ -487,7 +490,7 @@ fn windows_host_process(cx: &Ctx<'_>, out: &mut Vec<Raw>) {
     }
     for c in pod.containers() {
         if c.security(&["windowsOptions", "hostProcess"]).is_some_and(Node::is_true) {
-            let detail = format!("{} must not set securityContext.windowsOptions.hostProcess=true", c.describe());
+            let detail = format_args!("{} must not set securityContext.windowsOptions.hostProcess=true", c.describe());
             out.push(Raw::new(c.field(&["securityContext", "windowsOptions", "hostProcess"]), msg(REASON, detail)));
         }
     }
@@ -512,7 +515,8 @@ fn host_probes(cx: &Ctx<'_>, out: &mut Vec<Raw>) {
                 let host = h.at(&[action, "host"]).and_then(Node::as_str).unwrap_or("");
                 if !host.is_empty() {
                     let path = c.field(handler).key(action).key("host");
-                    let detail = format!("{} must not set {}.{action}.host={host}", c.describe(), handler.join("."));
+                    let detail =
+                        format_args!("{} must not set {}.{action}.host={host}", c.describe(), handler.join("."));
                     out.push(Raw::new(path, msg("probe or lifecycle host", detail)));
                 }
             }
@@ -531,7 +535,7 @@ fn restricted_volumes(cx: &Ctx<'_>, out: &mut Vec<Raw>) {
             if key == "name" || source.is_null() || RESTRICTED_VOLUME_SOURCES.contains(&key) {
                 continue;
             }
-            let detail = format!("volume {:?} uses restricted volume type {key:?}", volume_name(v));
+            let detail = format_args!("volume {:?} uses restricted volume type {key:?}", volume_name(v));
             out.push(Raw::new(volume_path(&pod, i).key(key.to_owned()), msg("restricted volume types", detail)));
         }
     }
@@ -549,7 +553,7 @@ fn allow_privilege_escalation(cx: &Ctx<'_>, out: &mut Vec<Raw>) {
     }
     for c in pod.containers() {
         if c.security(&["allowPrivilegeEscalation"]).and_then(Node::as_bool) != Some(false) {
-            let detail = format!("{} must set securityContext.allowPrivilegeEscalation=false", c.describe());
+            let detail = format_args!("{} must set securityContext.allowPrivilegeEscalation=false", c.describe());
             out.push(Raw::new(
                 c.field(&["securityContext", "allowPrivilegeEscalation"]),
                 msg("allowPrivilegeEscalation != false", detail),
@@ -567,16 +571,16 @@ fn run_as_non_root(cx: &Ctx<'_>, out: &mut Vec<Raw>) {
         out.push(Raw::new(path, msg(REASON, "pod must not set securityContext.runAsNonRoot=false")));
     }
     for c in pod.containers() {
-        let path = c.field(&["securityContext", "runAsNonRoot"]);
+        let path = || c.field(&["securityContext", "runAsNonRoot"]);
         match c.security(&["runAsNonRoot"]).and_then(Node::as_bool) {
             Some(true) => {}
             Some(false) => {
-                let detail = format!("{} must not set securityContext.runAsNonRoot=false", c.describe());
-                out.push(Raw::new(path, msg(REASON, detail)));
+                let detail = format_args!("{} must not set securityContext.runAsNonRoot=false", c.describe());
+                out.push(Raw::new(path(), msg(REASON, detail)));
             }
             None if pod_level != Some(true) => {
-                let detail = format!("pod or {} must set securityContext.runAsNonRoot=true", c.describe());
-                out.push(Raw::new(path, msg(REASON, detail)));
+                let detail = format_args!("pod or {} must set securityContext.runAsNonRoot=true", c.describe());
+                out.push(Raw::new(path(), msg(REASON, detail)));
             }
             None => {}
         }
@@ -595,7 +599,7 @@ fn run_as_user(cx: &Ctx<'_>, out: &mut Vec<Raw>) {
     }
     for c in pod.containers() {
         if c.security(&["runAsUser"]).and_then(Node::as_i64) == Some(0) {
-            let detail = format!("{} must not set runAsUser=0; use a non-zero UID", c.describe());
+            let detail = format_args!("{} must not set runAsUser=0; use a non-zero UID", c.describe());
             out.push(Raw::new(c.field(&["securityContext", "runAsUser"]), msg(REASON, detail)));
         }
     }
@@ -612,20 +616,20 @@ fn seccomp_restricted(cx: &Ctx<'_>, out: &mut Vec<Raw>) {
     let pod_ok = pod_type.is_some_and(valid);
     if let Some(t) = pod_type.filter(|t| !valid(t)) {
         let path = pod.spec_field(&["securityContext", "seccompProfile", "type"]);
-        out.push(Raw::new(path, msg(REASON, format!("pod must not set securityContext.seccompProfile.type={t}"))));
+        out.push(Raw::new(path, msg(REASON, format_args!("pod must not set securityContext.seccompProfile.type={t}"))));
     }
     for c in pod.containers() {
-        let path = c.field(&["securityContext", "seccompProfile", "type"]);
+        let path = || c.field(&["securityContext", "seccompProfile", "type"]);
         match c.security(&["seccompProfile", "type"]).and_then(Node::as_str) {
             Some(t) if valid(t) => {}
             Some(t) => {
-                let detail = format!("{} must not set securityContext.seccompProfile.type={t}", c.describe());
-                out.push(Raw::new(path, msg(REASON, detail)));
+                let detail = format_args!("{} must not set securityContext.seccompProfile.type={t}", c.describe());
+                out.push(Raw::new(path(), msg(REASON, detail)));
             }
             None if !pod_ok => {
                 let detail =
-                    format!("pod or {} must set securityContext.seccompProfile.type=RuntimeDefault", c.describe());
-                out.push(Raw::new(path, msg(REASON, detail)));
+                    format_args!("pod or {} must set securityContext.seccompProfile.type=RuntimeDefault", c.describe());
+                out.push(Raw::new(path(), msg(REASON, detail)));
             }
             None => {}
         }
@@ -641,13 +645,13 @@ fn capabilities_restricted(cx: &Ctx<'_>, out: &mut Vec<Raw>) {
     for c in pod.containers() {
         let drops = c.security(&["capabilities", "drop"]).map(Node::as_seq).unwrap_or(&[]);
         if !drops.iter().any(|d| d.as_str() == Some("ALL")) {
-            let detail = format!("{} must set securityContext.capabilities.drop=[\"ALL\"]", c.describe());
+            let detail = format_args!("{} must set securityContext.capabilities.drop=[\"ALL\"]", c.describe());
             out.push(Raw::new(c.field(&["securityContext", "capabilities", "drop"]), msg(REASON, detail)));
         }
         for (i, cap) in added_capabilities(&c) {
             let name = cap.as_str().unwrap_or("");
             if name != "NET_BIND_SERVICE" {
-                let detail = format!("{} must not add {name:?}; only NET_BIND_SERVICE is allowed", c.describe());
+                let detail = format_args!("{} must not add {name:?}; only NET_BIND_SERVICE is allowed", c.describe());
                 let path = c.field(&["securityContext", "capabilities", "add"]).index(i);
                 out.push(Raw::new(path, msg(REASON, detail)));
             }

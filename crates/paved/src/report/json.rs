@@ -63,7 +63,7 @@ fn field(buf: &mut Vec<u8>, key: &[u8], value: &str) {
 
 /// One finding as a JSON object: the engine's fields, then the location.
 /// Written by hand: serde's generic path was a fifth of `paved check`'s time.
-fn write_finding(buf: &mut Vec<u8>, file: &str, f: &Finding) {
+fn write_finding(buf: &mut Vec<u8>, scratch: &mut String, file: &str, f: &Finding) {
     use std::io::Write as _;
     buf.push(b'{');
     field(buf, b"\"policy\":", &f.policy);
@@ -83,7 +83,9 @@ fn write_finding(buf: &mut Vec<u8>, file: &str, f: &Finding) {
     }
     buf.extend_from_slice(b"},");
     // Annotation keys in paths are quoted (`["a.b/c"]`): escape like any string.
-    field(buf, b"\"path\":", &f.path.render());
+    scratch.clear();
+    f.path.render_into(scratch);
+    field(buf, b"\"path\":", scratch);
     if let Some(ex) = &f.exempted {
         buf.extend_from_slice(b",\"exempted\":{");
         field(buf, b"\"reason\":", &ex.reason);
@@ -111,12 +113,14 @@ pub struct Json<'w> {
     written: usize,
     /// One file's findings, written out in one go.
     buf: Vec<u8>,
+    /// Reused for each finding's rendered path.
+    path: String,
     errors: Vec<serde_json::Value>,
 }
 
 impl<'w> Json<'w> {
     pub fn new(out: Box<dyn Write + 'w>) -> Json<'w> {
-        Json { out, opened: false, written: 0, buf: Vec::new(), errors: Vec::new() }
+        Json { out, opened: false, written: 0, buf: Vec::new(), path: String::new(), errors: Vec::new() }
     }
 }
 
@@ -138,7 +142,7 @@ impl Reporter for Json<'_> {
                 self.buf.push(b',');
             }
             self.written += 1;
-            write_finding(&mut self.buf, &r.path, finding);
+            write_finding(&mut self.buf, &mut self.path, &r.path, finding);
         }
         self.out.write_all(&self.buf)?;
         self.buf.clear();
@@ -202,7 +206,7 @@ mod tests {
             exempted: Some(Exempted { reason: "TICKET-1 \"why\"".into(), until: Some("2026-12-31".into()) }),
         };
         let mut buf = Vec::new();
-        write_finding(&mut buf, "dir/a \"b\".yaml", &f);
+        write_finding(&mut buf, &mut String::new(), "dir/a \"b\".yaml", &f);
         let v: serde_json::Value = serde_json::from_slice(&buf).expect("valid JSON");
         assert_eq!(v["message"], f.message);
         assert_eq!(v["object"]["name"], "p\"q");
