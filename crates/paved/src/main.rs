@@ -103,7 +103,9 @@ fn run(cli: Cli) -> miette::Result<u8> {
         Command::Policies => {
             let mut out = stdout.lock();
             explain::policies(&mut out, &engine, cli.global.format).map_err(io_error)?;
-            Ok(0)
+            // Listing the policies is how a bundle is checked before it ships:
+            // one that does not load must fail the script, as in `check`.
+            Ok(if policy_problems.is_empty() { 0 } else { EXIT_BAD_INPUT })
         }
         Command::Explain { policy } => {
             let mut out = stdout.lock();

@@ -140,6 +140,11 @@ fn a_broken_template_is_named_and_the_rest_still_runs() {
         assert!(stderr.contains(expected), "{expected}\n{stderr}");
     }
     assert!(stdout.contains("gatekeeper/k8srequiredlabels/need-owner"), "the other policies still ran: {stdout}");
+    // Listing the bundle fails the same way, and still lists what loaded.
+    let (code, stdout, stderr) = paved(dir.path(), &["policies", "--policy", "policies"]);
+    assert_eq!(code, 2, "bad configuration: {stderr}");
+    assert!(stderr.contains("ConstraintTemplate broken: Rego does not compile"), "{stderr}");
+    assert!(stdout.contains("gatekeeper/k8srequiredlabels"), "{stdout}");
 }
 
 #[test]
