@@ -3,7 +3,7 @@
 //! `{"review": …, "parameters": …}`, the answer is `data.<package>.violation`.
 
 use std::num::NonZeroU32;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use regorus::utils::limits::ExecutionTimerConfig;
@@ -271,13 +271,40 @@ enum Code {
 struct Rego {
     /// `data.<package>.violation`.
     rule: String,
-    /// Whichever runs it, and the generation of the inventory loaded into it.
-    runner: Mutex<(Runner, u64)>,
+    /// What every runner of this template is made from.
+    prototype: Prototype,
+    /// Runners not in use, each with the generation of the inventory loaded
+    /// into it. An evaluation takes one, or makes one when all are busy, and
+    /// puts it back: concurrent admissions under one template do not wait for
+    /// each other, and there are never more runners than evaluations that
+    /// once ran at the same time (the server's worker threads).
+    idle: Mutex<Vec<(Runner, u64)>>,
+}
+
+/// The compiled template, shared by its runners: making another is cheap.
+enum Prototype {
+    Vm { policy: regorus::CompiledPolicy, program: Arc<regorus::rvm::Program> },
+    Interpreter(Box<regorus::Engine>),
 }
 
 enum Runner {
     Vm(Box<regorus::rvm::RegoVM>),
     Interpreter(Box<regorus::Engine>),
+}
+
+impl Prototype {
+    fn runner(&self) -> Runner {
+        match self {
+            Prototype::Vm { policy, program } => {
+                let mut vm = regorus::rvm::RegoVM::new_with_policy(policy.clone());
+                vm.load_program(Arc::clone(program));
+                vm.set_max_instructions(MAX_VM_INSTRUCTIONS);
+                vm.set_execution_timer_config(Some(time_limit()));
+                Runner::Vm(Box::new(vm))
+            }
+            Prototype::Interpreter(engine) => Runner::Interpreter(engine.clone()),
+        }
+    }
 }
 
 /// The most instructions one evaluation may execute on the virtual machine;
@@ -307,7 +334,7 @@ impl Compiled {
     /// interpreter, for code the virtual machine's compiler does not take).
     pub fn on_virtual_machine(&self) -> bool {
         match &self.code {
-            Code::Rego(rego) => rego.runner.lock().is_ok_and(|r| matches!(r.0, Runner::Vm(_))),
+            Code::Rego(rego) => matches!(rego.prototype, Prototype::Vm { .. }),
             Code::Cel(_) => false,
         }
     }
@@ -362,23 +389,22 @@ impl Rego {
             })?;
         // The virtual machine runs the same policy several times faster; a
         // template its compiler does not take stays with the interpreter.
-        let runner = match Rego::compile_vm(&mut engine, &rule) {
-            Some(vm) => Runner::Vm(Box::new(vm)),
-            None => Runner::Interpreter(Box::new(engine)),
+        let prototype = match Rego::compile_vm(&mut engine, &rule) {
+            Some((policy, program)) => Prototype::Vm { policy, program },
+            None => Prototype::Interpreter(Box::new(engine)),
         };
-        Ok(Rego { rule, runner: Mutex::new((runner, u64::MAX)) })
+        let first = prototype.runner();
+        Ok(Rego { rule, prototype, idle: Mutex::new(vec![(first, u64::MAX)]) })
     }
 
-    /// The engine's policy as a program on a virtual machine, with the same
-    /// time limit and an instruction budget.
-    fn compile_vm(engine: &mut regorus::Engine, rule: &str) -> Option<regorus::rvm::RegoVM> {
+    /// The engine's policy as a program for the virtual machine.
+    fn compile_vm(
+        engine: &mut regorus::Engine,
+        rule: &str,
+    ) -> Option<(regorus::CompiledPolicy, Arc<regorus::rvm::Program>)> {
         let policy = engine.compile_with_entrypoint(&rule.into()).ok()?;
         let program = regorus::languages::rego::compiler::Compiler::compile_from_policy(&policy, &[rule]).ok()?;
-        let mut vm = regorus::rvm::RegoVM::new_with_policy(policy);
-        vm.load_program(program);
-        vm.set_max_instructions(MAX_VM_INSTRUCTIONS);
-        vm.set_execution_timer_config(Some(time_limit()));
-        Some(vm)
+        Some((policy, program))
     }
 
     /// An engine holding the template's code as `rewrite` makes it, and
@@ -422,11 +448,12 @@ impl Rego {
             map.insert(regorus::Value::from("review"), review.clone());
             map.insert(regorus::Value::from("parameters"), parameters.clone());
         }
-        let mut guard = self.runner.lock().map_err(|_| err("engine poisoned by an earlier panic".into()))?;
-        let (runner, loaded) = &mut *guard;
-        let stale = *loaded != inventory.generation();
+        // A runner lost to a panic is simply not put back.
+        let taken = self.idle.lock().ok().and_then(|mut idle| idle.pop());
+        let (mut runner, loaded) = taken.unwrap_or_else(|| (self.prototype.runner(), u64::MAX));
+        let stale = loaded != inventory.generation();
         let data = || regorus::Value::from(json!({"inventory": inventory.doc()}));
-        let result = match runner {
+        let result = match &mut runner {
             Runner::Vm(vm) => {
                 if stale {
                     vm.set_data(data()).map_err(|e| err(e.to_string()))?;
@@ -443,8 +470,9 @@ impl Rego {
                 engine.eval_rule(self.rule.clone()).map_err(|e| err(e.to_string()))
             }
         };
-        *loaded = inventory.generation();
-        drop(guard);
+        if let Ok(mut idle) = self.idle.lock() {
+            idle.push((runner, inventory.generation()));
+        }
         let result = result?;
         let Ok(set) = result.as_set() else { return Ok(Vec::new()) };
         let msg_key = regorus::Value::from("msg");
@@ -770,7 +798,50 @@ pub fn split_bodies(rego: &str) -> std::borrow::Cow<'_, str> {
 
 #[cfg(test)]
 mod tests {
-    use super::{guard_assignments, hoist_negated_call_args, split_bodies};
+    use super::{
+        Code, Compiled, Engine, Prototype, Template, guard_assignments, hoist_negated_call_args, split_bodies,
+    };
+    use crate::constraint::Constraint;
+    use crate::suite::{Inventory, Review};
+    use serde_json::json;
+
+    fn compiled(rego: &str) -> Compiled {
+        let doc = json!({
+            "apiVersion": "templates.gatekeeper.sh/v1", "kind": "ConstraintTemplate",
+            "metadata": {"name": "k8sbusy"},
+            "spec": {"crd": {"spec": {"names": {"kind": "K8sBusy"}}},
+                     "targets": [{"target": "admission.k8s.gatekeeper.sh", "rego": rego}]},
+        });
+        Compiled::new(Template::from_json(&doc).expect("template"), Engine::Rego).expect("compiles")
+    }
+
+    /// While one evaluation holds a template's runner, another under the same
+    /// template runs on a runner of its own instead of waiting, and gives the
+    /// same verdict; both runners are kept for the next evaluations.
+    #[test]
+    fn an_evaluation_does_not_wait_for_a_busy_runner() {
+        let vm = "package k8sbusy\nviolation[{\"msg\": msg}] {\n  input.review.object.metadata.name == \"bad\"\n  msg := sprintf(\"%v is bad\", [input.parameters.who])\n}\n";
+        // `with` is not compiled for the virtual machine: the interpreter runs it.
+        let interpreted = "package k8sbusy\nviolation[{\"msg\": msg}] {\n  input.review.object.metadata.name == \"bad\" with input.x as 1\n  msg := sprintf(\"%v is bad\", [input.parameters.who])\n}\n";
+        let constraint = Constraint::from_json(&json!({
+            "apiVersion": "constraints.gatekeeper.sh/v1beta1", "kind": "K8sBusy",
+            "metadata": {"name": "c"}, "spec": {"parameters": {"who": "it"}},
+        }))
+        .expect("constraint");
+        let bad = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "bad"}});
+        let inventory = Inventory::new(Vec::new());
+        for (rego, on_vm) in [(vm, true), (interpreted, false)] {
+            let template = compiled(rego);
+            assert_eq!(template.on_virtual_machine(), on_vm);
+            let Code::Rego(code) = &template.code else { panic!("Rego") };
+            let busy = code.idle.lock().expect("pool").pop().expect("a first runner");
+            let found = template.violations(&Review::of(&bad), &constraint, &inventory).expect("evaluates");
+            assert_eq!(found.iter().map(|v| v.msg.as_str()).collect::<Vec<_>>(), ["it is bad"]);
+            code.idle.lock().expect("pool").push(busy);
+            assert_eq!(code.idle.lock().expect("pool").len(), 2);
+            assert!(matches!(code.prototype, Prototype::Vm { .. }) == on_vm);
+        }
+    }
 
     #[test]
     fn assignments_in_bodies_are_guarded_on_their_own_line() {
