@@ -24,29 +24,26 @@ impl ObjectRef {
             name: s(obj.at(&["metadata", "name"])).or_else(|| s(obj.at(&["metadata", "generateName"]))),
         }
     }
-}
 
-impl ObjectRef {
-    /// What `Display` writes (`Kind namespace/name`), appended to a buffer
-    /// without the formatting machinery: reporters write it for every finding.
-    pub fn write_into(&self, out: &mut String) {
-        out.push_str(&self.kind);
+    /// `Kind namespace/name`, as `Display` writes it, piece by piece: into a
+    /// `String`, this is plain appends (reporters write it for every finding).
+    pub fn write_into(&self, out: &mut impl std::fmt::Write) -> std::fmt::Result {
+        out.write_str(&self.kind)?;
         if let Some(n) = &self.name {
-            out.push(' ');
+            out.write_char(' ')?;
             if let Some(ns) = &self.namespace {
-                out.push_str(ns);
-                out.push('/');
+                out.write_str(ns)?;
+                out.write_char('/')?;
             }
-            out.push_str(n);
+            out.write_str(n)?;
         }
+        Ok(())
     }
 }
 
 impl std::fmt::Display for ObjectRef {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut out = String::new();
-        self.write_into(&mut out);
-        f.write_str(&out)
+        self.write_into(f)
     }
 }
 

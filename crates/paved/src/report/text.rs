@@ -152,7 +152,7 @@ fn render(buf: &mut String, style: &Style, path: &str, lines: Option<&Lines<'_>>
         push_number(buf, start.col);
     }
     buf.push_str(" (");
-    f.object.write_into(buf);
+    let _ = f.object.write_into(buf);
     buf.push_str(")\n");
     let bar = |buf: &mut String| {
         push_repeated(buf, SPACES, gutter);
