@@ -74,11 +74,16 @@ struct Binding {
 /// themselves are looked up when an object is judged, among the objects
 /// known at that moment, since in `serve` they change with the cluster.
 struct ParamRef {
-    name: Option<String>,
+    which: Which,
     namespace: Option<String>,
-    selector: Option<Value>,
     /// `parameterNotFoundAction: Deny`, the default; `Allow` otherwise.
     deny_when_missing: bool,
+}
+
+/// How a `paramRef` picks its params: exactly one of `name` and `selector`.
+enum Which {
+    Name(String),
+    Selector(Value),
 }
 
 /// The policies and bindings of a set of files, ready to judge objects.
@@ -125,23 +130,28 @@ impl VapObjects {
         self.current.set(Arc::new(self.index(objects)));
     }
 
-    /// `o`'s `(apiVersion, kind)`, and whether it is a Namespace and whether a param.
-    fn kind_of(&self, o: &Value) -> ((String, String), bool, bool) {
+    /// Whether VAPs read `o`: as a Namespace, and as a param of its `(apiVersion, kind)`.
+    fn reads<'o>(&self, o: &'o Value) -> (bool, Option<(&'o str, &'o str)>) {
         let (api_version, kind) = (str_at(o, "/apiVersion").unwrap_or(""), str_at(o, "/kind").unwrap_or(""));
-        let key = (api_version.to_owned(), kind.to_owned());
-        let param = self.param_kinds.contains(&key);
-        (key, api_version == "v1" && kind == "Namespace", param)
+        // A handful of kinds: a scan, without building a key for every object a server syncs.
+        let param = self.param_kinds.iter().any(|(a, k)| a == api_version && k == kind);
+        (self.reads_namespaces && api_version == "v1" && kind == "Namespace", param.then_some((api_version, kind)))
     }
 
     fn index(&self, objects: &[Value]) -> Known {
         let mut known = Known::default();
+        if self.param_kinds.is_empty() && !self.reads_namespaces {
+            // No binding reads other objects (a server syncs them for Gatekeeper).
+            return known;
+        }
         for o in self.from_files.iter().chain(objects) {
             let Some(name) = str_at(o, "/metadata/name") else { continue };
-            let (key, namespace, param) = self.kind_of(o);
+            let (namespace, param) = self.reads(o);
             if namespace {
                 known.namespaces.insert(name.to_owned(), o.clone());
             }
-            if param {
+            if let Some((api_version, kind)) = param {
+                let key = (api_version.to_owned(), kind.to_owned());
                 let namespace = str_at(o, "/metadata/namespace").unwrap_or("").to_owned();
                 known.params.entry(key).or_default().entry(namespace).or_default().push(ParamObject {
                     name: name.to_owned(),
@@ -345,8 +355,8 @@ impl Vaps {
             .iter()
             .chain(objects)
             .filter(|o| {
-                let (_, namespace, param) = read.kind_of(o);
-                namespace || param
+                let (namespace, param) = read.reads(o);
+                namespace || param.is_some()
             })
             .cloned()
             .collect();
@@ -458,11 +468,9 @@ impl Foreign for Vaps {
                     details.push(("Binding narrows to", compact(&b.match_resources)));
                 }
                 if let (Some((api_version, kind)), Some(r)) = (&policy.param_kind, &b.param_ref) {
-                    let which = match (&r.name, &r.selector) {
-                        (Some(name), _) => format!("named {name:?}"),
-                        (None, selector) => {
-                            format!("selected by {}", selector.as_ref().map_or_else(String::new, compact))
-                        }
+                    let which = match &r.which {
+                        Which::Name(name) => format!("named {name:?}"),
+                        Which::Selector(selector) => format!("selected by {}", compact(selector)),
                     };
                     let place = r.namespace.as_ref().map_or_else(
                         || "in the namespace of the object judged".to_owned(),
@@ -509,18 +517,18 @@ impl ParamRef {
         let Some(param_ref) = param_ref else {
             return Err(format!("policy {} has paramKind {kind} but the binding has no spec.paramRef", policy.name));
         };
-        let name = str_at(param_ref, "/name").map(str::to_owned);
-        let selector = param_ref.get("selector").cloned();
-        if name.is_some() == selector.is_some() {
-            return Err("spec.paramRef needs exactly one of name and selector".to_owned());
-        }
+        let which = match (str_at(param_ref, "/name"), param_ref.get("selector")) {
+            (Some(name), None) => Which::Name(name.to_owned()),
+            (None, Some(selector)) => Which::Selector(selector.clone()),
+            _ => return Err("spec.paramRef needs exactly one of name and selector".to_owned()),
+        };
         let deny_when_missing = match str_at(param_ref, "/parameterNotFoundAction").unwrap_or("Deny") {
             "Allow" => false,
             "Deny" => true,
             other => return Err(format!("spec.paramRef.parameterNotFoundAction {other:?} is not Allow or Deny")),
         };
         let namespace = str_at(param_ref, "/namespace").filter(|n| !n.is_empty()).map(str::to_owned);
-        Ok(Some(ParamRef { name, namespace, selector, deny_when_missing }))
+        Ok(Some(ParamRef { which, namespace, deny_when_missing }))
     }
 
     /// The params selected for `subject`, one evaluation each; `Err` is the
@@ -546,10 +554,9 @@ impl ParamRef {
         let found: Vec<&Params> = buckets
             .into_iter()
             .flatten()
-            .filter(|o| match (&self.name, &self.selector) {
-                (Some(name), _) => o.name == *name,
-                (None, Some(selector)) => paved_core::selector::matches(selector, o.labels.as_ref()),
-                (None, None) => false,
+            .filter(|o| match &self.which {
+                Which::Name(name) => o.name == *name,
+                Which::Selector(selector) => paved_core::selector::matches(selector, o.labels.as_ref()),
             })
             .map(|o| &o.params)
             .collect();
@@ -557,7 +564,10 @@ impl ParamRef {
             let kind = &param_kind.1;
             return Err(format!(
                 "no params found for policy binding: {kind} {} not found",
-                self.name.as_ref().map_or_else(|| "matching the selector".to_owned(), |n| format!("{n:?}"))
+                match &self.which {
+                    Which::Name(name) => format!("{name:?}"),
+                    Which::Selector(_) => "matching the selector".to_owned(),
+                }
             ));
         }
         Ok(found)
