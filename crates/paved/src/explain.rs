@@ -87,11 +87,7 @@ pub fn explain(out: &mut dyn Write, engine: &Engine, id: &str) -> std::io::Resul
     writeln!(out, "\nWhat it checks\n  {}", r.doc.what)?;
     writeln!(out, "\nWhy\n  {}", r.doc.why)?;
     writeln!(out, "\nHow to fix\n  {}", r.doc.fix)?;
-    writeln!(
-        out,
-        "\nHow to get an exception\n  Annotate the object (the workload, not only its pods):\n    {EXEMPT}: \"{}\"\n    {EXEMPT_REASON}: \"<why, and a ticket>\"\n    {EXEMPT_UNTIL}: \"<YYYY-MM-DD>\"\n  In a cluster only the configured exception authority may add these.\n  To change the action everywhere, set `policies: {{{}: warn|audit|off}}` in .paved.yaml.",
-        r.id, r.id
-    )?;
+    how_to_except(out, r.id)?;
     Ok(true)
 }
 
@@ -106,10 +102,14 @@ fn explain_foreign(out: &mut dyn Write, engine: &Engine, p: &ForeignPolicy) -> s
             writeln!(out, "  {line}")?;
         }
     }
+    how_to_except(out, &p.id)
+}
+
+/// The end of `explain`, for native and foreign policies alike.
+fn how_to_except(out: &mut dyn Write, id: &str) -> std::io::Result<()> {
     writeln!(
         out,
-        "\nHow to get an exception\n  Annotate the object (the workload, not only its pods):\n    {EXEMPT}: \"{}\"\n    {EXEMPT_REASON}: \"<why, and a ticket>\"\n    {EXEMPT_UNTIL}: \"<YYYY-MM-DD>\"\n  In a cluster only the configured exception authority may add these.\n  To change the action everywhere, set `policies: {{\"{}\": warn|audit|off}}` in .paved.yaml.",
-        p.id, p.id
+        "\nHow to get an exception\n  Annotate the object (the workload, not only its pods):\n    {EXEMPT}: \"{id}\"\n    {EXEMPT_REASON}: \"<why, and a ticket>\"\n    {EXEMPT_UNTIL}: \"<YYYY-MM-DD>\"\n  In a cluster only the configured exception authority may add these.\n  To change the action everywhere, set `policies: {{\"{id}\": warn|audit|off}}` in .paved.yaml."
     )
 }
 
