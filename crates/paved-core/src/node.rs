@@ -354,27 +354,11 @@ impl FieldPath {
                 }
                 Seg::Index(n) => {
                     out.push('[');
-                    push_number(out, *n);
+                    out.push_str(itoa::Buffer::new().format(*n));
                     out.push(']');
                 }
             }
         }
-    }
-}
-
-fn push_number(out: &mut String, mut n: u32) {
-    let mut digits = [0u8; 10];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    for &d in &digits[i..] {
-        out.push(char::from(d));
     }
 }
 
