@@ -798,9 +798,7 @@ pub fn split_bodies(rego: &str) -> std::borrow::Cow<'_, str> {
 
 #[cfg(test)]
 mod tests {
-    use super::{
-        Code, Compiled, Engine, Prototype, Template, guard_assignments, hoist_negated_call_args, split_bodies,
-    };
+    use super::{Code, Compiled, Engine, Template, guard_assignments, hoist_negated_call_args, split_bodies};
     use crate::constraint::Constraint;
     use crate::suite::{Inventory, Review};
     use serde_json::json;
@@ -839,7 +837,6 @@ mod tests {
             assert_eq!(found.iter().map(|v| v.msg.as_str()).collect::<Vec<_>>(), ["it is bad"]);
             code.idle.lock().expect("pool").push(busy);
             assert_eq!(code.idle.lock().expect("pool").len(), 2);
-            assert!(matches!(code.prototype, Prototype::Vm { .. }) == on_vm);
         }
     }
 
