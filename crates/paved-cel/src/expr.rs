@@ -304,18 +304,22 @@ pub(crate) fn over_budget() -> Option<&'static str> {
     })
 }
 
-/// `@paved_cost(value, units)`: charges `units` and hands `value` back.
-pub(crate) fn cost_function<'b, 'v>(mut args: Vec<CowVal<'b, 'v>>) -> Result<CowVal<'b, 'v>, ExecutionError> {
-    let units = args.get(1).and_then(|a| a.downcast_ref::<CelInt>()).map_or(1, |n| *n.inner());
-    let exceeded = BUDGET.with(|b| {
+/// Spends `units` of the budget; true once it is exceeded.
+pub(crate) fn charge(units: i64) -> bool {
+    BUDGET.with(|b| {
         let mut budget = b.get();
         budget.expression -= units;
         budget.policy -= units;
         budget.exceeded |= budget.expression < 0 || budget.policy < 0;
         b.set(budget);
         budget.exceeded
-    });
-    if exceeded {
+    })
+}
+
+/// `@paved_cost(value, units)`: charges `units` and hands `value` back.
+pub(crate) fn cost_function<'b, 'v>(mut args: Vec<CowVal<'b, 'v>>) -> Result<CowVal<'b, 'v>, ExecutionError> {
+    let units = args.get(1).and_then(|a| a.downcast_ref::<CelInt>()).map_or(1, |n| *n.inner());
+    if charge(units) {
         return Err(ExecutionError::function_error("cost", "CEL cost budget exceeded"));
     }
     args.truncate(1);

@@ -339,6 +339,14 @@ impl Compiled {
         }
     }
 
+    /// The template's CEL, when that is what runs it.
+    pub fn cel(&self) -> Option<&paved_cel::Validator> {
+        match &self.code {
+            Code::Cel(validator) => Some(validator),
+            Code::Rego(_) => None,
+        }
+    }
+
     /// Which engine runs this template.
     pub fn engine(&self) -> Engine {
         match self.code {
