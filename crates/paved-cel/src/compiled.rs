@@ -881,11 +881,34 @@ fn is_number(v: &V<'_>) -> bool {
     matches!(v, V::Int(_) | V::UInt(_) | V::Double(_))
 }
 
-/// Equality of two scalars, or of a scalar and a container (never equal);
-/// two containers are left to the interpreter.
+/// CEL's equality, as the interpreter has it: numbers across types, lists
+/// element by element, maps key by key; different kinds are never equal.
 fn equals(a: &V<'_>, b: &V<'_>) -> std::result::Result<bool, Fail> {
-    if a.is_container() && b.is_container() {
-        return Err(Fail::Unsure);
+    if let (Some(n), Some(m)) = (a.list_len(), b.list_len()) {
+        if n != m {
+            return Ok(false);
+        }
+        for i in 0..n {
+            let (x, y) = (a.list_item(i).ok_or(Fail::Unsure)?, b.list_item(i).ok_or(Fail::Unsure)?);
+            if !equals(&x, &y)? {
+                return Ok(false);
+            }
+        }
+        return Ok(true);
+    }
+    if a.is_map() && b.is_map() {
+        let keys = Items::of(a)?;
+        if keys.size_hint().0 != Items::of(b)?.size_hint().0 {
+            return Ok(false);
+        }
+        for key in keys {
+            let key = key.as_str().ok_or(Fail::Unsure)?;
+            let (Some(x), Some(y)) = (a.field(key), b.field(key)) else { return Ok(false) };
+            if !equals(&x, &y)? {
+                return Ok(false);
+            }
+        }
+        return Ok(true);
     }
     Ok(match (a, b) {
         (V::Null, V::Null) => true,
