@@ -439,10 +439,6 @@ impl<'a> V<'a> {
         }
     }
 
-    fn is_container(&self) -> bool {
-        matches!(self, V::JsonList(_) | V::List(_) | V::JsonMap(_) | V::Map(_))
-    }
-
     fn list_len(&self) -> Option<usize> {
         match self {
             V::JsonList(items) => Some(items.len()),
