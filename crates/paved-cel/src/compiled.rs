@@ -522,8 +522,16 @@ impl<'a> Scope<'a> {
 
     /// Runs a top-level expression.
     pub(crate) fn run(&self, program: &'a Program) -> Result<'a> {
-        let mut locals = vec![V::Null; program.slots];
-        Frame { scope: self, locals: &mut locals }.eval(&program.op)
+        // Most expressions nest comprehensions two or three deep: their
+        // variables live on the stack.
+        const INLINE: usize = 4;
+        if program.slots <= INLINE {
+            let mut locals: [V<'a>; INLINE] = [V::Null, V::Null, V::Null, V::Null];
+            Frame { scope: self, locals: &mut locals }.eval(&program.op)
+        } else {
+            let mut locals = vec![V::Null; program.slots];
+            Frame { scope: self, locals: &mut locals }.eval(&program.op)
+        }
     }
 
     fn variable(&self, i: usize) -> Result<'a> {
@@ -536,7 +544,7 @@ impl<'a> Scope<'a> {
 
 struct Frame<'s, 'a> {
     scope: &'s Scope<'a>,
-    locals: &'s mut Vec<V<'a>>,
+    locals: &'s mut [V<'a>],
 }
 
 fn truth(v: &Result<'_>) -> std::result::Result<bool, Fail> {
@@ -748,7 +756,7 @@ impl<'a> Frame<'_, 'a> {
             }
             Func::StartsWith => Ok(V::Bool(string(0)?.starts_with(string(1)?))),
             Func::EndsWith => Ok(V::Bool(string(0)?.ends_with(string(1)?))),
-            Func::Contains => Ok(V::Bool(string(0)?.contains(string(1)?))),
+            Func::Contains => Ok(V::Bool(memchr::memmem::find(string(0)?.as_bytes(), string(1)?.as_bytes()).is_some())),
             Func::Matches(compiled) => {
                 let text = string(0)?;
                 match compiled {
@@ -784,13 +792,30 @@ impl<'a> Frame<'_, 'a> {
                 }
                 owned(joined)
             }
-            Func::Replace => owned(string(0)?.replace(string(1)?, string(2)?)),
+            Func::Replace => owned(replace(string(0)?, string(1)?, string(2)?).ok_or(Fail::Unsure)?),
             Func::LowerAscii => owned(string(0)?.to_ascii_lowercase()),
             Func::UpperAscii => owned(string(0)?.to_ascii_uppercase()),
             Func::Trim => owned(string(0)?.trim().to_owned()),
             Func::Dyn => values.into_iter().next().ok_or(Fail::Unsure),
         }
     }
+}
+
+/// `text` with every `from` made `to`, as `str::replace` does, found with
+/// memchr's searcher (the standard library's builds a two-way searcher per call).
+fn replace(text: &str, from: &str, to: &str) -> Option<String> {
+    if from.is_empty() {
+        return Some(text.replace(from, to));
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut last = 0;
+    for at in memchr::memmem::find_iter(text.as_bytes(), from.as_bytes()) {
+        out.push_str(text.get(last..at)?);
+        out.push_str(to);
+        last = at + from.len();
+    }
+    out.push_str(text.get(last..)?);
+    Some(out)
 }
 
 /// What a comprehension runs over: a list's elements, a map's keys.

@@ -143,7 +143,7 @@ fn matches(m: &Value, object: &Value, group: &str, kind: &str, namespace: Option
             return false;
         }
     }
-    let object_ns = object.pointer("/metadata/namespace").and_then(Value::as_str).filter(|s| !s.is_empty());
+    let object_ns = metadata(object, "namespace").and_then(Value::as_str).filter(|s| !s.is_empty());
     let is_namespace = kind == "Namespace" && group.is_empty();
     let has_namespace = object_ns.is_some() || namespace.is_some();
     match m.get("scope").and_then(Value::as_str).unwrap_or("*") {
@@ -155,9 +155,9 @@ fn matches(m: &Value, object: &Value, group: &str, kind: &str, namespace: Option
     // namespace is unknown (cluster-scoped, or a manifest without one) cannot
     // be disqualified by them.
     let ns_name = if is_namespace {
-        object.pointer("/metadata/name").and_then(Value::as_str)
+        metadata(object, "name").and_then(Value::as_str)
     } else {
-        namespace.and_then(|n| n.pointer("/metadata/name")).and_then(Value::as_str).or(object_ns)
+        namespace.and_then(|n| metadata(n, "name")).and_then(Value::as_str).or(object_ns)
     };
     if let Some(ns) = ns_name {
         let included = strings(m.get("namespaces"));
@@ -169,7 +169,7 @@ fn matches(m: &Value, object: &Value, group: &str, kind: &str, namespace: Option
         }
     }
     if let Some(selector) = m.get("labelSelector")
-        && !paved_core::selector::matches(selector, object.pointer("/metadata/labels"))
+        && !paved_core::selector::matches(selector, metadata(object, "labels"))
     {
         return false;
     }
@@ -178,8 +178,8 @@ fn matches(m: &Value, object: &Value, group: &str, kind: &str, namespace: Option
         let cluster_scoped = !is_namespace && namespace.is_none() && object_ns.is_none();
         if !cluster_scoped {
             let labels = match (is_namespace, namespace) {
-                (true, _) => object.pointer("/metadata/labels"),
-                (false, Some(n)) => n.pointer("/metadata/labels"),
+                (true, _) => metadata(object, "labels"),
+                (false, Some(n)) => metadata(n, "labels"),
                 // A namespaced object whose Namespace is unknown cannot be selected.
                 (false, None) => return false,
             };
@@ -189,8 +189,8 @@ fn matches(m: &Value, object: &Value, group: &str, kind: &str, namespace: Option
         }
     }
     if let Some(name) = m.get("name").and_then(Value::as_str) {
-        let object_name = object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
-        let generate_name = object.pointer("/metadata/generateName").and_then(Value::as_str);
+        let object_name = metadata(object, "name").and_then(Value::as_str).unwrap_or("");
+        let generate_name = metadata(object, "generateName").and_then(Value::as_str);
         // A generateName matches a pattern that ends with `*` and starts with it.
         let generated = generate_name.is_some_and(|g| name.strip_suffix('*').is_some_and(|p| g.starts_with(p)));
         if !name.is_empty() && !wildcard(name, object_name) && !generated {
@@ -198,6 +198,12 @@ fn matches(m: &Value, object: &Value, group: &str, kind: &str, namespace: Option
         }
     }
     true
+}
+
+/// `metadata.<key>` of an object: `Value::pointer` would unescape each
+/// token of the path, allocating, on every constraint of every object.
+pub(crate) fn metadata<'a>(object: &'a Value, key: &str) -> Option<&'a Value> {
+    object.get("metadata")?.get(key)
 }
 
 #[cfg(test)]

@@ -164,8 +164,9 @@ impl<'a> Review<'a> {
 
     /// Whether `constraint`'s `match` selects the object.
     pub fn matches(&self, constraint: &Constraint, inventory: &Inventory) -> bool {
-        let namespace =
-            self.subject.pointer("/metadata/namespace").and_then(Value::as_str).and_then(|ns| inventory.namespace(ns));
+        let namespace = crate::constraint::metadata(self.subject, "namespace")
+            .and_then(Value::as_str)
+            .and_then(|ns| inventory.namespace(ns));
         constraint.matches(self.subject, &self.group, &self.kind, namespace)
     }
 }
