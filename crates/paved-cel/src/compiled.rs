@@ -571,40 +571,9 @@ impl<'a> Frame<'_, 'a> {
                 let operand = self.eval(operand)?;
                 select(operand, field, *test)
             }
-            Op::Index(ops) => {
-                let [container, index] = &**ops;
-                let container = self.eval(container)?;
-                let index = self.eval(index)?;
-                match (&container, &index) {
-                    (map, V::Str(key)) if map.is_map() => map.field(key).ok_or(Fail::Error),
-                    (map, V::OwnedStr(key)) if map.is_map() => map.field(key).ok_or(Fail::Error),
-                    (V::JsonList(_) | V::List(_), V::Int(i)) => {
-                        usize::try_from(*i).ok().and_then(|i| container.list_item(i)).ok_or(Fail::Error)
-                    }
-                    _ => Err(Fail::Unsure),
-                }
-            }
-            Op::List(items) => {
-                let mut list = Vec::with_capacity(items.len());
-                for item in items {
-                    list.push(self.eval(item)?);
-                }
-                Ok(V::List(Rc::new(list)))
-            }
-            Op::Map(entries) => {
-                let mut map: Vec<(V<'a>, V<'a>)> = Vec::with_capacity(entries.len());
-                for (key, value) in entries {
-                    let key = self.eval(key)?;
-                    let value = self.eval(value)?;
-                    // Other keys, and repeated ones (an error), are the interpreter's.
-                    let text = key.as_str().ok_or(Fail::Unsure)?;
-                    if map.iter().any(|(k, _)| k.as_str() == Some(text)) {
-                        return Err(Fail::Unsure);
-                    }
-                    map.push((key, value));
-                }
-                Ok(V::Map(Rc::new(map)))
-            }
+            Op::Index(ops) => self.index(ops),
+            Op::List(items) => self.list(items),
+            Op::Map(entries) => self.map(entries),
             Op::And(ops) => self.logical(ops, false),
             Op::Or(ops) => self.logical(ops, true),
             Op::Not(inner) => match self.eval(inner)? {
@@ -656,6 +625,46 @@ impl<'a> Frame<'_, 'a> {
         }
     }
 
+    #[inline(never)]
+    fn index(&mut self, ops: &'a [Op; 2]) -> Result<'a> {
+        let [container, index] = ops;
+        let container = self.eval(container)?;
+        let index = self.eval(index)?;
+        match (&container, &index) {
+            (map, V::Str(key)) if map.is_map() => map.field(key).ok_or(Fail::Error),
+            (map, V::OwnedStr(key)) if map.is_map() => map.field(key).ok_or(Fail::Error),
+            (V::JsonList(_) | V::List(_), V::Int(i)) => {
+                usize::try_from(*i).ok().and_then(|i| container.list_item(i)).ok_or(Fail::Error)
+            }
+            _ => Err(Fail::Unsure),
+        }
+    }
+
+    #[inline(never)]
+    fn list(&mut self, items: &'a [Op]) -> Result<'a> {
+        let mut list = Vec::with_capacity(items.len());
+        for item in items {
+            list.push(self.eval(item)?);
+        }
+        Ok(V::List(Rc::new(list)))
+    }
+
+    #[inline(never)]
+    fn map(&mut self, entries: &'a [(Op, Op)]) -> Result<'a> {
+        let mut map: Vec<(V<'a>, V<'a>)> = Vec::with_capacity(entries.len());
+        for (key, value) in entries {
+            let key = self.eval(key)?;
+            let value = self.eval(value)?;
+            // Other keys, and repeated ones (an error), are the interpreter's.
+            let text = key.as_str().ok_or(Fail::Unsure)?;
+            if map.iter().any(|(k, _)| k.as_str() == Some(text)) {
+                return Err(Fail::Unsure);
+            }
+            map.push((key, value));
+        }
+        Ok(V::Map(Rc::new(map)))
+    }
+
     /// `&&` (`or` false) and `||` (`or` true) as the interpreter runs them:
     /// the left side decides alone; otherwise the right one must be a bool,
     /// and decides, or absorbs an error on the left.
@@ -680,6 +689,9 @@ impl<'a> Frame<'_, 'a> {
         Ok(())
     }
 
+    // The helpers below stay out of `eval`, which recurses most: a small
+    // frame there is cheaper on every node.
+    #[inline(never)]
     fn fold(&mut self, fold: &'a Fold) -> Result<'a> {
         let init = self.eval(&fold.init)?;
         let range = self.eval(&fold.range)?;
@@ -712,6 +724,7 @@ impl<'a> Frame<'_, 'a> {
         self.eval(&fold.result)
     }
 
+    #[inline(never)]
     fn append(&mut self, append: &'a Append) -> Result<'a> {
         let range = self.eval(&append.range)?;
         let items = Items::of(&range)?;
@@ -736,6 +749,7 @@ impl<'a> Frame<'_, 'a> {
         Ok(V::List(Rc::new(list)))
     }
 
+    #[inline(never)]
     fn call(&mut self, func: &'a Func, args: &'a [Op]) -> Result<'a> {
         let mut values = Vec::with_capacity(args.len());
         for a in args {
