@@ -28,7 +28,7 @@ use std::rc::Rc;
 use cel::common::ast::{CallExpr, ComprehensionExpr, EntryExpr, Expr, IdedExpr, LiteralValue, operators};
 use serde_json::{Map, Value as Json};
 
-use crate::expr::{self, COST_FUNCTION, VARIABLE_PREFIX};
+use crate::expr::{self, COST_FUNCTION, Expression, VARIABLE_PREFIX};
 
 /// Regular expressions longer than this are left to the interpreter.
 const MAX_PATTERN_BYTES: usize = 4096;
@@ -511,12 +511,13 @@ impl<'a> Roots<'a> {
 /// One evaluation's inputs and the variables computed so far.
 pub(crate) struct Scope<'a> {
     roots: Roots<'a>,
-    variables: &'a [Program],
+    /// The policy's variables, `(name, expression)`, each with its program.
+    variables: &'a [(String, Expression)],
     values: Vec<OnceCell<Result<'a>>>,
 }
 
 impl<'a> Scope<'a> {
-    pub(crate) fn new(roots: Roots<'a>, variables: &'a [Program]) -> Scope<'a> {
+    pub(crate) fn new(roots: Roots<'a>, variables: &'a [(String, Expression)]) -> Scope<'a> {
         Scope { roots, variables, values: (0..variables.len()).map(|_| OnceCell::new()).collect() }
     }
 
@@ -535,7 +536,8 @@ impl<'a> Scope<'a> {
     }
 
     fn variable(&self, i: usize) -> Result<'a> {
-        let (Some(cell), Some(program)) = (self.values.get(i), self.variables.get(i)) else {
+        let program = self.variables.get(i).and_then(|(_, e)| e.program.as_ref());
+        let (Some(cell), Some(program)) = (self.values.get(i), program) else {
             return Err(Fail::Unsure);
         };
         cell.get_or_init(|| stacker::maybe_grow(RED_ZONE, NEW_STACK, || self.run(program))).clone()

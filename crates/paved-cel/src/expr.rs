@@ -57,6 +57,9 @@ pub struct Expression {
     /// `authorizer` needs the API server's authorization; offline it is an
     /// error, never a silent pass.
     pub(crate) uses_authorizer: bool,
+    /// The expression for paved's own evaluator, when it stays within what
+    /// that evaluator runs (see [`crate::compiled`]).
+    pub(crate) program: Option<crate::compiled::Program>,
 }
 
 impl Expression {
@@ -72,7 +75,8 @@ impl Expression {
         let mut ast = parse(source)?;
         let mut rewrite = Rewrite { variables, uses_authorizer: false, next_id: u64::MAX / 2 };
         rewrite.visit(&mut ast)?;
-        Ok(Expression { source: source.to_owned(), ast, uses_authorizer: rewrite.uses_authorizer })
+        let program = if rewrite.uses_authorizer { None } else { crate::compiled::compile(&ast) };
+        Ok(Expression { source: source.to_owned(), ast, uses_authorizer: rewrite.uses_authorizer, program })
     }
 }
 

@@ -164,52 +164,9 @@ pub struct Validator {
     variables: Vec<(String, Expression)>,
     validations: Vec<Validation>,
     audit_annotations: Vec<(String, Expression)>,
-    /// The same expressions for paved's evaluator, when all of them compile to it.
-    compiled: Option<Compiled>,
-}
-
-/// A [`Validator`]'s expressions as [`compiled::Program`]s, in the same order.
-struct Compiled {
-    match_conditions: Vec<compiled::Program>,
-    variables: Vec<compiled::Program>,
-    /// Each validation's expression and `messageExpression`.
-    validations: Vec<(compiled::Program, Option<compiled::Program>)>,
-    audit_annotations: Vec<compiled::Program>,
-}
-
-impl Compiled {
-    fn of(
-        match_conditions: &[(String, Expression)],
-        variables: &[(String, Expression)],
-        validations: &[Validation],
-        audit_annotations: &[(String, Expression)],
-    ) -> Option<Compiled> {
-        let each = |all: &[(String, Expression)]| -> Option<Vec<compiled::Program>> {
-            all.iter().map(|(_, e)| Self::program(e)).collect()
-        };
-        Some(Compiled {
-            match_conditions: each(match_conditions)?,
-            variables: each(variables)?,
-            validations: validations
-                .iter()
-                .map(|v| {
-                    let message = match &v.message_expression {
-                        Some(e) => Some(Self::program(e)?),
-                        None => None,
-                    };
-                    Some((Self::program(&v.expression)?, message))
-                })
-                .collect::<Option<_>>()?,
-            audit_annotations: each(audit_annotations)?,
-        })
-    }
-
-    fn program(e: &Expression) -> Option<compiled::Program> {
-        if e.uses_authorizer {
-            return None;
-        }
-        compiled::compile(&e.ast)
-    }
+    /// Whether every expression has a program for paved's evaluator: only
+    /// then does it run the policy.
+    compiled: bool,
 }
 
 fn str_at<'a>(v: &'a Json, key: &str) -> Option<&'a str> {
@@ -288,7 +245,11 @@ impl Validator {
             }
         }
         if errors.is_empty() {
-            let compiled = Compiled::of(&match_conditions, &variables, &validations, &audit_annotations);
+            let mut all = match_conditions.iter().chain(&variables).chain(&audit_annotations).map(|(_, e)| e);
+            let compiled = all.all(|e| e.program.is_some())
+                && validations.iter().all(|v| {
+                    v.expression.program.is_some() && v.message_expression.as_ref().is_none_or(|e| e.program.is_some())
+                });
             Ok(Validator { match_conditions, variables, validations, audit_annotations, compiled })
         } else {
             Err(errors)
@@ -307,13 +268,13 @@ impl Validator {
 
     /// Whether paved's own evaluator runs this policy (else the interpreter does).
     pub fn is_compiled(&self) -> bool {
-        self.compiled.is_some()
+        self.compiled
     }
 
     /// Judges one object.
     pub fn evaluate(&self, activation: &Activation, params: &Params) -> Outcome {
-        if let Some(compiled) = &self.compiled
-            && let Some(outcome) = self.evaluate_compiled(compiled, activation, params)
+        if self.compiled
+            && let Some(outcome) = self.evaluate_compiled(activation, params)
         {
             return outcome;
         }
@@ -324,13 +285,16 @@ impl Validator {
     /// policy does not compile to it or this object needs the interpreter.
     #[doc(hidden)]
     pub fn evaluate_without_interpreter(&self, activation: &Activation, params: &Params) -> Option<Outcome> {
-        self.evaluate_compiled(self.compiled.as_ref()?, activation, params)
+        if !self.compiled {
+            return None;
+        }
+        self.evaluate_compiled(activation, params)
     }
 
     /// Judges one object with paved's evaluator, or `None` when the
     /// interpreter must: an expression ended on an error (whose wording is
     /// the interpreter's), or on something this evaluator is not sure of.
-    fn evaluate_compiled(&self, compiled: &Compiled, activation: &Activation, params: &Params) -> Option<Outcome> {
+    fn evaluate_compiled(&self, activation: &Activation, params: &Params) -> Option<Outcome> {
         use compiled::{Fail, V};
         expr::start_policy();
         let roots = compiled::Roots {
@@ -340,14 +304,14 @@ impl Validator {
             params: &params.json,
             namespace_object: &activation.namespace_object,
         };
-        let scope = compiled::Scope::new(roots, &compiled.variables);
+        let scope = compiled::Scope::new(roots, &self.variables);
         let run = |program| {
             expr::start_expression();
             scope.run(program)
         };
         let mut outcome = Outcome { matched: true, ..Outcome::default() };
-        for condition in &compiled.match_conditions {
-            match run(condition) {
+        for (_, condition) in &self.match_conditions {
+            match run(condition.program.as_ref()?) {
                 Ok(V::Bool(true)) => {}
                 Ok(V::Bool(false)) => {
                     outcome.matched = false;
@@ -356,12 +320,16 @@ impl Validator {
                 _ => return None,
             }
         }
-        for ((expression, message_expression), validation) in compiled.validations.iter().zip(&self.validations) {
-            match run(expression) {
+        for validation in &self.validations {
+            match run(validation.expression.program.as_ref()?) {
                 Ok(V::Bool(true)) => {}
                 Ok(V::Bool(false)) => {
                     // As `message_of`: an error here means `message`, unless unsure.
-                    let from_expression = match message_expression.as_ref().map(run) {
+                    let message_program = match &validation.message_expression {
+                        Some(e) => Some(e.program.as_ref()?),
+                        None => None,
+                    };
+                    let from_expression = match message_program.map(run) {
                         Some(Err(Fail::Unsure)) => return None,
                         Some(Ok(value)) => value.as_str().map(str::to_owned),
                         Some(Err(Fail::Error)) | None => None,
@@ -377,8 +345,8 @@ impl Validator {
                 _ => return None,
             }
         }
-        for (program, (key, _)) in compiled.audit_annotations.iter().zip(&self.audit_annotations) {
-            match run(program) {
+        for (key, expression) in &self.audit_annotations {
+            match run(expression.program.as_ref()?) {
                 Ok(V::Null) => {}
                 Ok(value) => outcome.annotations.push((key.clone(), value.as_str()?.to_owned())),
                 Err(_) => return None,
