@@ -30,6 +30,10 @@ use serde_json::{Map, Value as Json};
 
 use crate::expr::{self, COST_FUNCTION, Expression, VARIABLE_PREFIX};
 
+/// The prefixes of the qualified functions the environment has, the cel
+/// crate's and paved's libraries' (`sets.contains`, `format.dns1123Label`, …).
+const FUNCTION_NAMESPACES: &[&str] = &["base64", "cel", "format", "ip", "lists", "math", "optional", "sets", "strings"];
+
 /// Regular expressions longer than this are left to the interpreter.
 const MAX_PATTERN_BYTES: usize = 4096;
 
@@ -286,11 +290,12 @@ impl Compiler {
             ("trim", 0) => Func::Trim,
             _ => return None,
         };
-        // A target that spells a qualified name (`sets.contains(…)`) may
-        // name a function of its own: only plain values are compiled.
+        // `sets.contains(…)` calls the function `sets.contains`, even where a
+        // comprehension variable is named `sets`: a call on a name that is a
+        // function namespace is the interpreter's. (Outside a comprehension,
+        // such a name is no value and does not compile anyway.)
         if let Expr::Ident(name) = &target.expr
-            && !self.scope.iter().any(|n| n == name)
-            && self.ident(name).is_none()
+            && FUNCTION_NAMESPACES.contains(&name.as_str())
         {
             return None;
         }

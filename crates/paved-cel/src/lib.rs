@@ -9,8 +9,9 @@
 //! expects around it: the Kubernetes libraries it lacks ([`libs`]), and a cost
 //! budget (see [`expr`]) so that no expression runs unbounded. A policy whose
 //! expressions all fall in the part of CEL that policies mostly use runs on
-//! paved's own evaluator instead (`compiled`), some ten times faster, and
-//! goes back to the interpreter for any object it is not sure of.
+//! paved's own evaluator instead (`compiled`), with some four times fewer
+//! instructions, and goes back to the interpreter for any object it is not
+//! sure of.
 
 mod compiled;
 pub mod expr;
@@ -335,10 +336,7 @@ impl Validator {
                         Some(Err(Fail::Error)) | None => None,
                     };
                     outcome.failures.push(Failure {
-                        message: match from_expression {
-                            Some(s) if !s.trim().is_empty() && !s.contains('\n') => s,
-                            _ => self.static_message(validation),
-                        },
+                        message: message(validation, from_expression.as_deref()),
                         reason: validation.reason.clone().unwrap_or_else(|| "Invalid".to_owned()),
                     });
                 }
@@ -412,25 +410,25 @@ impl Validator {
         outcome
     }
 
-    /// The API server's rule: `messageExpression` if it gives a usable
-    /// string (not empty, one line), else `message`, else the expression.
     fn message_of(&self, scope: &Scope, validation: &Validation) -> String {
-        if let Some(e) = &validation.message_expression
-            && let Ok(Value::String(s)) = scope.run(e)
-            && !s.trim().is_empty()
-            && !s.contains('\n')
-        {
-            return s.to_string();
-        }
-        self.static_message(validation)
+        let from_expression = match &validation.message_expression {
+            Some(e) => match scope.run(e) {
+                Ok(Value::String(s)) => Some(s),
+                _ => None,
+            },
+            None => None,
+        };
+        message(validation, from_expression.as_deref().map(String::as_str))
     }
+}
 
-    /// `message`, else the expression.
-    fn static_message(&self, validation: &Validation) -> String {
-        match &validation.message {
-            Some(m) if !m.is_empty() => m.clone(),
-            _ => format!("failed expression: {}", validation.expression.source.trim()),
-        }
+/// The API server's rule: what `messageExpression` gave if it is a usable
+/// string (not empty, one line), else `message`, else the expression.
+fn message(validation: &Validation, from_expression: Option<&str>) -> String {
+    match (from_expression, &validation.message) {
+        (Some(s), _) if !s.trim().is_empty() && !s.contains('\n') => s.to_owned(),
+        (_, Some(m)) if !m.is_empty() => m.clone(),
+        _ => format!("failed expression: {}", validation.expression.source.trim()),
     }
 }
 

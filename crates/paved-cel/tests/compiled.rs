@@ -147,6 +147,9 @@ fn what_the_evaluator_leaves_to_the_interpreter() {
         assert_eq!(compiled, None);
     }
     assert!(validator("object.spec.containers.all(c, c.name != '')").is_compiled());
+    // `sets.contains` is a function even where a variable is named `sets`.
+    assert!(!validator("['ab'].all(sets, sets.contains('a'))").is_compiled());
+    assert!(validator("['ab'].all(set, set.contains('a'))").is_compiled());
 }
 
 #[test]
