@@ -41,9 +41,9 @@ fuzz_target!(|data: &[u8]| {
     });
     let Ok(validator) = Validator::compile(&spec, &[], "spec") else { return };
     let (activation, params) = inputs();
-    let outcome = validator.evaluate(&activation, &params);
+    // Whichever engine runs it, it must not panic, overflow or hang.
+    let _ = validator.evaluate(&activation, &params);
     if let Some(compiled) = validator.evaluate_without_interpreter(&activation, &params) {
-        assert_eq!(outcome, compiled);
         let agrees = (0..ORDERS_TRIED).any(|_| interpreted(&validator) == compiled);
         assert!(agrees, "{source}: compiled {compiled:?}, interpreted {:?}", interpreted(&validator));
     }

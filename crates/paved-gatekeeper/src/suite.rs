@@ -112,7 +112,7 @@ impl<'a> Review<'a> {
             return Review::of_request(obj.get("request").unwrap_or(&Value::Null));
         }
         let (group, version, kind) = group_kind(obj);
-        let meta = |k: &str| obj.pointer(&format!("/metadata/{k}")).cloned().unwrap_or(Value::Null);
+        let meta = |k: &str| crate::constraint::metadata(obj, k).cloned().unwrap_or(Value::Null);
         let mut review = json!({
             "kind": {"group": group, "version": version, "kind": kind},
             "object": obj,
