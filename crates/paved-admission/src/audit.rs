@@ -250,12 +250,10 @@ impl<'a> Audit<'a> {
 
 /// Made by a controller paved judges (its `ownerReferences` controller).
 fn is_controlled(obj: &Node) -> bool {
-    obj.at(&["metadata", "ownerReferences"]).is_some_and(|refs| {
-        refs.as_seq().iter().any(|r| {
-            r.get("controller").is_some_and(Node::is_true)
-                && r.get("kind").and_then(Node::as_str).is_some_and(|k| CONTROLLERS.contains(&k))
-        })
-    })
+    paved_core::object::controller_ref(obj)
+        .and_then(|r| r.get("kind"))
+        .and_then(Node::as_str)
+        .is_some_and(|kind| CONTROLLERS.contains(&kind))
 }
 
 #[cfg(test)]

@@ -12,12 +12,12 @@ use paved_core::eval::Foreign;
 use paved_core::exempt::{EXEMPT, EXEMPT_REASON, EXEMPT_UNTIL, pattern_covers};
 use paved_core::image::ImageFacts;
 use paved_core::node::Node;
-use paved_core::object::pod_template_path;
+use paved_core::object::{controller_ref, pod_template_path};
 use paved_core::policy::{Action, clip_chars};
 use paved_core::profile::{Mode, ProfileError};
 
-use crate::cluster::{ClusterState, MODE_LABEL, NamespaceLabels, PROFILE_LABEL};
-use crate::locks::{LOCK, LOCKED, Lock, Meta, OFF, ProtectError, Protection};
+use crate::cluster::{ClusterState, MODE_LABEL, NamespaceLabels, PROFILE_LABEL, VERSION_LABEL};
+use crate::locks::{LOCK, LOCKED, Lock, Meta, OFF, ProtectError, Protection, mirrors_its_owner};
 use crate::review::{AdmissionRequest, AdmissionResponse, Status};
 
 /// Warnings: each at most this many characters, all together at most `MAX_WARNINGS_BYTES`.
@@ -52,14 +52,19 @@ pub struct Admission {
     images: Option<Arc<dyn ImageFacts>>,
 }
 
-/// What a webhook asks about. `paved install` registers two webhooks, so that
-/// locks can fail closed while policies fail open; each asks about its part.
+/// What a webhook asks about. `paved install` registers the gestures that
+/// need authority (locks, grants) apart from the policies, so that those
+/// fail closed while policies fail open; each webhook asks about its part.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Scope {
     All,
-    /// Deletes of locked objects, and lifting or misspelling a lock.
+    /// Deletes and evictions of locked objects, and lifting, changing or
+    /// misspelling a lock.
     Locks,
-    /// Policies and exemption grants.
+    /// Exemption grants: `paved.dev/exempt*` annotations, and a Namespace's
+    /// profile and mode labels (an exemption for everything in it).
+    Grants,
+    /// Policies.
     Policies,
 }
 
@@ -264,16 +269,22 @@ impl Admission {
         if !req.namespace.is_empty() && self.is_excluded(&req.namespace) {
             return v;
         }
-        let locks = scope != Scope::Policies;
-        let policies = scope != Scope::Locks;
+        let locks = matches!(scope, Scope::All | Scope::Locks);
+        let grants = matches!(scope, Scope::All | Scope::Grants);
+        let policies = matches!(scope, Scope::All | Scope::Policies);
         match req.operation.as_str() {
             "DELETE" if locks => self.check_delete(req, cluster, &mut v),
+            // An eviction deletes the pod it names, which the request does not carry.
+            "CREATE" if locks && req.sub_resource == "eviction" => self.check_eviction(req, cluster, &mut v),
             "CREATE" | "UPDATE" if req.object.as_map().is_some() => {
                 if locks {
                     self.check_lock_changes(req, &mut v);
                 }
-                if policies {
+                if grants {
                     self.check_exemption_grants(req, &mut v);
+                    self.check_namespace_labels(req, &mut v);
+                }
+                if policies {
                     self.check_policies(req, cluster, now, &mut v);
                 }
             }
@@ -282,12 +293,76 @@ impl Admission {
         v
     }
 
+    fn check_eviction(&self, req: &AdmissionRequest, cluster: &ClusterState, v: &mut Verdict) {
+        let pod = format!("pods/{}", req.name);
+        if !cluster.locks.contains(&req.namespace, &pod) {
+            return;
+        }
+        v.subject = format!("Pod {}/{}", req.namespace, req.name);
+        let refusal = format!(
+            "[paved/lock] the pod is locked, and an eviction deletes it; to evict it, {} must first run: kubectl annotate pods/{} -n {} {LOCK}-",
+            who(&self.config.locks.authority, "the lock authority"),
+            req.name,
+            req.namespace
+        );
+        v.audit.insert("lock-denied".into(), refusal.clone());
+        v.events.push(Event::DeleteRefused { object: v.subject.clone() });
+        v.denials.push(refusal);
+    }
+
+    /// A Namespace's `paved.dev/profile`, `paved.dev/profile-version` and
+    /// `paved.dev/mode` labels choose how everything in it is judged: setting,
+    /// changing or removing them is an exemption for the whole namespace,
+    /// the exception authority's alone, by any route (the object, `/status`,
+    /// `/finalize`).
+    fn check_namespace_labels(&self, req: &AdmissionRequest, v: &mut Verdict) {
+        if kind_of(req, &req.object) != "Namespace" {
+            return;
+        }
+        let labels = |obj: &Node| NamespaceLabels::of(Meta::of(obj).labels);
+        let new = labels(&req.object);
+        let old = if req.old_object.as_map().is_some() { labels(&req.old_object) } else { NamespaceLabels::default() };
+        if new == old {
+            return;
+        }
+        let changed = [
+            (PROFILE_LABEL, &new.profile, &old.profile),
+            (VERSION_LABEL, &new.version, &old.version),
+            (MODE_LABEL, &new.mode, &old.mode),
+        ];
+        let user = &req.user_info;
+        let authority = &self.config.exceptions.authority;
+        for (label, new, _) in changed.into_iter().filter(|(_, new, old)| new != old) {
+            let gesture = match new {
+                Some(value) => format!("{label}={value}"),
+                None => format!("{label}-"),
+            };
+            if authority.permits(&user.username, &user.groups) {
+                v.events.push(Event::ExemptionGranted { policy: gesture, by: user.username.clone() });
+                continue;
+            }
+            v.events.push(Event::ExemptionRefused { policy: gesture.clone(), by: user.username.clone() });
+            v.denials.push(format!(
+                "[paved/namespace-labels] only {} may set, change or remove {label} (it chooses how everything in the namespace is judged); {} may not",
+                who(authority, "the exception authority"),
+                user.username
+            ));
+        }
+        if v.allowed() {
+            v.audit.insert("namespace-labels".into(), format!("changed by {}", user.username));
+        }
+    }
+
     fn check_delete(&self, req: &AdmissionRequest, cluster: &ClusterState, v: &mut Verdict) {
         let old = &req.old_object;
         if old.as_map().is_none() {
             return;
         }
         let meta = Meta { kind: kind_of(req, old), ..Meta::of(old) };
+        if meta.lock.is_some() && mirrors_its_owner(meta.kind, old, &req.user_info.username) {
+            v.audit.insert("lock-mirrored".into(), "its lock is its Deployment's copy".into());
+            return;
+        }
         let target = Target::of(req, old);
         let refusal = match self.protection.lock_of(&meta) {
             Some(Lock::Annotation(value)) => Some(format!(
@@ -323,6 +398,12 @@ impl Admission {
     fn check_lock_changes(&self, req: &AdmissionRequest, v: &mut Verdict) {
         let new = Meta::of(&req.object);
         let old = req.old_object.as_map().is_some().then(|| Meta::of(&req.old_object));
+        // The deployment controller keeps a ReplicaSet's copy of its Deployment's lock.
+        if old.is_some_and(|o| o.lock != new.lock)
+            && mirrors_its_owner(o_kind(req), &req.old_object, &req.user_info.username)
+        {
+            return;
+        }
         if let Some(value) = new.lock.filter(|l| *l != LOCKED && *l != OFF)
             && old.and_then(|o| o.lock) != Some(value)
         {
@@ -330,6 +411,9 @@ impl Admission {
         }
         let lifts = match old {
             Some(old) => self.protection.lock_of(&old).is_some() && self.protection.lock_of(&new).is_none(),
+            // A Binding's annotations are written onto the pod it binds, over
+            // whatever lock the pod has: any lock value there is a gesture.
+            None if req.sub_resource == "binding" => new.lock.is_some(),
             // Creating a protected object already unlocked is the same gesture.
             None => new.lock == Some(OFF) && self.protection.rule_for(&new).is_some(),
         };
@@ -432,7 +516,15 @@ impl Admission {
         } else {
             Vec::new()
         };
+        // What a trusted controller makes from its owner's template (the
+        // replicaset controller's Pods, the deployment controller's
+        // ReplicaSets) was judged at the owner, when a person made or changed
+        // it, with the owner's exemptions. Refusing the copy would only stop a
+        // workload that already exists from scaling or healing, silently: the
+        // controller retries, nobody sees the refusal (PRODUCT.md section 4).
+        let owner = self.made_by_trusted_controller(req);
         let mut exempted: Vec<String> = Vec::new();
+        let mut judged_at_owner: Vec<Cow<'static, str>> = Vec::new();
         for f in findings {
             if let Some(e) = &f.exempted {
                 exempted.push(format!("{} ({})", f.policy, e.reason));
@@ -442,6 +534,12 @@ impl Admission {
                 && old_findings.iter().any(|o| o.counts() && o.policy == f.policy && o.path == f.path);
             v.findings.push((f.policy.clone(), f.action));
             match f.action {
+                Action::Deny if owner.is_some() => {
+                    if !judged_at_owner.contains(&f.policy) {
+                        judged_at_owner.push(f.policy.clone());
+                    }
+                    v.warnings.push(format!("[{}] (judged at its owner) {}", f.policy, f.message))
+                }
                 Action::Deny if !preexisting => v.denials.push(format!("[{}] {}", f.policy, f.message)),
                 Action::Deny => {
                     v.warnings.push(format!("[{}] (already so before this update) {}", f.policy, f.message))
@@ -458,10 +556,28 @@ impl Admission {
                 }
             }
         }
+        if let Some((kind, name)) = owner
+            && !judged_at_owner.is_empty()
+        {
+            let policies = judged_at_owner.join(", ");
+            v.audit.insert("judged-at-owner".into(), one_line(&format!("{policies}: made by its {kind} {name}"), 1024));
+        }
         if !exempted.is_empty() {
             exempted.dedup();
             v.audit.insert("exempted".into(), one_line(&exempted.join(", "), 1024));
         }
+    }
+
+    /// The owner (kind, name) of an object a trusted controller creates or
+    /// updates on its owner's behalf: the requester is in
+    /// `exceptions.trusted-controllers` and the object names its controller
+    /// in `ownerReferences`.
+    fn made_by_trusted_controller<'r>(&self, req: &'r AdmissionRequest) -> Option<(&'r str, &'r str)> {
+        if !self.config.exceptions.trusted_controllers.contains(&req.user_info.username) {
+            return None;
+        }
+        let owner = controller_ref(&req.object)?;
+        Some((owner.get("kind").and_then(Node::as_str)?, owner.get("name").and_then(Node::as_str).unwrap_or("")))
     }
 
     /// The engine for a namespace's labels. A label that names no profile or
@@ -533,6 +649,10 @@ impl<'a> Grant<'a> {
 
 fn who(authority: &Authority, role: &str) -> String {
     if authority.is_empty() { format!("{role} (none is configured)") } else { authority.describe() }
+}
+
+fn o_kind<'a>(req: &'a AdmissionRequest) -> &'a str {
+    kind_of(req, &req.old_object)
 }
 
 fn kind_of<'a>(req: &'a AdmissionRequest, obj: &'a Node<'a>) -> &'a str {

@@ -29,6 +29,9 @@ const fn res(group: &'static str, version: &'static str, resource: &'static str,
 /// metadata-only watch covers these. Secrets are left out on purpose: listing
 /// them, even for metadata, needs a permission that reads them.
 pub const LOCKABLE: &[Resource] = &[
+    // Pods: an eviction request names the pod but does not carry it, so the
+    // index is what tells whether an eviction would delete a locked pod.
+    res("", "v1", "pods", "Pod"),
     res("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim"),
     res("", "v1", "services", "Service"),
     res("", "v1", "configmaps", "ConfigMap"),
@@ -122,6 +125,18 @@ impl Protection {
             } else {
                 let mut set = GlobSetBuilder::new();
                 for pattern in &p.namespaces {
+                    // The webhook's match condition repeats these patterns as
+                    // CEL regexes; only `*` and `?` translate one for one, and
+                    // namespace names need nothing more.
+                    if let Some(c) = pattern.chars().find(|c| !is_namespace_glob_char(*c)) {
+                        return Err(ProtectError {
+                            index,
+                            pattern: pattern.clone(),
+                            reason: format!(
+                                "{c:?} cannot be in a namespace pattern: use lowercase letters, digits, '-', '.', and the wildcards * and ?"
+                            ),
+                        });
+                    }
                     let glob = Glob::new(pattern).map_err(|e| ProtectError {
                         index,
                         pattern: pattern.clone(),
@@ -152,6 +167,32 @@ impl Protection {
             None => self.rule_for(m).map(Lock::Protected),
         }
     }
+}
+
+fn is_namespace_glob_char(c: char) -> bool {
+    c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '.' | '*' | '?')
+}
+
+/// The controllers that copy a Deployment's annotations, its lock among them,
+/// onto its ReplicaSets, and the garbage collector that deletes those once
+/// the Deployment is gone. A ReplicaSet's copy of the lock is its
+/// Deployment's: it guards nothing once the Deployment was unlocked and
+/// deleted, which paved judged.
+pub const MIRROR_KEEPERS: [&str; 2] = [
+    "system:serviceaccount:kube-system:deployment-controller",
+    "system:serviceaccount:kube-system:generic-garbage-collector",
+];
+
+/// Whether a change to this object's lock by `username` only follows its
+/// Deployment's: a ReplicaSet controlled by a Deployment, changed or
+/// deleted by the deployment controller or the garbage collector.
+pub fn mirrors_its_owner(kind: &str, obj: &Node, username: &str) -> bool {
+    kind == "ReplicaSet"
+        && MIRROR_KEEPERS.contains(&username)
+        && paved_core::object::controller_ref(obj).is_some_and(|r| {
+            r.get("kind").and_then(Node::as_str) == Some("Deployment")
+                && r.get("apiVersion").and_then(Node::as_str).is_some_and(|v| v.starts_with("apps/"))
+        })
 }
 
 /// Locked objects by namespace, fed by a metadata-only watch of the lockable
@@ -185,6 +226,11 @@ impl LockIndex {
         for (namespace, name) in locked {
             self.set(&namespace, &format!("{prefix}{name}"), true);
         }
+    }
+
+    /// Whether `resource/name` in `namespace` is locked.
+    pub fn contains(&self, namespace: &str, object: &str) -> bool {
+        self.by_namespace.get(namespace).is_some_and(|set| set.contains(object))
     }
 
     /// Up to `limit` locked objects in a namespace, and how many there are.

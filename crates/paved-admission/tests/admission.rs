@@ -94,6 +94,7 @@ fn resource_of(kind: &str) -> (&'static str, &'static str, &'static str) {
         "PersistentVolumeClaim" => ("", "v1", "persistentvolumeclaims"),
         "ConfigMap" => ("", "v1", "configmaps"),
         "Namespace" => ("", "v1", "namespaces"),
+        "ReplicaSet" => ("apps", "v1", "replicasets"),
         other => panic!("no resource for {other}"),
     }
 }
@@ -547,8 +548,152 @@ fn each_webhook_asks_about_its_own_part() {
     let unlock = AdmissionReview::decode(&unlock).unwrap().1;
     assert!(!adm.review_scoped(&unlock, &cluster, now(), Scope::Locks).allowed());
     assert!(adm.review_scoped(&unlock, &cluster, now(), Scope::Policies).allowed());
+    assert!(adm.review_scoped(&unlock, &cluster, now(), Scope::Grants).allowed());
+    // Grants are their own webhook's, failing closed: not the policies'.
+    let granted = deployment("shop", exempt("pss-baseline/privileged", "JIRA-3"), json!({}), restricted_ok());
+    let grant = serde_json::to_vec(&review("UPDATE", &DEV, Some(&granted), Some(&unlocked))).unwrap();
+    let grant = AdmissionReview::decode(&grant).unwrap().1;
+    assert!(!adm.review_scoped(&grant, &cluster, now(), Scope::Grants).allowed());
+    assert!(adm.review_scoped(&grant, &cluster, now(), Scope::Policies).allowed());
+    assert!(adm.review_scoped(&grant, &cluster, now(), Scope::Locks).allowed());
 }
 
 fn locked_bad_obj() -> Value {
     deployment("shop", json!({"paved.dev/lock": "delete"}), json!({}), json!({"privileged": true}))
+}
+
+const DEPLOYMENT_CONTROLLER: Who =
+    Who("system:serviceaccount:kube-system:deployment-controller", &["system:serviceaccounts"]);
+const GC: Who = Who("system:serviceaccount:kube-system:generic-garbage-collector", &["system:serviceaccounts"]);
+
+/// The same review, sent for a subresource (`status`, `binding`, `eviction`, …).
+fn via(mut review: Value, subresource: &str) -> Value {
+    review["request"]["subResource"] = json!(subresource);
+    review["request"]["requestSubResource"] = json!(subresource);
+    review
+}
+
+fn owned_by(mut obj: Value, kind: &str, name: &str) -> Value {
+    obj["metadata"]["ownerReferences"] = json!([{"apiVersion": "apps/v1", "kind": kind, "name": name,
+        "uid": "6b7c0c2e-1d3b-4a8e-9a8b-2c1f9e0d7a11", "controller": true, "blockOwnerDeletion": true}]);
+    obj
+}
+
+fn namespace_labelled(name: &str, labels: Value) -> Value {
+    json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}})
+}
+
+#[test]
+fn namespace_profile_and_mode_labels_are_the_exception_authoritys() {
+    let plain = namespace_labelled("shop", json!({"team": "a"}));
+    let audit = namespace_labelled("shop", json!({"team": "a", "paved.dev/mode": "audit"}));
+    let relaxed = namespace_labelled("shop", json!({"team": "a", "paved.dev/profile": "pss-baseline"}));
+    for (new, old) in [(&audit, &plain), (&plain, &relaxed), (&relaxed, &plain)] {
+        let update = review("UPDATE", &DEV, Some(new), Some(old));
+        for subresource in ["", "status", "finalize"] {
+            let r = if subresource.is_empty() { update.clone() } else { via(update.clone(), subresource) };
+            let (v, resp) = judge(&r);
+            assert!(!resp.allowed, "{subresource}: a developer changed a namespace's paved labels");
+            assert!(
+                message(&resp).contains("only groups platform-admins may set, change or remove paved.dev/"),
+                "{}",
+                message(&resp)
+            );
+            assert!(v.events.iter().any(|e| matches!(e, Event::ExemptionRefused { .. })));
+        }
+        assert!(judge(&review("UPDATE", &ADMIN, Some(new), Some(old))).1.allowed);
+    }
+    // Creating a namespace that chooses its own mode is the same gesture.
+    assert!(!judge(&review("CREATE", &DEV, Some(&audit), None)).1.allowed);
+    // Other labels are anyone's.
+    let team_b = namespace_labelled("shop", json!({"team": "b"}));
+    assert!(judge(&review("UPDATE", &DEV, Some(&team_b), Some(&plain))).1.allowed);
+    assert!(judge(&review("UPDATE", &DEV, Some(&team_b), Some(&team_b))).1.allowed);
+}
+
+#[test]
+fn a_lock_cannot_be_lifted_through_status_or_a_binding() {
+    let locked = pod("shop", json!({"paved.dev/lock": "delete"}), restricted_ok());
+    let unlocked = pod("shop", json!({}), restricted_ok());
+    let status = via(review("UPDATE", &DEV, Some(&unlocked), Some(&locked)), "status");
+    assert!(!judge(&status).1.allowed, "lock removed through /status");
+    assert!(judge(&via(review("UPDATE", &SRE, Some(&unlocked), Some(&locked)), "status")).1.allowed);
+    // A Binding's annotations are written onto the pod.
+    let binding = json!({"apiVersion": "v1", "kind": "Binding",
+        "metadata": {"name": "web-7d4b9-x2x9q", "namespace": "shop", "annotations": {"paved.dev/lock": "off"}},
+        "target": {"apiVersion": "v1", "kind": "Node", "name": "worker-1"}});
+    let mut bind = via(review("CREATE", &DEV, Some(&unlocked), None), "binding");
+    bind["request"]["kind"] = json!({"group": "", "version": "v1", "kind": "Binding"});
+    bind["request"]["object"] = binding.clone();
+    let (_, r) = judge(&bind);
+    assert!(!r.allowed && message(&r).contains("lift its deletion lock"), "{}", message(&r));
+    bind["request"]["userInfo"]["groups"] = json!(["sre"]);
+    assert!(judge(&bind).1.allowed);
+    // And an exemption is not granted through one either.
+    let mut grant = bind.clone();
+    grant["request"]["userInfo"]["groups"] = json!(["developers"]);
+    grant["request"]["object"]["metadata"]["annotations"] = exempt("pss-baseline/privileged", "JIRA-9");
+    assert!(!judge(&grant).1.allowed, "exemption granted through a Binding");
+    // The scheduler's own bindings carry no paved annotations.
+    let mut plain = bind;
+    plain["request"]["object"]["metadata"]["annotations"] = json!({});
+    plain["request"]["userInfo"] = json!({"username": "system:kube-scheduler", "groups": ["system:authenticated"]});
+    assert!(judge(&plain).1.allowed);
+}
+
+#[test]
+fn an_eviction_of_a_locked_pod_is_refused() {
+    let p = pod("shop", json!({}), restricted_ok());
+    let mut evict = via(review("CREATE", &ADMIN, Some(&p), None), "eviction");
+    evict["request"]["kind"] = json!({"group": "policy", "version": "v1", "kind": "Eviction"});
+    evict["request"]["object"] = json!({"apiVersion": "policy/v1", "kind": "Eviction",
+        "metadata": {"name": "web-7d4b9-x2x9q", "namespace": "shop"}});
+    assert!(judge(&evict).1.allowed, "an unlocked pod is evicted");
+    let mut cluster = ClusterState::default();
+    cluster.locks.set("shop", "pods/web-7d4b9-x2x9q", true);
+    let (v, r) = judge_in(&admission(), &cluster, &evict);
+    assert!(!r.allowed);
+    assert!(message(&r).contains("kubectl annotate pods/web-7d4b9-x2x9q -n shop paved.dev/lock-"), "{}", message(&r));
+    assert!(v.events.iter().any(|e| matches!(e, Event::DeleteRefused { .. })));
+}
+
+#[test]
+fn a_replicasets_copy_of_its_deployments_lock_does_not_outlive_it() {
+    let mut rs = deployment("shop", json!({"paved.dev/lock": "delete"}), json!({}), restricted_ok());
+    rs["kind"] = json!("ReplicaSet");
+    rs["metadata"]["name"] = json!("web-7d4b9");
+    let rs = owned_by(rs, "Deployment", "web");
+    for who in [&GC, &DEPLOYMENT_CONTROLLER] {
+        let (_, r) = judge(&review("DELETE", who, None, Some(&rs)));
+        assert!(r.allowed, "{}: {}", who.0, message(&r));
+        assert!(r.audit_annotations.contains_key("lock-mirrored"));
+    }
+    // Anyone else, and a ReplicaSet of no Deployment, stay locked.
+    assert!(!judge(&review("DELETE", &DEV, None, Some(&rs))).1.allowed);
+    let mut orphan = rs.clone();
+    orphan["metadata"]["ownerReferences"] = json!([]);
+    assert!(!judge(&review("DELETE", &GC, None, Some(&orphan))).1.allowed);
+}
+
+#[test]
+fn what_trusted_controllers_make_for_existing_workloads_is_judged_at_the_owner() {
+    // A privileged Deployment admitted before paved: scaling it makes Pods
+    // through the replicaset controller, which must not be refused.
+    let child = owned_by(pod("shop", json!({}), json!({"privileged": true})), "ReplicaSet", "web-7d4b9");
+    let (v, r) = judge(&review("CREATE", &RS_CONTROLLER, Some(&child), None));
+    assert!(r.allowed, "{}", message(&r));
+    assert!(r.audit_annotations["judged-at-owner"].contains("pss-baseline/privileged"), "{:?}", r.audit_annotations);
+    assert!(r.audit_annotations["judged-at-owner"].contains("ReplicaSet web-7d4b9"));
+    assert!(v.warnings.iter().any(|w| w.contains("(judged at its owner)")));
+    // The deployment controller's ReplicaSet of a rollout restart, likewise.
+    let mut rs = deployment("shop", json!({}), json!({}), json!({"privileged": true}));
+    rs["kind"] = json!("ReplicaSet");
+    let rs = owned_by(rs, "Deployment", "web");
+    assert!(judge(&review("CREATE", &DEPLOYMENT_CONTROLLER, Some(&rs), None)).1.allowed);
+    // The same objects from a person are judged as ever, owner or not.
+    assert!(!judge(&review("CREATE", &DEV, Some(&child), None)).1.allowed);
+    assert!(!judge(&review("CREATE", &DEV, Some(&rs), None)).1.allowed);
+    // And a trusted controller's object with no owner is not a copy of anything.
+    let lone = pod("shop", json!({}), json!({"privileged": true}));
+    assert!(!judge(&review("CREATE", &RS_CONTROLLER, Some(&lone), None)).1.allowed);
 }

@@ -60,6 +60,12 @@ pub fn pod_template_path(kind: &str) -> Option<&'static [&'static str]> {
     })
 }
 
+/// The object's controller: the `ownerReferences` entry with `controller: true`.
+pub fn controller_ref<'n, 'a>(obj: &'n Node<'a>) -> Option<&'n Node<'a>> {
+    let refs = obj.at(&["metadata", "ownerReferences"])?;
+    refs.as_seq().iter().find(|r| r.get("controller").is_some_and(Node::is_true))
+}
+
 /// The pod inside an object: its spec and metadata, and where they are.
 #[derive(Clone, Copy, Debug)]
 pub struct PodView<'a> {

@@ -23,6 +23,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
     router
         .route("/validate", post(|s, r| validate(s, r, Scope::All)))
         .route("/validate/locks", post(|s, r| validate(s, r, Scope::Locks)))
+        .route("/validate/grants", post(|s, r| validate(s, r, Scope::Grants)))
         .route("/validate/policies", post(|s, r| validate(s, r, Scope::Policies)))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
@@ -108,6 +109,14 @@ async fn allow(State(shared): State<Arc<Shared>>, request: Request) -> Response 
 
 async fn validate(State(shared): State<Arc<Shared>>, request: Request, scope: Scope) -> Response {
     let started = Instant::now();
+    // Until every cache has listed once, paved does not know which namespaces
+    // hold locks, which pods are locked, or how namespaces choose their
+    // policies: an answer now could allow what it should refuse. 503 makes
+    // the API server apply the webhook's failurePolicy, as if paved were down.
+    if !shared.synced.load(Ordering::Acquire) {
+        shared.metrics.reject("not-synced");
+        return plain(StatusCode::SERVICE_UNAVAILABLE, "paved's cluster caches have not synced yet; retry".into());
+    }
     // Shed rather than queue: a queue would only make the API server wait
     // until its own timeout.
     let Ok(_slot) = Arc::clone(&shared.slots).try_acquire_owned() else {

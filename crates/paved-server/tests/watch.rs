@@ -32,6 +32,8 @@ struct MockApiServer {
     watches: Mutex<HashMap<String, Sender<Bytes, Infallible>>>,
     /// Paths answered 403 Forbidden, as RBAC would.
     forbidden: Vec<String>,
+    /// How long each answer takes, as a loaded API server's would.
+    latency: Duration,
 }
 
 impl MockApiServer {
@@ -95,7 +97,11 @@ fn client(mock: &Arc<MockApiServer>) -> kube::Client {
     let mock = Arc::clone(mock);
     let service = tower::service_fn(move |request: Request<kube::client::Body>| {
         let response = mock.answer(&request);
-        async move { Ok::<_, Infallible>(response) }
+        let latency = mock.latency;
+        async move {
+            tokio::time::sleep(latency).await;
+            Ok::<_, Infallible>(response)
+        }
     });
     kube::Client::new(service, "default")
 }
@@ -401,4 +407,58 @@ async fn vap_params_and_namespaces_come_from_the_cluster_and_follow_it() {
         .await;
     let denied = vap(denials(&shared, &deployment_review("5", "payments", 25)));
     assert!(denied.len() == 1 && denied[0].contains("at most 20"), "{denied:?}");
+}
+
+/// The start race: reviews sent from the moment the watches start, before
+/// and after the caches sync, through the server's own routes. None may
+/// allow deleting a namespace that holds a locked object: before the sync
+/// the answer is 503 (the API server then applies the failure policy,
+/// which for locks refuses), after it a refusal.
+#[tokio::test]
+async fn no_review_is_allowed_before_the_caches_have_synced() {
+    use tower::ServiceExt;
+    let mock = Arc::new(MockApiServer { latency: Duration::from_millis(30), ..MockApiServer::default() });
+    let shared = shared(PROTECT_PROD);
+    let router = paved_server::http::router(Arc::clone(&shared));
+    let review = json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {"uid": "1",
+        "kind": {"group": "", "version": "v1", "kind": "Namespace"},
+        "resource": {"group": "", "version": "v1", "resource": "namespaces"}, "name": "payments", "namespace": "payments",
+        "operation": "DELETE", "userInfo": {"username": "admin", "groups": ["system:masters"]},
+        "oldObject": {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "payments"}}}});
+    let body = serde_json::to_vec(&review).unwrap();
+    let ask = || {
+        let request = Request::post("/validate/locks")
+            .header("content-type", "application/json")
+            .body(axum::body::Body::from(body.clone()))
+            .unwrap();
+        let router = router.clone();
+        async move {
+            let response = router.oneshot(request).await.unwrap();
+            let status = response.status();
+            let bytes = response.into_body().collect().await.unwrap().to_bytes();
+            (status, bytes)
+        }
+    };
+    let (status, _) = ask().await;
+    assert_eq!(status, 503, "before any watch has listed");
+    let _watching = Watching(paved_server::watch::spawn(client(&mock), &shared));
+    let (mut before, mut after) = (0, 0);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while after < 20 {
+        assert!(Instant::now() < deadline, "caches never synced");
+        // One thread runs this test: let the watches make progress between reviews.
+        tokio::task::yield_now().await;
+        let synced_before = shared.synced.load(Ordering::Acquire);
+        let (status, bytes) = ask().await;
+        if status == 503 {
+            assert!(!synced_before, "503 after the caches synced");
+            before += 1;
+            continue;
+        }
+        assert_eq!(status, 200);
+        let answer: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(answer["response"]["allowed"], false, "allowed while racing the start: {answer}");
+        after += 1;
+    }
+    assert!(before > 0, "the race was not observed: the caches synced before the first review");
 }

@@ -179,11 +179,19 @@ fn helm_template_line(text: &str) -> Option<u32> {
     // Most manifests have no `{{` at all.
     static OPEN: LazyLock<memchr::memmem::Finder<'static>> = LazyLock::new(|| memchr::memmem::Finder::new(b"{{"));
     OPEN.find(text.as_bytes())?;
+    // Helm renders YAML: a JSON text's braces are in its strings (an advisory
+    // quoting `{{.}}`, say), and an action outside one would not be JSON.
+    if text.trim_start().starts_with(['{', '[']) {
+        return None;
+    }
     for (i, line) in text.lines().enumerate() {
         let mut rest = line;
         while let Some(at) = rest.find("{{") {
             let inner = rest[at + 2..].trim_start_matches('-').trim_start();
-            if ACTIONS.iter().any(|a| inner.starts_with(a)) && rest[at..].contains("}}") {
+            // `.` starts a field (`.Values`) or is the dot itself, never `...`.
+            let dot_alone = inner.starts_with('.')
+                && !inner[1..].starts_with(|c: char| c.is_alphabetic() || c == '_' || c == '}' || c == ' ');
+            if ACTIONS.iter().any(|a| inner.starts_with(a)) && !dot_alone && rest[at..].contains("}}") {
                 return Some(u32::try_from(i + 1).unwrap_or(u32::MAX));
             }
             rest = &rest[at + 2..];

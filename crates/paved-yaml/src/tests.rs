@@ -138,7 +138,11 @@ fn helm_templates_get_a_suggestion() {
     assert_eq!(load(text, &Limits::default()).err(), Some(FileError::HelmTemplate { line: 4 }));
     let message = FileError::HelmTemplate { line: 4 }.to_string();
     assert!(message.contains("helm template"));
-    // braces in ordinary strings are fine
+    assert_eq!(load("a:\n  b: {{.}}\n", &Limits::default()).err(), Some(FileError::HelmTemplate { line: 2 }));
+    assert_eq!(load("a: \"{{ .Values.x }}\"\n", &Limits::default()).err(), Some(FileError::HelmTemplate { line: 1 }));
+    // braces in ordinary strings are fine: an ellipsis, and JSON (which Helm does not render)
+    assert!(load("details: |\n  use Django's `{{ ... }}` syntax\n", &Limits::default()).is_ok());
+    assert!(load("{\"details\": \"e.g. \\\"var a = {{.}}\\\"\"}\n", &Limits::default()).is_ok());
     assert!(load("apiVersion: v1\nkind: ConfigMap\ndata: {a: \"{{not a template}}\"}\n", &Limits::default()).is_ok());
 }
 

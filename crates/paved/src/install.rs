@@ -5,8 +5,10 @@
 //! outage of paved blocks no ordinary request; policies fail open by default.
 
 use base64::Engine as _;
-use paved_admission::locks::{LOCK, LOCKABLE};
+use paved_admission::cluster::{MODE_LABEL, PROFILE_LABEL, VERSION_LABEL};
+use paved_admission::locks::{LOCK, LOCKABLE, LOCKED, MIRROR_KEEPERS};
 use paved_core::config::Config;
+use paved_core::exempt::{EXEMPT, EXEMPT_REASON, EXEMPT_UNTIL};
 use paved_server::ALWAYS_EXCLUDED;
 use paved_server::images;
 use serde_json::{Value, json};
@@ -67,6 +69,22 @@ impl Install {
             {"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": excluded}
         ]});
         let client = |path: &str| json!({"caBundle": ca_bundle, "service": {"name": NAME, "namespace": ns, "path": path, "port": 443}});
+        let webhook = |name: &str, path: &str, rules: Value, condition: Option<String>, failure_policy: &str| {
+            let mut webhook = json!({
+                "name": name,
+                "clientConfig": client(path),
+                "rules": rules,
+                "failurePolicy": failure_policy,
+                "sideEffects": "None",
+                "timeoutSeconds": self.timeout_seconds,
+                "admissionReviewVersions": ["v1", "v1beta1"],
+                "namespaceSelector": namespace_selector,
+            });
+            if let Some(condition) = condition {
+                webhook["matchConditions"] = json!([{"name": "gesture", "expression": condition}]);
+            }
+            webhook
+        };
         let mut rbac_rules: Vec<Value> =
             vec![json!({"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "list", "watch"]})];
         for group in LOCKABLE.iter().map(|r| r.group).collect::<std::collections::BTreeSet<_>>() {
@@ -108,30 +126,22 @@ impl Install {
                 "minAvailable": 1, "selector": {"matchLabels": {"app.kubernetes.io/name": NAME}}}}),
             json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
             "metadata": {"name": "paved-locks", "labels": labels},
-            "webhooks": [{
-                "name": "locks.paved.dev",
-                "clientConfig": client("/validate/locks"),
-                "rules": [{"apiGroups": ["*"], "apiVersions": ["*"], "resources": ["*"],
-                           "operations": ["CREATE", "UPDATE", "DELETE"], "scope": "*"}],
-                "matchConditions": [{"name": "lockable", "expression": lock_condition(&self.config)}],
-                "failurePolicy": "Fail",
-                "sideEffects": "None",
-                "timeoutSeconds": self.timeout_seconds,
-                "admissionReviewVersions": ["v1", "v1beta1"],
-                "namespaceSelector": namespace_selector,
-            }]}),
+            "webhooks": [
+                webhook("locks.paved.dev", "/validate/locks", every_resource(&["CREATE", "UPDATE", "DELETE"]),
+                    Some(lock_condition(&self.config)), "Fail"),
+                // An eviction names the pod but does not carry it: no condition can
+                // tell a locked pod's eviction from any other, and failing closed would
+                // stop every node drain while paved is down. Evictions fail open.
+                webhook("evictions.paved.dev", "/validate/locks",
+                    json!([{"apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods/eviction"],
+                            "operations": ["CREATE"], "scope": "Namespaced"}]),
+                    None, "Ignore"),
+                webhook("grants.paved.dev", "/validate/grants", every_resource(&["CREATE", "UPDATE"]),
+                    Some(grant_condition(&self.config)), "Fail"),
+            ]}),
             json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
             "metadata": {"name": "paved-policies", "labels": labels},
-            "webhooks": [{
-                "name": "policies.paved.dev",
-                "clientConfig": client("/validate/policies"),
-                "rules": judged,
-                "failurePolicy": self.failure_policy,
-                "sideEffects": "None",
-                "timeoutSeconds": self.timeout_seconds,
-                "admissionReviewVersions": ["v1", "v1beta1"],
-                "namespaceSelector": namespace_selector,
-            }]}),
+            "webhooks": [webhook("policies.paved.dev", "/validate/policies", json!(judged), None, self.failure_policy)]}),
         ]
     }
 
@@ -184,6 +194,12 @@ impl Install {
             },
         }})
     }
+}
+
+/// Rules for every resource and every subresource (`*/*`: `status`,
+/// `finalize`, `binding`, …), through which metadata changes too.
+fn every_resource(operations: &[&str]) -> Value {
+    json!([{"apiGroups": ["*"], "apiVersions": ["*"], "resources": ["*", "*/*"], "operations": operations, "scope": "*"}])
 }
 
 /// The `ImageAnalysis` kind: one cluster-scoped object per image digest,
@@ -250,47 +266,123 @@ fn image_analysis_crd() -> Value {
     }})
 }
 
-/// The locks webhook's CEL match condition: only requests that could touch a
-/// lock reach paved (an object or old object carrying `paved.dev/lock`, a
-/// Namespace, or a kind a `locks.protect` rule names), so that failing closed
-/// never blocks an ordinary request.
+/// CEL: whether `var` (`object` or `oldObject`) has `key` (a CEL
+/// expression for a string) in the map at `path`, e.g.
+/// `spec.template.metadata.annotations`; false, never an error, where the
+/// object or a step is missing (an error in a match condition would make the
+/// API server apply the failure policy).
+fn has_key(var: &str, path: &str, key: &str) -> String {
+    let mut at = var.to_owned();
+    let mut terms = vec![format!("{var} != null")];
+    for step in path.split('.') {
+        at = format!("{at}.{step}");
+        terms.push(format!("has({at})"));
+    }
+    terms.push(format!("{key} in {at}"));
+    terms.join(" && ")
+}
+
+/// CEL: whether the value of `key` in the map at `path` differs between
+/// `oldObject` and `object` (added, removed or changed).
+fn key_changed(path: &str, key: &str) -> String {
+    let (old, new) = (has_key("oldObject", path, key), has_key("object", path, key));
+    format!("({old}) != ({new}) || ({old} && {new} && oldObject.{path}[{key}] != object.{path}[{key}])")
+}
+
+/// CEL: whether any of `keys` changed in the map at `path`.
+fn any_key_changed(path: &str, keys: &[&str]) -> String {
+    let keys: Vec<String> = keys.iter().map(|k| format!("'{k}'")).collect();
+    format!("[{}].exists(k, {})", keys.join(", "), key_changed(path, "k"))
+}
+
+/// The locks webhook's CEL match condition: only requests that are lock
+/// gestures reach paved (failing closed), so that an outage refuses nothing
+/// else. A lock gesture is: creating an object with a lock value other than
+/// `delete` (`off` on a protected object, a misspelling), changing or
+/// removing `paved.dev/lock` by any route (the object, a subresource such as
+/// `/status`, a Binding), deleting a locked object, deleting a Namespace
+/// (paved knows which hold locks), and deleting or relabelling an object
+/// that a `locks.protect` rule covers, narrowed by the rule's kinds,
+/// namespaces and labels. A ReplicaSet's copy of its Deployment's lock,
+/// kept and deleted by the deployment controller and the garbage
+/// collector, is not a gesture. The Helm chart's `paved.lockCondition`
+/// builds the same text.
 pub fn lock_condition(config: &Config) -> String {
-    let annotated = |var: &str| {
-        format!("({var} != null && has({var}.metadata.annotations) && '{LOCK}' in {var}.metadata.annotations)")
-    };
-    let mut kinds: Vec<String> = vec!["Namespace".into()];
-    let mut any_kind = false;
-    let mut by_labels: Vec<String> = Vec::new();
-    for rule in &config.locks.protect {
-        if !rule.kinds.is_empty() {
-            kinds.extend(rule.kinds.iter().cloned());
-        } else if rule.label_selector.is_empty() {
-            any_kind = true;
-        } else {
-            let terms: Vec<String> = rule
-                .label_selector
-                .iter()
-                .map(|(k, v)| {
-                    format!(
-                        "'{k}' in oldObject.metadata.labels && oldObject.metadata.labels['{k}'] == '{v}'",
-                        k = cel_escape(k),
-                        v = cel_escape(v)
-                    )
-                })
-                .collect();
-            by_labels.push(format!("(oldObject != null && has(oldObject.metadata.labels) && {})", terms.join(" && ")));
-        }
+    let keepers: Vec<String> = MIRROR_KEEPERS.iter().map(|k| format!("'{k}'")).collect();
+    let mirror = format!(
+        "request.kind.kind == 'ReplicaSet' && request.userInfo.username in [{}] && oldObject != null \
+         && has(oldObject.metadata.ownerReferences) && oldObject.metadata.ownerReferences.exists(r, r.kind == 'Deployment' \
+         && r.apiVersion.startsWith('apps/') && has(r.controller) && r.controller == true)",
+        keepers.join(", ")
+    );
+    let lock = format!("'{LOCK}'");
+    let mut terms = vec![
+        format!(
+            "(request.operation == 'CREATE' && {} && object.metadata.annotations[{lock}] != '{LOCKED}')",
+            has_key("object", "metadata.annotations", &lock)
+        ),
+        format!("(request.operation != 'CREATE' && ({}))", key_changed("metadata.annotations", &lock)),
+        "(request.operation == 'DELETE' && request.kind.kind == 'Namespace')".to_owned(),
+    ];
+    terms.extend(config.locks.protect.iter().map(protect_term));
+    format!("!({mirror}) && ({})", terms.join(" || "))
+}
+
+/// CEL: a DELETE, or a change of labels, of an object a `locks.protect`
+/// rule covers (judged on the object as it was).
+fn protect_term(rule: &paved_core::config::Protect) -> String {
+    let mut terms = vec![
+        "oldObject != null".to_owned(),
+        "(request.operation == 'DELETE' || (has(object.metadata.labels) ? object.metadata.labels : {}) != \
+         (has(oldObject.metadata.labels) ? oldObject.metadata.labels : {}))"
+            .to_owned(),
+    ];
+    if !rule.kinds.is_empty() {
+        let kinds: Vec<String> = rule.kinds.iter().map(|k| format!("'{}'", cel_escape(k))).collect();
+        terms.push(format!("request.kind.kind in [{}]", kinds.join(", ")));
     }
-    if any_kind {
-        return "true".into();
+    if !rule.namespaces.is_empty() {
+        let globs: Vec<String> = rule.namespaces.iter().map(|g| namespace_regex(g)).collect();
+        terms.push(format!("request.namespace.matches('^(?:{})$')", globs.join("|")));
     }
-    kinds.sort();
-    kinds.dedup();
-    let kinds: Vec<String> = kinds.iter().map(|k| format!("'{}'", cel_escape(k))).collect();
-    let mut terms =
-        vec![annotated("object"), annotated("oldObject"), format!("request.kind.kind in [{}]", kinds.join(", "))];
-    terms.extend(by_labels);
-    terms.join(" || ")
+    for (k, v) in &rule.label_selector {
+        terms.push(format!(
+            "{} && oldObject.metadata.labels['{k}'] == '{v}'",
+            has_key("oldObject", "metadata.labels", &format!("'{}'", cel_escape(k))),
+            k = cel_escape(k),
+            v = cel_escape(v)
+        ));
+    }
+    format!("({})", terms.join(" && "))
+}
+
+/// A namespace pattern (only `*` and `?` are wildcards: `Protection`
+/// refuses the rest) as a regular expression without backslashes, so that
+/// it needs no escaping in CEL or in the chart's template.
+fn namespace_regex(glob: &str) -> String {
+    glob.replace('.', "[.]").replace('*', ".*").replace('?', ".")
+}
+
+/// The grants webhook's CEL match condition: requests that add, change or
+/// remove an exemption (`paved.dev/exempt*` on the object or its pod
+/// template, by any route), unless a trusted controller copies its
+/// template's, and requests that set, change or remove a Namespace's
+/// profile or mode labels. These fail closed: a grant paved cannot judge
+/// is not made. The Helm chart's `paved.grantCondition` builds the same text.
+pub fn grant_condition(config: &Config) -> String {
+    let labels = any_key_changed("metadata.labels", &[PROFILE_LABEL, VERSION_LABEL, MODE_LABEL]);
+    let places = ["metadata", "spec.template.metadata", "spec.jobTemplate.spec.template.metadata", "template.metadata"];
+    let annotations: Vec<String> = places
+        .iter()
+        .map(|place| any_key_changed(&format!("{place}.annotations"), &[EXEMPT, EXEMPT_REASON, EXEMPT_UNTIL]))
+        .collect();
+    let trusted: Vec<String> =
+        config.exceptions.trusted_controllers.iter().map(|u| format!("'{}'", cel_escape(u))).collect();
+    format!(
+        "(request.kind.kind == 'Namespace' && {labels}) || (!(request.userInfo.username in [{}]) && ({}))",
+        trusted.join(", "),
+        annotations.join(" || ")
+    )
 }
 
 fn cel_escape(s: &str) -> String {

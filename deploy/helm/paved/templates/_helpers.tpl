@@ -9,33 +9,60 @@ app.kubernetes.io/name: paved
 - {{ .Release.Namespace }}
 {{- end -}}
 
-{{/* The locks webhook's match condition; the same as lock_condition in crates/paved/src/install.rs. */}}
+{{/* CEL: escape a string for a single-quoted CEL literal (cel_escape in crates/paved/src/install.rs). */}}
+{{- define "paved.celEscape" -}}
+{{- . | replace "\\" "\\\\" | replace "'" "\\'" -}}
+{{- end -}}
+
+{{/* The locks webhook's match condition; the same text as lock_condition in
+     crates/paved/src/install.rs, which explains it (a test compares them). */}}
 {{- define "paved.lockCondition" -}}
 {{- $config := fromYaml .Values.config -}}
-{{- $kinds := list "Namespace" -}}
-{{- $anyKind := false -}}
-{{- $byLabels := list -}}
-{{- range (($config.locks | default dict).protect | default list) -}}
-{{- if .kinds -}}
-{{- $kinds = concat $kinds .kinds -}}
-{{- else if not .labelSelector -}}
-{{- $anyKind = true -}}
-{{- else -}}
 {{- $terms := list -}}
-{{- range $k, $v := .labelSelector -}}
-{{- $terms = append $terms (printf "'%s' in oldObject.metadata.labels && oldObject.metadata.labels['%s'] == '%s'" $k $k $v) -}}
+{{- range (($config.locks | default dict).protect | default list) -}}
+{{- $rule := list "oldObject != null" "(request.operation == 'DELETE' || (has(object.metadata.labels) ? object.metadata.labels : {}) != (has(oldObject.metadata.labels) ? oldObject.metadata.labels : {}))" -}}
+{{- if .kinds -}}
+{{- $kinds := list -}}
+{{- range .kinds -}}
+{{- $kinds = append $kinds (printf "'%s'" (include "paved.celEscape" .)) -}}
 {{- end -}}
-{{- $byLabels = append $byLabels (printf "(oldObject != null && has(oldObject.metadata.labels) && %s)" (join " && " $terms)) -}}
+{{- $rule = append $rule (printf "request.kind.kind in [%s]" (join ", " $kinds)) -}}
 {{- end -}}
+{{- if .namespaces -}}
+{{- $globs := list -}}
+{{- range .namespaces -}}
+{{- $globs = append $globs (. | replace "." "[.]" | replace "*" ".*" | replace "?" ".") -}}
 {{- end -}}
-{{- if $anyKind -}}
-true
+{{- $rule = append $rule (printf "request.namespace.matches('^(?:%s)$')" (join "|" $globs)) -}}
+{{- end -}}
+{{- range $k, $v := (.labelSelector | default dict) -}}
+{{- $k := include "paved.celEscape" $k -}}
+{{- $rule = append $rule (printf "oldObject != null && has(oldObject.metadata) && has(oldObject.metadata.labels) && '%s' in oldObject.metadata.labels && oldObject.metadata.labels['%s'] == '%s'" $k $k (include "paved.celEscape" $v)) -}}
+{{- end -}}
+{{- $terms = append $terms (printf "(%s)" (join " && " $rule)) -}}
+{{- end -}}
+{{- printf "%s" `!(request.kind.kind == 'ReplicaSet' && request.userInfo.username in ['system:serviceaccount:kube-system:deployment-controller', 'system:serviceaccount:kube-system:generic-garbage-collector'] && oldObject != null && has(oldObject.metadata.ownerReferences) && oldObject.metadata.ownerReferences.exists(r, r.kind == 'Deployment' && r.apiVersion.startsWith('apps/') && has(r.controller) && r.controller == true)) && ((request.operation == 'CREATE' && object != null && has(object.metadata) && has(object.metadata.annotations) && 'paved.dev/lock' in object.metadata.annotations && object.metadata.annotations['paved.dev/lock'] != 'delete') || (request.operation != 'CREATE' && ((oldObject != null && has(oldObject.metadata) && has(oldObject.metadata.annotations) && 'paved.dev/lock' in oldObject.metadata.annotations) != (object != null && has(object.metadata) && has(object.metadata.annotations) && 'paved.dev/lock' in object.metadata.annotations) || (oldObject != null && has(oldObject.metadata) && has(oldObject.metadata.annotations) && 'paved.dev/lock' in oldObject.metadata.annotations && object != null && has(object.metadata) && has(object.metadata.annotations) && 'paved.dev/lock' in object.metadata.annotations && oldObject.metadata.annotations['paved.dev/lock'] != object.metadata.annotations['paved.dev/lock']))) || (request.operation == 'DELETE' && request.kind.kind == 'Namespace')` -}}
+{{- range $terms }} || {{ . }}{{ end -}}
+)
+{{- end -}}
+
+{{/* The grants webhook's match condition; the same text as grant_condition in
+     crates/paved/src/install.rs, which explains it (a test compares them). */}}
+{{- define "paved.grantCondition" -}}
+{{- $config := fromYaml .Values.config -}}
+{{- $trusted := list -}}
+{{- $exceptions := $config.exceptions | default dict -}}
+{{- if hasKey $exceptions "trusted-controllers" -}}
+{{- $trusted = index $exceptions "trusted-controllers" | default list -}}
 {{- else -}}
+{{- range list "replicaset" "deployment" "daemon-set" "statefulset" "job" "cronjob" "replication" -}}
+{{- $trusted = append $trusted (printf "system:serviceaccount:kube-system:%s-controller" .) -}}
+{{- end -}}
+{{- $trusted = append $trusted "system:kube-controller-manager" -}}
+{{- end -}}
 {{- $quoted := list -}}
-{{- range (sortAlpha (uniq $kinds)) -}}
-{{- $quoted = append $quoted (printf "'%s'" .) -}}
+{{- range $trusted -}}
+{{- $quoted = append $quoted (printf "'%s'" (include "paved.celEscape" .)) -}}
 {{- end -}}
-{{- $terms := list "(object != null && has(object.metadata.annotations) && 'paved.dev/lock' in object.metadata.annotations)" "(oldObject != null && has(oldObject.metadata.annotations) && 'paved.dev/lock' in oldObject.metadata.annotations)" (printf "request.kind.kind in [%s]" (join ", " $quoted)) -}}
-{{- join " || " (concat $terms $byLabels) -}}
-{{- end -}}
+{{- printf "%s%s%s" `(request.kind.kind == 'Namespace' && ['paved.dev/profile', 'paved.dev/profile-version', 'paved.dev/mode'].exists(k, (oldObject != null && has(oldObject.metadata) && has(oldObject.metadata.labels) && k in oldObject.metadata.labels) != (object != null && has(object.metadata) && has(object.metadata.labels) && k in object.metadata.labels) || (oldObject != null && has(oldObject.metadata) && has(oldObject.metadata.labels) && k in oldObject.metadata.labels && object != null && has(object.metadata) && has(object.metadata.labels) && k in object.metadata.labels && oldObject.metadata.labels[k] != object.metadata.labels[k]))) || (!(request.userInfo.username in [` (join ", " $quoted) `]) && (['paved.dev/exempt', 'paved.dev/exempt-reason', 'paved.dev/exempt-until'].exists(k, (oldObject != null && has(oldObject.metadata) && has(oldObject.metadata.annotations) && k in oldObject.metadata.annotations) != (object != null && has(object.metadata) && has(object.metadata.annotations) && k in object.metadata.annotations) || (oldObject != null && has(oldObject.metadata) && has(oldObject.metadata.annotations) && k in oldObject.metadata.annotations && object != null && has(object.metadata) && has(object.metadata.annotations) && k in object.metadata.annotations && oldObject.metadata.annotations[k] != object.metadata.annotations[k])) || ['paved.dev/exempt', 'paved.dev/exempt-reason', 'paved.dev/exempt-until'].exists(k, (oldObject != null && has(oldObject.spec) && has(oldObject.spec.template) && has(oldObject.spec.template.metadata) && has(oldObject.spec.template.metadata.annotations) && k in oldObject.spec.template.metadata.annotations) != (object != null && has(object.spec) && has(object.spec.template) && has(object.spec.template.metadata) && has(object.spec.template.metadata.annotations) && k in object.spec.template.metadata.annotations) || (oldObject != null && has(oldObject.spec) && has(oldObject.spec.template) && has(oldObject.spec.template.metadata) && has(oldObject.spec.template.metadata.annotations) && k in oldObject.spec.template.metadata.annotations && object != null && has(object.spec) && has(object.spec.template) && has(object.spec.template.metadata) && has(object.spec.template.metadata.annotations) && k in object.spec.template.metadata.annotations && oldObject.spec.template.metadata.annotations[k] != object.spec.template.metadata.annotations[k])) || ['paved.dev/exempt', 'paved.dev/exempt-reason', 'paved.dev/exempt-until'].exists(k, (oldObject != null && has(oldObject.spec) && has(oldObject.spec.jobTemplate) && has(oldObject.spec.jobTemplate.spec) && has(oldObject.spec.jobTemplate.spec.template) && has(oldObject.spec.jobTemplate.spec.template.metadata) && has(oldObject.spec.jobTemplate.spec.template.metadata.annotations) && k in oldObject.spec.jobTemplate.spec.template.metadata.annotations) != (object != null && has(object.spec) && has(object.spec.jobTemplate) && has(object.spec.jobTemplate.spec) && has(object.spec.jobTemplate.spec.template) && has(object.spec.jobTemplate.spec.template.metadata) && has(object.spec.jobTemplate.spec.template.metadata.annotations) && k in object.spec.jobTemplate.spec.template.metadata.annotations) || (oldObject != null && has(oldObject.spec) && has(oldObject.spec.jobTemplate) && has(oldObject.spec.jobTemplate.spec) && has(oldObject.spec.jobTemplate.spec.template) && has(oldObject.spec.jobTemplate.spec.template.metadata) && has(oldObject.spec.jobTemplate.spec.template.metadata.annotations) && k in oldObject.spec.jobTemplate.spec.template.metadata.annotations && object != null && has(object.spec) && has(object.spec.jobTemplate) && has(object.spec.jobTemplate.spec) && has(object.spec.jobTemplate.spec.template) && has(object.spec.jobTemplate.spec.template.metadata) && has(object.spec.jobTemplate.spec.template.metadata.annotations) && k in object.spec.jobTemplate.spec.template.metadata.annotations && oldObject.spec.jobTemplate.spec.template.metadata.annotations[k] != object.spec.jobTemplate.spec.template.metadata.annotations[k])) || ['paved.dev/exempt', 'paved.dev/exempt-reason', 'paved.dev/exempt-until'].exists(k, (oldObject != null && has(oldObject.template) && has(oldObject.template.metadata) && has(oldObject.template.metadata.annotations) && k in oldObject.template.metadata.annotations) != (object != null && has(object.template) && has(object.template.metadata) && has(object.template.metadata.annotations) && k in object.template.metadata.annotations) || (oldObject != null && has(oldObject.template) && has(oldObject.template.metadata) && has(oldObject.template.metadata.annotations) && k in oldObject.template.metadata.annotations && object != null && has(object.template) && has(object.template.metadata) && has(object.template.metadata.annotations) && k in object.template.metadata.annotations && oldObject.template.metadata.annotations[k] != object.template.metadata.annotations[k]))))` -}}
 {{- end -}}
