@@ -523,6 +523,10 @@ impl Admission {
         // workload that already exists from scaling or healing, silently: the
         // controller retries, nobody sees the refusal (PRODUCT.md section 4).
         let owner = self.made_by_trusted_controller(req);
+        // The old object's standing denials, by (policy, field): looked up
+        // once per finding, not compared with each.
+        let old_denials: std::collections::HashSet<(&str, &paved_core::node::FieldPath)> =
+            old_findings.iter().filter(|o| o.counts()).map(|o| (&*o.policy, &o.path)).collect();
         let mut exempted: Vec<String> = Vec::new();
         let mut judged_at_owner: Vec<Cow<'static, str>> = Vec::new();
         for f in findings {
@@ -530,8 +534,7 @@ impl Admission {
                 exempted.push(format!("{} ({})", f.policy, e.reason));
                 continue;
             }
-            let preexisting = f.action == Action::Deny
-                && old_findings.iter().any(|o| o.counts() && o.policy == f.policy && o.path == f.path);
+            let preexisting = f.action == Action::Deny && old_denials.contains(&(&*f.policy, &f.path));
             v.findings.push((f.policy.clone(), f.action));
             match f.action {
                 Action::Deny if owner.is_some() => {

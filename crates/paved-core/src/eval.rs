@@ -203,13 +203,17 @@ fn drop_shadowed(findings: &mut Vec<Finding>) {
     let standing = |f: &Finding| is_pss(f) && f.counts();
     // Most objects have no PSS finding stronger than another: nothing to compare.
     let Some(strongest) = findings.iter().filter(|g| standing(g)).map(|g| g.action).max() else { return };
+    // The strongest standing action on each field, so that each finding is
+    // compared once, not with every other (a pod of thousands of containers
+    // has thousands of findings).
+    let mut strongest_at: std::collections::HashMap<&FieldPath, Action> = std::collections::HashMap::new();
+    for g in findings.iter().filter(|g| standing(g)) {
+        let at = strongest_at.entry(&g.path).or_insert(g.action);
+        *at = (*at).max(g.action);
+    }
     let shadowed: Vec<bool> = findings
         .iter()
-        .map(|f| {
-            is_pss(f)
-                && f.action < strongest
-                && findings.iter().any(|g| standing(g) && g.action > f.action && g.path == f.path)
-        })
+        .map(|f| is_pss(f) && f.action < strongest && strongest_at.get(&f.path).is_some_and(|a| *a > f.action))
         .collect();
     let mut shadowed = shadowed.into_iter();
     findings.retain(|_| !shadowed.next().unwrap_or(false));

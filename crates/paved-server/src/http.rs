@@ -10,7 +10,7 @@ use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use http_body_util::{BodyExt, Limited};
+use http_body_util::BodyExt;
 use paved_admission::review::AdmissionReview;
 use paved_admission::{Event, Scope};
 use paved_core::Timestamp;
@@ -55,27 +55,139 @@ fn plain(status: StatusCode, message: String) -> Response {
     (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], message + "\n").into_response()
 }
 
-/// Reads the body within the size cap and the deadline.
-async fn read_body(shared: &Shared, body: Body) -> Result<Bytes, Response> {
+/// How much of a body is read to find the review's `apiVersion` and
+/// `request.uid` when the rest will not be judged: the API server writes
+/// both first.
+const ENVELOPE_PREFIX: usize = 64 * 1024;
+
+/// Why a body was not read whole.
+enum Unread {
+    /// Over the size cap, or over the memory budget for bodies in progress:
+    /// what was read so far.
+    TooLarge { prefix: Bytes, over_budget: bool },
+    /// An answer already made (a broken body, a deadline).
+    Answer(Response),
+}
+
+/// A body read whole, with its share of the memory budget (released when
+/// the request is done).
+struct Read {
+    bytes: Bytes,
+    _budget: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+/// Reads the body within the size cap, the memory budget and the deadline.
+async fn read_body(shared: &Shared, body: Body, started: Instant) -> Result<Read, Unread> {
     let max = shared.options.max_body_bytes;
-    let collect = Limited::new(body, max).collect();
-    match tokio::time::timeout(shared.options.deadline, collect).await {
-        Ok(Ok(collected)) => Ok(collected.to_bytes()),
-        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
-            shared.metrics.reject("too-large");
-            Err(plain(StatusCode::PAYLOAD_TOO_LARGE, format!("request body over {max} bytes")))
+    let mut body = std::pin::pin!(body);
+    let mut buffer = bytes::BytesMut::new();
+    let mut budget: Option<tokio::sync::OwnedSemaphorePermit> = None;
+    let deadline = shared.options.deadline.saturating_sub(started.elapsed());
+    let read = tokio::time::timeout(deadline, async {
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| {
+                shared.metrics.reject("read-error");
+                Unread::Answer(plain(StatusCode::BAD_REQUEST, format!("cannot read the request body: {e}")))
+            })?;
+            let Ok(data) = frame.into_data() else { continue };
+            let over_cap = buffer.len() + data.len() > max;
+            // Each KiB read holds a KiB of the budget, so that bodies in
+            // progress together stay within it.
+            let kib = u32::try_from(data.len().div_ceil(1024)).unwrap_or(u32::MAX);
+            let granted =
+                if over_cap { None } else { Arc::clone(&shared.body_budget).try_acquire_many_owned(kib).ok() };
+            match (over_cap, granted) {
+                (false, Some(permit)) => match budget.as_mut() {
+                    Some(held) => held.merge(permit),
+                    None => budget = Some(permit),
+                },
+                _ => {
+                    let keep = ENVELOPE_PREFIX.saturating_sub(buffer.len()).min(data.len());
+                    buffer.extend_from_slice(&data[..keep]);
+                    return Err(Unread::TooLarge { prefix: buffer.split().freeze(), over_budget: !over_cap });
+                }
+            }
+            buffer.extend_from_slice(&data);
         }
-        Ok(Err(e)) => {
-            shared.metrics.reject("read-error");
-            Err(plain(StatusCode::BAD_REQUEST, format!("cannot read the request body: {e}")))
-        }
+        Ok(())
+    })
+    .await;
+    match read {
+        Ok(Ok(())) => Ok(Read { bytes: buffer.freeze(), _budget: budget }),
+        Ok(Err(unread)) => Err(unread),
         Err(_) => {
             shared.metrics.reject("deadline");
-            Err(plain(
+            Err(Unread::Answer(plain(
                 StatusCode::REQUEST_TIMEOUT,
                 format!("request body not received within {:?}", shared.options.deadline),
-            ))
+            )))
         }
+    }
+}
+
+/// Reads up to `ENVELOPE_PREFIX` bytes of a body that will not be judged.
+async fn read_prefix(body: Body, within: std::time::Duration) -> Bytes {
+    let mut body = std::pin::pin!(body);
+    let mut buffer = bytes::BytesMut::new();
+    let _ = tokio::time::timeout(within, async {
+        while buffer.len() < ENVELOPE_PREFIX {
+            match body.frame().await {
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        let keep = (ENVELOPE_PREFIX - buffer.len()).min(data.len());
+                        buffer.extend_from_slice(&data[..keep]);
+                    }
+                }
+                _ => break,
+            }
+        }
+    })
+    .await;
+    buffer.freeze()
+}
+
+/// The review's `apiVersion` and `request.uid`, from the start of its body.
+/// The API server writes `apiVersion` and `kind` before `request`, and
+/// `uid` first in `request`, so the first `"uid"` key is the request's.
+fn envelope(prefix: &[u8]) -> Option<(String, String)> {
+    let text = String::from_utf8_lossy(prefix);
+    let value_of = |key: &str| -> Option<String> {
+        let at = text.find(&format!("\"{key}\""))? + key.len() + 2;
+        let rest = text[at..].trim_start().strip_prefix(':')?.trim_start().strip_prefix('"')?;
+        let end = rest.find('"')?;
+        let value = &rest[..end];
+        // A uid or an apiVersion is plain text: no escapes, no control characters.
+        (!value.is_empty() && !value.contains('\\') && value.len() <= 128).then(|| value.to_owned())
+    };
+    let api_version = value_of("apiVersion").filter(|v| v.starts_with("admission.k8s.io/"))?;
+    Some((api_version, value_of("uid")?))
+}
+
+/// A refusal for a review paved cannot judge (too large, too slow, over
+/// its limits): an answer the API server honours, never an error it would
+/// apply the failure policy to, so that no failure lets a request through
+/// unjudged. Without the envelope (not a review the API server sent), a
+/// plain error.
+fn refuse(shared: &Shared, prefix: &[u8], reason: &'static str, message: String, fallback: StatusCode) -> Response {
+    shared.metrics.reject(reason);
+    let Some((api_version, uid)) = envelope(prefix) else { return plain(fallback, message) };
+    tracing::warn!(%uid, reason, "refused without a judgment");
+    shared.metrics.requests.get_or_create(&VerdictLabels { operation: "other", verdict: "refused" }).inc();
+    let response = paved_admission::review::AdmissionResponse {
+        uid,
+        allowed: false,
+        status: Some(paved_admission::review::Status {
+            status: "Failure".into(),
+            message: format!("paved refused this request without judging it: {message}"),
+            reason: "Forbidden".into(),
+            code: Some(403),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    match serde_json::to_vec(&AdmissionReview::answer(api_version, response)) {
+        Ok(json) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
+        Err(e) => plain(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot encode the response: {e}")),
     }
 }
 
@@ -92,9 +204,10 @@ async fn allow(State(shared): State<Arc<Shared>>, request: Request) -> Response 
         api_version: String,
         request: Uid,
     }
-    let body = match read_body(&shared, request.into_body()).await {
-        Ok(body) => body,
-        Err(response) => return response,
+    let body = match read_body(&shared, request.into_body(), Instant::now()).await {
+        Ok(read) => read.bytes,
+        Err(Unread::Answer(response)) => return response,
+        Err(Unread::TooLarge { .. }) => return plain(StatusCode::PAYLOAD_TOO_LARGE, "too large".into()),
     };
     match serde_json::from_slice::<Review>(&body) {
         Ok(r) => {
@@ -117,25 +230,91 @@ async fn validate(State(shared): State<Arc<Shared>>, request: Request, scope: Sc
         shared.metrics.reject("not-synced");
         return plain(StatusCode::SERVICE_UNAVAILABLE, "paved's cluster caches have not synced yet; retry".into());
     }
-    // Shed rather than queue: a queue would only make the API server wait
-    // until its own timeout.
+    let remaining = || shared.options.deadline.saturating_sub(started.elapsed());
+    // Beyond the limit of reviews in progress, refuse at once rather than
+    // queue (the API server would only wait for its own timeout) or answer
+    // an error (which the policies webhook's failurePolicy would let
+    // through: a flood must not open a window for other requests).
     let Ok(_slot) = Arc::clone(&shared.slots).try_acquire_owned() else {
-        shared.metrics.reject("overloaded");
-        return plain(StatusCode::SERVICE_UNAVAILABLE, "paved is at its limit of reviews in progress; retry".into());
-    };
-    let declared = request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > shared.options.max_body_bytes) {
-        shared.metrics.reject("too-large");
-        return plain(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("request body over {} bytes", shared.options.max_body_bytes),
+        let prefix = read_prefix(request.into_body(), remaining()).await;
+        return refuse(
+            &shared,
+            &prefix,
+            "overloaded",
+            "paved is at its limit of reviews in progress; retry".into(),
+            StatusCode::SERVICE_UNAVAILABLE,
         );
-    }
-    let body = match read_body(&shared, request.into_body()).await {
-        Ok(body) => body,
-        Err(response) => return response,
     };
-    let (api_version, review) = match AdmissionReview::decode(&body) {
+    let max = shared.options.max_body_bytes;
+    let declared = request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    let too_large = format!("the review is over {max} bytes, more than paved judges");
+    if declared.is_some_and(|n| n > max) {
+        let prefix = read_prefix(request.into_body(), remaining()).await;
+        return refuse(&shared, &prefix, "too-large", too_large, StatusCode::PAYLOAD_TOO_LARGE);
+    }
+    let read = match read_body(&shared, request.into_body(), started).await {
+        Ok(read) => read,
+        Err(Unread::Answer(response)) => return response,
+        Err(Unread::TooLarge { prefix, over_budget: false }) => {
+            return refuse(&shared, &prefix, "too-large", too_large, StatusCode::PAYLOAD_TOO_LARGE);
+        }
+        Err(Unread::TooLarge { prefix, over_budget: true }) => {
+            return refuse(
+                &shared,
+                &prefix,
+                "overloaded",
+                "paved is at its memory limit for reviews in progress; retry".into(),
+                StatusCode::SERVICE_UNAVAILABLE,
+            );
+        }
+    };
+    // Judging is CPU work: it runs on blocking threads, a bounded number at
+    // a time, and is awaited only until the deadline. A review that cannot
+    // start or finish by then is refused; the work in progress finishes in
+    // the background (evaluation is linear in the object and capped).
+    let Ok(Ok(evaluation)) = tokio::time::timeout(remaining(), Arc::clone(&shared.evaluations).acquire_owned()).await
+    else {
+        return refuse(
+            &shared,
+            &read.bytes,
+            "overloaded",
+            "paved is at its limit of reviews in progress; retry".into(),
+            StatusCode::SERVICE_UNAVAILABLE,
+        );
+    };
+    let judged = {
+        let shared = Arc::clone(&shared);
+        let bytes = read.bytes.clone();
+        tokio::task::spawn_blocking(move || {
+            let _evaluation = evaluation;
+            judge(&shared, &bytes, scope, started)
+        })
+    };
+    match tokio::time::timeout(remaining(), judged).await {
+        Ok(Ok(response)) => response,
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "judging a review failed");
+            refuse(
+                &shared,
+                &read.bytes,
+                "panic",
+                "paved failed while judging it; this is a bug, please report it".into(),
+                StatusCode::INTERNAL_SERVER_ERROR,
+            )
+        }
+        Err(_) => refuse(
+            &shared,
+            &read.bytes,
+            "deadline",
+            format!("it could not be judged within {:?}; a smaller object would be", shared.options.deadline),
+            StatusCode::SERVICE_UNAVAILABLE,
+        ),
+    }
+}
+
+/// Decodes and judges one review, and answers it (on a blocking thread).
+fn judge(shared: &Shared, body: &[u8], scope: Scope, started: Instant) -> Response {
+    let (api_version, review) = match AdmissionReview::decode(body) {
         Ok(decoded) => decoded,
         Err(e) => {
             shared.metrics.reject("malformed");
@@ -150,7 +329,7 @@ async fn validate(State(shared): State<Arc<Shared>>, request: Request, scope: Sc
             Err(poisoned) => admission.review_scoped(&review, &poisoned.into_inner(), Timestamp::now(), scope),
         }
     };
-    record(&shared, &review, &verdict);
+    record(shared, &review, &verdict);
     let answer = AdmissionReview::answer(api_version, verdict.into_response(review.uid.clone()));
     let json = match serde_json::to_vec(&answer) {
         Ok(json) => json,

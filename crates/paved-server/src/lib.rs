@@ -30,6 +30,10 @@ use tokio::sync::Semaphore;
 
 pub use metrics::Metrics;
 
+/// The largest review the API server sends: two objects at its 3 MiB limit,
+/// each escaped six-fold in the worst case, and the envelope.
+pub const MAX_REVIEW_BYTES: usize = 2 * 3 * 6 * (1 << 20) + (1 << 20);
+
 /// Namespaces the webhook never judges, beside its own.
 pub const ALWAYS_EXCLUDED: [&str; 2] = ["kube-system", "kube-node-lease"];
 
@@ -45,9 +49,18 @@ pub struct Options {
     pub profile: Option<String>,
     /// paved's own namespace (never judged).
     pub namespace: String,
-    /// Largest request body accepted; the API server's objects are at most
-    /// about 3 MiB, and a review of an UPDATE carries two of them.
+    /// Largest review judged; a larger one is refused. The API server takes
+    /// objects of up to 3 MiB, a review of an UPDATE carries two, and JSON
+    /// escapes `<`, `>` and `&` in six bytes each: 2 x 3 MiB x 6, and room
+    /// for the envelope.
     pub max_body_bytes: usize,
+    /// Bytes of request bodies held at once, over every review in progress;
+    /// beyond, a review is refused (a flood of large reviews must not run
+    /// paved out of memory).
+    pub body_budget_bytes: usize,
+    /// Reviews judged at once, each on a blocking thread; others wait for
+    /// one until the deadline.
+    pub max_evaluations: usize,
     /// Every request is answered within this, well inside the webhook's timeoutSeconds.
     pub deadline: Duration,
     /// Reviews in progress at once; beyond, 503 at once.
@@ -61,6 +74,15 @@ pub struct Options {
     /// What images carry, for the supply-chain content rules; `None`:
     /// those rules find nothing.
     pub images: Option<Arc<images::Analyses>>,
+    /// `--policy`: policy files and directories besides the configuration's
+    /// `policy-paths`.
+    pub policies: Vec<PathBuf>,
+    /// `--engine`: the code a Gatekeeper template with both runs, over the
+    /// configuration's `policy-engine`.
+    pub engine: Option<paved_gatekeeper::template::Engine>,
+    /// `--inventory`: objects the policies read beside the cluster's
+    /// (Gatekeeper's `data.inventory`, VAP params and Namespaces).
+    pub inventory: Arc<Vec<serde_json::Value>>,
 }
 
 impl Options {
@@ -72,13 +94,20 @@ impl Options {
             config: None,
             profile: None,
             namespace: "paved-system".into(),
-            max_body_bytes: 8 << 20,
+            max_body_bytes: MAX_REVIEW_BYTES,
+            // Within the installed memory limit (512Mi), with room for the trees
+            // the bodies parse into and for the caches.
+            body_budget_bytes: 128 << 20,
+            max_evaluations: std::thread::available_parallelism().map_or(2, |n| n.get() * 2),
             deadline: Duration::from_millis(2500),
             max_in_flight: 512,
             reload_every: Duration::from_secs(2),
             drain: Duration::from_secs(20),
             floor_endpoint: false,
             images: None,
+            policies: Vec::new(),
+            engine: None,
+            inventory: Arc::new(Vec::new()),
         }
     }
 
@@ -107,6 +136,10 @@ pub struct Shared {
     pub synced: AtomicBool,
     pub draining: AtomicBool,
     pub slots: Arc<Semaphore>,
+    /// The memory budget for request bodies, in KiB.
+    pub body_budget: Arc<Semaphore>,
+    /// Evaluations at once.
+    pub evaluations: Arc<Semaphore>,
     pub options: Options,
     /// Bumped on every configuration reload; lock watches relist on it.
     pub reloads: tokio::sync::watch::Sender<u64>,
@@ -139,6 +172,8 @@ impl Shared {
             synced: AtomicBool::new(false),
             draining: AtomicBool::new(false),
             slots: Arc::new(Semaphore::new(options.max_in_flight)),
+            body_budget: Arc::new(Semaphore::new((options.body_budget_bytes / 1024).max(1))),
+            evaluations: Arc::new(Semaphore::new(options.max_evaluations.max(1))),
             reloads: tokio::sync::watch::Sender::new(0),
             inventory: RwLock::new(InventoryPlan::default()),
             options,
@@ -166,14 +201,20 @@ pub fn compile_with_inventory(
     previous: Option<&InventoryPlan>,
 ) -> Result<(Admission, InventoryPlan), String> {
     let base = options.config.as_deref().and_then(std::path::Path::parent).unwrap_or(std::path::Path::new("."));
+    let engine = options.engine.unwrap_or(config.policy_engine.into());
     let (policies, problems) =
-        paved_gatekeeper::policies::from_config(&config.policy_paths, base, &[], config.policy_engine.into());
+        paved_gatekeeper::policies::from_config(&config.policy_paths, base, &options.policies, engine);
     for p in &problems {
         tracing::warn!(policy = %p.file.display(), error = %p.message, "policy left out");
     }
     let plan = InventoryPlan { kinds: policies.synced_kinds(), inventory: policies.inventory() };
-    if let Some(previous) = previous {
-        plan.inventory.set(previous.inventory.get());
+    match previous {
+        Some(previous) => plan.inventory.set(previous.inventory.get()),
+        // Until the watches have listed, the policies read the `--inventory` objects.
+        None if !options.inventory.is_empty() => {
+            plan.inventory.set(Arc::new(paved_gatekeeper::suite::Inventory::new(options.inventory.to_vec())));
+        }
+        None => {}
     }
     let admission = Admission::with_foreign(
         config,

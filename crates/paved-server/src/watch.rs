@@ -235,7 +235,12 @@ async fn follow_inventory(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         if dirty && due && synced.iter().all(|s| s.listed) {
-            let objects: Vec<serde_json::Value> = synced.iter().flat_map(|s| s.objects.values().cloned()).collect();
+            // The cluster's objects, and the `--inventory` objects beside them.
+            let objects: Vec<serde_json::Value> = synced
+                .iter()
+                .flat_map(|s| s.objects.values().cloned())
+                .chain(shared.options.inventory.iter().cloned())
+                .collect();
             let count = objects.len();
             plan.inventory.set(Arc::new(paved_gatekeeper::suite::Inventory::new(objects)));
             (dirty, due) = (false, false);

@@ -265,8 +265,39 @@ async fn a_stalled_request_is_answered_at_the_deadline() {
     server.stop().await;
 }
 
+/// A review's bytes in the order the API server writes them (Go's encoder
+/// follows the struct: `kind`, `apiVersion`, then `request` with `uid`
+/// first), not serde_json's sorted keys.
+fn as_api_server_writes(review: &Value) -> Vec<u8> {
+    let mut request = review["request"].clone();
+    let uid = request.as_object_mut().unwrap().remove("uid").unwrap();
+    let rest = serde_json::to_string(&request).unwrap();
+    format!(
+        r#"{{"kind":"AdmissionReview","apiVersion":{},"request":{{"uid":{uid},{}"#,
+        review["apiVersion"],
+        &rest[1..]
+    )
+    .into_bytes()
+    .into_iter()
+    .chain(*b"}")
+    .collect()
+}
+
+/// What a refusal without a judgment looks like: an answer the API server
+/// honours (never an error its failurePolicy would let through).
+fn assert_refused_unjudged(body: &[u8], uid: &str, why: &str) {
+    let answer: Value = serde_json::from_slice(body).unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(body)));
+    assert_eq!(answer["apiVersion"], "admission.k8s.io/v1");
+    assert_eq!(answer["response"]["uid"], uid);
+    assert_eq!(answer["response"]["allowed"], false, "{answer}");
+    let message = answer["response"]["status"]["message"].as_str().unwrap();
+    assert!(message.starts_with("paved refused this request without judging it: "), "{message}");
+    assert!(message.contains(why), "{message}");
+    assert_eq!(answer["response"]["status"]["code"], 403);
+}
+
 #[tokio::test]
-async fn load_beyond_the_limit_is_shed_at_once_with_503() {
+async fn load_beyond_the_limit_is_refused_at_once_never_let_through() {
     let server = start(|o| o.max_in_flight = 1, None).await;
     let mut slow = h2(server.addr, &server.ca).await;
     let (mut tx, body) = Channel::<Bytes>::new(1);
@@ -283,8 +314,12 @@ async fn load_beyond_the_limit_is_shed_at_once_with_503() {
     let started = Instant::now();
     let (status, body) =
         send(&server, post("/validate", serde_json::to_vec(&privileged_pod_review("x", "v1")).unwrap())).await;
-    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{}", String::from_utf8_lossy(&body));
-    assert!(started.elapsed() < Duration::from_millis(500), "shed at once, not queued");
+    // A 503 would be an error, and a policies webhook that fails open
+    // would admit the privileged pod: a flood must not open that window.
+    assert_eq!(status, StatusCode::OK);
+    assert_refused_unjudged(&body, "x", "at its limit of reviews in progress");
+    assert!(started.elapsed() < Duration::from_millis(500), "refused at once, not queued");
+    assert!(metric(&server.shared, "paved_rejected_requests_total{result=\"overloaded\"} 1"));
     // Health checks are not shed.
     assert_eq!(send(&server, get("/healthz")).await.0, StatusCode::OK);
     tx.send_data(Bytes::from_static(
@@ -295,6 +330,77 @@ async fn load_beyond_the_limit_is_shed_at_once_with_503() {
     drop(tx);
     assert_eq!(holding.await.unwrap().unwrap().status(), StatusCode::OK);
     server.stop().await;
+}
+
+#[tokio::test]
+async fn a_review_that_cannot_be_judged_in_time_is_refused() {
+    let server = start(|o| (o.max_evaluations, o.deadline) = (1, Duration::from_millis(300)), None).await;
+    // Every evaluation slot is busy (a flood of huge dry runs, say).
+    let busy = Arc::clone(&server.shared.evaluations).acquire_owned().await.unwrap();
+    let started = Instant::now();
+    let (status, body) =
+        send(&server, post("/validate", serde_json::to_vec(&privileged_pod_review("slow", "v1")).unwrap())).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_refused_unjudged(&body, "slow", "at its limit of reviews in progress");
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_millis(250) && waited < Duration::from_secs(2), "{waited:?}");
+    drop(busy);
+    assert_eq!(review(&server, &privileged_pod_review("then", "v1")).await["response"]["allowed"], false);
+    assert!(metric(&server.shared, "paved_admission_requests_total{operation=\"CREATE\",verdict=\"denied\"} 1"));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_review_too_large_to_judge_is_refused_with_its_uid() {
+    let server = start(|o| o.max_body_bytes = 64 * 1024, None).await;
+    // A self-granted exemption riding on an object padded past the cap.
+    let mut big = privileged_pod_review("big", "v1");
+    big["request"]["object"]["metadata"]["annotations"] = json!({"paved.dev/exempt": "pss-baseline/*",
+        "paved.dev/exempt-reason": "me", "pad": "<".repeat(80 * 1024)});
+    let (status, body) = send(&server, post("/validate", as_api_server_writes(&big))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_refused_unjudged(&body, "big", "over 65536 bytes");
+    // Streamed without a declared length, the same.
+    let mut client = h2(server.addr, &server.ca).await;
+    let (mut tx, stream) = Channel::<Bytes>::new(4);
+    let request = Request::post("https://localhost/validate").body(stream).unwrap();
+    let pending = tokio::spawn(async move {
+        let response = client.send_request(request).await.unwrap();
+        response.into_body().collect().await.unwrap().to_bytes()
+    });
+    let json = as_api_server_writes(&big);
+    for chunk in json.chunks(4096) {
+        if tx.send_data(Bytes::copy_from_slice(chunk)).await.is_err() {
+            break;
+        }
+    }
+    drop(tx);
+    assert_refused_unjudged(&pending.await.unwrap(), "big", "over 65536 bytes");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn reviews_beyond_the_memory_budget_are_refused() {
+    let server = start(|o| o.body_budget_bytes = 16 * 1024, None).await;
+    let mut big = privileged_pod_review("heavy", "v1");
+    big["request"]["object"]["metadata"]["annotations"] = json!({"pad": "x".repeat(32 * 1024)});
+    let (status, body) = send(&server, post("/validate", as_api_server_writes(&big))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_refused_unjudged(&body, "heavy", "memory limit");
+    // The budget is given back: small reviews are judged.
+    assert_eq!(review(&server, &privileged_pod_review("light", "v1")).await["response"]["allowed"], false);
+    assert_eq!(review(&server, &privileged_pod_review("again", "v1")).await["response"]["uid"], "again");
+    assert_eq!(server.shared.body_budget.available_permits(), 16);
+    server.stop().await;
+}
+
+#[test]
+fn the_body_cap_admits_the_largest_review_the_api_server_sends() {
+    // Two objects at the API server's 3 MiB request limit, every byte a `<`
+    // that Go's encoder writes as the six bytes \u003c.
+    let object = 3 << 20;
+    assert!(paved_server::MAX_REVIEW_BYTES >= 2 * object * "\\u003c".len());
+    assert_eq!(Options::new("c".into(), "k".into()).max_body_bytes, paved_server::MAX_REVIEW_BYTES);
 }
 
 #[tokio::test]

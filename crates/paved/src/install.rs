@@ -95,13 +95,22 @@ impl Install {
         // the only one that should (an analysis vouches for an image).
         rbac_rules.push(json!({"apiGroups": [images::GROUP], "resources": [images::PLURAL],
             "verbs": ["get", "list", "watch", "create", "patch"]}));
-        let judged: Vec<Value> = JUDGED
-            .iter()
-            .map(|(group, version, resources)| {
-                json!({"apiGroups": [group], "apiVersions": [version], "resources": resources,
-                       "operations": ["CREATE", "UPDATE"], "scope": "*"})
-            })
-            .collect();
+        // With policies of its own (Gatekeeper, VAPs), which may match any
+        // kind, Namespaces and cluster-scoped ones included, paved is asked
+        // about every object, as Gatekeeper's webhook is; otherwise only about
+        // the kinds the native rules judge.
+        let judged: Vec<Value> = if self.config.policy_paths.is_empty() {
+            JUDGED
+                .iter()
+                .map(|(group, version, resources)| {
+                    json!({"apiGroups": [group], "apiVersions": [version], "resources": resources,
+                           "operations": ["CREATE", "UPDATE"], "scope": "*"})
+                })
+                .collect()
+        } else {
+            vec![json!({"apiGroups": ["*"], "apiVersions": ["*"], "resources": ["*", "pods/ephemeralcontainers"],
+                        "operations": ["CREATE", "UPDATE"], "scope": "*"})]
+        };
         vec![
             image_analysis_crd(),
             json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": {
@@ -178,7 +187,7 @@ impl Install {
                         "ports": [{"name": "https", "containerPort": 8443, "protocol": "TCP"}],
                         "readinessProbe": {"httpGet": {"path": "/readyz", "port": "https", "scheme": "HTTPS"}, "periodSeconds": 5},
                         "livenessProbe": {"httpGet": {"path": "/healthz", "port": "https", "scheme": "HTTPS"}, "periodSeconds": 10},
-                        "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"cpu": "1", "memory": "256Mi"}},
+                        "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"cpu": "1", "memory": "512Mi"}},
                         "securityContext": {"allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true,
                             "capabilities": {"drop": ["ALL"]}},
                         "volumeMounts": [

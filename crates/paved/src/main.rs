@@ -220,22 +220,28 @@ fn with_foreign_policies(
         global.inventory.clone()
     };
     if !sources.is_empty() {
-        let mut objects = Vec::new();
-        let limits = paved_yaml::Limits::default();
-        let (inputs, _) = check::inputs(&sources);
-        for input in inputs.iter().filter(|i| !matches!(i, check::Input::Stdin)) {
-            if let Ok((_, bytes)) = check::read_input(input, &limits) {
-                let mut report = check::FileReport::empty(String::new());
-                check::load_each(&mut report, &bytes, &limits, |node| {
-                    if let Ok(v) = serde_json::to_value(node) {
-                        objects.push(v);
-                    }
-                });
-            }
-        }
-        policies.set_inventory(objects);
+        policies.set_inventory(read_objects(&sources));
     }
     engine.with_foreign(policies.into_foreign())
+}
+
+/// Every object in files and directories (not stdin), as JSON: what
+/// `--inventory` gives the policies to read.
+fn read_objects(sources: &[std::path::PathBuf]) -> Vec<serde_json::Value> {
+    let mut objects = Vec::new();
+    let limits = paved_yaml::Limits::default();
+    let (inputs, _) = check::inputs(sources);
+    for input in inputs.iter().filter(|i| !matches!(i, check::Input::Stdin)) {
+        if let Ok((_, bytes)) = check::read_input(input, &limits) {
+            let mut report = check::FileReport::empty(String::new());
+            check::load_each(&mut report, &bytes, &limits, |node| {
+                if let Ok(v) = serde_json::to_value(node) {
+                    objects.push(v);
+                }
+            });
+        }
+    }
+    objects
 }
 
 /// `paved test`: every case of every suite, pass or fail with the reason;

@@ -16,6 +16,15 @@ pub fn run(args: &ServeArgs, global: &Global, config: Option<PathBuf>) -> miette
     options.namespace = args.namespace.clone();
     options.max_in_flight = args.max_in_flight.max(1);
     options.floor_endpoint = args.floor_endpoint;
+    // Policies and inventory as `check` takes them. A path that is not there
+    // stops the start: a webhook silently without its policies would admit
+    // what they were meant to refuse.
+    if let Some(missing) = global.policies.iter().chain(&global.inventory).find(|p| !p.exists()) {
+        return Err(miette::miette!(code = "paved::serve", "{}: no such file or directory", missing.display()));
+    }
+    options.policies = global.policies.clone();
+    options.engine = global.engine.map(Into::into);
+    options.inventory = std::sync::Arc::new(crate::read_objects(&global.inventory));
     // Images are analysed in the background unless --offline; then only
     // what other replicas share through the cluster is known.
     let registry = if global.offline {

@@ -264,8 +264,13 @@ fn the_helm_chart_renders_the_same_objects() {
     let dir = tempfile::tempdir().unwrap();
     let protect = dir.path().join("protect.yaml");
     std::fs::write(&protect, "profile: paved-road\nlocks:\n  protect:\n  - {kinds: [PersistentVolumeClaim], namespaces: [\"prod-*\"]}\n  - {labelSelector: {tier: data}}\n").unwrap();
-    let cases: [(&[&str], &[&str]); 2] = [
+    // Every branch of the chart's conditions and rules: policies of one's own,
+    // named trusted controllers, namespace patterns with `.` and `?`, quotes.
+    let own = dir.path().join("own.yaml");
+    std::fs::write(&own, "policy-paths: [policies/]\nexceptions:\n  trusted-controllers: [\"system:serviceaccount:ops:it's-me\"]\nlocks:\n  protect:\n  - {kinds: [Secret, ConfigMap], namespaces: [\"team-?.prod\", \"edge\"], labelSelector: {a.b/c: \"x'y\", d: e}}\n").unwrap();
+    let cases: [(&[&str], &[&str]); 3] = [
         (&[], &[]),
+        (&["--set-file", &format!("config={}", own.display())], &["--config", own.to_str().unwrap()]),
         (
             &[
                 "--set",
@@ -316,4 +321,93 @@ fn normalise(mut docs: Vec<Value>) -> Vec<Value> {
         }
     }
     docs
+}
+
+/// `paved serve` takes `--policy`, `--engine` and `--inventory` exactly as
+/// `check` does: a Gatekeeper constraint on Namespaces judges at admission,
+/// `--engine cel` runs the template's CEL, and a template reading
+/// `data.inventory` sees the `--inventory` objects.
+#[test]
+fn serve_honours_policy_engine_and_inventory() {
+    let library = repo().join("../shared/corpus/gatekeeper-library/general");
+    let dir = tempfile::tempdir().unwrap();
+    let constraints = dir.path().join("constraints.yaml");
+    std::fs::write(
+        &constraints,
+        "apiVersion: constraints.gatekeeper.sh/v1beta1\nkind: K8sRequiredLabels\nmetadata: {name: namespaces-need-owner}\n\
+         spec:\n  match:\n    kinds: [{apiGroups: [\"\"], kinds: [Namespace]}]\n  parameters:\n    labels: [{key: owner}]\n---\n\
+         apiVersion: constraints.gatekeeper.sh/v1beta1\nkind: K8sUniqueServiceSelector\nmetadata: {name: unique-selectors}\n\
+         spec:\n  match:\n    kinds: [{apiGroups: [\"\"], kinds: [Service]}]\n",
+    )
+    .unwrap();
+    let inventory = dir.path().join("inventory.yaml");
+    std::fs::write(
+        &inventory,
+        "apiVersion: v1\nkind: Service\nmetadata: {name: existing, namespace: shop}\nspec:\n  selector: {app: web}\n  ports: [{port: 80}]\n",
+    )
+    .unwrap();
+    let certs = paved_server::certs::generate(&["localhost".into()], 1).unwrap();
+    std::fs::write(dir.path().join("tls.crt"), &certs.cert_pem).unwrap();
+    std::fs::write(dir.path().join("tls.key"), &certs.key_pem).unwrap();
+    let port = free_port();
+    let policy = |p: PathBuf| ["--policy".to_owned(), p.to_str().unwrap().to_owned()];
+    let mut child = Command::new(env!("CARGO_BIN_EXE_paved"))
+        .args(["serve", "--no-cluster", "--listen", &format!("127.0.0.1:{port}"), "--engine", "cel"])
+        .args(policy(library.join("requiredlabels/template.yaml")))
+        .args(policy(library.join("uniqueserviceselector/template.yaml")))
+        .args(policy(constraints))
+        .args(["--inventory", inventory.to_str().unwrap()])
+        .args(["--tls-cert", dir.path().join("tls.crt").to_str().unwrap()])
+        .args(["--tls-key", dir.path().join("tls.key").to_str().unwrap()])
+        .current_dir(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let review = |object: Value| {
+        let kind = object["kind"].as_str().unwrap().to_owned();
+        let resource = format!("{}s", kind.to_lowercase());
+        let namespace =
+            object["metadata"]["namespace"].as_str().unwrap_or(object["metadata"]["name"].as_str().unwrap()).to_owned();
+        serde_json::to_vec(
+            &serde_json::json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
+            "uid": "u-1", "kind": {"group": "", "version": "v1", "kind": kind},
+            "resource": {"group": "", "version": "v1", "resource": resource},
+            "name": object["metadata"]["name"], "namespace": namespace, "operation": "CREATE",
+            "userInfo": {"username": "dev", "groups": ["system:authenticated"]}, "object": object}}),
+        )
+        .unwrap()
+    };
+    let ask = |body: &[u8]| -> Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            match support::https(port, &certs.ca_pem, "localhost", "POST", "/validate/policies", body) {
+                Ok(response) => {
+                    let json = response.split("\r\n\r\n").nth(1).unwrap_or("");
+                    return serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {response}"));
+                }
+                Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+                Err(e) => panic!("paved serve never answered: {e}"),
+            }
+        }
+    };
+    let namespace = review(serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}));
+    let answer = ask(&namespace);
+    let service = review(serde_json::json!({"apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "again", "namespace": "shop"}, "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}}));
+    let duplicate = ask(&service);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(answer["response"]["allowed"], false, "{answer}");
+    let message = answer["response"]["status"]["message"].as_str().unwrap();
+    // The template's CEL words it so; its Rego would say "you must provide labels".
+    assert!(message.contains("missing required label, requires all of: owner"), "{message}");
+    assert_eq!(duplicate["response"]["allowed"], false, "the --inventory Service was not seen: {duplicate}");
+    // A --policy path that is not there stops the start.
+    let (code, _, err) = paved(
+        &["serve", "--no-cluster", "--policy", "/nonexistent/policies", "--tls-cert", "x", "--tls-key", "y"],
+        None,
+    );
+    assert_eq!(code, 2);
+    assert!(err.contains("/nonexistent/policies: no such file or directory"), "{err}");
 }

@@ -127,9 +127,45 @@ fn memchr_newlines(text: &str) -> impl Iterator<Item = usize> + '_ {
     memchr::memchr_iter(b'\n', text.as_bytes()).map(|i| i + 1)
 }
 
-/// Display width of the first `col - 1` characters of a line (tabs count as one).
-fn width_before(line: &str, col: u32) -> usize {
-    line.chars().take(col.saturating_sub(1) as usize).count()
+/// Characters of a source line shown in a snippet at most; a longer line
+/// (minified JSON is one line) is shown around the field, so that each
+/// finding's snippet stays small however long the line.
+const SHOWN_CHARS: usize = 160;
+/// Of those, how many come before the field.
+const SHOWN_BEFORE: usize = 40;
+
+/// The part of `line` a snippet shows for columns `start..end` (1-based,
+/// in characters), the characters before the field in it, and the field's
+/// width (at least one).
+fn window(line: &str, start: u32, end: u32) -> (std::borrow::Cow<'_, str>, usize, usize) {
+    let start = start.saturating_sub(1) as usize;
+    let end = (end.saturating_sub(1) as usize).max(start);
+    if line.len() <= SHOWN_CHARS {
+        let chars = line.chars().count();
+        let before = start.min(chars);
+        return (line.into(), before, end.min(chars).saturating_sub(before).max(1));
+    }
+    // Byte offsets of character indices: direct on ASCII, which minified
+    // manifests are; otherwise counted from the line's start.
+    let ascii = line.is_ascii();
+    let offset = |chars: usize| -> usize {
+        if ascii { chars.min(line.len()) } else { line.char_indices().nth(chars).map_or(line.len(), |(i, _)| i) }
+    };
+    let from = start.saturating_sub(SHOWN_BEFORE);
+    let to = from + SHOWN_CHARS;
+    let (from_byte, to_byte) = (offset(from), offset(to));
+    let mut shown = String::with_capacity(to_byte - from_byte + 8);
+    if from_byte > 0 {
+        shown.push('…');
+    }
+    shown.push_str(&line[from_byte..to_byte]);
+    if to_byte < line.len() {
+        shown.push('…');
+    }
+    let lead = usize::from(from_byte > 0);
+    let before = lead + (start - from).min(to_byte - from_byte);
+    let width = end.min(to).saturating_sub(start).max(1);
+    (shown.into(), before, width)
 }
 
 fn render(buf: &mut String, style: &Style, path: &str, lines: Option<&Lines<'_>>, f: &Finding) {
@@ -163,8 +199,7 @@ fn render(buf: &mut String, style: &Style, path: &str, lines: Option<&Lines<'_>>
     match source {
         Some(text) => {
             let end_col = if f.span.end.line == start.line { f.span.end.col } else { u32::MAX };
-            let before = width_before(text, start.col);
-            let width = text.chars().count().min(width_before(text, end_col)).saturating_sub(before).max(1);
+            let (text, before, width) = window(text, start.col, end_col);
             bar(buf);
             buf.push('\n');
             style.open(buf, "1;34");
@@ -173,7 +208,7 @@ fn render(buf: &mut String, style: &Style, path: &str, lines: Option<&Lines<'_>>
             buf.push(' ');
             style.paint_into(buf, "1;34", "|");
             buf.push(' ');
-            buf.push_str(text);
+            buf.push_str(&text);
             buf.push('\n');
             bar(buf);
             buf.push(' ');
@@ -277,6 +312,26 @@ impl Reporter for Text<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_long_line_is_shown_around_the_field() {
+        let short = "  privileged: true";
+        assert_eq!(window(short, 3, 13), (short.into(), 2, 10));
+        assert_eq!(window(short, 3, u32::MAX), (short.into(), 2, 16));
+        // A minified manifest: one line, the field far along it.
+        let long = format!("{}\"privileged\":true{}", "x".repeat(5000), "y".repeat(5000));
+        let (shown, before, width) = window(&long, 5001, 5013);
+        assert_eq!(shown.chars().count(), SHOWN_CHARS + 2, "clipped both sides, with an ellipsis each");
+        assert!(shown.starts_with('…') && shown.ends_with('…'));
+        assert_eq!(&shown.chars().skip(before).take(width).collect::<String>(), "\"privileged\"");
+        // Near the start: nothing clipped before it.
+        let (shown, before, _) = window(&long[4990..], 3, 5);
+        assert!(!shown.starts_with('…') && before == 2);
+        // Not ASCII: characters, not bytes.
+        let wide = format!("{}é\"k\"{}", "é".repeat(300), "é".repeat(300));
+        let (shown, before, width) = window(&wide, 302, 305);
+        assert_eq!(&shown.chars().skip(before).take(width).collect::<String>(), "\"k\"");
+    }
 
     #[test]
     fn lines_are_found_by_number() {
