@@ -2,7 +2,7 @@
 //! namespace's profile labels, and which objects are locked. Fed by watches
 //! in `paved serve`, or empty with `--no-cluster`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::locks::{Labels, LockIndex};
 
@@ -46,7 +46,12 @@ impl NamespaceLabels {
 pub struct ClusterState {
     /// Only namespaces that carry paved labels.
     pub namespaces: HashMap<String, NamespaceLabels>,
+    /// Namespaces that are locked themselves (by annotation or a protect rule).
+    pub locked_namespaces: HashSet<String>,
     pub locks: LockIndex,
+    /// Kinds of the lock index that paved may not list (403) or the cluster
+    /// does not serve: a lock on one is refused, as on any unindexed kind.
+    pub unlisted: HashSet<&'static str>,
 }
 
 impl ClusterState {

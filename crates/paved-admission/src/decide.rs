@@ -17,7 +17,7 @@ use paved_core::policy::{Action, clip_chars};
 use paved_core::profile::{Mode, ProfileError};
 
 use crate::cluster::{ClusterState, MODE_LABEL, NamespaceLabels, PROFILE_LABEL, VERSION_LABEL};
-use crate::locks::{LOCK, LOCKED, Lock, Meta, OFF, ProtectError, Protection, mirrors_its_owner};
+use crate::locks::{LOCK, LOCKED, Lock, Meta, OFF, ProtectError, Protection, mirrors_its_owner, unindexed_lock};
 use crate::review::{AdmissionRequest, AdmissionResponse, Status};
 
 /// Warnings: each at most this many characters, all together at most `MAX_WARNINGS_BYTES`.
@@ -278,7 +278,7 @@ impl Admission {
             "CREATE" if locks && req.sub_resource == "eviction" => self.check_eviction(req, cluster, &mut v),
             "CREATE" | "UPDATE" if req.object.as_map().is_some() => {
                 if locks {
-                    self.check_lock_changes(req, &mut v);
+                    self.check_lock_changes(req, cluster, &mut v);
                 }
                 if grants {
                     self.check_exemption_grants(req, &mut v);
@@ -395,7 +395,7 @@ impl Admission {
 
     /// Lifting a lock (removing the annotation, `off` on a protected object, or
     /// a label change that leaves a protect rule) is the lock authority's gesture.
-    fn check_lock_changes(&self, req: &AdmissionRequest, v: &mut Verdict) {
+    fn check_lock_changes(&self, req: &AdmissionRequest, cluster: &ClusterState, v: &mut Verdict) {
         let new = Meta::of(&req.object);
         let old = req.old_object.as_map().is_some().then(|| Meta::of(&req.old_object));
         // The deployment controller keeps a ReplicaSet's copy of its Deployment's lock.
@@ -408,6 +408,15 @@ impl Admission {
             && old.and_then(|o| o.lock) != Some(value)
         {
             v.denials.push(format!("[paved/lock] {LOCK}: {value:?} is not a lock; use {LOCKED:?} (or {OFF:?})"));
+        }
+        // A new lock on a kind the index does not watch could never keep its
+        // namespace from being deleted: refused up front, with what to do.
+        let adds_lock = new.lock.is_some_and(|l| l != OFF) && old.and_then(|o| o.lock).is_none_or(|l| l == OFF);
+        if adds_lock
+            && req.sub_resource.is_empty()
+            && let Some(why) = unindexed_lock(cluster, &req.kind.group, kind_of(req, &req.object), &req.namespace)
+        {
+            v.denials.push(format!("[paved/lock] {why}"));
         }
         let lifts = match old {
             Some(old) => self.protection.lock_of(&old).is_some() && self.protection.lock_of(&new).is_none(),

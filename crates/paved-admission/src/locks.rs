@@ -25,9 +25,17 @@ const fn res(group: &'static str, version: &'static str, resource: &'static str,
     Resource { group, version, resource, kind }
 }
 
-/// Kinds whose locked objects keep their Namespace from being deleted: the
-/// metadata-only watch covers these. Secrets are left out on purpose: listing
-/// them, even for metadata, needs a permission that reads them.
+/// The kinds the lock index watches: every built-in namespaced kind that can
+/// be listed, so that a Namespace holding a locked object of any of them is
+/// refused up front rather than left hanging in Terminating. Metadata-only
+/// watches keep only locked objects (memory follows how many are locked,
+/// not the cluster's size). Left out, each on purpose:
+/// - Secrets: listing them, even for metadata, needs the right to read them,
+///   and kubectl's client-side apply copies their data into an annotation.
+///   A Secret's lock is honoured only in a locked Namespace (see
+///   [`unindexed_lock`]).
+/// - Events, Leases, Endpoints and EndpointSlices: written many times a
+///   second by the system, never worth a lock; a lock on one is refused.
 pub const LOCKABLE: &[Resource] = &[
     // Pods: an eviction request names the pod but does not carry it, so the
     // index is what tells whether an eviction would delete a locked pod.
@@ -35,13 +43,62 @@ pub const LOCKABLE: &[Resource] = &[
     res("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim"),
     res("", "v1", "services", "Service"),
     res("", "v1", "configmaps", "ConfigMap"),
+    res("", "v1", "serviceaccounts", "ServiceAccount"),
+    res("", "v1", "podtemplates", "PodTemplate"),
+    res("", "v1", "replicationcontrollers", "ReplicationController"),
+    res("", "v1", "resourcequotas", "ResourceQuota"),
+    res("", "v1", "limitranges", "LimitRange"),
     res("apps", "v1", "deployments", "Deployment"),
+    res("apps", "v1", "replicasets", "ReplicaSet"),
     res("apps", "v1", "statefulsets", "StatefulSet"),
     res("apps", "v1", "daemonsets", "DaemonSet"),
+    res("apps", "v1", "controllerrevisions", "ControllerRevision"),
     res("batch", "v1", "cronjobs", "CronJob"),
     res("batch", "v1", "jobs", "Job"),
+    res("autoscaling", "v2", "horizontalpodautoscalers", "HorizontalPodAutoscaler"),
     res("networking.k8s.io", "v1", "ingresses", "Ingress"),
+    res("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy"),
+    res("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget"),
+    res("rbac.authorization.k8s.io", "v1", "roles", "Role"),
+    res("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding"),
+    res("storage.k8s.io", "v1", "csistoragecapacities", "CSIStorageCapacity"),
 ];
+
+/// Whether the lock index watches objects of this kind (by its group and
+/// kind, as a request names them).
+pub fn is_indexed(group: &str, kind: &str) -> bool {
+    LOCKABLE.iter().any(|r| r.group == group && r.kind == kind)
+}
+
+/// Why a lock on an object of this kind cannot be honoured, if it cannot:
+/// a namespaced object paved keeps no index of would hang its Namespace's
+/// deletion (the namespace controller's delete of it refused). Cluster-scoped
+/// objects and Namespaces need no index. A Secret is the exception: its
+/// lock is honoured when its Namespace is locked too, which keeps the
+/// Namespace from being deleted at all.
+pub fn unindexed_lock(
+    cluster: &crate::cluster::ClusterState,
+    group: &str,
+    kind: &str,
+    namespace: &str,
+) -> Option<String> {
+    let indexed = is_indexed(group, kind) && !cluster.unlisted.contains(kind);
+    if namespace.is_empty() || kind == "Namespace" || indexed {
+        return None;
+    }
+    let namespace_locked = cluster.locked_namespaces.contains(namespace);
+    if group.is_empty() && kind == "Secret" {
+        return (!namespace_locked).then(|| {
+            "paved never reads Secrets, so it cannot see this lock when the namespace is deleted; \
+             lock the namespace first (kubectl annotate namespace NAMESPACE paved.dev/lock=delete)"
+                .replace("NAMESPACE", namespace)
+        });
+    }
+    Some(format!(
+        "paved keeps no index of {kind} objects (it may not list them), so this lock would leave the namespace \
+         hanging in Terminating when it is deleted; lock the namespace instead (kubectl annotate namespace {namespace} paved.dev/lock=delete)"
+    ))
+}
 
 /// Why an object is locked.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -54,9 +111,11 @@ pub enum Lock {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("locks.protect[{index}].namespaces: {pattern:?}: {reason}")]
+#[error("locks.protect[{index}].{field}: {pattern:?}: {reason}")]
 pub struct ProtectError {
     pub index: usize,
+    /// `namespaces` or `kinds`.
+    pub field: &'static str,
     pub pattern: String,
     pub reason: String,
 }
@@ -120,6 +179,17 @@ impl Protection {
     pub fn compile(protect: &[Protect]) -> Result<Protection, ProtectError> {
         let mut rules = Vec::with_capacity(protect.len());
         for (index, p) in protect.iter().enumerate() {
+            // A kind the index does not watch would hang its namespace's
+            // deletion (the namespace controller's deletes refused): only the
+            // indexed kinds, and Namespaces, can be protected by kind.
+            if let Some(kind) = p.kinds.iter().find(|k| *k != "Namespace" && !LOCKABLE.iter().any(|r| r.kind == *k)) {
+                let reason = if kind == "Secret" {
+                    "paved never reads Secrets, so it cannot protect them by kind; protect their Namespace".to_owned()
+                } else {
+                    format!("paved keeps no index of {kind} objects; protect their Namespace, or lock what matters")
+                };
+                return Err(ProtectError { index, field: "kinds", pattern: kind.clone(), reason });
+            }
             let namespaces = if p.namespaces.is_empty() {
                 None
             } else {
@@ -131,6 +201,7 @@ impl Protection {
                     if let Some(c) = pattern.chars().find(|c| !is_namespace_glob_char(*c)) {
                         return Err(ProtectError {
                             index,
+                            field: "namespaces",
                             pattern: pattern.clone(),
                             reason: format!(
                                 "{c:?} cannot be in a namespace pattern: use lowercase letters, digits, '-', '.', and the wildcards * and ?"
@@ -139,12 +210,18 @@ impl Protection {
                     }
                     let glob = Glob::new(pattern).map_err(|e| ProtectError {
                         index,
+                        field: "namespaces",
                         pattern: pattern.clone(),
                         reason: e.kind().to_string(),
                     })?;
                     set.add(glob);
                 }
-                Some(set.build().map_err(|e| ProtectError { index, pattern: String::new(), reason: e.to_string() })?)
+                Some(set.build().map_err(|e| ProtectError {
+                    index,
+                    field: "namespaces",
+                    pattern: String::new(),
+                    reason: e.to_string(),
+                })?)
             };
             rules.push(Rule { kinds: p.kinds.clone(), namespaces, labels: p.label_selector.clone() });
         }

@@ -697,3 +697,54 @@ fn what_trusted_controllers_make_for_existing_workloads_is_judged_at_the_owner()
     let lone = pod("shop", json!({}), json!({"privileged": true}));
     assert!(!judge(&review("CREATE", &RS_CONTROLLER, Some(&lone), None)).1.allowed);
 }
+
+#[test]
+fn a_lock_paved_could_not_see_at_namespace_deletion_is_refused_up_front() {
+    let secret = |ns: &str| {
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db", "namespace": ns,
+            "annotations": {"paved.dev/lock": "delete"}}, "type": "Opaque"})
+    };
+    let create = |obj: &Value, group: &str, resource: &str| {
+        let mut r = review("CREATE", &DEV, Some(&deployment("shop", json!({}), json!({}), restricted_ok())), None);
+        let kind = obj["kind"].clone();
+        r["request"]["kind"] = json!({"group": group, "version": "v1", "kind": kind});
+        r["request"]["resource"] = json!({"group": group, "version": "v1", "resource": resource});
+        r["request"]["name"] = obj["metadata"]["name"].clone();
+        r["request"]["object"] = obj.clone();
+        match obj["metadata"]["namespace"].as_str() {
+            Some(ns) => r["request"]["namespace"] = json!(ns),
+            None => drop(r["request"].as_object_mut().unwrap().remove("namespace")),
+        }
+        r
+    };
+    let mut cluster = ClusterState::default();
+    // A Secret: paved never reads them, so its lock needs a locked namespace.
+    let (_, r) = judge_in(&admission(), &cluster, &create(&secret("shop"), "", "secrets"));
+    assert!(!r.allowed);
+    assert!(message(&r).contains("kubectl annotate namespace shop paved.dev/lock=delete"), "{}", message(&r));
+    cluster.locked_namespaces.insert("shop".into());
+    assert!(judge_in(&admission(), &cluster, &create(&secret("shop"), "", "secrets")).1.allowed);
+    // A kind outside the index (a custom resource), whatever the namespace.
+    let widget = json!({"apiVersion": "example.com/v1", "kind": "Widget",
+        "metadata": {"name": "w", "namespace": "dev", "annotations": {"paved.dev/lock": "delete"}}});
+    let (_, r) = judge_in(&admission(), &cluster, &create(&widget, "example.com", "widgets"));
+    assert!(!r.allowed && message(&r).contains("no index of Widget objects"), "{}", message(&r));
+    // Indexed kinds and cluster-scoped objects lock as ever.
+    let locked = deployment("dev", json!({"paved.dev/lock": "delete"}), json!({}), restricted_ok());
+    assert!(judge_in(&admission(), &cluster, &review("CREATE", &DEV, Some(&locked), None)).1.allowed);
+    let role = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+        "metadata": {"name": "reader", "annotations": {"paved.dev/lock": "delete"}}});
+    assert!(judge_in(&admission(), &cluster, &create(&role, "rbac.authorization.k8s.io", "clusterroles")).1.allowed);
+    // An indexed kind paved may not list is outside the index too.
+    cluster.unlisted.insert("Deployment");
+    assert!(!judge_in(&admission(), &cluster, &review("CREATE", &DEV, Some(&locked), None)).1.allowed);
+}
+
+#[test]
+fn protect_rules_name_only_kinds_the_index_sees() {
+    for (kind, why) in [("Secret", "never reads Secrets"), ("Widget", "no index of Widget")] {
+        let config = config(&format!("locks:\n  protect:\n  - {{kinds: [ConfigMap, {kind}]}}\n"));
+        let err = Admission::new(config, None, vec![]).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.starts_with(&format!("locks.protect[0].kinds: \"{kind}\": ")) && err.contains(why), "{err}");
+    }
+}

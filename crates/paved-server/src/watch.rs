@@ -57,31 +57,49 @@ async fn namespaces(client: kube::Client, shared: Arc<Shared>, sync: Arc<Sync>) 
     let api: Api<PartialObjectMeta<Namespace>> = Api::all(client);
     let mut stream = std::pin::pin!(watcher::watcher(api, watcher::Config::default()).default_backoff());
     let mut relist: HashMap<String, NamespaceLabels> = HashMap::new();
+    let mut relist_locked: std::collections::HashSet<String> = std::collections::HashSet::new();
     let mut first = true;
     while let Some(event) = stream.next().await {
         match event {
-            Ok(Event::Init) => relist.clear(),
+            Ok(Event::Init) => {
+                relist.clear();
+                relist_locked.clear();
+            }
             Ok(Event::InitApply(ns)) => {
                 let labels = labels_of(&ns.metadata);
-                if let (Some(name), false) = (ns.metadata.name, labels.is_empty()) {
-                    relist.insert(name, labels);
+                let locked = is_locked(&shared, "Namespace", &ns.metadata);
+                if let Some(name) = ns.metadata.name {
+                    if locked {
+                        relist_locked.insert(name.clone());
+                    }
+                    if !labels.is_empty() {
+                        relist.insert(name, labels);
+                    }
                 }
             }
             Ok(Event::InitDone) => {
                 if let Ok(mut cluster) = shared.cluster.write() {
                     cluster.namespaces = std::mem::take(&mut relist);
+                    cluster.locked_namespaces = std::mem::take(&mut relist_locked);
                 }
                 sync.listed(&shared, &mut first);
             }
             Ok(Event::Apply(ns)) => {
                 let labels = labels_of(&ns.metadata);
+                let locked = is_locked(&shared, "Namespace", &ns.metadata);
                 if let (Some(name), Ok(mut cluster)) = (ns.metadata.name, shared.cluster.write()) {
+                    if locked {
+                        cluster.locked_namespaces.insert(name.clone());
+                    } else {
+                        cluster.locked_namespaces.remove(&name);
+                    }
                     cluster.set_namespace(&name, labels);
                 }
             }
             Ok(Event::Delete(ns)) => {
                 if let (Some(name), Ok(mut cluster)) = (ns.metadata.name, shared.cluster.write()) {
                     cluster.namespaces.remove(&name);
+                    cluster.locked_namespaces.remove(&name);
                 }
             }
             Err(e) => tracing::warn!(error = %e, "namespace watch failed; retrying"),
@@ -89,16 +107,14 @@ async fn namespaces(client: kube::Client, shared: Arc<Shared>, sync: Arc<Sync>) 
     }
 }
 
-/// Whether an object is locked, by its annotation or by the configuration's protect rules.
-fn is_locked(
-    shared: &Shared,
-    resource: &Resource,
-    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
-) -> bool {
+/// Whether an object of `kind` is locked, by its annotation or by the
+/// configuration's protect rules (a Namespace by its own name).
+fn is_locked(shared: &Shared, kind: &str, meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> bool {
     let lock = meta.annotations.as_ref().and_then(|a| a.get(paved_admission::locks::LOCK)).map(String::as_str);
+    let namespace = if kind == "Namespace" { &meta.name } else { &meta.namespace };
     let m = Meta {
-        kind: resource.kind,
-        namespace: meta.namespace.as_deref().unwrap_or(""),
+        kind,
+        namespace: namespace.as_deref().unwrap_or(""),
         labels: meta.labels.as_ref().map_or(Labels::None, Labels::Map),
         lock,
     };
@@ -128,7 +144,7 @@ async fn locks(client: kube::Client, shared: Arc<Shared>, sync: Arc<Sync>, resou
             match event {
                 Ok(Event::Init) => relist.clear(),
                 Ok(Event::InitApply(obj)) => {
-                    if is_locked(&shared, resource, &obj.metadata)
+                    if is_locked(&shared, resource.kind, &obj.metadata)
                         && let (Some(ns), Some(name)) = (obj.metadata.namespace, obj.metadata.name)
                     {
                         relist.push((ns, name));
@@ -137,18 +153,22 @@ async fn locks(client: kube::Client, shared: Arc<Shared>, sync: Arc<Sync>, resou
                 Ok(Event::InitDone) => {
                     if let Ok(mut cluster) = shared.cluster.write() {
                         cluster.locks.replace_resource(resource.resource, std::mem::take(&mut relist));
+                        cluster.unlisted.remove(resource.kind);
                     }
                     sync.listed(&shared, &mut first);
                 }
                 Ok(Event::Apply(obj)) => {
-                    let locked = is_locked(&shared, resource, &obj.metadata);
+                    let locked = is_locked(&shared, resource.kind, &obj.metadata);
                     set(&shared, resource, &obj.metadata, locked);
                 }
                 Ok(Event::Delete(obj)) => set(&shared, resource, &obj.metadata, false),
                 // A kind this cluster does not serve, or paved may not list, must not
                 // keep the webhook from ever becoming ready: count it as listed (empty).
                 Err(e) if first && unlistable(&e) => {
-                    tracing::warn!(resource = resource.resource, error = %e, "cannot list this kind; its locks will not guard Namespace deletion");
+                    tracing::warn!(resource = resource.resource, error = %e, "cannot list this kind; a lock on one is refused");
+                    if let Ok(mut cluster) = shared.cluster.write() {
+                        cluster.unlisted.insert(resource.kind);
+                    }
                     sync.listed(&shared, &mut first);
                 }
                 Err(e) => tracing::warn!(resource = resource.resource, error = %e, "lock watch failed; retrying"),

@@ -462,3 +462,19 @@ async fn no_review_is_allowed_before_the_caches_have_synced() {
     }
     assert!(before > 0, "the race was not observed: the caches synced before the first review");
 }
+
+/// Locked namespaces are known (a Secret's lock needs one), and kinds paved
+/// may not list are marked outside the index.
+#[tokio::test]
+async fn locked_namespaces_and_unlisted_kinds_are_known() {
+    let mock = Arc::new(MockApiServer {
+        forbidden: vec!["/apis/networking.k8s.io/v1/ingresses".into()],
+        ..MockApiServer::default()
+    });
+    let protect = "locks:\n  protect:\n  - {kinds: [Namespace], namespaces: [\"pay*\"]}\n";
+    let (shared, _watching) = synced(&mock, protect).await;
+    let cluster = shared.cluster.read().unwrap();
+    assert!(cluster.locked_namespaces.contains("payments"), "{:?}", cluster.locked_namespaces);
+    assert!(!cluster.locked_namespaces.contains("lab") && !cluster.locked_namespaces.contains("default"));
+    assert!(cluster.unlisted.contains("Ingress") && !cluster.unlisted.contains("Deployment"), "{:?}", cluster.unlisted);
+}

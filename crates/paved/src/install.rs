@@ -325,10 +325,16 @@ pub fn lock_condition(config: &Config) -> String {
         keepers.join(", ")
     );
     let lock = format!("'{LOCK}'");
+    let indexed: Vec<String> = LOCKABLE.iter().map(|r| format!("'{}/{}'", r.group, r.kind)).collect();
     let mut terms = vec![
+        // Created locked: a gesture when the value is not `delete`, or when the
+        // kind is namespaced and not in the lock index (paved refuses it).
         format!(
-            "(request.operation == 'CREATE' && {} && object.metadata.annotations[{lock}] != '{LOCKED}')",
-            has_key("object", "metadata.annotations", &lock)
+            "(request.operation == 'CREATE' && {} && (object.metadata.annotations[{lock}] != '{LOCKED}' \
+             || (has(request.namespace) && request.namespace != '' && request.kind.kind != 'Namespace' \
+             && !((request.kind.group + '/' + request.kind.kind) in [{}]))))",
+            has_key("object", "metadata.annotations", &lock),
+            indexed.join(", ")
         ),
         format!("(request.operation != 'CREATE' && ({}))", key_changed("metadata.annotations", &lock)),
         "(request.operation == 'DELETE' && request.kind.kind == 'Namespace')".to_owned(),

@@ -267,7 +267,7 @@ fn the_helm_chart_renders_the_same_objects() {
     // Every branch of the chart's conditions and rules: policies of one's own,
     // named trusted controllers, namespace patterns with `.` and `?`, quotes.
     let own = dir.path().join("own.yaml");
-    std::fs::write(&own, "policy-paths: [policies/]\nexceptions:\n  trusted-controllers: [\"system:serviceaccount:ops:it's-me\"]\nlocks:\n  protect:\n  - {kinds: [Secret, ConfigMap], namespaces: [\"team-?.prod\", \"edge\"], labelSelector: {a.b/c: \"x'y\", d: e}}\n").unwrap();
+    std::fs::write(&own, "policy-paths: [policies/]\nexceptions:\n  trusted-controllers: [\"system:serviceaccount:ops:it's-me\"]\nlocks:\n  protect:\n  - {kinds: [ServiceAccount, ConfigMap], namespaces: [\"team-?.prod\", \"edge\"], labelSelector: {a.b/c: \"x'y\", d: e}}\n").unwrap();
     let cases: [(&[&str], &[&str]); 3] = [
         (&[], &[]),
         (&["--set-file", &format!("config={}", own.display())], &["--config", own.to_str().unwrap()]),

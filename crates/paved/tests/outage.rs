@@ -262,6 +262,10 @@ fn configmap(ns: &str, labels: Value, annotations: Value, data: &str) -> Value {
     json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta("settings", ns, labels, annotations), "data": {"k": data}})
 }
 
+fn secret(annotations: Value) -> Value {
+    json!({"apiVersion": "v1", "kind": "Secret", "metadata": meta("db", "shop", json!({}), annotations), "type": "Opaque"})
+}
+
 fn pvc(ns: &str, labels: Value) -> Value {
     json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": meta("data", ns, labels, json!({})),
         "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}})
@@ -288,6 +292,7 @@ fn on(
         "Pod" => ("", "v1", "pods"),
         "Namespace" => ("", "v1", "namespaces"),
         "ConfigMap" => ("", "v1", "configmaps"),
+        "Secret" => ("", "v1", "secrets"),
         "PersistentVolumeClaim" => ("", "v1", "persistentvolumeclaims"),
         "Deployment" => ("apps", "v1", "deployments"),
         "ReplicaSet" => ("apps", "v1", "replicasets"),
@@ -368,6 +373,8 @@ fn ordinary() -> Vec<(&'static str, Request)> {
         ("delete a ConfigMap elsewhere", on("DELETE", DEV, None, Some(configmap("dev", json!({}), json!({}), "a")))),
         ("create a PVC in a protected namespace", on("CREATE", DEV, Some(pvc("prod-eu", json!({}))), None)),
         ("create a Deployment with a lock", on("CREATE", DEV, Some(deployment("shop", locked(), json!({}))), None)),
+        ("create a Secret", on("CREATE", DEV, Some(secret(json!({}))), None)),
+        ("update a locked Secret's data", on("UPDATE", DEV, Some(secret(locked())), Some(secret(locked())))),
         (
             "a privileged Deployment (policies fail open)",
             on("CREATE", DEV, Some(deployment("shop", json!({}), json!({}))), None),
@@ -440,6 +447,11 @@ fn gestures() -> Vec<(&'static str, Request)> {
         ),
         ("change the lock to off", on("UPDATE", DEV, Some(off.clone()), Some(locked_deploy))),
         ("create with the lock off", on("CREATE", DEV, Some(off), None)),
+        (
+            "create a Secret with a lock (paved checks its namespace is locked)",
+            on("CREATE", DEV, Some(secret(locked())), None),
+        ),
+        ("delete a locked Secret", on("DELETE", DEV, None, Some(secret(locked())))),
         (
             "remove a pod's lock through /status",
             sub(on("UPDATE", DEV, Some(pod("shop", json!({}))), Some(pod("shop", locked()))), "status"),
