@@ -122,6 +122,8 @@ pub struct Report {
     /// Expired (and otherwise invalid) first, then by expiry date.
     pub exemptions: Vec<ExemptionRow>,
     pub locks: Vec<LockRow>,
+    /// Who holds rights that make them as powerful as paved's authorities.
+    pub powerful: Vec<crate::trust::PowerRow>,
     /// Namespace labels paved could not use, once each.
     pub warnings: BTreeSet<String>,
 }
@@ -132,12 +134,13 @@ pub struct Audit<'a> {
     now: Timestamp,
     max_listed: usize,
     report: Report,
+    rbac: crate::trust::Rbac,
 }
 
 impl<'a> Audit<'a> {
     /// `cluster` holds the namespaces' labels (list namespaces first).
     pub fn new(admission: &'a Admission, cluster: &'a ClusterState, now: Timestamp, max_listed: usize) -> Audit<'a> {
-        Audit { admission, cluster, now, max_listed, report: Report::default() }
+        Audit { admission, cluster, now, max_listed, report: Report::default(), rbac: crate::trust::Rbac::default() }
     }
 
     /// Judges one object as listed from the cluster (with kind and apiVersion).
@@ -145,6 +148,10 @@ impl<'a> Audit<'a> {
         let kind = obj.get("kind").and_then(Node::as_str).unwrap_or("");
         let namespace = obj.at(&["metadata", "namespace"]).and_then(Node::as_str).unwrap_or(CLUSTER_SCOPE);
         self.report.objects += 1;
+        // Roles and bindings anywhere, kube-system's included, for who holds power.
+        if matches!(kind, "Role" | "ClusterRole" | "RoleBinding" | "ClusterRoleBinding") {
+            self.rbac.add(obj);
+        }
         if !namespace.is_empty() && self.admission.is_excluded(namespace) {
             self.report.skipped.excluded_namespaces += 1;
             return;
@@ -228,6 +235,11 @@ impl<'a> Audit<'a> {
     }
 
     pub fn finish(mut self) -> Report {
+        // What `paved serve` leaves alone as installed: its namespace and the system's.
+        let paved = crate::trust::DEFAULT_NAMESPACE;
+        let excluded: Vec<String> =
+            crate::trust::ALWAYS_EXCLUDED.iter().copied().chain([paved]).map(str::to_owned).collect();
+        self.report.powerful = self.rbac.powerful(&crate::trust::Places { excluded: &excluded, paved });
         // Expired and invalid exemptions first: they are the ones to act on.
         self.report.exemptions.sort_by(|a, b| {
             (a.state == "valid", &a.until, &a.object.namespace, &a.object.name).cmp(&(

@@ -9,5 +9,6 @@ pub mod cluster;
 pub mod decide;
 pub mod locks;
 pub mod review;
+pub mod trust;
 
 pub use decide::{Admission, Event, Scope, SetupError, Verdict};

@@ -748,3 +748,124 @@ fn protect_rules_name_only_kinds_the_index_sees() {
         assert!(err.starts_with(&format!("locks.protect[0].kinds: \"{kind}\": ")) && err.contains(why), "{err}");
     }
 }
+
+#[test]
+fn audit_lists_who_is_as_powerful_as_the_authorities() {
+    use paved_admission::audit::Audit;
+    use paved_core::node::Node;
+    let adm = admission();
+    let cluster = ClusterState::default();
+    let mut audit = Audit::new(&adm, &cluster, now(), 100);
+    let role = |kind: &str, ns: Option<&str>, name: &str, rules: Value| {
+        let mut meta = json!({"name": name});
+        if let Some(ns) = ns {
+            meta["namespace"] = json!(ns);
+        }
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": kind, "metadata": meta, "rules": rules})
+    };
+    let binding = |kind: &str, ns: Option<&str>, name: &str, role_kind: &str, role: &str, subjects: Value| {
+        let mut meta = json!({"name": name});
+        if let Some(ns) = ns {
+            meta["namespace"] = json!(ns);
+        }
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": kind, "metadata": meta,
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": role_kind, "name": role}, "subjects": subjects})
+    };
+    let user = |name: &str| json!([{"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": name}]);
+    for obj in [
+        role("ClusterRole", None, "cluster-admin", json!([{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}])),
+        binding(
+            "ClusterRoleBinding",
+            None,
+            "cluster-admin",
+            "ClusterRole",
+            "cluster-admin",
+            json!([{"kind": "Group", "apiGroup": "rbac.authorization.k8s.io", "name": "system:masters"}]),
+        ),
+        role(
+            "ClusterRole",
+            None,
+            "view",
+            json!([{"apiGroups": ["", "apps"], "resources": ["pods", "deployments"], "verbs": ["get", "list", "watch"]}]),
+        ),
+        binding("ClusterRoleBinding", None, "everyone-views", "ClusterRole", "view", user("viewer")),
+        role(
+            "ClusterRole",
+            None,
+            "token-minter",
+            json!([{"apiGroups": [""], "resources": ["serviceaccounts/token"], "verbs": ["create"]}]),
+        ),
+        binding(
+            "RoleBinding",
+            Some("kube-system"),
+            "ci-mints",
+            "ClusterRole",
+            "token-minter",
+            json!([{"kind": "ServiceAccount", "name": "ci", "namespace": "ci"}]),
+        ),
+        binding("RoleBinding", Some("shop"), "shop-mints", "ClusterRole", "token-minter", user("shop-dev")),
+        role(
+            "Role",
+            Some("kube-system"),
+            "deployer",
+            json!([{"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["create", "update"]}]),
+        ),
+        binding("RoleBinding", Some("kube-system"), "ops-deploys", "Role", "deployer", user("ops")),
+        role(
+            "Role",
+            Some("paved-system"),
+            "other-config",
+            json!([{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["update"], "resourceNames": ["unrelated"]}]),
+        ),
+        binding("RoleBinding", Some("paved-system"), "harmless", "Role", "other-config", user("harmless")),
+        role(
+            "Role",
+            Some("paved-system"),
+            "config",
+            json!([{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["patch"], "resourceNames": ["paved-config"]}]),
+        ),
+        binding("RoleBinding", Some("paved-system"), "tuner", "Role", "config", user("tuner")),
+        role(
+            "ClusterRole",
+            None,
+            "webhooks",
+            json!([{"apiGroups": ["admissionregistration.k8s.io"], "resources": ["validatingwebhookconfigurations"], "verbs": ["delete"]}]),
+        ),
+        binding(
+            "ClusterRoleBinding",
+            None,
+            "mesh",
+            "ClusterRole",
+            "webhooks",
+            json!([{"kind": "ServiceAccount", "name": "mesh", "namespace": "istio-system"}]),
+        ),
+        role(
+            "ClusterRole",
+            None,
+            "impersonator",
+            json!([{"apiGroups": [""], "resources": ["users", "groups"], "verbs": ["impersonate"]}]),
+        ),
+        binding("ClusterRoleBinding", None, "sudo", "ClusterRole", "impersonator", user("sudoer")),
+    ] {
+        audit.add(&Node::from_json(&obj));
+    }
+    let report = audit.finish();
+    let who = |subject: &str| -> Vec<String> {
+        report.powerful.iter().filter(|p| p.subject == subject).map(|p| p.right.clone()).collect()
+    };
+    assert!(who("Group system:masters").len() >= 5, "{:?}", who("Group system:masters"));
+    assert_eq!(
+        who("ServiceAccount ci/ci"),
+        ["mint tokens for kube-system's service accounts (the trusted controllers)"]
+    );
+    assert_eq!(who("User ops"), ["create workloads in kube-system, which paved never judges"]);
+    assert_eq!(who("User tuner"), ["change paved's configuration (ConfigMap paved-system/paved-config)"]);
+    assert_eq!(who("ServiceAccount istio-system/mesh"), ["change or remove paved's webhook configurations"]);
+    assert_eq!(who("User sudoer"), ["impersonate groups", "impersonate users"]);
+    // Minting tokens in one's own namespace, reading, and other ConfigMaps are ordinary.
+    for ordinary in ["User shop-dev", "User viewer", "User harmless"] {
+        assert!(who(ordinary).is_empty(), "{ordinary}: {:?}", who(ordinary));
+    }
+    let row = report.powerful.iter().find(|p| p.subject == "User ops").unwrap();
+    assert_eq!(row.via, "RoleBinding kube-system/ops-deploys (Role deployer)");
+}

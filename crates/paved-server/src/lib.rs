@@ -34,8 +34,7 @@ pub use metrics::Metrics;
 /// each escaped six-fold in the worst case, and the envelope.
 pub const MAX_REVIEW_BYTES: usize = 2 * 3 * 6 * (1 << 20) + (1 << 20);
 
-/// Namespaces the webhook never judges, beside its own.
-pub const ALWAYS_EXCLUDED: [&str; 2] = ["kube-system", "kube-node-lease"];
+pub use paved_admission::trust::ALWAYS_EXCLUDED;
 
 /// How `paved serve` runs.
 #[derive(Clone, Debug)]

@@ -305,6 +305,14 @@ fn write_text(
     for l in &report.locks {
         writeln!(out, "  {} ({})", l.object, l.why)?;
     }
+    writeln!(
+        out,
+        "\nAS POWERFUL AS THE AUTHORITIES ({}): rights that bypass or reconfigure paved",
+        report.powerful.len()
+    )?;
+    for p in &report.powerful {
+        writeln!(out, "  {}: {}, through {}", p.subject, p.right, p.via)?;
+    }
     let unlisted: Vec<&KindOutcome> = kinds.iter().filter(|k| k.outcome != Outcome::Ok).collect();
     if !unlisted.is_empty() || !problems.is_empty() || !report.warnings.is_empty() {
         writeln!(out, "\nPROBLEMS")?;

@@ -105,13 +105,15 @@ fn push_number(buf: &mut String, n: u32) {
 struct Lines<'a> {
     text: &'a str,
     starts: Vec<usize>,
+    /// Whether the whole text is ASCII (then every line is), found once.
+    ascii: bool,
 }
 
 impl<'a> Lines<'a> {
     fn new(text: &'a str) -> Lines<'a> {
         let mut starts = vec![0];
         starts.extend(memchr_newlines(text));
-        Lines { text, starts }
+        Lines { text, starts, ascii: text.is_ascii() }
     }
 
     /// The text of a 1-based line, without its line break.
@@ -136,8 +138,9 @@ const SHOWN_BEFORE: usize = 40;
 
 /// The part of `line` a snippet shows for columns `start..end` (1-based,
 /// in characters), the characters before the field in it, and the field's
-/// width (at least one).
-fn window(line: &str, start: u32, end: u32) -> (std::borrow::Cow<'_, str>, usize, usize) {
+/// width (at least one). `ascii`: the line is known to be ASCII (scanning a
+/// long line for it on every finding would make many findings quadratic).
+fn window(line: &str, start: u32, end: u32, ascii: bool) -> (std::borrow::Cow<'_, str>, usize, usize) {
     let start = start.saturating_sub(1) as usize;
     let end = (end.saturating_sub(1) as usize).max(start);
     if line.len() <= SHOWN_CHARS {
@@ -147,7 +150,7 @@ fn window(line: &str, start: u32, end: u32) -> (std::borrow::Cow<'_, str>, usize
     }
     // Byte offsets of character indices: direct on ASCII, which minified
     // manifests are; otherwise counted from the line's start.
-    let ascii = line.is_ascii();
+    let ascii = ascii || line.is_ascii();
     let offset = |chars: usize| -> usize {
         if ascii { chars.min(line.len()) } else { line.char_indices().nth(chars).map_or(line.len(), |(i, _)| i) }
     };
@@ -195,11 +198,11 @@ fn render(buf: &mut String, style: &Style, path: &str, lines: Option<&Lines<'_>>
         buf.push(' ');
         style.paint_into(buf, "1;34", "|");
     };
-    let source = lines.filter(|_| !f.span.is_none()).and_then(|l| l.line(start.line));
+    let source = lines.filter(|_| !f.span.is_none()).and_then(|l| Some((l.line(start.line)?, l.ascii)));
     match source {
-        Some(text) => {
+        Some((text, ascii)) => {
             let end_col = if f.span.end.line == start.line { f.span.end.col } else { u32::MAX };
-            let (text, before, width) = window(text, start.col, end_col);
+            let (text, before, width) = window(text, start.col, end_col, ascii);
             bar(buf);
             buf.push('\n');
             style.open(buf, "1;34");
@@ -316,20 +319,20 @@ mod tests {
     #[test]
     fn a_long_line_is_shown_around_the_field() {
         let short = "  privileged: true";
-        assert_eq!(window(short, 3, 13), (short.into(), 2, 10));
-        assert_eq!(window(short, 3, u32::MAX), (short.into(), 2, 16));
+        assert_eq!(window(short, 3, 13, true), (short.into(), 2, 10));
+        assert_eq!(window(short, 3, u32::MAX, true), (short.into(), 2, 16));
         // A minified manifest: one line, the field far along it.
         let long = format!("{}\"privileged\":true{}", "x".repeat(5000), "y".repeat(5000));
-        let (shown, before, width) = window(&long, 5001, 5013);
+        let (shown, before, width) = window(&long, 5001, 5013, true);
         assert_eq!(shown.chars().count(), SHOWN_CHARS + 2, "clipped both sides, with an ellipsis each");
         assert!(shown.starts_with('…') && shown.ends_with('…'));
         assert_eq!(&shown.chars().skip(before).take(width).collect::<String>(), "\"privileged\"");
         // Near the start: nothing clipped before it.
-        let (shown, before, _) = window(&long[4990..], 3, 5);
+        let (shown, before, _) = window(&long[4990..], 3, 5, false);
         assert!(!shown.starts_with('…') && before == 2);
         // Not ASCII: characters, not bytes.
         let wide = format!("{}é\"k\"{}", "é".repeat(300), "é".repeat(300));
-        let (shown, before, width) = window(&wide, 302, 305);
+        let (shown, before, width) = window(&wide, 302, 305, false);
         assert_eq!(&shown.chars().skip(before).take(width).collect::<String>(), "\"k\"");
     }
 
