@@ -48,6 +48,8 @@ pub struct ClusterState {
     pub namespaces: HashMap<String, NamespaceLabels>,
     /// Namespaces that are locked themselves (by annotation or a protect rule).
     pub locked_namespaces: HashSet<String>,
+    /// Namespaces that carry the `paved.dev/holds-locks` marker.
+    pub marked_namespaces: HashSet<String>,
     pub locks: LockIndex,
     /// Kinds of the lock index that paved may not list (403) or the cluster
     /// does not serve: a lock on one is refused, as on any unindexed kind.

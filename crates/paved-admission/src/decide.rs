@@ -17,7 +17,9 @@ use paved_core::policy::{Action, clip_chars};
 use paved_core::profile::{Mode, ProfileError};
 
 use crate::cluster::{ClusterState, MODE_LABEL, NamespaceLabels, PROFILE_LABEL, VERSION_LABEL};
-use crate::locks::{LOCK, LOCKED, Lock, Meta, OFF, ProtectError, Protection, mirrors_its_owner, unindexed_lock};
+use crate::locks::{
+    HOLDS_LOCKS, LOCK, LOCKED, Lock, Meta, OFF, ProtectError, Protection, mirrors_its_owner, unindexed_lock,
+};
 use crate::review::{AdmissionRequest, AdmissionResponse, Status};
 
 /// Warnings: each at most this many characters, all together at most `MAX_WARNINGS_BYTES`.
@@ -50,6 +52,9 @@ pub struct Admission {
     foreign: Vec<Arc<dyn Foreign>>,
     /// What images carry, for the supply-chain content rules of every namespace's engine.
     images: Option<Arc<dyn ImageFacts>>,
+    /// paved's own identity (its service account), which keeps the
+    /// `paved.dev/holds-locks` marker on Namespaces.
+    identity: Option<String>,
 }
 
 /// What a webhook asks about. `paved install` registers the gestures that
@@ -214,6 +219,7 @@ impl Admission {
             excluded,
             foreign,
             images: None,
+            identity: None,
             config,
         })
     }
@@ -225,6 +231,13 @@ impl Admission {
         self.default = Arc::new((*self.default).clone().with_images(Arc::clone(&facts)));
         self.engines = Mutex::new(HashMap::new());
         self.images = Some(facts);
+        self
+    }
+
+    /// paved's own username (`system:serviceaccount:NS:paved`), which may
+    /// keep the `paved.dev/holds-locks` marker on Namespaces.
+    pub fn with_identity(mut self, username: String) -> Admission {
+        self.identity = Some(username);
         self
     }
 
@@ -408,6 +421,21 @@ impl Admission {
             && old.and_then(|o| o.lock) != Some(value)
         {
             v.denials.push(format!("[paved/lock] {LOCK}: {value:?} is not a lock; use {LOCKED:?} (or {OFF:?})"));
+        }
+        // The marker that routes a Namespace's delete to paved is paved's to keep.
+        if kind_of(req, &req.object) == "Namespace" {
+            let marker =
+                |n: &Node| n.at(&["metadata", "annotations", HOLDS_LOCKS]).and_then(Node::as_str).map(str::to_owned);
+            let user = &req.user_info;
+            if marker(&req.object) != marker(&req.old_object)
+                && self.identity.as_deref() != Some(user.username.as_str())
+                && !self.config.locks.authority.permits(&user.username, &user.groups)
+            {
+                v.denials.push(format!(
+                    "[paved/lock] {HOLDS_LOCKS} is kept by paved (it says the namespace holds locked objects); only {} may change it",
+                    who(&self.config.locks.authority, "the lock authority")
+                ));
+            }
         }
         // A new lock on a kind the index does not watch could never keep its
         // namespace from being deleted: refused up front, with what to do.

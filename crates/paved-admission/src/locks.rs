@@ -8,6 +8,14 @@ use paved_core::config::Protect;
 use paved_core::node::{Map, Node};
 
 pub const LOCK: &str = "paved.dev/lock";
+/// The annotation `paved serve` keeps on each Namespace that holds a locked
+/// object, so that the webhook configuration can send paved only the
+/// deletes of those Namespaces (failing closed) and let every other
+/// Namespace delete through while paved is down. Only paved itself and the
+/// lock authority may change it.
+pub const HOLDS_LOCKS: &str = "paved.dev/holds-locks";
+/// The service account `paved install` runs paved as, in its namespace.
+pub const SERVICE_ACCOUNT: &str = "paved";
 /// The value that locks; `off` lifts a lock that the configuration imposes.
 pub const LOCKED: &str = "delete";
 pub const OFF: &str = "off";
@@ -303,6 +311,11 @@ impl LockIndex {
         for (namespace, name) in locked {
             self.set(&namespace, &format!("{prefix}{name}"), true);
         }
+    }
+
+    /// The namespaces that hold at least one locked object.
+    pub fn namespaces(&self) -> impl Iterator<Item = &str> {
+        self.by_namespace.keys().map(String::as_str)
     }
 
     /// Whether `resource/name` in `namespace` is locked.

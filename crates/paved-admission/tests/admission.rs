@@ -869,3 +869,23 @@ fn audit_lists_who_is_as_powerful_as_the_authorities() {
     let row = report.powerful.iter().find(|p| p.subject == "User ops").unwrap();
     assert_eq!(row.via, "RoleBinding kube-system/ops-deploys (Role deployer)");
 }
+
+#[test]
+fn the_holds_locks_marker_is_paveds_alone() {
+    let plain = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}});
+    let marked = json!({"apiVersion": "v1", "kind": "Namespace",
+        "metadata": {"name": "shop", "annotations": {"paved.dev/holds-locks": "true"}}});
+    let paved = Who("system:serviceaccount:paved-system:paved", &["system:serviceaccounts"]);
+    let adm = admission().with_identity(paved.0.to_owned());
+    let cluster = ClusterState::default();
+    for (new, old) in [(&plain, &marked), (&marked, &plain)] {
+        let (_, r) = judge_in(&adm, &cluster, &review("UPDATE", &DEV, Some(new), Some(old)));
+        assert!(!r.allowed && message(&r).contains("paved.dev/holds-locks is kept by paved"), "{}", message(&r));
+        assert!(judge_in(&adm, &cluster, &review("UPDATE", &paved, Some(new), Some(old))).1.allowed);
+        assert!(judge_in(&adm, &cluster, &review("UPDATE", &SRE, Some(new), Some(old))).1.allowed);
+    }
+    // Other changes to a marked namespace are anyone's.
+    let mut labelled = marked.clone();
+    labelled["metadata"]["labels"] = json!({"team": "a"});
+    assert!(judge_in(&adm, &cluster, &review("UPDATE", &DEV, Some(&labelled), Some(&marked))).1.allowed);
+}

@@ -221,7 +221,12 @@ pub fn compile_with_inventory(
         options.excluded_namespaces(),
         policies.into_foreign(),
     )
-    .map_err(|e| e.to_string())?;
+    .map_err(|e| e.to_string())?
+    .with_identity(format!(
+        "system:serviceaccount:{}:{}",
+        options.namespace,
+        paved_admission::locks::SERVICE_ACCOUNT
+    ));
     let admission = match &options.images {
         Some(images) => admission.with_images(Arc::clone(images) as Arc<dyn paved_core::image::ImageFacts>),
         None => admission,

@@ -9,6 +9,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use serde_json::json;
+
 use futures_util::StreamExt;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, DynamicObject, PartialObjectMeta};
@@ -42,6 +44,7 @@ pub fn spawn(client: kube::Client, shared: &Arc<Shared>) -> Vec<tokio::task::Joi
     let mut tasks = vec![
         tokio::spawn(namespaces(client.clone(), Arc::clone(shared), Arc::clone(&sync))),
         tokio::spawn(inventory(client.clone(), Arc::clone(shared), Arc::clone(&sync))),
+        tokio::spawn(markers(client.clone(), Arc::clone(shared))),
     ];
     for resource in LOCKABLE {
         tasks.push(tokio::spawn(locks(client.clone(), Arc::clone(shared), Arc::clone(&sync), resource)));
@@ -58,19 +61,25 @@ async fn namespaces(client: kube::Client, shared: Arc<Shared>, sync: Arc<Sync>) 
     let mut stream = std::pin::pin!(watcher::watcher(api, watcher::Config::default()).default_backoff());
     let mut relist: HashMap<String, NamespaceLabels> = HashMap::new();
     let mut relist_locked: std::collections::HashSet<String> = std::collections::HashSet::new();
+    let mut relist_marked: std::collections::HashSet<String> = std::collections::HashSet::new();
     let mut first = true;
     while let Some(event) = stream.next().await {
         match event {
             Ok(Event::Init) => {
                 relist.clear();
                 relist_locked.clear();
+                relist_marked.clear();
             }
             Ok(Event::InitApply(ns)) => {
                 let labels = labels_of(&ns.metadata);
                 let locked = is_locked(&shared, "Namespace", &ns.metadata);
+                let marked = is_marked(&ns.metadata);
                 if let Some(name) = ns.metadata.name {
                     if locked {
                         relist_locked.insert(name.clone());
+                    }
+                    if marked {
+                        relist_marked.insert(name.clone());
                     }
                     if !labels.is_empty() {
                         relist.insert(name, labels);
@@ -81,17 +90,24 @@ async fn namespaces(client: kube::Client, shared: Arc<Shared>, sync: Arc<Sync>) 
                 if let Ok(mut cluster) = shared.cluster.write() {
                     cluster.namespaces = std::mem::take(&mut relist);
                     cluster.locked_namespaces = std::mem::take(&mut relist_locked);
+                    cluster.marked_namespaces = std::mem::take(&mut relist_marked);
                 }
                 sync.listed(&shared, &mut first);
             }
             Ok(Event::Apply(ns)) => {
                 let labels = labels_of(&ns.metadata);
                 let locked = is_locked(&shared, "Namespace", &ns.metadata);
+                let marked = is_marked(&ns.metadata);
                 if let (Some(name), Ok(mut cluster)) = (ns.metadata.name, shared.cluster.write()) {
-                    if locked {
-                        cluster.locked_namespaces.insert(name.clone());
-                    } else {
-                        cluster.locked_namespaces.remove(&name);
+                    let cluster = &mut *cluster;
+                    for (set, member) in
+                        [(&mut cluster.locked_namespaces, locked), (&mut cluster.marked_namespaces, marked)]
+                    {
+                        if member {
+                            set.insert(name.clone());
+                        } else {
+                            set.remove(&name);
+                        }
                     }
                     cluster.set_namespace(&name, labels);
                 }
@@ -100,9 +116,66 @@ async fn namespaces(client: kube::Client, shared: Arc<Shared>, sync: Arc<Sync>) 
                 if let (Some(name), Ok(mut cluster)) = (ns.metadata.name, shared.cluster.write()) {
                     cluster.namespaces.remove(&name);
                     cluster.locked_namespaces.remove(&name);
+                    cluster.marked_namespaces.remove(&name);
                 }
             }
             Err(e) => tracing::warn!(error = %e, "namespace watch failed; retrying"),
+        }
+    }
+}
+
+fn is_marked(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> bool {
+    meta.annotations.as_ref().is_some_and(|a| a.contains_key(paved_admission::locks::HOLDS_LOCKS))
+}
+
+/// How often the holds-locks markers are brought in line with the lock index.
+const MARK_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Keeps `paved.dev/holds-locks` on exactly the Namespaces that hold a
+/// locked object, so that the webhook configuration sends paved the deletes
+/// of those Namespaces alone: while paved is down every other Namespace can
+/// be deleted. Starts once every cache has synced (a marker is never taken
+/// off on a partial view). Several replicas patch alike; a merge patch is
+/// idempotent.
+async fn markers(client: kube::Client, shared: Arc<Shared>) {
+    let api: Api<Namespace> = Api::all(client);
+    let mut tick = tokio::time::interval(MARK_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if !shared.synced.load(Ordering::Acquire) {
+            continue;
+        }
+        let (add, remove): (Vec<String>, Vec<String>) = match shared.cluster.read() {
+            Ok(cluster) => {
+                let holding: std::collections::BTreeSet<&str> = cluster.locks.namespaces().collect();
+                (
+                    holding
+                        .iter()
+                        .filter(|ns| !cluster.marked_namespaces.contains(**ns))
+                        .map(|ns| (*ns).to_owned())
+                        .collect(),
+                    cluster.marked_namespaces.iter().filter(|ns| !holding.contains(ns.as_str())).cloned().collect(),
+                )
+            }
+            Err(_) => return,
+        };
+        for (namespace, value) in add.iter().map(|n| (n, json!("true"))).chain(remove.iter().map(|n| (n, json!(null))))
+        {
+            let patch = json!({"metadata": {"annotations": {paved_admission::locks::HOLDS_LOCKS: value}}});
+            match api.patch(namespace, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch)).await {
+                // The namespace watch will see the change; until then, do not patch again.
+                Ok(_) => {
+                    if let Ok(mut cluster) = shared.cluster.write() {
+                        if value.is_null() {
+                            cluster.marked_namespaces.remove(namespace);
+                        } else {
+                            cluster.marked_namespaces.insert(namespace.clone());
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(%namespace, error = %e, "cannot mark whether the namespace holds locks"),
+            }
         }
     }
 }

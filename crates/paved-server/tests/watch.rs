@@ -34,6 +34,8 @@ struct MockApiServer {
     forbidden: Vec<String>,
     /// How long each answer takes, as a loaded API server's would.
     latency: Duration,
+    /// (path, body) of every PATCH.
+    patches: Mutex<Vec<(String, String)>>,
 }
 
 impl MockApiServer {
@@ -96,11 +98,19 @@ impl MockApiServer {
 fn client(mock: &Arc<MockApiServer>) -> kube::Client {
     let mock = Arc::clone(mock);
     let service = tower::service_fn(move |request: Request<kube::client::Body>| {
-        let response = mock.answer(&request);
-        let latency = mock.latency;
+        let mock = Arc::clone(&mock);
         async move {
-            tokio::time::sleep(latency).await;
-            Ok::<_, Infallible>(response)
+            tokio::time::sleep(mock.latency).await;
+            if request.method() == hyper::Method::PATCH {
+                let path = request.uri().path().to_owned();
+                let body = request.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                mock.patches.lock().unwrap().push((path.clone(), String::from_utf8_lossy(&body).into_owned()));
+                let name = path.rsplit('/').next().unwrap_or("").to_owned();
+                let object = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
+                let response = Response::builder().header("content-type", "application/json");
+                return Ok::<_, Infallible>(response.body(Full::new(Bytes::from(object.to_string())).boxed()).unwrap());
+            }
+            Ok::<_, Infallible>(mock.answer(&request))
         }
     });
     kube::Client::new(service, "default")
@@ -477,4 +487,25 @@ async fn locked_namespaces_and_unlisted_kinds_are_known() {
     assert!(cluster.locked_namespaces.contains("payments"), "{:?}", cluster.locked_namespaces);
     assert!(!cluster.locked_namespaces.contains("lab") && !cluster.locked_namespaces.contains("default"));
     assert!(cluster.unlisted.contains("Ingress") && !cluster.unlisted.contains("Deployment"), "{:?}", cluster.unlisted);
+}
+
+/// paved marks the Namespaces that hold locks (payments holds ledger-0), so
+/// that only their deletes fail closed while paved is down; a marker on a
+/// Namespace without locks comes off.
+#[tokio::test]
+async fn namespaces_holding_locks_are_marked_and_only_they() {
+    let mock = Arc::new(MockApiServer::default());
+    let (shared, _watching) = synced(&mock, PROTECT_PROD).await;
+    shared.cluster.write().unwrap().marked_namespaces.insert("lab".into());
+    eventually("markers patched", || mock.patches.lock().unwrap().len() >= 3).await;
+    let patches = mock.patches.lock().unwrap().clone();
+    let body = |path: &str| patches.iter().find(|(p, _)| p == path).map(|(_, b)| b.clone());
+    let mark = r#"{"metadata":{"annotations":{"paved.dev/holds-locks":"true"}}}"#;
+    assert_eq!(body("/api/v1/namespaces/payments").as_deref(), Some(mark), "{patches:?}");
+    assert_eq!(body("/api/v1/namespaces/prod-eu").as_deref(), Some(mark), "{patches:?}");
+    let unmark = r#"{"metadata":{"annotations":{"paved.dev/holds-locks":null}}}"#;
+    assert_eq!(body("/api/v1/namespaces/lab").as_deref(), Some(unmark), "{patches:?}");
+    // Once marked, nothing is patched again.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(mock.patches.lock().unwrap().len(), patches.len());
 }

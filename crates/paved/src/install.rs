@@ -6,7 +6,7 @@
 
 use base64::Engine as _;
 use paved_admission::cluster::{MODE_LABEL, PROFILE_LABEL, VERSION_LABEL};
-use paved_admission::locks::{LOCK, LOCKABLE, LOCKED, MIRROR_KEEPERS};
+use paved_admission::locks::{HOLDS_LOCKS, LOCK, LOCKABLE, LOCKED, MIRROR_KEEPERS};
 use paved_core::config::Config;
 use paved_core::exempt::{EXEMPT, EXEMPT_REASON, EXEMPT_UNTIL};
 use paved_server::ALWAYS_EXCLUDED;
@@ -85,8 +85,9 @@ impl Install {
             }
             webhook
         };
+        // Namespaces: read for their labels, patched for the holds-locks marker.
         let mut rbac_rules: Vec<Value> =
-            vec![json!({"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "list", "watch"]})];
+            vec![json!({"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "list", "watch", "patch"]})];
         for group in LOCKABLE.iter().map(|r| r.group).collect::<std::collections::BTreeSet<_>>() {
             let resources: Vec<&str> = LOCKABLE.iter().filter(|r| r.group == group).map(|r| r.resource).collect();
             rbac_rules.push(json!({"apiGroups": [group], "resources": resources, "verbs": ["list", "watch"]}));
@@ -337,7 +338,17 @@ pub fn lock_condition(config: &Config) -> String {
             indexed.join(", ")
         ),
         format!("(request.operation != 'CREATE' && ({}))", key_changed("metadata.annotations", &lock)),
-        "(request.operation == 'DELETE' && request.kind.kind == 'Namespace')".to_owned(),
+        // A Namespace's delete: only of one paved has marked as holding locks
+        // (or one locked itself, which the terms above and below cover).
+        format!(
+            "(request.operation == 'DELETE' && request.kind.kind == 'Namespace' && {})",
+            has_key("oldObject", "metadata.annotations", &format!("'{HOLDS_LOCKS}'"))
+        ),
+        // The marker itself, which only paved and the lock authority may change.
+        format!(
+            "(request.kind.kind == 'Namespace' && request.operation != 'DELETE' && ({}))",
+            key_changed("metadata.annotations", &format!("'{HOLDS_LOCKS}'"))
+        ),
     ];
     terms.extend(config.locks.protect.iter().map(protect_term));
     format!("!({mirror}) && ({})", terms.join(" || "))

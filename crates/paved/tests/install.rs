@@ -82,12 +82,19 @@ fn installed_manifests_have_everything_a_safe_webhook_needs() {
     assert_eq!(deployment["spec"]["replicas"], 2);
     assert!(deployment["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"].is_object());
     assert_eq!(find(&docs, "PodDisruptionBudget", "paved")["spec"]["minAvailable"], 1);
-    // Least privilege: reading only, but for paved's own image analyses; no Secrets.
+    // Least privilege: reading only, but for paved's own image analyses and the
+    // holds-locks marker it patches on Namespaces; no Secrets.
     for rule in find(&docs, "ClusterRole", "paved")["rules"].as_array().unwrap() {
         let own = rule["apiGroups"] == serde_json::json!(["paved.dev"]);
+        let namespaces = rule["resources"] == serde_json::json!(["namespaces"]);
         for verb in rule["verbs"].as_array().unwrap() {
-            let allowed: &[&str] =
-                if own { &["get", "list", "watch", "create", "patch"] } else { &["get", "list", "watch"] };
+            let allowed: &[&str] = if own {
+                &["get", "list", "watch", "create", "patch"]
+            } else if namespaces {
+                &["get", "list", "watch", "patch"]
+            } else {
+                &["get", "list", "watch"]
+            };
             assert!(allowed.contains(&verb.as_str().unwrap()), "{rule}");
         }
         assert!(!rule["resources"].as_array().unwrap().iter().any(|r| r == "secrets" || r == "*"), "{rule}");

@@ -348,6 +348,7 @@ fn ordinary() -> Vec<(&'static str, Request)> {
     lease_update.old_object = lease;
     vec![
         ("kubectl create namespace", on("CREATE", DEV, Some(ns_shop.clone()), None)),
+        ("delete a namespace that holds no lock", on("DELETE", ADMIN, None, Some(ns_shop.clone()))),
         ("kubectl label namespace team=a", on("UPDATE", DEV, Some(ns_shop_team.clone()), Some(ns_shop.clone()))),
         (
             "namespace controller finalizes",
@@ -433,6 +434,7 @@ fn gestures() -> Vec<(&'static str, Request)> {
     let off = deployment("shop", json!({"paved.dev/lock": "off"}), json!({}));
     let exempted = deployment("shop", exempt(), json!({}));
     let ns = namespace("shop", json!({}), json!({}));
+    let marked = namespace("shop", json!({}), json!({"paved.dev/holds-locks": "true"}));
     let ns_audit = namespace("shop", json!({"paved.dev/mode": "audit"}), json!({}));
     let binding = json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "web-7d4b9-x2x9q", "namespace": "shop",
         "annotations": {"paved.dev/lock": "off"}}, "target": {"apiVersion": "v1", "kind": "Node", "name": "worker-1"}});
@@ -479,7 +481,9 @@ fn gestures() -> Vec<(&'static str, Request)> {
             "delete an object protected by labels",
             on("DELETE", DEV, None, Some(configmap("dev", json!({"tier": "data"}), json!({}), "a"))),
         ),
-        ("delete a namespace (paved knows which hold locks)", on("DELETE", ADMIN, None, Some(ns.clone()))),
+        ("delete a namespace that holds locks", on("DELETE", ADMIN, None, Some(marked.clone()))),
+        ("remove the holds-locks marker", on("UPDATE", DEV, Some(ns.clone()), Some(marked.clone()))),
+        ("delete a locked namespace", on("DELETE", ADMIN, None, Some(namespace("shop", json!({}), locked())))),
         (
             "grant an exemption",
             on("UPDATE", DEV, Some(exempted.clone()), Some(deployment("shop", json!({}), json!({})))),
