@@ -56,14 +56,40 @@ fn labels_of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) 
     NamespaceLabels::of(meta.labels.as_ref().map_or(Labels::None, Labels::Map))
 }
 
+/// Watches Namespaces: their labels, and whether each is locked (by a
+/// protect rule too, so a configuration reload relists) or marked.
 async fn namespaces(client: kube::Client, shared: Arc<Shared>, sync: Arc<Sync>) {
-    let api: Api<PartialObjectMeta<Namespace>> = Api::all(client);
-    let mut stream = std::pin::pin!(watcher::watcher(api, watcher::Config::default()).default_backoff());
+    let mut reloads = shared.reloads.subscribe();
+    let mut first = true;
+    loop {
+        let api: Api<PartialObjectMeta<Namespace>> = Api::all(client.clone());
+        let stream = watcher::watcher(api, watcher::Config::default()).default_backoff();
+        if !follow_namespaces(stream, &shared, &sync, &mut first, &mut reloads).await {
+            return;
+        }
+        tracing::info!("configuration changed; relisting namespaces");
+    }
+}
+
+/// One generation of the namespace watch; false when the server is going away.
+async fn follow_namespaces(
+    stream: impl futures_util::Stream<Item = Result<Event<PartialObjectMeta<Namespace>>, watcher::Error>>,
+    shared: &Arc<Shared>,
+    sync: &Sync,
+    first: &mut bool,
+    reloads: &mut tokio::sync::watch::Receiver<u64>,
+) -> bool {
+    let mut stream = std::pin::pin!(stream);
+    let shared = Arc::clone(shared);
     let mut relist: HashMap<String, NamespaceLabels> = HashMap::new();
     let mut relist_locked: std::collections::HashSet<String> = std::collections::HashSet::new();
     let mut relist_marked: std::collections::HashSet<String> = std::collections::HashSet::new();
-    let mut first = true;
-    while let Some(event) = stream.next().await {
+    loop {
+        let event = tokio::select! {
+            event = stream.next() => event,
+            changed = reloads.changed() => return changed.is_ok(),
+        };
+        let Some(event) = event else { return false };
         match event {
             Ok(Event::Init) => {
                 relist.clear();
@@ -92,7 +118,7 @@ async fn namespaces(client: kube::Client, shared: Arc<Shared>, sync: Arc<Sync>) 
                     cluster.locked_namespaces = std::mem::take(&mut relist_locked);
                     cluster.marked_namespaces = std::mem::take(&mut relist_marked);
                 }
-                sync.listed(&shared, &mut first);
+                sync.listed(&shared, first);
             }
             Ok(Event::Apply(ns)) => {
                 let labels = labels_of(&ns.metadata);

@@ -509,3 +509,16 @@ async fn namespaces_holding_locks_are_marked_and_only_they() {
     tokio::time::sleep(Duration::from_millis(1200)).await;
     assert_eq!(mock.patches.lock().unwrap().len(), patches.len());
 }
+
+/// A protect rule that comes with a reload locks the Namespaces it names.
+#[tokio::test]
+async fn a_reload_relists_which_namespaces_are_locked() {
+    let mock = Arc::new(MockApiServer::default());
+    let (shared, _watching) = synced(&mock, PROTECT_PROD).await;
+    assert!(shared.cluster.read().unwrap().locked_namespaces.is_empty());
+    let protect = "locks:\n  protect:\n  - {kinds: [Namespace], namespaces: [\"pay*\"]}\n";
+    shared.admission.store(Arc::new(compile(config(protect), &shared.options).unwrap()));
+    shared.reloads.send_modify(|g| *g += 1);
+    eventually("payments locked", || shared.cluster.read().unwrap().locked_namespaces.contains("payments")).await;
+    assert_eq!(mock.lists_of("/api/v1/namespaces"), 2);
+}
