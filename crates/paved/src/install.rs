@@ -319,10 +319,15 @@ fn any_key_changed(path: &str, keys: &[&str]) -> String {
 /// builds the same text.
 pub fn lock_condition(config: &Config) -> String {
     let keepers: Vec<String> = MIRROR_KEEPERS.iter().map(|k| format!("'{k}'")).collect();
+    // The first owner reference, not a comprehension over them: a
+    // ReplicaSet's controller is its only owner, and a match condition
+    // without comprehensions has a small, fixed cost for the API server.
     let mirror = format!(
         "request.kind.kind == 'ReplicaSet' && request.userInfo.username in [{}] && oldObject != null \
-         && has(oldObject.metadata.ownerReferences) && oldObject.metadata.ownerReferences.exists(r, r.kind == 'Deployment' \
-         && r.apiVersion.startsWith('apps/') && has(r.controller) && r.controller == true)",
+         && has(oldObject.metadata.ownerReferences) && size(oldObject.metadata.ownerReferences) > 0 \
+         && oldObject.metadata.ownerReferences[0].kind == 'Deployment' \
+         && oldObject.metadata.ownerReferences[0].apiVersion.startsWith('apps/') \
+         && has(oldObject.metadata.ownerReferences[0].controller) && oldObject.metadata.ownerReferences[0].controller == true",
         keepers.join(", ")
     );
     let lock = format!("'{LOCK}'");
