@@ -113,6 +113,10 @@ pub struct Verdict {
     pub findings: Vec<(Cow<'static, str>, Action)>,
     pub events: Vec<Event>,
     pub dry_run: bool,
+    /// A Namespace whose profile or mode labels this request changes, and
+    /// its new labels: the caller lists its workloads for
+    /// [`Admission::relabel_warnings`].
+    pub relabelled: Option<(String, NamespaceLabels)>,
 }
 
 impl Verdict {
@@ -159,7 +163,7 @@ impl Verdict {
 
 /// One line each, at most `MAX_WARNING_CHARS`, at most `MAX_WARNINGS_BYTES` in all,
 /// with a last line counting what did not fit.
-fn bound_warnings(warnings: Vec<String>) -> Vec<String> {
+pub fn bound_warnings(warnings: Vec<String>) -> Vec<String> {
     // Room kept for the closing "paved: N more warnings not shown" line.
     const MORE_RESERVE: usize = 64;
     let total = warnings.len();
@@ -363,7 +367,60 @@ impl Admission {
         }
         if v.allowed() {
             v.audit.insert("namespace-labels".into(), format!("changed by {}", user.username));
+            let name = req.object.at(&["metadata", "name"]).and_then(Node::as_str).unwrap_or(&req.name);
+            v.relabelled = Some((name.to_owned(), new));
         }
+    }
+
+    /// Warnings for a Namespace whose labels now choose a stricter profile or
+    /// mode, as Pod Security Admission warns when a level is raised: the
+    /// existing workloads (as listed from the cluster) that the new labels
+    /// would refuse if they were created now, with the policies they break.
+    /// They keep running: what their controllers make is judged at them.
+    pub fn relabel_warnings(
+        &self,
+        namespace: &str,
+        labels: &NamespaceLabels,
+        workloads: &[Node],
+        now: Timestamp,
+    ) -> Vec<String> {
+        const LISTED: usize = 8;
+        let mut warnings = Vec::new();
+        let labels = (!labels.is_empty()).then_some(labels);
+        let engine = self.engine_for(labels, &mut warnings);
+        let mut breaking = Vec::new();
+        let mut total = 0;
+        for w in workloads {
+            // Pods of a ReplicaSet, ReplicaSets of a Deployment: judged at their controller.
+            if controller_ref(w).is_some() {
+                continue;
+            }
+            let mut denied: Vec<Cow<'static, str>> = Vec::new();
+            for f in engine.evaluate(w, now) {
+                if f.counts() && f.action == Action::Deny && !denied.contains(&f.policy) {
+                    denied.push(f.policy);
+                }
+            }
+            if denied.is_empty() {
+                continue;
+            }
+            total += 1;
+            if breaking.len() < LISTED {
+                let kind = w.get("kind").and_then(Node::as_str).unwrap_or("object");
+                let name = w.at(&["metadata", "name"]).and_then(Node::as_str).unwrap_or("");
+                breaking.push(format!("paved: existing {kind} {name} breaks {}", denied.join(", ")));
+            }
+        }
+        if total > 0 {
+            warnings.push(format!(
+                "paved: {total} existing workloads in {namespace} would be denied now; they keep running"
+            ));
+            warnings.extend(breaking);
+            if total > LISTED {
+                warnings.push(format!("paved: and {} more (paved audit -n {namespace} lists them)", total - LISTED));
+            }
+        }
+        warnings
     }
 
     fn check_delete(&self, req: &AdmissionRequest, cluster: &ClusterState, v: &mut Verdict) {

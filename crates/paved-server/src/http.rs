@@ -291,7 +291,24 @@ async fn validate(State(shared): State<Arc<Shared>>, request: Request, scope: Sc
         })
     };
     match tokio::time::timeout(remaining(), judged).await {
-        Ok(Ok(response)) => response,
+        Ok(Ok(Ok(mut judged))) => {
+            if let Some((namespace, labels)) = judged.relabelled.take()
+                && judged.response.allowed
+            {
+                let extra = relabel_warnings(&shared, namespace, labels, remaining()).await;
+                if !extra.is_empty() {
+                    let mut warnings = std::mem::take(&mut judged.response.warnings);
+                    warnings.extend(extra);
+                    judged.response.warnings = paved_admission::decide::bound_warnings(warnings);
+                }
+            }
+            let answer = AdmissionReview::answer(judged.api_version, judged.response);
+            match serde_json::to_vec(&answer) {
+                Ok(json) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
+                Err(e) => plain(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot encode the response: {e}")),
+            }
+        }
+        Ok(Ok(Err(malformed))) => plain(StatusCode::BAD_REQUEST, malformed),
         Ok(Err(e)) => {
             tracing::error!(error = %e, "judging a review failed");
             refuse(
@@ -312,13 +329,92 @@ async fn validate(State(shared): State<Arc<Shared>>, request: Request, scope: Sc
     }
 }
 
-/// Decodes and judges one review, and answers it (on a blocking thread).
-fn judge(shared: &Shared, body: &[u8], scope: Scope, started: Instant) -> Response {
+/// A review judged, and what is left to do before answering.
+struct Judged {
+    api_version: String,
+    response: paved_admission::review::AdmissionResponse,
+    /// A Namespace relabelled: its workloads are listed for warnings.
+    relabelled: Option<(String, paved_admission::cluster::NamespaceLabels)>,
+}
+
+/// How long listing a relabelled Namespace's workloads may take, at most.
+const RELABEL_LIST_BUDGET: std::time::Duration = std::time::Duration::from_millis(1000);
+/// Objects of each workload kind listed for those warnings (one page).
+const RELABEL_LIST_LIMIT: u32 = 200;
+
+/// Warnings naming the workloads a Namespace's new labels would refuse
+/// (see `Admission::relabel_warnings`), from one bounded page of each
+/// workload kind, listed within the budget; a listing that fails or is
+/// slow is a warning saying so, never a reason to refuse.
+async fn relabel_warnings(
+    shared: &Arc<Shared>,
+    namespace: String,
+    labels: paved_admission::cluster::NamespaceLabels,
+    within: std::time::Duration,
+) -> Vec<String> {
+    let Some(client) = shared.client.get().cloned() else { return Vec::new() };
+    let listed = tokio::time::timeout(within.min(RELABEL_LIST_BUDGET), list_workloads(client, &namespace)).await;
+    let objects = match listed {
+        Ok(Ok(objects)) => objects,
+        Ok(Err(e)) => return vec![format!("paved: could not list the workloads of {namespace} to check them: {e}")],
+        Err(_) => {
+            return vec![format!("paved: no time to check {namespace}'s workloads; run paved audit -n {namespace}")];
+        }
+    };
+    let shared = Arc::clone(shared);
+    tokio::task::spawn_blocking(move || {
+        let nodes: Vec<paved_core::node::Node> = objects.iter().map(paved_core::node::Node::from_json).collect();
+        shared.admission.load().relabel_warnings(&namespace, &labels, &nodes, Timestamp::now())
+    })
+    .await
+    .unwrap_or_default()
+}
+
+/// One page of each workload kind in a namespace, as JSON with kind and apiVersion.
+async fn list_workloads(client: kube::Client, namespace: &str) -> Result<Vec<serde_json::Value>, kube::Error> {
+    use kube::api::{Api, ApiResource, DynamicObject, ListParams};
+    use kube::core::GroupVersionKind;
+    const WORKLOADS: [(&str, &str, &str, &str); 8] = [
+        ("", "v1", "Pod", "pods"),
+        ("", "v1", "ReplicationController", "replicationcontrollers"),
+        ("apps", "v1", "Deployment", "deployments"),
+        ("apps", "v1", "StatefulSet", "statefulsets"),
+        ("apps", "v1", "DaemonSet", "daemonsets"),
+        ("apps", "v1", "ReplicaSet", "replicasets"),
+        ("batch", "v1", "Job", "jobs"),
+        ("batch", "v1", "CronJob", "cronjobs"),
+    ];
+    let lists = WORKLOADS.iter().map(|(group, version, kind, plural)| {
+        let resource = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural);
+        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource);
+        async move {
+            let list = api.list(&ListParams::default().limit(RELABEL_LIST_LIMIT)).await?;
+            Ok::<_, kube::Error>((resource, list.items))
+        }
+    });
+    let mut objects = Vec::new();
+    for listed in futures_util::future::join_all(lists).await {
+        let (resource, items) = listed?;
+        for item in items {
+            let Ok(mut value) = serde_json::to_value(&item) else { continue };
+            if let Some(map) = value.as_object_mut() {
+                map.insert("apiVersion".into(), resource.api_version.clone().into());
+                map.insert("kind".into(), resource.kind.clone().into());
+            }
+            objects.push(value);
+        }
+    }
+    Ok(objects)
+}
+
+/// Decodes and judges one review (on a blocking thread); `Err` is why the
+/// body is not a review.
+fn judge(shared: &Shared, body: &[u8], scope: Scope, started: Instant) -> Result<Judged, String> {
     let (api_version, review) = match AdmissionReview::decode(body) {
         Ok(decoded) => decoded,
         Err(e) => {
             shared.metrics.reject("malformed");
-            return plain(StatusCode::BAD_REQUEST, e.to_string());
+            return Err(e.to_string());
         }
     };
     let verdict = {
@@ -330,13 +426,9 @@ fn judge(shared: &Shared, body: &[u8], scope: Scope, started: Instant) -> Respon
         }
     };
     record(shared, &review, &verdict);
-    let answer = AdmissionReview::answer(api_version, verdict.into_response(review.uid.clone()));
-    let json = match serde_json::to_vec(&answer) {
-        Ok(json) => json,
-        Err(e) => return plain(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot encode the response: {e}")),
-    };
     shared.metrics.latency.observe(started.elapsed().as_secs_f64());
-    ([(header::CONTENT_TYPE, "application/json")], json).into_response()
+    let relabelled = verdict.relabelled.clone();
+    Ok(Judged { api_version, response: verdict.into_response(review.uid.clone()), relabelled })
 }
 
 /// Metrics and log lines. Dry runs count as requests, but not as gestures on

@@ -144,6 +144,9 @@ pub struct Shared {
     pub reloads: tokio::sync::watch::Sender<u64>,
     /// What the inventory watch keeps current for the loaded policies.
     pub inventory: RwLock<InventoryPlan>,
+    /// The cluster, when there is one: to list a Namespace's workloads when
+    /// its labels choose a stricter profile.
+    pub client: std::sync::OnceLock<kube::Client>,
 }
 
 /// The kinds the loaded policies read (Gatekeeper's `data.inventory`, VAPs'
@@ -175,6 +178,7 @@ impl Shared {
             evaluations: Arc::new(Semaphore::new(options.max_evaluations.max(1))),
             reloads: tokio::sync::watch::Sender::new(0),
             inventory: RwLock::new(InventoryPlan::default()),
+            client: std::sync::OnceLock::new(),
             options,
         }
     }

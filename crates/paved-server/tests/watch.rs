@@ -522,3 +522,45 @@ async fn a_reload_relists_which_namespaces_are_locked() {
     eventually("payments locked", || shared.cluster.read().unwrap().locked_namespaces.contains("payments")).await;
     assert_eq!(mock.lists_of("/api/v1/namespaces"), 2);
 }
+
+/// Labelling a namespace with a stricter profile answers with warnings that
+/// name the existing workloads it breaks, listed from the cluster, as Pod
+/// Security Admission does; the label change itself is allowed.
+#[tokio::test]
+async fn a_stricter_profile_label_names_the_workloads_it_breaks() {
+    use tower::ServiceExt;
+    let mock = Arc::new(MockApiServer::default());
+    let (shared, _watching) = synced(&mock, "exceptions:\n  authority: {groups: [platform-admins]}\n").await;
+    shared.client.set(client(&mock)).ok();
+    let review = json!({"kind": "AdmissionReview", "apiVersion": "admission.k8s.io/v1", "request": {"uid": "relabel",
+        "kind": {"group": "", "version": "v1", "kind": "Namespace"},
+        "resource": {"group": "", "version": "v1", "resource": "namespaces"}, "name": "payments", "namespace": "payments",
+        "operation": "UPDATE", "userInfo": {"username": "root", "groups": ["platform-admins"]},
+        "object": {"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": "payments", "labels": {"paved.dev/profile": "pss-baseline"}}},
+        "oldObject": {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "payments"}}}});
+    let request = Request::post("/validate/grants")
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from(serde_json::to_vec(&review).unwrap()))
+        .unwrap();
+    let response = paved_server::http::router(Arc::clone(&shared)).oneshot(request).await.unwrap();
+    let answer: serde_json::Value =
+        serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    assert_eq!(answer["response"]["allowed"], true, "{answer}");
+    let warnings: Vec<&str> =
+        answer["response"]["warnings"].as_array().unwrap().iter().filter_map(|w| w.as_str()).collect();
+    assert_eq!(
+        warnings,
+        [
+            "paved: 1 existing workloads in payments would be denied now; they keep running",
+            "paved: existing Deployment web breaks pss-baseline/privileged",
+        ]
+    );
+    let listed = mock
+        .requests
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|(p, q, _)| p == "/apis/apps/v1/namespaces/payments/deployments" && q.contains("limit=200"));
+    assert!(listed, "the namespace's deployments were not listed with a bound");
+}

@@ -66,6 +66,7 @@ pub fn run(args: &ServeArgs, global: &Global, config: Option<PathBuf>) -> miette
                     "cannot reach the Kubernetes API: {e}"
                 )
             })?;
+            let _ = server.shared.client.set(client.clone());
             paved_server::watch::spawn(client.clone(), &server.shared);
             analyses.spawn(registry, Some(client));
         }
