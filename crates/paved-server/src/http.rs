@@ -149,8 +149,8 @@ async fn read_prefix(body: Body, within: std::time::Duration) -> Bytes {
 /// The review's `apiVersion` and `request.uid`, from the start of its body.
 /// The API server writes `apiVersion` and `kind` before `request`, and
 /// `uid` first in `request`, so the first `"uid"` key is the request's.
-fn envelope(prefix: &[u8]) -> Option<(String, String)> {
-    let text = String::from_utf8_lossy(prefix);
+fn envelope(body: &[u8]) -> Option<(String, String)> {
+    let text = String::from_utf8_lossy(&body[..body.len().min(ENVELOPE_PREFIX)]);
     let value_of = |key: &str| -> Option<String> {
         let at = text.find(&format!("\"{key}\""))? + key.len() + 2;
         let rest = text[at..].trim_start().strip_prefix(':')?.trim_start().strip_prefix('"')?;
