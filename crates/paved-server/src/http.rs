@@ -1,4 +1,6 @@
-//! Routes: `/validate`, `/healthz`, `/readyz`, `/metrics`.
+//! Routes: `/validate` (everything), `/validate/locks`, `/validate/grants`,
+//! `/validate/policies` (one webhook's part each), `/healthz`, `/readyz`,
+//! `/metrics`; and what paved answers when it cannot judge.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;

@@ -1,5 +1,5 @@
 //! The cluster as admission needs it, kept current by watches: namespaces
-//! (for their profile labels) and the metadata of the lockable kinds (for
+//! (for their profile labels) and the metadata of the lock index's kinds (for
 //! the lock index). Metadata-only, and only what matters is kept: labelled
 //! namespaces and locked objects, so memory follows those counts, not the
 //! cluster's size. The exception is Gatekeeper's `data.inventory`: whole

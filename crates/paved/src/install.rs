@@ -1,8 +1,10 @@
 //! `paved install`: everything `paved serve` needs in a cluster, as manifests.
 //!
-//! Two webhook configurations, so that each fails the right way: locks fail
-//! closed (`Fail`) but are only asked about objects that can be locked, so an
-//! outage of paved blocks no ordinary request; policies fail open by default.
+//! Webhooks that each fail the right way: the gestures that need authority
+//! (locks, grants) fail closed (`Fail`) but a match condition asks them only
+//! about requests that are such a gesture, so an outage of paved refuses no
+//! ordinary request (`tests/outage.rs` proves it); evictions and policies
+//! fail open by default.
 
 use base64::Engine as _;
 use paved_admission::cluster::{MODE_LABEL, PROFILE_LABEL, VERSION_LABEL};
