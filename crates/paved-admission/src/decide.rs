@@ -301,6 +301,15 @@ impl Admission {
                     self.check_exemption_grants(req, &mut v);
                     self.check_namespace_labels(req, &mut v);
                 }
+                if policies && !grants {
+                    // Defence in depth: the policies webhook refuses a grant too,
+                    // so that a configuration printed before grants had a webhook
+                    // of their own (or edited to drop it) does not admit
+                    // self-granted exemptions. The grants webhook records it.
+                    let mut seen = Verdict::default();
+                    self.check_exemption_grants(req, &mut seen);
+                    v.denials.append(&mut seen.denials);
+                }
                 if policies {
                     self.check_policies(req, cluster, now, &mut v);
                 }

@@ -553,9 +553,14 @@ fn each_webhook_asks_about_its_own_part() {
     let granted = deployment("shop", exempt("pss-baseline/privileged", "JIRA-3"), json!({}), restricted_ok());
     let grant = serde_json::to_vec(&review("UPDATE", &DEV, Some(&granted), Some(&unlocked))).unwrap();
     let grant = AdmissionReview::decode(&grant).unwrap().1;
-    assert!(!adm.review_scoped(&grant, &cluster, now(), Scope::Grants).allowed());
-    assert!(adm.review_scoped(&grant, &cluster, now(), Scope::Policies).allowed());
+    let granted_by_grants = adm.review_scoped(&grant, &cluster, now(), Scope::Grants);
+    assert!(!granted_by_grants.allowed());
+    assert!(granted_by_grants.events.iter().any(|e| matches!(e, Event::ExemptionRefused { .. })));
     assert!(adm.review_scoped(&grant, &cluster, now(), Scope::Locks).allowed());
+    // The policies webhook refuses it too (an older configuration without a
+    // grants webhook must not admit it), but leaves the record to the grants webhook.
+    let by_policies = adm.review_scoped(&grant, &cluster, now(), Scope::Policies);
+    assert!(!by_policies.allowed() && by_policies.events.is_empty(), "{by_policies:?}");
 }
 
 fn locked_bad_obj() -> Value {
