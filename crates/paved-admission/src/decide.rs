@@ -479,7 +479,7 @@ impl Admission {
         let old = req.old_object.as_map().is_some().then(|| Meta::of(&req.old_object));
         // The deployment controller keeps a ReplicaSet's copy of its Deployment's lock.
         if old.is_some_and(|o| o.lock != new.lock)
-            && mirrors_its_owner(o_kind(req), &req.old_object, &req.user_info.username)
+            && mirrors_its_owner(kind_of(req, &req.old_object), &req.old_object, &req.user_info.username)
         {
             return;
         }
@@ -608,17 +608,6 @@ impl Admission {
         // Foreign policies read the request (operation, user, old object) as JSON.
         let request = if engine.has_foreign() { serde_json::to_value(req).ok() } else { None };
         let findings = engine.evaluate_request(&req.object, now, request.as_ref());
-        // On UPDATE, a Deny that the old object already had is a Warn: refusing it
-        // would block unrelated changes (finalizers, scaling) to objects that
-        // predate the policy.
-        let old_findings = if req.operation == "UPDATE"
-            && req.old_object.as_map().is_some()
-            && findings.iter().any(|f| f.counts() && f.action == Action::Deny)
-        {
-            engine.evaluate(&req.old_object, now)
-        } else {
-            Vec::new()
-        };
         // What a trusted controller makes from its owner's template (the
         // replicaset controller's Pods, the deployment controller's
         // ReplicaSets) was judged at the owner, when a person made or changed
@@ -626,6 +615,20 @@ impl Admission {
         // workload that already exists from scaling or healing, silently: the
         // controller retries, nobody sees the refusal (PRODUCT.md section 4).
         let owner = self.made_by_trusted_controller(req);
+        // On UPDATE, a Deny that the old object already had is a Warn: refusing it
+        // would block unrelated changes (finalizers, scaling) to objects that
+        // predate the policy. A trusted controller's copy refuses nothing, so
+        // its old object (the deployment controller scales ReplicaSets all
+        // day) is not judged again.
+        let old_findings = if owner.is_none()
+            && req.operation == "UPDATE"
+            && req.old_object.as_map().is_some()
+            && findings.iter().any(|f| f.counts() && f.action == Action::Deny)
+        {
+            engine.evaluate(&req.old_object, now)
+        } else {
+            Vec::new()
+        };
         // The old object's standing denials, by (policy, field): looked up
         // once per finding, not compared with each.
         let old_denials: std::collections::HashSet<(&str, &paved_core::node::FieldPath)> =
@@ -755,10 +758,6 @@ impl<'a> Grant<'a> {
 
 fn who(authority: &Authority, role: &str) -> String {
     if authority.is_empty() { format!("{role} (none is configured)") } else { authority.describe() }
-}
-
-fn o_kind<'a>(req: &'a AdmissionRequest) -> &'a str {
-    kind_of(req, &req.old_object)
 }
 
 fn kind_of<'a>(req: &'a AdmissionRequest, obj: &'a Node<'a>) -> &'a str {
