@@ -419,7 +419,7 @@ fn judge(shared: &Shared, body: &[u8], scope: Scope, started: Instant) -> Result
             return Err(e.to_string());
         }
     };
-    let verdict = {
+    let mut verdict = {
         let admission = shared.admission.load();
         match shared.cluster.read() {
             Ok(cluster) => admission.review_scoped(&review, &cluster, Timestamp::now(), scope),
@@ -429,7 +429,7 @@ fn judge(shared: &Shared, body: &[u8], scope: Scope, started: Instant) -> Result
     };
     record(shared, &review, &verdict);
     shared.metrics.latency.observe(started.elapsed().as_secs_f64());
-    let relabelled = verdict.relabelled.clone();
+    let relabelled = verdict.relabelled.take();
     Ok(Judged { api_version, response: verdict.into_response(review.uid.clone()), relabelled })
 }
 
