@@ -9,8 +9,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use serde_json::json;
-
 use futures_util::StreamExt;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, DynamicObject, PartialObjectMeta};
@@ -19,6 +17,7 @@ use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use paved_admission::cluster::NamespaceLabels;
 use paved_admission::locks::{LOCKABLE, Labels, Meta, Resource};
+use serde_json::json;
 
 use crate::Shared;
 
@@ -172,31 +171,34 @@ async fn markers(client: kube::Client, shared: Arc<Shared>) {
         if !shared.synced.load(Ordering::Acquire) {
             continue;
         }
-        let (add, remove): (Vec<String>, Vec<String>) = match shared.cluster.read() {
+        // (namespace, whether it should carry the marker) for each that differs.
+        let changes: Vec<(String, bool)> = match shared.cluster.read() {
             Ok(cluster) => {
                 let holding: std::collections::BTreeSet<&str> = cluster.locks.namespaces().collect();
-                (
-                    holding
-                        .iter()
-                        .filter(|ns| !cluster.marked_namespaces.contains(**ns))
-                        .map(|ns| (*ns).to_owned())
-                        .collect(),
-                    cluster.marked_namespaces.iter().filter(|ns| !holding.contains(ns.as_str())).cloned().collect(),
-                )
+                let add = holding
+                    .iter()
+                    .filter(|ns| !cluster.marked_namespaces.contains(**ns))
+                    .map(|ns| (ns.to_string(), true));
+                let remove = cluster
+                    .marked_namespaces
+                    .iter()
+                    .filter(|ns| !holding.contains(ns.as_str()))
+                    .map(|ns| (ns.clone(), false));
+                add.chain(remove).collect()
             }
             Err(_) => return,
         };
-        for (namespace, value) in add.iter().map(|n| (n, json!("true"))).chain(remove.iter().map(|n| (n, json!(null))))
-        {
+        for (namespace, mark) in changes {
+            let value = if mark { json!("true") } else { serde_json::Value::Null };
             let patch = json!({"metadata": {"annotations": {paved_admission::locks::HOLDS_LOCKS: value}}});
-            match api.patch(namespace, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch)).await {
+            match api.patch(&namespace, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch)).await {
                 // The namespace watch will see the change; until then, do not patch again.
                 Ok(_) => {
                     if let Ok(mut cluster) = shared.cluster.write() {
-                        if value.is_null() {
-                            cluster.marked_namespaces.remove(namespace);
+                        if mark {
+                            cluster.marked_namespaces.insert(namespace);
                         } else {
-                            cluster.marked_namespaces.insert(namespace.clone());
+                            cluster.marked_namespaces.remove(&namespace);
                         }
                     }
                 }
