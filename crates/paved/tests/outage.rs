@@ -25,15 +25,21 @@ locks:
   - {labelSelector: {tier: data}}
 "#;
 
+/// The webhooks of what `paved install` prints with `config`.
 fn printed_webhooks(config: &str) -> Vec<Value> {
+    generated_webhooks(config, |path| {
+        let mut install = Command::new(env!("CARGO_BIN_EXE_paved"));
+        install.args(["install", "--config", path.to_str().unwrap()]).stdin(Stdio::null());
+        install
+    })
+}
+
+/// The webhooks in what `command` prints for a configuration file holding `config`.
+fn generated_webhooks(config: &str, command: impl FnOnce(&Path) -> Command) -> Vec<Value> {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("paved.yaml");
     std::fs::write(&path, config).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_paved"))
-        .args(["install", "--config", path.to_str().unwrap()])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let out = command(&path).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let docs: Vec<Option<Value>> = serde_saphyr::from_multiple(&String::from_utf8(out.stdout).unwrap()).unwrap();
     docs.into_iter()
@@ -521,22 +527,14 @@ fn gestures() -> Vec<(&'static str, Request)> {
 fn rendered_webhooks(config: &str) -> Vec<Value> {
     let helm = std::env::var("HELM").unwrap_or_else(|_| "helm".into());
     assert!(Command::new(&helm).arg("version").output().is_ok(), "helm not found at {helm:?}: set HELM");
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("paved.yaml");
-    std::fs::write(&path, config).unwrap();
     let chart = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/helm/paved");
-    let out = Command::new(&helm)
-        .args(["template", "paved", chart.to_str().unwrap(), "--namespace", "paved-system"])
-        .args(["--set-file", &format!("config={}", path.display())])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let docs: Vec<Option<Value>> = serde_saphyr::from_multiple(&String::from_utf8(out.stdout).unwrap()).unwrap();
-    docs.into_iter()
-        .flatten()
-        .filter(|d| d["kind"] == "ValidatingWebhookConfiguration")
-        .flat_map(|d| d["webhooks"].as_array().unwrap().clone())
-        .collect()
+    generated_webhooks(config, |path| {
+        let mut template = Command::new(&helm);
+        template
+            .args(["template", "paved", chart.to_str().unwrap(), "--namespace", "paved-system"])
+            .args(["--set-file", &format!("config={}", path.display())]);
+        template
+    })
 }
 
 #[test]
