@@ -21,9 +21,9 @@ use crate::locks::{
     HOLDS_LOCKS, LOCK, LOCKED, Lock, Meta, OFF, ProtectError, Protection, mirrors_its_owner, unindexed_lock,
 };
 use crate::review::{AdmissionRequest, AdmissionResponse, Status};
+use crate::warning::{self, Note, first_fitting};
 
-/// Warnings: each at most this many characters, all together at most `MAX_WARNINGS_BYTES`.
-pub const MAX_WARNING_CHARS: usize = 120;
+/// Warnings: each at most [`warning::MAX_CHARS`], all together at most this.
 pub const MAX_WARNINGS_BYTES: usize = 4096;
 /// Denials listed in a refusal's message; the rest are counted.
 const LISTED_DENIALS: usize = 5;
@@ -161,8 +161,9 @@ impl Verdict {
     }
 }
 
-/// One line each, at most `MAX_WARNING_CHARS`, at most `MAX_WARNINGS_BYTES` in all,
-/// with a last line counting what did not fit.
+/// One line each, at most [`warning::MAX_CHARS`] (they are written to fit;
+/// one that does not is left out, never cut), at most `MAX_WARNINGS_BYTES`
+/// in all, with a last line counting what did not fit.
 pub fn bound_warnings(warnings: Vec<String>) -> Vec<String> {
     // Room kept for the closing "paved: N more warnings not shown" line.
     const MORE_RESERVE: usize = 64;
@@ -170,7 +171,7 @@ pub fn bound_warnings(warnings: Vec<String>) -> Vec<String> {
     let mut out = Vec::with_capacity(total);
     let mut bytes = 0;
     for (i, w) in warnings.into_iter().enumerate() {
-        let w = one_line(&w, MAX_WARNING_CHARS);
+        let w = first_fitting([w], "paved: a warning too long to show was left out.");
         let reserve = if i + 1 == total { 0 } else { MORE_RESERVE };
         if bytes + w.len() + reserve > MAX_WARNINGS_BYTES {
             break;
@@ -179,14 +180,15 @@ pub fn bound_warnings(warnings: Vec<String>) -> Vec<String> {
         out.push(w);
     }
     if out.len() < total {
-        out.push(format!("paved: {} more warnings not shown", total - out.len()));
+        out.push(format!("paved: {} more warnings not shown.", total - out.len()));
     }
     out
 }
 
+/// One line of at most `max_chars`, marked where cut: for audit annotations,
+/// which are read in logs, not shown whole by kubectl.
 fn one_line(s: &str, max_chars: usize) -> String {
-    let blanked = s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
-    clip_chars(blanked, max_chars)
+    clip_chars(warning::one_line(s), max_chars)
 }
 
 /// An audit annotation key: the API server prefixes it with the webhook's name,
@@ -417,16 +419,31 @@ impl Admission {
             if breaking.len() < LISTED {
                 let kind = w.get("kind").and_then(Node::as_str).unwrap_or("object");
                 let name = w.at(&["metadata", "name"]).and_then(Node::as_str).unwrap_or("");
-                breaking.push(format!("paved: existing {kind} {name} breaks {}", denied.join(", ")));
+                let n = denied.len();
+                breaking.push(first_fitting(
+                    [
+                        format!("paved: existing {kind} {name} breaks {}.", denied.join(", ")),
+                        format!("paved: existing {kind} {name} breaks {n} policies; paved audit names them."),
+                        format!("paved: an existing {kind} breaks {n} policies; paved audit names it."),
+                    ],
+                    "paved: an existing workload breaks policies; paved audit names it.",
+                ));
             }
         }
         if total > 0 {
-            warnings.push(format!(
-                "paved: {total} existing workloads in {namespace} would be denied now; they keep running"
+            warnings.push(first_fitting(
+                [
+                    format!("paved: {total} existing workloads in {namespace} would be denied now; they keep running."),
+                    format!("paved: {total} existing workloads here would be denied now; they keep running."),
+                ],
+                "paved: existing workloads here would be denied now; they keep running.",
             ));
             warnings.extend(breaking);
             if total > LISTED {
-                warnings.push(format!("paved: and {} more (paved audit -n {namespace} lists them)", total - LISTED));
+                warnings.push(first_fitting(
+                    [format!("paved: and {} more; paved audit -n {namespace} lists them.", total - LISTED)],
+                    "paved: and more; paved audit lists them.",
+                ));
             }
         }
         warnings
@@ -647,13 +664,11 @@ impl Admission {
                     if !judged_at_owner.contains(&f.policy) {
                         judged_at_owner.push(f.policy.clone());
                     }
-                    v.warnings.push(format!("[{}] (judged at its owner) {}", f.policy, f.message))
+                    v.warnings.push(warning::for_finding(&f, &req.object, Note::JudgedAtOwner))
                 }
                 Action::Deny if !preexisting => v.denials.push(format!("[{}] {}", f.policy, f.message)),
-                Action::Deny => {
-                    v.warnings.push(format!("[{}] (already so before this update) {}", f.policy, f.message))
-                }
-                Action::Warn => v.warnings.push(format!("[{}] {}", f.policy, f.message)),
+                Action::Deny => v.warnings.push(warning::for_finding(&f, &req.object, Note::Preexisting)),
+                Action::Warn => v.warnings.push(warning::for_finding(&f, &req.object, Note::None)),
                 Action::Audit => {
                     let entry = v.audit.entry(audit_key(&f.policy)).or_default();
                     if entry.len() < 1024 {
@@ -705,7 +720,10 @@ impl Admission {
             None => Mode::Enforce,
             Some((_, Some(mode))) => mode,
             Some((m, None)) => {
-                warnings.push(format!("paved: namespace label {MODE_LABEL}={m:?} is not enforce, warn or audit"));
+                warnings.push(first_fitting(
+                    [format!("paved: namespace label {MODE_LABEL}={m:?} is not enforce, warn or audit; enforcing.")],
+                    "paved: namespace label paved.dev/mode is not enforce, warn or audit; enforcing.",
+                ));
                 Mode::Enforce
             }
         };
@@ -719,7 +737,18 @@ impl Admission {
                 })
             }
             Err(e) => {
-                warnings.push(format!("paved: namespace label {PROFILE_LABEL}: {e}; using the cluster default"));
+                warnings.push(first_fitting(
+                    {
+                        let e = e.to_string();
+                        // The error without its list of what was expected.
+                        let head = e.split(": expected").next().unwrap_or_default().to_owned();
+                        [
+                            format!("paved: namespace label {PROFILE_LABEL}: {e}; using the cluster default."),
+                            format!("paved: namespace label {PROFILE_LABEL}: {head}; using the cluster default."),
+                        ]
+                    },
+                    "paved: namespace label paved.dev/profile is not usable; using the cluster default.",
+                ));
                 return Arc::clone(&self.default);
             }
         };

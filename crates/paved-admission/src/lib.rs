@@ -10,5 +10,6 @@ pub mod decide;
 pub mod locks;
 pub mod review;
 pub mod trust;
+pub mod warning;
 
 pub use decide::{Admission, Event, Scope, SetupError, Verdict};

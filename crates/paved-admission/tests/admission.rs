@@ -225,6 +225,85 @@ fn restricted_findings_are_warnings_each_one_line_within_bounds() {
     }
 }
 
+/// What kubectl shows of a warning: all of it, when it is one line of at
+/// most 120 characters that ends a sentence and was not cut.
+fn assert_whole(w: &str) {
+    assert!(w.chars().count() <= 120, "longer than 120 characters: {w:?}");
+    assert!(!w.contains('…') && !w.chars().any(char::is_control), "cut or not one line: {w:?}");
+    assert!(w.ends_with('.'), "not a whole sentence: {w:?}");
+}
+
+#[test]
+fn every_native_rule_warns_in_a_whole_sentence_that_names_the_fix() {
+    use paved_admission::warning::{Note, for_finding};
+    use paved_core::node::{FieldPath, Node};
+    use paved_core::policy::{Action, Finding};
+    // The longest name a container may have, 63 characters: the warning then
+    // leaves the container out rather than cutting the fix.
+    for name in ["app", &"n".repeat(63)] {
+        let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+            "spec": {"containers": [{"name": name, "image": "nginx"}]}});
+        let object = Node::from_json(&pod);
+        let path = FieldPath::root().keys(&["spec", "containers"]).index(0).keys(&["securityContext", "privileged"]);
+        for rule in paved_core::rules::all() {
+            for note in [Note::None, Note::JudgedAtOwner, Note::Preexisting] {
+                let finding = Finding {
+                    policy: rule.id.into(),
+                    action: Action::Warn,
+                    message: rule.doc.fix.into(),
+                    short: Some(rule.doc.short),
+                    object: std::sync::Arc::new(paved_core::object::ObjectRef::of(&object)),
+                    path: path.clone(),
+                    span: paved_core::node::Span::NONE,
+                    exact: false,
+                    exempted: None,
+                };
+                let w = for_finding(&finding, &object, note);
+                assert_whole(&w);
+                assert!(w.starts_with(&format!("[{}] ", rule.id)) && w.ends_with(rule.doc.short), "{}: {w}", rule.id);
+                if name == "app" && note == Note::None {
+                    assert!(w.contains("container \"app\": "), "the container is named when it fits: {w}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn pod_security_fixtures_warn_in_whole_sentences() {
+    // Every failing fixture of the Pod Security conformance suite, in a
+    // namespace that runs paved-road (both levels and best practices) in
+    // warn mode: every finding becomes a warning, none may be cut.
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus/pod-security");
+    let cluster = labelled("fixtures", Some("paved-road"), None, Some("warn"));
+    let adm = admission();
+    let (mut reviewed, mut warned) = (0, 0);
+    let mut stack = vec![root];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            if !path.to_string_lossy().contains("/fail/") || path.extension().is_none_or(|e| e != "yaml") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            let mut pod: Value = serde_saphyr::from_str(&text).unwrap();
+            pod["metadata"]["namespace"] = json!("fixtures");
+            let (_, r) = judge_in(&adm, &cluster, &review("CREATE", &DEV, Some(&pod), None));
+            assert!(r.allowed, "{}: warn mode refuses nothing", path.display());
+            reviewed += 1;
+            warned += usize::from(!r.warnings.is_empty());
+            for w in &r.warnings {
+                assert_whole(w);
+            }
+        }
+    }
+    assert!(reviewed > 500 && warned == reviewed, "{warned} of {reviewed} fixtures warned");
+}
+
 #[test]
 fn many_warnings_stay_under_4_kib_and_say_how_many_are_hidden() {
     let containers: Vec<Value> = (0..80).map(|i| json!({"name": format!("c{i}"), "image": "nginx"})).collect();
@@ -234,7 +313,7 @@ fn many_warnings_stay_under_4_kib_and_say_how_many_are_hidden() {
     let bytes: usize = r.warnings.iter().map(String::len).sum();
     assert!(bytes <= 4096, "{bytes} bytes of warnings");
     let last = r.warnings.last().unwrap();
-    assert!(last.starts_with("paved: ") && last.ends_with("more warnings not shown"), "{last}");
+    assert!(last.starts_with("paved: ") && last.ends_with("more warnings not shown."), "{last}");
 }
 
 fn labelled(ns: &str, profile: Option<&str>, version: Option<&str>, mode: Option<&str>) -> ClusterState {

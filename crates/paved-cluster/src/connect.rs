@@ -189,3 +189,16 @@ pub async fn client(target: &Target) -> Result<(kube::Client, String), ConnectEr
     let client = kube::Client::try_from(resolved.config).map_err(|e| ConnectError::Client(e.to_string()))?;
     Ok((client, resolved.source))
 }
+
+/// A watch waits up to five minutes (kube-rs asks the server for 290 s)
+/// between events: reads may idle that long before they count as stalled.
+pub const WATCH_READ_TIMEOUT: Duration = Duration::from_secs(295);
+
+/// [`client`] for a long-running watcher (`paved serve`): the same
+/// configuration, with reads allowed to idle as long as a watch does.
+pub async fn watching_client(target: &Target) -> Result<(kube::Client, String), ConnectError> {
+    let mut resolved = resolve(target).await?;
+    resolved.config.read_timeout = Some(WATCH_READ_TIMEOUT);
+    let client = kube::Client::try_from(resolved.config).map_err(|e| ConnectError::Client(e.to_string()))?;
+    Ok((client, resolved.source))
+}

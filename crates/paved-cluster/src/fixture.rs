@@ -68,6 +68,12 @@ pub struct FixtureCluster {
     /// List paths whose continue tokens expire from this page on: the first
     /// request with such a token gets 410 Gone and a fresh token.
     pub expire_from_page: BTreeMap<String, u32>,
+    /// Discovery documents answered 404, as by a cluster without that API
+    /// group (a CRD not installed): `/apis/wgpolicyk8s.io/v1alpha2`.
+    pub absent: BTreeSet<String>,
+    /// Single objects by path, as server-side apply stored them (GET reads,
+    /// DELETE removes them); a dry run stores nothing.
+    pub stored: Mutex<BTreeMap<String, serde_json::Value>>,
     /// Every request, in order.
     pub seen: Mutex<Vec<Seen>>,
 }
@@ -75,6 +81,18 @@ pub struct FixtureCluster {
 impl FixtureCluster {
     pub fn add(&mut self, list_path: &str, object: serde_json::Value) {
         self.objects.entry(list_path.to_owned()).or_default().push(object.to_string());
+    }
+
+    /// The group list without the groups whose documents are `absent`.
+    fn groups_present(&self, doc: &str) -> String {
+        let Ok(mut list) = serde_json::from_str::<serde_json::Value>(doc) else { return doc.to_owned() };
+        if let Some(groups) = list["groups"].as_array_mut() {
+            groups.retain(|g| {
+                let version = g["preferredVersion"]["groupVersion"].as_str().unwrap_or_default();
+                !self.absent.contains(&format!("/apis/{version}"))
+            });
+        }
+        list.to_string()
     }
 
     pub fn requests(&self) -> Vec<Seen> {
@@ -99,12 +117,36 @@ impl FixtureCluster {
             });
         }
         let (path, query) = path_and_query.split_once('?').unwrap_or((path_and_query, ""));
+        let dry_run = query.split('&').any(|kv| kv == "dryRun=All");
         if method == "PATCH" {
-            // Server-side apply: echo the object back, as the server would after merging.
-            return (200, String::from_utf8_lossy(body).into_owned());
+            // Server-side apply: the object back, as the server would after merging.
+            let Ok(mut object) = serde_json::from_slice::<serde_json::Value>(body) else {
+                return (400, bad_request("the body is not JSON"));
+            };
+            store_as_the_api_server_does(&mut object);
+            if !dry_run && let Ok(mut stored) = self.stored.lock() {
+                stored.insert(path.to_owned(), object.clone());
+            }
+            return (200, object.to_string());
+        }
+        if method == "GET"
+            && let Some(object) = self.stored.lock().ok().and_then(|s| s.get(path).cloned())
+        {
+            return (200, object.to_string());
+        }
+        if method == "DELETE" {
+            let Some(object) =
+                self.stored.lock().ok().and_then(|mut s| if dry_run { s.get(path).cloned() } else { s.remove(path) })
+            else {
+                return (404, not_found(path));
+            };
+            return (200, object.to_string());
+        }
+        if self.absent.contains(path) {
+            return (404, not_found(path));
         }
         if let Some((_, doc)) = DISCOVERY.iter().find(|(p, _)| *p == path) {
-            return (200, (*doc).to_owned());
+            return (200, if path == "/apis" { self.groups_present(doc) } else { (*doc).to_owned() });
         }
         if path == "/apis/metrics.k8s.io/v1beta1" {
             return (503, METRICS_DOWN.to_owned());
@@ -319,6 +361,22 @@ fn decode_token(token: &str) -> Option<(usize, bool)> {
         _ => return None,
     };
     Some((rest.parse().ok()?, stale))
+}
+
+/// What the API server keeps of a written object: a Secret's `stringData`
+/// is merged into `data`, base64-encoded, and never read back.
+fn store_as_the_api_server_does(object: &mut serde_json::Value) {
+    use base64::Engine as _;
+    if object["kind"] != "Secret" {
+        return;
+    }
+    let Some(map) = object.as_object_mut() else { return };
+    let Some(serde_json::Value::Object(strings)) = map.remove("stringData") else { return };
+    let data = map.entry("data").or_insert_with(|| json!({}));
+    for (key, value) in strings {
+        let text = value.as_str().unwrap_or_default();
+        data[key] = json!(base64::engine::general_purpose::STANDARD.encode(text));
+    }
 }
 
 fn not_found(path: &str) -> String {

@@ -147,7 +147,7 @@ impl Engine {
         let mut object: Option<std::sync::Arc<ObjectRef>> = None;
         // One way from a rule's (or a foreign policy's) report to a located,
         // possibly exempted finding.
-        let mut push = |policy: std::borrow::Cow<'static, str>, exemptible: bool, action, message, path| {
+        let mut push = |policy: std::borrow::Cow<'static, str>, exemptible: bool, action, message, short, path| {
             let object = std::sync::Arc::clone(object.get_or_insert_with(|| ObjectRef::of(obj).into()));
             let exempted = exemptible
                 .then(|| exemptions.iter().find(|e| e.is_valid() && e.covers(&policy)))
@@ -157,6 +157,7 @@ impl Engine {
                 policy,
                 action,
                 message: clip_message(message),
+                short,
                 object,
                 path,
                 span: crate::node::Span::NONE,
@@ -179,13 +180,14 @@ impl Engine {
             for raw in raws.drain(..) {
                 // Exemption hygiene findings cannot themselves be exempted.
                 let action = raw.at_most.map_or(*action, |cap| cap.min(*action));
-                push(rule.id.into(), rule.group != "paved", action, raw.message, raw.path);
+                let short = raw.short.or(Some(rule.doc.short));
+                push(rule.id.into(), rule.group != "paved", action, raw.message, short, raw.path);
             }
         }
         for foreign in &self.foreign {
             for ff in foreign.evaluate(obj, request) {
                 if let Some(action) = self.set.foreign_action(&ff.policy, ff.action) {
-                    push(ff.policy.into(), true, action, ff.message, ff.path);
+                    push(ff.policy.into(), true, action, ff.message, None, ff.path);
                 }
             }
         }

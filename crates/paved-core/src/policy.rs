@@ -71,6 +71,9 @@ pub struct Doc {
     pub what: &'static str,
     pub why: &'static str,
     pub fix: &'static str,
+    /// The fix in one short sentence, for admission warnings: the policy id,
+    /// the field's owner and this fit in 120 characters, so kubectl shows it whole.
+    pub short: &'static str,
 }
 
 /// A native rule: a plain function registered with its id and documentation.
@@ -112,11 +115,20 @@ pub struct Raw {
     /// a rule that cannot judge yet (an image still being analysed) warns
     /// rather than refuses.
     pub at_most: Option<Action>,
+    /// Replaces the rule's [`Doc::short`] when the report is not the usual
+    /// finding (an image that could not be judged yet).
+    pub short: Option<&'static str>,
 }
 
 impl Raw {
     pub fn new(path: FieldPath, message: impl Into<String>) -> Raw {
-        Raw { path, message: message.into(), at_most: None }
+        Raw { path, message: message.into(), at_most: None, short: None }
+    }
+
+    /// The short sentence a warning shows for this report.
+    pub fn short(mut self, short: &'static str) -> Raw {
+        self.short = Some(short);
+        self
     }
 
     /// This report never goes beyond `action`.
@@ -126,8 +138,9 @@ impl Raw {
     }
 }
 
-/// The maximum length of a finding's message, in characters.
-pub const MAX_MESSAGE: usize = 120;
+/// The maximum length of a finding's message, in characters: room for a
+/// foreign policy's explanation, a bound on what one can print.
+pub const MAX_MESSAGE: usize = 512;
 
 /// Cuts a message to [`MAX_MESSAGE`] characters, marking the cut.
 pub fn clip_message(m: String) -> String {
@@ -159,6 +172,10 @@ pub struct Finding {
     pub policy: std::borrow::Cow<'static, str>,
     pub action: Action,
     pub message: String,
+    /// For native rules, the fix in one short sentence ([`Doc::short`]),
+    /// which admission warnings show instead of `message`.
+    #[serde(skip)]
+    pub short: Option<&'static str>,
     /// Shared by every finding of the same object.
     pub object: std::sync::Arc<ObjectRef>,
     /// The field the finding is about (it may be missing from the object).
@@ -198,8 +215,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn messages_are_clipped_to_120_characters() {
-        let m = clip_message("é".repeat(200));
+    fn messages_are_clipped_to_their_maximum() {
+        let m = clip_message("é".repeat(MAX_MESSAGE * 2));
         assert_eq!(m.chars().count(), MAX_MESSAGE);
         assert!(m.ends_with('…'));
         assert_eq!(clip_message("short".into()), "short");

@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use http_body_util::BodyExt;
 use paved_admission::review::AdmissionReview;
+use paved_admission::warning::first_fitting;
 use paved_admission::{Event, Scope};
 use paved_core::Timestamp;
 
@@ -48,9 +49,10 @@ async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
     }
 }
 
-async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
-    let body = shared.metrics.encode();
-    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], body).into_response()
+async fn metrics(State(shared): State<Arc<Shared>>, headers: axum::http::HeaderMap) -> Response {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let format = crate::metrics::Exposition::negotiate(accept);
+    ([(header::CONTENT_TYPE, format.content_type())], shared.metrics.encode_as(format)).into_response()
 }
 
 fn plain(status: StatusCode, message: String) -> Response {
@@ -358,9 +360,20 @@ async fn relabel_warnings(
     let listed = tokio::time::timeout(within.min(RELABEL_LIST_BUDGET), list_workloads(client, &namespace)).await;
     let objects = match listed {
         Ok(Ok(objects)) => objects,
-        Ok(Err(e)) => return vec![format!("paved: could not list the workloads of {namespace} to check them: {e}")],
+        Ok(Err(e)) => {
+            return vec![first_fitting(
+                [
+                    format!("paved: could not list the workloads of {namespace} to check them: {e}."),
+                    format!("paved: could not list the workloads of {namespace} to check them."),
+                ],
+                "paved: could not list this namespace's workloads to check them.",
+            )];
+        }
         Err(_) => {
-            return vec![format!("paved: no time to check {namespace}'s workloads; run paved audit -n {namespace}")];
+            return vec![first_fitting(
+                [format!("paved: no time to check the workloads of {namespace}; run paved audit -n {namespace}.")],
+                "paved: no time to check this namespace's workloads; run paved audit.",
+            )];
         }
     };
     let shared = Arc::clone(shared);

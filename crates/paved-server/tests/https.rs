@@ -181,6 +181,61 @@ async fn health_readiness_and_metrics_over_http2() {
     server.stop().await;
 }
 
+/// `/metrics` as a scraper that asks for `accept` gets it.
+async fn scrape(server: &Running, accept: Option<&str>) -> (String, String) {
+    let mut request = get("/metrics");
+    if let Some(accept) = accept {
+        request.headers_mut().insert(hyper::header::ACCEPT, accept.parse().unwrap());
+    }
+    let mut client = h2(server.addr, &server.ca).await;
+    let response = client.send_request(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let content_type = response.headers()[hyper::header::CONTENT_TYPE].to_str().unwrap().to_owned();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (content_type, String::from_utf8(body.to_vec()).unwrap())
+}
+
+#[tokio::test]
+async fn metrics_come_in_the_format_the_scraper_asks_for() {
+    let server = start(|_| {}, None).await;
+    review(&server, &privileged_pod_review("m-2", "v1")).await;
+    let prometheus = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+    let (content_type, body) = scrape(&server, Some(prometheus)).await;
+    assert!(content_type.starts_with("application/openmetrics-text; version=1.0.0"), "{content_type}");
+    assert!(body.ends_with("# EOF\n"), "{body}");
+    for accept in [Some("text/plain;version=0.0.4"), None] {
+        let (content_type, body) = scrape(&server, accept).await;
+        assert_eq!(content_type, "text/plain; version=0.0.4; charset=utf-8");
+        assert!(!body.contains("# EOF"), "{body}");
+        assert!(body.contains("# TYPE paved_admission_requests_total counter"), "{body}");
+        assert!(body.contains(r#"paved_admission_requests_total{operation="CREATE",verdict="denied"} 1"#), "{body}");
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+#[ignore = "needs promtool (Debian's prometheus package), which .ci/run installs"]
+async fn promtool_accepts_the_text_format() {
+    let server = start(|_| {}, None).await;
+    review(&server, &privileged_pod_review("m-3", "v1")).await;
+    let (_, body) = scrape(&server, Some("text/plain;version=0.0.4")).await;
+    server.stop().await;
+    let mut promtool = std::process::Command::new(std::env::var("PROMTOOL").unwrap_or_else(|_| "promtool".into()))
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool runs");
+    {
+        use std::io::Write;
+        promtool.stdin.take().unwrap().write_all(body.as_bytes()).unwrap();
+    }
+    let out = promtool.wait_with_output().unwrap();
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && said.trim().is_empty(), "promtool check metrics: {said}\n{body}");
+}
+
 #[tokio::test]
 async fn the_api_servers_own_reviews_are_answered_in_their_version() {
     let server = start(|_| {}, None).await;

@@ -552,8 +552,8 @@ async fn a_stricter_profile_label_names_the_workloads_it_breaks() {
     assert_eq!(
         warnings,
         [
-            "paved: 1 existing workloads in payments would be denied now; they keep running",
-            "paved: existing Deployment web breaks pss-baseline/privileged",
+            "paved: 1 existing workloads in payments would be denied now; they keep running.",
+            "paved: existing Deployment web breaks pss-baseline/privileged.",
         ]
     );
     let listed = mock

@@ -55,7 +55,11 @@ pub struct KindOutcome {
 }
 
 pub fn target(args: &ClusterArgs) -> Target {
-    Target { kubeconfig: args.kubeconfig.clone(), context: args.context.clone(), namespace: args.namespace.clone() }
+    Target {
+        kubeconfig: args.connect.kubeconfig.clone(),
+        context: args.connect.context.clone(),
+        namespace: args.namespace.clone(),
+    }
 }
 
 pub fn runtime() -> miette::Result<tokio::runtime::Runtime> {
@@ -143,6 +147,16 @@ pub fn run(
         let discovery = list::discover(&client)
             .await
             .map_err(|e| miette::miette!(code = "paved::cluster", "cannot discover the cluster's kinds: {e}"))?;
+        // Reports need their kind: said before the audit, not as a 404 per namespace after it.
+        let reportable = discovery.resources.iter().any(|r| r.group == REPORT_GROUP && r.plural == "policyreports");
+        if args.write_reports && !reportable {
+            return Err(miette::miette!(
+                code = "paved::cluster",
+                help = "install the wg-policy CRDs (policyreports and clusterpolicyreports, wgpolicyk8s.io/v1alpha2, \
+                        from kubernetes-sigs/wg-policy-prototypes), or run without --write-reports",
+                "--write-reports: {source} has no PolicyReport kind: the wgpolicyk8s.io/v1alpha2 CRD is not installed"
+            ));
+        }
         let mut problems = discovery.problems;
         let progress = Progress::new();
         let namespace = args.target.namespace.as_deref();
@@ -420,6 +434,9 @@ pub fn policy_report(
     }
     doc
 }
+
+/// The API group of PolicyReport and ClusterPolicyReport.
+const REPORT_GROUP: &str = "wgpolicyk8s.io";
 
 /// Server-side applies one report per namespace; returns what failed.
 async fn write_reports(client: &kube::Client, report: &Report, max: usize, now: paved_core::Timestamp) -> Vec<String> {

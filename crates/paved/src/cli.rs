@@ -94,8 +94,12 @@ pub enum Command {
     },
     /// Run the HTTPS admission webhook (/validate, /healthz, /readyz, /metrics).
     Serve(ServeArgs),
-    /// Print the manifests that run `paved serve` in a cluster (kubectl apply -f -).
+    /// Print the manifests that run `paved serve` in a cluster (for kubectl apply -f -),
+    /// or apply them with --apply.
     Install(InstallArgs),
+    /// Remove what `paved install --apply` applied: the webhook configurations
+    /// first, so that nothing is sent to a paved that is going away.
+    Uninstall(UninstallArgs),
     /// Language server over stdio: the findings of `paved check` while you type.
     Lsp,
     /// Which images run, where, pinned or not, from allowed registries or not (text, json, csv):
@@ -141,15 +145,22 @@ pub enum ConfigCommand {
 /// Which cluster to talk to, as kubectl chooses it.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct ClusterArgs {
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+    /// Only this namespace (default: every namespace).
+    #[arg(short = 'n', long, value_name = "NAME")]
+    pub namespace: Option<String>,
+}
+
+/// Which cluster, as kubectl chooses it.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ConnectArgs {
     /// This kubeconfig file only (otherwise KUBECONFIG's files, merged, or ~/.kube/config; in a pod, its service account).
     #[arg(long, value_name = "FILE")]
     pub kubeconfig: Option<PathBuf>,
     /// The kubeconfig context to use (default: its current-context).
     #[arg(long, value_name = "NAME")]
     pub context: Option<String>,
-    /// Only this namespace (default: every namespace).
-    #[arg(short = 'n', long, value_name = "NAME")]
-    pub namespace: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -199,9 +210,32 @@ pub struct InstallArgs {
     #[arg(long, default_value_t = 365, value_parser = clap::value_parser!(i64).range(1..=3650))]
     pub cert_days: i64,
 
-    /// Apply to the cluster instead of printing.
+    /// Apply to the cluster (server-side apply, field manager paved) instead of
+    /// printing; the webhook configurations last, and the serving certificate
+    /// of an earlier install is kept, so applying again changes nothing.
     #[arg(long)]
     pub apply: bool,
+
+    /// With --apply: the API server checks every object and stores nothing.
+    #[arg(long, requires = "apply")]
+    pub dry_run: bool,
+
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct UninstallArgs {
+    /// Namespace paved was installed in.
+    #[arg(long, default_value = "paved-system")]
+    pub namespace: String,
+
+    /// The API server checks every delete and removes nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    #[command(flatten)]
+    pub connect: ConnectArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -228,6 +262,9 @@ pub struct ServeArgs {
     /// only from the configuration.
     #[arg(long)]
     pub no_cluster: bool,
+
+    #[command(flatten)]
+    pub connect: ConnectArgs,
 
     /// paved's own namespace, never judged.
     #[arg(long, env = "POD_NAMESPACE", default_value = "paved-system")]

@@ -6,14 +6,21 @@
 //! ordinary request (`tests/outage.rs` proves it); evictions and policies
 //! fail open by default.
 
+use std::io::Write;
+
 use base64::Engine as _;
 use paved_admission::cluster::{MODE_LABEL, PROFILE_LABEL, VERSION_LABEL};
 use paved_admission::locks::{HOLDS_LOCKS, LOCK, LOCKABLE, LOCKED, MIRROR_KEEPERS};
+use paved_cluster::apply::{self, Deleted, ObjectName};
+use paved_cluster::connect::{self, Target};
 use paved_core::config::Config;
 use paved_core::exempt::{EXEMPT, EXEMPT_REASON, EXEMPT_UNTIL};
 use paved_server::ALWAYS_EXCLUDED;
 use paved_server::images;
 use serde_json::{Value, json};
+
+use crate::cli::{ConnectArgs, FailurePolicy, InstallArgs, UninstallArgs};
+use crate::config_file;
 
 /// Kinds the policies webhook is asked about: every kind a native rule judges.
 pub const JUDGED: &[(&str, &str, &[&str])] = &[
@@ -50,6 +57,154 @@ locks:
 ";
 
 const NAME: &str = "paved";
+/// The Secret holding the serving certificate, its key and its CA.
+const TLS_SECRET: &str = "paved-tls";
+/// A kept serving certificate must have at least this many days left.
+const REUSE_MIN_DAYS: i64 = 30;
+/// Namespaces `paved uninstall` never deletes, whatever `--namespace` says.
+const NEVER_DELETED: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
+
+/// `paved install`: the manifests on standard output, or with `--apply`
+/// server-side applied to the cluster.
+pub fn run(args: &InstallArgs, config: Config, path: Option<&std::path::Path>) -> miette::Result<u8> {
+    let (config_text, config) = match path {
+        Some(p) => (std::fs::read_to_string(p).map_err(|e| miette::miette!("{}: {e}", p.display()))?, config),
+        None => (DEFAULT_CONFIG.to_owned(), config_file::parse(DEFAULT_CONFIG, "(default configuration)")?),
+    };
+    let names = Install::dns_names(&args.namespace);
+    let install = |certs| Install {
+        namespace: args.namespace.clone(),
+        image: args.image.clone(),
+        replicas: args.replicas,
+        failure_policy: match args.failure_policy {
+            FailurePolicy::Ignore => "Ignore",
+            FailurePolicy::Fail => "Fail",
+        },
+        timeout_seconds: args.timeout_seconds,
+        config_text: config_text.clone(),
+        config: config.clone(),
+        certs,
+    };
+    let generate = || paved_server::certs::generate(&names, args.cert_days).map_err(|e| miette::miette!("{e}"));
+    if !args.apply {
+        let yaml = to_yaml(&install(generate()?).manifests()).map_err(|e| miette::miette!("cannot write YAML: {e}"))?;
+        let mut out = std::io::stdout().lock();
+        return match out.write_all(yaml.as_bytes()).and_then(|()| out.flush()) {
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(crate::io_error(e)),
+            _ => Ok(0),
+        };
+    }
+    crate::audit::runtime()?.block_on(async {
+        let (client, source) = connect_to(&args.connect).await?;
+        // The certificate of an earlier install is kept while it serves: a
+        // new CA in the webhook configurations before the pods reload the
+        // new certificate would fail every call, and lock gestures fail closed.
+        let secret = ObjectName::new("v1", "Secret", Some(&args.namespace), TLS_SECRET).map_err(cluster_error)?;
+        let certs = match apply::get(&client, &secret).await.map_err(cluster_error)?.as_ref().and_then(certs_of) {
+            Some(certs) => match certs.still_serve(&names, REUSE_MIN_DAYS) {
+                Ok(()) => certs,
+                Err(why) => {
+                    eprintln!("paved: a new serving certificate replaces the one installed: {why}");
+                    generate()?
+                }
+            },
+            None => generate()?,
+        };
+        let suffix = if args.dry_run { " (server dry run)" } else { "" };
+        let mut out = std::io::stdout().lock();
+        for object in in_apply_order(install(certs).manifests()) {
+            let name = apply::apply(&client, &object, args.dry_run).await.map_err(cluster_error)?;
+            let _ = writeln!(out, "{name} serverside-applied{suffix}");
+        }
+        let _ = out.flush();
+        if !args.dry_run {
+            eprintln!(
+                "paved: installed in {source}; `kubectl -n {} rollout status deployment/{NAME}` waits for it",
+                args.namespace
+            );
+        }
+        Ok(0)
+    })
+}
+
+/// The webhook configurations last: each calls a Service that must be there
+/// first, and the locks webhook fails closed.
+fn in_apply_order(manifests: Vec<Value>) -> Vec<Value> {
+    let is_webhook = |o: &Value| o["kind"].as_str().is_some_and(|k| k.ends_with("WebhookConfiguration"));
+    let (webhooks, rest): (Vec<Value>, Vec<Value>) = manifests.into_iter().partition(is_webhook);
+    rest.into_iter().chain(webhooks).collect()
+}
+
+/// The certificates in an installed Secret, as the API server returns it (`data`, base64).
+fn certs_of(secret: &Value) -> Option<paved_server::certs::ServingCerts> {
+    let field = |key: &str| {
+        let encoded = secret["data"][key].as_str()?;
+        let bytes = base64::engine::general_purpose::STANDARD.decode(encoded).ok()?;
+        String::from_utf8(bytes).ok()
+    };
+    Some(paved_server::certs::ServingCerts {
+        ca_pem: field("ca.crt")?,
+        cert_pem: field("tls.crt")?,
+        key_pem: field("tls.key")?,
+    })
+}
+
+/// `paved uninstall`: the webhook configurations first, so the API server
+/// stops calling paved before it goes; then every other object `paved
+/// install` made, its Namespace last. What is not there is said, not an error.
+pub fn uninstall(args: &UninstallArgs) -> miette::Result<u8> {
+    if NEVER_DELETED.contains(&args.namespace.as_str()) {
+        return Err(miette::miette!(
+            code = "paved::uninstall",
+            "paved uninstall never deletes the namespace {:?}; delete paved's objects in it by hand",
+            args.namespace
+        ));
+    }
+    let placeholder =
+        paved_server::certs::ServingCerts { ca_pem: String::new(), cert_pem: String::new(), key_pem: String::new() };
+    let installed = Install {
+        namespace: args.namespace.clone(),
+        image: String::new(),
+        replicas: 1,
+        failure_policy: "Ignore",
+        timeout_seconds: 5,
+        config_text: String::new(),
+        config: Config::default(),
+        certs: placeholder,
+    };
+    let mut objects = in_apply_order(installed.manifests());
+    objects.reverse();
+    // The Namespace after everything in it.
+    objects.sort_by_key(|o| o["kind"] == "Namespace");
+    crate::audit::runtime()?.block_on(async {
+        let (client, _) = connect_to(&args.connect).await?;
+        let suffix = if args.dry_run { " (server dry run)" } else { "" };
+        let mut out = std::io::stdout().lock();
+        for object in &objects {
+            let name = ObjectName::of(object).map_err(cluster_error)?;
+            let said = match apply::delete(&client, &name, args.dry_run).await.map_err(cluster_error)? {
+                Deleted::Deleted => "deleted",
+                Deleted::NotFound => "not found",
+            };
+            let _ = writeln!(out, "{name} {said}{suffix}");
+        }
+        let _ = out.flush();
+        Ok(0)
+    })
+}
+
+async fn connect_to(args: &ConnectArgs) -> miette::Result<(kube::Client, String)> {
+    let target = Target { kubeconfig: args.kubeconfig.clone(), context: args.context.clone(), namespace: None };
+    connect::client(&target).await.map_err(|e| miette::miette!(code = "paved::kubeconfig", "{e}"))
+}
+
+fn cluster_error(e: apply::ApplyError) -> miette::Report {
+    let help = match e.code() {
+        Some(403) => "paved install --apply needs cluster-admin rights: it creates RBAC and webhook configurations",
+        _ => "paved install prints the same objects for kubectl apply -f -",
+    };
+    miette::miette!(code = "paved::cluster", help = help, "{e}")
+}
 
 impl Install {
     /// The service's DNS names, which the serving certificate must carry.
@@ -128,7 +283,7 @@ impl Install {
                 "subjects": [{"kind": "ServiceAccount", "name": NAME, "namespace": ns}]}),
             json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta("paved-config"),
                 "data": {"config.yaml": self.config_text}}),
-            json!({"apiVersion": "v1", "kind": "Secret", "metadata": meta("paved-tls"), "type": "kubernetes.io/tls",
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": meta(TLS_SECRET), "type": "kubernetes.io/tls",
                 "stringData": {"tls.crt": self.certs.cert_pem, "tls.key": self.certs.key_pem, "ca.crt": self.certs.ca_pem}}),
             json!({"apiVersion": "v1", "kind": "Service", "metadata": meta(NAME), "spec": {
                 "selector": {"app.kubernetes.io/name": NAME},

@@ -49,7 +49,8 @@ fn run(cli: Cli) -> miette::Result<u8> {
     let (config, config_path) = config_file::load(cli.global.config.as_deref(), &cwd)?;
     match &cli.command {
         Command::Serve(args) => return serve::run(args, &cli.global, config_path),
-        Command::Install(args) => return install(args, config, config_path.as_deref()),
+        Command::Install(args) => return install::run(args, config, config_path.as_deref()),
+        Command::Uninstall(args) => return install::uninstall(args),
         Command::Lsp => return lsp::run(&cli.global),
         Command::Images { paths, cluster, target, contents } => {
             let store = if *contents { Some(image_store::ImageStore::from_flags(&cli.global)?) } else { None };
@@ -120,53 +121,12 @@ fn run(cli: Cli) -> miette::Result<u8> {
         }
         Command::Serve(_)
         | Command::Install(_)
+        | Command::Uninstall(_)
         | Command::Lsp
         | Command::Images { .. }
         | Command::Audit(_)
         | Command::Test { .. }
         | Command::Config(_) => Ok(0),
-    }
-}
-
-fn install(
-    args: &cli::InstallArgs,
-    config: paved_core::config::Config,
-    path: Option<&std::path::Path>,
-) -> miette::Result<u8> {
-    if args.apply {
-        return Err(miette::miette!(
-            code = "paved::install",
-            help = "pipe the manifests to kubectl instead: paved install | kubectl apply -f -",
-            "--apply needs a cluster client, which is not built yet"
-        ));
-    }
-    let (config_text, config) = match path {
-        Some(p) => (std::fs::read_to_string(p).map_err(|e| miette::miette!("{}: {e}", p.display()))?, config),
-        None => {
-            let config = config_file::parse(install::DEFAULT_CONFIG, "(default configuration)")?;
-            (install::DEFAULT_CONFIG.to_owned(), config)
-        }
-    };
-    let certs = paved_server::certs::generate(&install::Install::dns_names(&args.namespace), args.cert_days)
-        .map_err(|e| miette::miette!("{e}"))?;
-    let install = install::Install {
-        namespace: args.namespace.clone(),
-        image: args.image.clone(),
-        replicas: args.replicas,
-        failure_policy: match args.failure_policy {
-            cli::FailurePolicy::Ignore => "Ignore",
-            cli::FailurePolicy::Fail => "Fail",
-        },
-        timeout_seconds: args.timeout_seconds,
-        config_text,
-        config,
-        certs,
-    };
-    let yaml = install::to_yaml(&install.manifests()).map_err(|e| miette::miette!("cannot write YAML: {e}"))?;
-    let mut out = std::io::stdout().lock();
-    match out.write_all(yaml.as_bytes()).and_then(|()| out.flush()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(io_error(e)),
-        _ => Ok(0),
     }
 }
 

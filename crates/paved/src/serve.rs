@@ -48,6 +48,11 @@ pub fn run(args: &ServeArgs, global: &Global, config: Option<PathBuf>) -> miette
     let analyses = std::sync::Arc::new(paved_server::images::Analyses::new(image_options, registry.is_some()));
     options.images = Some(std::sync::Arc::clone(&analyses));
     let no_cluster = args.no_cluster;
+    let target = paved_cluster::connect::Target {
+        kubeconfig: args.connect.kubeconfig.clone(),
+        context: args.connect.context.clone(),
+        namespace: None,
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -59,13 +64,16 @@ pub fn run(args: &ServeArgs, global: &Global, config: Option<PathBuf>) -> miette
             server.shared.synced.store(true, std::sync::atomic::Ordering::Release);
             analyses.spawn(registry, None);
         } else {
-            let client = kube::Client::try_default().await.map_err(|e| {
+            // The client kubectl would use (in a pod, the service account),
+            // with reads that may idle as long as a watch does.
+            let (client, source) = paved_cluster::connect::watching_client(&target).await.map_err(|e| {
                 miette::miette!(
                     code = "paved::serve",
                     help = "in a pod, paved uses its service account; elsewhere, a kubeconfig. --no-cluster runs without one",
                     "cannot reach the Kubernetes API: {e}"
                 )
             })?;
+            tracing::info!(%source, "watching the cluster");
             let _ = server.shared.client.set(client.clone());
             paved_server::watch::spawn(client.clone(), &server.shared);
             analyses.spawn(registry, Some(client));

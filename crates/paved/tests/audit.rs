@@ -170,6 +170,32 @@ fn write_reports_applies_capped_policy_reports() {
 }
 
 #[test]
+fn write_reports_without_the_policy_report_crd_is_one_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut fixture = cluster();
+    fixture.absent.insert("/apis/wgpolicyk8s.io/v1alpha2".into());
+    let fx = support::start_cluster(fixture, dir.path());
+    let run = support::paved(dir.path(), &["audit", "--write-reports"]);
+    assert_eq!(run.code, 2, "{}", run.stdout);
+    // miette wraps long lines: the words, in order, without the frame.
+    let words: Vec<&str> = run.stderr.split_whitespace().filter(|w| *w != "│").collect();
+    let said = words.join(" ");
+    assert!(
+        said.contains(
+            "--write-reports: context fx has no PolicyReport kind: the wgpolicyk8s.io/ v1alpha2 CRD is not installed"
+        ) || said.contains(
+            "--write-reports: context fx has no PolicyReport kind: the wgpolicyk8s.io/v1alpha2 CRD is not installed"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("ApiError") && !run.stderr.contains("Failed to parse"), "{}", run.stderr);
+    assert!(fx.fixture.requests().iter().all(|s| s.method == "GET" && !s.path_and_query.contains("/pods")));
+    // Without --write-reports the same cluster is audited as ever.
+    assert_eq!(support::paved(dir.path(), &["audit"]).code, 1);
+}
+
+#[test]
 fn namespace_flag_audits_one_namespace() {
     let dir = tempfile::tempdir().unwrap();
     let _fx = support::start_cluster(cluster(), dir.path());

@@ -418,3 +418,159 @@ fn serve_honours_policy_engine_and_inventory() {
     assert_eq!(code, 2);
     assert!(err.contains("/nonexistent/policies: no such file or directory"), "{err}");
 }
+
+/// The server-side apply requests one `paved install --apply` sent, from `from` on.
+fn applies(fx: &support::Started, from: usize) -> Vec<paved_cluster::fixture::Seen> {
+    fx.fixture.requests().into_iter().filter(|s| s.method == "PATCH").skip(from).collect()
+}
+
+/// `paved install --apply` writes exactly what `paved install` prints, each
+/// object by server-side apply as kube-rs sends it (PATCH with paved as the
+/// field manager, forcing ownership), the webhook configurations last; run
+/// again, it keeps the serving certificate and writes the same bytes.
+#[test]
+fn install_apply_writes_what_install_prints_and_again_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let fx = support::start_cluster(paved_cluster::fixture::FixtureCluster::default(), dir.path());
+    let first = support::paved(dir.path(), &["install", "--apply"]);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let written = applies(&fx, 0);
+    let printed = docs(&support::paved(dir.path(), &["install"]).stdout);
+    assert_eq!(written.len(), printed.len());
+    let bodies: Vec<Value> = written.iter().map(|w| serde_json::from_slice(&w.body).unwrap()).collect();
+    let key = |d: &Value| format!("{}/{}", d["kind"], d["metadata"]["name"]);
+    let mut sorted = normalise(bodies.clone());
+    let mut expected = normalise(printed);
+    sorted.sort_by_key(key);
+    expected.sort_by_key(key);
+    assert_eq!(sorted, expected, "--apply writes what install prints");
+    for w in &written {
+        assert!(w.path_and_query.contains("fieldManager=paved") && w.path_and_query.contains("force=true"), "{w:?}");
+        assert!(!w.path_and_query.contains("dryRun"), "{w:?}");
+    }
+    let deployment = written.iter().find(|w| w.path_and_query.contains("/deployments/")).unwrap();
+    assert!(deployment.path_and_query.starts_with("/apis/apps/v1/namespaces/paved-system/deployments/paved?"));
+    let kinds: Vec<&str> = bodies.iter().map(|b| b["kind"].as_str().unwrap()).collect();
+    let first_webhook = kinds.iter().position(|k| k.ends_with("WebhookConfiguration")).unwrap();
+    assert!(kinds[first_webhook..].iter().all(|k| k.ends_with("WebhookConfiguration")), "webhooks last: {kinds:?}");
+    assert!(first.stdout.contains("deployment.apps/paved serverside-applied\n"), "{}", first.stdout);
+    assert!(
+        first
+            .stdout
+            .contains("validatingwebhookconfiguration.admissionregistration.k8s.io/paved-locks serverside-applied"),
+        "{}",
+        first.stdout
+    );
+
+    // Again: the certificate the first install stored is kept, so nothing changes.
+    let again = support::paved(dir.path(), &["install", "--apply"]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    let rewritten = applies(&fx, written.len());
+    assert_eq!(rewritten.len(), written.len());
+    for (a, b) in written.iter().zip(&rewritten) {
+        assert_eq!((&a.path_and_query, &a.body), (&b.path_and_query, &b.body), "a second apply changed something");
+    }
+}
+
+#[test]
+fn install_apply_dry_run_stores_nothing_and_dry_run_needs_apply() {
+    let dir = tempfile::tempdir().unwrap();
+    let fx = support::start_cluster(paved_cluster::fixture::FixtureCluster::default(), dir.path());
+    let run = support::paved(dir.path(), &["install", "--apply", "--dry-run"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let written = applies(&fx, 0);
+    assert!(!written.is_empty() && written.iter().all(|w| w.path_and_query.contains("dryRun=All")), "{written:?}");
+    assert!(fx.fixture.stored.lock().unwrap().is_empty());
+    assert!(run.stdout.lines().all(|l| l.ends_with("serverside-applied (server dry run)")), "{}", run.stdout);
+    let alone = support::paved(dir.path(), &["install", "--dry-run"]);
+    assert_eq!(alone.code, 2, "--dry-run without --apply is refused: {}", alone.stderr);
+}
+
+/// `paved uninstall` deletes the webhook configurations before anything
+/// else, the Namespace last; run again, everything is already gone.
+#[test]
+fn uninstall_removes_the_webhooks_first_and_everything_install_applied() {
+    let dir = tempfile::tempdir().unwrap();
+    let fx = support::start_cluster(paved_cluster::fixture::FixtureCluster::default(), dir.path());
+    assert_eq!(support::paved(dir.path(), &["install", "--apply"]).code, 0);
+    let run = support::paved(dir.path(), &["uninstall"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let deletes: Vec<String> =
+        fx.fixture.requests().into_iter().filter(|s| s.method == "DELETE").map(|s| s.path_and_query).collect();
+    assert!(deletes[0].starts_with("/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/"));
+    assert!(deletes[1].starts_with("/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/"));
+    assert!(deletes.last().unwrap().starts_with("/api/v1/namespaces/paved-system?"), "{deletes:?}");
+    assert!(fx.fixture.stored.lock().unwrap().is_empty(), "everything install applied is gone");
+    assert!(run.stdout.lines().all(|l| l.ends_with(" deleted")), "{}", run.stdout);
+    let again = support::paved(dir.path(), &["uninstall"]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert!(again.stdout.lines().all(|l| l.ends_with(" not found")), "{}", again.stdout);
+    let refused = support::paved(dir.path(), &["uninstall", "--namespace", "kube-system"]);
+    assert_eq!(refused.code, 2);
+    assert!(refused.stderr.contains("never deletes the namespace \"kube-system\""), "{}", refused.stderr);
+}
+
+/// `paved serve` finds its cluster as kubectl does, through paved-cluster:
+/// `--kubeconfig` names the file and `--context` picks the context, whose
+/// credentials reach the API server; a context that is not there stops the start.
+#[test]
+fn serve_talks_to_the_context_its_kubeconfig_flags_choose() {
+    let dir = tempfile::tempdir().unwrap();
+    let fx = support::start_cluster(paved_cluster::fixture::FixtureCluster::default(), dir.path());
+    // The fixture's address, from the kubeconfig the helper wrote; the
+    // current context points at a port nothing listens on.
+    let written = std::fs::read_to_string(dir.path().join(".kube/config")).unwrap();
+    let server = written.split("server: \"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+    let kubeconfig = dir.path().join("two-clusters.yaml");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "current-context: dead\nclusters:\n- name: dead\n  cluster: {{server: \"http://127.0.0.1:9\"}}\n\
+             - name: fx\n  cluster: {{server: \"{server}\"}}\nusers:\n- name: u\n  user: {{token: serve-token}}\n\
+             contexts:\n- name: dead\n  context: {{cluster: dead, user: u}}\n- name: fx\n  context: {{cluster: fx, user: u}}\n"
+        ),
+    )
+    .unwrap();
+    let certs = paved_server::certs::generate(&["localhost".into()], 1).unwrap();
+    std::fs::write(dir.path().join("tls.crt"), &certs.cert_pem).unwrap();
+    std::fs::write(dir.path().join("tls.key"), &certs.key_pem).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_paved"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{}", free_port()), "--offline"])
+        .args(["--kubeconfig", kubeconfig.to_str().unwrap(), "--context", "fx"])
+        .args(["--tls-cert", dir.path().join("tls.crt").to_str().unwrap()])
+        .args(["--tls-key", dir.path().join("tls.key").to_str().unwrap()])
+        .current_dir(dir.path())
+        .env_remove("KUBECONFIG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while fx.fixture.requests().iter().all(|s| !s.path_and_query.starts_with("/api/v1/namespaces")) {
+        assert!(Instant::now() < deadline, "paved serve never listed namespaces from the fx context");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let seen = fx.fixture.requests();
+    assert!(seen.iter().all(|s| s.authorization.as_deref() == Some("Bearer serve-token")), "{seen:?}");
+    let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+    let (code, _, err) = paved(
+        &[
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{}", free_port()),
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+            "--context",
+            "nope",
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(code, 2);
+    assert!(err.contains("context \"nope\" is not in the kubeconfig"), "{err}");
+}

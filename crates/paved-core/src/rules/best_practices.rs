@@ -6,12 +6,12 @@ use crate::node::Node;
 use crate::policy::{Applies, Doc, Raw, Rule};
 
 macro_rules! rule {
-    ($id:literal, $applies:expr, $check:ident, $title:literal, $what:literal, $why:literal, $fix:literal) => {
+    ($id:literal, $applies:expr, $check:ident, $title:literal, $what:literal, $why:literal, $fix:literal, $short:literal) => {
         Rule {
             id: $id,
             group: "best-practices",
             upstream: None,
-            doc: Doc { title: $title, what: $what, why: $why, fix: $fix },
+            doc: Doc { title: $title, what: $what, why: $why, fix: $fix, short: $short },
             applies: $applies,
             check: $check,
         }
@@ -26,7 +26,8 @@ pub static RULES: &[Rule] = &[
         "CPU and memory requests and limits",
         "Every container and init container sets resources.requests and resources.limits for cpu and memory.",
         "Without requests the scheduler overcommits nodes; without limits one pod can starve its neighbours or be OOM-killed unpredictably.",
-        "Add resources: {requests: {cpu: 100m, memory: 128Mi}, limits: {cpu: 500m, memory: 256Mi}}, sized from real usage."
+        "Add resources: {requests: {cpu: 100m, memory: 128Mi}, limits: {cpu: 500m, memory: 256Mi}}, sized from real usage.",
+        "Set cpu and memory requests and limits."
     ),
     rule!(
         "best-practices/pin-image",
@@ -35,7 +36,8 @@ pub static RULES: &[Rule] = &[
         "Pinned image",
         "Every image names a tag other than latest, or better a digest (@sha256:…).",
         "A missing or latest tag means a restart can run different code than was reviewed and tested.",
-        "Use an explicit version tag, or pin the digest: image: repo/app:1.4.2@sha256:…"
+        "Use an explicit version tag, or pin the digest: image: repo/app:1.4.2@sha256:…",
+        "Name a version tag or a digest, not latest."
     ),
     rule!(
         "best-practices/allowed-registries",
@@ -44,7 +46,8 @@ pub static RULES: &[Rule] = &[
         "Allowed registries",
         "Every image comes from a registry listed in params.allowed-registries (a host, or host/path prefix). Off when the parameter is unset.",
         "Images from unvetted registries bypass the organisation's scanning and provenance controls.",
-        "Mirror the image into an allowed registry, or add the registry to params.allowed-registries."
+        "Mirror the image into an allowed registry, or add the registry to params.allowed-registries.",
+        "Use an image from params.allowed-registries."
     ),
     rule!(
         "best-practices/require-probes",
@@ -53,7 +56,8 @@ pub static RULES: &[Rule] = &[
         "Liveness and readiness probes",
         "Long-running workloads (not Jobs, CronJobs or pods that run to completion) define livenessProbe and readinessProbe on every container.",
         "Without a readiness probe traffic reaches pods that are not ready; without a liveness probe a hung process is never restarted.",
-        "Add livenessProbe and readinessProbe (httpGet, tcpSocket, grpc or exec) to each container."
+        "Add livenessProbe and readinessProbe (httpGet, tcpSocket, grpc or exec) to each container.",
+        "Add a livenessProbe and a readinessProbe."
     ),
     rule!(
         "best-practices/restrict-loadbalancer-sources",
@@ -62,7 +66,8 @@ pub static RULES: &[Rule] = &[
         "LoadBalancer source ranges",
         "A Service of type LoadBalancer sets loadBalancerSourceRanges, and none of them is 0.0.0.0/0 or ::/0.",
         "A LoadBalancer without source ranges exposes the service to the whole internet.",
-        "Set spec.loadBalancerSourceRanges to the networks that need access, e.g. [10.0.0.0/8]."
+        "Set spec.loadBalancerSourceRanges to the networks that need access, e.g. [10.0.0.0/8].",
+        "Set narrow loadBalancerSourceRanges."
     ),
     rule!(
         "best-practices/no-open-ingress-cidr",
@@ -71,7 +76,8 @@ pub static RULES: &[Rule] = &[
         "NetworkPolicy open to the internet",
         "A NetworkPolicy ingress rule does not allow ipBlock 0.0.0.0/0 or ::/0.",
         "An ipBlock of 0.0.0.0/0 admits traffic from anywhere, defeating the policy.",
-        "Narrow ipBlock.cidr to the networks that need access."
+        "Narrow ipBlock.cidr to the networks that need access.",
+        "Narrow ipBlock.cidr to the networks that need it."
     ),
     rule!(
         "best-practices/no-host-ports",
@@ -80,7 +86,8 @@ pub static RULES: &[Rule] = &[
         "No host ports",
         "Containers do not set ports[*].hostPort.",
         "A host port ties the pod to a node port, bypasses network policy and limits scheduling.",
-        "Remove hostPort and expose the pod through a Service."
+        "Remove hostPort and expose the pod through a Service.",
+        "Remove hostPort; expose the pod through a Service."
     ),
     rule!(
         "best-practices/no-token-automount",
@@ -89,7 +96,8 @@ pub static RULES: &[Rule] = &[
         "Service account token automount",
         "Pods set automountServiceAccountToken: false unless they talk to the Kubernetes API.",
         "A mounted token is a credential for the API server that any compromise of the pod hands over.",
-        "Set spec.automountServiceAccountToken: false (on the pod template), or on the ServiceAccount."
+        "Set spec.automountServiceAccountToken: false (on the pod template), or on the ServiceAccount.",
+        "Set automountServiceAccountToken: false."
     ),
 ];
 

@@ -32,6 +32,12 @@ mod tests {
                 "{} lacks documentation",
                 r.id
             );
+            // Admission warnings carry `[id] (a note) short`: kept well inside 120 characters.
+            assert!(
+                r.doc.short.ends_with('.') && r.id.len() + r.doc.short.len() <= 85,
+                "{}: the short fix must be one short sentence",
+                r.id
+            );
         }
     }
 }

@@ -35,12 +35,12 @@ fn msg(reason: &str, detail: impl std::fmt::Display) -> String {
 }
 
 macro_rules! pss_rule {
-    ($id:literal, $group:literal, $upstream:literal, $check:ident, $title:literal, $what:literal, $why:literal, $fix:literal) => {
+    ($id:literal, $group:literal, $upstream:literal, $check:ident, $title:literal, $what:literal, $why:literal, $fix:literal, $short:literal) => {
         Rule {
             id: $id,
             group: $group,
             upstream: Some($upstream),
-            doc: Doc { title: $title, what: $what, why: $why, fix: $fix },
+            doc: Doc { title: $title, what: $what, why: $why, fix: $fix, short: $short },
             applies: Applies::PodSpec,
             check: $check,
         }
@@ -56,7 +56,8 @@ pub static RULES: &[Rule] = &[
         "Host namespaces",
         "Forbids sharing the host's network, PID or IPC namespace (spec.hostNetwork, hostPID, hostIPC).",
         "A pod in the host's namespaces can see and talk to every process and interface of the node.",
-        "Remove hostNetwork, hostPID and hostIPC, or set them to false."
+        "Remove hostNetwork, hostPID and hostIPC, or set them to false.",
+        "Remove hostNetwork, hostPID and hostIPC."
     ),
     pss_rule!(
         "pss-baseline/privileged",
@@ -66,7 +67,8 @@ pub static RULES: &[Rule] = &[
         "Privileged containers",
         "Forbids securityContext.privileged=true on every container, init container and ephemeral container.",
         "A privileged container has every capability and all host devices: it is root on the node.",
-        "Remove securityContext.privileged or set it to false."
+        "Remove securityContext.privileged or set it to false.",
+        "Remove securityContext.privileged: true."
     ),
     pss_rule!(
         "pss-baseline/capabilities",
@@ -76,7 +78,8 @@ pub static RULES: &[Rule] = &[
         "Non-default capabilities",
         "Allows adding only the container runtime's default capabilities (AUDIT_WRITE, CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, MKNOD, NET_BIND_SERVICE, SETFCAP, SETGID, SETPCAP, SETUID, SYS_CHROOT).",
         "Capabilities such as SYS_ADMIN or NET_ADMIN break the isolation between container and node.",
-        "Remove the capability from securityContext.capabilities.add."
+        "Remove the capability from securityContext.capabilities.add.",
+        "Add only default capabilities to capabilities.add."
     ),
     pss_rule!(
         "pss-baseline/host-path-volumes",
@@ -86,7 +89,8 @@ pub static RULES: &[Rule] = &[
         "hostPath volumes",
         "Forbids hostPath volumes.",
         "A hostPath volume gives the pod the node's filesystem: its credentials, its runtime socket, its logs.",
-        "Use a persistentVolumeClaim, emptyDir, configMap or secret volume instead."
+        "Use a persistentVolumeClaim, emptyDir, configMap or secret volume instead.",
+        "Use a volume type other than hostPath."
     ),
     pss_rule!(
         "pss-baseline/host-ports",
@@ -96,7 +100,8 @@ pub static RULES: &[Rule] = &[
         "Host ports",
         "Forbids containers[*].ports[*].hostPort (other than 0).",
         "A host port binds the node's interface, bypasses network policy and limits scheduling.",
-        "Remove hostPort and expose the pod through a Service."
+        "Remove hostPort and expose the pod through a Service.",
+        "Remove hostPort; expose the pod through a Service."
     ),
     pss_rule!(
         "pss-baseline/apparmor",
@@ -106,7 +111,8 @@ pub static RULES: &[Rule] = &[
         "AppArmor profile",
         "Forbids the Unconfined AppArmor profile (fields appArmorProfile.type, or the container.apparmor.security.beta.kubernetes.io annotations).",
         "AppArmor confines what a process may touch; turning it off removes a layer of defence.",
-        "Remove the override, or use RuntimeDefault (runtime/default) or a Localhost profile."
+        "Remove the override, or use RuntimeDefault (runtime/default) or a Localhost profile.",
+        "Use the RuntimeDefault or a Localhost AppArmor profile."
     ),
     pss_rule!(
         "pss-baseline/selinux",
@@ -116,7 +122,8 @@ pub static RULES: &[Rule] = &[
         "SELinux options",
         "Allows only the container SELinux types (container_t, container_init_t, container_kvm_t, container_engine_t) and forbids setting user or role.",
         "A custom SELinux type or user can give the container the host's labels.",
-        "Remove seLinuxOptions.user and role, and use a container_* type or none."
+        "Remove seLinuxOptions.user and role, and use a container_* type or none.",
+        "Remove seLinuxOptions.user and role; use a container_* type."
     ),
     pss_rule!(
         "pss-baseline/proc-mount",
@@ -126,6 +133,7 @@ pub static RULES: &[Rule] = &[
         "/proc mount type",
         "Requires the default /proc mask (securityContext.procMount unset or Default); from v1.35 pods in a user namespace (hostUsers: false) may unmask.",
         "The masked paths of /proc hide kernel interfaces that let a process reach the host.",
+        "Remove securityContext.procMount or set it to Default.",
         "Remove securityContext.procMount or set it to Default."
     ),
     pss_rule!(
@@ -136,7 +144,8 @@ pub static RULES: &[Rule] = &[
         "Seccomp profile (baseline)",
         "Forbids the Unconfined seccomp profile (securityContext.seccompProfile.type, or the seccomp annotations before v1.19).",
         "Seccomp blocks the system calls most kernel exploits need.",
-        "Remove the Unconfined profile; use RuntimeDefault or Localhost."
+        "Remove the Unconfined profile; use RuntimeDefault or Localhost.",
+        "Use the RuntimeDefault or a Localhost seccomp profile."
     ),
     pss_rule!(
         "pss-baseline/sysctls",
@@ -146,7 +155,8 @@ pub static RULES: &[Rule] = &[
         "Sysctls",
         "Allows only the namespaced, isolated sysctls of the Pod Security Standards in spec.securityContext.sysctls.",
         "Other sysctls change the node's kernel for every pod on it.",
-        "Remove the sysctl, or set it on the node instead."
+        "Remove the sysctl, or set it on the node instead.",
+        "Remove the sysctl, or set it on the node."
     ),
     pss_rule!(
         "pss-baseline/windows-host-process",
@@ -156,7 +166,8 @@ pub static RULES: &[Rule] = &[
         "Windows HostProcess",
         "Forbids securityContext.windowsOptions.hostProcess=true at pod and container level.",
         "A HostProcess container runs directly on the Windows node with its privileges.",
-        "Remove windowsOptions.hostProcess or set it to false."
+        "Remove windowsOptions.hostProcess or set it to false.",
+        "Remove windowsOptions.hostProcess: true."
     ),
     pss_rule!(
         "pss-baseline/host-probes",
@@ -166,7 +177,8 @@ pub static RULES: &[Rule] = &[
         "Probe and lifecycle hosts",
         "From v1.34, forbids a host in probes and lifecycle handlers (httpGet.host, tcpSocket.host).",
         "A probe with a host makes the kubelet connect to any address on the pod's behalf.",
-        "Remove the host field: probes then target the pod's own IP."
+        "Remove the host field: probes then target the pod's own IP.",
+        "Remove the host field of the probe or lifecycle handler."
     ),
     pss_rule!(
         "pss-restricted/volume-types",
@@ -176,7 +188,8 @@ pub static RULES: &[Rule] = &[
         "Volume types",
         "Allows only configMap, csi, downwardAPI, emptyDir, ephemeral, persistentVolumeClaim, projected and secret volumes.",
         "Other volume types reach the node or network storage directly, bypassing the cluster's access control.",
-        "Use a persistentVolumeClaim (with a StorageClass) instead of the inline volume source."
+        "Use a persistentVolumeClaim (with a StorageClass) instead of the inline volume source.",
+        "Use a persistentVolumeClaim instead of this volume type."
     ),
     pss_rule!(
         "pss-restricted/privilege-escalation",
@@ -186,7 +199,8 @@ pub static RULES: &[Rule] = &[
         "Privilege escalation",
         "From v1.8, every container must set securityContext.allowPrivilegeEscalation=false (Windows pods are exempt from v1.25).",
         "Without it, setuid binaries and file capabilities can give a process more privileges than its parent.",
-        "Set securityContext.allowPrivilegeEscalation: false on every container."
+        "Set securityContext.allowPrivilegeEscalation: false on every container.",
+        "Set allowPrivilegeEscalation: false."
     ),
     pss_rule!(
         "pss-restricted/run-as-non-root",
@@ -196,7 +210,8 @@ pub static RULES: &[Rule] = &[
         "Run as non-root",
         "Requires runAsNonRoot=true on the pod or on every container, and forbids runAsNonRoot=false.",
         "Root in a container is root on the node as soon as any isolation fails.",
-        "Set spec.securityContext.runAsNonRoot: true (and a non-zero runAsUser if the image runs as root)."
+        "Set spec.securityContext.runAsNonRoot: true (and a non-zero runAsUser if the image runs as root).",
+        "Set securityContext.runAsNonRoot: true."
     ),
     pss_rule!(
         "pss-restricted/run-as-user",
@@ -206,7 +221,8 @@ pub static RULES: &[Rule] = &[
         "Run as non-zero user",
         "From v1.23, forbids runAsUser=0 at pod and container level.",
         "User 0 is root.",
-        "Set runAsUser to a non-zero UID, or remove it and use an image with a non-root USER."
+        "Set runAsUser to a non-zero UID, or remove it and use an image with a non-root USER.",
+        "Set runAsUser to a non-zero UID."
     ),
     pss_rule!(
         "pss-restricted/seccomp-profile",
@@ -216,7 +232,8 @@ pub static RULES: &[Rule] = &[
         "Seccomp profile (restricted)",
         "From v1.19, requires seccompProfile.type RuntimeDefault or Localhost on the pod or on every container (Windows pods exempt from v1.25).",
         "Seccomp blocks the system calls most kernel exploits need; the default is often Unconfined.",
-        "Set spec.securityContext.seccompProfile.type: RuntimeDefault."
+        "Set spec.securityContext.seccompProfile.type: RuntimeDefault.",
+        "Set seccompProfile.type: RuntimeDefault."
     ),
     pss_rule!(
         "pss-restricted/capabilities",
@@ -226,7 +243,8 @@ pub static RULES: &[Rule] = &[
         "Capabilities (restricted)",
         "From v1.22, every container must drop ALL capabilities and may add back only NET_BIND_SERVICE (Windows pods exempt from v1.25).",
         "The runtime's default capabilities still include several an attacker can use (NET_RAW, MKNOD, …).",
-        "Set securityContext.capabilities.drop: [ALL]; add only NET_BIND_SERVICE if needed."
+        "Set securityContext.capabilities.drop: [ALL]; add only NET_BIND_SERVICE if needed.",
+        "Drop ALL capabilities; add back only NET_BIND_SERVICE."
     ),
     pss_rule!(
         "pss-restricted/proc-mount",
@@ -236,6 +254,7 @@ pub static RULES: &[Rule] = &[
         "/proc mount type (restricted)",
         "From v1.35, requires the default /proc mask even for pods in a user namespace.",
         "The masked paths of /proc hide kernel interfaces that let a process reach the host.",
+        "Remove securityContext.procMount or set it to Default.",
         "Remove securityContext.procMount or set it to Default."
     ),
 ];

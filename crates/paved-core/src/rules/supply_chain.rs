@@ -10,12 +10,12 @@ use crate::node::Node;
 use crate::policy::{Action, Applies, Doc, Raw, Rule};
 
 macro_rules! rule {
-    ($id:literal, $check:ident, $title:literal, $what:literal, $why:literal, $fix:literal) => {
+    ($id:literal, $check:ident, $title:literal, $what:literal, $why:literal, $fix:literal, $short:literal) => {
         Rule {
             id: $id,
             group: "supply-chain",
             upstream: None,
-            doc: Doc { title: $title, what: $what, why: $why, fix: $fix },
+            doc: Doc { title: $title, what: $what, why: $why, fix: $fix, short: $short },
             applies: Applies::PodSpec,
             check: $check,
         }
@@ -33,7 +33,8 @@ pub static RULES: &[Rule] = &[
         "No shell in the image",
         "The image carries no shell (sh, bash, ash, dash, zsh, busybox and its applets) on its PATH.",
         "A shell is not a vulnerability, but whoever gets code execution in the container uses it for everything that follows.",
-        "Build FROM a distroless or scratch base, or remove the shell in the final stage."
+        "Build FROM a distroless or scratch base, or remove the shell in the final stage.",
+        "Build FROM a distroless or scratch base without a shell."
     ),
     rule!(
         "supply-chain/no-package-manager",
@@ -41,7 +42,8 @@ pub static RULES: &[Rule] = &[
         "No package manager in the image",
         "The image carries no package manager (apt, dpkg, apk, dnf, yum, rpm, pip, npm, …) on its PATH.",
         "A package manager lets an intruder install whatever tools they need, from inside the cluster.",
-        "Install packages in a build stage and copy only the results into a distroless or scratch final stage."
+        "Install packages in a build stage and copy only the results into a distroless or scratch final stage.",
+        "Use a final stage without a package manager."
     ),
     rule!(
         "supply-chain/no-setuid",
@@ -49,7 +51,8 @@ pub static RULES: &[Rule] = &[
         "No setuid or setgid files in the image",
         "No regular file in the image has the setuid or setgid bit.",
         "Setuid binaries are the usual way from a foothold to root inside the container.",
-        "Remove the files, or clear the bits in the Dockerfile: RUN find / -xdev -perm /6000 -type f -exec chmod a-s {} +"
+        "Remove the files, or clear the bits in the Dockerfile: RUN find / -xdev -perm /6000 -type f -exec chmod a-s {} +",
+        "Remove the setuid and setgid bits from the image's files."
     ),
     rule!(
         "supply-chain/pinned-digest",
@@ -57,7 +60,8 @@ pub static RULES: &[Rule] = &[
         "Image pinned by digest",
         "Every image names a digest (repo@sha256:…); a tag alone can be moved to other content.",
         "A digest is the only reference that names exactly the bytes that were reviewed, scanned and signed.",
-        "Resolve the tag once (crane digest repo:tag) and write image: repo:tag@sha256:…"
+        "Resolve the tag once (crane digest repo:tag) and write image: repo:tag@sha256:…",
+        "Pin the image by its digest (repo:tag@sha256:digest)."
     ),
 ];
 
@@ -79,13 +83,21 @@ fn carried(cx: &Ctx<'_>, out: &mut Vec<Raw>, what: &str, list: fn(&ImageContents
             // registry), but it is worth saying: at most a warning.
             ImageLookup::Pending => {
                 let message = format!("{}'s image is being analysed; {what} not checked yet ({image})", c.describe());
-                out.push(Raw::new(c.field(&["image"]), message).at_most(Action::Warn));
+                out.push(
+                    Raw::new(c.field(&["image"]), message)
+                        .at_most(Action::Warn)
+                        .short("The image is being analysed; not checked yet."),
+                );
                 continue;
             }
             ImageLookup::Failed(why) => {
                 let message =
                     format!("{}'s image could not be analysed, {what} not checked: {why} ({image})", c.describe());
-                out.push(Raw::new(c.field(&["image"]), message).at_most(Action::Warn));
+                out.push(
+                    Raw::new(c.field(&["image"]), message)
+                        .at_most(Action::Warn)
+                        .short("The image could not be analysed, so it was not checked."),
+                );
                 continue;
             }
         };

@@ -193,6 +193,7 @@ mod tests {
             policy: "pss-baseline/privileged".into(),
             action: Action::Deny,
             message: "quote \" backslash \\ newline \n tab \t control \u{1} unicode é ✓".into(),
+            short: None,
             object: ObjectRef {
                 api_version: "v1".into(),
                 kind: "Pod".into(),
