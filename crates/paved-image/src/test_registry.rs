@@ -125,6 +125,48 @@ impl TestRegistry {
         client.fetch_manifest_digest(&reference, &self.auth()).await.unwrap()
     }
 
+    /// Pushes the image an OCI image layout holds under `tag` (the
+    /// `org.opencontainers.image.ref.name` annotation umoci writes ends in
+    /// it), config and layers byte for byte, as `repo_tag`; returns the
+    /// manifest digest.
+    pub async fn push_layout(&self, layout: &std::path::Path, tag: &str, repo_tag: &str) -> String {
+        let read_json = |path: PathBuf| -> serde_json::Value {
+            serde_json::from_slice(&std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))).unwrap()
+        };
+        let blob = |digest: &str| layout.join("blobs/sha256").join(digest.trim_start_matches("sha256:"));
+        let index = read_json(layout.join("index.json"));
+        let entry = index["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| {
+                m["annotations"]["org.opencontainers.image.ref.name"]
+                    .as_str()
+                    .is_some_and(|n| n == tag || n.ends_with(&format!(":{tag}")))
+            })
+            .unwrap_or_else(|| panic!("no image tagged {tag} in {}", layout.display()));
+        let manifest = read_json(blob(entry["digest"].as_str().unwrap()));
+        let layers: Vec<ImageLayer> = manifest["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| {
+                let bytes = std::fs::read(blob(l["digest"].as_str().unwrap())).unwrap();
+                ImageLayer::new(bytes, l["mediaType"].as_str().unwrap().to_owned(), None)
+            })
+            .collect();
+        let config_digest = manifest["config"]["digest"].as_str().unwrap();
+        let config = oci_client::client::Config::new(
+            std::fs::read(blob(config_digest)).unwrap(),
+            manifest["config"]["mediaType"].as_str().unwrap().to_owned(),
+            None,
+        );
+        let reference: Reference = format!("{}/{repo_tag}", self.host).parse().unwrap();
+        let client = self.client();
+        client.push(&reference, &layers, config, &self.auth(), None).await.unwrap();
+        client.fetch_manifest_digest(&reference, &self.auth()).await.unwrap()
+    }
+
     /// Pushes an index of already pushed manifests, `(digest, os, arch)`.
     pub async fn push_index(&self, repo_tag: &str, manifests: &[(&str, &str, &str)]) -> String {
         let reference: Reference = format!("{}/{repo_tag}", self.host).parse().unwrap();
