@@ -54,12 +54,17 @@ pub fn for_finding(f: &Finding, object: &Node, note: Note) -> String {
     let (id, note) = (&f.policy, note.prefix());
     let subject = owner_of(&f.path, object);
     let mut candidates = Vec::with_capacity(4);
-    match f.short {
+    match &f.short {
         Some(short) => {
             if let Some(subject) = &subject {
                 candidates.push(format!("[{id}] {note}{subject}: {short}"));
             }
             candidates.push(format!("[{id}] {note}{short}"));
+            // A short made of what was found (an image's failure) may not
+            // fit; the rule's own always does.
+            if let Some(rule) = paved_core::rules::find(id) {
+                candidates.push(format!("[{id}] {note}{}", rule.doc.short));
+            }
         }
         None => {
             candidates.push(format!("[{id}] {note}{}", f.message));

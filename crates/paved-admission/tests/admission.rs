@@ -251,7 +251,7 @@ fn every_native_rule_warns_in_a_whole_sentence_that_names_the_fix() {
                     policy: rule.id.into(),
                     action: Action::Warn,
                     message: rule.doc.fix.into(),
-                    short: Some(rule.doc.short),
+                    short: Some(rule.doc.short.into()),
                     object: std::sync::Arc::new(paved_core::object::ObjectRef::of(&object)),
                     path: path.clone(),
                     span: paved_core::node::Span::NONE,

@@ -16,6 +16,7 @@
 mod compiled;
 pub mod expr;
 pub mod format;
+pub mod kyverno;
 pub mod libs;
 pub mod net;
 pub mod quantity;

@@ -63,11 +63,38 @@ pub struct Policy {
 
 struct Binding {
     name: String,
+    /// The policy id findings carry: `vap/<policy>/<binding>`, or
+    /// `kyverno/<policy>` for a Kyverno policy (its own binding).
+    id: String,
     policy: Arc<Policy>,
     match_resources: Value,
     action: Action,
     /// `None` when the policy takes no params.
     param_ref: Option<ParamRef>,
+    /// Kyverno's autogen: the pod controllers whose templates a Pod policy
+    /// also judges (none for a VAP).
+    autogen: Vec<crate::kyverno::Controller>,
+    /// A Kyverno NamespacedValidatingPolicy judges only its own namespace.
+    namespace: Option<String>,
+    /// Kyverno's `evaluation.admission.enabled`: whether `serve` runs it.
+    /// (`evaluation.background` is about Kyverno's periodic scans; a
+    /// manifest is judged as the Kyverno CLI judges it, whatever it says.)
+    at_admission: bool,
+}
+
+/// What one binding made of one object.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Verdict {
+    /// Not selected, or a match condition was false: the policy does not apply.
+    Skip,
+    Pass,
+    /// Each failed validation's message.
+    Fail(Vec<String>),
+    /// Expressions that could not be evaluated (under `failurePolicy: Fail`).
+    Error(Vec<String>),
+    /// No params for a `paramRef` with `parameterNotFoundAction: Deny`: a
+    /// denial whatever the binding's actions, as in the API server.
+    NoParams(String),
 }
 
 /// A binding's `paramRef`, checked when the binding loads. The params
@@ -193,14 +220,15 @@ fn strings(v: Option<&Value>) -> Vec<&str> {
 
 /// Whether `doc` is a policy or a binding this module reads.
 pub fn is_vap_kind(doc: &Value) -> bool {
-    str_at(doc, "/apiVersion") == Some(GROUP_VERSION)
-        && matches!(str_at(doc, "/kind"), Some("ValidatingAdmissionPolicy" | "ValidatingAdmissionPolicyBinding"))
+    (str_at(doc, "/apiVersion") == Some(GROUP_VERSION)
+        && matches!(str_at(doc, "/kind"), Some("ValidatingAdmissionPolicy" | "ValidatingAdmissionPolicyBinding")))
+        || crate::kyverno::is_validating_policy(doc)
 }
 
 impl Policy {
     pub fn from_json(doc: &Value) -> Result<Policy, VapError> {
         let name = str_at(doc, "/metadata/name").unwrap_or("");
-        let error = VapError::of("ValidatingAdmissionPolicy", name);
+        let error = VapError::of(str_at(doc, "/kind").unwrap_or("ValidatingAdmissionPolicy"), name);
         let spec = doc.get("spec").ok_or_else(|| error("spec", "no spec".to_owned()))?;
         if spec.get("validations").and_then(Value::as_array).is_none_or(Vec::is_empty)
             && spec.get("auditAnnotations").and_then(Value::as_array).is_none_or(Vec::is_empty)
@@ -296,7 +324,14 @@ impl Vaps {
         let mut errors = Vec::new();
         let mut policies: HashMap<String, Arc<Policy>> = HashMap::new();
         let mut bindings = Vec::new();
-        for doc in docs.iter().filter(|d| is_vap_kind(d)) {
+        let mut vaps = Vaps::default();
+        for doc in docs.iter().filter(|d| crate::kyverno::is_validating_policy(d)) {
+            match Self::kyverno_binding(doc) {
+                Ok(binding) => vaps.bindings.push(binding),
+                Err(e) => errors.push(e),
+            }
+        }
+        for doc in docs.iter().filter(|d| is_vap_kind(d) && !crate::kyverno::is_validating_policy(d)) {
             if str_at(doc, "/kind") == Some("ValidatingAdmissionPolicy") {
                 match Policy::from_json(doc) {
                     Ok(p) => {
@@ -308,7 +343,6 @@ impl Vaps {
                 bindings.push(doc);
             }
         }
-        let mut vaps = Vaps::default();
         for doc in bindings {
             let name = str_at(doc, "/metadata/name").unwrap_or("");
             let error = VapError::of("ValidatingAdmissionPolicyBinding", name);
@@ -336,10 +370,14 @@ impl Vaps {
             };
             vaps.bindings.push(Binding {
                 name: name.to_owned(),
+                id: format!("vap/{}/{name}", policy.name),
                 policy: Arc::clone(policy),
                 match_resources: doc.pointer("/spec/matchResources").cloned().unwrap_or(Value::Null),
                 action,
                 param_ref,
+                autogen: Vec::new(),
+                namespace: None,
+                at_admission: true,
             });
         }
         let param_kinds: HashSet<(String, String)> =
@@ -365,6 +403,35 @@ impl Vaps {
         (vaps, errors)
     }
 
+    /// A Kyverno ValidatingPolicy: the policy, and the binding its own spec
+    /// makes (`validationActions`, autogen, `evaluation`).
+    fn kyverno_binding(doc: &Value) -> Result<Binding, VapError> {
+        let policy = Policy::from_json(doc)?;
+        let kind = str_at(doc, "/kind").unwrap_or("ValidatingPolicy");
+        let name = policy.name.clone();
+        let error = VapError::of(kind, &name);
+        let spec = doc.get("spec").unwrap_or(&Value::Null);
+        if policy.param_kind.is_some() {
+            return Err(error("spec.paramKind", "a Kyverno policy takes no params".to_owned()));
+        }
+        let action = action_of(doc).map_err(|message| error("spec.validationActions", message))?;
+        let autogen = crate::kyverno::autogen_controllers(spec).map_err(|message| error("spec.autogen", message))?;
+        let at_admission = crate::kyverno::at_admission(spec);
+        let namespace = (kind == "NamespacedValidatingPolicy")
+            .then(|| str_at(doc, "/metadata/namespace").unwrap_or("default").to_owned());
+        Ok(Binding {
+            id: format!("kyverno/{name}"),
+            name: name.clone(),
+            policy: Arc::new(policy),
+            match_resources: Value::Null,
+            action,
+            param_ref: None,
+            autogen,
+            namespace,
+            at_admission,
+        })
+    }
+
     /// What the policies read besides the object judged, for a caller to add to.
     pub fn objects(&self) -> Arc<VapObjects> {
         Arc::clone(&self.objects)
@@ -381,56 +448,148 @@ impl Vaps {
     }
 
     fn judge_as(&self, object: &Value, old_object: &Value, request: &Value, origin: Origin) -> Vec<ForeignFinding> {
-        let known = self.objects.current.get();
-        let subject = Subject::of(if object.is_null() { old_object } else { object }, request, &known.namespaces);
-        let selected: Vec<&Binding> = self
-            .bindings
-            .iter()
-            .filter(|b| {
-                subject.selected_by(&b.policy.match_constraints)
-                    && (b.match_resources.is_null() || subject.selected_by(&b.match_resources))
-            })
-            .collect();
-        if selected.is_empty() {
-            return Vec::new();
-        }
-        let activation = Activation::new(object, old_object, request, subject.namespace_object.unwrap_or(&Value::Null));
         let mut out = Vec::new();
-        for binding in selected {
-            let policy = format!("vap/{}/{}", binding.policy.name, binding.name);
-            let finding = |action: Action, message: String| ForeignFinding {
-                policy: policy.clone(),
-                action,
+        self.each_verdict(object, old_object, request, origin, |binding, verdict, path| {
+            let finding = |message: String| ForeignFinding {
+                policy: binding.id.clone(),
+                action: binding.action,
                 message,
-                path: FieldPath::root(),
+                path: path.clone(),
             };
-            let no_params = Params::none();
-            let params: Vec<&Params> = match (&binding.param_ref, &binding.policy.param_kind) {
-                (Some(param_ref), Some(kind)) => match param_ref.find(kind, &subject, &known, origin) {
-                    Ok(found) => found,
-                    Err(why) => {
-                        out.push(finding(Action::Deny, why));
-                        continue;
-                    }
-                },
-                _ => vec![&no_params],
-            };
-            for params in params {
-                let outcome = binding.policy.validator.evaluate(&activation, params);
-                if !outcome.matched {
-                    continue;
-                }
-                out.extend(outcome.failures.into_iter().map(|f| finding(binding.action, f.message)));
-                if !binding.policy.ignore_failures {
-                    // failurePolicy Fail: an expression that cannot be evaluated rejects.
-                    out.extend(
-                        outcome.errors.into_iter().map(|e| finding(binding.action, format!("policy error: {e}"))),
-                    );
-                }
+            match verdict {
+                Verdict::Skip | Verdict::Pass => {}
+                Verdict::Fail(messages) => out.extend(messages.into_iter().map(finding)),
+                Verdict::Error(errors) => out.extend(errors.into_iter().map(|e| finding(format!("policy error: {e}")))),
+                Verdict::NoParams(why) => out.push(ForeignFinding { action: Action::Deny, ..finding(why) }),
             }
-        }
+        });
         out
     }
+
+    /// What each policy (each binding) makes of a manifest, judged as its
+    /// creation: skip, pass, fail or error, by policy id. What `kyverno
+    /// test` and `paved test` compare.
+    pub fn verdicts(&self, object: &Value) -> Vec<(String, Verdict)> {
+        let request = manifest_request(object);
+        let mut out = Vec::new();
+        self.each_verdict(object, &Value::Null, &request, Origin::Manifest, |binding, verdict, _| {
+            out.push((binding.id.clone(), verdict));
+        });
+        out
+    }
+
+    /// Calls `each` with every binding's verdict on the object (and, for
+    /// Kyverno's autogen, on the pod template of a controller), with the
+    /// field the verdict is about.
+    fn each_verdict(
+        &self,
+        object: &Value,
+        old_object: &Value,
+        request: &Value,
+        origin: Origin,
+        mut each: impl FnMut(&Binding, Verdict, &FieldPath),
+    ) {
+        let known = self.objects.current.get();
+        let judged = if object.is_null() { old_object } else { object };
+        let subject = Subject::of(judged, request, &known.namespaces);
+        let runs = |b: &Binding| origin == Origin::Manifest || b.at_admission;
+        let in_namespace = |b: &Binding| b.namespace.as_deref().is_none_or(|ns| subject.namespace == Some(ns));
+        let activation = Activation::new(object, old_object, request, subject.namespace_object.unwrap_or(&Value::Null));
+        let root = FieldPath::root();
+        for binding in self.bindings.iter().filter(|b| runs(b) && in_namespace(b)) {
+            let selected = subject.selected_by(&binding.policy.match_constraints)
+                && (binding.match_resources.is_null() || subject.selected_by(&binding.match_resources));
+            if selected {
+                each(binding, self.verdict(binding, &activation, &subject, &known, origin), &root);
+                continue;
+            }
+            // Autogen: a Pod policy judges a controller's pod template as a Pod.
+            let Some((pod, at)) = crate::kyverno::pod_of_template(judged, &binding.autogen) else {
+                each(binding, Verdict::Skip, &root);
+                continue;
+            };
+            let old_pod = crate::kyverno::pod_of_template(old_object, &binding.autogen).map(|(p, _)| p);
+            let mut pod_request = request.clone();
+            pod_request["kind"] = serde_json::json!({"group": "", "version": "v1", "kind": "Pod"});
+            pod_request["resource"] = serde_json::json!({"group": "", "version": "v1", "resource": "pods"});
+            let pod_subject =
+                Subject { object: &pod, group: "", version: "v1", resource: "pods".to_owned(), ..subject.clone() };
+            if !pod_subject.selected_by(&binding.policy.match_constraints) {
+                each(binding, Verdict::Skip, &root);
+                continue;
+            }
+            let (pod_object, pod_old) = if object.is_null() {
+                (Value::Null, pod.clone())
+            } else {
+                (pod.clone(), old_pod.unwrap_or(Value::Null))
+            };
+            let pod_activation =
+                Activation::new(&pod_object, &pod_old, &pod_request, subject.namespace_object.unwrap_or(&Value::Null));
+            let path = pointer_path(at);
+            each(binding, self.verdict(binding, &pod_activation, &pod_subject, &known, origin), &path);
+        }
+    }
+
+    /// One binding's verdict on an activation it selected.
+    fn verdict(
+        &self,
+        binding: &Binding,
+        activation: &Activation,
+        subject: &Subject,
+        known: &Known,
+        origin: Origin,
+    ) -> Verdict {
+        let no_params = Params::none();
+        let params: Vec<&Params> = match (&binding.param_ref, &binding.policy.param_kind) {
+            (Some(param_ref), Some(kind)) => match param_ref.find(kind, subject, known, origin) {
+                Ok(found) => found,
+                Err(why) => return Verdict::NoParams(why),
+            },
+            _ => vec![&no_params],
+        };
+        let (mut matched, mut failures, mut errors) = (false, Vec::new(), Vec::new());
+        for params in params {
+            let outcome = binding.policy.validator.evaluate(activation, params);
+            if !outcome.matched {
+                continue;
+            }
+            matched = true;
+            failures.extend(outcome.failures.into_iter().map(|f| f.message));
+            if !binding.policy.ignore_failures {
+                // failurePolicy Fail: an expression that cannot be evaluated rejects.
+                errors.extend(outcome.errors.into_iter().map(|e| e.to_string()));
+            }
+        }
+        if !failures.is_empty() {
+            Verdict::Fail(failures)
+        } else if !errors.is_empty() {
+            Verdict::Error(errors)
+        } else if matched {
+            Verdict::Pass
+        } else {
+            Verdict::Skip
+        }
+    }
+}
+
+/// A JSON pointer (`/spec/template`) as a field path.
+fn pointer_path(pointer: &str) -> FieldPath {
+    pointer.split('/').filter(|k| !k.is_empty()).fold(FieldPath::root(), |p, k| p.key(k.to_owned()))
+}
+
+/// The request a manifest is judged as: its creation, by an unknown user.
+fn manifest_request(object: &Value) -> Value {
+    let (group, version) = group_version(object);
+    let kind = str_at(object, "/kind").unwrap_or("");
+    serde_json::json!({
+        "kind": {"group": group, "version": version, "kind": kind},
+        "resource": {"group": group, "version": version, "resource": resource_of(kind)},
+        "name": object.pointer("/metadata/name"),
+        "namespace": object.pointer("/metadata/namespace"),
+        "operation": "CREATE",
+        "userInfo": {},
+        "dryRun": false,
+    })
 }
 
 impl Foreign for Vaps {
@@ -440,19 +599,7 @@ impl Foreign for Vaps {
             return self.judge(field("object"), field("oldObject"), request);
         }
         let Ok(object) = serde_json::to_value(obj) else { return Vec::new() };
-        // A manifest is judged as its creation, by an unknown user.
-        let (group, version) = group_version(&object);
-        let kind = str_at(&object, "/kind").unwrap_or("");
-        let request = serde_json::json!({
-            "kind": {"group": group, "version": version, "kind": kind},
-            "resource": {"group": group, "version": version, "resource": resource_of(kind)},
-            "name": object.pointer("/metadata/name"),
-            "namespace": object.pointer("/metadata/namespace"),
-            "operation": "CREATE",
-            "userInfo": {},
-            "dryRun": false,
-        });
-        self.judge_as(&object, &Value::Null, &request, Origin::Manifest)
+        self.judge_as(&object, &Value::Null, &manifest_request(&object), Origin::Manifest)
     }
 
     fn describe(&self) -> Vec<ForeignPolicy> {
@@ -481,10 +628,15 @@ impl Foreign for Vaps {
                 }
                 let failure = if policy.ignore_failures { "Ignore" } else { "Fail" };
                 details.push(("Failure policy", failure.to_owned()));
+                let kyverno = b.id.starts_with("kyverno/");
+                if !b.autogen.is_empty() {
+                    let kinds: Vec<&str> = b.autogen.iter().map(|c| c.kind).collect();
+                    details.push(("Also judges the pod templates of", kinds.join(", ")));
+                }
                 ForeignPolicy {
-                    id: format!("vap/{}/{}", policy.name, b.name),
-                    origin: "ValidatingAdmissionPolicy",
-                    title: format!("{} (binding {})", policy.name, b.name),
+                    id: b.id.clone(),
+                    origin: if kyverno { "Kyverno ValidatingPolicy" } else { "ValidatingAdmissionPolicy" },
+                    title: if kyverno { policy.name.clone() } else { format!("{} (binding {})", policy.name, b.name) },
                     action: b.action,
                     details,
                 }
@@ -593,6 +745,7 @@ fn group_version(object: &Value) -> (&str, &str) {
 }
 
 /// What matching needs of the object under review, worked out once per object.
+#[derive(Clone)]
 struct Subject<'a> {
     object: &'a Value,
     group: &'a str,

@@ -180,7 +180,7 @@ impl Engine {
             for raw in raws.drain(..) {
                 // Exemption hygiene findings cannot themselves be exempted.
                 let action = raw.at_most.map_or(*action, |cap| cap.min(*action));
-                let short = raw.short.or(Some(rule.doc.short));
+                let short = raw.short.or(Some(rule.doc.short.into()));
                 push(rule.id.into(), rule.group != "paved", action, raw.message, short, raw.path);
             }
         }

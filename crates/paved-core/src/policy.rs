@@ -117,7 +117,7 @@ pub struct Raw {
     pub at_most: Option<Action>,
     /// Replaces the rule's [`Doc::short`] when the report is not the usual
     /// finding (an image that could not be judged yet).
-    pub short: Option<&'static str>,
+    pub short: Option<std::borrow::Cow<'static, str>>,
 }
 
 impl Raw {
@@ -126,8 +126,8 @@ impl Raw {
     }
 
     /// The short sentence a warning shows for this report.
-    pub fn short(mut self, short: &'static str) -> Raw {
-        self.short = Some(short);
+    pub fn short(mut self, short: impl Into<std::borrow::Cow<'static, str>>) -> Raw {
+        self.short = Some(short.into());
         self
     }
 
@@ -175,7 +175,7 @@ pub struct Finding {
     /// For native rules, the fix in one short sentence ([`Doc::short`]),
     /// which admission warnings show instead of `message`.
     #[serde(skip)]
-    pub short: Option<&'static str>,
+    pub short: Option<std::borrow::Cow<'static, str>>,
     /// Shared by every finding of the same object.
     pub object: std::sync::Arc<ObjectRef>,
     /// The field the finding is about (it may be missing from the object).

@@ -3,6 +3,7 @@
 //! enforcement actions), and Gatekeeper's own test suites.
 
 pub mod constraint;
+pub mod kyverno_test;
 pub mod locate;
 pub mod policies;
 pub mod suite;

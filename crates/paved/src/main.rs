@@ -219,8 +219,13 @@ fn policy_test(
     let mut suites = find_suites(paths);
     let native = paved_gatekeeper::suite::files_under(paths, policy_test::is_test_file);
     suites.extend(native.iter().cloned());
+    let kyverno = paved_gatekeeper::suite::files_under(paths, paved_gatekeeper::kyverno_test::is_kyverno_test);
+    suites.extend(kyverno.iter().cloned());
     if suites.is_empty() {
-        return Err(miette::miette!(code = "paved::no-suites", "no suite.yaml or *.paved-test.yaml under {paths:?}"));
+        return Err(miette::miette!(
+            code = "paved::no-suites",
+            "no suite.yaml, kyverno-test.yaml or *.paved-test.yaml under {paths:?}"
+        ));
     }
     let mut templates = Templates::new(engine.unwrap_or(config.policy_engine.into()));
     let (mut passed, mut failed, mut broken) = (0usize, 0usize, 0usize);
@@ -240,6 +245,8 @@ fn policy_test(
                     cases.collect()
                 })
                 .map_err(|e| e.to_string())
+        } else if kyverno.contains(suite) {
+            paved_gatekeeper::kyverno_test::run_kyverno_test(suite).map_err(|e| e.to_string())
         } else {
             run_suite(suite, &mut templates).map_err(|e| e.to_string())
         };

@@ -425,3 +425,70 @@ fn policies_and_explain_cover_foreign_policies() {
     assert_ne!(code, 0);
     assert!(stderr.contains("no policy"), "{stderr}");
 }
+
+/// `paved test` runs Kyverno's own `kyverno test` suites unchanged. The
+/// ValidatingPolicy suites of Kyverno's library: those of pod security and
+/// best practices pass whole, autogen included (their results name
+/// Deployments and CronJobs for policies written for Pods). In `other-vpol`,
+/// the suites listed here still differ: they call Kyverno libraries paved
+/// lacks (`resource.Get`, `image.GetMetadata`), read a request user, or use
+/// `orValue` on a value that is not optional; any other failure, and any
+/// count going down, fails this test.
+#[test]
+fn kyverno_validating_policy_suites_pass_unchanged() {
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus/kyverno-policies");
+    let run = |dir: &str| {
+        let (_, stdout, stderr) = paved_test(Path::new("."), &["--format", "json", corpus.join(dir).to_str().unwrap()]);
+        let doc: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}{stderr}"));
+        doc
+    };
+    for (dir, cases) in [("pod-security-vpol", 423), ("best-practices-vpol", 32)] {
+        let doc = run(dir);
+        assert_eq!((doc["passed"].as_u64(), doc["failed"].as_u64()), (Some(cases), Some(0)), "{dir}: {doc:#}");
+    }
+    let doc = run("other-vpol");
+    const NOT_YET: [&str; 7] = [
+        "allowed-base-images",
+        "block-images-with-volumes",
+        "block-stale-images",
+        "ensure-readonly-hostpath",
+        "limit-configmap-for-sa",
+        "require-emptydir-requests-limits",
+        "require-qos-guaranteed",
+    ];
+    let failed: Vec<&serde_json::Value> =
+        doc["cases"].as_array().unwrap().iter().filter(|c| c["passed"] == false).collect();
+    for case in &failed {
+        let suite = case["suite"].as_str().unwrap();
+        assert!(NOT_YET.iter().any(|n| suite.contains(&format!("/{n}/"))), "a new failure: {case:#}");
+    }
+    assert!(doc["passed"].as_u64().unwrap() >= 271, "{}", doc["passed"]);
+}
+
+/// `check` loads a Kyverno ValidatingPolicy like any policy: its findings
+/// carry `kyverno/<policy>`, with its `validationActions`, and autogen puts
+/// a Pod policy's finding on a Deployment's and a CronJob's pod template.
+#[test]
+fn check_runs_kyverno_validating_policies_with_autogen() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/corpus/kyverno-policies/pod-security-vpol/baseline/disallow-capabilities");
+    let policy = dir.join("disallow-capabilities.yaml");
+    let resources = dir.join(".kyverno-test/resource.yaml");
+    let (_, stdout, stderr) = paved(
+        Path::new("."),
+        &["check", "--format", "json", "--policy", policy.to_str().unwrap(), resources.to_str().unwrap()],
+    );
+    let doc: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}{stderr}"));
+    let kyverno: Vec<&serde_json::Value> =
+        doc["findings"].as_array().unwrap().iter().filter(|f| f["policy"] == "kyverno/disallow-capabilities").collect();
+    let on = |kind: &str, name: &str| {
+        kyverno.iter().find(|f| f["object"]["kind"] == kind && f["object"]["name"] == name).copied()
+    };
+    let deployment = on("Deployment", "baddeployment01").expect("autogen judged the Deployment's template");
+    assert_eq!(deployment["path"], "spec.template");
+    assert_eq!(deployment["action"], "audit", "validationActions: [Audit]");
+    assert!(deployment["message"].as_str().unwrap().contains("Any capabilities added beyond the allowed list"));
+    assert_eq!(on("CronJob", "badcronjob01").expect("and the CronJob's")["path"], "spec.jobTemplate.spec.template");
+    assert!(on("Pod", "badpod01").is_some());
+    assert!(on("Deployment", "gooddeployment01").is_none() && on("Pod", "goodpod01").is_none());
+}

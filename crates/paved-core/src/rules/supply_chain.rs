@@ -96,7 +96,7 @@ fn carried(cx: &Ctx<'_>, out: &mut Vec<Raw>, what: &str, list: fn(&ImageContents
                 out.push(
                     Raw::new(c.field(&["image"]), message)
                         .at_most(Action::Warn)
-                        .short("The image could not be analysed, so it was not checked."),
+                        .short(format!("The image could not be analysed: {why}.")),
                 );
                 continue;
             }

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# paved's container image (deploy/image/build.sh): how long the build takes,
+# how big the image is, and what the static binary in it costs to run next
+# to the glibc release build: `paved check examples/` wall time (best of 5)
+# and peak RSS, and the idle peak RSS of `paved serve --no-cluster`.
+#
+#   bench/image.sh            builds the image into bench/out/image
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=bench/out/image
+rm -rf "$out" && mkdir -p "$out"
+
+start=$(date +%s.%N)
+deploy/image/build.sh "$out/layout" >"$out/build.log" 2>&1
+build_seconds=$(echo "$(date +%s.%N) - $start" | bc)
+static=target/x86_64-unknown-linux-musl/image/paved
+cargo build --release --quiet
+glibc=target/release/paved
+
+layer=$(python3 - "$out/layout" <<'PY'
+import json, sys, os
+layout = sys.argv[1]
+blob = lambda d: os.path.join(layout, "blobs/sha256", d.split(":")[1])
+index = json.load(open(os.path.join(layout, "index.json")))
+manifest = json.load(open(blob(index["manifests"][0]["digest"])))
+print(sum(l["size"] for l in manifest["layers"]))
+PY
+)
+printf 'build (cold or warm cache as found): %.0f s\n' "$build_seconds"
+printf 'static binary: %s bytes; compressed image layers: %s bytes\n' "$(stat -c %s "$static")" "$layer"
+printf 'release binary (glibc, line tables): %s bytes\n' "$(stat -c %s "$glibc")"
+
+best_of_5() {
+  local best=999 rss=0
+  for _ in 1 2 3 4 5; do
+    /usr/bin/time -f '%e %M' -o "$out/time" "$@" >/dev/null 2>&1 || true
+    read -r seconds kib <"$out/time"
+    best=$(echo "if ($seconds < $best) $seconds else $best" | bc)
+    rss=$kib
+  done
+  echo "$best s, peak RSS $((rss / 1024)) MiB"
+}
+echo "paved check examples/, static: $(best_of_5 "$static" check examples/)"
+echo "paved check examples/, glibc:  $(best_of_5 "$glibc" check examples/)"
+
+serve_rss() {
+  local certs="$out/certs"
+  mkdir -p "$certs"
+  "$glibc" install --namespace bench | python3 -c '
+import sys, yaml
+for d in yaml.safe_load_all(sys.stdin):
+    if d and d.get("kind") == "Secret":
+        for k in ("tls.crt", "tls.key"):
+            open(sys.argv[1] + "/" + k, "w").write(d["stringData"][k])
+' "$certs"
+  "$1" serve --no-cluster --offline --listen 127.0.0.1:0 --tls-cert "$certs/tls.crt" --tls-key "$certs/tls.key" \
+    >/dev/null 2>&1 &
+  local pid=$!
+  sleep 2
+  local hwm
+  hwm=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
+  kill "$pid"
+  wait "$pid" 2>/dev/null || true
+  echo "$((hwm / 1024)) MiB"
+}
+echo "paved serve --no-cluster, idle peak RSS: static $(serve_rss "$static"), glibc $(serve_rss "$glibc")"

@@ -1,0 +1,124 @@
+//! `kyverno test` suites, unchanged: a `kyverno-test.yaml`
+//! (`cli.kyverno.io/v1alpha1`, kind `Test`) names policy files and
+//! resource files, and the result (`pass`, `fail`, `skip`, `warn`,
+//! `error`) each policy must give each resource. paved runs the policies it
+//! supports through the same engine as `check` and compares, one case per
+//! resource; a policy it cannot run is reported as such, never as passed.
+
+use std::path::{Path, PathBuf};
+
+use paved_cel::vap::{Vaps, Verdict};
+use serde_json::Value;
+
+use crate::suite::{CaseResult, SuiteError, read_all};
+
+/// The file name `kyverno test DIR` looks for.
+pub fn is_kyverno_test(path: &Path) -> bool {
+    path.file_name().is_some_and(|n| n == "kyverno-test.yaml" || n == "kyverno-test.yml")
+}
+
+/// What the Kyverno CLI reports for one policy and one resource.
+fn result_of(verdict: &Verdict, scored: bool) -> &'static str {
+    match verdict {
+        Verdict::Skip => "skip",
+        Verdict::Pass => "pass",
+        // A policy annotated `policies.kyverno.io/scored: "false"` reports
+        // its failures as warnings.
+        Verdict::Fail(_) | Verdict::NoParams(_) if !scored => "warn",
+        Verdict::Fail(_) | Verdict::NoParams(_) => "fail",
+        Verdict::Error(_) => "error",
+    }
+}
+
+/// A policy document of a kind paved does not run yet, by its name.
+fn unsupported(doc: &Value) -> Option<(String, String)> {
+    let api_version = doc.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+    let kind = doc.get("kind").and_then(Value::as_str).unwrap_or("");
+    let name = doc.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_owned();
+    let known = paved_cel::vap::is_vap_kind(doc);
+    let kyverno = api_version.starts_with("kyverno.io/") || api_version.starts_with("policies.kyverno.io/");
+    (kyverno && !known).then(|| (name, format!("{kind} ({api_version}) is not supported yet")))
+}
+
+/// Runs one `kyverno-test.yaml`: one case per (result entry, resource).
+pub fn run_kyverno_test(path: &Path) -> Result<Vec<CaseResult>, SuiteError> {
+    let error = |message: String| SuiteError { path: path.to_owned(), message };
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut out = Vec::new();
+    for test in read_all(path).map_err(error)? {
+        if test.get("kind").and_then(Value::as_str) != Some("Test") {
+            return Err(error("kind must be Test (cli.kyverno.io/v1alpha1)".to_owned()));
+        }
+        let name = test.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_owned();
+        let files = |key: &str| -> Result<Vec<Value>, SuiteError> {
+            let mut docs = Vec::new();
+            for file in test.get(key).and_then(Value::as_array).into_iter().flatten() {
+                let file: PathBuf = dir.join(file.as_str().unwrap_or(""));
+                docs.extend(read_all(&file).map_err(|e| error(format!("{key}: {e}")))?);
+            }
+            Ok(docs)
+        };
+        let policy_docs = files("policies")?;
+        let resources = files("resources")?;
+        let (vaps, errors) = Vaps::from_docs(&policy_docs, &[]);
+        let not_run: Vec<(String, String)> = policy_docs
+            .iter()
+            .filter_map(unsupported)
+            .chain(errors.iter().map(|e| (e.name.clone(), e.to_string())))
+            .collect();
+        let scored = |policy: &str| {
+            policy_docs.iter().all(|d| {
+                d.pointer("/metadata/name").and_then(Value::as_str) != Some(policy)
+                    || d.pointer("/metadata/annotations/policies.kyverno.io~1scored").and_then(Value::as_str)
+                        != Some("false")
+            })
+        };
+        for expected in test.get("results").and_then(Value::as_array).into_iter().flatten() {
+            let text = |k: &str| expected.get(k).and_then(Value::as_str).unwrap_or("");
+            let (policy, kind, want) = (text("policy"), text("kind"), text("result"));
+            let rule = expected.get("rule").and_then(Value::as_str);
+            for resource in expected.get("resources").and_then(Value::as_array).into_iter().flatten() {
+                let resource = resource.as_str().unwrap_or("");
+                let case = match rule {
+                    Some(rule) => format!("{policy}/{rule} {kind}/{resource}: {want}"),
+                    None => format!("{policy} {kind}/{resource}: {want}"),
+                };
+                let failure = match not_run.iter().find(|(n, _)| n == policy) {
+                    Some((_, why)) => Some(format!("not run: {why}")),
+                    None => judge(&vaps, &resources, policy, kind, resource)
+                        .map(|verdict| {
+                            let got = result_of(&verdict, scored(policy));
+                            (got != want).then(|| match &verdict {
+                                Verdict::Fail(m) | Verdict::Error(m) => format!("got {got}: {}", m.join("; ")),
+                                Verdict::NoParams(m) => format!("got {got}: {m}"),
+                                _ => format!("got {got}"),
+                            })
+                        })
+                        .unwrap_or_else(Some),
+                };
+                out.push(CaseResult { test: name.clone(), case, failure, engine: None });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The verdict of `policy` on the resource of `kind` named `name`
+/// (`namespace/name` names one namespace's).
+fn judge(vaps: &Vaps, resources: &[Value], policy: &str, kind: &str, name: &str) -> Result<Verdict, String> {
+    let (namespace, name) = match name.split_once('/') {
+        Some((ns, n)) => (Some(ns), n),
+        None => (None, name),
+    };
+    let object = resources
+        .iter()
+        .find(|r| {
+            let text = |p: &str| r.pointer(p).and_then(Value::as_str);
+            text("/kind") == Some(kind)
+                && text("/metadata/name") == Some(name)
+                && namespace.is_none_or(|ns| text("/metadata/namespace").unwrap_or("default") == ns)
+        })
+        .ok_or_else(|| format!("no {kind} {name:?} among the test's resources"))?;
+    let id = format!("kyverno/{policy}");
+    Ok(vaps.verdicts(object).into_iter().find(|(p, _)| *p == id).map_or(Verdict::Skip, |(_, v)| v))
+}
