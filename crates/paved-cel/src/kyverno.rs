@@ -15,6 +15,13 @@ const VERSIONS: [&str; 3] = ["v1alpha1", "v1beta1", "v1"];
 /// The validating kinds: cluster-wide, and confined to its own namespace.
 pub const VALIDATING_KINDS: [&str; 2] = ["ValidatingPolicy", "NamespacedValidatingPolicy"];
 
+/// Whether `doc` is a Kyverno ClusterPolicy or Policy (`kyverno.io`).
+pub fn is_cluster_policy(doc: &Value) -> bool {
+    let api_version = doc.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+    let kind = doc.get("kind").and_then(Value::as_str).unwrap_or("");
+    api_version.starts_with("kyverno.io/") && matches!(kind, "ClusterPolicy" | "Policy")
+}
+
 /// A pod controller autogen reaches: its kind, API group, and where its pod template is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Controller {
@@ -136,5 +143,277 @@ mod tests {
         assert_eq!(pod["metadata"]["labels"]["a"], "b");
         assert_eq!(pod["spec"]["containers"], json!([]));
         assert!(pod_of_template(&cronjob, &CONTROLLERS[..1]).is_none());
+    }
+}
+
+/// What a ClusterPolicy rule's `match` or `exclude` selects:
+/// `any` (one filter suffices) and `all` (every one must), or the older
+/// single `resources`/`subjects` block, which is one `all` filter.
+#[derive(Clone, Debug, Default)]
+pub struct RuleMatch {
+    any: Vec<Filter>,
+    all: Vec<Filter>,
+}
+
+/// One resource filter: resources (kinds, names, namespaces, operations,
+/// selectors, annotations) and who asks (subjects, roles, cluster roles).
+#[derive(Clone, Debug, Default)]
+struct Filter {
+    kinds: Vec<String>,
+    names: Vec<String>,
+    namespaces: Vec<String>,
+    operations: Vec<String>,
+    annotations: Option<serde_json::Map<String, Value>>,
+    selector: Option<Value>,
+    namespace_selector: Option<Value>,
+    subjects: Vec<Value>,
+    roles: Vec<String>,
+    cluster_roles: Vec<String>,
+}
+
+/// The request as a ClusterPolicy's match reads it.
+pub struct Request<'a> {
+    pub group: &'a str,
+    pub version: &'a str,
+    pub kind: &'a str,
+    pub name: &'a str,
+    pub namespace: Option<&'a str>,
+    pub operation: &'a str,
+    pub labels: Option<&'a Value>,
+    pub annotations: Option<&'a Value>,
+    pub namespace_labels: Option<&'a Value>,
+    /// `userInfo`, and the `roles` and `clusterRoles` Kyverno adds to it.
+    pub user: &'a Value,
+}
+
+fn strings_of(v: Option<&Value>) -> Vec<String> {
+    v.and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).map(str::to_owned).collect()
+}
+
+impl Filter {
+    fn of(v: &Value) -> Filter {
+        let resources = v.get("resources").unwrap_or(&Value::Null);
+        Filter {
+            kinds: strings_of(resources.get("kinds")),
+            names: strings_of(resources.get("names"))
+                .into_iter()
+                .chain(resources.get("name").and_then(Value::as_str).map(str::to_owned))
+                .collect(),
+            namespaces: strings_of(resources.get("namespaces")),
+            operations: strings_of(resources.get("operations")),
+            annotations: resources.get("annotations").and_then(Value::as_object).cloned(),
+            selector: resources.get("selector").cloned(),
+            namespace_selector: resources.get("namespaceSelector").cloned(),
+            subjects: v.get("subjects").and_then(Value::as_array).cloned().unwrap_or_default(),
+            roles: strings_of(v.get("roles")),
+            cluster_roles: strings_of(v.get("clusterRoles")),
+        }
+    }
+
+    /// Whether it selects the request: every part it names must hold.
+    fn selects(&self, r: &Request) -> bool {
+        let kind_ok = self.kinds.is_empty() || self.kinds.iter().any(|k| kind_matches(k, r));
+        let name_ok = self.names.is_empty() || self.names.iter().any(|n| wildcard(n, r.name));
+        let namespace_ok =
+            self.namespaces.is_empty() || r.namespace.is_some_and(|ns| self.namespaces.iter().any(|n| wildcard(n, ns)));
+        let operation_ok = self.operations.is_empty() || self.operations.iter().any(|o| o == r.operation);
+        let annotations_ok = self.annotations.as_ref().is_none_or(|wanted| {
+            wanted.iter().all(|(k, v)| {
+                let have = r.annotations.and_then(|a| a.get(k)).and_then(Value::as_str);
+                have.is_some_and(|have| wildcard(v.as_str().unwrap_or(""), have))
+            })
+        });
+        let selector_ok = self.selector.as_ref().is_none_or(|s| paved_core::selector::matches(s, r.labels));
+        let namespace_selector_ok = self
+            .namespace_selector
+            .as_ref()
+            .is_none_or(|s| r.namespace.is_some() && paved_core::selector::matches(s, r.namespace_labels));
+        let user = |k: &str| r.user.get(k).and_then(Value::as_str).unwrap_or("");
+        let groups = strings_of(r.user.get("groups"));
+        let subjects_ok = self.subjects.is_empty()
+            || self.subjects.iter().any(|s| {
+                let name = s.get("name").and_then(Value::as_str).unwrap_or("");
+                match s.get("kind").and_then(Value::as_str).unwrap_or("") {
+                    "User" => wildcard(name, user("username")),
+                    "Group" => groups.iter().any(|g| wildcard(name, g)),
+                    "ServiceAccount" => {
+                        let ns = s.get("namespace").and_then(Value::as_str).unwrap_or("");
+                        user("username") == format!("system:serviceaccount:{ns}:{name}")
+                    }
+                    _ => false,
+                }
+            });
+        let has_role = |wanted: &[String], key: &str| {
+            wanted.is_empty() || strings_of(r.user.get(key)).iter().any(|have| wanted.contains(have))
+        };
+        kind_ok
+            && name_ok
+            && namespace_ok
+            && operation_ok
+            && annotations_ok
+            && selector_ok
+            && namespace_selector_ok
+            && subjects_ok
+            && has_role(&self.roles, "roles")
+            && has_role(&self.cluster_roles, "clusterRoles")
+    }
+
+    /// Whether it names anything but kinds and operations: then autogen
+    /// does not apply (a name or selector of a Pod says nothing of a Deployment).
+    fn narrows(&self) -> bool {
+        !self.names.is_empty() || self.selector.is_some() || self.annotations.is_some()
+    }
+}
+
+/// `Pod`, `v1/Pod`, `apps/v1/Deployment`, `apps/*/Deployment`, `*`, and a
+/// subresource `Pod/exec` (never the object itself).
+fn kind_matches(pattern: &str, r: &Request) -> bool {
+    if pattern == "*" {
+        return true;
+    }
+    let parts: Vec<&str> = pattern.split('/').collect();
+    let (group, version, kind) = match parts.as_slice() {
+        [kind] => (None, None, *kind),
+        [version, kind] if kind.chars().next().is_some_and(char::is_uppercase) => (None, Some(*version), *kind),
+        [group, version, kind] => (Some(*group), Some(*version), *kind),
+        _ => return false,
+    };
+    group.is_none_or(|g| wildcard(g, r.group))
+        && version.is_none_or(|v| wildcard(v, r.version))
+        && wildcard(kind, r.kind)
+}
+
+/// Kyverno's wildcards: `*` any run of characters, `?` one.
+pub fn wildcard(pattern: &str, text: &str) -> bool {
+    fn go(p: &[char], t: &[char]) -> bool {
+        match (p.first(), t.first()) {
+            (None, None) => true,
+            (Some('*'), _) => go(&p[1..], t) || (!t.is_empty() && go(p, &t[1..])),
+            (Some('?'), Some(_)) => go(&p[1..], &t[1..]),
+            (Some(a), Some(b)) if a == b => go(&p[1..], &t[1..]),
+            _ => false,
+        }
+    }
+    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    // Patterns and names are short (labels, kinds): the recursion is bounded by their lengths.
+    p.len() <= 256 && t.len() <= 1024 && go(&p, &t)
+}
+
+impl RuleMatch {
+    pub fn of(v: Option<&Value>) -> RuleMatch {
+        let Some(v) = v else { return RuleMatch::default() };
+        let list = |k: &str| v.get(k).and_then(Value::as_array).map(|a| a.iter().map(Filter::of).collect());
+        let mut m = RuleMatch { any: list("any").unwrap_or_default(), all: list("all").unwrap_or_default() };
+        if v.get("resources").is_some() || v.get("subjects").is_some() {
+            m.all.push(Filter::of(v));
+        }
+        m
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.any.is_empty() && self.all.is_empty()
+    }
+
+    pub fn selects(&self, r: &Request) -> bool {
+        !self.is_empty()
+            && (self.any.is_empty() || self.any.iter().any(|f| f.selects(r)))
+            && self.all.iter().all(|f| f.selects(r))
+    }
+
+    /// Whether the rule selects Pods alone, by kind: autogen applies.
+    pub fn only_pods(&self) -> bool {
+        let filters: Vec<&Filter> = self.any.iter().chain(&self.all).collect();
+        !filters.is_empty()
+            && filters
+                .iter()
+                .all(|f| !f.kinds.is_empty() && !f.narrows() && f.kinds.iter().all(|k| k == "Pod" || k == "v1/Pod"))
+    }
+}
+
+/// The controllers a ClusterPolicy's autogen reaches, from its annotation
+/// `pod-policies.kyverno.io/autogen-controllers` (`none`, or a
+/// comma-separated list of kinds); all of them without it.
+pub fn cluster_policy_autogen(doc: &Value, rule_match: &RuleMatch) -> Vec<Controller> {
+    if !rule_match.only_pods() {
+        return Vec::new();
+    }
+    match doc.pointer("/metadata/annotations/pod-policies.kyverno.io~1autogen-controllers").and_then(Value::as_str) {
+        None => CONTROLLERS.to_vec(),
+        Some(list) => CONTROLLERS
+            .iter()
+            .filter(|c| list.split(',').any(|k| k.trim().eq_ignore_ascii_case(c.kind)))
+            .copied()
+            .collect(),
+    }
+}
+
+/// The rule types paved does not run, found in a ClusterPolicy rule.
+pub fn unsupported_rule_type(rule: &Value) -> Option<&'static str> {
+    let validate = rule.get("validate");
+    if validate.is_some_and(|v| v.get("cel").is_some()) {
+        return None;
+    }
+    for (key, what) in [("mutate", "mutate"), ("generate", "generate"), ("verifyImages", "verifyImages")] {
+        if rule.get(key).is_some() {
+            return Some(what);
+        }
+    }
+    let validate = validate?;
+    for (key, what) in [
+        ("pattern", "validate.pattern"),
+        ("anyPattern", "validate.anyPattern"),
+        ("deny", "validate.deny"),
+        ("foreach", "validate.foreach"),
+        ("podSecurity", "validate.podSecurity"),
+        ("manifests", "validate.manifests"),
+        ("assert", "validate.assert"),
+    ] {
+        if validate.get(key).is_some() {
+            return Some(what);
+        }
+    }
+    Some("validate without cel")
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod match_tests {
+    use super::*;
+
+    fn request<'a>(kind: &'a str, group: &'a str, user: &'a Value) -> Request<'a> {
+        Request {
+            group,
+            version: "v1",
+            kind,
+            name: "web-1",
+            namespace: Some("shop"),
+            operation: "CREATE",
+            labels: None,
+            annotations: None,
+            namespace_labels: None,
+            user,
+        }
+    }
+
+    #[test]
+    fn kinds_names_and_subjects_select_as_kyverno_reads_them() {
+        let user = json!({"username": "alice", "groups": ["dev"]});
+        let m = RuleMatch::of(Some(
+            &json!({"any": [{"resources": {"kinds": ["apps/v1/Deployment"], "names": ["web-*"]}}]}),
+        ));
+        assert!(m.selects(&request("Deployment", "apps", &user)));
+        assert!(!m.selects(&request("Pod", "", &user)));
+        let by_group = RuleMatch::of(Some(&json!({"any": [{"subjects": [{"kind": "Group", "name": "dev"}]}]})));
+        assert!(by_group.selects(&request("Pod", "", &user)));
+        let all = RuleMatch::of(Some(
+            &json!({"all": [{"resources": {"kinds": ["Pod"]}}, {"resources": {"namespaces": ["prod"]}}]}),
+        ));
+        assert!(!all.selects(&request("Pod", "", &user)));
+        assert!(
+            RuleMatch::of(Some(&json!({"any": [{"resources": {"kinds": ["Pod"], "operations": ["CREATE"]}}]})))
+                .only_pods()
+        );
+        assert!(!m.only_pods());
+        assert!(wildcard("a?c*", "abcdef") && !wildcard("a?c", "ac"));
     }
 }

@@ -76,6 +76,9 @@ struct Binding {
     autogen: Vec<crate::kyverno::Controller>,
     /// A Kyverno NamespacedValidatingPolicy judges only its own namespace.
     namespace: Option<String>,
+    /// A Kyverno ClusterPolicy rule selects by its own `match` and
+    /// `exclude`, in place of the policy's `matchConstraints`.
+    rule_match: Option<(crate::kyverno::RuleMatch, crate::kyverno::RuleMatch)>,
     /// Kyverno's `evaluation.admission.enabled`: whether `serve` runs it.
     /// (`evaluation.background` is about Kyverno's periodic scans; a
     /// manifest is judged as the Kyverno CLI judges it, whatever it says.)
@@ -223,6 +226,7 @@ pub fn is_vap_kind(doc: &Value) -> bool {
     (str_at(doc, "/apiVersion") == Some(GROUP_VERSION)
         && matches!(str_at(doc, "/kind"), Some("ValidatingAdmissionPolicy" | "ValidatingAdmissionPolicyBinding")))
         || crate::kyverno::is_validating_policy(doc)
+        || crate::kyverno::is_cluster_policy(doc)
 }
 
 impl Policy {
@@ -331,7 +335,15 @@ impl Vaps {
                 Err(e) => errors.push(e),
             }
         }
-        for doc in docs.iter().filter(|d| is_vap_kind(d) && !crate::kyverno::is_validating_policy(d)) {
+        for doc in docs.iter().filter(|d| crate::kyverno::is_cluster_policy(d)) {
+            let (rules, rule_errors) = Self::cluster_policy_bindings(doc);
+            vaps.bindings.extend(rules);
+            errors.extend(rule_errors);
+        }
+        let vap_only = |d: &&Value| {
+            is_vap_kind(d) && !crate::kyverno::is_validating_policy(d) && !crate::kyverno::is_cluster_policy(d)
+        };
+        for doc in docs.iter().filter(vap_only) {
             if str_at(doc, "/kind") == Some("ValidatingAdmissionPolicy") {
                 match Policy::from_json(doc) {
                     Ok(p) => {
@@ -377,6 +389,7 @@ impl Vaps {
                 param_ref,
                 autogen: Vec::new(),
                 namespace: None,
+                rule_match: None,
                 at_admission: true,
             });
         }
@@ -428,8 +441,101 @@ impl Vaps {
             param_ref: None,
             autogen,
             namespace,
+            rule_match: None,
             at_admission,
         })
+    }
+
+    /// A Kyverno ClusterPolicy or Policy: one binding per rule with
+    /// `validate.cel`; every other rule type is an error naming the rule,
+    /// and the policy's other rules still run.
+    fn cluster_policy_bindings(doc: &Value) -> (Vec<Binding>, Vec<VapError>) {
+        let kind = str_at(doc, "/kind").unwrap_or("ClusterPolicy");
+        let name = str_at(doc, "/metadata/name").unwrap_or("");
+        let error = VapError::of(kind, name);
+        let spec = doc.get("spec").unwrap_or(&Value::Null);
+        let policy_action = str_at(spec, "/validationFailureAction").unwrap_or("Audit");
+        let namespace = (kind == "Policy").then(|| str_at(doc, "/metadata/namespace").unwrap_or("default").to_owned());
+        let (mut bindings, mut errors) = (Vec::new(), Vec::new());
+        for (i, rule) in spec.get("rules").and_then(Value::as_array).into_iter().flatten().enumerate() {
+            let rule_name = str_at(rule, "/name").unwrap_or("");
+            let at = format!("spec.rules[{i}]");
+            if let Some(what) = crate::kyverno::unsupported_rule_type(rule) {
+                errors.push(error(
+                    &at,
+                    format!("rule {rule_name:?}: {what} rules are not supported; its other rules run"),
+                ));
+                continue;
+            }
+            let cel = rule.pointer("/validate/cel").unwrap_or(&Value::Null);
+            if cel.get("paramKind").is_some() || cel.get("paramRef").is_some() {
+                errors.push(error(
+                    &format!("{at}.validate.cel"),
+                    format!("rule {rule_name:?}: params are not supported"),
+                ));
+                continue;
+            }
+            // The rule as a policy of its own: its CEL, its preconditions as match conditions.
+            let synthetic = serde_json::json!({
+                "kind": kind,
+                "metadata": {"name": format!("{name}/{rule_name}")},
+                "spec": {
+                    "validations": cel.get("expressions").cloned().unwrap_or(Value::Null),
+                    "variables": cel.get("variables").cloned().unwrap_or(Value::Null),
+                    "auditAnnotations": cel.get("auditAnnotations").cloned().unwrap_or(Value::Null),
+                    "matchConditions": rule.get("celPreconditions").cloned().unwrap_or(Value::Null),
+                    "failurePolicy": spec.get("failurePolicy").cloned().unwrap_or(Value::Null),
+                    "matchConstraints": {"resourceRules": [{"apiGroups": ["*"], "apiVersions": ["*"],
+                        "resources": ["*"], "operations": ["*"]}]},
+                },
+            });
+            let policy = match Policy::from_json(&synthetic) {
+                Ok(p) => p,
+                Err(e) => {
+                    // Fields of the synthetic spec, as they stand in the ClusterPolicy.
+                    let field = e
+                        .field
+                        .replacen("spec.validations", &format!("{at}.validate.cel.expressions"), 1)
+                        .replacen("spec.variables", &format!("{at}.validate.cel.variables"), 1)
+                        .replacen("spec.auditAnnotations", &format!("{at}.validate.cel.auditAnnotations"), 1)
+                        .replacen("spec.matchConditions", &format!("{at}.celPreconditions"), 1);
+                    errors.push(VapError { kind: kind.to_owned(), name: name.to_owned(), field, ..e });
+                    continue;
+                }
+            };
+            let action =
+                match str_at(rule, "/validate/failureAction").unwrap_or(policy_action).to_ascii_lowercase().as_str() {
+                    "enforce" => Action::Deny,
+                    "audit" => Action::Audit,
+                    other => {
+                        errors.push(error(
+                            &format!("{at}.validate.failureAction"),
+                            format!("{other:?} is not Enforce or Audit"),
+                        ));
+                        continue;
+                    }
+                };
+            let matched = crate::kyverno::RuleMatch::of(rule.get("match"));
+            if matched.is_empty() {
+                errors.push(error(&format!("{at}.match"), format!("rule {rule_name:?} matches nothing")));
+                continue;
+            }
+            let excluded = crate::kyverno::RuleMatch::of(rule.get("exclude"));
+            let autogen = crate::kyverno::cluster_policy_autogen(doc, &matched);
+            bindings.push(Binding {
+                name: rule_name.to_owned(),
+                id: format!("kyverno/{name}/{rule_name}"),
+                policy: Arc::new(policy),
+                match_resources: Value::Null,
+                action,
+                param_ref: None,
+                autogen,
+                namespace: namespace.clone(),
+                rule_match: Some((matched, excluded)),
+                at_admission: true,
+            });
+        }
+        (bindings, errors)
     }
 
     /// What the policies read besides the object judged, for a caller to add to.
@@ -494,11 +600,20 @@ impl Vaps {
         let subject = Subject::of(judged, request, &known.namespaces);
         let runs = |b: &Binding| origin == Origin::Manifest || b.at_admission;
         let in_namespace = |b: &Binding| b.namespace.as_deref().is_none_or(|ns| subject.namespace == Some(ns));
-        let activation = Activation::new(object, old_object, request, subject.namespace_object.unwrap_or(&Value::Null));
+        // A manifest's namespace that paved has not seen still exists where
+        // it is applied: `namespaceObject` names it, without labels, as the
+        // Kyverno CLI gives it.
+        let unseen_namespace = match (origin, subject.namespace, subject.namespace_object) {
+            (Origin::Manifest, Some(ns), None) => {
+                serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+            }
+            _ => Value::Null,
+        };
+        let namespace_object = subject.namespace_object.unwrap_or(&unseen_namespace);
+        let activation = Activation::new(object, old_object, request, namespace_object);
         let root = FieldPath::root();
         for binding in self.bindings.iter().filter(|b| runs(b) && in_namespace(b)) {
-            let selected = subject.selected_by(&binding.policy.match_constraints)
-                && (binding.match_resources.is_null() || subject.selected_by(&binding.match_resources));
+            let selected = binding.selects(&subject, request);
             if selected {
                 each(binding, self.verdict(binding, &activation, &subject, &known, origin), &root);
                 continue;
@@ -514,7 +629,7 @@ impl Vaps {
             pod_request["resource"] = serde_json::json!({"group": "", "version": "v1", "resource": "pods"});
             let pod_subject =
                 Subject { object: &pod, group: "", version: "v1", resource: "pods".to_owned(), ..subject.clone() };
-            if !pod_subject.selected_by(&binding.policy.match_constraints) {
+            if !binding.selects(&pod_subject, &pod_request) {
                 each(binding, Verdict::Skip, &root);
                 continue;
             }
@@ -523,8 +638,7 @@ impl Vaps {
             } else {
                 (pod.clone(), old_pod.unwrap_or(Value::Null))
             };
-            let pod_activation =
-                Activation::new(&pod_object, &pod_old, &pod_request, subject.namespace_object.unwrap_or(&Value::Null));
+            let pod_activation = Activation::new(&pod_object, &pod_old, &pod_request, namespace_object);
             let path = pointer_path(at);
             each(binding, self.verdict(binding, &pod_activation, &pod_subject, &known, origin), &path);
         }
@@ -569,6 +683,31 @@ impl Vaps {
         } else {
             Verdict::Skip
         }
+    }
+}
+
+impl Binding {
+    /// Whether it selects the request: a ClusterPolicy rule by its
+    /// `match` and `exclude`, any other by `matchConstraints` and the
+    /// binding's `matchResources`.
+    fn selects(&self, subject: &Subject, request: &Value) -> bool {
+        let Some((matched, excluded)) = &self.rule_match else {
+            return subject.selected_by(&self.policy.match_constraints)
+                && (self.match_resources.is_null() || subject.selected_by(&self.match_resources));
+        };
+        let r = crate::kyverno::Request {
+            group: subject.group,
+            version: subject.version,
+            kind: str_at(subject.object, "/kind").unwrap_or(""),
+            name: subject.name,
+            namespace: subject.namespace,
+            operation: subject.operation,
+            labels: subject.object.pointer("/metadata/labels"),
+            annotations: subject.object.pointer("/metadata/annotations"),
+            namespace_labels: subject.namespace_object.and_then(|n| n.pointer("/metadata/labels")),
+            user: request.get("userInfo").unwrap_or(&Value::Null),
+        };
+        matched.selects(&r) && !excluded.selects(&r)
     }
 }
 

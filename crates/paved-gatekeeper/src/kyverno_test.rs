@@ -61,11 +61,24 @@ pub fn run_kyverno_test(path: &Path) -> Result<Vec<CaseResult>, SuiteError> {
         let policy_docs = files("policies")?;
         let resources = files("resources")?;
         let (vaps, errors) = Vaps::from_docs(&policy_docs, &[]);
-        let not_run: Vec<(String, String)> = policy_docs
-            .iter()
-            .filter_map(unsupported)
-            .chain(errors.iter().map(|e| (e.name.clone(), e.to_string())))
-            .collect();
+        // What paved cannot run, by policy and (for a ClusterPolicy) rule:
+        // its results are reported as not run, never compared.
+        let mut not_run: Vec<(String, Option<String>, String)> =
+            policy_docs.iter().filter_map(unsupported).map(|(p, why)| (p, None, why)).collect();
+        for doc in policy_docs.iter().filter(|d| paved_cel::kyverno::is_cluster_policy(d)) {
+            let policy = doc.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
+            for rule in doc.pointer("/spec/rules").and_then(Value::as_array).into_iter().flatten() {
+                if let Some(what) = paved_cel::kyverno::unsupported_rule_type(rule) {
+                    let rule_name = rule.get("name").and_then(Value::as_str).unwrap_or("").to_owned();
+                    not_run.push((policy.to_owned(), Some(rule_name), format!("{what} rules are not supported")));
+                }
+            }
+        }
+        for e in &errors {
+            if !not_run.iter().any(|(p, r, _)| *p == e.name && r.is_some()) {
+                not_run.push((e.name.clone(), None, e.to_string()));
+            }
+        }
         let scored = |policy: &str| {
             policy_docs.iter().all(|d| {
                 d.pointer("/metadata/name").and_then(Value::as_str) != Some(policy)
@@ -83,9 +96,10 @@ pub fn run_kyverno_test(path: &Path) -> Result<Vec<CaseResult>, SuiteError> {
                     Some(rule) => format!("{policy}/{rule} {kind}/{resource}: {want}"),
                     None => format!("{policy} {kind}/{resource}: {want}"),
                 };
-                let failure = match not_run.iter().find(|(n, _)| n == policy) {
-                    Some((_, why)) => Some(format!("not run: {why}")),
-                    None => judge(&vaps, &resources, policy, kind, resource)
+                let blocked = not_run.iter().find(|(p, r, _)| p == policy && (r.is_none() || r.as_deref() == rule));
+                let failure = match blocked {
+                    Some((_, _, why)) => Some(format!("not run: {why}")),
+                    None => judge(&vaps, &resources, policy, rule, kind, resource)
                         .map(|verdict| {
                             let got = result_of(&verdict, scored(policy));
                             (got != want).then(|| match &verdict {
@@ -105,7 +119,14 @@ pub fn run_kyverno_test(path: &Path) -> Result<Vec<CaseResult>, SuiteError> {
 
 /// The verdict of `policy` on the resource of `kind` named `name`
 /// (`namespace/name` names one namespace's).
-fn judge(vaps: &Vaps, resources: &[Value], policy: &str, kind: &str, name: &str) -> Result<Verdict, String> {
+fn judge(
+    vaps: &Vaps,
+    resources: &[Value],
+    policy: &str,
+    rule: Option<&str>,
+    kind: &str,
+    name: &str,
+) -> Result<Verdict, String> {
     let (namespace, name) = match name.split_once('/') {
         Some((ns, n)) => (Some(ns), n),
         None => (None, name),
@@ -119,6 +140,41 @@ fn judge(vaps: &Vaps, resources: &[Value], policy: &str, kind: &str, name: &str)
                 && namespace.is_none_or(|ns| text("/metadata/namespace").unwrap_or("default") == ns)
         })
         .ok_or_else(|| format!("no {kind} {name:?} among the test's resources"))?;
-    let id = format!("kyverno/{policy}");
-    Ok(vaps.verdicts(object).into_iter().find(|(p, _)| *p == id).map_or(Verdict::Skip, |(_, v)| v))
+    // Kyverno names the rules autogen makes `autogen-<rule>` and, for
+    // CronJobs, `autogen-cronjob-<rule>`; paved judges them as the rule.
+    let rule = rule.map(|r| r.strip_prefix("autogen-cronjob-").or_else(|| r.strip_prefix("autogen-")).unwrap_or(r));
+    let id = match rule {
+        Some(rule) => format!("kyverno/{policy}/{rule}"),
+        None => format!("kyverno/{policy}"),
+    };
+    // The Kyverno CLI applies a namespaced resource without a namespace to `default`.
+    let mut object = object.clone();
+    if object.pointer("/metadata/namespace").is_none() && !CLUSTER_SCOPED.contains(&kind) {
+        object["metadata"]["namespace"] = Value::from("default");
+    }
+    Ok(vaps.verdicts(&object).into_iter().find(|(p, _)| *p == id).map_or(Verdict::Skip, |(_, v)| v))
 }
+
+/// Built-in kinds that have no namespace.
+const CLUSTER_SCOPED: &[&str] = &[
+    "Namespace",
+    "Node",
+    "PersistentVolume",
+    "StorageClass",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "CustomResourceDefinition",
+    "PriorityClass",
+    "RuntimeClass",
+    "IngressClass",
+    "ValidatingWebhookConfiguration",
+    "MutatingWebhookConfiguration",
+    "ValidatingAdmissionPolicy",
+    "ValidatingAdmissionPolicyBinding",
+    "CSIDriver",
+    "CSINode",
+    "VolumeAttachment",
+    "APIService",
+    "CertificateSigningRequest",
+    "ClusterPolicy",
+];
