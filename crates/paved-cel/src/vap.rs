@@ -78,11 +78,19 @@ struct Binding {
     namespace: Option<String>,
     /// A Kyverno ClusterPolicy rule selects by its own `match` and
     /// `exclude`, in place of the policy's `matchConstraints`.
-    rule_match: Option<(crate::kyverno::RuleMatch, crate::kyverno::RuleMatch)>,
+    rule_match: Option<KyvernoRule>,
     /// Kyverno's `evaluation.admission.enabled`: whether `serve` runs it.
     /// (`evaluation.background` is about Kyverno's periodic scans; a
     /// manifest is judged as the Kyverno CLI judges it, whatever it says.)
     at_admission: bool,
+}
+
+/// A ClusterPolicy rule's selection: its `match` and `exclude`, compiled
+/// and as written (for `paved explain`).
+struct KyvernoRule {
+    matched: crate::kyverno::RuleMatch,
+    excluded: crate::kyverno::RuleMatch,
+    written: Value,
 }
 
 /// What one binding made of one object.
@@ -531,7 +539,11 @@ impl Vaps {
                 param_ref: None,
                 autogen,
                 namespace: namespace.clone(),
-                rule_match: Some((matched, excluded)),
+                rule_match: Some(KyvernoRule {
+                    matched,
+                    excluded,
+                    written: serde_json::json!({"match": rule.get("match"), "exclude": rule.get("exclude")}),
+                }),
                 at_admission: true,
             });
         }
@@ -691,7 +703,7 @@ impl Binding {
     /// `match` and `exclude`, any other by `matchConstraints` and the
     /// binding's `matchResources`.
     fn selects(&self, subject: &Subject, request: &Value) -> bool {
-        let Some((matched, excluded)) = &self.rule_match else {
+        let Some(KyvernoRule { matched, excluded, .. }) = &self.rule_match else {
             return subject.selected_by(&self.policy.match_constraints)
                 && (self.match_resources.is_null() || subject.selected_by(&self.match_resources));
         };
@@ -746,10 +758,8 @@ impl Foreign for Vaps {
             .iter()
             .map(|b| {
                 let policy = &b.policy;
-                let mut details = vec![
-                    ("Validations", policy.validations.join("\n")),
-                    ("Matches", compact(&policy.match_constraints)),
-                ];
+                let matches = b.rule_match.as_ref().map_or(&policy.match_constraints, |r| &r.written);
+                let mut details = vec![("Validations", policy.validations.join("\n")), ("Matches", compact(matches))];
                 if !b.match_resources.is_null() {
                     details.push(("Binding narrows to", compact(&b.match_resources)));
                 }
@@ -774,7 +784,11 @@ impl Foreign for Vaps {
                 }
                 ForeignPolicy {
                     id: b.id.clone(),
-                    origin: if kyverno { "Kyverno ValidatingPolicy" } else { "ValidatingAdmissionPolicy" },
+                    origin: match (kyverno, b.rule_match.is_some()) {
+                        (true, true) => "Kyverno ClusterPolicy (validate.cel)",
+                        (true, false) => "Kyverno ValidatingPolicy",
+                        _ => "ValidatingAdmissionPolicy",
+                    },
                     title: if kyverno { policy.name.clone() } else { format!("{} (binding {})", policy.name, b.name) },
                     action: b.action,
                     details,
