@@ -427,6 +427,11 @@ impl Vaps {
     /// A Kyverno ValidatingPolicy: the policy, and the binding its own spec
     /// makes (`validationActions`, autogen, `evaluation`).
     fn kyverno_binding(doc: &Value) -> Result<Binding, VapError> {
+        if let Some(call) = doc.get("spec").and_then(crate::kyverno::missing_library_call) {
+            let kind = str_at(doc, "/kind").unwrap_or("ValidatingPolicy");
+            let error = VapError::of(kind, str_at(doc, "/metadata/name").unwrap_or(""));
+            return Err(error("spec", format!("calls {call}, a Kyverno library paved does not have yet")));
+        }
         let policy = Policy::from_json(doc)?;
         let kind = str_at(doc, "/kind").unwrap_or("ValidatingPolicy");
         let name = policy.name.clone();
@@ -476,6 +481,11 @@ impl Vaps {
                 continue;
             }
             let cel = rule.pointer("/validate/cel").unwrap_or(&Value::Null);
+            if let Some(call) = crate::kyverno::missing_library_call(rule) {
+                let message = format!("rule {rule_name:?}: calls {call}, a Kyverno library paved does not have yet");
+                errors.push(error(&format!("{at}.validate.cel"), message));
+                continue;
+            }
             if cel.get("paramKind").is_some() || cel.get("paramRef").is_some() {
                 errors.push(error(
                     &format!("{at}.validate.cel"),
