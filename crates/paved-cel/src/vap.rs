@@ -598,7 +598,20 @@ impl Vaps {
     /// creation: skip, pass, fail or error, by policy id. What `kyverno
     /// test` and `paved test` compare.
     pub fn verdicts(&self, object: &Value) -> Vec<(String, Verdict)> {
-        let request = manifest_request(object);
+        self.verdicts_as(object, None, None)
+    }
+
+    /// [`Vaps::verdicts`] for a request of `operation` (`CREATE` otherwise)
+    /// by `user` (a `userInfo`, with Kyverno's `roles` and `clusterRoles`),
+    /// as a `kyverno test` suite sets them.
+    pub fn verdicts_as(&self, object: &Value, operation: Option<&str>, user: Option<&Value>) -> Vec<(String, Verdict)> {
+        let mut request = manifest_request(object);
+        if let Some(operation) = operation {
+            request["operation"] = Value::from(operation);
+        }
+        if let Some(user) = user {
+            request["userInfo"] = user.clone();
+        }
         let mut out = Vec::new();
         self.each_verdict(object, &Value::Null, &request, Origin::Manifest, |binding, verdict, _| {
             out.push((binding.id.clone(), verdict));

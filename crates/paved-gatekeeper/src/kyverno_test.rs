@@ -60,6 +60,37 @@ pub fn run_kyverno_test(path: &Path) -> Result<Vec<CaseResult>, SuiteError> {
         };
         let policy_docs = files("policies")?;
         let resources = files("resources")?;
+        // `userinfo:` a UserInfo file (the request's user, roles and cluster roles).
+        let user = match test.get("userinfo").and_then(Value::as_str) {
+            Some(file) => {
+                let docs = read_all(&dir.join(file)).map_err(|e| error(format!("userinfo: {e}")))?;
+                let info = docs.into_iter().next().unwrap_or(Value::Null);
+                let mut user = info.get("userInfo").cloned().unwrap_or_else(|| serde_json::json!({}));
+                for key in ["roles", "clusterRoles"] {
+                    if let Some(v) = info.get(key) {
+                        user[key] = v.clone();
+                    }
+                }
+                Some(user)
+            }
+            None => None,
+        };
+        // `variables:` a Values file; of it, each resource's `request.operation`.
+        let values = match test.get("variables").and_then(Value::as_str) {
+            Some(file) => read_all(&dir.join(file)).map_err(|e| error(format!("variables: {e}")))?,
+            None => Vec::new(),
+        };
+        let operation_of = |policy: &str, resource: &str| -> Option<String> {
+            values
+                .iter()
+                .flat_map(|v| v.get("policies").and_then(Value::as_array).into_iter().flatten())
+                .filter(|p| p.get("name").and_then(Value::as_str) == Some(policy))
+                .flat_map(|p| p.get("resources").and_then(Value::as_array).into_iter().flatten())
+                .find(|r| r.get("name").and_then(Value::as_str) == Some(resource))
+                .and_then(|r| r.pointer("/values/request.operation"))
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        };
         let (vaps, errors) = Vaps::from_docs(&policy_docs, &[]);
         // What paved cannot run, by policy and (for a ClusterPolicy) rule:
         // its results are reported as not run, never compared.
@@ -99,16 +130,19 @@ pub fn run_kyverno_test(path: &Path) -> Result<Vec<CaseResult>, SuiteError> {
                 let blocked = not_run.iter().find(|(p, r, _)| p == policy && (r.is_none() || r.as_deref() == rule));
                 let failure = match blocked {
                     Some((_, _, why)) => Some(format!("not run: {why}")),
-                    None => judge(&vaps, &resources, policy, rule, kind, resource)
-                        .map(|verdict| {
-                            let got = result_of(&verdict, scored(policy));
-                            (got != want).then(|| match &verdict {
-                                Verdict::Fail(m) | Verdict::Error(m) => format!("got {got}: {}", m.join("; ")),
-                                Verdict::NoParams(m) => format!("got {got}: {m}"),
-                                _ => format!("got {got}"),
+                    None => {
+                        let request = Asked { operation: operation_of(policy, resource), user: user.as_ref() };
+                        judge(&vaps, &resources, policy, rule, kind, resource, &request)
+                            .map(|verdict| {
+                                let got = result_of(&verdict, scored(policy));
+                                (got != want).then(|| match &verdict {
+                                    Verdict::Fail(m) | Verdict::Error(m) => format!("got {got}: {}", m.join("; ")),
+                                    Verdict::NoParams(m) => format!("got {got}: {m}"),
+                                    _ => format!("got {got}"),
+                                })
                             })
-                        })
-                        .unwrap_or_else(Some),
+                            .unwrap_or_else(Some)
+                    }
                 };
                 out.push(CaseResult { test: name.clone(), case, failure, engine: None });
             }
@@ -119,6 +153,12 @@ pub fn run_kyverno_test(path: &Path) -> Result<Vec<CaseResult>, SuiteError> {
 
 /// The verdict of `policy` on the resource of `kind` named `name`
 /// (`namespace/name` names one namespace's).
+/// What a suite says of the request a resource comes in.
+struct Asked<'a> {
+    operation: Option<String>,
+    user: Option<&'a Value>,
+}
+
 fn judge(
     vaps: &Vaps,
     resources: &[Value],
@@ -126,6 +166,7 @@ fn judge(
     rule: Option<&str>,
     kind: &str,
     name: &str,
+    asked: &Asked,
 ) -> Result<Verdict, String> {
     let (namespace, name) = match name.split_once('/') {
         Some((ns, n)) => (Some(ns), n),
@@ -152,7 +193,8 @@ fn judge(
     if object.pointer("/metadata/namespace").is_none() && !CLUSTER_SCOPED.contains(&kind) {
         object["metadata"]["namespace"] = Value::from("default");
     }
-    Ok(vaps.verdicts(&object).into_iter().find(|(p, _)| *p == id).map_or(Verdict::Skip, |(_, v)| v))
+    let verdicts = vaps.verdicts_as(&object, asked.operation.as_deref(), asked.user);
+    Ok(verdicts.into_iter().find(|(p, _)| *p == id).map_or(Verdict::Skip, |(_, v)| v))
 }
 
 /// Built-in kinds that have no namespace.
