@@ -468,3 +468,85 @@ mod match_tests {
         assert_eq!(missing_library_call(&fields), None);
     }
 }
+
+/// A Kyverno PolicyException: the policies (and rules) it lifts, and the
+/// objects it lifts them for. `kyverno.io/v2` selects objects with a
+/// `match` like a rule's; `policies.kyverno.io` with CEL `matchConditions`.
+pub struct Exception {
+    /// `namespace/name`, as findings name it.
+    pub name: String,
+    /// Policy names and, for ClusterPolicies, rule names (none: every rule).
+    refs: Vec<(String, Vec<String>)>,
+    matched: Option<RuleMatch>,
+    conditions: Option<crate::Validator>,
+}
+
+/// Whether `doc` is a Kyverno PolicyException, of either API.
+pub fn is_exception(doc: &Value) -> bool {
+    let api_version = doc.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+    doc.get("kind").and_then(Value::as_str) == Some("PolicyException")
+        && (api_version.starts_with("kyverno.io/") || api_version.starts_with("policies.kyverno.io/"))
+}
+
+impl Exception {
+    pub fn from_json(doc: &Value) -> Result<Exception, String> {
+        let text = |p: &str| doc.pointer(p).and_then(Value::as_str).unwrap_or("");
+        let name = format!("{}/{}", text("/metadata/namespace"), text("/metadata/name"));
+        let spec = doc.get("spec").ok_or("no spec")?;
+        if let Some(exceptions) = spec.get("exceptions").and_then(Value::as_array) {
+            let refs = exceptions
+                .iter()
+                .map(|e| {
+                    let policy = e.get("policyName").and_then(Value::as_str).unwrap_or("").to_owned();
+                    // `autogen-` rules are the rule itself, for paved.
+                    let rules = strings_of(e.get("ruleNames"))
+                        .into_iter()
+                        .map(|r| {
+                            r.strip_prefix("autogen-cronjob-")
+                                .or_else(|| r.strip_prefix("autogen-"))
+                                .unwrap_or(&r)
+                                .to_owned()
+                        })
+                        .collect();
+                    (policy, rules)
+                })
+                .collect();
+            let matched = RuleMatch::of(spec.get("match"));
+            if matched.is_empty() {
+                return Err("spec.match selects nothing".to_owned());
+            }
+            return Ok(Exception { name, refs, matched: Some(matched), conditions: None });
+        }
+        let refs: Vec<(String, Vec<String>)> = spec
+            .get("policyRefs")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .map(|r| (r.get("name").and_then(Value::as_str).unwrap_or("").to_owned(), Vec::new()))
+            .collect();
+        if refs.is_empty() {
+            return Err("spec.policyRefs or spec.exceptions must name a policy".to_owned());
+        }
+        let conditions = match spec.get("matchConditions") {
+            Some(conditions) => {
+                let spec = json!({"matchConditions": conditions, "validations": [{"expression": "true"}]});
+                let compiled = crate::Validator::compile(&spec, &[], "spec")
+                    .map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))?;
+                Some(compiled)
+            }
+            None => None,
+        };
+        Ok(Exception { name, refs, matched: None, conditions })
+    }
+
+    /// Whether it lifts `policy` (and `rule`) for the request and object.
+    pub fn covers(&self, policy: &str, rule: Option<&str>, request: &Request, activation: &crate::Activation) -> bool {
+        let named = self
+            .refs
+            .iter()
+            .any(|(p, rules)| p == policy && (rules.is_empty() || rule.is_some_and(|r| rules.iter().any(|x| x == r))));
+        named
+            && self.matched.as_ref().is_none_or(|m| m.selects(request))
+            && self.conditions.as_ref().is_none_or(|c| c.evaluate(activation, &crate::Params::none()).matched)
+    }
+}

@@ -106,6 +106,8 @@ pub enum Verdict {
     /// No params for a `paramRef` with `parameterNotFoundAction: Deny`: a
     /// denial whatever the binding's actions, as in the API server.
     NoParams(String),
+    /// A failure a Kyverno PolicyException lifts: which one, and the failures.
+    Excepted(String, Vec<String>),
 }
 
 /// A binding's `paramRef`, checked when the binding loads. The params
@@ -129,6 +131,8 @@ enum Which {
 pub struct Vaps {
     bindings: Vec<Binding>,
     objects: Arc<VapObjects>,
+    /// Kyverno PolicyExceptions, from the policy files.
+    exceptions: Vec<crate::kyverno::Exception>,
 }
 
 /// The objects VAPs read besides the one judged: params (objects of a kind
@@ -235,6 +239,7 @@ pub fn is_vap_kind(doc: &Value) -> bool {
         && matches!(str_at(doc, "/kind"), Some("ValidatingAdmissionPolicy" | "ValidatingAdmissionPolicyBinding")))
         || crate::kyverno::is_validating_policy(doc)
         || crate::kyverno::is_cluster_policy(doc)
+        || crate::kyverno::is_exception(doc)
 }
 
 impl Policy {
@@ -343,13 +348,25 @@ impl Vaps {
                 Err(e) => errors.push(e),
             }
         }
+        for doc in docs.iter().filter(|d| crate::kyverno::is_exception(d)) {
+            match crate::kyverno::Exception::from_json(doc) {
+                Ok(exception) => vaps.exceptions.push(exception),
+                Err(message) => errors
+                    .push(VapError::of("PolicyException", str_at(doc, "/metadata/name").unwrap_or(""))(
+                        "spec", message,
+                    )),
+            }
+        }
         for doc in docs.iter().filter(|d| crate::kyverno::is_cluster_policy(d)) {
             let (rules, rule_errors) = Self::cluster_policy_bindings(doc);
             vaps.bindings.extend(rules);
             errors.extend(rule_errors);
         }
         let vap_only = |d: &&Value| {
-            is_vap_kind(d) && !crate::kyverno::is_validating_policy(d) && !crate::kyverno::is_cluster_policy(d)
+            is_vap_kind(d)
+                && !crate::kyverno::is_validating_policy(d)
+                && !crate::kyverno::is_cluster_policy(d)
+                && !crate::kyverno::is_exception(d)
         };
         for doc in docs.iter().filter(vap_only) {
             if str_at(doc, "/kind") == Some("ValidatingAdmissionPolicy") {
@@ -583,12 +600,17 @@ impl Vaps {
                 action: binding.action,
                 message,
                 path: path.clone(),
+                exempted: None,
             };
             match verdict {
                 Verdict::Skip | Verdict::Pass => {}
                 Verdict::Fail(messages) => out.extend(messages.into_iter().map(finding)),
                 Verdict::Error(errors) => out.extend(errors.into_iter().map(|e| finding(format!("policy error: {e}")))),
                 Verdict::NoParams(why) => out.push(ForeignFinding { action: Action::Deny, ..finding(why) }),
+                Verdict::Excepted(exception, messages) => out.extend(messages.into_iter().map(|m| ForeignFinding {
+                    exempted: Some(format!("Kyverno PolicyException {exception}")),
+                    ..finding(m)
+                })),
             }
         });
         out
@@ -650,7 +672,8 @@ impl Vaps {
         for binding in self.bindings.iter().filter(|b| runs(b) && in_namespace(b)) {
             let selected = binding.selects(&subject, request);
             if selected {
-                each(binding, self.verdict(binding, &activation, &subject, &known, origin), &root);
+                let verdict = self.verdict(binding, &activation, &subject, &known, origin);
+                each(binding, self.excepted(binding, verdict, &subject, request, &activation), &root);
                 continue;
             }
             // Autogen: a Pod policy judges a controller's pod template as a Pod.
@@ -675,7 +698,31 @@ impl Vaps {
             };
             let pod_activation = Activation::new(&pod_object, &pod_old, &pod_request, namespace_object);
             let path = pointer_path(at);
-            each(binding, self.verdict(binding, &pod_activation, &pod_subject, &known, origin), &path);
+            let verdict = self.verdict(binding, &pod_activation, &pod_subject, &known, origin);
+            // An exception names the controller (its kind and name), not its pods.
+            each(binding, self.excepted(binding, verdict, &subject, request, &activation), &path);
+        }
+    }
+
+    /// A failure of a Kyverno policy that a PolicyException lifts for this object.
+    fn excepted(
+        &self,
+        binding: &Binding,
+        verdict: Verdict,
+        subject: &Subject,
+        request: &Value,
+        activation: &Activation,
+    ) -> Verdict {
+        let Verdict::Fail(messages) = verdict else { return verdict };
+        let Some(named) = binding.id.strip_prefix("kyverno/") else { return Verdict::Fail(messages) };
+        let (policy, rule) = match named.split_once('/') {
+            Some((policy, rule)) => (policy, Some(rule)),
+            None => (named, None),
+        };
+        let r = binding.kyverno_request(subject, request);
+        match self.exceptions.iter().find(|e| e.covers(policy, rule, &r, activation)) {
+            Some(e) => Verdict::Excepted(e.name.clone(), messages),
+            None => Verdict::Fail(messages),
         }
     }
 
@@ -730,7 +777,13 @@ impl Binding {
             return subject.selected_by(&self.policy.match_constraints)
                 && (self.match_resources.is_null() || subject.selected_by(&self.match_resources));
         };
-        let r = crate::kyverno::Request {
+        let r = self.kyverno_request(subject, request);
+        matched.selects(&r) && !excluded.selects(&r)
+    }
+
+    /// The request as a Kyverno match reads it.
+    fn kyverno_request<'s>(&self, subject: &'s Subject, request: &'s Value) -> crate::kyverno::Request<'s> {
+        crate::kyverno::Request {
             group: subject.group,
             version: subject.version,
             kind: str_at(subject.object, "/kind").unwrap_or(""),
@@ -741,8 +794,7 @@ impl Binding {
             annotations: subject.object.pointer("/metadata/annotations"),
             namespace_labels: subject.namespace_object.and_then(|n| n.pointer("/metadata/labels")),
             user: request.get("userInfo").unwrap_or(&Value::Null),
-        };
-        matched.selects(&r) && !excluded.selects(&r)
+        }
     }
 }
 

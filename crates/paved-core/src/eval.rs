@@ -63,6 +63,9 @@ pub struct ForeignFinding {
     pub message: String,
     /// The field, when the policy says; the object's root otherwise.
     pub path: FieldPath,
+    /// Set when the policy's own kind of exception covers the finding
+    /// (a Kyverno PolicyException): why, for people.
+    pub exempted: Option<String>,
 }
 
 /// A compiled configuration: evaluates many objects.
@@ -147,12 +150,19 @@ impl Engine {
         let mut object: Option<std::sync::Arc<ObjectRef>> = None;
         // One way from a rule's (or a foreign policy's) report to a located,
         // possibly exempted finding.
-        let mut push = |policy: std::borrow::Cow<'static, str>, exemptible: bool, action, message, short, path| {
+        let mut push = |policy: std::borrow::Cow<'static, str>,
+                        exemptible: bool,
+                        action,
+                        message,
+                        short,
+                        path,
+                        excepted: Option<String>| {
             let object = std::sync::Arc::clone(object.get_or_insert_with(|| ObjectRef::of(obj).into()));
             let exempted = exemptible
                 .then(|| exemptions.iter().find(|e| e.is_valid() && e.covers(&policy)))
                 .flatten()
-                .map(|e| Exempted { reason: e.reason.clone().unwrap_or_default(), until: e.until_text.clone() });
+                .map(|e| Exempted { reason: e.reason.clone().unwrap_or_default(), until: e.until_text.clone() })
+                .or_else(|| excepted.map(|reason| Exempted { reason, until: None }));
             let mut f = Finding {
                 policy,
                 action,
@@ -181,13 +191,13 @@ impl Engine {
                 // Exemption hygiene findings cannot themselves be exempted.
                 let action = raw.at_most.map_or(*action, |cap| cap.min(*action));
                 let short = raw.short.or(Some(rule.doc.short.into()));
-                push(rule.id.into(), rule.group != "paved", action, raw.message, short, raw.path);
+                push(rule.id.into(), rule.group != "paved", action, raw.message, short, raw.path, None);
             }
         }
         for foreign in &self.foreign {
             for ff in foreign.evaluate(obj, request) {
                 if let Some(action) = self.set.foreign_action(&ff.policy, ff.action) {
-                    push(ff.policy.into(), true, action, ff.message, None, ff.path);
+                    push(ff.policy.into(), true, action, ff.message, None, ff.path, ff.exempted);
                 }
             }
         }
@@ -252,6 +262,7 @@ mod tests {
                 action: Action::Deny,
                 message: "you must provide labels: {\"owner\"}".into(),
                 path: FieldPath::root().key("metadata"),
+                exempted: None,
             }]
         }
 

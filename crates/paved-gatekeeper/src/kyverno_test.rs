@@ -20,7 +20,7 @@ pub fn is_kyverno_test(path: &Path) -> bool {
 /// What the Kyverno CLI reports for one policy and one resource.
 fn result_of(verdict: &Verdict, scored: bool) -> &'static str {
     match verdict {
-        Verdict::Skip => "skip",
+        Verdict::Skip | Verdict::Excepted(..) => "skip",
         Verdict::Pass => "pass",
         // A policy annotated `policies.kyverno.io/scored: "false"` reports
         // its failures as warnings.

@@ -190,6 +190,7 @@ impl Foreign for Gatekeeper {
                     action: constraint.action,
                     message: v.msg,
                     path: FieldPath::root(),
+                    exempted: None,
                 })),
                 // A policy that fails (a time limit, a builtin error) is a finding, never a silent pass.
                 Err(e) => out.push(ForeignFinding {
@@ -197,6 +198,7 @@ impl Foreign for Gatekeeper {
                     action: constraint.action,
                     message: format!("policy error: {e}"),
                     path: FieldPath::root(),
+                    exempted: None,
                 }),
             }
         }

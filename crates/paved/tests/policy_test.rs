@@ -552,3 +552,76 @@ spec:
         .collect();
     assert_eq!(denied, ["a"], "b is excluded by namespace, c has its label");
 }
+
+/// A Kyverno PolicyException among the policy files lifts the policies and
+/// rules it names for the objects it selects, by a rule-style `match`
+/// (`kyverno.io/v2`) or CEL `matchConditions` (`policies.kyverno.io`): the
+/// finding is listed as exempted, naming the exception, and not counted.
+#[test]
+fn kyverno_policy_exceptions_lift_findings_they_select() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("policies.yaml"),
+        "apiVersion: policies.kyverno.io/v1alpha1
+kind: ValidatingPolicy
+metadata: {name: needs-team}
+spec:
+  validationActions: [Deny]
+  matchConstraints:
+    resourceRules: [{apiGroups: [''], apiVersions: [v1], operations: [CREATE], resources: [configmaps]}]
+  validations:
+  - expression: \"'team' in object.metadata.?labels.orValue({})\"
+    message: name your team
+---
+apiVersion: policies.kyverno.io/v1alpha1
+kind: PolicyException
+metadata: {name: legacy, namespace: policies}
+spec:
+  policyRefs: [{name: needs-team, kind: ValidatingPolicy}]
+  matchConditions:
+  - {name: legacy, expression: \"object.metadata.name.startsWith('legacy-')\"}
+---
+apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata: {name: no-latest}
+spec:
+  validationFailureAction: Enforce
+  rules:
+  - name: pinned
+    match: {any: [{resources: {kinds: [Pod]}}]}
+    validate:
+      cel:
+        expressions:
+        - {expression: \"object.spec.containers.all(c, !c.image.endsWith(':latest'))\", message: pin the image}
+---
+apiVersion: kyverno.io/v2
+kind: PolicyException
+metadata: {name: tools, namespace: policies}
+spec:
+  exceptions: [{policyName: no-latest, ruleNames: [pinned, autogen-pinned]}]
+  match: {any: [{resources: {kinds: [Pod, Deployment], names: ['tool-*']}}]}
+",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("objects.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: legacy-a, namespace: shop}\n---\n\
+         apiVersion: v1\nkind: ConfigMap\nmetadata: {name: new-b, namespace: shop}\n---\n\
+         apiVersion: v1\nkind: Pod\nmetadata: {name: tool-1, namespace: shop}\nspec: {containers: [{name: c, image: 'x:latest'}]}\n---\n\
+         apiVersion: v1\nkind: Pod\nmetadata: {name: web, namespace: shop}\nspec: {containers: [{name: c, image: 'x:latest'}]}\n",
+    )
+    .unwrap();
+    let (_, stdout, stderr) = paved(
+        dir.path(),
+        &["check", "--profile", "pss-baseline", "--format", "json", "--policy", "policies.yaml", "objects.yaml"],
+    );
+    let doc: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}{stderr}"));
+    let findings = doc["findings"].as_array().unwrap();
+    let of =
+        |name: &str| findings.iter().find(|f| f["object"]["name"] == name).unwrap_or_else(|| panic!("{name}: {doc:#}"));
+    assert_eq!(of("legacy-a")["exempted"]["reason"], "Kyverno PolicyException policies/legacy");
+    assert!(of("new-b")["exempted"].is_null());
+    assert_eq!(of("tool-1")["exempted"]["reason"], "Kyverno PolicyException policies/tools");
+    assert!(of("web")["exempted"].is_null());
+    assert_eq!(of("web")["policy"], "kyverno/no-latest/pinned");
+}
