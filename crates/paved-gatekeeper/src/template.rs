@@ -587,10 +587,101 @@ fn assigned_name<'l>(line: &'l str, scan: &LineScan) -> Option<&'l str> {
     (!value.is_empty() && !continues).then_some(name)
 }
 
-/// Two places where regorus reads Gatekeeper's Rego v0 differently from OPA,
-/// which Gatekeeper runs, mended in the source before regorus sees it.
+/// Three places where regorus reads Gatekeeper's Rego v0 differently from
+/// OPA, which Gatekeeper runs, mended in the source before regorus sees it.
 pub fn as_opa_reads_it(rego: &str) -> std::borrow::Cow<'_, str> {
-    hoist_negated_call_args(&split_bodies(rego)).into()
+    hoist_negated_call_args(&split_bodies(&end_expressions_at_newlines(rego))).into()
+}
+
+/// In a rule body OPA ends an expression at the end of its line: a
+/// reference at the end of one line and `(` at the start of the next are
+/// two expressions, the second in parentheses, never a call. regorus reads
+/// them as a call (it already splits `[` and `.` at a newline). So where a
+/// line inside braces ends in a term and the next code starts with `(`, a
+/// `;` (OPA's and regorus's separator of expressions) ends the line's
+/// expression. Nothing moves: lines and columns stay as written.
+pub fn end_expressions_at_newlines(rego: &str) -> std::borrow::Cow<'_, str> {
+    let bytes = rego.as_bytes();
+    let mut inserts: Vec<usize> = Vec::new();
+    let mut stack: Vec<u8> = Vec::new();
+    // The last code byte of the current line, and where it ends.
+    let mut last_code: Option<u8> = None;
+    let mut last_end = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        match b {
+            b'#' => {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
+                }
+                continue;
+            }
+            b'"' => {
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' && bytes[i] != b'\n' {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+                last_code = Some(b'"');
+                last_end = i + 1;
+            }
+            b'`' => {
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'`' {
+                    i += 1;
+                }
+                last_code = Some(b'`');
+                last_end = i + 1;
+            }
+            b'(' | b'[' | b'{' => {
+                stack.push(b);
+                (last_code, last_end) = (Some(b), i + 1);
+            }
+            b')' | b']' | b'}' => {
+                stack.pop();
+                (last_code, last_end) = (Some(b), i + 1);
+            }
+            b'\n' => {
+                let ends_term = last_code.is_some_and(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b']');
+                if ends_term && stack.last() == Some(&b'{') && next_code(bytes, i + 1) == Some(b'(') {
+                    // Right after the term, before any comment.
+                    inserts.push(last_end);
+                }
+                last_code = None;
+            }
+            b' ' | b'\t' | b'\r' => {}
+            other => (last_code, last_end) = (Some(other), i + 1),
+        }
+        i += 1;
+    }
+    if inserts.is_empty() {
+        return rego.into();
+    }
+    let mut out = String::with_capacity(rego.len() + inserts.len());
+    let mut from = 0;
+    for at in inserts {
+        out.push_str(&rego[from..at]);
+        out.push(';');
+        from = at;
+    }
+    out.push_str(&rego[from..]);
+    out.into()
+}
+
+/// The first byte of code from `i` on: blanks, newlines and comments skipped.
+fn next_code(bytes: &[u8], mut i: usize) -> Option<u8> {
+    while i < bytes.len() {
+        match bytes[i] {
+            b' ' | b'\t' | b'\r' | b'\n' => i += 1,
+            b'#' => {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            other => return Some(other),
+        }
+    }
+    None
 }
 
 /// regorus reports `--> <file>:<line>:<col>`, the offending line, a caret,
@@ -806,7 +897,10 @@ pub fn split_bodies(rego: &str) -> std::borrow::Cow<'_, str> {
 
 #[cfg(test)]
 mod tests {
-    use super::{Code, Compiled, Engine, Template, guard_assignments, hoist_negated_call_args, split_bodies};
+    use super::{
+        Code, Compiled, Engine, Template, end_expressions_at_newlines, guard_assignments, hoist_negated_call_args,
+        split_bodies,
+    };
     use crate::constraint::Constraint;
     use crate::suite::{Inventory, Review};
     use serde_json::json;
@@ -846,6 +940,38 @@ mod tests {
             code.idle.lock().expect("pool").push(busy);
             assert_eq!(code.idle.lock().expect("pool").len(), 2);
         }
+    }
+
+    #[test]
+    fn a_reference_at_a_line_end_is_not_called_by_the_next_line() {
+        let rego = concat!(
+            "package p\n",
+            "violation[{\"msg\": msg}] {\n",
+            "  name := input.review.object.metadata.name # (a comment)\n",
+            "  (count(name) > 5)\n",
+            "  ok := count([1,\n",
+            "    (2)])\n",
+            "  msg := \"long\"\n",
+            "}\n",
+        );
+        // Only the reference's line ends, before its comment; inside
+        // brackets a newline is nothing.
+        assert_eq!(end_expressions_at_newlines(rego), rego.replacen(".name # ", ".name; # ", 1));
+        // Nothing to mend: the text is borrowed as it is.
+        assert!(matches!(end_expressions_at_newlines("package p\nx := f(1)\n"), std::borrow::Cow::Borrowed(_)));
+
+        // As OPA reads it: the name is counted, not called.
+        let template = compiled(&rego.replace("k8sbusy", "").replace("package p", "package k8sbusy"));
+        let constraint = Constraint::from_json(&json!({
+            "apiVersion": "constraints.gatekeeper.sh/v1beta1", "kind": "K8sBusy", "metadata": {"name": "c"},
+        }))
+        .expect("constraint");
+        let inventory = Inventory::new(Vec::new());
+        let judge = |name: &str| {
+            let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}});
+            template.violations(&Review::of(&pod), &constraint, &inventory).expect("evaluates").len()
+        };
+        assert_eq!((judge("a-long-name"), judge("short")), (1, 0));
     }
 
     #[test]
