@@ -32,7 +32,9 @@ best_of_3() {
 
 dirs=()
 for d in "$corpus"/*-cel "$corpus"/*-vpol; do dirs+=("$d"); done
-cases=$("$paved" test --format json "${dirs[@]}" 2>/dev/null | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["passed"]+d["failed"])')
+# Suites whose resources the corpus holds back exit 2: counted all the same.
+"$paved" test --format json "${dirs[@]}" >"$out/test.json" 2>/dev/null || true
+cases=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["passed"]+d["failed"])' "$out/test.json")
 echo "paved test, ${#dirs[@]} categories, $cases cases: $(best_of_3 "$paved" test "${dirs[@]}") s"
 
 python3 - "$corpus/pod-security-vpol" "$out" "$pods" <<'PY'

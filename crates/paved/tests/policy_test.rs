@@ -437,7 +437,7 @@ fn policies_and_explain_cover_foreign_policies() {
 /// resources the corpus holds back (`.chainsaw-test/`) cannot run.
 #[test]
 fn kyverno_cel_suites_pass_unchanged() {
-    const NOT_YET: [&str; 9] = [
+    const NOT_YET: [&str; 8] = [
         "allowed-base-images",
         "block-images-with-volumes",
         "block-stale-images",
@@ -446,7 +446,6 @@ fn kyverno_cel_suites_pass_unchanged() {
         "require-emptydir-requests-limits",
         "require-qos-guaranteed",
         "disallow-secrets-from-env-vars",
-        "restrict-secrets-by-name",
     ];
     let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus/kyverno-policies");
     let mut categories: Vec<String> = std::fs::read_dir(&corpus)
