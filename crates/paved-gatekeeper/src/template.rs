@@ -612,26 +612,12 @@ pub fn end_expressions_at_newlines(rego: &str) -> std::borrow::Cow<'_, str> {
         let b = bytes[i];
         match b {
             b'#' => {
-                while i < bytes.len() && bytes[i] != b'\n' {
-                    i += 1;
-                }
+                i = comment_end(bytes, i);
                 continue;
             }
-            b'"' => {
-                i += 1;
-                while i < bytes.len() && bytes[i] != b'"' && bytes[i] != b'\n' {
-                    i += if bytes[i] == b'\\' { 2 } else { 1 };
-                }
-                last_code = Some(b'"');
-                last_end = i + 1;
-            }
-            b'`' => {
-                i += 1;
-                while i < bytes.len() && bytes[i] != b'`' {
-                    i += 1;
-                }
-                last_code = Some(b'`');
-                last_end = i + 1;
+            b'"' | b'`' => {
+                i = string_end(bytes, i);
+                (last_code, last_end) = (Some(b), i + 1);
             }
             b'(' | b'[' | b'{' => {
                 stack.push(b);
@@ -673,15 +659,27 @@ fn next_code(bytes: &[u8], mut i: usize) -> Option<u8> {
     while i < bytes.len() {
         match bytes[i] {
             b' ' | b'\t' | b'\r' | b'\n' => i += 1,
-            b'#' => {
-                while i < bytes.len() && bytes[i] != b'\n' {
-                    i += 1;
-                }
-            }
+            b'#' => i = comment_end(bytes, i),
             other => return Some(other),
         }
     }
     None
+}
+
+/// From a `#` at `i`, where its comment ends: the newline, or the end.
+fn comment_end(bytes: &[u8], i: usize) -> usize {
+    bytes[i..].iter().position(|b| *b == b'\n').map_or(bytes.len(), |p| i + p)
+}
+
+/// From an opening `"` or `` ` `` at `i`, its closing one (or the end):
+/// a `"` string has escapes, a raw string none.
+fn string_end(bytes: &[u8], i: usize) -> usize {
+    let quote = bytes[i];
+    let mut j = i + 1;
+    while j < bytes.len() && bytes[j] != quote {
+        j += if quote == b'"' && bytes[j] == b'\\' { 2 } else { 1 };
+    }
+    j.min(bytes.len())
 }
 
 /// regorus reports `--> <file>:<line>:<col>`, the offending line, a caret,
@@ -818,23 +816,10 @@ pub fn split_bodies(rego: &str) -> std::borrow::Cow<'_, str> {
         let b = bytes[i];
         match b {
             b'#' => {
-                while i < bytes.len() && bytes[i] != b'\n' {
-                    i += 1;
-                }
+                i = comment_end(bytes, i);
                 continue;
             }
-            b'"' => {
-                i += 1;
-                while i < bytes.len() && bytes[i] != b'"' {
-                    i += if bytes[i] == b'\\' { 2 } else { 1 };
-                }
-            }
-            b'`' => {
-                i += 1;
-                while i < bytes.len() && bytes[i] != b'`' {
-                    i += 1;
-                }
-            }
+            b'"' | b'`' => i = string_end(bytes, i),
             b'(' | b'[' => depth += 1,
             b')' | b']' => depth = depth.saturating_sub(1),
             b'{' => {
