@@ -40,6 +40,23 @@ fn build() -> Env {
         vec![DYN_TYPE, INT_TYPE],
         crate::expr::cost_function,
     ));
+    // cel-go (the API server's, Kyverno's) evaluates `x.orValue(d)` as:
+    // `x`'s value when `x` is an optional with one, `d` when it is an empty
+    // optional, and `x` itself when it is not an optional at all (Kyverno's
+    // library relies on `resources.requests.orValue({}).cpu`). The cel
+    // crate's overload refuses a plain `x`, so the call is expanded to
+    // paved's function, which does what cel-go does.
+    add(env.add_macro(cel::parser::Macro::receiver(OR_VALUE, 1, |helper, target, args| {
+        let Some(target) = target.take() else { return Ok(None) };
+        let mut call_args = vec![target];
+        call_args.append(args);
+        Ok(Some(helper.next_expr(cel::common::ast::Expr::Call(cel::common::ast::CallExpr {
+            func_name: PAVED_OR_VALUE.to_owned(),
+            target: None,
+            args: call_args,
+        }))))
+    })));
+    add(env.add_overload(PAVED_OR_VALUE, "paved_or_value", vec![DYN_TYPE, DYN_TYPE], or_value));
     add(env.add_member_overload("isSorted", "list_is_sorted", LIST_TYPE, vec![], is_sorted));
     add(env.add_member_overload("sum", "list_sum", LIST_TYPE, vec![], sum));
     add(env.add_member_overload("min", "list_min", LIST_TYPE, vec![], min));
@@ -178,6 +195,27 @@ fn members(
     for (name, op) in functions {
         let declared = env.add_member_overload(name, &format!("{prefix}_{name}"), receiver(), args(), *op);
         debug_assert!(declared.is_ok(), "{declared:?}");
+    }
+}
+
+const OR_VALUE: &str = "orValue";
+/// The function `x.orValue(d)` becomes; a name no expression can write.
+const PAVED_OR_VALUE: &str = "@paved.orValue";
+
+/// `orValue` as cel-go evaluates it (see where it is declared).
+fn or_value<'b, 'v>(mut args: Vec<CowVal<'b, 'v>>) -> Result<CowVal<'b, 'v>, ExecutionError> {
+    let default = args.swap_remove(1);
+    let target = args.swap_remove(0);
+    if target.downcast_ref::<cel::common::types::CelOptional>().is_none() {
+        return Ok(target);
+    }
+    let Value::Opaque(opaque) = Value::try_from(&*target)? else { return Ok(target) };
+    match opaque.downcast_ref::<cel::objects::OptionalValue>().and_then(cel::objects::OptionalValue::value) {
+        Some(value) => {
+            let boxed: Box<dyn Val> = value.clone().try_into()?;
+            Ok(CowVal::Owned(boxed))
+        }
+        None => Ok(default),
     }
 }
 

@@ -397,3 +397,23 @@ fn chained_variables_do_not_add_up_on_the_stack() {
     let outcome = run(spec, &pod(), &Value::Null);
     assert!(outcome.failures.is_empty() && outcome.errors.is_empty(), "{outcome:?}");
 }
+
+/// As cel-go (the API server's and Kyverno's) evaluates it, `orValue` on a
+/// value that is not an optional is that value: Kyverno's library relies
+/// on `container.resources.requests.orValue({}).cpu`.
+#[test]
+fn or_value_on_a_plain_value_is_the_value() {
+    let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+        "spec": {"containers": [{"name": "c", "resources": {"requests": {"cpu": "1"}}}]}});
+    let spec = json!({"validations": [
+        {"expression": "object.spec.containers[0].resources.requests.orValue({}).cpu == '1'"},
+        {"expression": "object.spec.containers[0].resources.?limits.orValue({'cpu': '2'}).cpu == '2'"},
+    ]});
+    let outcome = run(spec, &pod, &Value::Null);
+    assert!(
+        outcome.errors.is_empty() && outcome.failures.is_empty(),
+        "{:?} {:?}",
+        outcome.errors,
+        outcome.failures.len()
+    );
+}

@@ -17,9 +17,13 @@ pub fn is_kyverno_test(path: &Path) -> bool {
     path.file_name().is_some_and(|n| n == "kyverno-test.yaml" || n == "kyverno-test.yml")
 }
 
-/// What the Kyverno CLI reports for one policy and one resource.
-fn result_of(verdict: &Verdict, scored: bool) -> &'static str {
+/// What the Kyverno CLI reports for one policy (and `rule`) and one resource.
+fn result_of(verdict: &Verdict, scored: bool, rule: Option<&str>) -> &'static str {
     match verdict {
+        // A ClusterPolicy's `validate.cel` runs on Kubernetes' own
+        // validator, where an expression that cannot be evaluated, under
+        // `failurePolicy: Fail`, is a denial: Kyverno reports it as a failure.
+        Verdict::Error(_) if rule.is_some() => "fail",
         Verdict::Skip | Verdict::Excepted(..) => "skip",
         Verdict::Pass => "pass",
         // A policy annotated `policies.kyverno.io/scored: "false"` reports
@@ -134,7 +138,7 @@ pub fn run_kyverno_test(path: &Path) -> Result<Vec<CaseResult>, SuiteError> {
                         let request = Asked { operation: operation_of(policy, resource), user: user.as_ref() };
                         judge(&vaps, &resources, policy, rule, kind, resource, &request)
                             .map(|verdict| {
-                                let got = result_of(&verdict, scored(policy));
+                                let got = result_of(&verdict, scored(policy), rule);
                                 (got != want).then(|| match &verdict {
                                     Verdict::Fail(m) | Verdict::Error(m) => format!("got {got}: {}", m.join("; ")),
                                     Verdict::NoParams(m) => format!("got {got}: {m}"),
