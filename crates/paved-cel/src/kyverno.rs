@@ -138,21 +138,29 @@ pub fn at_admission(spec: &Value) -> bool {
     spec.pointer("/evaluation/admission/enabled").and_then(Value::as_bool).unwrap_or(true)
 }
 
-/// The Pod autogen judges in place of a controller `object`: its template's
+/// The Pod autogen judges in place of a controller: its template's
 /// `metadata` and `spec`, as Kyverno's rewritten expressions read them.
-/// `None` when the object is not of one of `controllers` or has no template.
-pub fn pod_of_template(object: &Value, controllers: &[Controller]) -> Option<(Value, &'static str)> {
+pub struct TemplatePod {
+    pub controller: Controller,
+    pub pod: Value,
+    /// Where the template is in the controller: `spec.template`.
+    pub path: &'static [&'static str],
+}
+
+/// The pod template of `object`, when it is a pod controller with one.
+pub fn pod_of_template(object: &Value) -> Option<TemplatePod> {
     let kind = object.get("kind").and_then(Value::as_str)?;
     let group = object.get("apiVersion").and_then(Value::as_str)?.split_once('/').map_or("", |(g, _)| g);
-    let controller = controllers.iter().find(|c| c.kind == kind && c.group == group)?;
-    let template = object.pointer(controller.template)?;
+    let controller = *CONTROLLERS.iter().find(|c| c.kind == kind && c.group == group)?;
+    let path = paved_core::object::pod_template_path(kind)?;
+    let template = path.iter().try_fold(object, |v, key| v.get(key))?;
     let pod = json!({
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": template.get("metadata").cloned().unwrap_or_else(|| json!({})),
         "spec": template.get("spec").cloned().unwrap_or(Value::Null),
     });
-    Some((pod, controller.template))
+    Some(TemplatePod { controller, pod, path })
 }
 
 #[cfg(test)]
@@ -179,11 +187,12 @@ mod tests {
     fn a_cronjobs_pod_is_its_job_templates_pod_template() {
         let cronjob = json!({"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "c"},
             "spec": {"jobTemplate": {"spec": {"template": {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": []}}}}}});
-        let (pod, at) = pod_of_template(&cronjob, &CONTROLLERS).unwrap();
-        assert_eq!(at, "/spec/jobTemplate/spec/template");
+        let TemplatePod { controller, pod, path } = pod_of_template(&cronjob).unwrap();
+        assert_eq!((controller.kind, path), ("CronJob", &["spec", "jobTemplate", "spec", "template"][..]));
         assert_eq!(pod["metadata"]["labels"]["a"], "b");
         assert_eq!(pod["spec"]["containers"], json!([]));
-        assert!(pod_of_template(&cronjob, &CONTROLLERS[..1]).is_none());
+        let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {}});
+        assert!(pod_of_template(&pod).is_none(), "a Pod is no controller");
     }
 }
 

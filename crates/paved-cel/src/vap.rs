@@ -79,6 +79,9 @@ struct Binding {
     /// A Kyverno ClusterPolicy rule selects by its own `match` and
     /// `exclude`, in place of the policy's `matchConstraints`.
     rule_match: Option<KyvernoRule>,
+    /// A Kyverno policy's name, and its rule's for a ClusterPolicy: what a
+    /// PolicyException names.
+    kyverno: Option<(String, Option<String>)>,
     /// Kyverno's `evaluation.admission.enabled`: whether `serve` runs it.
     /// (`evaluation.background` is about Kyverno's periodic scans; a
     /// manifest is judged as the Kyverno CLI judges it, whatever it says.)
@@ -233,13 +236,19 @@ fn strings(v: Option<&Value>) -> Vec<&str> {
     v.and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).collect()
 }
 
-/// Whether `doc` is a policy or a binding this module reads.
+/// Whether `doc` is a policy or a binding this module reads: Kubernetes'
+/// and Kyverno's.
 pub fn is_vap_kind(doc: &Value) -> bool {
-    (str_at(doc, "/apiVersion") == Some(GROUP_VERSION)
-        && matches!(str_at(doc, "/kind"), Some("ValidatingAdmissionPolicy" | "ValidatingAdmissionPolicyBinding")))
+    is_admission_policy(doc)
         || crate::kyverno::is_validating_policy(doc)
         || crate::kyverno::is_cluster_policy(doc)
         || crate::kyverno::is_exception(doc)
+}
+
+/// A ValidatingAdmissionPolicy or ValidatingAdmissionPolicyBinding.
+fn is_admission_policy(doc: &Value) -> bool {
+    str_at(doc, "/apiVersion") == Some(GROUP_VERSION)
+        && matches!(str_at(doc, "/kind"), Some("ValidatingAdmissionPolicy" | "ValidatingAdmissionPolicyBinding"))
 }
 
 impl Policy {
@@ -362,13 +371,7 @@ impl Vaps {
             vaps.bindings.extend(rules);
             errors.extend(rule_errors);
         }
-        let vap_only = |d: &&Value| {
-            is_vap_kind(d)
-                && !crate::kyverno::is_validating_policy(d)
-                && !crate::kyverno::is_cluster_policy(d)
-                && !crate::kyverno::is_exception(d)
-        };
-        for doc in docs.iter().filter(vap_only) {
+        for doc in docs.iter().filter(|d| is_admission_policy(d)) {
             if str_at(doc, "/kind") == Some("ValidatingAdmissionPolicy") {
                 match Policy::from_json(doc) {
                     Ok(p) => {
@@ -415,6 +418,7 @@ impl Vaps {
                 autogen: Vec::new(),
                 namespace: None,
                 rule_match: None,
+                kyverno: None,
                 at_admission: true,
             });
         }
@@ -472,6 +476,7 @@ impl Vaps {
             autogen,
             namespace,
             rule_match: None,
+            kyverno: Some((name.clone(), None)),
             at_admission,
         })
     }
@@ -571,6 +576,7 @@ impl Vaps {
                     excluded,
                     written: serde_json::json!({"match": rule.get("match"), "exclude": rule.get("exclude")}),
                 }),
+                kyverno: Some((name.to_owned(), Some(rule_name.to_owned()))),
                 at_admission: true,
             });
         }
@@ -667,40 +673,43 @@ impl Vaps {
             _ => Value::Null,
         };
         let namespace_object = subject.namespace_object.unwrap_or(&unseen_namespace);
-        let activation = Activation::new(object, old_object, request, namespace_object);
+        // Both made on first need, once per object: most objects meet no
+        // policy that selects them, and converting one for CEL copies it.
+        let activation = std::cell::OnceCell::new();
+        let activation = || activation.get_or_init(|| Activation::new(object, old_object, request, namespace_object));
+        let as_pod = std::cell::OnceCell::new();
+        let as_pod = || as_pod.get_or_init(|| AsPod::of(object, old_object, request, namespace_object)).as_ref();
         let root = FieldPath::root();
         for binding in self.bindings.iter().filter(|b| runs(b) && in_namespace(b)) {
-            let selected = binding.selects(&subject, request);
-            if selected {
-                let verdict = self.verdict(binding, &activation, &subject, &known, origin);
-                each(binding, self.excepted(binding, verdict, &subject, request, &activation), &root);
+            // A failure that a Kyverno PolicyException lifts for the object (a
+            // controller's exception names the controller, not its pods).
+            let lifted = |verdict| match self.exceptions.is_empty() {
+                true => verdict,
+                false => self.excepted(binding, verdict, &subject, request, activation()),
+            };
+            if binding.selects(&subject, request) {
+                each(binding, lifted(self.verdict(binding, activation(), &subject, &known, origin)), &root);
                 continue;
             }
             // Autogen: a Pod policy judges a controller's pod template as a Pod.
-            let Some((pod, at)) = crate::kyverno::pod_of_template(judged, &binding.autogen) else {
+            let autogen = if binding.autogen.is_empty() { None } else { as_pod() };
+            let Some(pod) = autogen.filter(|p| binding.autogen.contains(&p.template.controller)) else {
                 each(binding, Verdict::Skip, &root);
                 continue;
             };
-            let old_pod = crate::kyverno::pod_of_template(old_object, &binding.autogen).map(|(p, _)| p);
-            let mut pod_request = request.clone();
-            pod_request["kind"] = serde_json::json!({"group": "", "version": "v1", "kind": "Pod"});
-            pod_request["resource"] = serde_json::json!({"group": "", "version": "v1", "resource": "pods"});
-            let pod_subject =
-                Subject { object: &pod, group: "", version: "v1", resource: "pods".to_owned(), ..subject.clone() };
-            if !binding.selects(&pod_subject, &pod_request) {
+            let pod_subject = Subject {
+                object: &pod.template.pod,
+                group: "",
+                version: "v1",
+                resource: "pods".to_owned(),
+                ..subject.clone()
+            };
+            if !binding.selects(&pod_subject, &pod.request) {
                 each(binding, Verdict::Skip, &root);
                 continue;
             }
-            let (pod_object, pod_old) = if object.is_null() {
-                (Value::Null, pod.clone())
-            } else {
-                (pod.clone(), old_pod.unwrap_or(Value::Null))
-            };
-            let pod_activation = Activation::new(&pod_object, &pod_old, &pod_request, namespace_object);
-            let path = pointer_path(at);
-            let verdict = self.verdict(binding, &pod_activation, &pod_subject, &known, origin);
-            // An exception names the controller (its kind and name), not its pods.
-            each(binding, self.excepted(binding, verdict, &subject, request, &activation), &path);
+            let verdict = self.verdict(binding, &pod.activation, &pod_subject, &known, origin);
+            each(binding, lifted(verdict), &pod.path);
         }
     }
 
@@ -713,16 +722,11 @@ impl Vaps {
         request: &Value,
         activation: &Activation,
     ) -> Verdict {
-        let Verdict::Fail(messages) = verdict else { return verdict };
-        let Some(named) = binding.id.strip_prefix("kyverno/") else { return Verdict::Fail(messages) };
-        let (policy, rule) = match named.split_once('/') {
-            Some((policy, rule)) => (policy, Some(rule)),
-            None => (named, None),
-        };
+        let (Verdict::Fail(messages), Some((policy, rule))) = (&verdict, &binding.kyverno) else { return verdict };
         let r = binding.kyverno_request(subject, request);
-        match self.exceptions.iter().find(|e| e.covers(policy, rule, &r, activation)) {
-            Some(e) => Verdict::Excepted(e.name.clone(), messages),
-            None => Verdict::Fail(messages),
+        match self.exceptions.iter().find(|e| e.covers(policy, rule.as_deref(), &r, activation)) {
+            Some(e) => Verdict::Excepted(e.name.clone(), messages.clone()),
+            None => verdict,
         }
     }
 
@@ -798,9 +802,38 @@ impl Binding {
     }
 }
 
-/// A JSON pointer (`/spec/template`) as a field path.
-fn pointer_path(pointer: &str) -> FieldPath {
-    pointer.split('/').filter(|k| !k.is_empty()).fold(FieldPath::root(), |p, k| p.key(k.to_owned()))
+/// A controller judged by autogen as the Pod its template makes: the pod,
+/// the request as for that Pod, converted for CEL, and where the template is.
+struct AsPod {
+    template: crate::kyverno::TemplatePod,
+    request: Value,
+    activation: Activation,
+    path: FieldPath,
+}
+
+impl AsPod {
+    fn of(object: &Value, old_object: &Value, request: &Value, namespace_object: &Value) -> Option<AsPod> {
+        let template = crate::kyverno::pod_of_template(if object.is_null() { old_object } else { object })?;
+        let old_pod = crate::kyverno::pod_of_template(old_object).map(|t| t.pod);
+        // The request without its objects (CEL's `request` has none) and about a Pod.
+        let mut pod_request: serde_json::Map<String, Value> = request
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter(|(k, _)| *k != "object" && *k != "oldObject")
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        pod_request.insert("kind".into(), serde_json::json!({"group": "", "version": "v1", "kind": "Pod"}));
+        pod_request.insert("resource".into(), serde_json::json!({"group": "", "version": "v1", "resource": "pods"}));
+        let request = Value::Object(pod_request);
+        let (pod, old_pod) = match object.is_null() {
+            true => (Value::Null, template.pod.clone()),
+            false => (template.pod.clone(), old_pod.unwrap_or(Value::Null)),
+        };
+        let activation = Activation::new(&pod, &old_pod, &request, namespace_object);
+        let path = FieldPath::root().keys(template.path);
+        Some(AsPod { template, request, activation, path })
+    }
 }
 
 /// The request a manifest is judged as: its creation, by an unknown user.
@@ -852,7 +885,7 @@ impl Foreign for Vaps {
                 }
                 let failure = if policy.ignore_failures { "Ignore" } else { "Fail" };
                 details.push(("Failure policy", failure.to_owned()));
-                let kyverno = b.id.starts_with("kyverno/");
+                let kyverno = b.kyverno.is_some();
                 if !b.autogen.is_empty() {
                     let kinds: Vec<&str> = b.autogen.iter().map(|c| c.kind).collect();
                     details.push(("Also judges the pod templates of", kinds.join(", ")));
