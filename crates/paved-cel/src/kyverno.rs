@@ -22,29 +22,24 @@ pub fn is_cluster_policy(doc: &Value) -> bool {
     api_version.starts_with("kyverno.io/") && matches!(kind, "ClusterPolicy" | "Policy")
 }
 
-/// A pod controller autogen reaches: its kind, API group, and where its pod template is.
+/// A pod controller autogen reaches: its kind and API group (where its pod
+/// template is, paved-core's `pod_template_path` knows).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Controller {
     pub kind: &'static str,
     pub group: &'static str,
     pub plural: &'static str,
-    pub template: &'static str,
 }
 
 /// Every controller Kyverno generates rules for, in its order.
 pub const CONTROLLERS: [Controller; 7] = [
-    Controller { kind: "DaemonSet", group: "apps", plural: "daemonsets", template: "/spec/template" },
-    Controller { kind: "Deployment", group: "apps", plural: "deployments", template: "/spec/template" },
-    Controller { kind: "Job", group: "batch", plural: "jobs", template: "/spec/template" },
-    Controller { kind: "StatefulSet", group: "apps", plural: "statefulsets", template: "/spec/template" },
-    Controller { kind: "ReplicaSet", group: "apps", plural: "replicasets", template: "/spec/template" },
-    Controller {
-        kind: "ReplicationController",
-        group: "",
-        plural: "replicationcontrollers",
-        template: "/spec/template",
-    },
-    Controller { kind: "CronJob", group: "batch", plural: "cronjobs", template: "/spec/jobTemplate/spec/template" },
+    Controller { kind: "DaemonSet", group: "apps", plural: "daemonsets" },
+    Controller { kind: "Deployment", group: "apps", plural: "deployments" },
+    Controller { kind: "Job", group: "batch", plural: "jobs" },
+    Controller { kind: "StatefulSet", group: "apps", plural: "statefulsets" },
+    Controller { kind: "ReplicaSet", group: "apps", plural: "replicasets" },
+    Controller { kind: "ReplicationController", group: "", plural: "replicationcontrollers" },
+    Controller { kind: "CronJob", group: "batch", plural: "cronjobs" },
 ];
 
 /// Whether `doc` is a Kyverno ValidatingPolicy or NamespacedValidatingPolicy.
