@@ -158,39 +158,6 @@ pub fn pod_of_template(object: &Value) -> Option<TemplatePod> {
     Some(TemplatePod { controller, pod, path })
 }
 
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn autogen_reaches_every_controller_unless_told_otherwise() {
-        let pods = json!({"matchConstraints": {"resourceRules": [{"apiGroups": [""], "resources": ["pods"]}]}});
-        assert_eq!(autogen_controllers(&pods).unwrap().len(), 7);
-        let mut none = pods.clone();
-        none["autogen"] = json!({"podControllers": {"controllers": []}});
-        assert!(autogen_controllers(&none).unwrap().is_empty());
-        let mut some = pods.clone();
-        some["autogen"] = json!({"podControllers": {"controllers": ["deployments", "CronJob"]}});
-        let kinds: Vec<&str> = autogen_controllers(&some).unwrap().iter().map(|c| c.kind).collect();
-        assert_eq!(kinds, ["Deployment", "CronJob"]);
-        let mixed = json!({"matchConstraints": {"resourceRules": [{"apiGroups": ["", "apps"], "resources": ["pods", "deployments"]}]}});
-        assert!(autogen_controllers(&mixed).unwrap().is_empty());
-    }
-
-    #[test]
-    fn a_cronjobs_pod_is_its_job_templates_pod_template() {
-        let cronjob = json!({"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "c"},
-            "spec": {"jobTemplate": {"spec": {"template": {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": []}}}}}});
-        let TemplatePod { controller, pod, path } = pod_of_template(&cronjob).unwrap();
-        assert_eq!((controller.kind, path), ("CronJob", &["spec", "jobTemplate", "spec", "template"][..]));
-        assert_eq!(pod["metadata"]["labels"]["a"], "b");
-        assert_eq!(pod["spec"]["containers"], json!([]));
-        let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {}});
-        assert!(pod_of_template(&pod).is_none(), "a Pod is no controller");
-    }
-}
-
 /// What a ClusterPolicy rule's `match` or `exclude` selects:
 /// `any` (one filter suffices) and `all` (every one must), or the older
 /// single `resources`/`subjects` block, which is one `all` filter.
@@ -256,31 +223,41 @@ impl Filter {
     }
 
     /// Whether it selects the request: every part it names must hold.
+    /// Checked cheapest and most selective first, each only if the ones
+    /// before hold: every admission meets every rule's filters.
     fn selects(&self, r: &Request) -> bool {
-        let kind_ok = self.kinds.is_empty() || self.kinds.iter().any(|k| kind_matches(k, r));
-        let name_ok = self.names.is_empty() || self.names.iter().any(|n| wildcard(n, r.name));
-        let namespace_ok =
-            self.namespaces.is_empty() || r.namespace.is_some_and(|ns| self.namespaces.iter().any(|n| wildcard(n, ns)));
-        let operation_ok = self.operations.is_empty() || self.operations.iter().any(|o| o == r.operation);
+        let any_or_empty = |list: &[String], ok: &dyn Fn(&str) -> bool| list.is_empty() || list.iter().any(|x| ok(x));
+        if !any_or_empty(&self.kinds, &|k| kind_matches(k, r))
+            || !any_or_empty(&self.operations, &|o| o == r.operation)
+            || !any_or_empty(&self.names, &|n| wildcard(n, r.name))
+            || !(self.namespaces.is_empty()
+                || r.namespace.is_some_and(|ns| self.namespaces.iter().any(|n| wildcard(n, ns))))
+        {
+            return false;
+        }
         let annotations_ok = self.annotations.as_ref().is_none_or(|wanted| {
             wanted.iter().all(|(k, v)| {
                 let have = r.annotations.and_then(|a| a.get(k)).and_then(Value::as_str);
                 have.is_some_and(|have| wildcard(v.as_str().unwrap_or(""), have))
             })
         });
-        let selector_ok = self.selector.as_ref().is_none_or(|s| paved_core::selector::matches(s, r.labels));
-        let namespace_selector_ok = self
-            .namespace_selector
-            .as_ref()
-            .is_none_or(|s| r.namespace.is_some() && paved_core::selector::matches(s, r.namespace_labels));
+        let selectors_ok = self.selector.as_ref().is_none_or(|s| paved_core::selector::matches(s, r.labels))
+            && self
+                .namespace_selector
+                .as_ref()
+                .is_none_or(|s| r.namespace.is_some() && paved_core::selector::matches(s, r.namespace_labels));
+        annotations_ok && selectors_ok && self.asked_by_one_named(r)
+    }
+
+    /// Whether the requester is one of `subjects` and has the roles named.
+    fn asked_by_one_named(&self, r: &Request) -> bool {
         let user = |k: &str| r.user.get(k).and_then(Value::as_str).unwrap_or("");
-        let groups = strings_of(r.user.get("groups"));
         let subjects_ok = self.subjects.is_empty()
             || self.subjects.iter().any(|s| {
                 let name = s.get("name").and_then(Value::as_str).unwrap_or("");
                 match s.get("kind").and_then(Value::as_str).unwrap_or("") {
                     "User" => wildcard(name, user("username")),
-                    "Group" => groups.iter().any(|g| wildcard(name, g)),
+                    "Group" => strings_of(r.user.get("groups")).iter().any(|g| wildcard(name, g)),
                     "ServiceAccount" => {
                         let ns = s.get("namespace").and_then(Value::as_str).unwrap_or("");
                         user("username") == format!("system:serviceaccount:{ns}:{name}")
@@ -291,16 +268,7 @@ impl Filter {
         let has_role = |wanted: &[String], key: &str| {
             wanted.is_empty() || strings_of(r.user.get(key)).iter().any(|have| wanted.contains(have))
         };
-        kind_ok
-            && name_ok
-            && namespace_ok
-            && operation_ok
-            && annotations_ok
-            && selector_ok
-            && namespace_selector_ok
-            && subjects_ok
-            && has_role(&self.roles, "roles")
-            && has_role(&self.cluster_roles, "clusterRoles")
+        subjects_ok && has_role(&self.roles, "roles") && has_role(&self.cluster_roles, "clusterRoles")
     }
 
     /// Whether it names anything but kinds and operations: then autogen
@@ -431,64 +399,6 @@ pub fn unsupported_rule_type(rule: &Value) -> Option<&'static str> {
     Some("validate without cel")
 }
 
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod match_tests {
-    use super::*;
-
-    fn request<'a>(kind: &'a str, group: &'a str, user: &'a Value) -> Request<'a> {
-        Request {
-            group,
-            version: "v1",
-            kind,
-            name: "web-1",
-            namespace: Some("shop"),
-            operation: "CREATE",
-            labels: None,
-            annotations: None,
-            namespace_labels: None,
-            user,
-        }
-    }
-
-    #[test]
-    fn kinds_names_and_subjects_select_as_kyverno_reads_them() {
-        let user = json!({"username": "alice", "groups": ["dev"]});
-        let m = RuleMatch::of(Some(
-            &json!({"any": [{"resources": {"kinds": ["apps/v1/Deployment"], "names": ["web-*"]}}]}),
-        ));
-        assert!(m.selects(&request("Deployment", "apps", &user)));
-        assert!(!m.selects(&request("Pod", "", &user)));
-        let by_group = RuleMatch::of(Some(&json!({"any": [{"subjects": [{"kind": "Group", "name": "dev"}]}]})));
-        assert!(by_group.selects(&request("Pod", "", &user)));
-        let all = RuleMatch::of(Some(
-            &json!({"all": [{"resources": {"kinds": ["Pod"]}}, {"resources": {"namespaces": ["prod"]}}]}),
-        ));
-        assert!(!all.selects(&request("Pod", "", &user)));
-        assert!(
-            RuleMatch::of(Some(&json!({"any": [{"resources": {"kinds": ["Pod"], "operations": ["CREATE"]}}]})))
-                .only_pods()
-        );
-        assert!(!m.only_pods());
-        assert!(wildcard("a?c*", "abcdef") && !wildcard("a?c", "ac"));
-        assert!(wildcard("*", "") && wildcard("kube-*", "kube-system") && !wildcard("kube-*", "kub"));
-        assert!(wildcard("*a*b", "xxaxxb") && !wildcard("*a*b", "xxaxxbx") && wildcard("a*b*c", "abbbc"));
-        // Many stars against a long name: answered at once, not after a combinatorial search.
-        let name = "a".repeat(253);
-        assert!(!wildcard(&format!("{}b", "*a".repeat(40)), &name));
-    }
-
-    #[test]
-    fn calls_of_missing_libraries_are_found_by_name() {
-        let spec = json!({"variables": [{"expression": "resource.Get('v1', 'configmaps', 'ns', 'x')"}]});
-        assert_eq!(missing_library_call(&spec).as_deref(), Some("resource.Get"));
-        let image = json!({"validations": [{"expression": "x.all(c, image.GetMetadata(c.image).config != null)"}]});
-        assert_eq!(missing_library_call(&image).as_deref(), Some("image.GetMetadata"));
-        let fields = json!({"validations": [{"expression": "object.spec.containers.all(c, c.image.startsWith('r/') && myresource.x == 1)"}]});
-        assert_eq!(missing_library_call(&fields), None);
-    }
-}
-
 /// A Kyverno PolicyException: the policies (and rules) it lifts, and the
 /// objects it lifts them for. `kyverno.io/v2` selects objects with a
 /// `match` like a rule's; `policies.kyverno.io` with CEL `matchConditions`.
@@ -568,5 +478,90 @@ impl Exception {
         named
             && self.matched.as_ref().is_none_or(|m| m.selects(request))
             && self.conditions.as_ref().is_none_or(|c| c.evaluate(activation, &crate::Params::none()).matched)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn autogen_reaches_every_controller_unless_told_otherwise() {
+        let pods = json!({"matchConstraints": {"resourceRules": [{"apiGroups": [""], "resources": ["pods"]}]}});
+        assert_eq!(autogen_controllers(&pods).unwrap().len(), 7);
+        let mut none = pods.clone();
+        none["autogen"] = json!({"podControllers": {"controllers": []}});
+        assert!(autogen_controllers(&none).unwrap().is_empty());
+        let mut some = pods.clone();
+        some["autogen"] = json!({"podControllers": {"controllers": ["deployments", "CronJob"]}});
+        let kinds: Vec<&str> = autogen_controllers(&some).unwrap().iter().map(|c| c.kind).collect();
+        assert_eq!(kinds, ["Deployment", "CronJob"]);
+        let mixed = json!({"matchConstraints": {"resourceRules": [{"apiGroups": ["", "apps"], "resources": ["pods", "deployments"]}]}});
+        assert!(autogen_controllers(&mixed).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_cronjobs_pod_is_its_job_templates_pod_template() {
+        let cronjob = json!({"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "c"},
+            "spec": {"jobTemplate": {"spec": {"template": {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": []}}}}}});
+        let TemplatePod { controller, pod, path } = pod_of_template(&cronjob).unwrap();
+        assert_eq!((controller.kind, path), ("CronJob", &["spec", "jobTemplate", "spec", "template"][..]));
+        assert_eq!(pod["metadata"]["labels"]["a"], "b");
+        assert_eq!(pod["spec"]["containers"], json!([]));
+        let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {}});
+        assert!(pod_of_template(&pod).is_none(), "a Pod is no controller");
+    }
+
+    fn request<'a>(kind: &'a str, group: &'a str, user: &'a Value) -> Request<'a> {
+        Request {
+            group,
+            version: "v1",
+            kind,
+            name: "web-1",
+            namespace: Some("shop"),
+            operation: "CREATE",
+            labels: None,
+            annotations: None,
+            namespace_labels: None,
+            user,
+        }
+    }
+
+    #[test]
+    fn kinds_names_and_subjects_select_as_kyverno_reads_them() {
+        let user = json!({"username": "alice", "groups": ["dev"]});
+        let m = RuleMatch::of(Some(
+            &json!({"any": [{"resources": {"kinds": ["apps/v1/Deployment"], "names": ["web-*"]}}]}),
+        ));
+        assert!(m.selects(&request("Deployment", "apps", &user)));
+        assert!(!m.selects(&request("Pod", "", &user)));
+        let by_group = RuleMatch::of(Some(&json!({"any": [{"subjects": [{"kind": "Group", "name": "dev"}]}]})));
+        assert!(by_group.selects(&request("Pod", "", &user)));
+        let all = RuleMatch::of(Some(
+            &json!({"all": [{"resources": {"kinds": ["Pod"]}}, {"resources": {"namespaces": ["prod"]}}]}),
+        ));
+        assert!(!all.selects(&request("Pod", "", &user)));
+        assert!(
+            RuleMatch::of(Some(&json!({"any": [{"resources": {"kinds": ["Pod"], "operations": ["CREATE"]}}]})))
+                .only_pods()
+        );
+        assert!(!m.only_pods());
+        assert!(wildcard("a?c*", "abcdef") && !wildcard("a?c", "ac"));
+        assert!(wildcard("*", "") && wildcard("kube-*", "kube-system") && !wildcard("kube-*", "kub"));
+        assert!(wildcard("*a*b", "xxaxxb") && !wildcard("*a*b", "xxaxxbx") && wildcard("a*b*c", "abbbc"));
+        // Many stars against a long name: answered at once, not after a combinatorial search.
+        let name = "a".repeat(253);
+        assert!(!wildcard(&format!("{}b", "*a".repeat(40)), &name));
+    }
+
+    #[test]
+    fn calls_of_missing_libraries_are_found_by_name() {
+        let spec = json!({"variables": [{"expression": "resource.Get('v1', 'configmaps', 'ns', 'x')"}]});
+        assert_eq!(missing_library_call(&spec).as_deref(), Some("resource.Get"));
+        let image = json!({"validations": [{"expression": "x.all(c, image.GetMetadata(c.image).config != null)"}]});
+        assert_eq!(missing_library_call(&image).as_deref(), Some("image.GetMetadata"));
+        let fields = json!({"validations": [{"expression": "object.spec.containers.all(c, c.image.startsWith('r/') && myresource.x == 1)"}]});
+        assert_eq!(missing_library_call(&fields), None);
     }
 }
