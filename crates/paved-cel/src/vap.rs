@@ -31,6 +31,8 @@ pub struct VapError {
     /// syntax error.
     pub within: Option<(u32, u32)>,
     pub message: String,
+    /// For a Kyverno ClusterPolicy, the rule at fault (the others still run).
+    pub rule: Option<Box<str>>,
 }
 
 impl VapError {
@@ -42,6 +44,7 @@ impl VapError {
             field: field.to_owned(),
             within: None,
             message,
+            rule: None,
         }
     }
 }
@@ -252,6 +255,8 @@ fn is_admission_policy(doc: &Value) -> bool {
 }
 
 impl Policy {
+    // Errors come at load time, once a file: their size costs nothing.
+    #[allow(clippy::result_large_err)]
     pub fn from_json(doc: &Value) -> Result<Policy, VapError> {
         let name = str_at(doc, "/metadata/name").unwrap_or("");
         let error = VapError::of(str_at(doc, "/kind").unwrap_or("ValidatingAdmissionPolicy"), name);
@@ -447,6 +452,7 @@ impl Vaps {
 
     /// A Kyverno ValidatingPolicy: the policy, and the binding its own spec
     /// makes (`validationActions`, autogen, `evaluation`).
+    #[allow(clippy::result_large_err)] // load time, as `Policy::from_json`
     fn kyverno_binding(doc: &Value) -> Result<Binding, VapError> {
         if let Some(call) = doc.get("spec").and_then(crate::kyverno::missing_library_call) {
             let kind = str_at(doc, "/kind").unwrap_or("ValidatingPolicy");
@@ -495,6 +501,8 @@ impl Vaps {
         for (i, rule) in spec.get("rules").and_then(Value::as_array).into_iter().flatten().enumerate() {
             let rule_name = str_at(rule, "/name").unwrap_or("");
             let at = format!("spec.rules[{i}]");
+            let error =
+                |field: &str, message: String| VapError { rule: Some(rule_name.into()), ..error(field, message) };
             if let Some(what) = crate::kyverno::unsupported_rule_type(rule) {
                 errors.push(error(
                     &at,
@@ -539,7 +547,7 @@ impl Vaps {
                         .replacen("spec.variables", &format!("{at}.validate.cel.variables"), 1)
                         .replacen("spec.auditAnnotations", &format!("{at}.validate.cel.auditAnnotations"), 1)
                         .replacen("spec.matchConditions", &format!("{at}.celPreconditions"), 1);
-                    errors.push(VapError { kind: kind.to_owned(), name: name.to_owned(), field, ..e });
+                    errors.push(VapError { field, rule: Some(rule_name.into()), ..e });
                     continue;
                 }
             };

@@ -98,22 +98,12 @@ pub fn run_kyverno_test(path: &Path) -> Result<Vec<CaseResult>, SuiteError> {
         let (vaps, errors) = Vaps::from_docs(&policy_docs, &[]);
         // What paved cannot run, by policy and (for a ClusterPolicy) rule:
         // its results are reported as not run, never compared.
-        let mut not_run: Vec<(String, Option<String>, String)> =
-            policy_docs.iter().filter_map(unsupported).map(|(p, why)| (p, None, why)).collect();
-        for doc in policy_docs.iter().filter(|d| paved_cel::kyverno::is_cluster_policy(d)) {
-            let policy = doc.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
-            for rule in doc.pointer("/spec/rules").and_then(Value::as_array).into_iter().flatten() {
-                if let Some(what) = paved_cel::kyverno::unsupported_rule_type(rule) {
-                    let rule_name = rule.get("name").and_then(Value::as_str).unwrap_or("").to_owned();
-                    not_run.push((policy.to_owned(), Some(rule_name), format!("{what} rules are not supported")));
-                }
-            }
-        }
-        for e in &errors {
-            if !not_run.iter().any(|(p, r, _)| *p == e.name && r.is_some()) {
-                not_run.push((e.name.clone(), None, e.to_string()));
-            }
-        }
+        let not_run: Vec<(String, Option<String>, String)> = policy_docs
+            .iter()
+            .filter_map(unsupported)
+            .map(|(p, why)| (p, None, why))
+            .chain(errors.into_iter().map(|e| (e.name.clone(), e.rule.as_deref().map(str::to_owned), e.to_string())))
+            .collect();
         let scored = |policy: &str| {
             policy_docs.iter().all(|d| {
                 d.pointer("/metadata/name").and_then(Value::as_str) != Some(policy)
@@ -155,14 +145,14 @@ pub fn run_kyverno_test(path: &Path) -> Result<Vec<CaseResult>, SuiteError> {
     Ok(out)
 }
 
-/// The verdict of `policy` on the resource of `kind` named `name`
-/// (`namespace/name` names one namespace's).
 /// What a suite says of the request a resource comes in.
 struct Asked<'a> {
     operation: Option<String>,
     user: Option<&'a Value>,
 }
 
+/// The verdict of `policy` on the resource of `kind` named `name`
+/// (`namespace/name` names one namespace's).
 fn judge(
     vaps: &Vaps,
     resources: &[Value],
