@@ -14,11 +14,7 @@ pub const MAX_CHARS: usize = 120;
 /// are blanked, or `last_resort` (which must fit).
 pub fn first_fitting(candidates: impl IntoIterator<Item = String>, last_resort: &'static str) -> String {
     debug_assert!(last_resort.chars().count() <= MAX_CHARS);
-    candidates
-        .into_iter()
-        .map(|c| one_line(&c))
-        .find(|c| c.chars().count() <= MAX_CHARS)
-        .unwrap_or_else(|| last_resort.to_owned())
+    candidates.into_iter().find_map(fitting).unwrap_or_else(|| last_resort.to_owned())
 }
 
 /// Control characters (newlines among them) as spaces: one line each.
@@ -52,29 +48,25 @@ impl Note {
 /// has no short fix: its own message, or its first sentence, if either fits.
 pub fn for_finding(f: &Finding, object: &Node, note: Note) -> String {
     let (id, note) = (&f.policy, note.prefix());
-    let subject = owner_of(&f.path, object);
-    let mut candidates = Vec::with_capacity(4);
-    match &f.short {
-        Some(short) => {
-            if let Some(subject) = &subject {
-                candidates.push(format!("[{id}] {note}{subject}: {short}"));
-            }
-            candidates.push(format!("[{id}] {note}{short}"));
+    // Each candidate is written only when the one before does not fit: the first almost always does.
+    let chosen = match &f.short {
+        Some(short) => owner_of(&f.path, object)
+            .and_then(|subject| fitting(format!("[{id}] {note}{subject}: {short}")))
+            .or_else(|| fitting(format!("[{id}] {note}{short}")))
             // A short made of what was found (an image's failure) may not
             // fit; the rule's own always does.
-            if let Some(rule) = paved_core::rules::find(id) {
-                candidates.push(format!("[{id}] {note}{}", rule.doc.short));
-            }
-        }
-        None => {
-            candidates.push(format!("[{id}] {note}{}", f.message));
-            if let Some(sentence) = first_sentence(&f.message) {
-                candidates.push(format!("[{id}] {note}{sentence}"));
-            }
-            candidates.push(format!("[{id}] {note}Its message is too long for a warning; paved check shows it."));
-        }
-    }
-    first_fitting(candidates, "paved: a policy with a long name found a problem; paved check shows it.")
+            .or_else(|| paved_core::rules::find(id).and_then(|r| fitting(format!("[{id}] {note}{}", r.doc.short)))),
+        None => fitting(format!("[{id}] {note}{}", f.message))
+            .or_else(|| first_sentence(&f.message).and_then(|s| fitting(format!("[{id}] {note}{s}"))))
+            .or_else(|| fitting(format!("[{id}] {note}Its message is too long for a warning; paved check shows it."))),
+    };
+    chosen.unwrap_or_else(|| "paved: a policy with a long name found a problem; paved check shows it.".to_owned())
+}
+
+/// The warning on one line, if it fits in [`MAX_CHARS`].
+fn fitting(warning: String) -> Option<String> {
+    let line = one_line(&warning);
+    (line.chars().count() <= MAX_CHARS).then_some(line)
 }
 
 /// The message up to the end of its first sentence, when it has more than one.
