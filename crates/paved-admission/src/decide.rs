@@ -722,7 +722,7 @@ impl Admission {
             Some((m, None)) => {
                 warnings.push(first_fitting(
                     [format!("paved: namespace label {MODE_LABEL}={m:?} is not enforce, warn or audit; enforcing.")],
-                    "paved: namespace label paved.dev/mode is not enforce, warn or audit; enforcing.",
+                    &format!("paved: namespace label {MODE_LABEL} is not enforce, warn or audit; enforcing."),
                 ));
                 Mode::Enforce
             }
@@ -737,17 +737,18 @@ impl Admission {
                 })
             }
             Err(e) => {
+                // The error in full, then without the list of what was expected.
+                let short = match &e {
+                    ProfileError::UnknownProfile(name) => format!("unknown profile {name:?}"),
+                    ProfileError::BadVersion(version) => format!("bad version {version:?}"),
+                    other => other.to_string(),
+                };
                 warnings.push(first_fitting(
-                    {
-                        let e = e.to_string();
-                        // The error without its list of what was expected.
-                        let head = e.split(": expected").next().unwrap_or_default().to_owned();
-                        [
-                            format!("paved: namespace label {PROFILE_LABEL}: {e}; using the cluster default."),
-                            format!("paved: namespace label {PROFILE_LABEL}: {head}; using the cluster default."),
-                        ]
-                    },
-                    "paved: namespace label paved.dev/profile is not usable; using the cluster default.",
+                    [
+                        format!("paved: namespace label {PROFILE_LABEL}: {e}; using the cluster default."),
+                        format!("paved: namespace label {PROFILE_LABEL}: {short}; using the cluster default."),
+                    ],
+                    &format!("paved: namespace label {PROFILE_LABEL} is not usable; using the cluster default."),
                 ));
                 return Arc::clone(&self.default);
             }

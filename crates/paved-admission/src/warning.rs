@@ -12,7 +12,7 @@ pub const MAX_CHARS: usize = 120;
 
 /// The first candidate that fits in [`MAX_CHARS`] once control characters
 /// are blanked, or `last_resort` (which must fit).
-pub fn first_fitting(candidates: impl IntoIterator<Item = String>, last_resort: &'static str) -> String {
+pub fn first_fitting(candidates: impl IntoIterator<Item = String>, last_resort: &str) -> String {
     debug_assert!(last_resort.chars().count() <= MAX_CHARS);
     candidates.into_iter().find_map(fitting).unwrap_or_else(|| last_resort.to_owned())
 }
