@@ -10,6 +10,7 @@
 #   bench/containers.sh [SIZES...]     default 1 10 100 1000 10000
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 sizes=("$@")
 [ ${#sizes[@]} -gt 0 ] || sizes=(1 10 100 1000 10000)
 out=bench/out/containers
@@ -37,17 +38,7 @@ for n in sizes:
               open(f"{out}/update-{n}.json", "w"))
 PY
 
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 -subj /CN=localhost \
-  -addext subjectAltName=DNS:localhost,IP:127.0.0.1 -keyout "$out/tls.key" -out "$out/tls.crt" 2>/dev/null
-port=$((20000 + RANDOM % 20000))
-$paved serve --no-cluster --listen "127.0.0.1:$port" --tls-cert "$out/tls.crt" --tls-key "$out/tls.key" \
-  2>"$out/serve.log" &
-server=$!
-trap 'kill $server 2>/dev/null || true' EXIT
-for _ in $(seq 100); do
-  python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 0.1)" 2>/dev/null && break
-  sleep 0.1
-done
+serve_paved "$paved" "$out"
 
 printf '%-10s %14s %12s %14s %12s %14s %14s %12s\n' containers "check text s" "text MiB" "check json s" "json MiB" \
   "serve CREATE ms" "serve UPDATE ms" "us/container"

@@ -8,6 +8,7 @@
 #   bench/image.sh            builds the image into bench/out/image
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 out=bench/out/image
 rm -rf "$out" && mkdir -p "$out"
 
@@ -47,23 +48,9 @@ echo "paved check, 10,000 objects, static: $(best_of_5 "$static" check --format 
 echo "paved check, 10,000 objects, glibc:  $(best_of_5 "$glibc" check --format json "$out/objects")"
 
 serve_rss() {
-  local certs="$out/certs"
-  mkdir -p "$certs"
-  "$glibc" install --namespace bench | python3 -c '
-import sys, yaml
-for d in yaml.safe_load_all(sys.stdin):
-    if d and d.get("kind") == "Secret":
-        for k in ("tls.crt", "tls.key"):
-            open(sys.argv[1] + "/" + k, "w").write(d["stringData"][k])
-' "$certs"
-  "$1" serve --no-cluster --offline --listen 127.0.0.1:0 --tls-cert "$certs/tls.crt" --tls-key "$certs/tls.key" \
-    >/dev/null 2>&1 &
-  local pid=$!
+  mkdir -p "$out/serve"
+  serve_paved "$1" "$out/serve" --offline
   sleep 2
-  local hwm
-  hwm=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
-  kill "$pid"
-  wait "$pid" 2>/dev/null || true
-  echo "$((hwm / 1024)) MiB"
+  echo "$(awk '/VmHWM/ {print int($2 / 1024)}' "/proc/$server/status") MiB"
 }
 echo "paved serve --no-cluster, idle peak RSS: static $(serve_rss "$static"), glibc $(serve_rss "$glibc")"

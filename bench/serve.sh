@@ -12,6 +12,7 @@
 # shares the machine's two cores with the server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 seconds=${1:-8}
 rounds=${2:-5}
 connections=${3:-4}
@@ -22,17 +23,7 @@ rm -rf "$out" && mkdir -p "$out"
 cargo build --release --quiet
 python3 bench/gen_reviews.py --out "$out/reviews" --count 400 >/dev/null
 for f in "$out"/reviews/*.json; do cat "$f"; echo; done >"$out/reviews.jsonl"
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 -subj /CN=localhost \
-  -addext subjectAltName=DNS:localhost,IP:127.0.0.1 -keyout "$out/tls.key" -out "$out/tls.crt" 2>/dev/null
-port=$((20000 + RANDOM % 20000))
-target/release/paved serve --no-cluster --floor-endpoint --listen "127.0.0.1:$port" \
-  --tls-cert "$out/tls.crt" --tls-key "$out/tls.key" 2>"$out/serve.log" &
-server=$!
-trap 'kill $server 2>/dev/null || true' EXIT
-for _ in $(seq 100); do
-  python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 0.1)" 2>/dev/null && break
-  sleep 0.1
-done
+serve_paved target/release/paved "$out" --floor-endpoint
 echo "verdicts of the $(ls "$out/reviews" | wc -l) reviews: $(python3 bench/check_verdicts.py "$port" "$out/reviews")"
 echo "oha: HTTP/2 over TLS, $connections connections x $streams streams, ${seconds}s a run, $rounds rounds"
 
