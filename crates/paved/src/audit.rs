@@ -54,14 +54,6 @@ pub struct KindOutcome {
     pub message: Option<String>,
 }
 
-pub fn target(args: &ClusterArgs) -> Target {
-    Target {
-        kubeconfig: args.connect.kubeconfig.clone(),
-        context: args.connect.context.clone(),
-        namespace: args.namespace.clone(),
-    }
-}
-
 pub fn runtime() -> miette::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -70,7 +62,12 @@ pub fn runtime() -> miette::Result<tokio::runtime::Runtime> {
 }
 
 pub async fn connect(args: &ClusterArgs) -> miette::Result<(kube::Client, String)> {
-    connect::client(&target(args)).await.map_err(|e| miette::miette!(code = "paved::kubeconfig", "{e}"))
+    connect_to(&args.connect.target(args.namespace.clone())).await
+}
+
+/// The client for `target`, or the kubeconfig's error as a diagnostic.
+pub async fn connect_to(target: &Target) -> miette::Result<(kube::Client, String)> {
+    connect::client(target).await.map_err(|e| miette::miette!(code = "paved::kubeconfig", "{e}"))
 }
 
 /// Progress on standard error when it is a terminal: one line, rewritten.

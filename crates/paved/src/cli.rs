@@ -163,6 +163,13 @@ pub struct ConnectArgs {
     pub context: Option<String>,
 }
 
+impl ConnectArgs {
+    /// The cluster these flags choose, and `namespace` as the default namespace.
+    pub fn target(&self, namespace: Option<String>) -> paved_cluster::connect::Target {
+        paved_cluster::connect::Target { kubeconfig: self.kubeconfig.clone(), context: self.context.clone(), namespace }
+    }
+}
+
 #[derive(Debug, clap::Args)]
 pub struct AuditArgs {
     #[command(flatten)]

@@ -12,14 +12,13 @@ use base64::Engine as _;
 use paved_admission::cluster::{MODE_LABEL, PROFILE_LABEL, VERSION_LABEL};
 use paved_admission::locks::{HOLDS_LOCKS, LOCK, LOCKABLE, LOCKED, MIRROR_KEEPERS};
 use paved_cluster::apply::{self, Deleted, ObjectName};
-use paved_cluster::connect::{self, Target};
 use paved_core::config::Config;
 use paved_core::exempt::{EXEMPT, EXEMPT_REASON, EXEMPT_UNTIL};
 use paved_server::ALWAYS_EXCLUDED;
 use paved_server::images;
 use serde_json::{Value, json};
 
-use crate::cli::{ConnectArgs, FailurePolicy, InstallArgs, UninstallArgs};
+use crate::cli::{FailurePolicy, InstallArgs, UninstallArgs};
 use crate::config_file;
 
 /// Kinds the policies webhook is asked about: every kind a native rule judges.
@@ -95,7 +94,7 @@ pub fn run(args: &InstallArgs, config: Config, path: Option<&std::path::Path>) -
         };
     }
     crate::audit::runtime()?.block_on(async {
-        let (client, source) = connect_to(&args.connect).await?;
+        let (client, source) = crate::audit::connect_to(&args.connect.target(None)).await?;
         // The certificate of an earlier install is kept while it serves: a
         // new CA in the webhook configurations before the pods reload the
         // new certificate would fail every call, and lock gestures fail closed.
@@ -177,7 +176,7 @@ pub fn uninstall(args: &UninstallArgs) -> miette::Result<u8> {
     // The Namespace after everything in it.
     objects.sort_by_key(|o| o["kind"] == "Namespace");
     crate::audit::runtime()?.block_on(async {
-        let (client, _) = connect_to(&args.connect).await?;
+        let (client, _) = crate::audit::connect_to(&args.connect.target(None)).await?;
         let suffix = if args.dry_run { " (server dry run)" } else { "" };
         let mut out = std::io::stdout().lock();
         for object in &objects {
@@ -191,11 +190,6 @@ pub fn uninstall(args: &UninstallArgs) -> miette::Result<u8> {
         let _ = out.flush();
         Ok(0)
     })
-}
-
-async fn connect_to(args: &ConnectArgs) -> miette::Result<(kube::Client, String)> {
-    let target = Target { kubeconfig: args.kubeconfig.clone(), context: args.context.clone(), namespace: None };
-    connect::client(&target).await.map_err(|e| miette::miette!(code = "paved::kubeconfig", "{e}"))
 }
 
 fn cluster_error(e: apply::ApplyError) -> miette::Report {

@@ -48,11 +48,7 @@ pub fn run(args: &ServeArgs, global: &Global, config: Option<PathBuf>) -> miette
     let analyses = std::sync::Arc::new(paved_server::images::Analyses::new(image_options, registry.is_some()));
     options.images = Some(std::sync::Arc::clone(&analyses));
     let no_cluster = args.no_cluster;
-    let target = paved_cluster::connect::Target {
-        kubeconfig: args.connect.kubeconfig.clone(),
-        context: args.connect.context.clone(),
-        namespace: None,
-    };
+    let target = args.connect.target(None);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
