@@ -44,9 +44,22 @@ pub struct CompileError {
 }
 
 impl CompileError {
-    fn new(message: String) -> CompileError {
+    pub(crate) fn new(message: String) -> CompileError {
         CompileError { message, at: None }
     }
+}
+
+/// Which functions an expression may call beyond Kubernetes' libraries.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Dialect {
+    /// ValidatingAdmissionPolicy's environment, as the API server has it.
+    #[default]
+    Kubernetes,
+    /// Kyverno's: Kubernetes' plus Kyverno's own libraries (`resource`,
+    /// `image`, `parseServiceAccount`, `time.now`). Their calls are rewritten
+    /// to names no expression can write ([`crate::kyverno_libs`]), so a VAP
+    /// never reaches them.
+    Kyverno,
 }
 
 /// A compiled expression.
@@ -60,12 +73,20 @@ pub struct Expression {
     /// The expression for paved's own evaluator, when it stays within what
     /// that evaluator runs (see [`crate::compiled`]).
     pub(crate) program: Option<crate::compiled::Program>,
+    /// What Kyverno's `resource.Get`/`resource.List` calls read, as
+    /// `(apiVersion, resource)`: a server keeps those objects in sync.
+    pub(crate) reads: Vec<(String, String)>,
 }
 
 impl Expression {
     /// Compiles `source`; `variables` are the names it may use as
     /// `variables.<name>` (those defined before it).
     pub fn compile(source: &str, variables: &[String]) -> Result<Expression, CompileError> {
+        Expression::compile_in(source, variables, Dialect::Kubernetes)
+    }
+
+    /// Compiles `source` in `dialect`.
+    pub fn compile_in(source: &str, variables: &[String], dialect: Dialect) -> Result<Expression, CompileError> {
         if source.len() > MAX_EXPRESSION_BYTES {
             return Err(CompileError::new(format!(
                 "expression is {} bytes, more than the {MAX_EXPRESSION_BYTES} allowed",
@@ -73,10 +94,17 @@ impl Expression {
             )));
         }
         let mut ast = parse(source)?;
-        let mut rewrite = Rewrite { variables, uses_authorizer: false, next_id: u64::MAX / 2 };
+        let mut rewrite =
+            Rewrite { variables, uses_authorizer: false, next_id: u64::MAX / 2, dialect, reads: Vec::new() };
         rewrite.visit(&mut ast)?;
         let program = if rewrite.uses_authorizer { None } else { crate::compiled::compile(&ast) };
-        Ok(Expression { source: source.to_owned(), ast, uses_authorizer: rewrite.uses_authorizer, program })
+        Ok(Expression {
+            source: source.to_owned(),
+            ast,
+            uses_authorizer: rewrite.uses_authorizer,
+            program,
+            reads: rewrite.reads,
+        })
     }
 }
 
@@ -148,6 +176,8 @@ struct Rewrite<'a> {
     variables: &'a [String],
     uses_authorizer: bool,
     next_id: u64,
+    dialect: Dialect,
+    reads: Vec<(String, String)>,
 }
 
 impl Rewrite<'_> {
@@ -199,6 +229,14 @@ impl Rewrite<'_> {
                 Ok(())
             }
             Expr::Call(call) => {
+                if self.dialect == Dialect::Kyverno {
+                    let next_id = &mut self.next_id;
+                    let mut data = || {
+                        *next_id += 1;
+                        IdedExpr { id: *next_id, expr: Expr::Ident(crate::kyverno_libs::DATA.to_owned()) }
+                    };
+                    crate::kyverno_libs::rewrite_call(call, &mut self.reads, &mut data)?;
+                }
                 if let Some(target) = &mut call.target {
                     self.visit(target)?;
                 }

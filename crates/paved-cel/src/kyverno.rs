@@ -86,47 +86,6 @@ pub fn autogen_controllers(spec: &Value) -> Result<Vec<Controller>, String> {
         .collect()
 }
 
-/// Kyverno's CEL libraries that reach outside the object (the cluster, the
-/// network, registries). paved does not have them yet: a policy that calls
-/// one is a load error naming the call, never a silent pass.
-const MISSING_LIBRARIES: [&str; 6] = ["resource", "http", "globalContext", "imagedata", "image", "generator"];
-
-/// The first call of a missing library in `spec` (its expressions): `resource.Get`.
-pub fn missing_library_call(spec: &Value) -> Option<String> {
-    fn walk(v: &Value, found: &mut Option<String>) {
-        match v {
-            Value::String(text) if found.is_none() => *found = call_in(text),
-            Value::Array(items) => items.iter().for_each(|i| walk(i, found)),
-            Value::Object(map) => map.values().for_each(|i| walk(i, found)),
-            _ => {}
-        }
-    }
-    fn call_in(text: &str) -> Option<String> {
-        let bytes = text.as_bytes();
-        for library in MISSING_LIBRARIES {
-            let mut from = 0;
-            while let Some(at) = text[from..].find(library).map(|i| i + from) {
-                from = at + library.len();
-                // A name of its own (not `object.image`, not `myresource`), then `.Name(`.
-                let before = at.checked_sub(1).map(|i| bytes[i]);
-                if before.is_some_and(|b| b == b'.' || b == b'_' || b.is_ascii_alphanumeric()) {
-                    continue;
-                }
-                let rest = &text[from..];
-                let Some(after_dot) = rest.strip_prefix('.') else { continue };
-                let name: String = after_dot.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
-                if !name.is_empty() && after_dot[name.len()..].trim_start().starts_with('(') {
-                    return Some(format!("{library}.{name}"));
-                }
-            }
-        }
-        None
-    }
-    let mut found = None;
-    walk(spec, &mut found);
-    found
-}
-
 /// `spec.evaluation.admission.enabled`: whether the policy judges at
 /// admission (the default).
 pub fn at_admission(spec: &Value) -> bool {
@@ -460,7 +419,7 @@ impl Exception {
         let conditions = match spec.get("matchConditions") {
             Some(conditions) => {
                 let spec = json!({"matchConditions": conditions, "validations": [{"expression": "true"}]});
-                let compiled = crate::Validator::compile(&spec, &[], "spec")
+                let compiled = crate::Validator::compile_in(&spec, &[], "spec", crate::expr::Dialect::Kyverno)
                     .map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))?;
                 Some(compiled)
             }
@@ -553,15 +512,5 @@ mod tests {
         // Many stars against a long name: answered at once, not after a combinatorial search.
         let name = "a".repeat(253);
         assert!(!wildcard(&format!("{}b", "*a".repeat(40)), &name));
-    }
-
-    #[test]
-    fn calls_of_missing_libraries_are_found_by_name() {
-        let spec = json!({"variables": [{"expression": "resource.Get('v1', 'configmaps', 'ns', 'x')"}]});
-        assert_eq!(missing_library_call(&spec).as_deref(), Some("resource.Get"));
-        let image = json!({"validations": [{"expression": "x.all(c, image.GetMetadata(c.image).config != null)"}]});
-        assert_eq!(missing_library_call(&image).as_deref(), Some("image.GetMetadata"));
-        let fields = json!({"validations": [{"expression": "object.spec.containers.all(c, c.image.startsWith('r/') && myresource.x == 1)"}]});
-        assert_eq!(missing_library_call(&fields), None);
     }
 }

@@ -17,6 +17,7 @@ mod compiled;
 pub mod expr;
 pub mod format;
 pub mod kyverno;
+pub mod kyverno_libs;
 pub mod libs;
 pub mod net;
 pub mod quantity;
@@ -25,7 +26,7 @@ pub mod shared;
 pub mod url;
 pub mod vap;
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use cel::common::value::{CowVal, Val};
 use cel::context::VariableResolver;
@@ -83,6 +84,8 @@ pub struct Activation {
     /// `oldObject`, which are variables of their own.
     request: Json,
     namespace_object: Json,
+    /// What Kyverno's `resource` and `image` libraries read.
+    data: Option<Arc<dyn kyverno_libs::ClusterData>>,
     interpreted: OnceLock<Interpreted>,
 }
 
@@ -91,6 +94,7 @@ struct Interpreted {
     old_object: Box<dyn Val>,
     request: Box<dyn Val>,
     namespace_object: Box<dyn Val>,
+    data: Box<dyn Val>,
 }
 
 impl Activation {
@@ -112,8 +116,15 @@ impl Activation {
             old_object: old_object.clone(),
             request,
             namespace_object: namespace_object.clone(),
+            data: None,
             interpreted: OnceLock::new(),
         }
+    }
+
+    /// What Kyverno's `resource.Get`/`List` and `image.GetMetadata` read.
+    pub fn with_data(mut self, data: Arc<dyn kyverno_libs::ClusterData>) -> Activation {
+        self.data = Some(data);
+        self
     }
 
     fn interpreted(&self) -> &Interpreted {
@@ -122,6 +133,7 @@ impl Activation {
             old_object: shared::from_json(&self.old_object),
             request: shared::from_json(&self.request),
             namespace_object: shared::from_json(&self.namespace_object),
+            data: kyverno_libs::DataHandle::value(self.data.as_ref()),
         })
     }
 }
@@ -181,6 +193,17 @@ impl Validator {
     /// variables come first, as `(name, expression)`: Gatekeeper's `params`
     /// and `anyObject`. `prefix` names the spec in errors, e.g. `spec`.
     pub fn compile(spec: &Json, prelude: &[(&str, &str)], prefix: &str) -> Result<Validator, Vec<FieldError>> {
+        Validator::compile_in(spec, prelude, prefix, expr::Dialect::Kubernetes)
+    }
+
+    /// [`Validator::compile`], in `dialect` (Kyverno's policies are compiled
+    /// with Kyverno's libraries).
+    pub fn compile_in(
+        spec: &Json,
+        prelude: &[(&str, &str)],
+        prefix: &str,
+        dialect: expr::Dialect,
+    ) -> Result<Validator, Vec<FieldError>> {
         let mut errors = Vec::new();
         let items = |key: &str| spec.get(key).and_then(Json::as_array).map(Vec::as_slice).unwrap_or_default();
         let mut compile = |field: String, source: Option<&str>, names: &[String]| {
@@ -188,7 +211,7 @@ impl Validator {
                 errors.push(FieldError::new(field, "is required".to_owned()));
                 return None;
             };
-            Expression::compile(source, names)
+            Expression::compile_in(source, names, dialect)
                 .map_err(|e| errors.push(FieldError { field, message: e.message, at: e.at }))
                 .ok()
         };
@@ -266,6 +289,23 @@ impl Validator {
             .chain(self.variables.iter().map(|(_, e)| e))
             .any(|e| e.uses_authorizer)
             || self.validations.iter().any(|v| v.expression.uses_authorizer)
+    }
+
+    /// What the expressions read through Kyverno's `resource.Get` and
+    /// `resource.List`, as `(apiVersion, resource)`.
+    pub fn resource_reads(&self) -> Vec<(String, String)> {
+        let mut reads: Vec<(String, String)> = self
+            .match_conditions
+            .iter()
+            .chain(&self.variables)
+            .chain(&self.audit_annotations)
+            .map(|(_, e)| e)
+            .chain(self.validations.iter().flat_map(|v| std::iter::once(&v.expression).chain(&v.message_expression)))
+            .flat_map(|e| e.reads.iter().cloned())
+            .collect();
+        reads.sort();
+        reads.dedup();
+        reads
     }
 
     /// Whether paved's own evaluator runs this policy (else the interpreter does).
@@ -508,6 +548,7 @@ impl VariableResolver for Scope<'_> {
             "request" => borrowed(&*self.activation.request),
             "namespaceObject" => borrowed(&*self.activation.namespace_object),
             "params" => borrowed(self.params),
+            kyverno_libs::DATA => borrowed(&*self.activation.data),
             _ => {
                 let i = name.strip_prefix(expr::VARIABLE_PREFIX)?.parse::<usize>().ok()?;
                 // Variables only refer to earlier ones (checked when

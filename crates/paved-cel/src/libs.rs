@@ -57,6 +57,7 @@ fn build() -> Env {
         }))))
     })));
     add(env.add_overload(PAVED_OR_VALUE, "paved_or_value", vec![DYN_TYPE, DYN_TYPE], or_value));
+    crate::kyverno_libs::declare(&mut env);
     add(env.add_member_overload("isSorted", "list_is_sorted", LIST_TYPE, vec![], is_sorted));
     add(env.add_member_overload("sum", "list_sum", LIST_TYPE, vec![], sum));
     add(env.add_member_overload("min", "list_min", LIST_TYPE, vec![], min));

@@ -15,6 +15,8 @@ use paved_core::policy::Action;
 use paved_core::snapshot::Snapshot;
 use serde_json::Value;
 
+use crate::expr::Dialect;
+use crate::kyverno_libs::ClusterData;
 use crate::{Activation, Params, Validator};
 
 const GROUP_VERSION: &str = "admissionregistration.k8s.io/v1";
@@ -151,8 +153,14 @@ pub struct VapObjects {
     param_kinds: HashSet<(String, String)>,
     /// Whether some policy or binding reads Namespaces.
     reads_namespaces: bool,
+    /// `(apiVersion, resource)` that Kyverno's `resource.Get` and
+    /// `resource.List` calls read.
+    resource_reads: HashSet<(String, String)>,
     from_files: Vec<Value>,
     current: Snapshot<Known>,
+    /// `image.GetMetadata`'s answers, by image as written: a `kyverno test`
+    /// context's `spec.images`.
+    images: Snapshot<HashMap<String, Value>>,
 }
 
 /// Params and Namespaces, indexed once per change.
@@ -163,6 +171,9 @@ struct Known {
     /// however many objects of the kind the cluster holds.
     params: HashMap<(String, String), BTreeMap<String, Vec<ParamObject>>>,
     namespaces: HashMap<String, Value>,
+    /// What `resource.Get` and `resource.List` read, by `(apiVersion,
+    /// resource)`, then by namespace (`""` for cluster-scoped) and name.
+    resources: HashMap<(String, String), BTreeMap<(String, String), Value>>,
 }
 
 struct ParamObject {
@@ -178,6 +189,22 @@ impl VapObjects {
         self.current.set(Arc::new(self.index(objects)));
     }
 
+    /// What `image.GetMetadata` answers: entries of a `kyverno test`
+    /// context's `spec.images`, each with its `image`.
+    pub fn set_images(&self, entries: &[Value]) {
+        let images = entries.iter().filter_map(|e| Some((str_at(e, "/image")?.to_owned(), e.clone()))).collect();
+        self.images.set(Arc::new(images));
+    }
+
+    /// The `(apiVersion, resource)` under which `resource.Get` reads `o`, if it does.
+    fn read_as_resource(&self, o: &Value) -> Option<(String, String)> {
+        if self.resource_reads.is_empty() {
+            return None;
+        }
+        let key = (str_at(o, "/apiVersion")?.to_owned(), resource_of(str_at(o, "/kind")?));
+        self.resource_reads.contains(&key).then_some(key)
+    }
+
     /// Whether VAPs read `o`: as a Namespace, and as a param of its `(apiVersion, kind)`.
     fn reads<'o>(&self, o: &'o Value) -> (bool, Option<(&'o str, &'o str)>) {
         let (api_version, kind) = (str_at(o, "/apiVersion").unwrap_or(""), str_at(o, "/kind").unwrap_or(""));
@@ -188,12 +215,17 @@ impl VapObjects {
 
     fn index(&self, objects: &[Value]) -> Known {
         let mut known = Known::default();
-        if self.param_kinds.is_empty() && !self.reads_namespaces {
+        if self.param_kinds.is_empty() && !self.reads_namespaces && self.resource_reads.is_empty() {
             // No binding reads other objects (a server syncs them for Gatekeeper).
             return known;
         }
         for o in self.from_files.iter().chain(objects) {
             let Some(name) = str_at(o, "/metadata/name") else { continue };
+            if let Some(key) = self.read_as_resource(o) {
+                // The cluster's (or `--inventory`'s) copy of an object replaces the policy files'.
+                let at = (str_at(o, "/metadata/namespace").unwrap_or("").to_owned(), name.to_owned());
+                known.resources.entry(key).or_default().insert(at, o.clone());
+            }
             let (namespace, param) = self.reads(o);
             if namespace {
                 known.namespaces.insert(name.to_owned(), o.clone());
@@ -219,6 +251,11 @@ impl VapObjects {
         if self.reads_namespaces {
             kinds.push(("v1".to_owned(), "Namespace".to_owned()));
         }
+        // A resource paved cannot name the kind of (a custom resource's
+        // plural) is read from `--inventory` and the files only.
+        kinds.extend(self.resource_reads.iter().filter_map(|(api_version, resource)| {
+            Some((api_version.clone(), crate::kyverno_libs::kind_of_resource(api_version, resource)?.to_owned()))
+        }));
         kinds.sort();
         kinds.dedup();
         kinds
@@ -258,6 +295,12 @@ impl Policy {
     // Errors come at load time, once a file: their size costs nothing.
     #[allow(clippy::result_large_err)]
     pub fn from_json(doc: &Value) -> Result<Policy, VapError> {
+        Policy::from_json_in(doc, Dialect::Kubernetes)
+    }
+
+    /// A policy whose expressions are written in `dialect`.
+    #[allow(clippy::result_large_err)]
+    fn from_json_in(doc: &Value, dialect: Dialect) -> Result<Policy, VapError> {
         let name = str_at(doc, "/metadata/name").unwrap_or("");
         let error = VapError::of(str_at(doc, "/kind").unwrap_or("ValidatingAdmissionPolicy"), name);
         let spec = doc.get("spec").ok_or_else(|| error("spec", "no spec".to_owned()))?;
@@ -269,7 +312,7 @@ impl Policy {
                 "spec.validations or spec.auditAnnotations must have at least one entry".to_owned(),
             ));
         }
-        let validator = Validator::compile(spec, &[], "spec").map_err(|errors| {
+        let validator = Validator::compile_in(spec, &[], "spec", dialect).map_err(|errors| {
             let field = errors.first().map_or("spec", |e| e.field.as_str());
             let message = errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
             VapError { within: errors.first().and_then(|e| e.at), ..error(field, message) }
@@ -434,14 +477,21 @@ impl Vaps {
                 || b.policy.match_constraints.get("namespaceSelector").is_some()
                 || b.match_resources.get("namespaceSelector").is_some()
         });
-        let mut read =
-            VapObjects { param_kinds, reads_namespaces, from_files: Vec::new(), current: Snapshot::default() };
+        let resource_reads = vaps.bindings.iter().flat_map(|b| b.policy.validator.resource_reads()).collect();
+        let mut read = VapObjects {
+            param_kinds,
+            reads_namespaces,
+            resource_reads,
+            from_files: Vec::new(),
+            current: Snapshot::default(),
+            images: Snapshot::default(),
+        };
         read.from_files = docs
             .iter()
             .chain(objects)
             .filter(|o| {
                 let (namespace, param) = read.reads(o);
-                namespace || param.is_some()
+                namespace || param.is_some() || read.read_as_resource(o).is_some()
             })
             .cloned()
             .collect();
@@ -454,12 +504,7 @@ impl Vaps {
     /// makes (`validationActions`, autogen, `evaluation`).
     #[allow(clippy::result_large_err)] // load time, as `Policy::from_json`
     fn kyverno_binding(doc: &Value) -> Result<Binding, VapError> {
-        if let Some(call) = doc.get("spec").and_then(crate::kyverno::missing_library_call) {
-            let kind = str_at(doc, "/kind").unwrap_or("ValidatingPolicy");
-            let error = VapError::of(kind, str_at(doc, "/metadata/name").unwrap_or(""));
-            return Err(error("spec", format!("calls {call}, a Kyverno library paved does not have yet")));
-        }
-        let policy = Policy::from_json(doc)?;
+        let policy = Policy::from_json_in(doc, Dialect::Kyverno)?;
         let kind = str_at(doc, "/kind").unwrap_or("ValidatingPolicy");
         let name = policy.name.clone();
         let error = VapError::of(kind, &name);
@@ -511,11 +556,6 @@ impl Vaps {
                 continue;
             }
             let cel = rule.pointer("/validate/cel").unwrap_or(&Value::Null);
-            if let Some(call) = crate::kyverno::missing_library_call(rule) {
-                let message = format!("rule {rule_name:?}: calls {call}, a Kyverno library paved does not have yet");
-                errors.push(error(&format!("{at}.validate.cel"), message));
-                continue;
-            }
             if cel.get("paramKind").is_some() || cel.get("paramRef").is_some() {
                 errors.push(error(
                     &format!("{at}.validate.cel"),
@@ -537,7 +577,7 @@ impl Vaps {
                         "resources": ["*"], "operations": ["*"]}]},
                 },
             });
-            let policy = match Policy::from_json(&synthetic) {
+            let policy = match Policy::from_json_in(&synthetic, Dialect::Kyverno) {
                 Ok(p) => p,
                 Err(e) => {
                     // Fields of the synthetic spec, as they stand in the ClusterPolicy.
@@ -683,10 +723,18 @@ impl Vaps {
         let namespace_object = subject.namespace_object.unwrap_or(&unseen_namespace);
         // Both made on first need, once per object: most objects meet no
         // policy that selects them, and converting one for CEL copies it.
+        let data = std::cell::OnceCell::new();
+        let data = || {
+            let lookups = || Lookups { known: Arc::clone(&known), images: self.objects.images.get() };
+            Arc::clone(data.get_or_init(|| Arc::new(lookups()) as Arc<dyn ClusterData>))
+        };
         let activation = std::cell::OnceCell::new();
-        let activation = || activation.get_or_init(|| Activation::new(object, old_object, request, namespace_object));
+        let activation = || {
+            activation.get_or_init(|| Activation::new(object, old_object, request, namespace_object).with_data(data()))
+        };
         let as_pod = std::cell::OnceCell::new();
-        let as_pod = || as_pod.get_or_init(|| AsPod::of(object, old_object, request, namespace_object)).as_ref();
+        let as_pod =
+            || as_pod.get_or_init(|| AsPod::of(object, old_object, request, namespace_object, data())).as_ref();
         let root = FieldPath::root();
         for binding in self.bindings.iter().filter(|b| runs(b) && in_namespace(b)) {
             // A failure that a Kyverno PolicyException lifts for the object (a
@@ -820,7 +868,13 @@ struct AsPod {
 }
 
 impl AsPod {
-    fn of(object: &Value, old_object: &Value, request: &Value, namespace_object: &Value) -> Option<AsPod> {
+    fn of(
+        object: &Value,
+        old_object: &Value,
+        request: &Value,
+        namespace_object: &Value,
+        data: Arc<dyn ClusterData>,
+    ) -> Option<AsPod> {
         let template = crate::kyverno::pod_of_template(if object.is_null() { old_object } else { object })?;
         let old_pod = crate::kyverno::pod_of_template(old_object).map(|t| t.pod);
         // The request without its objects (CEL's `request` has none) and about a Pod.
@@ -838,9 +892,42 @@ impl AsPod {
             true => (Value::Null, template.pod.clone()),
             false => (template.pod.clone(), old_pod.unwrap_or(Value::Null)),
         };
-        let activation = Activation::new(&pod, &old_pod, &request, namespace_object);
+        let activation = Activation::new(&pod, &old_pod, &request, namespace_object).with_data(data);
         let path = FieldPath::root().keys(template.path);
         Some(AsPod { template, request, activation, path })
+    }
+}
+
+/// What Kyverno's libraries read during one evaluation: the objects and
+/// image metadata of the moment.
+struct Lookups {
+    known: Arc<Known>,
+    images: Arc<HashMap<String, Value>>,
+}
+
+impl ClusterData for Lookups {
+    fn get(&self, api_version: &str, resource: &str, namespace: &str, name: &str) -> Result<Value, String> {
+        let objects = self.known.resources.get(&(api_version.to_owned(), resource.to_owned()));
+        objects
+            .and_then(|o| o.get(&(namespace.to_owned(), name.to_owned())))
+            .cloned()
+            // The API server's wording, as Kyverno passes it on.
+            .ok_or_else(|| format!("{resource} {name:?} not found"))
+    }
+
+    fn list(&self, api_version: &str, resource: &str, namespace: &str) -> Result<Value, String> {
+        let objects = self.known.resources.get(&(api_version.to_owned(), resource.to_owned()));
+        let items = objects
+            .into_iter()
+            .flatten()
+            .filter(|((ns, _), _)| namespace.is_empty() || ns == namespace)
+            .map(|(_, o)| o.clone())
+            .collect();
+        Ok(crate::kyverno_libs::list_of(api_version, resource, items))
+    }
+
+    fn image_metadata(&self, image: &str) -> Result<Value, String> {
+        self.images.get(image).cloned().ok_or_else(|| crate::kyverno_libs::no_image_metadata(image))
     }
 }
 
@@ -999,7 +1086,9 @@ impl ParamRef {
 /// discovery: lower case, `-s`, `-es` after an s, `-ies` for a final y.
 pub fn resource_of(kind: &str) -> String {
     let lower = kind.to_ascii_lowercase();
-    if lower.ends_with('s') {
+    if lower == "endpoints" {
+        lower
+    } else if lower.ends_with('s') {
         format!("{lower}es")
     } else if let Some(stem) = lower.strip_suffix('y') {
         format!("{stem}ies")

@@ -95,7 +95,21 @@ pub fn run_kyverno_test(path: &Path) -> Result<Vec<CaseResult>, SuiteError> {
                 .and_then(Value::as_str)
                 .map(str::to_owned)
         };
-        let (vaps, errors) = Vaps::from_docs(&policy_docs, &[]);
+        // `context:` a Context file: objects `resource.Get` and `resource.List`
+        // read, and what `image.GetMetadata` answers (`spec.images`).
+        let context = match test.get("context").and_then(Value::as_str) {
+            Some(file) => read_all(&dir.join(file)).map_err(|e| error(format!("context: {e}")))?,
+            None => Vec::new(),
+        };
+        let context_items = |key: &str| -> Vec<Value> {
+            context
+                .iter()
+                .flat_map(|c| c.pointer(&format!("/spec/{key}")).and_then(Value::as_array).into_iter().flatten())
+                .cloned()
+                .collect()
+        };
+        let (vaps, errors) = Vaps::from_docs(&policy_docs, &context_items("resources"));
+        vaps.objects().set_images(&context_items("images"));
         // What paved cannot run, by policy and (for a ClusterPolicy) rule:
         // its results are reported as not run, never compared.
         let not_run: Vec<(String, Option<String>, String)> = policy_docs

@@ -419,6 +419,54 @@ async fn vap_params_and_namespaces_come_from_the_cluster_and_follow_it() {
     assert!(denied.len() == 1 && denied[0].contains("at most 20"), "{denied:?}");
 }
 
+/// A Kyverno policy's `resource.Get` is answered from the cluster's state
+/// as serve keeps it: the kind it reads is watched (whole objects, only
+/// because a policy asks), never fetched while judging, and follows changes.
+#[tokio::test]
+async fn kyverno_resource_get_reads_the_synced_cluster_state() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("limit.yaml"),
+        "apiVersion: policies.kyverno.io/v1
+kind: ValidatingPolicy
+metadata: {name: replica-limit}
+spec:
+  validationActions: [Deny]
+  matchConstraints:
+    resourceRules:
+    - {apiGroups: [apps], apiVersions: [v1], operations: [CREATE, UPDATE], resources: [deployments]}
+  variables:
+  - name: limit
+    expression: int(resource.Get('v1', 'configmaps', object.metadata.namespace, 'replica-limit').data.max)
+  validations:
+  - expression: object.spec.replicas <= variables.limit
+    messageExpression: \"'at most ' + string(variables.limit) + ' replicas'\"
+",
+    )
+    .unwrap();
+    let yaml = format!("policy-paths: [{:?}]\n", dir.path().display().to_string());
+    let mock = Arc::new(MockApiServer::default());
+    let (shared, _watching) = synced(&mock, &yaml).await;
+    let kinds: Vec<String> =
+        shared.inventory.read().unwrap().kinds.iter().map(|k| format!("{}/{}", k.api_version(), k.kind)).collect();
+    assert_eq!(kinds, ["v1/ConfigMap"]);
+    let kyverno = |denials: Vec<String>| -> Vec<String> {
+        denials.into_iter().filter(|d| d.contains("kyverno/replica-limit")).collect()
+    };
+    let denied = kyverno(denials(&shared, &deployment_review("1", "payments", 10)));
+    assert!(denied.len() == 1 && denied[0].contains("at most 3 replicas"), "{denied:?}");
+    assert!(kyverno(denials(&shared, &deployment_review("2", "payments", 3))).is_empty());
+
+    eventually("configmap watch open", || mock.watches.lock().unwrap().contains_key("/api/v1/configmaps#objects"))
+        .await;
+    mock.replay("/api/v1/configmaps#objects", "configmaps.objects.watch.jsonl");
+    eventually("the limit follows the watch", || {
+        kyverno(denials(&shared, &deployment_review("3", "payments", 10))).is_empty()
+    })
+    .await;
+    assert!(!kyverno(denials(&shared, &deployment_review("4", "payments", 25))).is_empty());
+}
+
 /// The start race: reviews sent from the moment the watches start, before
 /// and after the caches sync, through the server's own routes. None may
 /// allow deleting a namespace that holds a locked object: before the sync

@@ -430,16 +430,12 @@ fn policies_and_explain_cover_foreign_policies() {
 /// suite of the library whose policies are ValidatingPolicies or
 /// ClusterPolicies with `validate.cel`, autogen included (results name
 /// Deployments and CronJobs, and rules `autogen-<rule>`, for policies
-/// written for Pods). The suites listed in `NOT_YET` still differ: three call
-/// Kyverno libraries paved lacks (`resource.Get`, `image.GetMetadata`: a
-/// load error, so their cases are not run), one Kyverno's
-/// `parseServiceAccount`; any other failure, and any count going down,
-/// fails this test. Suites whose
-/// resources the corpus holds back (`.chainsaw-test/`) cannot run.
+/// written for Pods), and those that read a `context` (`resource.Get`,
+/// `image.GetMetadata`) or call `parseServiceAccount`. Every case must
+/// give Kyverno's answer. Suites whose resources the corpus holds back
+/// (`.chainsaw-test/`) cannot run.
 #[test]
 fn kyverno_cel_suites_pass_unchanged() {
-    const NOT_YET: [&str; 4] =
-        ["allowed-base-images", "block-images-with-volumes", "block-stale-images", "limit-configmap-for-sa"];
     let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus/kyverno-policies");
     let mut categories: Vec<String> = std::fs::read_dir(&corpus)
         .unwrap()
@@ -447,19 +443,16 @@ fn kyverno_cel_suites_pass_unchanged() {
         .filter(|n| n.ends_with("-cel") || n.ends_with("-vpol"))
         .collect();
     categories.sort();
-    let (mut passed, mut failed) = (0, 0);
+    let mut passed = 0;
     for dir in &categories {
         let (_, stdout, stderr) = paved_test(Path::new("."), &["--format", "json", corpus.join(dir).to_str().unwrap()]);
         let doc: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}{stderr}"));
-        for case in doc["cases"].as_array().unwrap().iter().filter(|c| c["passed"] == false) {
-            let suite = case["suite"].as_str().unwrap();
-            assert!(NOT_YET.iter().any(|n| suite.contains(&format!("/{n}/"))), "a new failure: {case:#}");
-            failed += 1;
-        }
+        let failures: Vec<_> = doc["cases"].as_array().unwrap().iter().filter(|c| c["passed"] == false).collect();
+        assert!(failures.is_empty(), "{dir}: {failures:#?}");
         passed += doc["passed"].as_u64().unwrap();
     }
-    eprintln!("kyverno suites ({} categories): {passed} cases passed, {failed} known failures", categories.len());
-    assert!(passed >= 1_790 && failed <= 21, "{passed} passed, {failed} failed");
+    eprintln!("kyverno suites ({} categories): {passed} cases passed", categories.len());
+    assert!(passed >= 1_811, "{passed} passed");
 }
 
 /// `check` loads a Kyverno ValidatingPolicy like any policy: its findings
@@ -488,6 +481,65 @@ fn check_runs_kyverno_validating_policies_with_autogen() {
     assert_eq!(on("CronJob", "badcronjob01").expect("and the CronJob's")["path"], "spec.jobTemplate.spec.template");
     assert!(on("Pod", "badpod01").is_some());
     assert!(on("Deployment", "gooddeployment01").is_none() && on("Pod", "goodpod01").is_none());
+}
+
+/// `check --inventory` answers a Kyverno policy's `resource.Get` from the
+/// inventory's objects (and from the files checked), as a server answers it
+/// from the cluster; without the object, the policy cannot judge and says why.
+#[test]
+fn check_answers_resource_get_from_the_inventory() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("policy.yaml"),
+        "apiVersion: policies.kyverno.io/v1
+kind: ValidatingPolicy
+metadata: {name: allowed-registries}
+spec:
+  validationActions: [Deny]
+  matchConstraints:
+    resourceRules:
+    - {apiGroups: [''], apiVersions: [v1], operations: [CREATE, UPDATE], resources: [pods]}
+  variables:
+  - name: allowed
+    expression: resource.Get('v1', 'configmaps', 'platform', 'registries').data.allowed.split(',')
+  validations:
+  - expression: object.spec.containers.all(c, image(c.image).registry() in variables.allowed)
+    messageExpression: \"'images must come from ' + variables.allowed.join(', ')\"
+",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("inventory.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: registries, namespace: platform}\ndata: {allowed: ghcr.io}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("pods.yaml"),
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: hub, namespace: team}\nspec: {containers: [{name: a, image: nginx}]}\n---\n\
+         apiVersion: v1\nkind: Pod\nmetadata: {name: ghcr, namespace: team}\nspec: {containers: [{name: a, image: ghcr.io/a/b:1}]}\n",
+    )
+    .unwrap();
+    let findings = |extra: &[&str]| {
+        let mut args = vec!["check", "--format", "json", "--policy", "policy.yaml"];
+        args.extend_from_slice(extra);
+        args.push("pods.yaml");
+        let (_, stdout, stderr) = paved(dir.path(), &args);
+        let doc: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}{stderr}"));
+        doc["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["policy"] == "kyverno/allowed-registries")
+            .map(|f| (f["object"]["name"].as_str().unwrap().to_owned(), f["message"].as_str().unwrap().to_owned()))
+            .collect::<Vec<_>>()
+    };
+    let with = findings(&["--inventory", "inventory.yaml"]);
+    assert_eq!(with.len(), 1, "{with:?}");
+    assert_eq!(with[0].0, "hub");
+    assert!(with[0].1.contains("images must come from ghcr.io"), "{with:?}");
+    let without = findings(&[]);
+    assert_eq!(without.len(), 2, "neither pod can be judged without the ConfigMap: {without:?}");
+    assert!(without.iter().all(|(_, m)| m.contains("configmaps \"registries\" not found")), "{without:?}");
 }
 
 /// A ClusterPolicy's `validate.cel` rules run with their `match` and
