@@ -93,7 +93,8 @@ pub struct ExemptionRow {
     pub policies: Vec<String>,
     pub reason: Option<String>,
     pub until: Option<String>,
-    /// valid, expired, missing-reason or bad-date.
+    /// valid, expired, missing-reason or bad-date; `kyverno` for a Kyverno
+    /// PolicyException (no expiry: it holds while it exists).
     pub state: &'static str,
 }
 
@@ -157,6 +158,21 @@ impl<'a> Audit<'a> {
             return;
         }
         let object = ObjectRef::of(obj);
+        let api_version = obj.get("apiVersion").and_then(Node::as_str).unwrap_or("");
+        let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
+        if crate::decide::is_kyverno_exception(group, kind) {
+            let spec = obj.get("spec").and_then(|s| serde_json::to_value(s).ok()).unwrap_or_default();
+            let annotation =
+                |k: &str| obj.at(&["metadata", "annotations", k]).and_then(Node::as_str).map(str::to_owned);
+            self.report.exemptions.push(ExemptionRow {
+                object: object.clone(),
+                policies: crate::decide::kyverno_exception_policies(&spec),
+                reason: annotation(paved_core::exempt::EXEMPT_REASON)
+                    .or_else(|| annotation("policies.kyverno.io/description")),
+                until: None,
+                state: "kyverno",
+            });
+        }
         let pod = PodView::of(obj, kind);
         for e in exemptions_of(obj, pod.as_ref(), self.now) {
             self.report.exemptions.push(ExemptionRow {

@@ -95,6 +95,7 @@ fn resource_of(kind: &str) -> (&'static str, &'static str, &'static str) {
         "ConfigMap" => ("", "v1", "configmaps"),
         "Namespace" => ("", "v1", "namespaces"),
         "ReplicaSet" => ("apps", "v1", "replicasets"),
+        "PolicyException" => ("kyverno.io", "v2", "policyexceptions"),
         other => panic!("no resource for {other}"),
     }
 }
@@ -420,6 +421,45 @@ fn nobody_grants_themselves_an_exemption() {
         "{m}"
     );
     assert!(v.events.contains(&Event::ExemptionRefused { policy: "pss-baseline/privileged".into(), by: DEV.0.into() }));
+}
+
+/// A Kyverno PolicyException is an exemption too: only the authority of
+/// every policy it names may create or widen one; anybody may delete one.
+#[test]
+fn a_kyverno_policy_exception_needs_the_exception_authority() {
+    let exception = |rules: Value| {
+        json!({"apiVersion": "kyverno.io/v2", "kind": "PolicyException",
+               "metadata": {"name": "let-me", "namespace": "shop"},
+               "spec": {"exceptions": [{"policyName": "disallow-privileged", "ruleNames": rules}],
+                        "match": {"any": [{"resources": {"kinds": ["Pod"], "namespaces": ["shop"]}}]}}})
+    };
+    let mine = exception(json!(["autogen-privileged"]));
+    let (v, r) = judge(&review("CREATE", &DEV, Some(&mine), None));
+    assert!(!r.allowed, "a developer excepted themselves");
+    assert!(
+        message(&r).contains(
+            "only groups platform-admins may grant an exemption from kyverno/disallow-privileged/privileged (a Kyverno PolicyException)"
+        ),
+        "{}",
+        message(&r)
+    );
+    assert!(v.events.contains(&Event::ExemptionRefused {
+        policy: "kyverno/disallow-privileged/privileged".into(),
+        by: DEV.0.into()
+    }));
+    let (_, r) = judge(&review("CREATE", &ADMIN, Some(&mine), None));
+    assert!(r.allowed, "{}", message(&r));
+    assert_eq!(
+        r.audit_annotations["exemption-granted"],
+        format!("kyverno/disallow-privileged/privileged by {}", ADMIN.0)
+    );
+    // Labels and annotations are the developer's to change; the exception's terms are not.
+    let mut labelled = mine.clone();
+    labelled["metadata"]["labels"] = json!({"team": "shop"});
+    assert!(judge(&review("UPDATE", &DEV, Some(&labelled), Some(&mine))).1.allowed);
+    let widened = exception(json!([]));
+    assert!(!judge(&review("UPDATE", &DEV, Some(&widened), Some(&mine))).1.allowed, "widened to the whole policy");
+    assert!(judge(&review("DELETE", &DEV, None, Some(&mine))).1.allowed);
 }
 
 #[test]

@@ -303,6 +303,42 @@ impl RuleMatch {
             && self.all.iter().all(|f| f.selects(r))
     }
 
+    /// Webhook rules for the kinds it matches (`Pod`, `apps/v1/Deployment`,
+    /// `Pod/exec`), with their operations (`CREATE` and `UPDATE` unless it
+    /// names others); `None` when a filter names no kind or a wildcard kind.
+    pub fn admission_rules(&self) -> Option<Vec<Value>> {
+        let mut rules = Vec::new();
+        for filter in self.any.iter().chain(&self.all) {
+            if filter.kinds.is_empty() {
+                return None;
+            }
+            let operations =
+                if filter.operations.is_empty() { json!(["CREATE", "UPDATE"]) } else { json!(filter.operations) };
+            for pattern in &filter.kinds {
+                let (kind_part, subresource) = match pattern.rsplit_once('/') {
+                    Some((rest, sub)) if sub.starts_with(char::is_lowercase) => (rest, Some(sub)),
+                    _ => (pattern.as_str(), None),
+                };
+                let parts: Vec<&str> = kind_part.split('/').collect();
+                let (group, version, kind) = match parts.as_slice() {
+                    [kind] => ("*", "*", *kind),
+                    // `v1/Pod` names no group: Kyverno matches any.
+                    [version, kind] => ("*", *version, *kind),
+                    [group, version, kind] => (*group, *version, *kind),
+                    _ => return None,
+                };
+                if kind.contains(['*', '?']) || group.contains('?') || version.contains('?') {
+                    return None;
+                }
+                let resource = crate::vap::resource_of(kind);
+                let resource = subresource.map_or_else(|| resource.clone(), |sub| format!("{resource}/{sub}"));
+                rules.push(json!({"apiGroups": [group], "apiVersions": [version], "resources": [resource],
+                    "operations": operations}));
+            }
+        }
+        Some(rules)
+    }
+
     /// Whether the rule selects Pods alone, by kind: autogen applies.
     pub fn only_pods(&self) -> bool {
         let filters: Vec<&Filter> = self.any.iter().chain(&self.all).collect();

@@ -156,6 +156,9 @@ pub struct VapObjects {
     /// `(apiVersion, resource)` that Kyverno's `resource.Get` and
     /// `resource.List` calls read.
     resource_reads: HashSet<(String, String)>,
+    /// Whether Kyverno policies are loaded: then the cluster's Kyverno
+    /// PolicyExceptions are read (those of the policy files always are).
+    reads_exceptions: bool,
     from_files: Vec<Value>,
     current: Snapshot<Known>,
     /// `image.GetMetadata`'s answers, by image as written: a `kyverno test`
@@ -171,6 +174,9 @@ struct Known {
     /// however many objects of the kind the cluster holds.
     params: HashMap<(String, String), BTreeMap<String, Vec<ParamObject>>>,
     namespaces: HashMap<String, Value>,
+    /// Kyverno PolicyExceptions from the cluster (or `--inventory`). The
+    /// grants webhook lets only the exception authority create them.
+    exceptions: Vec<crate::kyverno::Exception>,
     /// What `resource.Get` and `resource.List` read, by `(apiVersion,
     /// resource)`, then by namespace (`""` for cluster-scoped) and name.
     resources: HashMap<(String, String), BTreeMap<(String, String), Value>>,
@@ -215,6 +221,11 @@ impl VapObjects {
 
     fn index(&self, objects: &[Value]) -> Known {
         let mut known = Known::default();
+        if self.reads_exceptions {
+            let exceptions = objects.iter().filter(|o| crate::kyverno::is_exception(o));
+            // One that does not parse lifts nothing; `paved audit` shows it.
+            known.exceptions = exceptions.filter_map(|o| crate::kyverno::Exception::from_json(o).ok()).collect();
+        }
         if self.param_kinds.is_empty() && !self.reads_namespaces && self.resource_reads.is_empty() {
             // No binding reads other objects (a server syncs them for Gatekeeper).
             return known;
@@ -253,6 +264,11 @@ impl VapObjects {
         }
         // A resource paved cannot name the kind of (a custom resource's
         // plural) is read from `--inventory` and the files only.
+        if self.reads_exceptions {
+            // Both of Kyverno's APIs; a cluster without one of them has none of its objects.
+            kinds.push(("kyverno.io/v2".to_owned(), "PolicyException".to_owned()));
+            kinds.push(("policies.kyverno.io/v1".to_owned(), "PolicyException".to_owned()));
+        }
         kinds.extend(self.resource_reads.iter().filter_map(|(api_version, resource)| {
             Some((api_version.clone(), crate::kyverno_libs::kind_of_resource(api_version, resource)?.to_owned()))
         }));
@@ -478,10 +494,12 @@ impl Vaps {
                 || b.match_resources.get("namespaceSelector").is_some()
         });
         let resource_reads = vaps.bindings.iter().flat_map(|b| b.policy.validator.resource_reads()).collect();
+        let reads_exceptions = vaps.bindings.iter().any(|b| b.kyverno.is_some());
         let mut read = VapObjects {
             param_kinds,
             reads_namespaces,
             resource_reads,
+            reads_exceptions,
             from_files: Vec::new(),
             current: Snapshot::default(),
             images: Snapshot::default(),
@@ -631,6 +649,39 @@ impl Vaps {
         (bindings, errors)
     }
 
+    /// The webhook rules (`apiGroups`, `apiVersions`, `resources`,
+    /// `operations`) that send the API server's requests for every kind
+    /// these policies may judge at admission: their `matchConstraints`, the
+    /// kinds a ClusterPolicy's rules match, and the controllers autogen
+    /// reaches. `None` when one of them may judge any kind.
+    pub fn admission_rules(&self) -> Option<Vec<Value>> {
+        let mut rules = Vec::new();
+        let create_update = || serde_json::json!(["CREATE", "UPDATE"]);
+        for binding in self.bindings.iter().filter(|b| b.at_admission) {
+            match &binding.rule_match {
+                Some(rule) => rules.extend(rule.matched.admission_rules()?),
+                None => {
+                    let written = binding.policy.match_constraints.get("resourceRules").and_then(Value::as_array);
+                    for r in written.into_iter().flatten() {
+                        let list = |k: &str| r.get(k).cloned().unwrap_or_else(|| serde_json::json!(["*"]));
+                        if list("resources").as_array().is_some_and(|a| a.iter().any(|x| x == "*")) {
+                            return None;
+                        }
+                        rules.push(
+                            serde_json::json!({"apiGroups": list("apiGroups"), "apiVersions": list("apiVersions"),
+                            "resources": list("resources"), "operations": list("operations")}),
+                        );
+                    }
+                }
+            }
+            for c in &binding.autogen {
+                rules.push(serde_json::json!({"apiGroups": [c.group], "apiVersions": ["*"], "resources": [c.plural],
+                    "operations": create_update()}));
+            }
+        }
+        Some(rules)
+    }
+
     /// What the policies read besides the object judged, for a caller to add to.
     pub fn objects(&self) -> Arc<VapObjects> {
         Arc::clone(&self.objects)
@@ -739,9 +790,9 @@ impl Vaps {
         for binding in self.bindings.iter().filter(|b| runs(b) && in_namespace(b)) {
             // A failure that a Kyverno PolicyException lifts for the object (a
             // controller's exception names the controller, not its pods).
-            let lifted = |verdict| match self.exceptions.is_empty() {
+            let lifted = |verdict| match self.exceptions.is_empty() && known.exceptions.is_empty() {
                 true => verdict,
-                false => self.excepted(binding, verdict, &subject, request, activation()),
+                false => self.excepted(binding, verdict, &known, &subject, request, activation()),
             };
             if binding.selects(&subject, request) {
                 each(binding, lifted(self.verdict(binding, activation(), &subject, &known, origin)), &root);
@@ -774,13 +825,15 @@ impl Vaps {
         &self,
         binding: &Binding,
         verdict: Verdict,
+        known: &Known,
         subject: &Subject,
         request: &Value,
         activation: &Activation,
     ) -> Verdict {
         let (Verdict::Fail(messages), Some((policy, rule))) = (&verdict, &binding.kyverno) else { return verdict };
         let r = binding.kyverno_request(subject, request);
-        match self.exceptions.iter().find(|e| e.covers(policy, rule.as_deref(), &r, activation)) {
+        let mut exceptions = self.exceptions.iter().chain(&known.exceptions);
+        match exceptions.find(|e| e.covers(policy, rule.as_deref(), &r, activation)) {
             Some(e) => Verdict::Excepted(e.name.clone(), messages.clone()),
             None => verdict,
         }

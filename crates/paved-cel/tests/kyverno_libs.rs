@@ -170,3 +170,30 @@ fn a_validating_admission_policy_has_no_kyverno_functions() {
     let (_, verdict) = verdicts.iter().find(|(p, _)| p == "vap/plain/plain").expect("judged");
     assert!(matches!(verdict, Verdict::Error(_)), "the API server has no parseServiceAccount: {verdict:?}");
 }
+
+/// Kyverno PolicyExceptions that live in the cluster (a server's synced
+/// objects, or `--inventory`) lift failures as those of the policy files do;
+/// the grants webhook is what keeps anybody outside the exception authority
+/// from creating one.
+#[test]
+fn policy_exceptions_from_the_cluster_lift_failures() {
+    let policy =
+        validating_policy("no-latest", json!([]), "object.spec.containers.all(c, !c.image.endsWith(':latest'))");
+    let vaps = load(&[policy], &[]);
+    assert!(vaps.objects().kinds().contains(&("kyverno.io/v2".to_owned(), "PolicyException".to_owned())));
+    let latest = pod("a", "team", "nginx:latest");
+    assert!(matches!(verdict(&vaps, &latest, "no-latest"), Verdict::Fail(_)));
+    let exception = json!({"apiVersion": "policies.kyverno.io/v1", "kind": "PolicyException",
+        "metadata": {"name": "team-latest", "namespace": "team"},
+        "spec": {"policyRefs": [{"name": "no-latest", "kind": "ValidatingPolicy"}],
+                 "matchConditions": [{"name": "team", "expression": "object.metadata.namespace == 'team'"}]}});
+    vaps.objects().set(&[exception]);
+    match verdict(&vaps, &latest, "no-latest") {
+        Verdict::Excepted(name, _) => assert_eq!(name, "team/team-latest"),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(verdict(&vaps, &pod("b", "other", "nginx:latest"), "no-latest"), Verdict::Fail(_)));
+    // Deleted from the cluster: the failure is back.
+    vaps.objects().set(&[]);
+    assert!(matches!(verdict(&vaps, &latest, "no-latest"), Verdict::Fail(_)));
+}

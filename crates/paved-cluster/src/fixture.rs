@@ -22,6 +22,7 @@ const DISCOVERY: &[(&str, &str)] = &[
     ("/apis/networking.k8s.io/v1", include_str!("../fixtures/apis-networking.k8s.io-v1.json")),
     ("/apis/coordination.k8s.io/v1", include_str!("../fixtures/apis-coordination.k8s.io-v1.json")),
     ("/apis/wgpolicyk8s.io/v1alpha2", include_str!("../fixtures/apis-wgpolicyk8s.io-v1alpha2.json")),
+    ("/apis/kyverno.io/v2", include_str!("../fixtures/apis-kyverno.io-v2.json")),
 ];
 const METRICS_DOWN: &str = include_str!("../fixtures/metrics-unavailable.json");
 const FORBIDDEN: &str = include_str!("../fixtures/forbidden.json");
@@ -47,6 +48,7 @@ const LISTS: &[(&str, &str, &str)] = &[
     ("/apis/networking.k8s.io/v1/networkpolicies", "NetworkPolicyList", "networking.k8s.io/v1"),
     ("/apis/wgpolicyk8s.io/v1alpha2/policyreports", "PolicyReportList", "wgpolicyk8s.io/v1alpha2"),
     ("/apis/wgpolicyk8s.io/v1alpha2/clusterpolicyreports", "ClusterPolicyReportList", "wgpolicyk8s.io/v1alpha2"),
+    ("/apis/kyverno.io/v2/policyexceptions", "PolicyExceptionList", "kyverno.io/v2"),
 ];
 
 /// One request as the fixture saw it.

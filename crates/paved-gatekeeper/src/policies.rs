@@ -107,6 +107,30 @@ impl Policies {
         kinds
     }
 
+    /// The webhook rules that send the API server's requests for every kind
+    /// these policies may judge (their constraints' `match.kinds`, the
+    /// VAPs' and Kyverno policies' matches); `None` when one may judge any kind.
+    pub fn admission_rules(&self) -> Option<Vec<Value>> {
+        let mut rules = self.vaps.admission_rules()?;
+        for (_, constraint) in &self.gatekeeper.constraints {
+            let kinds = constraint.matcher.get("kinds").and_then(Value::as_array).filter(|k| !k.is_empty())?;
+            for entry in kinds {
+                let strings = |key: &str| -> Vec<&str> {
+                    entry.get(key).and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).collect()
+                };
+                let (groups, names) = (strings("apiGroups"), strings("kinds"));
+                if names.is_empty() || names.contains(&"*") {
+                    return None;
+                }
+                let groups: Vec<&str> = if groups.is_empty() { vec!["*"] } else { groups };
+                let resources: Vec<String> = names.iter().map(|k| paved_cel::vap::resource_of(k)).collect();
+                rules.push(serde_json::json!({"apiGroups": groups, "apiVersions": ["*"], "resources": resources,
+                    "operations": ["CREATE", "UPDATE"]}));
+            }
+        }
+        Some(rules)
+    }
+
     /// As the engine's foreign policies: one per kind that loaded anything.
     pub fn into_foreign(self) -> Vec<Arc<dyn Foreign>> {
         let mut foreign: Vec<Arc<dyn Foreign>> = Vec::new();

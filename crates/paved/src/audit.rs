@@ -124,12 +124,22 @@ pub async fn list_kind(
     }
 }
 
+/// What the loaded policies read besides the object judged (VAP params,
+/// Gatekeeper's `data.inventory`, Kyverno's `resource.Get` and
+/// PolicyExceptions): listed from the cluster before any object is judged.
+pub struct PolicyReads {
+    pub handle: paved_gatekeeper::policies::InventoryHandle,
+    pub kinds: Vec<paved_gatekeeper::template::SyncKind>,
+    /// `--inventory`'s objects, beside the cluster's.
+    pub given: Vec<Value>,
+}
+
 pub fn run(
     args: &AuditArgs,
     format: Format,
     config: Config,
     profile: Option<&str>,
-    foreign: Vec<std::sync::Arc<dyn paved_core::eval::Foreign>>,
+    (foreign, reads): (Vec<std::sync::Arc<dyn paved_core::eval::Foreign>>, Option<PolicyReads>),
     global: &crate::cli::Global,
 ) -> miette::Result<u8> {
     if !matches!(format, Format::Text | Format::Json | Format::Sarif) {
@@ -187,6 +197,27 @@ pub fn run(
             Some(store) => admission.with_images(store.clone()),
             None => admission,
         };
+        if let Some(reads) = reads {
+            let mut objects = reads.given;
+            for kind in &reads.kinds {
+                let Some(resource) = discovery.resources.iter().find(|r| r.group == kind.group && r.kind == kind.kind)
+                else {
+                    continue;
+                };
+                let outcome = list_kind(&client, resource, None, args.page_size, |obj| {
+                    objects.extend(serde_json::to_value(obj).ok());
+                })
+                .await;
+                if !outcome.outcome.listed() {
+                    problems.push(format!(
+                        "{}: the policies that read these objects see none: {}",
+                        outcome.resource,
+                        outcome.message.unwrap_or_default()
+                    ));
+                }
+            }
+            reads.handle.set(std::sync::Arc::new(paved_gatekeeper::suite::Inventory::new(objects)));
+        }
         let now = paved_core::Timestamp::now();
         let mut audit = Audit::new(&admission, &cluster, now, args.max_listed);
         let mut kinds = Vec::new();

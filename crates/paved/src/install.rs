@@ -40,6 +40,9 @@ pub struct Install {
     pub config_text: String,
     pub config: Config,
     pub certs: paved_server::certs::ServingCerts,
+    /// Webhook rules for the kinds the configuration's policy files judge,
+    /// beside those of the native rules; `None` asks about every kind.
+    pub policy_rules: Option<Vec<Value>>,
 }
 
 /// The configuration installed when none is given: visible, and explicit about who holds authority.
@@ -65,7 +68,12 @@ const NEVER_DELETED: &[&str] = &["default", "kube-system", "kube-public", "kube-
 
 /// `paved install`: the manifests on standard output, or with `--apply`
 /// server-side applied to the cluster.
-pub fn run(args: &InstallArgs, config: Config, path: Option<&std::path::Path>) -> miette::Result<u8> {
+pub fn run(
+    args: &InstallArgs,
+    config: Config,
+    path: Option<&std::path::Path>,
+    policy_rules: Option<Vec<Value>>,
+) -> miette::Result<u8> {
     let (config_text, config) = match path {
         Some(p) => (std::fs::read_to_string(p).map_err(|e| miette::miette!("{}: {e}", p.display()))?, config),
         None => (DEFAULT_CONFIG.to_owned(), config_file::parse(DEFAULT_CONFIG, "(default configuration)")?),
@@ -83,6 +91,7 @@ pub fn run(args: &InstallArgs, config: Config, path: Option<&std::path::Path>) -
         config_text: config_text.clone(),
         config: config.clone(),
         certs,
+        policy_rules: policy_rules.clone(),
     };
     let generate = || paved_server::certs::generate(&names, args.cert_days).map_err(|e| miette::miette!("{e}"));
     if !args.apply {
@@ -170,6 +179,7 @@ pub fn uninstall(args: &UninstallArgs) -> miette::Result<u8> {
         config_text: String::new(),
         config: Config::default(),
         certs: placeholder,
+        policy_rules: Some(Vec::new()),
     };
     let mut objects = in_apply_order(installed.manifests());
     objects.reverse();
@@ -247,21 +257,37 @@ impl Install {
         // the only one that should (an analysis vouches for an image).
         rbac_rules.push(json!({"apiGroups": [images::GROUP], "resources": [images::PLURAL],
             "verbs": ["get", "list", "watch", "create", "patch"]}));
-        // With policies of its own (Gatekeeper, VAPs), which may match any
-        // kind, Namespaces and cluster-scoped ones included, paved is asked
-        // about every object, as Gatekeeper's webhook is; otherwise only about
-        // the kinds the native rules judge.
-        let judged: Vec<Value> = if self.config.policy_paths.is_empty() {
-            JUDGED
-                .iter()
-                .map(|(group, version, resources)| {
+        // Kyverno PolicyExceptions, honoured when Kyverno policies are loaded
+        // (the grants webhook lets only the exception authority make them).
+        rbac_rules.push(json!({"apiGroups": ["kyverno.io", "policies.kyverno.io"], "resources": ["policyexceptions"],
+            "verbs": ["list", "watch"]}));
+        // The kinds the native rules judge, and those the policy files'
+        // matches name (Gatekeeper's `match.kinds`, VAPs' and Kyverno's
+        // `matchConstraints`, ClusterPolicy kinds, autogen's controllers).
+        // A policy that may judge any kind has paved asked about every
+        // object, as Gatekeeper's webhook is.
+        let judged: Vec<Value> = match &self.policy_rules {
+            Some(from_policies) => {
+                let native = JUDGED.iter().map(|(group, version, resources)| {
                     json!({"apiGroups": [group], "apiVersions": [version], "resources": resources,
                            "operations": ["CREATE", "UPDATE"], "scope": "*"})
-                })
-                .collect()
-        } else {
-            vec![json!({"apiGroups": ["*"], "apiVersions": ["*"], "resources": ["*", "pods/ephemeralcontainers"],
+                });
+                let mut rules: Vec<Value> = native
+                    .chain(from_policies.iter().map(|r| {
+                        let mut r = r.clone();
+                        r["scope"] = json!("*");
+                        r
+                    }))
+                    .collect();
+                // Once each, in a stable order (the configuration is applied again and again).
+                let mut seen = std::collections::HashSet::new();
+                rules.retain(|r| seen.insert(r.to_string()));
+                rules
+            }
+            None => {
+                vec![json!({"apiGroups": ["*"], "apiVersions": ["*"], "resources": ["*", "pods/ephemeralcontainers"],
                         "operations": ["CREATE", "UPDATE"], "scope": "*"})]
+            }
         };
         vec![
             image_analysis_crd(),
@@ -560,8 +586,12 @@ pub fn grant_condition(config: &Config) -> String {
         .collect();
     let trusted: Vec<String> =
         config.exceptions.trusted_controllers.iter().map(|u| format!("'{}'", cel_escape(u))).collect();
+    // A Kyverno PolicyException is a grant of every policy it names.
+    let kyverno_exception = "(request.kind.kind == 'PolicyException' \
+         && request.kind.group in ['kyverno.io', 'policies.kyverno.io'] && request.operation != 'DELETE')";
     format!(
-        "(request.kind.kind == 'Namespace' && {labels}) || (!(request.userInfo.username in [{}]) && ({}))",
+        "(request.kind.kind == 'Namespace' && {labels}) || (!(request.userInfo.username in [{}]) && ({})) \
+         || {kyverno_exception}",
         trusted.join(", "),
         annotations.join(" || ")
     )

@@ -49,7 +49,17 @@ fn run(cli: Cli) -> miette::Result<u8> {
     let (config, config_path) = config_file::load(cli.global.config.as_deref(), &cwd)?;
     match &cli.command {
         Command::Serve(args) => return serve::run(args, &cli.global, config_path),
-        Command::Install(args) => return install::run(args, config, config_path.as_deref()),
+        Command::Install(args) => {
+            // The webhook asks about the kinds the policy files judge.
+            let policy_rules = if config.policy_paths.is_empty() && cli.global.policies.is_empty() {
+                Some(Vec::new())
+            } else {
+                let (policies, problems) = foreign_policies(&config, config_path.as_deref(), &cli.global);
+                // A policy that did not load may match anything: every kind.
+                if problems.is_empty() { policies.admission_rules() } else { None }
+            };
+            return install::run(args, config, config_path.as_deref(), policy_rules);
+        }
         Command::Uninstall(args) => return install::uninstall(args),
         Command::Lsp => return lsp::run(&cli.global),
         Command::Images { paths, cluster, target, contents } => {
@@ -65,7 +75,12 @@ fn run(cli: Cli) -> miette::Result<u8> {
         }
         Command::Audit(args) => {
             let (policies, problems) = foreign_policies(&config, config_path.as_deref(), &cli.global);
-            let foreign = policies.into_foreign();
+            let reads = (!policies.is_empty()).then(|| audit::PolicyReads {
+                handle: policies.inventory(),
+                kinds: policies.synced_kinds(),
+                given: read_objects(&cli.global.inventory),
+            });
+            let foreign = (policies.into_foreign(), reads);
             let code =
                 audit::run(args, cli.global.format, config, cli.global.profile.as_deref(), foreign, &cli.global)?;
             return Ok(if problems.is_empty() { code } else { EXIT_BAD_INPUT });

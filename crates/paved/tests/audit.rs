@@ -281,3 +281,71 @@ fn config_view_prints_the_merge_as_kubectl_does() {
     let theirs: Value = serde_json::from_slice(&kubectl.stdout).unwrap();
     assert_eq!(ours, theirs);
 }
+
+/// A Kyverno policy audited against the cluster reads the cluster as it
+/// would at admission: `resource.Get` finds the ConfigMap the cluster holds,
+/// and a PolicyException in the cluster lifts its failures and is listed
+/// among the exemptions.
+#[test]
+fn kyverno_policies_read_the_cluster_and_its_policy_exceptions() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("policy.yaml"),
+        "apiVersion: policies.kyverno.io/v1
+kind: ValidatingPolicy
+metadata: {name: replica-limit}
+spec:
+  validationActions: [Deny]
+  matchConstraints:
+    resourceRules:
+    - {apiGroups: [apps], apiVersions: [v1], operations: [CREATE, UPDATE], resources: [deployments]}
+  variables:
+  - name: limit
+    expression: int(resource.Get('v1', 'configmaps', 'plain', 'limits').data.replicas)
+  validations:
+  - expression: object.spec.replicas <= variables.limit
+    messageExpression: \"'at most ' + string(variables.limit) + ' replicas'\"
+",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join(".paved.yaml"), "policy-paths: [policy.yaml]\nprofile: pss-baseline\n").unwrap();
+    let mut fixture = cluster();
+    let with_replicas = |ns: &str, name: &str, replicas: i64| {
+        let mut d = deployment(ns, name, json!({}), false);
+        d["spec"]["replicas"] = json!(replicas);
+        d
+    };
+    fixture.add("/apis/apps/v1/deployments", with_replicas("plain", "big", 9));
+    fixture.add("/apis/apps/v1/deployments", with_replicas("plain", "excused", 9));
+    fixture.add(
+        "/api/v1/configmaps",
+        json!({"metadata": {"name": "limits", "namespace": "plain"}, "data": {"replicas": "2"}}),
+    );
+    fixture.add(
+        "/apis/kyverno.io/v2/policyexceptions",
+        json!({"metadata": {"name": "batch-jobs", "namespace": "plain",
+                            "annotations": {"policies.kyverno.io/description": "the nightly batch, OPS-7"}},
+               "spec": {"exceptions": [{"policyName": "replica-limit"}],
+                        "match": {"any": [{"resources": {"kinds": ["Deployment"], "names": ["excused"]}}]}}}),
+    );
+    let _fx = support::start_cluster(fixture, dir.path());
+    let run = support::paved(dir.path(), &["audit", "--format", "json"]);
+    let doc = report(&run);
+    let r = &doc["report"];
+    let faults = r["namespaces"]["plain"]["faults"].as_array().unwrap();
+    let limited: Vec<&str> = faults
+        .iter()
+        .filter(|f| f["policy"] == "kyverno/replica-limit")
+        .map(|f| f["object"]["name"].as_str().unwrap())
+        .collect();
+    assert!(limited.contains(&"big"), "{faults:#?}\n{}", run.stderr);
+    let big = faults.iter().find(|f| f["policy"] == "kyverno/replica-limit" && f["object"]["name"] == "big").unwrap();
+    assert!(big["message"].as_str().unwrap().contains("at most 2 replicas"), "the limit came from the cluster: {big}");
+    assert!(!limited.contains(&"excused"), "the PolicyException lifts it: {faults:#?}");
+    let exceptions: Vec<&Value> =
+        r["exemptions"].as_array().unwrap().iter().filter(|e| e["state"] == "kyverno").collect();
+    assert_eq!(exceptions.len(), 1, "{:#?}", r["exemptions"]);
+    assert_eq!(exceptions[0]["object"]["name"], "batch-jobs");
+    assert_eq!(exceptions[0]["policies"], json!(["kyverno/replica-limit"]));
+    assert_eq!(exceptions[0]["reason"], "the nightly batch, OPS-7");
+}

@@ -574,3 +574,92 @@ fn serve_talks_to_the_context_its_kubeconfig_flags_choose() {
     assert_eq!(code, 2);
     assert!(err.contains("context \"nope\" is not in the kubeconfig"), "{err}");
 }
+
+/// The policies webhook asks about the kinds the policy files judge, beside
+/// the native rules' kinds: a Kyverno Pod policy brings Pods and, through
+/// autogen, the pod controllers; a ClusterPolicy its kinds; a VAP its
+/// `resourceRules`. One policy that matches every kind has paved asked
+/// about every object.
+#[test]
+fn the_policies_webhook_asks_about_the_kinds_the_policy_files_match() {
+    let dir = tempfile::tempdir().unwrap();
+    let policies = dir.path().join("policies");
+    std::fs::create_dir(&policies).unwrap();
+    std::fs::write(
+        policies.join("kyverno.yaml"),
+        "apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata: {name: secrets-labelled}
+spec:
+  rules:
+  - name: labelled
+    match: {any: [{resources: {kinds: [Secret, networking.k8s.io/v1/Ingress]}}]}
+    validate: {cel: {expressions: [{expression: has(object.metadata.labels)}]}}
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicy
+metadata: {name: quotas}
+spec:
+  matchConstraints:
+    resourceRules:
+    - {apiGroups: [''], apiVersions: [v1], operations: [CREATE], resources: [resourcequotas]}
+  validations: [{expression: 'true'}]
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicyBinding
+metadata: {name: quotas}
+spec: {policyName: quotas, validationActions: [Deny]}
+",
+    )
+    .unwrap();
+    let config = dir.path().join("paved.yaml");
+    std::fs::write(&config, "policy-paths: [policies/]\n").unwrap();
+    let rules = |config: &Path| -> Vec<(String, String, String)> {
+        let docs = docs(&install(&["--config", config.to_str().unwrap()]));
+        let webhooks = find(&docs, "ValidatingWebhookConfiguration", "paved-policies")["webhooks"].clone();
+        let mut out = Vec::new();
+        for rule in webhooks[0]["rules"].as_array().unwrap() {
+            for group in rule["apiGroups"].as_array().unwrap() {
+                for resource in rule["resources"].as_array().unwrap() {
+                    out.push((
+                        group.as_str().unwrap().to_owned(),
+                        resource.as_str().unwrap().to_owned(),
+                        rule["operations"].to_string(),
+                    ));
+                }
+            }
+        }
+        out
+    };
+    let asked = rules(&config);
+    let has = |group: &str, resource: &str| asked.iter().any(|(g, r, _)| g == group && r == resource);
+    assert!(has("", "pods") && has("apps", "deployments"), "the native rules' kinds: {asked:?}");
+    assert!(has("*", "secrets"), "a ClusterPolicy kind without a group: {asked:?}");
+    assert!(has("networking.k8s.io", "ingresses"), "{asked:?}");
+    assert!(
+        asked.iter().any(|(g, r, ops)| g.is_empty() && r == "resourcequotas" && ops == r#"["CREATE"]"#),
+        "{asked:?}"
+    );
+    assert!(!asked.iter().any(|(_, r, _)| r == "*" || r == "configmaps"), "nothing else is asked: {asked:?}");
+
+    // A VAP of every kind: every object.
+    std::fs::write(
+        policies.join("all.yaml"),
+        "apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicy
+metadata: {name: everything}
+spec:
+  matchConstraints:
+    resourceRules:
+    - {apiGroups: ['*'], apiVersions: ['*'], operations: [CREATE, UPDATE], resources: ['*']}
+  validations: [{expression: 'true'}]
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicyBinding
+metadata: {name: everything}
+spec: {policyName: everything, validationActions: [Warn]}
+",
+    )
+    .unwrap();
+    assert!(rules(&config).iter().any(|(g, r, _)| g == "*" && r == "*"));
+}

@@ -302,6 +302,8 @@ fn on(
         "PersistentVolumeClaim" => ("", "v1", "persistentvolumeclaims"),
         "Deployment" => ("apps", "v1", "deployments"),
         "ReplicaSet" => ("apps", "v1", "replicasets"),
+        "PolicyException" if obj["apiVersion"] == "kyverno.io/v2" => ("kyverno.io", "v2", "policyexceptions"),
+        "PolicyException" => ("policies.kyverno.io", "v1", "policyexceptions"),
         other => panic!("no resource for {other}"),
     };
     let leak = |s: &str| -> &'static str { Box::leak(s.to_owned().into_boxed_str()) };
@@ -352,7 +354,10 @@ fn ordinary() -> Vec<(&'static str, Request)> {
     (lease_update.group, lease_update.resource, lease_update.kind) = ("coordination.k8s.io", "leases", "Lease");
     lease_update.object = lease.clone();
     lease_update.old_object = lease;
+    let exception = json!({"apiVersion": "kyverno.io/v2", "kind": "PolicyException",
+        "metadata": {"name": "old", "namespace": "shop"}, "spec": {"exceptions": [{"policyName": "p"}]}});
     vec![
+        ("delete a Kyverno PolicyException", on("DELETE", DEV, None, Some(exception))),
         ("kubectl create namespace", on("CREATE", DEV, Some(ns_shop.clone()), None)),
         ("delete a namespace that holds no lock", on("DELETE", ADMIN, None, Some(ns_shop.clone()))),
         ("kubectl label namespace team=a", on("UPDATE", DEV, Some(ns_shop_team.clone()), Some(ns_shop.clone()))),
@@ -493,6 +498,28 @@ fn gestures() -> Vec<(&'static str, Request)> {
         (
             "grant an exemption",
             on("UPDATE", DEV, Some(exempted.clone()), Some(deployment("shop", json!({}), json!({})))),
+        ),
+        (
+            "create a Kyverno PolicyException",
+            on(
+                "CREATE",
+                DEV,
+                Some(json!({"apiVersion": "kyverno.io/v2", "kind": "PolicyException",
+                "metadata": {"name": "mine", "namespace": "shop"},
+                "spec": {"exceptions": [{"policyName": "disallow-privileged", "ruleNames": ["privileged"]}]}})),
+                None,
+            ),
+        ),
+        (
+            "widen a Kyverno PolicyException",
+            on(
+                "UPDATE",
+                DEV,
+                Some(json!({"apiVersion": "policies.kyverno.io/v1", "kind": "PolicyException",
+                    "metadata": {"name": "mine", "namespace": "shop"}, "spec": {"policyRefs": [{"name": "a"}, {"name": "b"}]}})),
+                Some(json!({"apiVersion": "policies.kyverno.io/v1", "kind": "PolicyException",
+                    "metadata": {"name": "mine", "namespace": "shop"}, "spec": {"policyRefs": [{"name": "a"}]}})),
+            ),
         ),
         (
             "grant an exemption through /status",
