@@ -255,7 +255,8 @@ impl Server {
                         paved_core::Timestamp::now(),
                     );
                     let mut found = diagnostics(&report, &doc.text);
-                    found.extend(compiled.problems.iter().map(policy_diagnostic));
+                    let here = document_path(&uri);
+                    found.extend(compiled.problems.iter().map(|p| policy_diagnostic(p, here.as_deref(), &doc.text)));
                     (found, Some(report))
                 }
                 Err(message) => (vec![config_diagnostic(message)], None),
@@ -347,13 +348,26 @@ impl Server {
         let doc = self.docs.get(&params.text_document_position_params.text_document.uri)?;
         let report = doc.report.as_ref()?;
         let lines = LineIndex::new(&doc.text);
-        let finding = report.objects.iter().flat_map(|o| &o.findings).find(|f| {
-            let range = lines.range(f.span.start, f.span.end);
-            !f.span.is_none() && contains(range, position)
-        })?;
         let folder = folder_of(&params.text_document_position_params.text_document.uri);
         let key = folder.unwrap_or_default();
         let compiled = self.engines.get(&key)?.as_ref().as_ref().ok()?;
+        let finding = report.objects.iter().flat_map(|o| &o.findings).find(|f| {
+            let range = lines.range(f.span.start, f.span.end);
+            !f.span.is_none() && contains(range, position)
+        });
+        let Some(finding) = finding else {
+            // In a policy file: what the policy under the cursor is, as `paved explain` says it.
+            let loaded: Vec<String> = compiled.engine.foreign_policies().into_iter().map(|p| p.id).collect();
+            let id = policy_under(&doc.text, position, &loaded)?;
+            let (title, body) = crate::explain::hover_markdown(&compiled.engine, &id)?;
+            return Some(Hover {
+                contents: HoverContents::Markup(MarkupContent {
+                    kind: MarkupKind::Markdown,
+                    value: format!("{title}\n\n{body}"),
+                }),
+                range: None,
+            });
+        };
         let (title, body) = crate::explain::hover_markdown(&compiled.engine, &finding.policy)?;
         let text = format!("{title}\n\n{}\n\n{body}", finding.message);
         Some(Hover {
@@ -384,9 +398,70 @@ fn folder_of(uri: &Uri) -> Option<PathBuf> {
 }
 
 /// A policy file that could not load: shown on every document of the
-/// folder, since its findings are missing from all of them.
-fn policy_diagnostic(problem: &paved_gatekeeper::policies::LoadProblem) -> Diagnostic {
-    folder_error(format!("policy {problem}"))
+/// folder, since its findings are missing from all of them; in the policy
+/// file itself, at the line and column of the fault (a CEL or Rego error
+/// inside an expression included), to the end of that line.
+fn policy_diagnostic(
+    problem: &paved_gatekeeper::policies::LoadProblem,
+    document: Option<&Path>,
+    text: &str,
+) -> Diagnostic {
+    let in_this_file = document.is_some_and(|d| absolute(d) == absolute(&problem.file));
+    match problem.pos.filter(|_| in_this_file) {
+        Some(pos) => {
+            let lines = LineIndex::new(text);
+            let start = lines.position(pos);
+            let end_col = text.lines().nth(start.line as usize).map_or(0, |l| l.encode_utf16().count() as u32);
+            Diagnostic {
+                range: Range { start, end: Position { line: start.line, character: end_col.max(start.character) } },
+                severity: Some(DiagnosticSeverity::ERROR),
+                source: Some("paved".into()),
+                message: problem.message.clone(),
+                ..Diagnostic::default()
+            }
+        }
+        None => folder_error(format!("policy {problem}")),
+    }
+}
+
+/// The file a `file://` document is.
+fn document_path(uri: &Uri) -> Option<PathBuf> {
+    let folder = folder_of(uri)?;
+    let path = uri.path().as_estr().decode().into_string().ok()?;
+    Some(folder.join(Path::new(&*path).file_name()?))
+}
+
+/// The policy a policy file's document under `p` defines, as findings name
+/// it: a Kyverno ValidatingPolicy `kyverno/<name>`, a ClusterPolicy's rule
+/// under the cursor `kyverno/<name>/<rule>` (its first rule elsewhere), a
+/// VAP its first binding, a Gatekeeper constraint its own id.
+fn policy_under(text: &str, p: Position, loaded: &[String]) -> Option<String> {
+    let limits = paved_yaml::Limits::default();
+    let items = paved_yaml::load(text, &limits).ok()?;
+    let line = p.line + 1;
+    let within = |span: paved_core::node::Span| span.start.line <= line && line <= span.end.line;
+    let doc = items.iter().find_map(|item| match item {
+        paved_yaml::Item::Object(node) if within(node.span) => Some(node),
+        _ => None,
+    })?;
+    let text_at = |keys: &[&str]| doc.at(keys).and_then(paved_core::node::Node::as_str);
+    let (kind, name) = (text_at(&["kind"])?, text_at(&["metadata", "name"])?);
+    let api_version = text_at(&["apiVersion"]).unwrap_or("");
+    let prefix = if api_version.starts_with("constraints.gatekeeper.sh/") {
+        format!("gatekeeper/{}/{name}", kind.to_ascii_lowercase())
+    } else if api_version.starts_with("admissionregistration.k8s.io/") {
+        format!("vap/{name}")
+    } else if kind == "ClusterPolicy" || kind == "Policy" {
+        let rules = doc.at(&["spec", "rules"]).map(paved_core::node::Node::as_seq).unwrap_or_default();
+        let rule = rules.iter().find(|r| within(r.span)).or(rules.first());
+        match rule.and_then(|r| r.get("name")).and_then(paved_core::node::Node::as_str) {
+            Some(rule) => format!("kyverno/{name}/{rule}"),
+            None => format!("kyverno/{name}"),
+        }
+    } else {
+        format!("kyverno/{name}")
+    };
+    loaded.iter().find(|id| **id == prefix || id.starts_with(&format!("{prefix}/"))).cloned()
 }
 
 fn absolute(path: &Path) -> PathBuf {

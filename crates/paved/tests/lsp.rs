@@ -518,3 +518,77 @@ fn policies_given_to_the_server_apply_in_every_folder_and_reload_on_save() {
     assert!(found.iter().any(|d| d["message"].as_str().unwrap().contains("broken.yaml")), "{found:?}");
     client.stop();
 }
+
+/// A Kyverno policy file open in the editor: a CEL error is a squiggle at
+/// its own line and column in that file (elsewhere, a note that the policy
+/// did not load), and hover on a policy that loads explains it as
+/// `paved explain` does.
+#[test]
+fn kyverno_policy_files_get_cel_errors_in_place_and_hover() {
+    let dir = tempfile::tempdir().unwrap();
+    let policies = dir.path().join("policies");
+    std::fs::create_dir(&policies).unwrap();
+    let text = "apiVersion: policies.kyverno.io/v1
+kind: ValidatingPolicy
+metadata:
+  name: no-latest
+spec:
+  validationActions: [Deny]
+  matchConstraints:
+    resourceRules:
+    - {apiGroups: [''], apiVersions: [v1], operations: [CREATE], resources: [pods]}
+  validations:
+  - expression: |
+      object.spec.containers.all(c,
+        !c.image.endsWith(':latest') &&)
+---
+apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata: {name: team-label}
+spec:
+  rules:
+  - name: has-team
+    match: {any: [{resources: {kinds: [ConfigMap]}}]}
+    validate:
+      failureAction: Enforce
+      cel: {expressions: [{expression: \"has(object.metadata.labels) && 'team' in object.metadata.labels\"}]}
+";
+    let file = policies.join("policies.yaml");
+    std::fs::write(&file, text).unwrap();
+    std::fs::write(dir.path().join(".paved.yaml"), "policy-paths: [policies]\n").unwrap();
+    let mut client = Client::start(dir.path());
+    let doc = uri(&file);
+    client.notify(
+        "textDocument/didOpen",
+        json!({"textDocument": {"uri": doc, "languageId": "yaml", "version": 1, "text": text}}),
+    );
+    let found = client.diagnostics(&doc, Some(1));
+    let error = found
+        .iter()
+        .find(|d| d["message"].as_str().unwrap().contains("no-latest"))
+        .unwrap_or_else(|| panic!("the broken policy is named: {found:?}"));
+    // Line 13 of the file (0-based 12): the second line of the expression, where `)` follows `&&`.
+    assert_eq!(error["range"]["start"]["line"], 12, "{error}");
+    assert_eq!(error["range"]["start"]["character"], 39, "at the `)`, inside the expression: {error}");
+
+    // Elsewhere in the folder, the same problem is a note at the start of the document.
+    let other = uri(&dir.path().join("cm.yaml"));
+    client.notify(
+        "textDocument/didOpen",
+        json!({"textDocument": {"uri": other, "languageId": "yaml", "version": 1,
+               "text": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n"}}),
+    );
+    let found = client.diagnostics(&other, Some(1));
+    assert!(
+        found.iter().any(|d| d["message"].as_str().unwrap().starts_with("policy ") && d["range"]["start"]["line"] == 0)
+    );
+    assert!(with_code(&found, "kyverno/team-label/has-team").is_some(), "the policy that loads runs: {found:?}");
+
+    // Hover on the ClusterPolicy's rule.
+    let hover = client
+        .request("textDocument/hover", json!({"textDocument": {"uri": doc}, "position": {"line": 20, "character": 6}}));
+    let shown = hover["contents"]["value"].as_str().unwrap_or_else(|| panic!("{hover}"));
+    assert!(shown.contains("kyverno/team-label/has-team"), "{shown}");
+    assert!(shown.contains("'team' in object.metadata.labels"), "the rule's expression: {shown}");
+    client.stop();
+}
