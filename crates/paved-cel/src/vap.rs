@@ -492,6 +492,7 @@ impl Vaps {
             b.policy.reads_namespace_object
                 || b.policy.match_constraints.get("namespaceSelector").is_some()
                 || b.match_resources.get("namespaceSelector").is_some()
+                || b.rule_match.as_ref().is_some_and(|r| r.written.to_string().contains("namespaceSelector"))
         });
         let resource_reads = vaps.bindings.iter().flat_map(|b| b.policy.validator.resource_reads()).collect();
         let reads_exceptions = vaps.bindings.iter().any(|b| b.kyverno.is_some());

@@ -108,7 +108,17 @@ pub fn run_kyverno_test(path: &Path) -> Result<Vec<CaseResult>, SuiteError> {
                 .cloned()
                 .collect()
         };
-        let (vaps, errors) = Vaps::from_docs(&policy_docs, &context_items("resources"));
+        // Values' `namespaceSelector`: the labels of the namespaces resources are in.
+        let namespaces = values
+            .iter()
+            .flat_map(|v| v.get("namespaceSelector").and_then(Value::as_array).into_iter().flatten())
+            .filter_map(|n| {
+                let name = n.get("name").and_then(Value::as_str)?;
+                Some(serde_json::json!({"apiVersion": "v1", "kind": "Namespace",
+                    "metadata": {"name": name, "labels": n.get("labels").cloned().unwrap_or(Value::Null)}}))
+            });
+        let objects: Vec<Value> = context_items("resources").into_iter().chain(namespaces).collect();
+        let (vaps, errors) = Vaps::from_docs(&policy_docs, &objects);
         vaps.objects().set_images(&context_items("images"));
         // What paved cannot run, by policy and (for a ClusterPolicy) rule:
         // its results are reported as not run, never compared.

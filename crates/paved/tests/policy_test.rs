@@ -669,3 +669,55 @@ spec:
     assert!(of("web")["exempted"].is_null());
     assert_eq!(of("web")["policy"], "kyverno/no-latest/pinned");
 }
+
+/// A `kyverno test` Values file's `namespaceSelector` gives the namespaces
+/// their labels, which a rule's `namespaceSelector` then selects on.
+#[test]
+fn kyverno_test_values_label_namespaces() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).unwrap();
+    write(
+        "policy.yaml",
+        "apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata: {name: prod-images}
+spec:
+  rules:
+  - name: pinned
+    match:
+      any:
+      - resources:
+          kinds: [Pod]
+          namespaceSelector: {matchLabels: {env: production}}
+    validate:
+      failureAction: Enforce
+      cel: {expressions: [{expression: \"object.spec.containers.all(c, c.image.contains('@'))\"}]}
+",
+    );
+    write(
+        "resources.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: in-prod, namespace: shop}\nspec: {containers: [{name: a, image: nginx}]}\n---\n\
+         apiVersion: v1\nkind: Pod\nmetadata: {name: in-dev, namespace: lab}\nspec: {containers: [{name: a, image: nginx}]}\n",
+    );
+    write(
+        "values.yaml",
+        "apiVersion: cli.kyverno.io/v1alpha1\nkind: Values\nnamespaceSelector:\n- {name: shop, labels: {env: production}}\n- {name: lab, labels: {env: dev}}\n",
+    );
+    write(
+        "kyverno-test.yaml",
+        "apiVersion: cli.kyverno.io/v1alpha1
+kind: Test
+metadata: {name: prod-images}
+policies: [policy.yaml]
+resources: [resources.yaml]
+variables: values.yaml
+results:
+- {policy: prod-images, rule: pinned, kind: Pod, resources: [in-prod], result: fail}
+- {policy: prod-images, rule: pinned, kind: Pod, resources: [in-dev], result: skip}
+",
+    );
+    let (code, stdout, stderr) = paved_test(dir.path(), &["--format", "json", "."]);
+    let doc: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}{stderr}"));
+    assert_eq!((doc["passed"].as_u64(), doc["failed"].as_u64()), (Some(2), Some(0)), "{doc:#}");
+    assert_eq!(code, 0);
+}
