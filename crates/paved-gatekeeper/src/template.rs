@@ -587,10 +587,122 @@ fn assigned_name<'l>(line: &'l str, scan: &LineScan) -> Option<&'l str> {
     (!value.is_empty() && !continues).then_some(name)
 }
 
-/// Three places where regorus reads Gatekeeper's Rego v0 differently from
+/// Four places where regorus reads Gatekeeper's Rego v0 differently from
 /// OPA, which Gatekeeper runs, mended in the source before regorus sees it.
 pub fn as_opa_reads_it(rego: &str) -> std::borrow::Cow<'_, str> {
-    hoist_negated_call_args(&split_bodies(&end_expressions_at_newlines(rego))).into()
+    hoist_negated_call_args(&split_bodies(&end_expressions_at_newlines(&regex_as_re2(rego)))).into()
+}
+
+/// The regex builtins, and which argument is the pattern.
+const REGEX_CALLS: &[(&str, usize)] = &[
+    ("regex.match", 0),
+    ("re_match", 0),
+    ("regex.is_valid", 0),
+    ("regex.split", 0),
+    ("regex.find_n", 0),
+    ("regex.find_all_string_submatch_n", 0),
+    ("regex.replace", 1),
+];
+
+/// OPA's regexes are Go's RE2, where `\d`, `\w`, `\s` and `\b` are ASCII:
+/// `\d` is `[0-9]`, `\s` is `[\t\n\f\r ]`. regorus's are Rust's, where they
+/// are Unicode: `^\d+$` accepts Arabic-Indic digits and `\s` a no-break
+/// space, so a policy that validates a name, a port or a tag with them
+/// accepts what Gatekeeper refuses. Each pattern argument of a regex builtin
+/// is wrapped in `replace` calls that spell those classes out in ASCII
+/// (escaped backslashes kept apart first), which the virtual machine runs
+/// like any builtin. Columns after a wrapped pattern move; lines do not.
+pub fn regex_as_re2(rego: &str) -> std::borrow::Cow<'_, str> {
+    let bytes = rego.as_bytes();
+    // (where the pattern argument starts, where it ends)
+    let mut wraps: Vec<(usize, usize)> = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'#' => i = comment_end(bytes, i),
+            b'"' | b'`' => i = string_end(bytes, i) + 1,
+            b if b.is_ascii_alphabetic() || b == b'_' => {
+                let start = i;
+                while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_' || bytes[i] == b'.') {
+                    i += 1;
+                }
+                let name = &rego[start..i];
+                let after_dot = start > 0 && bytes[start - 1] == b'.';
+                if let (Some((_, argument)), false, Some(b'(')) =
+                    (REGEX_CALLS.iter().find(|(n, _)| *n == name), after_dot, bytes.get(i))
+                    && let Some(span) = argument_span(bytes, i, *argument)
+                {
+                    wraps.push(span);
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    if wraps.is_empty() {
+        return rego.into();
+    }
+    // `\\` first, to a placeholder, so that `\\d` (a backslash, then d) stays as written.
+    const CLASSES: [(&str, &str); 8] = [
+        (r#""\\d""#, r#""[0-9]""#),
+        (r#""\\D""#, r#""[^0-9]""#),
+        (r#""\\w""#, r#""[0-9A-Za-z_]""#),
+        (r#""\\W""#, r#""[^0-9A-Za-z_]""#),
+        (r#""\\s""#, r#""[\\t\\n\\f\\r ]""#),
+        (r#""\\S""#, r#""[^\\t\\n\\f\\r ]""#),
+        (r#""\\b""#, r#""(?-u:\\b)""#),
+        (r#""\\B""#, r#""(?-u:\\B)""#),
+    ];
+    let opening = format!("replace({}", "replace(".repeat(CLASSES.len() + 1));
+    let mut closing = String::from(r#", "\\\\", "\u0000")"#);
+    for (from, to) in CLASSES {
+        closing.push_str(&format!(", {from}, {to})"));
+    }
+    closing.push_str(r#", "\u0000", "\\\\")"#);
+    let mut out = String::with_capacity(rego.len() + wraps.len() * (opening.len() + closing.len()));
+    let mut from = 0;
+    for (start, end) in wraps {
+        out.push_str(&rego[from..start]);
+        out.push_str(&opening);
+        out.push_str(&rego[start..end]);
+        out.push_str(&closing);
+        from = end;
+    }
+    out.push_str(&rego[from..]);
+    out.into()
+}
+
+/// The span of argument `index` of the call whose `(` is at `open`, without
+/// its surrounding blanks; `None` when the call has fewer arguments or an
+/// argument spans lines (left as regorus reads it rather than moved).
+fn argument_span(bytes: &[u8], open: usize, index: usize) -> Option<(usize, usize)> {
+    let mut depth = 0usize;
+    let mut argument = 0;
+    let mut start = open + 1;
+    let mut i = open + 1;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' | b'`' => i = string_end(bytes, i),
+            b'\n' | b'#' => return None,
+            b'(' | b'[' | b'{' => depth += 1,
+            b')' | b']' | b'}' if depth > 0 => depth -= 1,
+            b',' | b')' if depth == 0 => {
+                if argument == index {
+                    let text = std::str::from_utf8(&bytes[start..i]).ok()?;
+                    let lead = text.len() - text.trim_start().len();
+                    let trimmed = text.trim();
+                    return (!trimmed.is_empty()).then_some((start + lead, start + lead + trimmed.len()));
+                }
+                if bytes[i] == b')' {
+                    return None;
+                }
+                argument += 1;
+                start = i + 1;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
 }
 
 /// In a rule body OPA ends an expression at the end of its line: a
@@ -957,6 +1069,58 @@ mod tests {
             template.violations(&Review::of(&pod), &constraint, &inventory).expect("evaluates").len()
         };
         assert_eq!((judge("a-long-name"), judge("short")), (1, 0));
+    }
+
+    /// Regexes as Go's RE2 reads them (OPA's): `\d`, `\w`, `\s` and `\b`
+    /// are ASCII, whether the pattern is written in the template or comes
+    /// from the constraint's parameters; the template still runs on the
+    /// virtual machine.
+    #[test]
+    fn regex_classes_are_ascii_as_in_go() {
+        let rego = concat!(
+            "package k8sbusy\n",
+            "violation[{\"msg\": msg}] {\n",
+            "  v := input.review.object.metadata.labels[k]\n",
+            "  not regex.match(input.parameters.patterns[k], v)\n",
+            "  msg := sprintf(\"%v=%v\", [k, v])\n",
+            "}\n",
+        );
+        let template = compiled(rego);
+        assert!(template.on_virtual_machine(), "the mend uses builtins the virtual machine has");
+        let patterns = json!({
+            "digits": r"^\d+$", "word": r"^\w+$", "space": r"^a\sb$", "bound": r"\bx\b",
+            "not-digits": r"^\D+$", "literal": r"^\\d$", "class": r"^[\d.]+$",
+        });
+        let constraint = Constraint::from_json(&json!({
+            "apiVersion": "constraints.gatekeeper.sh/v1beta1", "kind": "K8sBusy",
+            "metadata": {"name": "c"}, "spec": {"parameters": {"patterns": patterns}},
+        }))
+        .expect("constraint");
+        let inventory = Inventory::new(Vec::new());
+        let refused = |labels: serde_json::Value| {
+            let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "labels": labels}});
+            let mut found: Vec<String> = template
+                .violations(&Review::of(&pod), &constraint, &inventory)
+                .expect("evaluates")
+                .into_iter()
+                .map(|v| v.msg)
+                .collect();
+            found.sort();
+            found
+        };
+        // What Go accepts, regorus accepts.
+        let ascii = json!({"digits": "123", "word": "a_1", "space": "a b", "bound": "a x b",
+                           "not-digits": "abc", "literal": r"\d", "class": "1.2"});
+        assert_eq!(refused(ascii), Vec::<String>::new());
+        // What Go refuses (Unicode digits, letters and spaces), regorus refuses; `é` is no
+        // word character to Go, so `x` in `éxé` stands between word boundaries.
+        let unicode = json!({"digits": "١٢٣", "word": "né", "space": "a\u{a0}b", "bound": "éxé",
+                             "not-digits": "a١", "literal": "1", "class": "١"});
+        assert_eq!(
+            refused(unicode),
+            ["class=١", "digits=١٢٣", "literal=1", "space=a\u{a0}b", "word=né"],
+            "`\\D` matches a non-ASCII digit, as in Go"
+        );
     }
 
     #[test]
