@@ -380,6 +380,7 @@ mod tests {
             "an exact id wins over a glob"
         );
         assert_eq!(action_with(&[("vap/not-loaded-here/x", "warn")]), Some(Action::Deny));
+        assert_eq!(action_with(&[("kyverno/not-loaded-here", "off")]), Some(Action::Deny), "Kyverno ids are accepted");
         assert!(
             Engine::new(
                 &Config { policies: [("pss-nope/*".to_owned(), "warn".to_owned())].into(), ..Config::default() },

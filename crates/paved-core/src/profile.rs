@@ -164,9 +164,9 @@ pub struct PolicySet {
     overrides: Vec<Override>,
 }
 
-/// Ids of policies loaded from files: Gatekeeper constraints and
-/// ValidatingAdmissionPolicy bindings.
-const FOREIGN_PREFIXES: [&str; 2] = ["gatekeeper/", "vap/"];
+/// Ids of policies loaded from files: Gatekeeper constraints,
+/// ValidatingAdmissionPolicy bindings and Kyverno policies (and rules).
+pub const FOREIGN_PREFIXES: [&str; 3] = ["gatekeeper/", "vap/", "kyverno/"];
 
 impl PolicySet {
     /// Compiles a profile with the configuration's overrides.

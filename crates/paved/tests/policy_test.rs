@@ -721,3 +721,63 @@ results:
     assert_eq!((doc["passed"].as_u64(), doc["failed"].as_u64()), (Some(2), Some(0)), "{doc:#}");
     assert_eq!(code, 0);
 }
+
+/// The configuration and exemptions address Kyverno policies by their ids,
+/// `kyverno/<policy>[/<rule>]`, as they do native rules and other loaded policies.
+#[test]
+fn overrides_and_exemptions_address_kyverno_policies() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("policy.yaml"),
+        "apiVersion: policies.kyverno.io/v1
+kind: ValidatingPolicy
+metadata: {name: no-latest}
+spec:
+  validationActions: [Deny]
+  matchConstraints:
+    resourceRules:
+    - {apiGroups: [''], apiVersions: [v1], operations: [CREATE], resources: [pods]}
+  validations:
+  - expression: \"object.spec.containers.all(c, !c.image.endsWith(':latest'))\"
+",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("pods.yaml"),
+        "apiVersion: v1
+kind: Pod
+metadata:
+  name: excused
+  annotations: {paved.dev/exempt: kyverno/no-latest, paved.dev/exempt-reason: OPS-1, paved.dev/exempt-until: '2099-01-01'}
+spec: {containers: [{name: a, image: 'nginx:latest'}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: plain}
+spec: {containers: [{name: a, image: 'nginx:latest'}]}
+",
+    )
+    .unwrap();
+    let findings = |config: &str| {
+        std::fs::write(dir.path().join(".paved.yaml"), config).unwrap();
+        let (_, stdout, stderr) =
+            paved(dir.path(), &["check", "--format", "json", "--policy", "policy.yaml", "pods.yaml"]);
+        let doc: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}{stderr}"));
+        doc["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["policy"] == "kyverno/no-latest" || f["policy"] == "paved/exemption-invalid")
+            .map(|f| {
+                format!("{} {} {}", f["object"]["name"].as_str().unwrap(), f["policy"].as_str().unwrap(), f["action"])
+            })
+            .collect::<Vec<_>>()
+    };
+    let plain = findings("profile: pss-baseline\n");
+    assert!(plain.contains(&"plain kyverno/no-latest \"deny\"".to_owned()), "{plain:?}");
+    assert!(!plain.iter().any(|f| f.contains("exemption-invalid")), "the exemption names a known policy: {plain:?}");
+    let warned = findings("profile: pss-baseline\npolicies:\n  kyverno/no-latest: warn\n");
+    assert!(warned.contains(&"plain kyverno/no-latest \"warn\"".to_owned()), "{warned:?}");
+    let off = findings("profile: pss-baseline\npolicies:\n  kyverno/*: 'off'\n");
+    assert!(!off.iter().any(|f| f.starts_with("plain")), "{off:?}");
+}
