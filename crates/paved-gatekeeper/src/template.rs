@@ -141,6 +141,11 @@ pub struct SyncKind {
 }
 
 impl SyncKind {
+    /// Its resource, as RBAC rules name it (`configmaps`).
+    pub fn resource(&self) -> String {
+        paved_cel::vap::resource_of(&self.kind)
+    }
+
     pub fn api_version(&self) -> String {
         if self.group.is_empty() { self.version.clone() } else { format!("{}/{}", self.group, self.version) }
     }

@@ -210,7 +210,15 @@ pub fn compile_with_inventory(
     for p in &problems {
         tracing::warn!(policy = %p.file.display(), error = %p.message, "policy left out");
     }
-    let plan = InventoryPlan { kinds: policies.synced_kinds(), inventory: policies.inventory() };
+    // Never Secrets: their lists would hold every Secret of the cluster in
+    // paved's memory (`paved install` refuses such policies; `--inventory`
+    // may still give a few).
+    let (secrets, kinds): (Vec<_>, Vec<_>) =
+        policies.synced_kinds().into_iter().partition(|k| k.group.is_empty() && k.kind == "Secret");
+    if !secrets.is_empty() {
+        tracing::warn!("a policy reads Secrets; paved never lists them, so it sees only those of --inventory");
+    }
+    let plan = InventoryPlan { kinds, inventory: policies.inventory() };
     match previous {
         Some(previous) => plan.inventory.set(previous.inventory.get()),
         // Until the watches have listed, the policies read the `--inventory` objects.

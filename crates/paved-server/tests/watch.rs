@@ -613,3 +613,28 @@ async fn a_stricter_profile_label_names_the_workloads_it_breaks() {
         .any(|(p, q, _)| p == "/apis/apps/v1/namespaces/payments/deployments" && q.contains("limit=200"));
     assert!(listed, "the namespace's deployments were not listed with a bound");
 }
+
+/// A policy that reads Secrets does not make serve list them: that would
+/// hold every Secret of the cluster in paved's memory.
+#[test]
+fn a_policy_reading_secrets_does_not_make_serve_list_them() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("p.yaml"),
+        "apiVersion: policies.kyverno.io/v1
+kind: ValidatingPolicy
+metadata: {name: secret-reader}
+spec:
+  validationActions: [Audit]
+  matchConstraints:
+    resourceRules:
+    - {apiGroups: [''], apiVersions: [v1], operations: [CREATE], resources: [pods]}
+  validations:
+  - expression: \"resource.Get('v1', 'secrets', 'a', 'b') != null && resource.Get('v1', 'configmaps', 'a', 'b') != null\"
+",
+    )
+    .unwrap();
+    let shared = shared(&format!("policy-paths: [{:?}]\n", dir.path().display().to_string()));
+    let kinds: Vec<String> = shared.inventory.read().unwrap().kinds.iter().map(|k| k.kind.clone()).collect();
+    assert!(kinds.contains(&"ConfigMap".to_owned()) && !kinds.contains(&"Secret".to_owned()), "{kinds:?}");
+}

@@ -43,6 +43,10 @@ pub struct Install {
     /// Webhook rules for the kinds the configuration's policy files judge,
     /// beside those of the native rules; `None` asks about every kind.
     pub policy_rules: Option<Vec<Value>>,
+    /// `(apiGroup, resource)` the policy files read besides the object
+    /// judged (params, Gatekeeper's inventory, Kyverno's `resource.Get`),
+    /// which paved must list and watch.
+    pub policy_reads: Vec<(String, String)>,
 }
 
 /// The configuration installed when none is given: visible, and explicit about who holds authority.
@@ -68,11 +72,20 @@ const NEVER_DELETED: &[&str] = &["default", "kube-system", "kube-public", "kube-
 
 /// `paved install`: the manifests on standard output, or with `--apply`
 /// server-side applied to the cluster.
+/// What `paved install` derives from the configuration's policy files.
+#[derive(Clone, Default)]
+pub struct FromPolicies {
+    /// See [`Install::policy_rules`].
+    pub rules: Option<Vec<Value>>,
+    /// See [`Install::policy_reads`].
+    pub reads: Vec<(String, String)>,
+}
+
 pub fn run(
     args: &InstallArgs,
     config: Config,
     path: Option<&std::path::Path>,
-    policy_rules: Option<Vec<Value>>,
+    from_policies: FromPolicies,
 ) -> miette::Result<u8> {
     let (config_text, config) = match path {
         Some(p) => (std::fs::read_to_string(p).map_err(|e| miette::miette!("{}: {e}", p.display()))?, config),
@@ -91,7 +104,8 @@ pub fn run(
         config_text: config_text.clone(),
         config: config.clone(),
         certs,
-        policy_rules: policy_rules.clone(),
+        policy_rules: from_policies.rules.clone(),
+        policy_reads: from_policies.reads.clone(),
     };
     let generate = || paved_server::certs::generate(&names, args.cert_days).map_err(|e| miette::miette!("{e}"));
     if !args.apply {
@@ -180,6 +194,7 @@ pub fn uninstall(args: &UninstallArgs) -> miette::Result<u8> {
         config: Config::default(),
         certs: placeholder,
         policy_rules: Some(Vec::new()),
+        policy_reads: Vec::new(),
     };
     let mut objects = in_apply_order(installed.manifests());
     objects.reverse();
@@ -257,6 +272,16 @@ impl Install {
         // the only one that should (an analysis vouches for an image).
         rbac_rules.push(json!({"apiGroups": [images::GROUP], "resources": [images::PLURAL],
             "verbs": ["get", "list", "watch", "create", "patch"]}));
+        // What the policy files read besides the object judged, beyond what
+        // the lock index lists already. Never Secrets: a policy that reads
+        // them is refused before this (see `main`).
+        let listed = |group: &str, resource: &str| {
+            (group.is_empty() && resource == "namespaces")
+                || LOCKABLE.iter().any(|r| r.group == group && r.resource == resource)
+        };
+        for (group, resource) in self.policy_reads.iter().filter(|(g, r)| !listed(g, r)) {
+            rbac_rules.push(json!({"apiGroups": [group], "resources": [resource], "verbs": ["list", "watch"]}));
+        }
         // Kyverno PolicyExceptions, honoured when Kyverno policies are loaded
         // (the grants webhook lets only the exception authority make them).
         rbac_rules.push(json!({"apiGroups": ["kyverno.io", "policies.kyverno.io"], "resources": ["policyexceptions"],

@@ -50,15 +50,33 @@ fn run(cli: Cli) -> miette::Result<u8> {
     match &cli.command {
         Command::Serve(args) => return serve::run(args, &cli.global, config_path),
         Command::Install(args) => {
-            // The webhook asks about the kinds the policy files judge.
-            let policy_rules = if config.policy_paths.is_empty() && cli.global.policies.is_empty() {
-                Some(Vec::new())
+            // The webhook asks about the kinds the policy files judge, and
+            // paved may list what they read.
+            let from_policies = if config.policy_paths.is_empty() && cli.global.policies.is_empty() {
+                install::FromPolicies { rules: Some(Vec::new()), reads: Vec::new() }
             } else {
                 let (policies, problems) = foreign_policies(&config, config_path.as_deref(), &cli.global);
+                let reads: Vec<(String, String)> = policies
+                    .synced_kinds()
+                    .into_iter()
+                    .map(|k| {
+                        let resource = k.resource();
+                        (k.group, resource)
+                    })
+                    .collect();
+                if reads.iter().any(|(g, r)| g.is_empty() && r == "secrets") {
+                    return Err(miette::miette!(
+                        code = "paved::policy",
+                        help = "read what the policy needs from a ConfigMap instead",
+                        "a policy reads Secrets (as params, inventory or resource.Get); paved never lists Secrets, \
+                         so it would hold every Secret of the cluster in memory"
+                    ));
+                }
                 // A policy that did not load may match anything: every kind.
-                if problems.is_empty() { policies.admission_rules() } else { None }
+                let rules = if problems.is_empty() { policies.admission_rules() } else { None };
+                install::FromPolicies { rules, reads }
             };
-            return install::run(args, config, config_path.as_deref(), policy_rules);
+            return install::run(args, config, config_path.as_deref(), from_policies);
         }
         Command::Uninstall(args) => return install::uninstall(args),
         Command::Lsp => return lsp::run(&cli.global),

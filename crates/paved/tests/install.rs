@@ -642,6 +642,51 @@ spec: {policyName: quotas, validationActions: [Deny]}
     );
     assert!(!asked.iter().any(|(_, r, _)| r == "*" || r == "configmaps"), "nothing else is asked: {asked:?}");
 
+    // What a policy reads, paved may list and watch; Secrets it refuses to.
+    std::fs::write(
+        policies.join("nodes.yaml"),
+        "apiVersion: policies.kyverno.io/v1
+kind: ValidatingPolicy
+metadata: {name: known-node}
+spec:
+  validationActions: [Audit]
+  matchConstraints:
+    resourceRules:
+    - {apiGroups: [''], apiVersions: [v1], operations: [CREATE], resources: [pods]}
+  validations:
+  - expression: \"!has(object.spec.nodeName) || resource.Get('v1', 'nodes', '', object.spec.nodeName) != null\"
+",
+    )
+    .unwrap();
+    let docs = docs(&install(&["--config", config.to_str().unwrap()]));
+    let role = find(&docs, "ClusterRole", "paved");
+    let lists = |resource: &str| {
+        role["rules"].as_array().unwrap().iter().any(|r| {
+            r["resources"].as_array().unwrap().iter().any(|x| x == resource)
+                && r["verbs"].as_array().unwrap().iter().any(|v| v == "watch")
+        })
+    };
+    assert!(lists("nodes"), "{role:#}");
+    std::fs::write(
+        policies.join("nodes.yaml"),
+        "apiVersion: policies.kyverno.io/v1
+kind: ValidatingPolicy
+metadata: {name: secret-reader}
+spec:
+  validationActions: [Audit]
+  matchConstraints:
+    resourceRules:
+    - {apiGroups: [''], apiVersions: [v1], operations: [CREATE], resources: [pods]}
+  validations:
+  - expression: \"resource.Get('v1', 'secrets', 'a', 'b') != null\"
+",
+    )
+    .unwrap();
+    let (code, _, err) = paved(&["install", "--config", config.to_str().unwrap()], None);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("a policy reads Secrets"), "{err}");
+    std::fs::remove_file(policies.join("nodes.yaml")).unwrap();
+
     // A VAP of every kind: every object.
     std::fs::write(
         policies.join("all.yaml"),
