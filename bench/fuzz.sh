@@ -7,7 +7,8 @@
 # admission_review (AdmissionReview decoding, verdict and response),
 # kubeconfig (kubeconfig parsing and printing, seeded with the golden configurations),
 # cel_expression (CEL compiling and evaluation, seeded with the library's CEL),
-# image_layer (layer blobs: decompression, tar, whiteouts, analysis).
+# image_layer (layer blobs: decompression, tar, whiteouts, analysis),
+# rego_mends (the source rewrites regorus gets, seeded with the library's Rego).
 # Works on the stable toolchain (RUSTC_BOOTSTRAP=1 lets cargo-fuzz pass its
 # -Z flags). Seeds come from the examples and the shared corpora. A crash
 # leaves its input in fuzz/artifacts/TARGET/ and makes this exit 1.
@@ -30,6 +31,17 @@ case "$target" in
     grep -rhoE "expression: .+$" ../shared/corpus/gatekeeper-library --include=template.yaml \
       | sed -E "s/^expression: //; s/^'(.*)'$/\1/" | sort -u \
       | while IFS= read -r e; do printf '%s' "$e" > "$seeds/seed-$i"; i=$((i + 1)); done
+    sources=(/nonexistent);;
+  rego_mends)
+    # One seed per template's Rego (the `rego:` block scalars of the library).
+    python3 - "$seeds" <<'PY'
+import pathlib, re, sys
+out = pathlib.Path(sys.argv[1])
+for i, f in enumerate(sorted(pathlib.Path("../shared/corpus/gatekeeper-library").rglob("template.yaml"))):
+    m = re.search(r"rego: \|\n((?:\s{8,}.*\n|\s*\n)+)", f.read_text())
+    if m:
+        (out / f"seed-{i}").write_text("\n".join(l[8:] for l in m.group(1).splitlines()))
+PY
     sources=(/nonexistent);;
   image_layer)
     # Small real layers: GNU and PAX tars, gzip and zstd, with links,

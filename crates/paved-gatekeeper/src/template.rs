@@ -646,6 +646,17 @@ pub fn regex_as_re2(rego: &str) -> std::borrow::Cow<'_, str> {
     if wraps.is_empty() {
         return rego.into();
     }
+    // In text order, and none inside another (a regex call in a pattern:
+    // the outer pattern is wrapped whole).
+    wraps.sort_unstable();
+    let mut end_of_last = 0;
+    wraps.retain(|&(start, end)| {
+        let keep = start >= end_of_last;
+        if keep {
+            end_of_last = end;
+        }
+        keep
+    });
     // `\\` first, to a placeholder, so that `\\d` (a backslash, then d) stays as written.
     const CLASSES: [(&str, &str); 8] = [
         (r#""\\d""#, r#""[0-9]""#),
@@ -1113,6 +1124,11 @@ mod tests {
             found.sort();
             found
         };
+        // A regex call inside another's arguments: patterns wrapped once each, in
+        // text order; one inside a wrapped pattern (split's "b") is left as written.
+        let nested = "x := regex.replace(regex.match(\"a\", s), regex.split(\"b\", t), u)\ny := regex.match(regex.replace(\"c\", \"d\", v), w)\n";
+        let wrapped = super::regex_as_re2(nested);
+        assert_eq!(wrapped.matches("\"\\u0000\", \"\\\\\\\\\")").count(), 3, "{wrapped}");
         // What Go accepts, regorus accepts.
         let ascii = json!({"digits": "123", "word": "a_1", "space": "a b", "bound": "a x b",
                            "not-digits": "abc", "literal": r"\d", "class": "1.2"});
