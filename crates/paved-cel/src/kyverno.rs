@@ -92,6 +92,17 @@ pub fn at_admission(spec: &Value) -> bool {
     spec.pointer("/evaluation/admission/enabled").and_then(Value::as_bool).unwrap_or(true)
 }
 
+/// Whether the policy judges objects that already exist (Kyverno's
+/// background scans; `paved audit`): a ValidatingPolicy's
+/// `spec.evaluation.background.enabled`, a ClusterPolicy's `spec.background`;
+/// both default to yes.
+pub fn in_background(spec: &Value) -> bool {
+    spec.pointer("/evaluation/background/enabled")
+        .or_else(|| spec.get("background"))
+        .and_then(Value::as_bool)
+        .unwrap_or(true)
+}
+
 /// The Pod autogen judges in place of a controller: its template's
 /// `metadata` and `spec`, as Kyverno's rewritten expressions read them.
 pub struct TemplatePod {

@@ -88,9 +88,12 @@ struct Binding {
     /// PolicyException names.
     kyverno: Option<(String, Option<String>)>,
     /// Kyverno's `evaluation.admission.enabled`: whether `serve` runs it.
-    /// (`evaluation.background` is about Kyverno's periodic scans; a
-    /// manifest is judged as the Kyverno CLI judges it, whatever it says.)
     at_admission: bool,
+    /// Kyverno's `evaluation.background.enabled` (a ClusterPolicy's
+    /// `background`): whether `paved audit`, which judges what exists as
+    /// Kyverno's background scans do, runs it. (A manifest in `check` or
+    /// `paved test` is judged as the Kyverno CLI judges it, whatever it says.)
+    in_background: bool,
 }
 
 /// A ClusterPolicy rule's selection: its `match` and `exclude`, compiled
@@ -141,6 +144,9 @@ pub struct Vaps {
     objects: Arc<VapObjects>,
     /// Kyverno PolicyExceptions, from the policy files.
     exceptions: Vec<crate::kyverno::Exception>,
+    /// Judging what exists (`paved audit`): Kyverno policies without
+    /// background evaluation stay out.
+    background_scan: bool,
 }
 
 /// The objects VAPs read besides the one judged: params (objects of a kind
@@ -484,6 +490,7 @@ impl Vaps {
                 rule_match: None,
                 kyverno: None,
                 at_admission: true,
+                in_background: true,
             });
         }
         let param_kinds: HashSet<(String, String)> =
@@ -548,6 +555,7 @@ impl Vaps {
             rule_match: None,
             kyverno: Some((name.clone(), None)),
             at_admission,
+            in_background: crate::kyverno::in_background(spec),
         })
     }
 
@@ -645,6 +653,7 @@ impl Vaps {
                 }),
                 kyverno: Some((name.to_owned(), Some(rule_name.to_owned()))),
                 at_admission: true,
+                in_background: crate::kyverno::in_background(spec),
             });
         }
         (bindings, errors)
@@ -681,6 +690,12 @@ impl Vaps {
             }
         }
         Some(rules)
+    }
+
+    /// From now on these judge what exists, as Kyverno's background scans
+    /// do: a Kyverno policy with background evaluation off is left out.
+    pub fn for_background_scan(&mut self) {
+        self.background_scan = true;
     }
 
     /// What the policies read besides the object judged, for a caller to add to.
@@ -761,7 +776,10 @@ impl Vaps {
         let known = self.objects.current.get();
         let judged = if object.is_null() { old_object } else { object };
         let subject = Subject::of(judged, request, &known.namespaces);
-        let runs = |b: &Binding| origin == Origin::Manifest || b.at_admission;
+        let runs = |b: &Binding| match origin {
+            Origin::Manifest => !self.background_scan || b.in_background,
+            Origin::Admission => b.at_admission,
+        };
         let in_namespace = |b: &Binding| b.namespace.as_deref().is_none_or(|ns| subject.namespace == Some(ns));
         // A manifest's namespace that paved has not seen still exists where
         // it is applied: `namespaceObject` names it, without labels, as the

@@ -131,6 +131,12 @@ impl Policies {
         Some(rules)
     }
 
+    /// From now on these judge what exists (`paved audit`), as Kyverno's
+    /// background scans do: Kyverno policies with background evaluation off stay out.
+    pub fn for_background_scan(&mut self) {
+        self.vaps.for_background_scan();
+    }
+
     /// As the engine's foreign policies: one per kind that loaded anything.
     pub fn into_foreign(self) -> Vec<Arc<dyn Foreign>> {
         let mut foreign: Vec<Arc<dyn Foreign>> = Vec::new();

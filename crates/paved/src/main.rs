@@ -92,7 +92,8 @@ fn run(cli: Cli) -> miette::Result<u8> {
             return policy_test(paths, cli.global.format, cli.global.engine.map(Into::into), &config);
         }
         Command::Audit(args) => {
-            let (policies, problems) = foreign_policies(&config, config_path.as_deref(), &cli.global);
+            let (mut policies, problems) = foreign_policies(&config, config_path.as_deref(), &cli.global);
+            policies.for_background_scan();
             let reads = (!policies.is_empty()).then(|| audit::PolicyReads {
                 handle: policies.inventory(),
                 kinds: policies.synced_kinds(),

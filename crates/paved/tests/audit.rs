@@ -305,6 +305,18 @@ spec:
   validations:
   - expression: object.spec.replicas <= variables.limit
     messageExpression: \"'at most ' + string(variables.limit) + ' replicas'\"
+---
+apiVersion: policies.kyverno.io/v1
+kind: ValidatingPolicy
+metadata: {name: admission-only}
+spec:
+  evaluation: {background: {enabled: false}}
+  validationActions: [Deny]
+  matchConstraints:
+    resourceRules:
+    - {apiGroups: [apps], apiVersions: [v1], operations: [CREATE, UPDATE], resources: [deployments]}
+  validations:
+  - expression: 'false'
 ",
     )
     .unwrap();
@@ -342,6 +354,11 @@ spec:
     let big = faults.iter().find(|f| f["policy"] == "kyverno/replica-limit" && f["object"]["name"] == "big").unwrap();
     assert!(big["message"].as_str().unwrap().contains("at most 2 replicas"), "the limit came from the cluster: {big}");
     assert!(!limited.contains(&"excused"), "the PolicyException lifts it: {faults:#?}");
+    assert!(
+        !r["policies"].as_object().unwrap().contains_key("kyverno/admission-only"),
+        "a policy without background evaluation does not judge what exists: {:#?}",
+        r["policies"]
+    );
     let exceptions: Vec<&Value> =
         r["exemptions"].as_array().unwrap().iter().filter(|e| e["state"] == "kyverno").collect();
     assert_eq!(exceptions.len(), 1, "{:#?}", r["exemptions"]);
