@@ -185,6 +185,26 @@ fn github_annotations() {
     let first = run.stdout.lines().find(|l| l.starts_with("::error ")).expect("an error annotation");
     assert!(first.starts_with("::error file=examples/bad/public-db.yaml,line="), "{first}");
     assert!(first.contains("title=best-practices/"), "{first}");
+    // Columns only where the annotation stays on one line, as the runner reads them.
+    let property = |line: &str, key: &str| -> Option<u32> {
+        let props = line.split("::").nth(1)?;
+        props.split(',').find_map(|p| p.strip_prefix(&format!("{key}="))?.parse().ok())
+    };
+    let agent = paved(&["check", "--format", "github", "examples/bad/node-agent.yaml"]);
+    let annotations: Vec<&str> =
+        run.stdout.lines().chain(agent.stdout.lines()).filter(|l| l.starts_with("::")).collect();
+    let (mut one_line, mut several) = (0, 0);
+    for a in &annotations {
+        let (Some(line), Some(end)) = (property(a, "line"), property(a, "endLine")) else { continue };
+        if line == end {
+            one_line += 1;
+            assert!(property(a, "col").is_some() && property(a, "endColumn").is_some(), "{a}");
+        } else {
+            several += 1;
+            assert!(property(a, "col").is_none() && property(a, "endColumn").is_none(), "{a}");
+        }
+    }
+    assert!(one_line > 0 && several > 0, "both kinds are covered: {annotations:#?}");
 }
 
 #[test]

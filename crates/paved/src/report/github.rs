@@ -38,8 +38,13 @@ impl Reporter for Github<'_> {
                 Action::Warn => "warning",
                 Action::Audit => "notice",
             };
+            // The runner uses columns only on a one-line annotation (and drops
+            // them otherwise), so a finding over several lines names lines only.
             let at = super::location(f)
-                .map(|(s, e)| format!(",line={},col={},endLine={},endColumn={}", s.line, s.col, e.line, e.col))
+                .map(|(s, e)| match s.line == e.line {
+                    true => format!(",line={},endLine={},col={},endColumn={}", s.line, e.line, s.col, e.col),
+                    false => format!(",line={},endLine={}", s.line, e.line),
+                })
                 .unwrap_or_default();
             writeln!(self.out, "::{command} file={file}{at},title={}::{}", property(&f.policy), data(&f.message))?;
         }
