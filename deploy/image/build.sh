@@ -31,8 +31,8 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 rustup target list --installed | grep -qx "$target" || rustup target add "$target" >/dev/null
 
-cargo build --locked --profile image --target "$target" -p paved
-binary="target/$target/image/paved"
+cargo build --locked --profile dist --target "$target" -p paved
+binary="target/$target/dist/paved"
 # A static binary has no program interpreter and needs no shared library.
 if readelf -l "$binary" | grep -q "Requesting program interpreter"; then
   echo "build.sh: $binary is not static" >&2

@@ -28,6 +28,11 @@ pub struct Config {
     /// CEL (`K8sNativeValidation`): `rego` (the default) or `cel`.
     #[serde(default)]
     pub policy_engine: PolicyEngine,
+    /// Where each native policy's documentation is, as a page whose anchors
+    /// are policy ids: the links of SARIF reports and editor diagnostics.
+    /// Unset: the project's `docs/policies.md`; empty: no links.
+    #[serde(default)]
+    pub docs_url: Option<String>,
 }
 
 /// The engine for Gatekeeper templates that carry code for both.

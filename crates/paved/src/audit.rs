@@ -145,6 +145,7 @@ pub fn run(
     if !matches!(format, Format::Text | Format::Json | Format::Sarif) {
         return Err(miette::miette!(code = "paved::format", "paved audit writes text, json or sarif, not {format:?}"));
     }
+    let docs = crate::explain::docs_base(&config);
     let excluded: Vec<String> = args.exclude.iter().filter(|n| !n.is_empty()).cloned().collect();
     let admission = Admission::with_foreign(config, profile, excluded, foreign)
         .map_err(|e| miette::miette!(code = "paved::config", "{e}"))?;
@@ -247,7 +248,7 @@ pub fn run(
             let doc = json!({"source": source, "report": report, "kinds": kinds, "problems": problems});
             serde_json::to_writer_pretty(&mut out, &doc).map_err(std::io::Error::from).and_then(|()| writeln!(out))
         }
-        Format::Sarif => serde_json::to_writer_pretty(&mut out, &sarif(&report)).map_err(std::io::Error::from),
+        Format::Sarif => serde_json::to_writer_pretty(&mut out, &sarif(&report, &docs)).map_err(std::io::Error::from),
         _ => write_text(&mut out, &report, &kinds, &problems, &source),
     };
     match written.and_then(|()| out.flush()) {
@@ -368,11 +369,14 @@ fn write_text(
     Ok(())
 }
 
-fn sarif(report: &Report) -> Value {
+fn sarif(report: &Report, docs: &str) -> Value {
     let mut rules: Vec<Value> = Vec::new();
     let mut results: Vec<Value> = Vec::new();
     for id in report.policies.keys() {
-        rules.push(json!({"id": id, "helpUri": crate::explain::doc_url(id)}));
+        rules.push(match paved_core::rules::find(id) {
+            Some(rule) => crate::report::sarif_rule(docs, rule),
+            None => json!({"id": id}),
+        });
     }
     for ns in report.namespaces.values() {
         for fault in &ns.faults {

@@ -46,10 +46,19 @@ pub fn policies(out: &mut dyn Write, engine: &Engine, format: Format) -> std::io
     Ok(())
 }
 
-/// Where a policy's documentation lives: `docs/policies.md` in the repository,
-/// at an anchor named by the policy id. Editors link findings there.
-pub fn doc_url(id: &str) -> String {
-    format!("{}/blob/main/docs/policies.md#{id}", env!("CARGO_PKG_REPOSITORY"))
+/// The page documenting every native policy, which the project publishes.
+pub const DEFAULT_DOCS: &str = concat!(env!("CARGO_PKG_REPOSITORY"), "/blob/main/docs/policies.md");
+
+/// The configuration's `docs-url`, or the project's page.
+pub fn docs_base(config: &paved_core::config::Config) -> String {
+    config.docs_url.clone().unwrap_or_else(|| DEFAULT_DOCS.to_owned())
+}
+
+/// Where a native policy's documentation lives: the page `base` at an anchor
+/// named by the policy id; none for a policy loaded from files (hover and
+/// `paved explain` describe those) or when `base` is empty.
+pub fn doc_url(base: &str, id: &str) -> Option<String> {
+    (!base.is_empty() && rules::find(id).is_some()).then(|| format!("{base}#{id}"))
 }
 
 /// A rule's documentation as Markdown list items: what, why, how to fix, how

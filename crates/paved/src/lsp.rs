@@ -66,6 +66,8 @@ struct Server {
 struct Compiled {
     engine: Engine,
     problems: Vec<paved_gatekeeper::policies::LoadProblem>,
+    /// Where native policies are documented (`docs-url`).
+    docs: String,
 }
 
 pub fn run(global: &Global) -> miette::Result<u8> {
@@ -254,7 +256,7 @@ impl Server {
                         &self.limits,
                         paved_core::Timestamp::now(),
                     );
-                    let mut found = diagnostics(&report, &doc.text);
+                    let mut found = diagnostics(&report, &doc.text, &compiled.docs);
                     let here = document_path(&uri);
                     found.extend(compiled.problems.iter().map(|p| policy_diagnostic(p, here.as_deref(), &doc.text)));
                     (found, Some(report))
@@ -287,7 +289,7 @@ impl Server {
                 self.policy_paths.extend(global.policies.iter().map(|p| absolute(p)));
                 let (policies, problems) = crate::load_foreign_policies(&config, config_path.as_deref(), global);
                 let engine = crate::with_foreign_policies(engine, policies, global, &[]);
-                Ok(Compiled { engine, problems })
+                Ok(Compiled { engine, problems, docs: crate::explain::docs_base(&config) })
             },
         );
         let compiled = Rc::new(compiled);
@@ -484,7 +486,7 @@ fn folder_error(message: String) -> Diagnostic {
 }
 
 /// The same findings `paved check` reports, at the same positions.
-fn diagnostics(report: &FileReport, text: &str) -> Vec<Diagnostic> {
+fn diagnostics(report: &FileReport, text: &str, docs: &str) -> Vec<Diagnostic> {
     let lines = LineIndex::new(text);
     let mut out = Vec::new();
     for p in &report.problems {
@@ -510,8 +512,7 @@ fn diagnostics(report: &FileReport, text: &str) -> Vec<Diagnostic> {
         };
         let range = if f.span.is_none() { Range::default() } else { lines.range(f.span.start, f.span.end) };
         // Only native rules have a page; foreign ones are explained by hover.
-        let href =
-            paved_core::rules::find(&f.policy).and_then(|_| crate::explain::doc_url(&f.policy).parse::<Uri>().ok());
+        let href = crate::explain::doc_url(docs, &f.policy).and_then(|u| u.parse::<Uri>().ok());
         out.push(Diagnostic {
             range,
             severity: Some(severity),

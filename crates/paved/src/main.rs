@@ -128,7 +128,7 @@ fn run(cli: Cli) -> miette::Result<u8> {
                 Some(store) => engine.with_images(store.clone()),
                 None => engine,
             };
-            let code = check(&args, &cli.global, &engine)?;
+            let code = check(&args, &cli.global, &engine, &explain::docs_base(&config))?;
             for failure in store.map(|s| s.failures()).unwrap_or_default() {
                 eprintln!("paved: {failure}");
             }
@@ -384,7 +384,7 @@ fn images(
     Ok(if inventory.problems.is_empty() { 0 } else { EXIT_BAD_INPUT })
 }
 
-fn check(args: &CheckArgs, global: &cli::Global, engine: &Engine) -> miette::Result<u8> {
+fn check(args: &CheckArgs, global: &cli::Global, engine: &Engine, docs: &str) -> miette::Result<u8> {
     if global.format == cli::Format::Csv {
         return Err(miette::miette!(
             code = "paved::format",
@@ -400,7 +400,7 @@ fn check(args: &CheckArgs, global: &cli::Global, engine: &Engine) -> miette::Res
     };
     let out = std::io::BufWriter::with_capacity(64 * 1024, stdout_file());
     let options = report::TextOptions { color, verbose: global.verbose > 0 };
-    let mut reporter = report::reporter(global.format, Box::new(out), options);
+    let mut reporter = report::reporter(global.format, Box::new(out), options, docs);
     let mut summary = check::Summary::default();
     let now = paved_core::Timestamp::now();
     let written = (|| {

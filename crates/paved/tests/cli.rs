@@ -165,6 +165,39 @@ fn sarif_is_valid_against_the_2_1_0_schema() {
     assert!(results.iter().any(|r| r["suppressions"][0]["kind"] == "inSource"), "exempted findings are suppressed");
     let rules = log["runs"][0]["tool"]["driver"]["rules"].as_array().expect("rules");
     assert!(rules.iter().all(|r| r["help"]["text"].as_str().is_some_and(|t| t.contains("Fix:"))));
+    assert!(rules.iter().all(|r| r["help"]["markdown"].as_str().is_some_and(|t| t.contains("**How to fix.**"))));
+}
+
+/// Documentation links go to a page the project publishes, at an anchor
+/// that page has, unless the configuration's `docs-url` names another page
+/// (or, empty, none): never a placeholder address.
+#[test]
+fn documentation_links_resolve_or_are_left_out() {
+    let docs = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/policies.md")).unwrap();
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("pod.yaml"), PRIVILEGED_POD).expect("write");
+    let help_uris = |config: Option<&str>| -> Vec<String> {
+        match config {
+            Some(text) => std::fs::write(dir.path().join(".paved.yaml"), text).expect("write"),
+            None => {
+                let _ = std::fs::remove_file(dir.path().join(".paved.yaml"));
+            }
+        }
+        let run = paved_in(dir.path(), &["check", "--format", "sarif", "pod.yaml"], None);
+        let log = json(&run);
+        let rules = log["runs"][0]["tool"]["driver"]["rules"].as_array().expect("rules").clone();
+        rules.iter().filter_map(|r| r["helpUri"].as_str().map(str::to_owned)).collect()
+    };
+    let default = help_uris(None);
+    assert!(!default.is_empty());
+    for uri in &default {
+        let (page, anchor) = uri.split_once('#').expect("an anchor");
+        assert_eq!(page, "https://github.com/paved-dev/paved/blob/main/docs/policies.md");
+        assert!(docs.contains(&format!("<a id=\"{anchor}\"></a>")), "docs/policies.md has no anchor {anchor}");
+    }
+    let own = help_uris(Some("docs-url: https://wiki.example.com/paved\n"));
+    assert!(own.iter().all(|u| u.starts_with("https://wiki.example.com/paved#")), "{own:?}");
+    assert!(help_uris(Some("docs-url: ''\n")).is_empty());
 }
 
 #[test]

@@ -15,14 +15,16 @@ use paved_core::policy::{Action, Finding};
 use crate::check::Reporter;
 use crate::cli::Format;
 
+pub use sarif::rule as sarif_rule;
 pub use text::TextOptions;
 
-/// A reporter for a format, writing to `out`.
-pub fn reporter<'w>(format: Format, out: Box<dyn Write + 'w>, text: TextOptions) -> Box<dyn Reporter + 'w> {
+/// A reporter for a format, writing to `out`; `docs` is where native
+/// policies are documented (see [`crate::explain::doc_url`]).
+pub fn reporter<'w>(format: Format, out: Box<dyn Write + 'w>, text: TextOptions, docs: &str) -> Box<dyn Reporter + 'w> {
     match format {
         Format::Text => Box::new(text::Text::new(out, text)),
         Format::Json => Box::new(json::Json::new(out)),
-        Format::Sarif => Box::new(sarif::Sarif::new(out)),
+        Format::Sarif => Box::new(sarif::Sarif::new(out, docs.to_owned())),
         Format::Junit => Box::new(junit::Junit::new(out)),
         Format::Github => Box::new(github::Github::new(out)),
         // Refused before any checking starts (main.rs); text is the safe answer regardless.

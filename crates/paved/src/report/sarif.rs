@@ -15,11 +15,13 @@ pub struct Sarif<'w> {
     /// One file's results, written out in one go.
     buf: Vec<u8>,
     notifications: Vec<serde_json::Value>,
+    /// Where native policies are documented (`docs-url`).
+    docs: String,
 }
 
 impl<'w> Sarif<'w> {
-    pub fn new(out: Box<dyn Write + 'w>) -> Sarif<'w> {
-        Sarif { out, opened: false, written: 0, buf: Vec::new(), notifications: Vec::new() }
+    pub fn new(out: Box<dyn Write + 'w>, docs: String) -> Sarif<'w> {
+        Sarif { out, opened: false, written: 0, buf: Vec::new(), notifications: Vec::new(), docs }
     }
 
     fn open(&mut self) -> std::io::Result<()> {
@@ -80,19 +82,30 @@ fn result(file: &str, f: &Finding) -> serde_json::Value {
     r
 }
 
-fn rules() -> Vec<serde_json::Value> {
-    paved_core::rules::all()
-        .map(|r| {
-            json!({
-                "id": r.id,
-                "name": r.doc.title,
-                "shortDescription": {"text": r.doc.title},
-                "fullDescription": {"text": r.doc.what},
-                "help": {"text": format!("{}\n\nWhy: {}\n\nFix: {}\n\nException: annotate the object with paved.dev/exempt: \"{}\", paved.dev/exempt-reason and paved.dev/exempt-until.", r.doc.what, r.doc.why, r.doc.fix, r.id)},
-                "properties": {"group": r.group},
-            })
-        })
-        .collect()
+/// Every native rule with its help: as text and as Markdown (the same words
+/// `paved explain` and `docs/policies.md` give), and a link to its page.
+pub fn rules(docs: &str) -> Vec<serde_json::Value> {
+    paved_core::rules::all().map(|r| rule(docs, r)).collect()
+}
+
+/// One native rule as a SARIF `reportingDescriptor`.
+pub fn rule(docs: &str, r: &paved_core::policy::Rule) -> serde_json::Value {
+    let text = format!(
+        "{}\n\nWhy: {}\n\nFix: {}\n\nException: annotate the object with paved.dev/exempt: \"{}\", paved.dev/exempt-reason and paved.dev/exempt-until.",
+        r.doc.what, r.doc.why, r.doc.fix, r.id
+    );
+    let mut rule = json!({
+        "id": r.id,
+        "name": r.doc.title,
+        "shortDescription": {"text": r.doc.title},
+        "fullDescription": {"text": r.doc.what},
+        "help": {"text": text, "markdown": crate::explain::markdown_body(r)},
+        "properties": {"group": r.group},
+    });
+    if let Some(uri) = crate::explain::doc_url(docs, r.id) {
+        rule["helpUri"] = json!(uri);
+    }
+    rule
 }
 
 impl Reporter for Sarif<'_> {
@@ -133,8 +146,8 @@ impl Reporter for Sarif<'_> {
         let tool = json!({"driver": {
             "name": "paved",
             "version": env!("CARGO_PKG_VERSION"),
-            "informationUri": "https://paved.dev",
-            "rules": rules(),
+            "informationUri": env!("CARGO_PKG_REPOSITORY"),
+            "rules": rules(&self.docs),
         }});
         serde_json::to_writer(&mut self.out, &tool)?;
         self.out.write_all(b"}]}\n")?;
