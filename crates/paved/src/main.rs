@@ -399,8 +399,12 @@ fn check(args: &CheckArgs, global: &cli::Global, engine: &Engine, docs: &str) ->
         Color::Auto => std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
     };
     let out = std::io::BufWriter::with_capacity(64 * 1024, stdout_file());
-    let options = report::TextOptions { color, verbose: global.verbose > 0 };
-    let mut reporter = report::reporter(global.format, Box::new(out), options, docs);
+    let options = report::ReportOptions {
+        text: report::TextOptions { color, verbose: global.verbose > 0 },
+        docs: docs.to_owned(),
+        fail_on_warn: args.fail_on == FailOn::Warn,
+    };
+    let mut reporter = report::reporter(global.format, Box::new(out), options);
     let mut summary = check::Summary::default();
     let now = paved_core::Timestamp::now();
     let written = (|| {

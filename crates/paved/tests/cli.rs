@@ -200,15 +200,83 @@ fn documentation_links_resolve_or_are_left_out() {
     assert!(help_uris(Some("docs-url: ''\n")).is_empty());
 }
 
+/// The (object, policy) pairs of a check's JSON findings that fail a run:
+/// Deny, and Warn with `--fail-on warn`; exempted ones never.
+fn failing_pairs(dir: &str, fail_on_warn: bool) -> std::collections::BTreeSet<String> {
+    let run = paved(&["check", "--format", "json", dir]);
+    let doc = json(&run);
+    doc["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .filter(|f| f["exempted"].is_null() && (f["action"] == "deny" || (fail_on_warn && f["action"] == "warn")))
+        .map(|f| format!("{}|{}|{}|{}", f["file"], f["object"]["kind"], f["object"]["name"], f["policy"]))
+        .collect()
+}
+
 #[test]
-fn junit_is_well_formed() {
-    let run = paved(&["check", "--format", "junit", "examples"]);
-    assert_eq!(run.code, 1);
-    let doc = roxmltree::Document::parse(&run.stdout).expect("well-formed XML");
-    let suites: Vec<_> = doc.descendants().filter(|n| n.has_tag_name("testsuite")).collect();
-    assert!(suites.len() >= 6);
-    let failures: usize = suites.iter().filter_map(|s| s.attribute("failures")?.parse::<usize>().ok()).sum();
-    assert!(failures >= 3, "node-agent, postgres and allow-all are failures");
+fn junit_is_well_formed_and_counts_as_the_findings() {
+    for (fail_on_warn, args) in [(false, vec![]), (true, vec!["--fail-on", "warn"])] {
+        let mut all = vec!["check", "--format", "junit", "examples"];
+        all.extend(args);
+        let run = paved(&all);
+        assert_eq!(run.code, 1);
+        let doc = roxmltree::Document::parse(&run.stdout).expect("well-formed XML");
+        let suites: Vec<_> = doc.descendants().filter(|n| n.has_tag_name("testsuite")).collect();
+        assert!(suites.len() >= 6);
+        let mut failures = 0;
+        for suite in &suites {
+            let cases: Vec<_> = suite.children().filter(|n| n.has_tag_name("testcase")).collect();
+            let count = |tag: &str| cases.iter().filter(|c| c.children().any(|n| n.has_tag_name(tag))).count();
+            let attribute = |name: &str| suite.attribute(name).and_then(|v| v.parse::<usize>().ok()).expect(name);
+            // What a suite says of itself is what it holds.
+            assert_eq!(attribute("tests"), cases.len());
+            assert_eq!(attribute("failures"), count("failure"));
+            assert_eq!(attribute("errors"), count("error"));
+            assert_eq!(attribute("skipped"), count("skipped"));
+            for case in &cases {
+                let failed = case.children().filter(|n| n.has_tag_name("failure")).count();
+                assert!(failed <= 1, "one failure a case, which every reader counts alike");
+            }
+            failures += count("failure");
+        }
+        assert_eq!(failures, failing_pairs("examples", fail_on_warn).len(), "fail on warn: {fail_on_warn}");
+    }
+}
+
+/// Two independent JUnit readers (Python's junitparser and xunitparser)
+/// count the same tests, failures, errors and skips, and as many failures
+/// as the findings that fail the run.
+#[test]
+#[ignore = "needs Python's junitparser and xunitparser; .ci/run installs them and runs the ignored tests"]
+fn junit_readers_count_alike() {
+    let python = std::env::var("PAVED_PYTHON").unwrap_or_else(|_| "python3".into());
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (fail_on_warn, extra) in [(false, None), (true, Some("warn"))] {
+        let mut args = vec!["check", "--format", "junit", "examples"];
+        if let Some(level) = extra {
+            args.extend(["--fail-on", level]);
+        }
+        let report = dir.path().join("report.xml");
+        std::fs::write(&report, paved(&args).stdout).expect("write");
+        let script = r#"
+import sys, junitparser, xunitparser
+xml = junitparser.JUnitXml.fromfile(sys.argv[1])
+suites = [xml] if isinstance(xml, junitparser.TestSuite) else list(xml)
+a = [sum(s.tests for s in suites), sum(s.failures for s in suites), sum(s.errors for s in suites), sum(s.skipped for s in suites)]
+with open(sys.argv[1]) as f:
+    _, result = xunitparser.parse(f)
+b = [result.testsRun, len(result.failures), len(result.errors), len(result.skipped)]
+print(" ".join(map(str, a)), "|", " ".join(map(str, b)))
+"#;
+        let out = Command::new(&python).args(["-c", script, report.to_str().unwrap()]).output().expect("python runs");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let text = String::from_utf8_lossy(&out.stdout);
+        let (junitparser, xunitparser) = text.trim().split_once(" | ").expect("two readings");
+        assert_eq!(junitparser, xunitparser, "the readers disagree");
+        let failures: usize = junitparser.split(' ').nth(1).and_then(|n| n.parse().ok()).expect("a count");
+        assert_eq!(failures, failing_pairs("examples", fail_on_warn).len(), "fail on warn: {fail_on_warn}");
+    }
 }
 
 #[test]

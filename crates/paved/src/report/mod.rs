@@ -18,17 +18,25 @@ use crate::cli::Format;
 pub use sarif::rule as sarif_rule;
 pub use text::TextOptions;
 
-/// A reporter for a format, writing to `out`; `docs` is where native
-/// policies are documented (see [`crate::explain::doc_url`]).
-pub fn reporter<'w>(format: Format, out: Box<dyn Write + 'w>, text: TextOptions, docs: &str) -> Box<dyn Reporter + 'w> {
+/// What the reporters need besides the findings.
+pub struct ReportOptions {
+    pub text: TextOptions,
+    /// Where native policies are documented (see [`crate::explain::doc_url`]).
+    pub docs: String,
+    /// `--fail-on warn`: warnings fail the run, so reports count them as failures.
+    pub fail_on_warn: bool,
+}
+
+/// A reporter for a format, writing to `out`.
+pub fn reporter<'w>(format: Format, out: Box<dyn Write + 'w>, options: ReportOptions) -> Box<dyn Reporter + 'w> {
     match format {
-        Format::Text => Box::new(text::Text::new(out, text)),
+        Format::Text => Box::new(text::Text::new(out, options.text)),
         Format::Json => Box::new(json::Json::new(out)),
-        Format::Sarif => Box::new(sarif::Sarif::new(out, docs.to_owned())),
-        Format::Junit => Box::new(junit::Junit::new(out)),
+        Format::Sarif => Box::new(sarif::Sarif::new(out, options.docs)),
+        Format::Junit => Box::new(junit::Junit::new(out, options.fail_on_warn)),
         Format::Github => Box::new(github::Github::new(out)),
         // Refused before any checking starts (main.rs); text is the safe answer regardless.
-        Format::Csv => Box::new(text::Text::new(out, text)),
+        Format::Csv => Box::new(text::Text::new(out, options.text)),
     }
 }
 
