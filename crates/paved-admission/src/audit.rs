@@ -93,7 +93,7 @@ pub struct ExemptionRow {
     pub policies: Vec<String>,
     pub reason: Option<String>,
     pub until: Option<String>,
-    /// valid, expired, missing-reason or bad-date; `kyverno` for a Kyverno
+    /// valid, expired, missing-reason, placeholder-reason or bad-date; `kyverno` for a Kyverno
     /// PolicyException (no expiry: it holds while it exists).
     pub state: &'static str,
 }
@@ -184,6 +184,7 @@ impl<'a> Audit<'a> {
                     State::Valid => "valid",
                     State::Expired => "expired",
                     State::MissingReason => "missing-reason",
+                    State::PlaceholderReason => "placeholder-reason",
                     State::BadDate => "bad-date",
                 },
             });

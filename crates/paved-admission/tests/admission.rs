@@ -1013,3 +1013,16 @@ fn the_holds_locks_marker_is_paveds_alone() {
     labelled["metadata"]["labels"] = json!({"team": "a"});
     assert!(judge_in(&adm, &cluster, &review("UPDATE", &DEV, Some(&labelled), Some(&marked))).1.allowed);
 }
+
+/// A placeholder reason (the editor's stub, `TODO`, `<reason>`) exempts
+/// nothing at admission either, even when the authority wrote it.
+#[test]
+fn a_placeholder_reason_exempts_nothing() {
+    for reason in [paved_core::exempt::REASON_STUB, "TODO", "<reason>"] {
+        let d = deployment("shop", exempt("pss-baseline/privileged", reason), json!({}), json!({"privileged": true}));
+        let (_, r) = judge(&review("CREATE", &ADMIN, Some(&d), None));
+        assert!(!r.allowed, "{reason}: {}", message(&r));
+        assert!(message(&r).contains("[pss-baseline/privileged]"), "{}", message(&r));
+        assert!(r.warnings.iter().any(|w| w.contains("exemption-invalid")), "{reason}: {:?}", r.warnings);
+    }
+}

@@ -31,8 +31,23 @@ pub struct Exemption {
 pub enum State {
     Valid,
     MissingReason,
+    /// A reason nobody wrote: `TODO…`, `FIXME`, `TBD`, `<reason>`, or the
+    /// editor's stub. Not honoured: a placeholder must not silence findings.
+    PlaceholderReason,
     BadDate,
     Expired,
+}
+
+/// What the editor's exemption stub writes as the reason, for a person to replace.
+pub const REASON_STUB: &str = "TODO: why, and a ticket";
+
+/// Whether a reason is a placeholder rather than one a person wrote.
+pub fn is_placeholder_reason(reason: &str) -> bool {
+    let r = reason.trim().to_ascii_lowercase();
+    let word = |w: &str| {
+        r.strip_prefix(w).is_some_and(|rest| rest.is_empty() || rest.starts_with(|c: char| !c.is_ascii_alphanumeric()))
+    };
+    ["todo", "fixme", "tbd", "xxx", "changeme"].iter().any(|w| word(w)) || (r.starts_with('<') && r.ends_with('>'))
 }
 
 impl Exemption {
@@ -77,6 +92,7 @@ fn from_metadata(meta: &Node, annotations: FieldPath, now: Timestamp) -> Option<
     let until_text = ann.get(EXEMPT_UNTIL).and_then(Node::as_str).map(str::to_owned);
     let state = match (&reason, until_text.as_deref().map(parse_until)) {
         (None, _) => State::MissingReason,
+        (Some(reason), _) if is_placeholder_reason(reason) => State::PlaceholderReason,
         (_, Some(None)) => State::BadDate,
         (_, Some(Some(until))) if until <= now => State::Expired,
         _ => State::Valid,
@@ -98,6 +114,16 @@ pub fn exemptions_of(obj: &Node, pod: Option<&PodView<'_>>, now: Timestamp) -> V
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn placeholder_reasons_are_told_from_written_ones() {
+        for placeholder in [super::REASON_STUB, "TODO", "todo later", "FIXME: ticket", "tbd", "<reason>", "XXX"] {
+            assert!(super::is_placeholder_reason(placeholder), "{placeholder}");
+        }
+        for written in ["Runs as root until the v3 rewrite; BILL-1423", "todos app needs it, OPS-2", "reason: vendor"] {
+            assert!(!super::is_placeholder_reason(written), "{written}");
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -324,19 +324,30 @@ impl Server {
             .unwrap_or_default();
         let lines = LineIndex::new(&doc.text);
         let mut actions = Vec::new();
+        // Every finding on the requested lines (an editor asks with the
+        // cursor's position, wherever on the line it is), each action once.
+        let mut titles = std::collections::HashSet::new();
         for (object, object_report) in objects.zip(&report.objects) {
             for finding in object_report.findings.iter().filter(|f| f.counts() && !f.span.is_none()) {
                 let range = lines.range(finding.span.start, finding.span.end);
-                if !overlaps(range, params.range) {
+                if !on_lines(range, params.range) {
                     continue;
                 }
-                for (title, edit) in crate::lsp_fix::fixes_for(finding, object, &doc.text, &until) {
-                    let text_edit = TextEdit { range: lines.range(edit.start, edit.end), new_text: edit.text };
+                let diagnostic = diagnostics_of(finding, range, &params.context.diagnostics);
+                for fix in crate::lsp_fix::fixes_for(finding, object, &doc.text, &until) {
+                    let key = (fix.title.clone(), fix.edit.start, fix.edit.end);
+                    if !titles.insert(key) {
+                        continue;
+                    }
+                    let edit = &fix.edit;
+                    let text_edit = TextEdit { range: lines.range(edit.start, edit.end), new_text: edit.text.clone() };
                     let changes = HashMap::from([(uri.clone(), vec![text_edit])]);
                     actions.push(CodeActionOrCommand::CodeAction(CodeAction {
-                        title,
+                        title: fix.title,
                         kind: Some(CodeActionKind::QUICKFIX),
+                        diagnostics: (!diagnostic.is_empty()).then(|| diagnostic.clone()),
                         edit: Some(WorkspaceEdit { changes: Some(changes), ..WorkspaceEdit::default() }),
+                        is_preferred: fix.preferred.then_some(true),
                         ..CodeAction::default()
                     }));
                 }
@@ -379,9 +390,18 @@ impl Server {
     }
 }
 
-fn overlaps(a: Range, b: Range) -> bool {
-    let key = |p: Position| (p.line, p.character);
-    key(a.start) <= key(b.end) && key(b.start) <= key(a.end)
+/// Whether two ranges share a line.
+fn on_lines(a: Range, b: Range) -> bool {
+    a.start.line <= b.end.line && b.start.line <= a.end.line
+}
+
+/// The editor's diagnostics (sent with the request) that are this finding's.
+fn diagnostics_of(finding: &paved_core::policy::Finding, at: Range, sent: &[Diagnostic]) -> Vec<Diagnostic> {
+    sent.iter()
+        .filter(|d| on_lines(d.range, at))
+        .filter(|d| matches!(&d.code, Some(NumberOrString::String(code)) if *code == *finding.policy))
+        .cloned()
+        .collect()
 }
 
 fn contains(range: Range, p: Position) -> bool {

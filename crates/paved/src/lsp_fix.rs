@@ -30,13 +30,24 @@ pub struct Edit {
     pub text: String,
 }
 
-/// The fixes for a finding, with their titles.
-pub fn fixes_for(finding: &Finding, object: &Node, text: &str, today_plus_30: &str) -> Vec<(String, Edit)> {
+/// A quick fix: its title, its edit, and whether it is the one fix that
+/// clears the finding (editors apply a preferred fix on a keystroke).
+#[derive(Clone, Debug)]
+pub struct QuickFix {
+    pub title: String,
+    pub edit: Edit,
+    pub preferred: bool,
+}
+
+/// The fixes for a finding: what clears it, and the exemption that lifts it
+/// (a new one with a reason to write, or the object's existing one widened
+/// to the policy).
+pub fn fixes_for(finding: &Finding, object: &Node, text: &str, today_plus_30: &str) -> Vec<QuickFix> {
     let mut out = Vec::new();
     let path = &finding.path;
-    let set = |title: &str, path: &FieldPath, value: Fix, out: &mut Vec<(String, Edit)>| {
+    let set = |title: &str, path: &FieldPath, value: Fix, out: &mut Vec<QuickFix>| {
         if let Some(edit) = set_field(text, object, path, &value) {
-            out.push((title.to_owned(), edit));
+            out.push(QuickFix { title: title.to_owned(), edit, preferred: true });
         }
     };
     match &*finding.policy {
@@ -62,18 +73,43 @@ pub fn fixes_for(finding: &Finding, object: &Node, text: &str, today_plus_30: &s
                 set("Add a resources block (placeholder values)", &resources, placeholders, &mut out);
             }
         }
+        "paved/exemption-expired" => {
+            // The exemption's own date, moved on: the reason stays the person's.
+            let until = FieldPath::root().key("metadata").key("annotations").key(EXEMPT_UNTIL);
+            let date = Fix::Scalar(Cow::Owned(format!("\"{today_plus_30}\"")));
+            set(&format!("Extend the exemption to {today_plus_30}"), &until, date, &mut out);
+        }
         _ => {}
     }
-    // Any policy but paved's own: an exemption stub on the object.
-    if !finding.policy.starts_with("paved/") && object.at(&["metadata", "annotations", EXEMPT]).is_none() {
-        let annotations = FieldPath::root().key("metadata").key("annotations");
-        let stub = Fix::Map(vec![
-            (EXEMPT, Fix::Scalar(Cow::Owned(format!("\"{}\"", finding.policy)))),
-            (EXEMPT_REASON, scalar("\"TODO: why, and a ticket\"")),
-            (EXEMPT_UNTIL, Fix::Scalar(Cow::Owned(format!("\"{today_plus_30}\"")))),
-        ]);
-        if let Some(edit) = insert_map(text, object, &annotations, &stub) {
-            out.push((format!("Add an exemption from {} (needs a reason)", finding.policy), edit));
+    // More than one fix for the finding: none is the obvious one.
+    if out.len() > 1 {
+        out.iter_mut().for_each(|f| f.preferred = false);
+    }
+    if finding.policy.starts_with("paved/") {
+        return out;
+    }
+    let annotations = FieldPath::root().key("metadata").key("annotations");
+    match object.at(&["metadata", "annotations", EXEMPT]).and_then(Node::as_str) {
+        // An exemption is there, without this policy: add it to the list.
+        Some(list) => {
+            let listed = list.split(',').map(str::trim).any(|p| paved_core::exempt::pattern_covers(p, &finding.policy));
+            let widened = Fix::Scalar(Cow::Owned(format!("\"{}, {}\"", list.trim(), finding.policy)));
+            if !listed && let Some(edit) = set_field(text, object, &annotations.clone().key(EXEMPT), &widened) {
+                let title = format!("Add {} to the object's exemption", finding.policy);
+                out.push(QuickFix { title, edit, preferred: false });
+            }
+        }
+        // None: a stub whose reason a person must write (until then it is not honoured).
+        None => {
+            let stub = Fix::Map(vec![
+                (EXEMPT, Fix::Scalar(Cow::Owned(format!("\"{}\"", finding.policy)))),
+                (EXEMPT_REASON, Fix::Scalar(Cow::Owned(format!("\"{}\"", paved_core::exempt::REASON_STUB)))),
+                (EXEMPT_UNTIL, Fix::Scalar(Cow::Owned(format!("\"{today_plus_30}\"")))),
+            ]);
+            if let Some(edit) = insert_map(text, object, &annotations, &stub) {
+                let title = format!("Add an exemption from {} (write its reason)", finding.policy);
+                out.push(QuickFix { title, edit, preferred: false });
+            }
         }
     }
     out

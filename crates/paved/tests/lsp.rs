@@ -592,3 +592,107 @@ spec:
     assert!(shown.contains("'team' in object.metadata.labels"), "the rule's expression: {shown}");
     client.stop();
 }
+
+/// Code actions as Neovim asks for them (the cursor's line, anywhere on it),
+/// each offered once; the one fix that clears a finding is preferred; an
+/// exemption stub is not honoured until a person writes its reason, and an
+/// existing exemption can be widened to another policy from the editor.
+#[test]
+fn code_actions_cover_the_line_once_each_and_exemptions_need_a_written_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(".paved.yaml"), "profile: pss-restricted\n").unwrap();
+    let mut client = Client::start(dir.path());
+    let doc = uri(&dir.path().join("pod.yaml"));
+    let mut text = POD
+        .replace("privileged: true", "privileged: false")
+        .replace("  name: web\n", "  name: web\n  labels: {app: web}\n");
+    client.notify(
+        "textDocument/didOpen",
+        json!({"textDocument": {"uri": doc, "languageId": "yaml", "version": 1, "text": text}}),
+    );
+    let found = client.diagnostics(&doc, Some(1));
+    let d = with_code(&found, "pss-restricted/run-as-non-root").unwrap_or_else(|| panic!("{found:?}")).clone();
+    let line = d["range"]["start"]["line"].clone();
+    let ask = |client: &mut Client, range: Value, diagnostics: Value| {
+        client.request(
+            "textDocument/codeAction",
+            json!({"textDocument": {"uri": doc}, "range": range, "context": {"diagnostics": diagnostics}}),
+        )
+    };
+    // The cursor at the end of the finding's line, outside its range.
+    let cursor = json!({"start": {"line": line, "character": 200}, "end": {"line": line, "character": 200}});
+    let actions = ask(&mut client, cursor, json!([d]));
+    let set = actions.as_array().unwrap().iter().find(|a| a["title"] == "Set runAsNonRoot: true");
+    let set = set.unwrap_or_else(|| panic!("the line's finding gets its fixes: {actions}"));
+    assert_eq!(set["isPreferred"], true, "{set}");
+    assert_eq!(set["diagnostics"][0]["code"], "pss-restricted/run-as-non-root", "{set}");
+
+    // The whole document: each action once, although several findings share a policy.
+    let everything = json!({"start": {"line": 0, "character": 0}, "end": {"line": 40, "character": 0}});
+    let actions = ask(&mut client, everything.clone(), json!([]));
+    let titles: Vec<&str> = actions.as_array().unwrap().iter().map(|a| a["title"].as_str().unwrap()).collect();
+    let mut unique = titles.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(titles.len(), unique.len(), "{titles:#?}");
+    let exemptions: Vec<&&str> = titles.iter().filter(|t| t.starts_with("Add an exemption from ")).collect();
+    assert!(!exemptions.is_empty());
+    assert!(
+        actions
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["title"].as_str().unwrap().starts_with("Add an exemption"))
+            .all(|a| a.get("isPreferred").is_none()),
+        "an exemption is never the preferred fix"
+    );
+
+    // Apply the exemption stub from run-as-non-root: a placeholder reason exempts nothing.
+    let stub = actions
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["title"] == "Add an exemption from pss-restricted/run-as-non-root (write its reason)")
+        .unwrap_or_else(|| panic!("{titles:#?}"));
+    for edit in stub["edit"]["changes"][&doc].as_array().unwrap() {
+        text = apply(&text, edit);
+    }
+    client.notify(
+        "textDocument/didChange",
+        json!({"textDocument": {"uri": doc, "version": 2}, "contentChanges": [{"text": text}]}),
+    );
+    let found = client.diagnostics(&doc, Some(2));
+    let invalid = with_code(&found, "paved/exemption-invalid").unwrap_or_else(|| panic!("{found:?}"));
+    assert!(invalid["message"].as_str().unwrap().contains("is a placeholder"), "{invalid}");
+    let still = with_code(&found, "pss-restricted/run-as-non-root").unwrap_or_else(|| panic!("{found:?}"));
+    assert!(!still["message"].as_str().unwrap().starts_with("exempted"), "{still}");
+
+    // A person writes the reason: exempted. Another policy's finding can join the exemption.
+    text = text.replace(paved_core::exempt::REASON_STUB, "The vendor image runs as root; VEND-12");
+    client.notify(
+        "textDocument/didChange",
+        json!({"textDocument": {"uri": doc, "version": 3}, "contentChanges": [{"text": text}]}),
+    );
+    let found = client.diagnostics(&doc, Some(3));
+    assert!(with_code(&found, "paved/exemption-invalid").is_none(), "{found:?}");
+    let seccomp = with_code(&found, "pss-restricted/seccomp-profile").unwrap_or_else(|| panic!("{found:?}")).clone();
+    let actions = ask(&mut client, seccomp["range"].clone(), json!([seccomp]));
+    let widen = actions
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["title"] == "Add pss-restricted/seccomp-profile to the object's exemption")
+        .unwrap_or_else(|| panic!("{actions}"));
+    for edit in widen["edit"]["changes"][&doc].as_array().unwrap() {
+        text = apply(&text, edit);
+    }
+    assert!(text.contains("\"pss-restricted/run-as-non-root, pss-restricted/seccomp-profile\""), "{text}");
+    client.notify(
+        "textDocument/didChange",
+        json!({"textDocument": {"uri": doc, "version": 4}, "contentChanges": [{"text": text}]}),
+    );
+    let found = client.diagnostics(&doc, Some(4));
+    let seccomp = with_code(&found, "pss-restricted/seccomp-profile").unwrap_or_else(|| panic!("{found:?}"));
+    assert!(seccomp["message"].as_str().unwrap().starts_with("exempted"), "{seccomp}");
+    client.stop();
+}

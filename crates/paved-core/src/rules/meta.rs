@@ -53,6 +53,13 @@ fn exemption_invalid(cx: &Ctx<'_>, out: &mut Vec<Raw>) {
                 e.field(EXEMPT),
                 format!("exemption has no {EXEMPT_REASON}; it is not honoured until it says why"),
             )),
+            State::PlaceholderReason => out.push(Raw::new(
+                e.field(EXEMPT_REASON),
+                format!(
+                    "exemption reason {:?} is a placeholder; it is not honoured until a person writes why (and a ticket)",
+                    e.reason.as_deref().unwrap_or("")
+                ),
+            )),
             State::BadDate => out.push(Raw::new(
                 e.field(EXEMPT_UNTIL),
                 "exempt-until is not an RFC 3339 date (e.g. 2026-12-31); the exemption is not honoured",
