@@ -260,14 +260,10 @@ fn serve_refuses_a_bad_start_clearly() {
 /// The Helm chart renders what `paved install` prints, but for the generated
 /// TLS material. Needs helm (`.ci/run` installs it; set HELM to its path).
 #[test]
+#[ignore = "needs helm; .ci/run installs it and runs the ignored tests"]
 fn the_helm_chart_renders_the_same_objects() {
     let helm = std::env::var("HELM").unwrap_or_else(|_| "helm".into());
-    if Command::new(&helm).arg("version").output().is_err() {
-        // CI sets PAVED_REQUIRE_HELM so that this acceptance test cannot pass by skipping.
-        assert!(std::env::var_os("PAVED_REQUIRE_HELM").is_none(), "helm not found at {helm:?}");
-        eprintln!("skipped: helm not found (set HELM)");
-        return;
-    }
+    assert!(Command::new(&helm).arg("version").output().is_ok(), "helm not found at {helm:?} (set HELM)");
     let dir = tempfile::tempdir().unwrap();
     let protect = dir.path().join("protect.yaml");
     std::fs::write(&protect, "profile: paved-road\nlocks:\n  protect:\n  - {kinds: [PersistentVolumeClaim], namespaces: [\"prod-*\"]}\n  - {labelSelector: {tier: data}}\n").unwrap();
