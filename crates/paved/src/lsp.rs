@@ -288,7 +288,8 @@ impl Server {
                 // `--policy` paths are the server's own, relative to where it runs, as they load.
                 self.policy_paths.extend(global.policies.iter().map(|p| absolute(p)));
                 let (policies, problems) = crate::load_foreign_policies(&config, config_path.as_deref(), global);
-                let engine = crate::with_foreign_policies(engine, policies, global, &[]);
+                let inventory = crate::read_inventory(&global.inventory).map_err(|e| e.to_string())?;
+                let engine = crate::with_foreign_policies(engine, policies, &inventory, &[]);
                 Ok(Compiled { engine, problems, docs: crate::explain::docs_base(&config) })
             },
         );

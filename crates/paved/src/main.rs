@@ -94,10 +94,11 @@ fn run(cli: Cli) -> miette::Result<u8> {
         Command::Audit(args) => {
             let (mut policies, problems) = foreign_policies(&config, config_path.as_deref(), &cli.global);
             policies.for_background_scan();
+            let given = read_inventory(&cli.global.inventory)?;
             let reads = (!policies.is_empty()).then(|| audit::PolicyReads {
                 handle: policies.inventory(),
                 kinds: policies.synced_kinds(),
-                given: read_objects(&cli.global.inventory),
+                given,
             });
             let foreign = (policies.into_foreign(), reads);
             let code =
@@ -114,7 +115,7 @@ fn run(cli: Cli) -> miette::Result<u8> {
         _ => Vec::new(),
     };
     let (policies, policy_problems) = foreign_policies(&config, config_path.as_deref(), &cli.global);
-    let engine = with_foreign_policies(engine, policies, &cli.global, &inputs);
+    let engine = with_foreign_policies(engine, policies, &read_inventory(&cli.global.inventory)?, &inputs);
     let stdout = std::io::stdout();
     match cli.command {
         Command::Check(args) => {
@@ -202,21 +203,49 @@ fn load_foreign_policies(
 fn with_foreign_policies(
     engine: Engine,
     mut policies: paved_gatekeeper::policies::Policies,
-    global: &cli::Global,
+    inventory: &[serde_json::Value],
     checked: &[std::path::PathBuf],
 ) -> Engine {
     if policies.is_empty() {
         return engine;
     }
-    let sources: Vec<std::path::PathBuf> = if policies.reads_other_objects() {
-        global.inventory.iter().chain(checked).cloned().collect()
-    } else {
-        global.inventory.clone()
-    };
-    if !sources.is_empty() {
-        policies.set_inventory(read_objects(&sources));
+    let mut objects = inventory.to_vec();
+    if policies.reads_other_objects() {
+        objects.extend(read_objects(checked));
+    }
+    if !objects.is_empty() {
+        policies.set_inventory(objects);
     }
     engine.with_foreign(policies.into_foreign())
+}
+
+/// The `--inventory` objects. A path that is not there, a file that cannot
+/// be read or does not parse is an error naming it: policies silently
+/// without the objects they read would judge differently.
+fn read_inventory(paths: &[std::path::PathBuf]) -> miette::Result<Vec<serde_json::Value>> {
+    let limits = paved_yaml::Limits::default();
+    let (inputs, missing) = check::inputs(paths);
+    if let Some(m) = missing.first() {
+        let why = m.problems.first().map_or("cannot be read", |p| p.message.as_str());
+        return Err(miette::miette!(code = "paved::inventory", "--inventory {}: {why}", m.path));
+    }
+    let mut objects = Vec::new();
+    for input in &inputs {
+        if matches!(input, check::Input::Stdin) {
+            return Err(miette::miette!(code = "paved::inventory", "--inventory reads files, not standard input"));
+        }
+        let (name, bytes) = check::read_input(input, &limits).map_err(|failed| {
+            let why = failed.problems.first().map_or("cannot be read", |p| p.message.as_str());
+            miette::miette!(code = "paved::inventory", "--inventory {}: {why}", failed.path)
+        })?;
+        let mut report = check::FileReport::empty(name.clone());
+        check::load_each(&mut report, &bytes, &limits, |node| objects.extend(serde_json::to_value(node).ok()));
+        if let Some(p) = report.problems.first() {
+            let at = p.pos.map(|p| format!(":{}:{}", p.line, p.col)).unwrap_or_default();
+            return Err(miette::miette!(code = "paved::inventory", "--inventory {name}{at}: {}", p.message));
+        }
+    }
+    Ok(objects)
 }
 
 /// Every object in files and directories (not stdin), as JSON: what

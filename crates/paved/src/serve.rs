@@ -19,12 +19,12 @@ pub fn run(args: &ServeArgs, global: &Global, config: Option<PathBuf>) -> miette
     // Policies and inventory as `check` takes them. A path that is not there
     // stops the start: a webhook silently without its policies would admit
     // what they were meant to refuse.
-    if let Some(missing) = global.policies.iter().chain(&global.inventory).find(|p| !p.exists()) {
+    if let Some(missing) = global.policies.iter().find(|p| !p.exists()) {
         return Err(miette::miette!(code = "paved::serve", "{}: no such file or directory", missing.display()));
     }
     options.policies = global.policies.clone();
     options.engine = global.engine.map(Into::into);
-    options.inventory = std::sync::Arc::new(crate::read_objects(&global.inventory));
+    options.inventory = std::sync::Arc::new(crate::read_inventory(&global.inventory)?);
     // Images are analysed in the background unless --offline; then only
     // what other replicas share through the cluster is known.
     let registry = if global.offline {

@@ -524,3 +524,24 @@ fn images_lists_the_examples_images_with_pinning_and_registries() {
     assert_eq!(run.code, 2);
     assert!(run.stderr.contains("csv is for paved images"), "{}", run.stderr);
 }
+
+/// An `--inventory` that is not there, or does not parse, is an error naming
+/// it (exit 2): policies silently without the objects they read would judge
+/// differently.
+#[test]
+fn an_unreadable_inventory_is_an_error_naming_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("pod.yaml"), PRIVILEGED_POD).expect("write");
+    let run = paved_in(dir.path(), &["check", "--inventory", "nowhere.yaml", "pod.yaml"], None);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("--inventory nowhere.yaml"), "{}", run.stderr);
+    std::fs::write(dir.path().join("broken.yaml"), "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: [\n")
+        .expect("write");
+    let run = paved_in(dir.path(), &["check", "--inventory", "broken.yaml", "pod.yaml"], None);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("--inventory broken.yaml:3:"), "the line and column: {}", run.stderr);
+    std::fs::write(dir.path().join("fine.yaml"), "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n")
+        .expect("write");
+    let run = paved_in(dir.path(), &["check", "--inventory", "fine.yaml", "pod.yaml"], None);
+    assert_eq!(run.code, 1, "judged as usual: {}", run.stderr);
+}
