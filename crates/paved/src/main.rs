@@ -45,6 +45,14 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> miette::Result<u8> {
+    // Commands that do not use the working directory's `.paved.yaml`: a broken
+    // one must not stop them (the language server finds each folder's itself).
+    match &cli.command {
+        Command::Uninstall(args) => return install::uninstall(args),
+        Command::Lsp => return lsp::run(&cli.global),
+        Command::Config(cli::ConfigCommand::View { kubeconfig }) => return config_view(kubeconfig.clone()),
+        _ => {}
+    }
     let cwd = std::env::current_dir().map_err(|e| miette::miette!("cannot read the working directory: {e}"))?;
     let (config, config_path) = config_file::load(cli.global.config.as_deref(), &cwd)?;
     match &cli.command {
@@ -78,8 +86,6 @@ fn run(cli: Cli) -> miette::Result<u8> {
             };
             return install::run(args, config, config_path.as_deref(), from_policies);
         }
-        Command::Uninstall(args) => return install::uninstall(args),
-        Command::Lsp => return lsp::run(&cli.global),
         Command::Images { paths, cluster, target, contents } => {
             let store = if *contents { Some(image_store::ImageStore::from_flags(&cli.global)?) } else { None };
             return if *cluster {
@@ -105,7 +111,6 @@ fn run(cli: Cli) -> miette::Result<u8> {
                 audit::run(args, cli.global.format, config, cli.global.profile.as_deref(), foreign, &cli.global)?;
             return Ok(if problems.is_empty() { code } else { EXIT_BAD_INPUT });
         }
-        Command::Config(cli::ConfigCommand::View { kubeconfig }) => return config_view(kubeconfig.clone()),
         _ => {}
     }
     let engine = Engine::new(&config, cli.global.profile.as_deref(), Mode::Enforce)

@@ -545,3 +545,19 @@ fn an_unreadable_inventory_is_an_error_naming_it() {
     let run = paved_in(dir.path(), &["check", "--inventory", "fine.yaml", "pod.yaml"], None);
     assert_eq!(run.code, 1, "judged as usual: {}", run.stderr);
 }
+
+/// A broken `.paved.yaml` in the working directory does not stop the
+/// commands that do not use it (`config view` reads kubeconfig files), while
+/// those that do say where it breaks.
+#[test]
+fn a_broken_configuration_stops_only_the_commands_that_read_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join(".paved.yaml"), "profile: [\n").expect("write");
+    std::fs::write(dir.path().join("kubeconfig"), "apiVersion: v1\nkind: Config\ncurrent-context: a\n").expect("write");
+    let view = paved_in(dir.path(), &["config", "view", "--kubeconfig", "kubeconfig"], None);
+    assert_eq!(view.code, 0, "{}", view.stderr);
+    assert!(view.stdout.contains("\"current-context\": \"a\""), "{}", view.stdout);
+    let check = paved_in(dir.path(), &["check", "-"], Some(b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n"));
+    assert_eq!(check.code, 2, "{}", check.stderr);
+    assert!(check.stderr.contains(".paved.yaml"), "{}", check.stderr);
+}
