@@ -142,9 +142,6 @@ pub fn run(
     (foreign, reads): (Vec<std::sync::Arc<dyn paved_core::eval::Foreign>>, Option<PolicyReads>),
     global: &crate::cli::Global,
 ) -> miette::Result<u8> {
-    if !matches!(format, Format::Text | Format::Json | Format::Sarif) {
-        return Err(miette::miette!(code = "paved::format", "paved audit writes text, json or sarif, not {format:?}"));
-    }
     let docs = crate::explain::docs_base(&config);
     let excluded: Vec<String> = args.exclude.iter().filter(|n| !n.is_empty()).cloned().collect();
     let admission = Admission::with_foreign(config, profile, excluded, foreign)

@@ -29,10 +29,6 @@ pub struct Global {
     #[arg(long, global = true, value_name = "NAME[:VERSION]")]
     pub profile: Option<String>,
 
-    /// Output format.
-    #[arg(long, global = true, value_enum, default_value_t = Format::Text)]
-    pub format: Format,
-
     /// Gatekeeper ConstraintTemplates and constraints to run beside the native
     /// rules (files or directories; repeat the flag). Adds to the configuration's policy-paths.
     #[arg(long = "policy", global = true, value_name = "PATH")]
@@ -86,7 +82,11 @@ pub enum Command {
     /// Lint manifests: files, directories (recursively), or - for stdin.
     Check(CheckArgs),
     /// List every policy with its profile and default action.
-    Policies,
+    Policies {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = ListFormat::Text)]
+        format: ListFormat,
+    },
     /// What a policy checks, why, how to fix a finding and how to get an exception.
     Explain {
         /// A policy id, e.g. pss-restricted/run-as-non-root.
@@ -117,6 +117,9 @@ pub enum Command {
         contents: bool,
         #[command(flatten)]
         target: ClusterArgs,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = ImagesFormat::Text)]
+        format: ImagesFormat,
     },
     /// Judge what already runs in a cluster: findings per namespace and policy, exemptions, locks.
     Audit(AuditArgs),
@@ -126,6 +129,9 @@ pub enum Command {
         /// Test files, or directories to search for suite.yaml and *.paved-test.yaml.
         #[arg(value_name = "PATH", default_value = ".")]
         paths: Vec<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = ListFormat::Text)]
+        format: ListFormat,
     },
     /// Kubeconfig as paved (and kubectl) load it.
     #[command(subcommand)]
@@ -174,6 +180,9 @@ impl ConnectArgs {
 pub struct AuditArgs {
     #[command(flatten)]
     pub target: ClusterArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = AuditFormat::Text)]
+    pub format: AuditFormat,
     /// Write a wgpolicyk8s.io/v1alpha2 PolicyReport per namespace (and a ClusterPolicyReport).
     #[arg(long)]
     pub write_reports: bool,
@@ -312,6 +321,10 @@ pub struct CheckArgs {
     #[arg(value_name = "PATH", default_value = ".")]
     pub paths: Vec<PathBuf>,
 
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = CheckFormat::Text)]
+    pub format: CheckFormat,
+
     /// Lowest action that makes the exit code 1.
     #[arg(long, value_enum, default_value_t = FailOn::Deny)]
     pub fail_on: FailOn,
@@ -328,8 +341,34 @@ pub enum Format {
     Sarif,
     Junit,
     Github,
-    /// `paved images` only.
     Csv,
+}
+
+/// Each command's `--format` takes only what it writes, so clap refuses the
+/// rest; all of them are [`Format`]s to the writers.
+macro_rules! formats {
+    ($($(#[$doc:meta])* $name:ident { $($value:ident),* })*) => {$(
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+        pub enum $name { $($value),* }
+
+        impl From<$name> for Format {
+            fn from(f: $name) -> Format {
+                match f { $($name::$value => Format::$value),* }
+            }
+        }
+    )*};
+}
+
+formats! {
+    /// `paved check`'s formats.
+    CheckFormat { Text, Json, Sarif, Junit, Github }
+    /// `paved audit`'s formats.
+    AuditFormat { Text, Json, Sarif }
+    /// `paved images`'s formats.
+    ImagesFormat { Text, Json, Csv }
+    /// `paved policies`' and `paved test`'s formats.
+    ListFormat { Text, Json }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -290,11 +290,11 @@ pub fn write(
 /// `paved images --cluster`: every pod of the cluster (or of `--namespace`).
 pub fn from_cluster(
     target: &crate::cli::ClusterArgs,
-    global: &crate::cli::Global,
+    format: crate::cli::Format,
     config: &paved_core::config::Config,
     store: Option<&ImageStore>,
 ) -> miette::Result<u8> {
-    let format = Output::of(global.format)?;
+    let format = Output::of(format)?;
     let mut inventory = Inventory::default();
     let rt = crate::audit::runtime()?;
     let outcome = rt.block_on(async {

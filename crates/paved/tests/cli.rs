@@ -519,10 +519,10 @@ fn images_lists_the_examples_images_with_pinning_and_registries() {
     assert_eq!(run.code, 2);
     assert!(run.stderr.contains("broken.yaml"), "{}", run.stderr);
     assert!(!json(&run)["images"].as_array().unwrap().is_empty());
-    // check refuses csv clearly.
+    // check refuses csv, naming what it writes.
     let run = paved_in(dir.path(), &["check", "--format", "csv", examples.to_str().unwrap()], None);
     assert_eq!(run.code, 2);
-    assert!(run.stderr.contains("csv is for paved images"), "{}", run.stderr);
+    assert!(run.stderr.contains("[possible values: text, json, sarif, junit, github]"), "{}", run.stderr);
 }
 
 /// An `--inventory` that is not there, or does not parse, is an error naming
@@ -560,4 +560,24 @@ fn a_broken_configuration_stops_only_the_commands_that_read_it() {
     let check = paved_in(dir.path(), &["check", "-"], Some(b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n"));
     assert_eq!(check.code, 2, "{}", check.stderr);
     assert!(check.stderr.contains(".paved.yaml"), "{}", check.stderr);
+}
+
+/// Each command's `--format` takes only what it writes: clap refuses the
+/// rest (exit 2) and `--help` lists only those.
+#[test]
+fn each_command_takes_only_the_formats_it_writes() {
+    for (args, refused) in [
+        (&["policies", "--format", "sarif"][..], "sarif"),
+        (&["audit", "--format", "junit"][..], "junit"),
+        (&["images", "--format", "sarif", "examples"][..], "sarif"),
+        (&["check", "--format", "csv", "examples"][..], "csv"),
+        (&["test", "--format", "github", "."][..], "github"),
+        (&["install", "--format", "json"][..], "--format"),
+    ] {
+        let run = paved(args);
+        assert_eq!(run.code, 2, "{args:?} must be refused: {}", run.stdout);
+        assert!(run.stderr.contains(refused), "{args:?}: {}", run.stderr);
+    }
+    let help = paved(&["audit", "--help"]);
+    assert!(help.stdout.contains("[possible values: text, json, sarif]"), "{}", help.stdout);
 }

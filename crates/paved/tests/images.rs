@@ -139,7 +139,7 @@ fn images_contents_lists_shells_package_managers_setuid_files_and_packages() {
     let slim_part = text.stdout.split("/shop/slim:1.0").nth(1).unwrap();
     assert!(slim_part.contains("    shells: none\n"), "{}", text.stdout);
 
-    let json = support::paved(dir.path(), &[&["--format", "json"][..], &args[..]].concat());
+    let json = support::paved(dir.path(), &[&args[..], &["--format", "json"][..]].concat());
     let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
     let row =
         v["images"].as_array().unwrap().iter().find(|r| r["image"].as_str().unwrap().contains("/shop/fat:")).unwrap();
