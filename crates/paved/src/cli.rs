@@ -13,68 +13,153 @@ use clap::{Parser, Subcommand, ValueEnum};
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
-
-    #[command(flatten)]
-    pub global: Global,
 }
 
-/// Flags every surface shares.
-#[derive(Debug, Clone, clap::Args)]
-pub struct Global {
+/// The configuration file and profile: for the commands that judge.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ConfigFlags {
     /// Configuration file (default: .paved.yaml found from the working directory upwards).
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
     /// Profile, optionally pinned to a Pod Security Standards version: paved-road, pss-restricted:v1.29, …
-    #[arg(long, global = true, value_name = "NAME[:VERSION]")]
+    #[arg(long, value_name = "NAME[:VERSION]")]
     pub profile: Option<String>,
+}
 
-    /// Gatekeeper ConstraintTemplates and constraints to run beside the native
+/// Policies loaded from files, and the objects they read.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct PolicyFlags {
+    /// Gatekeeper, ValidatingAdmissionPolicy and Kyverno policies to run beside the native
     /// rules (files or directories; repeat the flag). Adds to the configuration's policy-paths.
-    #[arg(long = "policy", global = true, value_name = "PATH")]
+    #[arg(long = "policy", value_name = "PATH")]
     pub policies: Vec<PathBuf>,
 
     /// The code a Gatekeeper template with both runs: its Rego, or its CEL
     /// (K8sNativeValidation). Overrides the configuration's policy-engine.
-    #[arg(long, global = true, value_enum)]
+    #[arg(long, value_enum)]
     pub engine: Option<EngineArg>,
 
-    /// Objects Gatekeeper templates read through data.inventory, besides the
-    /// objects being checked (files or directories; repeat the flag).
-    #[arg(long = "inventory", global = true, value_name = "PATH")]
+    /// Objects the policies read (Gatekeeper's data.inventory, VAP params, Kyverno's
+    /// resource.Get), besides the objects being checked (files or directories; repeat the flag).
+    #[arg(long = "inventory", value_name = "PATH")]
     pub inventory: Vec<PathBuf>,
+}
 
+/// How images are read from registries.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ImageFlags {
     /// Never contact a registry: what images carry comes from the image cache only
     /// (in serve, from the ImageAnalysis objects other replicas wrote).
-    #[arg(long, global = true)]
+    #[arg(long)]
     pub offline: bool,
 
     /// The platform whose image is analysed when a tag names several (os/arch[/variant]).
-    #[arg(long, global = true, value_name = "OS/ARCH", default_value = "linux/amd64")]
+    #[arg(long, value_name = "OS/ARCH", default_value = DEFAULT_PLATFORM)]
     pub platform: String,
 
     /// Where analysed images are kept (default: $PAVED_CACHE_DIR, else $XDG_CACHE_HOME/paved/images,
     /// else ~/.cache/paved/images).
-    #[arg(long, global = true, value_name = "DIR")]
+    #[arg(long, value_name = "DIR")]
     pub image_cache: Option<PathBuf>,
 
     /// A registry (host:port) reached over plain HTTP (repeat the flag).
-    #[arg(long, global = true, value_name = "HOST")]
+    #[arg(long, value_name = "HOST")]
     pub insecure_registry: Vec<String>,
 
     /// Image pull secrets (Secret manifests of type kubernetes.io/dockerconfigjson
     /// or dockercfg, as `kubectl get secret -o yaml` prints them) whose logins
     /// are used before the docker configuration's (repeat the flag).
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(long, value_name = "FILE")]
     pub pull_secret: Vec<PathBuf>,
 
     /// PEM CA certificates trusted for registries besides the system's (repeat the flag).
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(long, value_name = "FILE")]
     pub registry_ca: Vec<PathBuf>,
+}
 
-    /// More detail: skipped documents, exempted findings in full.
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+const DEFAULT_PLATFORM: &str = "linux/amd64";
+
+impl Default for ImageFlags {
+    fn default() -> ImageFlags {
+        ImageFlags {
+            offline: false,
+            platform: DEFAULT_PLATFORM.to_owned(),
+            image_cache: None,
+            insecure_registry: Vec::new(),
+            pull_secret: Vec::new(),
+            registry_ca: Vec::new(),
+        }
+    }
+}
+
+/// What the command's flags say, in one place for the code that reads
+/// them: the groups a command does not take are at their defaults.
+#[derive(Debug, Clone, Default)]
+pub struct Global {
+    pub config: Option<PathBuf>,
+    pub profile: Option<String>,
+    pub policies: Vec<PathBuf>,
+    pub engine: Option<EngineArg>,
+    pub inventory: Vec<PathBuf>,
+    pub offline: bool,
+    pub platform: String,
+    pub image_cache: Option<PathBuf>,
+    pub insecure_registry: Vec<String>,
+    pub pull_secret: Vec<PathBuf>,
+    pub registry_ca: Vec<PathBuf>,
     pub verbose: u8,
+}
+
+impl Global {
+    fn of(
+        config: Option<&ConfigFlags>,
+        policy: Option<&PolicyFlags>,
+        images: Option<&ImageFlags>,
+        verbose: u8,
+    ) -> Global {
+        let (config, policy, images) = (
+            config.cloned().unwrap_or_default(),
+            policy.cloned().unwrap_or_default(),
+            images.cloned().unwrap_or_default(),
+        );
+        Global {
+            config: config.config,
+            profile: config.profile,
+            policies: policy.policies,
+            engine: policy.engine,
+            inventory: policy.inventory,
+            offline: images.offline,
+            platform: images.platform,
+            image_cache: images.image_cache,
+            insecure_registry: images.insecure_registry,
+            pull_secret: images.pull_secret,
+            registry_ca: images.registry_ca,
+            verbose,
+        }
+    }
+}
+
+impl Cli {
+    /// The flags of the command given, as one bundle.
+    pub fn global(&self) -> Global {
+        match &self.command {
+            Command::Check(a) => Global::of(Some(&a.config), Some(&a.policy), Some(&a.images), a.verbose),
+            Command::Policies { config, policy, .. } | Command::Explain { config, policy, .. } => {
+                Global::of(Some(config), Some(policy), None, 0)
+            }
+            Command::Serve(a) => Global::of(Some(&a.config), Some(&a.policy), Some(&a.images), 0),
+            Command::Install(a) => Global::of(Some(&a.config), Some(&a.policy), None, 0),
+            Command::Lsp { config, policy } => Global::of(Some(config), Some(policy), None, 0),
+            Command::Images { config, images, .. } => Global::of(Some(config), None, Some(images), 0),
+            Command::Audit(a) => Global::of(Some(&a.config), Some(&a.policy), Some(&a.images), 0),
+            Command::Test { config, engine, .. } => {
+                let policy = PolicyFlags { engine: *engine, ..PolicyFlags::default() };
+                Global::of(Some(config), Some(&policy), None, 0)
+            }
+            Command::Uninstall(_) | Command::Config(_) => Global::of(None, None, None, 0),
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -86,11 +171,20 @@ pub enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t = ListFormat::Text)]
         format: ListFormat,
+        #[command(flatten)]
+        config: ConfigFlags,
+        #[command(flatten)]
+        policy: PolicyFlags,
     },
     /// What a policy checks, why, how to fix a finding and how to get an exception.
     Explain {
         /// A policy id, e.g. pss-restricted/run-as-non-root.
-        policy: String,
+        #[arg(value_name = "POLICY")]
+        id: String,
+        #[command(flatten)]
+        config: ConfigFlags,
+        #[command(flatten)]
+        policy: PolicyFlags,
     },
     /// Run the HTTPS admission webhook (/validate, /healthz, /readyz, /metrics).
     Serve(ServeArgs),
@@ -101,7 +195,12 @@ pub enum Command {
     /// first, so that nothing is sent to a paved that is going away.
     Uninstall(UninstallArgs),
     /// Language server over stdio: the findings of `paved check` while you type.
-    Lsp,
+    Lsp {
+        #[command(flatten)]
+        config: ConfigFlags,
+        #[command(flatten)]
+        policy: PolicyFlags,
+    },
     /// Which images run, where, pinned or not, from allowed registries or not (text, json, csv):
     /// from manifests, or with --cluster from the pods of a cluster.
     Images {
@@ -120,6 +219,10 @@ pub enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t = ImagesFormat::Text)]
         format: ImagesFormat,
+        #[command(flatten)]
+        config: ConfigFlags,
+        #[command(flatten)]
+        images: ImageFlags,
     },
     /// Judge what already runs in a cluster: findings per namespace and policy, exemptions, locks.
     Audit(AuditArgs),
@@ -132,6 +235,11 @@ pub enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t = ListFormat::Text)]
         format: ListFormat,
+        #[command(flatten)]
+        config: ConfigFlags,
+        /// The code a Gatekeeper template with both runs: its Rego, or its CEL.
+        #[arg(long, value_enum)]
+        engine: Option<EngineArg>,
     },
     /// Kubeconfig as paved (and kubectl) load it.
     #[command(subcommand)]
@@ -180,6 +288,12 @@ impl ConnectArgs {
 pub struct AuditArgs {
     #[command(flatten)]
     pub target: ClusterArgs,
+    #[command(flatten)]
+    pub config: ConfigFlags,
+    #[command(flatten)]
+    pub policy: PolicyFlags,
+    #[command(flatten)]
+    pub images: ImageFlags,
     /// Output format.
     #[arg(long, value_enum, default_value_t = AuditFormat::Text)]
     pub format: AuditFormat,
@@ -202,6 +316,11 @@ pub struct AuditArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct InstallArgs {
+    #[command(flatten)]
+    pub config: ConfigFlags,
+    #[command(flatten)]
+    pub policy: PolicyFlags,
+
     /// Namespace paved runs in (never judged by it).
     #[arg(long, default_value = "paved-system")]
     pub namespace: String,
@@ -262,6 +381,13 @@ pub enum FailurePolicy {
 
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
+    #[command(flatten)]
+    pub config: ConfigFlags,
+    #[command(flatten)]
+    pub policy: PolicyFlags,
+    #[command(flatten)]
+    pub images: ImageFlags,
+
     /// Address and port to listen on.
     #[arg(long, default_value = "0.0.0.0:8443", value_name = "ADDR:PORT")]
     pub listen: std::net::SocketAddr,
@@ -324,6 +450,17 @@ pub struct CheckArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = CheckFormat::Text)]
     pub format: CheckFormat,
+
+    #[command(flatten)]
+    pub config: ConfigFlags,
+    #[command(flatten)]
+    pub policy: PolicyFlags,
+    #[command(flatten)]
+    pub images: ImageFlags,
+
+    /// More detail: skipped documents, exempted findings in full.
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
 
     /// Lowest action that makes the exit code 1.
     #[arg(long, value_enum, default_value_t = FailOn::Deny)]

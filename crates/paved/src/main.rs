@@ -45,25 +45,26 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> miette::Result<u8> {
+    let global = cli.global();
     // Commands that do not use the working directory's `.paved.yaml`: a broken
     // one must not stop them (the language server finds each folder's itself).
     match &cli.command {
         Command::Uninstall(args) => return install::uninstall(args),
-        Command::Lsp => return lsp::run(&cli.global),
+        Command::Lsp { .. } => return lsp::run(&global),
         Command::Config(cli::ConfigCommand::View { kubeconfig }) => return config_view(kubeconfig.clone()),
         _ => {}
     }
     let cwd = std::env::current_dir().map_err(|e| miette::miette!("cannot read the working directory: {e}"))?;
-    let (config, config_path) = config_file::load(cli.global.config.as_deref(), &cwd)?;
+    let (config, config_path) = config_file::load(global.config.as_deref(), &cwd)?;
     match &cli.command {
-        Command::Serve(args) => return serve::run(args, &cli.global, config_path),
+        Command::Serve(args) => return serve::run(args, &global, config_path),
         Command::Install(args) => {
             // The webhook asks about the kinds the policy files judge, and
             // paved may list what they read.
-            let from_policies = if config.policy_paths.is_empty() && cli.global.policies.is_empty() {
+            let from_policies = if config.policy_paths.is_empty() && global.policies.is_empty() {
                 install::FromPolicies { rules: Some(Vec::new()), reads: Vec::new() }
             } else {
-                let (policies, problems) = foreign_policies(&config, config_path.as_deref(), &cli.global);
+                let (policies, problems) = foreign_policies(&config, config_path.as_deref(), &global);
                 let reads: Vec<(String, String)> = policies
                     .synced_kinds()
                     .into_iter()
@@ -86,47 +87,46 @@ fn run(cli: Cli) -> miette::Result<u8> {
             };
             return install::run(args, config, config_path.as_deref(), from_policies);
         }
-        Command::Images { paths, cluster, target, contents, format } => {
-            let store = if *contents { Some(image_store::ImageStore::from_flags(&cli.global)?) } else { None };
+        Command::Images { paths, cluster, target, contents, format, .. } => {
+            let store = if *contents { Some(image_store::ImageStore::from_flags(&global)?) } else { None };
             return if *cluster {
                 images::from_cluster(target, (*format).into(), &config, store.as_ref())
             } else {
                 images(paths, (*format).into(), &config, store.as_ref())
             };
         }
-        Command::Test { paths, format } => {
-            return policy_test(paths, (*format).into(), cli.global.engine.map(Into::into), &config);
+        Command::Test { paths, format, .. } => {
+            return policy_test(paths, (*format).into(), global.engine.map(Into::into), &config);
         }
         Command::Audit(args) => {
-            let (mut policies, problems) = foreign_policies(&config, config_path.as_deref(), &cli.global);
+            let (mut policies, problems) = foreign_policies(&config, config_path.as_deref(), &global);
             policies.for_background_scan();
-            let given = read_inventory(&cli.global.inventory)?;
+            let given = read_inventory(&global.inventory)?;
             let reads = (!policies.is_empty()).then(|| audit::PolicyReads {
                 handle: policies.inventory(),
                 kinds: policies.synced_kinds(),
                 given,
             });
             let foreign = (policies.into_foreign(), reads);
-            let code =
-                audit::run(args, args.format.into(), config, cli.global.profile.as_deref(), foreign, &cli.global)?;
+            let code = audit::run(args, args.format.into(), config, global.profile.as_deref(), foreign, &global)?;
             return Ok(if problems.is_empty() { code } else { EXIT_BAD_INPUT });
         }
         _ => {}
     }
-    let engine = Engine::new(&config, cli.global.profile.as_deref(), Mode::Enforce)
+    let engine = Engine::new(&config, global.profile.as_deref(), Mode::Enforce)
         .map_err(|e| miette::miette!(code = "paved::config", "{e}"))?;
     let inputs = match &cli.command {
         Command::Check(args) => args.paths.clone(),
         _ => Vec::new(),
     };
-    let (policies, policy_problems) = foreign_policies(&config, config_path.as_deref(), &cli.global);
-    let engine = with_foreign_policies(engine, policies, &read_inventory(&cli.global.inventory)?, &inputs);
+    let (policies, policy_problems) = foreign_policies(&config, config_path.as_deref(), &global);
+    let engine = with_foreign_policies(engine, policies, &read_inventory(&global.inventory)?, &inputs);
     let stdout = std::io::stdout();
     match cli.command {
         Command::Check(args) => {
             // Registries are contacted only when a policy reads image contents.
             let store = if engine.needs_image_contents() {
-                Some(std::sync::Arc::new(image_store::ImageStore::from_flags(&cli.global)?))
+                Some(std::sync::Arc::new(image_store::ImageStore::from_flags(&global)?))
             } else {
                 None
             };
@@ -134,35 +134,35 @@ fn run(cli: Cli) -> miette::Result<u8> {
                 Some(store) => engine.with_images(store.clone()),
                 None => engine,
             };
-            let code = check(&args, &cli.global, &engine, &explain::docs_base(&config))?;
+            let code = check(&args, &global, &engine, &explain::docs_base(&config))?;
             for failure in store.map(|s| s.failures()).unwrap_or_default() {
                 eprintln!("paved: {failure}");
             }
             // A policy that could not load is bad configuration; the rest still ran.
             Ok(if policy_problems.is_empty() { code } else { EXIT_BAD_INPUT })
         }
-        Command::Policies { format } => {
+        Command::Policies { format, .. } => {
             let mut out = stdout.lock();
             explain::policies(&mut out, &engine, format.into()).map_err(io_error)?;
             // Listing the policies is how a bundle is checked before it ships:
             // one that does not load must fail the script, as in `check`.
             Ok(if policy_problems.is_empty() { 0 } else { EXIT_BAD_INPUT })
         }
-        Command::Explain { policy } => {
+        Command::Explain { id, .. } => {
             let mut out = stdout.lock();
-            match explain::explain(&mut out, &engine, &policy).map_err(io_error)? {
+            match explain::explain(&mut out, &engine, &id).map_err(io_error)? {
                 true => Ok(0),
                 false => Err(miette::miette!(
                     code = "paved::unknown-policy",
                     help = "`paved policies` lists every policy",
-                    "no policy {policy:?}"
+                    "no policy {id:?}"
                 )),
             }
         }
         Command::Serve(_)
         | Command::Install(_)
         | Command::Uninstall(_)
-        | Command::Lsp
+        | Command::Lsp { .. }
         | Command::Images { .. }
         | Command::Audit(_)
         | Command::Test { .. }

@@ -573,6 +573,14 @@ fn each_command_takes_only_the_formats_it_writes() {
         (&["check", "--format", "csv", "examples"][..], "csv"),
         (&["test", "--format", "github", "."][..], "github"),
         (&["install", "--format", "json"][..], "--format"),
+        // Options of other commands: image flags where no image is read, policies where none run.
+        (&["install", "--pull-secret", "/nonexistent"][..], "--pull-secret"),
+        (&["install", "--platform", "foo/bar"][..], "--platform"),
+        (&["policies", "--offline"][..], "--offline"),
+        (&["images", "--policy", "p.yaml"][..], "--policy"),
+        (&["uninstall", "--config", "c.yaml"][..], "--config"),
+        (&["config", "view", "--profile", "x"][..], "--profile"),
+        (&["--profile", "pss-baseline", "check", "examples"][..], "--profile"),
     ] {
         let run = paved(args);
         assert_eq!(run.code, 2, "{args:?} must be refused: {}", run.stdout);

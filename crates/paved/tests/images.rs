@@ -253,7 +253,7 @@ fn serve_admits_an_unknown_image_with_a_warning_then_judges_it() {
     }
     let _serving = Serving(
         Command::new(env!("CARGO_BIN_EXE_paved"))
-            .args(["--config", "config.yaml", "--registry-ca", "ca.pem", "serve", "--no-cluster"])
+            .args(["serve", "--config", "config.yaml", "--registry-ca", "ca.pem", "--no-cluster"])
             .args(["--listen", &format!("127.0.0.1:{port}"), "--tls-cert", "tls.crt", "--tls-key", "tls.key"])
             .current_dir(dir.path())
             // Unreadable logins do not keep the webhook from starting.

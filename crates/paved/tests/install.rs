@@ -56,7 +56,7 @@ fn installed_manifests_pass_paved_check_even_restricted() {
     let (code, out, err) = paved(&["check", "-", "--fail-on", "warn"], Some(&yaml));
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("0 denied, 0 warnings"), "{out}");
-    let (code, out, err) = paved(&["--profile", "pss-restricted", "check", "-"], Some(&yaml));
+    let (code, out, err) = paved(&["check", "--profile", "pss-restricted", "-"], Some(&yaml));
     assert_eq!(code, 0, "{out}{err}");
 }
 
@@ -163,7 +163,7 @@ fn serve_runs_on_the_installed_certificate_and_stops_cleanly_on_sigterm() {
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
     let mut child = Command::new(env!("CARGO_BIN_EXE_paved"))
-        .args(["--config", config.to_str().unwrap(), "serve", "--no-cluster", "--listen", &listen])
+        .args(["serve", "--config", config.to_str().unwrap(), "--no-cluster", "--listen", &listen])
         .args([
             "--tls-cert",
             dir.path().join("tls.crt").to_str().unwrap(),

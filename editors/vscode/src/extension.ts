@@ -8,7 +8,7 @@ function serverOptions(): ServerOptions {
   const config = vscode.workspace.getConfiguration("paved");
   const command = config.get<string>("path") || "paved";
   const profile = config.get<string>("profile");
-  const args = profile ? ["--profile", profile, "lsp"] : ["lsp"];
+  const args = profile ? ["lsp", "--profile", profile] : ["lsp"];
   return { command, args };
 }
 
