@@ -157,7 +157,9 @@ impl Cli {
                 let policy = PolicyFlags { engine: *engine, ..PolicyFlags::default() };
                 Global::of(Some(config), Some(&policy), None, 0)
             }
-            Command::Uninstall(_) | Command::Config(_) => Global::of(None, None, None, 0),
+            Command::Uninstall(_) | Command::Config(_) | Command::Completions { .. } | Command::Man { .. } => {
+                Global::of(None, None, None, 0)
+            }
         }
     }
 }
@@ -244,6 +246,17 @@ pub enum Command {
     /// Kubeconfig as paved (and kubectl) load it.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Print a shell's completion script (e.g. `paved completions bash > /etc/bash_completion.d/paved`).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Write the manual pages (paved.1, and paved-<command>.1 for each command) into a directory.
+    Man {
+        /// Where to write them.
+        #[arg(value_name = "DIR")]
+        out: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -52,6 +52,13 @@ fn run(cli: Cli) -> miette::Result<u8> {
         Command::Uninstall(args) => return install::uninstall(args),
         Command::Lsp { .. } => return lsp::run(&global),
         Command::Config(cli::ConfigCommand::View { kubeconfig }) => return config_view(kubeconfig.clone()),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut out = stdout_file();
+            clap_complete::generate(*shell, &mut Cli::command(), "paved", &mut out);
+            return Ok(0);
+        }
+        Command::Man { out } => return write_man_pages(out),
         _ => {}
     }
     let cwd = std::env::current_dir().map_err(|e| miette::miette!("cannot read the working directory: {e}"))?;
@@ -166,7 +173,9 @@ fn run(cli: Cli) -> miette::Result<u8> {
         | Command::Images { .. }
         | Command::Audit(_)
         | Command::Test { .. }
-        | Command::Config(_) => Ok(0),
+        | Command::Config(_)
+        | Command::Completions { .. }
+        | Command::Man { .. } => Ok(0),
     }
 }
 
@@ -198,6 +207,29 @@ fn load_foreign_policies(
         &global.policies,
         global.engine.map(Into::into).unwrap_or(config.policy_engine.into()),
     )
+}
+
+/// `paved man DIR`: a page for paved and one per command, from the parser's
+/// own definitions.
+fn write_man_pages(dir: &std::path::Path) -> miette::Result<u8> {
+    use clap::CommandFactory;
+    let failed = |e: std::io::Error| miette::miette!(code = "paved::man", "{}: {e}", dir.display());
+    std::fs::create_dir_all(dir).map_err(failed)?;
+    let command = Cli::command();
+    let mut pages = vec![("paved".to_owned(), command.clone())];
+    for sub in command.get_subcommands() {
+        let name = format!("paved-{}", sub.get_name());
+        // A page's title is its command's name; clap keeps names as `&'static str`
+        // (once per page, in a command that exits right after).
+        let title: &'static str = Box::leak(name.clone().into_boxed_str());
+        pages.push((name, sub.clone().name(title)));
+    }
+    for (name, page) in pages {
+        let mut text = Vec::new();
+        clap_mangen::Man::new(page).render(&mut text).map_err(failed)?;
+        std::fs::write(dir.join(format!("{name}.1")), text).map_err(failed)?;
+    }
+    Ok(0)
 }
 
 /// Adds the policies of the files to the engine. The inventory holds the

@@ -589,3 +589,30 @@ fn each_command_takes_only_the_formats_it_writes() {
     let help = paved(&["audit", "--help"]);
     assert!(help.stdout.contains("[possible values: text, json, sarif]"), "{}", help.stdout);
 }
+
+/// Completions and manual pages come from the parser's own definitions: every
+/// command is there, with the options it takes and not those it refuses.
+#[test]
+fn completions_and_man_pages_follow_the_parser() {
+    for shell in ["bash", "zsh", "fish", "powershell", "elvish"] {
+        let run = paved(&["completions", shell]);
+        assert_eq!(run.code, 0, "{shell}: {}", run.stderr);
+        // fish writes options as `-l inventory`, the others as `--inventory`.
+        for word in ["check", "audit", "install", "inventory", "fail-on"] {
+            assert!(run.stdout.contains(word), "{shell} completions lack {word}");
+        }
+    }
+    let fish = paved(&["completions", "fish"]).stdout;
+    let install: Vec<&str> = fish.lines().filter(|l| l.contains("__fish_paved_using_subcommand install\"")).collect();
+    assert!(install.iter().any(|l| l.contains("-l apply")), "{install:#?}");
+    assert!(!install.iter().any(|l| l.contains("-l pull-secret")), "install takes no image flags: {install:#?}");
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = paved(&["man", dir.path().to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let check = std::fs::read_to_string(dir.path().join("paved-check.1")).expect("a page for check");
+    assert!(check.contains(".TH paved-check 1") && check.contains("fail\\-on"), "{check}");
+    for command in ["paved", "paved-audit", "paved-serve", "paved-install", "paved-test", "paved-lsp"] {
+        assert!(dir.path().join(format!("{command}.1")).is_file(), "{command}.1");
+    }
+}
