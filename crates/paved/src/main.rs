@@ -46,6 +46,17 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> miette::Result<u8> {
     let global = cli.global();
+    // Files named on the command line are read whether or not this run needs
+    // them: a typo in a pull secret must not wait for the day an image is read.
+    for (flag, path) in global
+        .pull_secret
+        .iter()
+        .map(|p| ("--pull-secret", p))
+        .chain(global.registry_ca.iter().map(|p| ("--registry-ca", p)))
+    {
+        std::fs::File::open(path)
+            .map_err(|e| miette::miette!(code = "paved::flags", "{flag} {}: {e}", path.display()))?;
+    }
     // Commands that do not use the working directory's `.paved.yaml`: a broken
     // one must not stop them (the language server finds each folder's itself).
     match &cli.command {

@@ -616,3 +616,14 @@ fn completions_and_man_pages_follow_the_parser() {
         assert!(dir.path().join(format!("{command}.1")).is_file(), "{command}.1");
     }
 }
+
+/// A pull secret or registry CA that cannot be read is an error naming it,
+/// even on a run that reads no image.
+#[test]
+fn unreadable_registry_files_are_errors_even_when_no_image_is_read() {
+    for flag in ["--pull-secret", "--registry-ca"] {
+        let run = paved(&["check", flag, "/nonexistent/secret.yaml", "examples"]);
+        assert_eq!(run.code, 2, "{flag}: {}", run.stdout);
+        assert!(run.stderr.contains(&format!("{flag} /nonexistent/secret.yaml")), "{}", run.stderr);
+    }
+}
