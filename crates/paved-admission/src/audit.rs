@@ -160,13 +160,13 @@ impl<'a> Audit<'a> {
         let object = ObjectRef::of(obj);
         let api_version = obj.get("apiVersion").and_then(Node::as_str).unwrap_or("");
         let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
-        if crate::decide::is_kyverno_exception(group, kind) {
+        if paved_core::kyverno::is_exception_kind(group, kind) {
             let spec = obj.get("spec").and_then(|s| serde_json::to_value(s).ok()).unwrap_or_default();
             let annotation =
                 |k: &str| obj.at(&["metadata", "annotations", k]).and_then(Node::as_str).map(str::to_owned);
             self.report.exemptions.push(ExemptionRow {
                 object: object.clone(),
-                policies: crate::decide::kyverno_exception_policies(&spec),
+                policies: paved_core::kyverno::exception_grants(&spec),
                 reason: annotation(paved_core::exempt::EXEMPT_REASON)
                     .or_else(|| annotation("policies.kyverno.io/description")),
                 until: None,

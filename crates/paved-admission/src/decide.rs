@@ -772,12 +772,11 @@ impl Admission {
     }
 }
 
-/// Exemption annotations in the metadata of the object at `prefix` (the root, or a pod template).
 /// The policies a Kyverno PolicyException created or changed by `req`
 /// lifts: empty for any other request, and for an update that leaves the
 /// exception's `spec` as it was.
 fn kyverno_exception_grants(req: &AdmissionRequest) -> Vec<String> {
-    if !is_kyverno_exception(&req.kind.group, &req.kind.kind) {
+    if !paved_core::kyverno::is_exception_kind(&req.kind.group, &req.kind.kind) {
         return Vec::new();
     }
     let spec = |o: &Node| o.get("spec").map(|s| serde_json::to_value(s).unwrap_or_default());
@@ -785,50 +784,10 @@ fn kyverno_exception_grants(req: &AdmissionRequest) -> Vec<String> {
     if req.operation == "UPDATE" && new == spec(&req.old_object) {
         return Vec::new();
     }
-    new.map(|spec| kyverno_exception_policies(&spec)).unwrap_or_default()
+    new.map(|spec| paved_core::kyverno::exception_grants(&spec)).unwrap_or_default()
 }
 
-/// Whether a request's group and kind are a Kyverno PolicyException's (of either API).
-pub fn is_kyverno_exception(group: &str, kind: &str) -> bool {
-    kind == "PolicyException" && (group == "kyverno.io" || group == "policies.kyverno.io")
-}
-
-/// The policies a Kyverno PolicyException's `spec` lifts, as paved names
-/// them (`kyverno/<policy>[/<rule>]`); `kyverno/*` when it names none.
-pub fn kyverno_exception_policies(spec: &serde_json::Value) -> Vec<String> {
-    let text = |v: &serde_json::Value, key: &str| v.get(key).and_then(serde_json::Value::as_str).map(str::to_owned);
-    let items = |key: &str| spec.get(key).and_then(serde_json::Value::as_array).cloned().unwrap_or_default();
-    let mut patterns = Vec::new();
-    // kyverno.io/v2: `exceptions: [{policyName, ruleNames}]`.
-    for exception in items("exceptions") {
-        let Some(policy) = text(&exception, "policyName") else { continue };
-        let rules: Vec<String> = exception
-            .get("ruleNames")
-            .and_then(serde_json::Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(serde_json::Value::as_str)
-            .map(|r| r.strip_prefix("autogen-cronjob-").or_else(|| r.strip_prefix("autogen-")).unwrap_or(r))
-            .map(|r| format!("kyverno/{policy}/{r}"))
-            .collect();
-        if rules.is_empty() {
-            patterns.push(format!("kyverno/{policy}"));
-        }
-        patterns.extend(rules);
-    }
-    // policies.kyverno.io: `policyRefs: [{name, kind}]`.
-    for reference in items("policyRefs") {
-        patterns.extend(text(&reference, "name").map(|policy| format!("kyverno/{policy}")));
-    }
-    if patterns.is_empty() {
-        // An exception naming nothing lifts nothing, but is still not the requester's to make.
-        patterns.push("kyverno/*".to_owned());
-    }
-    patterns.sort();
-    patterns.dedup();
-    patterns
-}
-
+/// Exemption annotations in the metadata of the object at `prefix` (the root, or a pod template).
 struct Grant<'a> {
     patterns: Vec<&'a str>,
     reason: Option<&'a str>,

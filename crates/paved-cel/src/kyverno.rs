@@ -420,8 +420,8 @@ pub struct Exception {
 /// Whether `doc` is a Kyverno PolicyException, of either API.
 pub fn is_exception(doc: &Value) -> bool {
     let api_version = doc.get("apiVersion").and_then(Value::as_str).unwrap_or("");
-    doc.get("kind").and_then(Value::as_str) == Some("PolicyException")
-        && (api_version.starts_with("kyverno.io/") || api_version.starts_with("policies.kyverno.io/"))
+    let group = api_version.split_once('/').map_or("", |(group, _)| group);
+    paved_core::kyverno::is_exception_kind(group, doc.get("kind").and_then(Value::as_str).unwrap_or(""))
 }
 
 impl Exception {
@@ -429,37 +429,15 @@ impl Exception {
         let text = |p: &str| doc.pointer(p).and_then(Value::as_str).unwrap_or("");
         let name = format!("{}/{}", text("/metadata/namespace"), text("/metadata/name"));
         let spec = doc.get("spec").ok_or("no spec")?;
-        if let Some(exceptions) = spec.get("exceptions").and_then(Value::as_array) {
-            let refs = exceptions
-                .iter()
-                .map(|e| {
-                    let policy = e.get("policyName").and_then(Value::as_str).unwrap_or("").to_owned();
-                    // `autogen-` rules are the rule itself, for paved.
-                    let rules = strings_of(e.get("ruleNames"))
-                        .into_iter()
-                        .map(|r| {
-                            r.strip_prefix("autogen-cronjob-")
-                                .or_else(|| r.strip_prefix("autogen-"))
-                                .unwrap_or(&r)
-                                .to_owned()
-                        })
-                        .collect();
-                    (policy, rules)
-                })
-                .collect();
+        let refs = paved_core::kyverno::exception_refs(spec).unwrap_or_default();
+        // kyverno.io/v2 selects by `match`; policies.kyverno.io by `matchConditions`.
+        if spec.get("exceptions").is_some() {
             let matched = RuleMatch::of(spec.get("match"));
             if matched.is_empty() {
                 return Err("spec.match selects nothing".to_owned());
             }
             return Ok(Exception { name, refs, matched: Some(matched), conditions: None });
         }
-        let refs: Vec<(String, Vec<String>)> = spec
-            .get("policyRefs")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .map(|r| (r.get("name").and_then(Value::as_str).unwrap_or("").to_owned(), Vec::new()))
-            .collect();
         if refs.is_empty() {
             return Err("spec.policyRefs or spec.exceptions must name a policy".to_owned());
         }

@@ -23,6 +23,7 @@ pub mod eval;
 pub mod exempt;
 pub mod image;
 pub mod json;
+pub mod kyverno;
 pub mod node;
 pub mod object;
 pub mod policy;

@@ -201,7 +201,7 @@ fn judge(
         .ok_or_else(|| format!("no {kind} {name:?} among the test's resources"))?;
     // Kyverno names the rules autogen makes `autogen-<rule>` and, for
     // CronJobs, `autogen-cronjob-<rule>`; paved judges them as the rule.
-    let rule = rule.map(|r| r.strip_prefix("autogen-cronjob-").or_else(|| r.strip_prefix("autogen-")).unwrap_or(r));
+    let rule = rule.map(paved_core::kyverno::written_rule);
     let id = match rule {
         Some(rule) => format!("kyverno/{policy}/{rule}"),
         None => format!("kyverno/{policy}"),
