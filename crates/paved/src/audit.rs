@@ -15,7 +15,7 @@ use paved_core::node::Node;
 use paved_core::policy::Action;
 use serde_json::{Value, json};
 
-use crate::cli::{AuditArgs, ClusterArgs, FailOn, Format};
+use crate::cli::{AuditArgs, AuditFormat, ClusterArgs, FailOn};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -136,7 +136,7 @@ pub struct PolicyReads {
 
 pub fn run(
     args: &AuditArgs,
-    format: Format,
+    format: AuditFormat,
     config: Config,
     profile: Option<&str>,
     (foreign, reads): (Vec<std::sync::Arc<dyn paved_core::eval::Foreign>>, Option<PolicyReads>),
@@ -241,18 +241,20 @@ pub fn run(
     })?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let written = match format {
-        Format::Json => {
+        AuditFormat::Json => {
             let doc = json!({"source": source, "report": report, "kinds": kinds, "problems": problems});
             serde_json::to_writer_pretty(&mut out, &doc).map_err(std::io::Error::from).and_then(|()| writeln!(out))
         }
-        Format::Sarif => serde_json::to_writer_pretty(&mut out, &sarif(&report, &docs)).map_err(std::io::Error::from),
-        _ => write_text(&mut out, &report, &kinds, &problems, &source),
+        AuditFormat::Sarif => {
+            serde_json::to_writer_pretty(&mut out, &sarif(&report, &docs)).map_err(std::io::Error::from)
+        }
+        AuditFormat::Text => write_text(&mut out, &report, &kinds, &problems, &source),
     };
     match written.and_then(|()| out.flush()) {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(crate::io_error(e)),
         _ => {}
     }
-    if format != Format::Text {
+    if format != AuditFormat::Text {
         for p in &problems {
             eprintln!("paved: {p}");
         }

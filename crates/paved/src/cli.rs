@@ -484,29 +484,12 @@ pub struct CheckArgs {
     pub color: Color,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Format {
-    Text,
-    Json,
-    Sarif,
-    Junit,
-    Github,
-    Csv,
-}
-
-/// Each command's `--format` takes only what it writes, so clap refuses the
-/// rest; all of them are [`Format`]s to the writers.
+/// Each command's `--format` takes only what it writes, so clap refuses the rest.
 macro_rules! formats {
     ($($(#[$doc:meta])* $name:ident { $($value:ident),* })*) => {$(
         $(#[$doc])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
         pub enum $name { $($value),* }
-
-        impl From<$name> for Format {
-            fn from(f: $name) -> Format {
-                match f { $($name::$value => Format::$value),* }
-            }
-        }
     )*};
 }
 

@@ -6,13 +6,13 @@ use paved_core::eval::{Engine, ForeignPolicy};
 use paved_core::exempt::{EXEMPT, EXEMPT_REASON, EXEMPT_UNTIL};
 use paved_core::rules;
 
-use crate::cli::Format;
+use crate::cli::ListFormat;
 
 /// Every policy with its group and its action in the active profile: the
 /// native rules, then the foreign policies loaded (Gatekeeper constraints,
 /// ValidatingAdmissionPolicy bindings) with the action the configuration
 /// leaves them.
-pub fn policies(out: &mut dyn Write, engine: &Engine, format: Format) -> std::io::Result<()> {
+pub fn policies(out: &mut dyn Write, engine: &Engine, format: ListFormat) -> std::io::Result<()> {
     let set = engine.policies();
     let native =
         rules::all().map(|r| (r.id.to_owned(), r.group.to_owned(), r.doc.title.to_owned(), set.action_of(r.id)));
@@ -24,7 +24,7 @@ pub fn policies(out: &mut dyn Write, engine: &Engine, format: Format) -> std::io
     });
     let all: Vec<(String, String, String, Option<paved_core::policy::Action>)> = native.chain(foreign).collect();
     let action = |a: &Option<paved_core::policy::Action>| a.map_or("off", |a| a.as_str());
-    if format == Format::Json {
+    if format == ListFormat::Json {
         let list: Vec<_> = all
             .iter()
             .map(|(id, group, title, a)| {

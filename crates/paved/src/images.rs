@@ -180,13 +180,12 @@ pub enum Output {
     Csv,
 }
 
-impl Output {
-    pub fn of(format: crate::cli::Format) -> miette::Result<Output> {
+impl From<crate::cli::ImagesFormat> for Output {
+    fn from(format: crate::cli::ImagesFormat) -> Output {
         match format {
-            crate::cli::Format::Text => Ok(Output::Table),
-            crate::cli::Format::Json => Ok(Output::Json),
-            crate::cli::Format::Csv => Ok(Output::Csv),
-            other => Err(miette::miette!("paved images writes text, json or csv, not {other:?}")),
+            crate::cli::ImagesFormat::Text => Output::Table,
+            crate::cli::ImagesFormat::Json => Output::Json,
+            crate::cli::ImagesFormat::Csv => Output::Csv,
         }
     }
 }
@@ -290,11 +289,10 @@ pub fn write(
 /// `paved images --cluster`: every pod of the cluster (or of `--namespace`).
 pub fn from_cluster(
     target: &crate::cli::ClusterArgs,
-    format: crate::cli::Format,
+    format: Output,
     config: &paved_core::config::Config,
     store: Option<&ImageStore>,
 ) -> miette::Result<u8> {
-    let format = Output::of(format)?;
     let mut inventory = Inventory::default();
     let rt = crate::audit::runtime()?;
     let outcome = rt.block_on(async {

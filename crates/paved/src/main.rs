@@ -114,7 +114,7 @@ fn run(cli: Cli) -> miette::Result<u8> {
             };
         }
         Command::Test { paths, format, .. } => {
-            return policy_test(paths, (*format).into(), global.engine.map(Into::into), &config);
+            return policy_test(paths, *format, global.engine.map(Into::into), &config);
         }
         Command::Audit(args) => {
             let (mut policies, problems) = foreign_policies(&config, config_path.as_deref(), &global);
@@ -126,7 +126,7 @@ fn run(cli: Cli) -> miette::Result<u8> {
                 given,
             });
             let foreign = (policies.into_foreign(), reads);
-            let code = audit::run(args, args.format.into(), config, global.profile.as_deref(), foreign, &global)?;
+            let code = audit::run(args, args.format, config, global.profile.as_deref(), foreign, &global)?;
             return Ok(if problems.is_empty() { code } else { EXIT_BAD_INPUT });
         }
         _ => {}
@@ -161,7 +161,7 @@ fn run(cli: Cli) -> miette::Result<u8> {
         }
         Command::Policies { format, .. } => {
             let mut out = stdout.lock();
-            explain::policies(&mut out, &engine, format.into()).map_err(io_error)?;
+            explain::policies(&mut out, &engine, format).map_err(io_error)?;
             // Listing the policies is how a bundle is checked before it ships:
             // one that does not load must fail the script, as in `check`.
             Ok(if policy_problems.is_empty() { 0 } else { EXIT_BAD_INPUT })
@@ -319,7 +319,7 @@ fn read_objects(sources: &[std::path::PathBuf]) -> Vec<serde_json::Value> {
 /// exit 1 on any failure, 2 when a suite cannot be read.
 fn policy_test(
     paths: &[std::path::PathBuf],
-    format: cli::Format,
+    format: cli::ListFormat,
     engine: Option<paved_gatekeeper::template::Engine>,
     config: &paved_core::config::Config,
 ) -> miette::Result<u8> {
@@ -371,7 +371,7 @@ fn policy_test(
                     } else {
                         failed += 1
                     }
-                    if format == cli::Format::Json {
+                    if format == cli::ListFormat::Json {
                         let engine = case.engine.map(|e| format!("{e:?}").to_lowercase());
                         rows.push(serde_json::json!({"suite": shown, "test": case.test, "case": case.case,
                                                      "passed": ok, "reason": case.failure, "engine": engine}));
@@ -389,7 +389,7 @@ fn policy_test(
             }
         }
     }
-    if format == cli::Format::Json {
+    if format == cli::ListFormat::Json {
         let doc = serde_json::json!({"suites": suites.len(), "passed": passed, "failed": failed, "cases": rows});
         serde_json::to_writer_pretty(&mut out, &doc).map_err(|e| miette::miette!("{e}"))?;
         writeln!(out).map_err(io_error)?;
@@ -428,11 +428,10 @@ fn stdout_file() -> Box<dyn Write> {
 
 fn images(
     paths: &[std::path::PathBuf],
-    format: cli::Format,
+    format: images::Output,
     config: &paved_core::config::Config,
     store: Option<&image_store::ImageStore>,
 ) -> miette::Result<u8> {
-    let format = images::Output::of(format)?;
     let limits = paved_yaml::Limits::default();
     let (inputs, missing) = check::inputs(paths);
     let mut inventory = images::Inventory::default();
@@ -472,7 +471,7 @@ fn check(args: &CheckArgs, global: &cli::Global, engine: &Engine, docs: &str) ->
         docs: docs.to_owned(),
         fail_on_warn: args.fail_on == FailOn::Warn,
     };
-    let mut reporter = report::reporter(args.format.into(), Box::new(out), options);
+    let mut reporter = report::reporter(args.format, Box::new(out), options);
     let mut summary = check::Summary::default();
     let now = paved_core::Timestamp::now();
     let written = (|| {

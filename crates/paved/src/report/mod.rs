@@ -13,7 +13,7 @@ use paved_core::node::Pos;
 use paved_core::policy::{Action, Finding};
 
 use crate::check::Reporter;
-use crate::cli::Format;
+use crate::cli::CheckFormat;
 
 pub use sarif::rule as sarif_rule;
 pub use text::TextOptions;
@@ -28,15 +28,13 @@ pub struct ReportOptions {
 }
 
 /// A reporter for a format, writing to `out`.
-pub fn reporter<'w>(format: Format, out: Box<dyn Write + 'w>, options: ReportOptions) -> Box<dyn Reporter + 'w> {
+pub fn reporter<'w>(format: CheckFormat, out: Box<dyn Write + 'w>, options: ReportOptions) -> Box<dyn Reporter + 'w> {
     match format {
-        Format::Text => Box::new(text::Text::new(out, options.text)),
-        Format::Json => Box::new(json::Json::new(out)),
-        Format::Sarif => Box::new(sarif::Sarif::new(out, options.docs)),
-        Format::Junit => Box::new(junit::Junit::new(out, options.fail_on_warn)),
-        Format::Github => Box::new(github::Github::new(out)),
-        // Refused before any checking starts (main.rs); text is the safe answer regardless.
-        Format::Csv => Box::new(text::Text::new(out, options.text)),
+        CheckFormat::Text => Box::new(text::Text::new(out, options.text)),
+        CheckFormat::Json => Box::new(json::Json::new(out)),
+        CheckFormat::Sarif => Box::new(sarif::Sarif::new(out, options.docs)),
+        CheckFormat::Junit => Box::new(junit::Junit::new(out, options.fail_on_warn)),
+        CheckFormat::Github => Box::new(github::Github::new(out)),
     }
 }
 
