@@ -271,48 +271,53 @@ fn with_foreign_policies(
 /// be read or does not parse is an error naming it: policies silently
 /// without the objects they read would judge differently.
 fn read_inventory(paths: &[std::path::PathBuf]) -> miette::Result<Vec<serde_json::Value>> {
-    let limits = paved_yaml::Limits::default();
     let (inputs, missing) = check::inputs(paths);
+    let first_problem = |report: &check::FileReport| {
+        let problem = report.problems.first();
+        let at = problem.and_then(|p| p.pos).map(|p| format!(":{}:{}", p.line, p.col)).unwrap_or_default();
+        let why = problem.map_or("cannot be read", |p| p.message.as_str());
+        miette::miette!(code = "paved::inventory", "--inventory {}{at}: {why}", report.path)
+    };
     if let Some(m) = missing.first() {
-        let why = m.problems.first().map_or("cannot be read", |p| p.message.as_str());
-        return Err(miette::miette!(code = "paved::inventory", "--inventory {}: {why}", m.path));
+        return Err(first_problem(m));
     }
     let mut objects = Vec::new();
     for input in &inputs {
         if matches!(input, check::Input::Stdin) {
             return Err(miette::miette!(code = "paved::inventory", "--inventory reads files, not standard input"));
         }
-        let (name, bytes) = check::read_input(input, &limits).map_err(|failed| {
-            let why = failed.problems.first().map_or("cannot be read", |p| p.message.as_str());
-            miette::miette!(code = "paved::inventory", "--inventory {}: {why}", failed.path)
-        })?;
-        let mut report = check::FileReport::empty(name.clone());
-        check::load_each(&mut report, &bytes, &limits, |node| objects.extend(serde_json::to_value(node).ok()));
-        if let Some(p) = report.problems.first() {
-            let at = p.pos.map(|p| format!(":{}:{}", p.line, p.col)).unwrap_or_default();
-            return Err(miette::miette!(code = "paved::inventory", "--inventory {name}{at}: {}", p.message));
+        let report = objects_of(input, &mut objects);
+        if !report.problems.is_empty() {
+            return Err(first_problem(&report));
         }
     }
     Ok(objects)
 }
 
-/// Every object in files and directories (not stdin), as JSON: what
-/// `--inventory` gives the policies to read.
+/// Every object in files and directories (not stdin), as JSON, leaving out
+/// what does not load (`check` reports it): the checked files, as the
+/// policies read them beside `--inventory`.
 fn read_objects(sources: &[std::path::PathBuf]) -> Vec<serde_json::Value> {
     let mut objects = Vec::new();
-    let limits = paved_yaml::Limits::default();
     let (inputs, _) = check::inputs(sources);
     for input in inputs.iter().filter(|i| !matches!(i, check::Input::Stdin)) {
-        if let Ok((_, bytes)) = check::read_input(input, &limits) {
-            let mut report = check::FileReport::empty(String::new());
-            check::load_each(&mut report, &bytes, &limits, |node| {
-                if let Ok(v) = serde_json::to_value(node) {
-                    objects.push(v);
-                }
-            });
-        }
+        objects_of(input, &mut objects);
     }
     objects
+}
+
+/// Adds the objects of one input, as JSON, to `objects`; the report holds
+/// what could not be read or parsed.
+fn objects_of(input: &check::Input, objects: &mut Vec<serde_json::Value>) -> check::FileReport {
+    let limits = paved_yaml::Limits::default();
+    match check::read_input(input, &limits) {
+        Ok((name, bytes)) => {
+            let mut report = check::FileReport::empty(name);
+            check::load_each(&mut report, &bytes, &limits, |node| objects.extend(serde_json::to_value(node).ok()));
+            report
+        }
+        Err(failed) => failed,
+    }
 }
 
 /// `paved test`: every case of every suite, pass or fail with the reason;
