@@ -412,12 +412,16 @@ fn contains(range: Range, p: Position) -> bool {
 
 /// The folder of a `file://` document, where its configuration search starts.
 fn folder_of(uri: &Uri) -> Option<PathBuf> {
+    document_path(uri)?.parent().map(Path::to_path_buf)
+}
+
+/// The file a `file://` document is.
+fn document_path(uri: &Uri) -> Option<PathBuf> {
     let is_file = uri.scheme().is_some_and(|s| s.as_str().eq_ignore_ascii_case("file"));
     if !is_file {
         return None;
     }
-    let path = uri.path().as_estr().decode().into_string().ok()?;
-    Path::new(&*path).parent().map(Path::to_path_buf)
+    Some(PathBuf::from(&*uri.path().as_estr().decode().into_string().ok()?))
 }
 
 /// A policy file that could not load: shown on every document of the
@@ -445,13 +449,6 @@ fn policy_diagnostic(
         }
         None => folder_error(format!("policy {problem}")),
     }
-}
-
-/// The file a `file://` document is.
-fn document_path(uri: &Uri) -> Option<PathBuf> {
-    let folder = folder_of(uri)?;
-    let path = uri.path().as_estr().decode().into_string().ok()?;
-    Some(folder.join(Path::new(&*path).file_name()?))
 }
 
 /// The policy a policy file's document under `p` defines, as findings name
