@@ -74,10 +74,10 @@ pub fn fixes_for(finding: &Finding, object: &Node, text: &str, today_plus_30: &s
             }
         }
         "paved/exemption-expired" => {
-            // The exemption's own date, moved on: the reason stays the person's.
-            let until = FieldPath::root().key("metadata").key("annotations").key(EXEMPT_UNTIL);
+            // The finding is at the exemption's own date (the object's, or its
+            // pod template's), moved on: the reason stays the person's.
             let date = Fix::Scalar(Cow::Owned(format!("\"{today_plus_30}\"")));
-            set(&format!("Extend the exemption to {today_plus_30}"), &until, date, &mut out);
+            set(&format!("Extend the exemption to {today_plus_30}"), path, date, &mut out);
         }
         _ => {}
     }

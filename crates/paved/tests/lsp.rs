@@ -696,3 +696,58 @@ fn code_actions_cover_the_line_once_each_and_exemptions_need_a_written_reason() 
     assert!(seccomp["message"].as_str().unwrap().starts_with("exempted"), "{seccomp}");
     client.stop();
 }
+
+/// An expired exemption on a Deployment's pod template is extended where it
+/// is, on the template, and the finding goes away.
+#[test]
+fn an_expired_exemption_is_extended_where_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut client = Client::start(dir.path());
+    let doc = uri(&dir.path().join("deploy.yaml"));
+    let mut text = "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata:
+      labels: {app: web}
+      annotations:
+        paved.dev/exempt: best-practices/require-probes
+        paved.dev/exempt-reason: Probes come with v2; OPS-9
+        paved.dev/exempt-until: \"2020-01-01\"
+    spec:
+      containers:
+      - {name: app, image: nginx:1.27}
+"
+    .to_owned();
+    client.notify(
+        "textDocument/didOpen",
+        json!({"textDocument": {"uri": doc, "languageId": "yaml", "version": 1, "text": text}}),
+    );
+    let found = client.diagnostics(&doc, Some(1));
+    let expired = with_code(&found, "paved/exemption-expired").unwrap_or_else(|| panic!("{found:?}")).clone();
+    assert_eq!(expired["range"]["start"]["line"], 12, "{expired}");
+    let actions = client.request(
+        "textDocument/codeAction",
+        json!({"textDocument": {"uri": doc}, "range": expired["range"], "context": {"diagnostics": [expired]}}),
+    );
+    let extend = actions
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["title"].as_str().unwrap().starts_with("Extend the exemption to "))
+        .unwrap_or_else(|| panic!("{actions}"));
+    for edit in extend["edit"]["changes"][&doc].as_array().unwrap() {
+        text = apply(&text, edit);
+    }
+    assert!(!text.contains("2020-01-01") && text.matches("paved.dev/exempt-until").count() == 1, "{text}");
+    client.notify(
+        "textDocument/didChange",
+        json!({"textDocument": {"uri": doc, "version": 2}, "contentChanges": [{"text": text}]}),
+    );
+    let found = client.diagnostics(&doc, Some(2));
+    assert!(with_code(&found, "paved/exemption-expired").is_none(), "{found:?}");
+    client.stop();
+}
