@@ -15,7 +15,7 @@ rm -rf "$out" && mkdir -p "$out"
 start=$(date +%s.%N)
 deploy/image/build.sh "$out/layout" >"$out/build.log" 2>&1
 build_seconds=$(echo "$(date +%s.%N) - $start" | bc)
-static=target/x86_64-unknown-linux-musl/image/paved
+static=target/x86_64-unknown-linux-musl/dist/paved
 cargo build --release --quiet
 glibc=target/release/paved
 
