@@ -95,7 +95,7 @@ impl Default for ImageFlags {
 
 /// What the command's flags say, in one place for the code that reads
 /// them: the groups a command does not take are at their defaults.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Global {
     pub config: Option<PathBuf>,
     pub profile: Option<String>,
