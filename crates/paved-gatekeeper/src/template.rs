@@ -141,6 +141,12 @@ pub struct SyncKind {
 }
 
 impl SyncKind {
+    /// Whether it is Secrets, which paved never lists: their lists would hold
+    /// every Secret of the cluster in paved's memory.
+    pub fn is_secret(&self) -> bool {
+        self.group.is_empty() && self.kind == "Secret"
+    }
+
     /// Its resource, as RBAC rules name it (`configmaps`).
     pub fn resource(&self) -> String {
         paved_cel::vap::resource_of(&self.kind)

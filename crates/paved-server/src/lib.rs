@@ -214,7 +214,7 @@ pub fn compile_with_inventory(
     // paved's memory (`paved install` refuses such policies; `--inventory`
     // may still give a few).
     let (secrets, kinds): (Vec<_>, Vec<_>) =
-        policies.synced_kinds().into_iter().partition(|k| k.group.is_empty() && k.kind == "Secret");
+        policies.synced_kinds().into_iter().partition(paved_gatekeeper::template::SyncKind::is_secret);
     if !secrets.is_empty() {
         tracing::warn!("a policy reads Secrets; paved never lists them, so it sees only those of --inventory");
     }

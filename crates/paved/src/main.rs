@@ -83,15 +83,8 @@ fn run(cli: Cli) -> miette::Result<u8> {
                 install::FromPolicies { rules: Some(Vec::new()), reads: Vec::new() }
             } else {
                 let (policies, problems) = foreign_policies(&config, config_path.as_deref(), &global);
-                let reads: Vec<(String, String)> = policies
-                    .synced_kinds()
-                    .into_iter()
-                    .map(|k| {
-                        let resource = k.resource();
-                        (k.group, resource)
-                    })
-                    .collect();
-                if reads.iter().any(|(g, r)| g.is_empty() && r == "secrets") {
+                let synced = policies.synced_kinds();
+                if synced.iter().any(paved_gatekeeper::template::SyncKind::is_secret) {
                     return Err(miette::miette!(
                         code = "paved::policy",
                         help = "read what the policy needs from a ConfigMap instead",
@@ -101,6 +94,7 @@ fn run(cli: Cli) -> miette::Result<u8> {
                 }
                 // A policy that did not load may match anything: every kind.
                 let rules = if problems.is_empty() { policies.admission_rules() } else { None };
+                let reads = synced.iter().map(|k| (k.group.clone(), k.resource())).collect();
                 install::FromPolicies { rules, reads }
             };
             return install::run(args, config, config_path.as_deref(), from_policies);
