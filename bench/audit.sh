@@ -36,7 +36,7 @@ measure() { # label command...: best of 5 wall seconds, max RSS
     [ "$m" -gt "$rss" ] && rss=$m
   done
   local listed
-  listed=$(python3 -c "import json,sys; d=json.load(open('$out/audit.json')); print(d['report']['objects'] if 'report' in d else sum(len(i['used_by']) for i in d['images']))")
+  listed=$(python3 -c "import json,sys; d=json.load(open('$out/audit.json')); print(d['report']['objects'] if 'report' in d else sum(len(i['usedBy']) for i in d['images']))")
   awk -v l="$label" -v n="$listed" -v s="$best" -v r="$rss" 'BEGIN{
     printf "%-28s %8d objects  %6.2f s  %9.0f objects/s  peak RSS %6.1f MiB\n", l, n, s, (s > 0 ? n / s : 0), r / 1024 }'
 }

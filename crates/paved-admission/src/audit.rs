@@ -32,6 +32,7 @@ const CONTROLLERS: &[&str] =
 pub const CLUSTER_SCOPE: &str = "";
 
 #[derive(Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Counts {
     pub deny: u64,
     pub warn: u64,
@@ -57,15 +58,18 @@ impl Counts {
 
 /// One finding on one object.
 #[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Fault {
     pub object: Arc<ObjectRef>,
     pub policy: String,
     pub action: Action,
     pub message: String,
-    pub field: String,
+    /// The field at fault, as `check` writes it (`spec.containers[0].image`).
+    pub path: String,
 }
 
 #[derive(Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct NamespaceReport {
     /// `name[:version]` the namespace's labels (or the default) choose.
     pub profile: Option<String>,
@@ -80,6 +84,7 @@ pub struct NamespaceReport {
 }
 
 #[derive(Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct PolicyReport {
     pub findings: Counts,
     /// `Kind namespace/name` of the first objects at fault.
@@ -88,6 +93,7 @@ pub struct PolicyReport {
 }
 
 #[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ExemptionRow {
     pub object: ObjectRef,
     pub policies: Vec<String>,
@@ -99,6 +105,7 @@ pub struct ExemptionRow {
 }
 
 #[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct LockRow {
     pub object: ObjectRef,
     /// `paved.dev/lock=delete`, or the `locks.protect` rule that applies.
@@ -106,6 +113,7 @@ pub struct LockRow {
 }
 
 #[derive(Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Skipped {
     /// Objects in namespaces paved leaves alone (kube-system, its own).
     pub excluded_namespaces: u64,
@@ -114,6 +122,7 @@ pub struct Skipped {
 }
 
 #[derive(Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Report {
     pub objects: u64,
     pub findings: Counts,
@@ -240,7 +249,7 @@ impl<'a> Audit<'a> {
                     policy: f.policy.to_string(),
                     action: f.action,
                     message: f.message,
-                    field: f.path.render(),
+                    path: f.path.render(),
                 });
             } else {
                 ns.more_faults += 1;

@@ -214,6 +214,19 @@ mod tests {
     }
 
     #[test]
+    fn a_report_an_older_paved_wrote_in_snake_case_is_analysed_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path(), DEFAULT_MAX_BYTES).unwrap();
+        let current = report(1, 1);
+        cache.put(&current).unwrap();
+        assert!(cache.get(&current.digest).is_some());
+        let text = std::fs::read_to_string(cache.report_path(&current.digest)).unwrap();
+        let old = text.replace("analysisVersion", "analysis_version").replace("analysedAt", "analysed_at");
+        std::fs::write(cache.report_path(&current.digest), old).unwrap();
+        assert!(cache.get(&current.digest).is_none());
+    }
+
+    #[test]
     fn references_remember_their_digest_per_platform() {
         let dir = tempfile::tempdir().unwrap();
         let cache = Cache::open(dir.path(), DEFAULT_MAX_BYTES).unwrap();

@@ -13,6 +13,7 @@ pub const PATH_DIRS: [&str; 6] = ["usr/local/sbin", "usr/local/bin", "usr/sbin",
 const MAX_PACKAGES: usize = 20_000;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Contents {
     pub shells: Vec<Tool>,
     pub package_managers: Vec<Tool>,
@@ -33,6 +34,7 @@ pub struct Contents {
 
 /// An executable found on the `PATH`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Tool {
     /// What it is: `bash`, `busybox`, `apt`, `python`, …
     pub kind: String,
@@ -44,6 +46,7 @@ pub struct Tool {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct SpecialFile {
     pub path: String,
     /// The permission bits, in octal as `ls` would show them (`4755`).
@@ -51,6 +54,7 @@ pub struct SpecialFile {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Package {
     pub name: String,
     pub version: String,

@@ -32,7 +32,10 @@ pub use view::View;
 pub const ANALYSIS_VERSION: u32 = 1;
 
 /// What paved knows about one image manifest.
+/// Written camelCase, as every JSON paved writes; a report cached by an older
+/// paved under snake_case names does not parse and is analysed again.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ImageReport {
     pub analysis_version: u32,
     /// The digest of the platform manifest the layers came from.

@@ -242,7 +242,7 @@ pub fn run(
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let written = match format {
         AuditFormat::Json => {
-            let doc = json!({"source": source, "report": report, "kinds": kinds, "problems": problems});
+            let doc = json!({"schemaVersion": crate::report::JSON_SCHEMA_VERSION, "source": source, "report": report, "kinds": kinds, "problems": problems});
             serde_json::to_writer_pretty(&mut out, &doc).map_err(std::io::Error::from).and_then(|()| writeln!(out))
         }
         AuditFormat::Sarif => {
@@ -311,7 +311,7 @@ fn write_text(
                 fault.policy,
                 fault.object,
                 fault.message,
-                fault.field
+                fault.path
             )?;
         }
         if ns.more_faults > 0 {
@@ -390,9 +390,9 @@ fn sarif(report: &Report, docs: &str) -> Value {
                 "level": level,
                 "message": {"text": fault.message},
                 "locations": [{"logicalLocations": [{
-                    "fullyQualifiedName": format!("{}#{}", fault.object, fault.field),
+                    "fullyQualifiedName": format!("{}#{}", fault.object, fault.path),
                     "kind": "object"}]}],
-                "properties": {"object": fault.object, "field": fault.field}
+                "properties": {"object": fault.object, "path": fault.path}
             }));
         }
     }
@@ -432,7 +432,7 @@ pub fn policy_report(
                     "apiVersion": f.object.api_version, "kind": f.object.kind,
                     "name": f.object.name, "namespace": f.object.namespace
                 }],
-                "properties": {"action": f.action.as_str(), "field": f.field}
+                "properties": {"action": f.action.as_str(), "path": f.path}
             })
         })
         .collect();

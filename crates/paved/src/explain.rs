@@ -33,7 +33,7 @@ pub fn policies(out: &mut dyn Write, engine: &Engine, format: ListFormat) -> std
             .collect();
         serde_json::to_writer_pretty(
             &mut *out,
-            &serde_json::json!({"profile": set.profile.to_string(), "policies": list}),
+            &serde_json::json!({"schemaVersion": crate::report::JSON_SCHEMA_VERSION, "profile": set.profile.to_string(), "policies": list}),
         )?;
         return writeln!(out);
     }

@@ -121,6 +121,7 @@ fn workload_of(pod: &Node) -> String {
 
 /// One row of the inventory.
 #[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 struct Row<'a> {
     image: &'a str,
     registry: String,
@@ -206,7 +207,8 @@ pub fn write(
     };
     match format {
         Output::Json => {
-            serde_json::to_writer_pretty(&mut *out, &serde_json::json!({"images": rows}))?;
+            let doc = serde_json::json!({"schemaVersion": crate::report::JSON_SCHEMA_VERSION, "images": rows});
+            serde_json::to_writer_pretty(&mut *out, &doc)?;
             writeln!(out)
         }
         Output::Csv => {

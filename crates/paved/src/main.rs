@@ -389,7 +389,7 @@ fn policy_test(
         }
     }
     if format == cli::ListFormat::Json {
-        let doc = serde_json::json!({"suites": suites.len(), "passed": passed, "failed": failed, "cases": rows});
+        let doc = serde_json::json!({"schemaVersion": report::JSON_SCHEMA_VERSION, "suites": suites.len(), "passed": passed, "failed": failed, "cases": rows});
         serde_json::to_writer_pretty(&mut out, &doc).map_err(|e| miette::miette!("{e}"))?;
         writeln!(out).map_err(io_error)?;
     } else {

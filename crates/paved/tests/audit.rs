@@ -80,7 +80,8 @@ fn cluster() -> FixtureCluster {
 }
 
 fn report(run: &support::Run) -> Value {
-    serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", run.stdout, run.stderr))
+    assert!(!run.stdout.is_empty(), "{}", run.stderr);
+    support::paved_json(&run.stdout)
 }
 
 #[test]
@@ -94,7 +95,7 @@ fn audit_judges_each_namespace_with_its_profile_and_mode() {
     let ns = &r["namespaces"];
     // pss-restricted: every one of the 7 web deployments misses restricted fields.
     assert_eq!(ns["strict"]["profile"], "pss-restricted");
-    assert_eq!(ns["strict"]["objects_at_fault"], 7, "{}", ns["strict"]);
+    assert_eq!(ns["strict"]["objectsAtFault"], 7, "{}", ns["strict"]);
     assert!(ns["strict"]["findings"]["deny"].as_u64().unwrap() > 7);
     assert!(ns["strict"]["findings"]["exempted"].as_u64().unwrap() > 0, "the vendor exemption covers its findings");
     // pss-baseline in audit mode: the privileged deployment is an Audit finding, not a Deny.
@@ -103,7 +104,7 @@ fn audit_judges_each_namespace_with_its_profile_and_mode() {
     assert_eq!(ns["lenient"]["findings"]["audit"], 1, "{}", ns["lenient"]);
     // kube-system is left alone, as paved serve leaves it; pods made by a ReplicaSet are judged at the controller.
     assert!(ns.get("kube-system").is_none());
-    assert_eq!(r["skipped"]["excluded_namespaces"], 1);
+    assert_eq!(r["skipped"]["excludedNamespaces"], 1);
     assert_eq!(r["skipped"]["controlled"], 1);
     // The bare pod in `plain` is judged with the default profile.
     assert!(ns["plain"]["faults"].as_array().unwrap().iter().any(|f| f["object"]["name"] == "bare"));
@@ -216,11 +217,11 @@ fn images_from_the_cluster_name_workloads_and_running_digests() {
     assert_eq!(nginx["pinned"], false);
     assert_eq!(nginx["running"], json!(["sha256:2222222222222222222222222222222222222222222222222222222222222222"]));
     let workloads: Vec<&str> =
-        nginx["used_by"].as_array().unwrap().iter().map(|u| u["workload"].as_str().unwrap()).collect();
+        nginx["usedBy"].as_array().unwrap().iter().map(|u| u["workload"].as_str().unwrap()).collect();
     assert_eq!(workloads, ["Pod/bare", "Deployment/web-0"], "a ReplicaSet's pods belong to its Deployment");
     let busybox = images.iter().find(|i| i["repository"] == "library/busybox").unwrap();
     assert_eq!(busybox["pinned"], true);
-    assert_eq!(busybox["used_by"][0]["container"], "init");
+    assert_eq!(busybox["usedBy"][0]["container"], "init");
     let table = support::paved(dir.path(), &["images", "--cluster"]);
     assert!(table.stdout.contains("RUNNING") && table.stdout.contains("222222222222"), "{}", table.stdout);
 }

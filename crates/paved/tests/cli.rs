@@ -41,7 +41,7 @@ fn paved(args: &[&str]) -> Run {
 }
 
 fn json(run: &Run) -> serde_json::Value {
-    serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", run.stdout))
+    support::paved_json(&run.stdout)
 }
 
 const PRIVILEGED_POD: &str = "apiVersion: v1
@@ -501,7 +501,7 @@ fn images_lists_the_examples_images_with_pinning_and_registries() {
     let images = json(&run)["images"].as_array().cloned().unwrap_or_default();
     let web = images.iter().find(|i| i["repository"] == "shop/web").unwrap_or_else(|| panic!("{images:?}"));
     assert_eq!((web["pinned"].as_bool(), web["allowed"].as_bool()), (Some(true), Some(true)));
-    assert_eq!(web["used_by"][0]["workload"], "Deployment/web");
+    assert_eq!(web["usedBy"][0]["workload"], "Deployment/web");
     let busybox = images.iter().find(|i| i["image"] == "busybox").unwrap();
     assert_eq!((busybox["pinned"].as_bool(), busybox["allowed"].as_bool()), (Some(false), Some(false)));
     let csv = paved_in(dir.path(), &["images", "--format", "csv", examples.to_str().unwrap()], None);
@@ -511,7 +511,7 @@ fn images_lists_the_examples_images_with_pinning_and_registries() {
     );
     assert_eq!(
         csv.stdout.lines().count(),
-        1 + images.iter().map(|i| i["used_by"].as_array().map_or(0, Vec::len)).sum::<usize>()
+        1 + images.iter().map(|i| i["usedBy"].as_array().map_or(0, Vec::len)).sum::<usize>()
     );
     // Bad input is reported with its file, and the rest is still listed.
     std::fs::write(dir.path().join("broken.yaml"), "kind: [\n").unwrap();
@@ -626,4 +626,51 @@ fn unreadable_registry_files_are_errors_even_when_no_image_is_read() {
         assert_eq!(run.code, 2, "{flag}: {}", run.stdout);
         assert!(run.stderr.contains(&format!("{flag} /nonexistent/secret.yaml")), "{}", run.stderr);
     }
+}
+
+#[test]
+fn json_columns_count_code_points_as_the_schema_says() {
+    // Multi-byte text before the finding on its line: "é" is two bytes, "✓" three.
+    let line = r#"  containers: [{name: "é✓é", image: nginx, securityContext: {privileged: true}}]"#;
+    let pod = format!("apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n{line}\n");
+    let run = paved_in(&repo(), &["check", "--format", "json", "-"], Some(pod.as_bytes()));
+    let v = json(&run);
+    let finding = v["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .find(|f| f["policy"] == "pss-baseline/privileged")
+        .unwrap_or_else(|| panic!("no privileged finding: {v}"));
+    let byte_at = line.find("privileged").expect("in the line");
+    let code_points = line[..byte_at].chars().count() as u64 + 1;
+    assert_ne!(code_points, byte_at as u64 + 1, "the line must have multi-byte text before the field");
+    assert_eq!((finding["line"].as_u64(), finding["column"].as_u64()), (Some(6), Some(code_points)), "{finding}");
+    let schema = std::fs::read_to_string(support::schema_dir().join("finding.schema.json")).expect("schema");
+    assert!(schema.contains("Unicode code points"), "the schema says what a column counts");
+}
+
+#[test]
+fn every_schema_is_valid_json_schema_and_versioned_as_the_outputs_are() {
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(support::schema_dir()).expect("docs/schemas") {
+        let path = entry.expect("entry").path();
+        let schema: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).expect("read")).expect("schema is JSON");
+        assert!(jsonschema::meta::is_valid(&schema), "{} is not a valid JSON Schema", path.display());
+        let name = path.file_name().and_then(|n| n.to_str()).expect("name").trim_end_matches(".schema.json").to_owned();
+        assert_eq!(
+            schema["$id"].as_str().map(|id| id.ends_with(&format!("/docs/schemas/{name}.schema.json"))),
+            Some(true),
+            "{name}: its $id names where it is published"
+        );
+        if name != "finding" {
+            assert_eq!(schema["properties"]["schemaVersion"]["const"], 1, "{name}");
+            support::paved_schema(&name);
+        }
+        names.push(name);
+    }
+    names.sort();
+    assert_eq!(names, ["audit", "check", "finding", "images", "policies", "test"]);
+    let run = paved(&["policies", "--format", "json"]);
+    assert_eq!(json(&run)["schemaVersion"], 1);
 }

@@ -69,12 +69,12 @@ fn the_image_runs_as_non_root_without_a_shell_and_passes_the_supply_chain_profil
         ],
     );
     assert_eq!(contents.code, 0, "{}", contents.stderr);
-    let v: serde_json::Value = serde_json::from_str(&contents.stdout).unwrap();
+    let v = support::paved_json(&contents.stdout);
     let row = &v["images"][0];
     assert_eq!(row["image"], image.as_str());
     let carried = &row["contents"]["contents"];
     assert_eq!(row["contents"]["digest"], digest.as_str(), "{row}");
-    for what in ["shells", "package_managers", "setuid"] {
+    for what in ["shells", "packageManagers", "setuid"] {
         assert_eq!(carried[what], serde_json::json!([]), "the image carries {what}: {row}");
     }
     let text = support::paved(

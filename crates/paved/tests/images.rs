@@ -64,8 +64,10 @@ fn workspace() -> (TestRegistry, tempfile::TempDir, String) {
 }
 
 fn findings(run: &support::Run) -> Vec<String> {
-    let v: serde_json::Value =
-        serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {}{}", run.stdout, run.stderr));
+    let v: serde_json::Value = {
+        assert!(!run.stdout.is_empty(), "{}", run.stderr);
+        support::paved_json(&run.stdout)
+    };
     v["findings"]
         .as_array()
         .unwrap()
@@ -140,7 +142,7 @@ fn images_contents_lists_shells_package_managers_setuid_files_and_packages() {
     assert!(slim_part.contains("    shells: none\n"), "{}", text.stdout);
 
     let json = support::paved(dir.path(), &[&args[..], &["--format", "json"][..]].concat());
-    let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    let v = support::paved_json(&json.stdout);
     let row =
         v["images"].as_array().unwrap().iter().find(|r| r["image"].as_str().unwrap().contains("/shop/fat:")).unwrap();
     assert_eq!(row["contents"]["digest"], fat_digest.as_str());
@@ -184,8 +186,10 @@ fn audit_reads_image_contents_where_a_namespace_profile_asks() {
     let audit = |extra: &[&str]| {
         let run =
             support::paved(dir.path(), &[&["audit", "--format", "json", "--registry-ca", "ca.pem"], extra].concat());
-        let doc: serde_json::Value =
-            serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {}{}", run.stdout, run.stderr));
+        let doc: serde_json::Value = {
+            assert!(!run.stdout.is_empty(), "{}", run.stderr);
+            support::paved_json(&run.stdout)
+        };
         doc
     };
     let policies = |doc: &serde_json::Value, ns: &str| -> Vec<String> {
@@ -330,12 +334,14 @@ fn pull_secrets_log_in_to_a_private_registry() {
     let base = ["images", "--contents", "--format", "json", "--registry-ca", "ca.pem", "--image-cache", "cache"];
     let contents = |extra: &[&str]| {
         let run = support::paved(dir.path(), &[&base[..], extra, &["pod.yaml"]].concat());
-        let v: serde_json::Value =
-            serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {}{}", run.stdout, run.stderr));
+        let v: serde_json::Value = {
+            assert!(!run.stdout.is_empty(), "{}", run.stderr);
+            support::paved_json(&run.stdout)
+        };
         v["images"][0].clone()
     };
     let anonymous = contents(&[]);
-    assert!(anonymous["analysis_error"].as_str().unwrap().contains("not authorized"), "{anonymous}");
+    assert!(anonymous["analysisError"].as_str().unwrap().contains("not authorized"), "{anonymous}");
     let logged_in = contents(&["--pull-secret", "regcred.yaml"]);
     assert_eq!(logged_in["contents"]["digest"], fat.as_str(), "{logged_in}");
 

@@ -2,6 +2,8 @@
 //! a wrong expectation fails with its reason and exit 1.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
+mod support;
+
 use std::path::Path;
 use std::process::Command;
 
@@ -19,7 +21,7 @@ fn the_gatekeeper_library_passes_in_place() {
     let library = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus/gatekeeper-library");
     let (code, stdout, stderr) = paved_test(Path::new("."), &["--format", "json", library.to_str().unwrap()]);
     assert_eq!(code, 0, "{stderr}");
-    let doc: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let doc = support::paved_json(&stdout);
     assert!(doc["suites"].as_u64().unwrap() >= 30);
     assert!(doc["passed"].as_u64().unwrap() >= 150);
     assert_eq!(doc["failed"], 0);
@@ -67,7 +69,7 @@ fn paved(dir: &Path, args: &[&str]) -> (i32, String, String) {
 fn checked_json(dir: &Path, file: &str, policy: &str) -> Vec<serde_json::Value> {
     let (code, stdout, stderr) = paved(dir, &["check", "--policy", "policies", "--format", "json", file]);
     assert_eq!(code, 1, "{stdout}{stderr}");
-    let doc: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let doc = support::paved_json(&stdout);
     let findings = doc["findings"].as_array().unwrap_or_else(|| panic!("{doc}"));
     findings.iter().filter(|f| f["policy"] == policy).cloned().collect()
 }
@@ -168,7 +170,7 @@ fn inventory_templates_see_the_checked_files_and_stdin_is_still_checked() {
         .unwrap();
     std::io::Write::write_all(&mut child.stdin.take().unwrap(), &ingress).unwrap();
     let out = child.wait_with_output().unwrap();
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let doc = support::paved_json(&String::from_utf8_lossy(&out.stdout));
     let from_stdin: Vec<&serde_json::Value> = doc["findings"]
         .as_array()
         .unwrap()
@@ -185,7 +187,7 @@ fn the_cel_engine_runs_the_library_templates_that_have_cel() {
     let (code, stdout, stderr) =
         paved_test(Path::new("."), &["--engine", "cel", "--format", "json", library.to_str().unwrap()]);
     assert_eq!(code, 0, "{stderr}");
-    let doc: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let doc = support::paved_json(&stdout);
     let by_cel = doc["cases"].as_array().unwrap().iter().filter(|c| c["engine"] == "cel").count();
     assert!(by_cel >= 40, "only {by_cel} cases ran with CEL");
     assert_eq!(doc["failed"], 0);
@@ -289,7 +291,10 @@ fn check_finds_params_among_the_checked_manifests_and_the_inventory() {
         dir.path(),
         &["check", "--policy", "policies", "--inventory", "limit.yaml", "--format", "json", "deploys.yaml"],
     );
-    let doc: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}{stderr}"));
+    let doc = {
+        assert!(!stdout.is_empty(), "{stderr}");
+        support::paved_json(&stdout)
+    };
     let names: Vec<&str> = doc["findings"]
         .as_array()
         .unwrap()
@@ -382,7 +387,7 @@ fn policies_and_explain_cover_foreign_policies() {
     std::fs::write(dir.path().join(".paved.yaml"), "policy-paths: [policies]\npolicies:\n  \"vap/*\": warn\n").unwrap();
     let (code, stdout, stderr) = paved(dir.path(), &["policies", "--format", "json"]);
     assert_eq!(code, 0, "{stderr}");
-    let doc: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let doc = support::paved_json(&stdout);
     let listed = |id: &str| {
         doc["policies"]
             .as_array()
@@ -446,7 +451,10 @@ fn kyverno_cel_suites_pass_unchanged() {
     let mut passed = 0;
     for dir in &categories {
         let (_, stdout, stderr) = paved_test(Path::new("."), &["--format", "json", corpus.join(dir).to_str().unwrap()]);
-        let doc: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}{stderr}"));
+        let doc = {
+            assert!(!stdout.is_empty(), "{stderr}");
+            support::paved_json(&stdout)
+        };
         let failures: Vec<_> = doc["cases"].as_array().unwrap().iter().filter(|c| c["passed"] == false).collect();
         assert!(failures.is_empty(), "{dir}: {failures:#?}");
         passed += doc["passed"].as_u64().unwrap();
@@ -468,7 +476,10 @@ fn check_runs_kyverno_validating_policies_with_autogen() {
         Path::new("."),
         &["check", "--format", "json", "--policy", policy.to_str().unwrap(), resources.to_str().unwrap()],
     );
-    let doc: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}{stderr}"));
+    let doc = {
+        assert!(!stdout.is_empty(), "{stderr}");
+        support::paved_json(&stdout)
+    };
     let kyverno: Vec<&serde_json::Value> =
         doc["findings"].as_array().unwrap().iter().filter(|f| f["policy"] == "kyverno/disallow-capabilities").collect();
     let on = |kind: &str, name: &str| {
@@ -524,7 +535,10 @@ spec:
         args.extend_from_slice(extra);
         args.push("pods.yaml");
         let (_, stdout, stderr) = paved(dir.path(), &args);
-        let doc: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}{stderr}"));
+        let doc = {
+            assert!(!stdout.is_empty(), "{stderr}");
+            support::paved_json(&stdout)
+        };
         doc["findings"]
             .as_array()
             .unwrap()
@@ -582,7 +596,7 @@ spec:
     assert_eq!(code, 2, "a rule that cannot run is bad configuration: {stderr}");
     assert!(stderr.contains("rule \"old-style\": validate.pattern rules are not supported"), "{stderr}");
     assert!(stderr.contains("policy.yaml"), "{stderr}");
-    let doc: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let doc = support::paved_json(&stdout);
     let denied: Vec<&str> = doc["findings"]
         .as_array()
         .unwrap()
@@ -659,7 +673,10 @@ spec:
         dir.path(),
         &["check", "--profile", "pss-baseline", "--format", "json", "--policy", "policies.yaml", "objects.yaml"],
     );
-    let doc: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}{stderr}"));
+    let doc = {
+        assert!(!stdout.is_empty(), "{stderr}");
+        support::paved_json(&stdout)
+    };
     let findings = doc["findings"].as_array().unwrap();
     let of =
         |name: &str| findings.iter().find(|f| f["object"]["name"] == name).unwrap_or_else(|| panic!("{name}: {doc:#}"));
@@ -717,7 +734,10 @@ results:
 ",
     );
     let (code, stdout, stderr) = paved_test(dir.path(), &["--format", "json", "."]);
-    let doc: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}{stderr}"));
+    let doc = {
+        assert!(!stdout.is_empty(), "{stderr}");
+        support::paved_json(&stdout)
+    };
     assert_eq!((doc["passed"].as_u64(), doc["failed"].as_u64()), (Some(2), Some(0)), "{doc:#}");
     assert_eq!(code, 0);
 }
@@ -762,7 +782,10 @@ spec: {containers: [{name: a, image: 'nginx:latest'}]}
         std::fs::write(dir.path().join(".paved.yaml"), config).unwrap();
         let (_, stdout, stderr) =
             paved(dir.path(), &["check", "--format", "json", "--policy", "policy.yaml", "pods.yaml"]);
-        let doc: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}{stderr}"));
+        let doc = {
+            assert!(!stdout.is_empty(), "{stderr}");
+            support::paved_json(&stdout)
+        };
         doc["findings"]
             .as_array()
             .unwrap()

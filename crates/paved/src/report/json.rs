@@ -1,7 +1,8 @@
 //! Machine output: one JSON document, written as the run goes.
 //!
-//! `{"findings": [...], "errors": [...], "summary": {...}}`; every finding
-//! has `file`, `line`, `column`, `endLine`, `endColumn` beside the engine's fields.
+//! `{"schemaVersion": 1, "findings": [...], "errors": [...], "summary": {...}}`,
+//! as `docs/schemas/check.schema.json` describes; every finding has `file`,
+//! `line`, `column`, `endLine`, `endColumn` beside the engine's fields.
 
 use std::io::Write;
 
@@ -128,7 +129,7 @@ impl Json<'_> {
     fn open(&mut self) -> std::io::Result<()> {
         if !self.opened {
             self.opened = true;
-            self.out.write_all(b"{\"findings\":[")?;
+            write!(self.out, "{{\"schemaVersion\":{},\"findings\":[", super::JSON_SCHEMA_VERSION)?;
         }
         Ok(())
     }

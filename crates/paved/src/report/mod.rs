@@ -16,6 +16,11 @@ use crate::check::Reporter;
 use crate::cli::CheckFormat;
 
 pub use sarif::rule as sarif_rule;
+
+/// The version of every JSON document paved writes (`schemaVersion`), and of
+/// the schemas under `docs/schemas/`. Adding a field keeps it; renaming,
+/// removing or retyping one raises it.
+pub const JSON_SCHEMA_VERSION: u32 = 1;
 pub use text::TextOptions;
 
 /// What the reporters need besides the findings.

@@ -43,6 +43,55 @@ fn sarif_schema() -> PathBuf {
     Path::new(manifest).parent().expect("crate dir").join("src/schema.json")
 }
 
+/// Where the schemas under `docs/schemas/` say they live (their `$id`s).
+const SCHEMA_BASE: &str = "https://raw.githubusercontent.com/paved-dev/paved/main/docs/schemas/";
+
+/// Reads the schemas' cross-references (`finding.schema.json`) from the
+/// repository's own `docs/schemas/`, never the network.
+struct LocalSchemas;
+
+impl jsonschema::Retrieve for LocalSchemas {
+    fn retrieve(
+        &self,
+        uri: &jsonschema::Uri<String>,
+    ) -> Result<serde_json::Value, Box<dyn std::error::Error + Send + Sync>> {
+        let name =
+            uri.as_str().strip_prefix(SCHEMA_BASE).ok_or_else(|| format!("not one of paved's schemas: {uri}"))?;
+        Ok(serde_json::from_str(&std::fs::read_to_string(schema_dir().join(name))?)?)
+    }
+}
+
+pub fn schema_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/schemas")
+}
+
+/// The schema `docs/schemas/<name>.schema.json`, compiled.
+pub fn paved_schema(name: &str) -> jsonschema::Validator {
+    let text = std::fs::read_to_string(schema_dir().join(format!("{name}.schema.json"))).expect("schema");
+    let schema: serde_json::Value = serde_json::from_str(&text).expect("schema is JSON");
+    jsonschema::options().with_retriever(LocalSchemas).build(&schema).expect("schema compiles")
+}
+
+/// A JSON document paved wrote, parsed and checked against the schema of the
+/// command that wrote it (told by its top-level fields); SARIF logs are
+/// checked against SARIF's own schema by the tests that read them.
+pub fn paved_json(stdout: &str) -> serde_json::Value {
+    let doc: serde_json::Value = serde_json::from_str(stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{stdout}"));
+    if doc.get("runs").is_some() && doc.get("version").is_some() {
+        return doc;
+    }
+    let schema =
+        [("findings", "check"), ("report", "audit"), ("cases", "test"), ("images", "images"), ("policies", "policies")]
+            .into_iter()
+            .find(|(key, _)| doc.get(key).is_some())
+            .map(|(_, schema)| schema)
+            .unwrap_or_else(|| panic!("no documented output has this shape:\n{stdout}"));
+    let errors: Vec<String> =
+        paved_schema(schema).iter_errors(&doc).map(|e| format!("{e} at {}", e.instance_path())).collect();
+    assert!(errors.is_empty(), "{schema}.schema.json refuses the output:\n{}\n{stdout}", errors.join("\n"));
+    doc
+}
+
 /// A fixture API server on a loopback port, and `dir/.kube/config` naming
 /// it (run paved with `HOME=dir`). It serves until dropped.
 pub struct Started {
