@@ -44,7 +44,9 @@ pub fn documents(text: &str) -> impl Iterator<Item = Doc<'_>> {
             let doc = Doc { text: &text[start..at], first_line: start_line };
             start_line += count_lines(doc.text);
             start = at;
-            search = line_end.min(text.len());
+            // From the marker line's own newline, so that a marker on the very
+            // next line (`---` twice: an empty document) is found too.
+            search = line_end.saturating_sub(1).max(at);
             return Some(doc);
         }
         done = true;
@@ -65,6 +67,12 @@ mod tests {
         let text = "a: 1\n---\nb: 2\n--- # c\nc: |\n  ---x\n----\n";
         let docs: Vec<_> = documents(text).map(|d| (d.first_line, d.text)).collect();
         assert_eq!(docs, vec![(1, "a: 1\n"), (2, "---\nb: 2\n"), (4, "--- # c\nc: |\n  ---x\n----\n")]);
+    }
+
+    #[test]
+    fn a_marker_right_after_a_marker_opens_an_empty_document() {
+        let docs: Vec<_> = documents("a: 1\n---\n---\nb: 2\n").map(|d| (d.first_line, d.text)).collect();
+        assert_eq!(docs, vec![(1, "a: 1\n"), (2, "---\n"), (3, "---\nb: 2\n")]);
     }
 
     #[test]
