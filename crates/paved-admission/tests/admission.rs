@@ -12,7 +12,7 @@ use paved_core::config::Config;
 use serde_json::{Value, json};
 
 fn corpus() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus/k8s-api/HEAD")
+    paved_corpus::path("k8s-api/HEAD")
 }
 
 #[test]
@@ -275,7 +275,7 @@ fn pod_security_fixtures_warn_in_whole_sentences() {
     // Every failing fixture of the Pod Security conformance suite, in a
     // namespace that runs paved-road (both levels and best practices) in
     // warn mode: every finding becomes a warning, none may be cut.
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus/pod-security");
+    let root = paved_corpus::path("pod-security");
     let cluster = labelled("fixtures", Some("paved-road"), None, Some("warn"));
     let adm = admission();
     let (mut reviewed, mut warned) = (0, 0);

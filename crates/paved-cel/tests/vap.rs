@@ -287,7 +287,7 @@ fn a_policy_that_does_not_compile_names_its_field_and_the_others_still_judge() {
 
 #[test]
 fn the_canonical_serialisations_load_with_errors_naming_their_fields() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus/k8s-api/HEAD");
+    let dir = paved_corpus::path("k8s-api/HEAD");
     let read =
         |name: &str| -> Value { serde_json::from_str(&std::fs::read_to_string(dir.join(name)).unwrap()).unwrap() };
     let docs = [

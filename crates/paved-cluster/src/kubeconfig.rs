@@ -315,16 +315,10 @@ fn read_file(path: &Path, must_exist: bool) -> Result<Option<String>, Kubeconfig
 }
 
 fn parse(path: &Path, text: &str) -> Result<File, KubeconfigError> {
-    if text.trim().is_empty() {
-        return Ok(File::default());
-    }
-    let parse_err = |message: String| KubeconfigError::Parse { path: path.to_owned(), message };
-    // serde-saphyr's default budget caps depth and alias expansion.
-    let value: serde_json::Value = serde_saphyr::from_str(text).map_err(|e| parse_err(e.to_string()))?;
-    if value.is_null() {
-        return Ok(File::default());
-    }
-    let file: File = serde_json::from_value(value).map_err(|e| parse_err(e.to_string()))?;
+    // The YAML path manifests take: Kubernetes' scalar rules, paved's caps on
+    // depth and alias expansion, and the line and column of a bad field.
+    let file: File = paved_yaml::from_str(text, &paved_yaml::Limits::default(), paved_yaml::Schema::Kubernetes)
+        .map_err(|e| KubeconfigError::Parse { path: path.to_owned(), message: e.to_string() })?;
     duplicates(path, &file)?;
     check_base64(path, &file)?;
     Ok(file)

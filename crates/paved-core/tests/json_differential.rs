@@ -19,7 +19,7 @@ fn json_files(dir: &Path, out: &mut Vec<PathBuf>) {
 
 #[test]
 fn reads_every_corpus_json_file_as_serde_json_does() {
-    let corpus = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus");
+    let corpus = paved_corpus::path("");
     let mut files = Vec::new();
     json_files(&corpus, &mut files);
     assert!(files.len() >= 14, "corpus JSON files not found under {}", corpus.display());

@@ -179,8 +179,7 @@ fn corpus(dir: &std::path::Path) -> Result<(), Error> {
 /// template in CEL and in Rego. Each Pod is prepared once (parsed, review
 /// and CEL variables built) outside the timing, as check and serve do.
 fn same_rule(seconds: u64) -> Result<(), Error> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/corpus/gatekeeper-library/pod-security-policy/privileged-containers");
+    let dir = paved_corpus::path("gatekeeper-library/pod-security-policy/privileged-containers");
     let template = Template::from_json(&read_all(&dir.join("template.yaml"))?[0])?;
     let constraint_file = dir.join("samples/psp-privileged-container/constraint.yaml");
     let constraint = Constraint::from_json(&read_all(&constraint_file)?[0])?;
@@ -249,7 +248,7 @@ fn same_rule(seconds: u64) -> Result<(), Error> {
 type Pairs = Vec<(Compiled, Constraint)>;
 
 fn library(engine: Engine, keep: impl Fn(&Template) -> bool) -> Result<(Pairs, Vec<Value>), Error> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus/gatekeeper-library");
+    let root = paved_corpus::path("gatekeeper-library");
     let mut pairs = Vec::new();
     let mut objects: Vec<Value> = Vec::new();
     for suite in find_suites(&[root]) {

@@ -1,23 +1,18 @@
 //! Where a problem in a policy file is: the line and column of a field of one
 //! of its documents, or of a line of code inside that field. Only errors
-//! need this, so the file is read again with paved-yaml, which keeps
-//! positions, rather than keeping every policy's source map.
-
-use std::path::Path;
+//! need this, so the text loading read is parsed again for its positions
+//! (never the file read again), rather than keeping every policy's source map.
 
 use paved_core::node::{FieldPath, Pos};
 
 use crate::template::SourceAt;
 
-/// The position of `at` in the document of `kind` named `name` in `file`: the
+/// The position of `at` in the document of `kind` named `name` in `text`: the
 /// field's value (or its nearest existing parent), moved to the line and
 /// column `at.within` names when the field's text maps line for line onto
 /// the file (a literal block scalar `|`, or a single-line scalar).
-pub fn position(file: &Path, kind: &str, name: &str, at: &SourceAt) -> Option<Pos> {
-    let bytes = std::fs::read(file).ok()?;
-    let limits = paved_yaml::Limits::default();
-    let text = paved_yaml::decode(&bytes, &limits).ok()?;
-    let items = paved_yaml::load(text, &limits).ok()?;
+pub fn position(text: &str, kind: &str, name: &str, at: &SourceAt) -> Option<Pos> {
+    let items = paved_yaml::load(text, &paved_yaml::Limits::default()).ok()?;
     let doc = items.iter().find_map(|item| match item {
         paved_yaml::Item::Object(node)
             if node.get("kind").and_then(|k| k.as_str()) == Some(kind)
@@ -77,13 +72,9 @@ mod tests {
 
     #[test]
     fn lines_of_a_block_scalar_map_onto_the_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("t.yaml");
-        std::fs::write(
-            &file,
+        let file = String::from(
             "apiVersion: v1\nkind: Other\nmetadata: {name: t}\n---\napiVersion: templates.gatekeeper.sh/v1\nkind: ConstraintTemplate\nmetadata:\n  name: t\nspec:\n  targets:\n  - rego: |\n      package t\n      violation[x] {\n        x := \n      }\n    libs: [\"package lib\"]\n",
-        )
-        .unwrap();
+        );
         let pos = |a| position(&file, "ConstraintTemplate", "t", &a);
         // Rego line 3, column 14 is `x := ` line's end: file line 14, past 6 spaces of indentation.
         assert_eq!(pos(at("spec.targets[0].rego", Some((3, 14)))), Some(Pos { line: 14, col: 20 }));

@@ -12,7 +12,7 @@ use paved_core::node::{FieldPath, Node, Pos};
 use serde_json::Value;
 
 use crate::constraint::Constraint;
-use crate::suite::{Inventory, Review, SharedInventory, files_under, read_all, violations_of};
+use crate::suite::{Inventory, Review, SharedInventory, files_under, read_sourced, violations_of};
 use crate::template::{Compiled, Engine, SourceAt, SyncKind, Template};
 
 /// A file that could not be used, where, and why; the other policies still run.
@@ -29,9 +29,17 @@ impl LoadProblem {
         LoadProblem { file, pos: None, message }
     }
 
-    /// A problem with the document of `kind` named `name`, at `at`.
-    fn at(file: PathBuf, kind: &str, name: &str, at: &SourceAt, message: String) -> LoadProblem {
-        let pos = crate::locate::position(&file, kind, name, at);
+    /// A problem with the document of `kind` named `name`, at `at`, placed
+    /// in the file's text as it was read (`sources`).
+    fn at(
+        sources: &HashMap<PathBuf, String>,
+        file: PathBuf,
+        kind: &str,
+        name: &str,
+        at: &SourceAt,
+        message: String,
+    ) -> LoadProblem {
+        let pos = sources.get(&file).and_then(|text| crate::locate::position(text, kind, name, at));
         LoadProblem { file, pos, message }
     }
 }
@@ -301,11 +309,16 @@ pub fn load(paths: &[PathBuf], engine: Engine) -> (Policies, Vec<LoadProblem>) {
     let (mut vap_docs, mut other_docs) = (Vec::new(), Vec::new());
     let mut vap_files: HashMap<(String, String), PathBuf> = HashMap::new();
     let mut sync_only = Vec::new();
+    // Each file's text, kept while loading to place its problems.
+    let mut sources: HashMap<PathBuf, String> = HashMap::new();
     for file in files {
-        let docs = match read_all(&file) {
-            Ok(docs) => docs,
-            Err(message) => {
-                problems.push(LoadProblem::of_file(file, message));
+        let docs = match read_sourced(&file) {
+            Ok((text, docs)) => {
+                sources.insert(file.clone(), text);
+                docs
+            }
+            Err((pos, message)) => {
+                problems.push(LoadProblem { file, pos, message });
                 continue;
             }
         };
@@ -319,7 +332,14 @@ pub fn load(paths: &[PathBuf], engine: Engine) -> (Policies, Vec<LoadProblem>) {
                     Err(e) => {
                         let (name, spec) = (key_of(&doc, "/metadata/name"), SourceAt::field("spec"));
                         let at = e.at().unwrap_or(&spec);
-                        problems.push(LoadProblem::at(file.clone(), "ConstraintTemplate", name, at, e.to_string()));
+                        problems.push(LoadProblem::at(
+                            &sources,
+                            file.clone(),
+                            "ConstraintTemplate",
+                            name,
+                            at,
+                            e.to_string(),
+                        ));
                     }
                 }
             } else if api_version.starts_with("constraints.gatekeeper.sh/") {
@@ -328,7 +348,7 @@ pub fn load(paths: &[PathBuf], engine: Engine) -> (Policies, Vec<LoadProblem>) {
                     Err(e) => {
                         let (kind, name) = (key_of(&doc, "/kind"), key_of(&doc, "/metadata/name"));
                         let spec = SourceAt::field("spec");
-                        problems.push(LoadProblem::at(file.clone(), kind, name, &spec, e.to_string()));
+                        problems.push(LoadProblem::at(&sources, file.clone(), kind, name, &spec, e.to_string()));
                     }
                 }
             } else if api_version.starts_with("config.gatekeeper.sh/")
@@ -350,7 +370,7 @@ pub fn load(paths: &[PathBuf], engine: Engine) -> (Policies, Vec<LoadProblem>) {
     for e in vap_errors {
         let file = vap_files.get(&(e.kind.clone(), e.name.clone())).cloned().unwrap_or_default();
         let at = SourceAt { field: e.field.clone(), within: e.within };
-        problems.push(LoadProblem::at(file, &e.kind, &e.name, &at, e.to_string()));
+        problems.push(LoadProblem::at(&sources, file, &e.kind, &e.name, &at, e.to_string()));
     }
     let mut gatekeeper = Gatekeeper::default();
     for (file, constraint) in constraints {
@@ -362,7 +382,7 @@ pub fn load(paths: &[PathBuf], engine: Engine) -> (Policies, Vec<LoadProblem>) {
                     constraint.name, constraint.kind
                 );
                 let kind = SourceAt::field("kind");
-                problems.push(LoadProblem::at(file, &constraint.kind, &constraint.name, &kind, message));
+                problems.push(LoadProblem::at(&sources, file, &constraint.kind, &constraint.name, &kind, message));
             }
         }
     }

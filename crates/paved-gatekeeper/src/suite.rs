@@ -70,11 +70,24 @@ fn read_text(path: &Path) -> Result<String, String> {
     std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-/// Every YAML document of a file (empty ones dropped).
+/// Every YAML document of a file (empty ones dropped); errors say
+/// `file:line:col: message`.
 pub fn read_all(path: &Path) -> Result<Vec<Value>, String> {
-    let text = read_text(path)?;
-    let docs: Vec<Value> = serde_saphyr::from_multiple(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok(docs.into_iter().filter(|d| !d.is_null()).collect())
+    read_sourced(path).map(|(_, docs)| docs).map_err(|(pos, message)| match pos {
+        Some(pos) => format!("{}:{}:{}: {message}", path.display(), pos.line, pos.col),
+        None => format!("{}: {message}", path.display()),
+    })
+}
+
+/// A file's text and its documents, read once through paved-yaml (the path
+/// manifests take); the text stays with the caller to place later errors.
+/// Scalars resolve as YAML 1.2 (`violations: yes` is the string Gatekeeper's
+/// suites mean), as these files were always read.
+pub fn read_sourced(path: &Path) -> Result<(String, Vec<Value>), (Option<paved_core::node::Pos>, String)> {
+    let text = read_text(path).map_err(|e| (None, e))?;
+    let docs = paved_yaml::load_values(&text, &paved_yaml::Limits::default(), paved_yaml::Schema::Core)
+        .map_err(|e| (e.pos(), e.message()))?;
+    Ok((text, docs))
 }
 
 fn read_one(path: &Path) -> Result<Value, String> {

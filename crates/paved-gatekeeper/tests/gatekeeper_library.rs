@@ -4,8 +4,6 @@
 //! the CEL engine too.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
-use std::path::PathBuf;
-
 use paved_gatekeeper::suite::{Templates, find_suites, run_suite};
 use paved_gatekeeper::template::Engine;
 
@@ -16,7 +14,7 @@ fn run_library(engine: Engine) -> (usize, usize, Vec<String>) {
 }
 
 fn run_library_with(engine: Engine) -> (usize, usize, Vec<String>, Templates) {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus/gatekeeper-library");
+    let root = paved_corpus::path("gatekeeper-library");
     assert!(root.is_dir(), "the corpus is expected at {}", root.display());
     let suites = find_suites(&[root]);
     assert!(suites.len() >= 30, "found only {} suites", suites.len());
@@ -72,7 +70,7 @@ fn the_library_cel_runs_compiled_and_agrees_with_the_interpreter() {
     use paved_gatekeeper::template::{Compiled, Template};
     use serde_json::Value;
 
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus/gatekeeper-library");
+    let root = paved_corpus::path("gatekeeper-library");
     let mut pairs = Vec::new();
     let mut objects = Vec::new();
     for suite in find_suites(&[root]) {

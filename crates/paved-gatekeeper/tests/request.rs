@@ -16,8 +16,7 @@ fn privileged_pod() -> serde_json::Value {
 
 #[test]
 fn templates_see_the_operation_and_skip_updates_as_written() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/corpus/gatekeeper-library/pod-security-policy/privileged-containers");
+    let dir = paved_corpus::path("gatekeeper-library/pod-security-policy/privileged-containers");
     let paths = [dir.join("template.yaml"), dir.join("samples/psp-privileged-container/constraint.yaml")];
     for engine in [Engine::Rego, Engine::Cel] {
         let (policies, problems) = load(&paths, engine);
@@ -157,7 +156,7 @@ spec: {policyName: no-shrinking, validationActions: [Deny]}
 #[test]
 fn synced_kinds_come_from_templates_configs_and_namespace_selectors() {
     let dir = tempfile::tempdir().unwrap();
-    let library = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus/gatekeeper-library/general");
+    let library = paved_corpus::path("gatekeeper-library/general");
     let kinds = |paths: &[PathBuf]| -> Vec<String> {
         let (policies, problems) = load(paths, Engine::Rego);
         assert!(problems.is_empty(), "{problems:?}");

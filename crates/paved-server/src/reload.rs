@@ -26,11 +26,9 @@ fn read_capped(path: &Path) -> Result<Vec<u8>, String> {
 }
 
 pub fn parse_config(bytes: &[u8]) -> Result<Config, String> {
-    let text = std::str::from_utf8(bytes).map_err(|e| format!("not UTF-8: {e}"))?;
-    if text.trim().is_empty() {
-        return Ok(Config::default());
-    }
-    serde_saphyr::from_str(text).map_err(|e| e.to_string())
+    let limits = paved_yaml::Limits::default();
+    let text = paved_yaml::decode(bytes, &limits).map_err(|e| e.to_string())?;
+    paved_yaml::from_str(text, &limits, paved_yaml::Schema::Core).map_err(|e| e.to_string())
 }
 
 pub fn read_config(path: &Path) -> Result<Config, String> {

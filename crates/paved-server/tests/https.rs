@@ -22,7 +22,7 @@ use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 
 fn corpus(file: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus/k8s-api/HEAD").join(file)
+    paved_corpus::path("k8s-api/HEAD").join(file)
 }
 
 struct Running {
@@ -481,8 +481,7 @@ async fn configuration_reloads_and_a_bad_one_is_refused() {
 #[cfg(unix)]
 #[tokio::test]
 async fn policies_in_a_configmap_volume_load_and_reload_when_it_is_updated() {
-    let library = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/corpus/gatekeeper-library/pod-security-policy/privileged-containers");
+    let library = paved_corpus::path("gatekeeper-library/pod-security-policy/privileged-containers");
     let template = std::fs::read_to_string(library.join("template.yaml")).unwrap();
     let constraint = std::fs::read_to_string(library.join("samples/psp-privileged-container/constraint.yaml")).unwrap();
     // As the kubelet writes a ConfigMap volume, one timestamped directory per version.
@@ -642,8 +641,7 @@ async fn lock_refusals_are_counted_but_dry_runs_leave_no_trace() {
 
 #[tokio::test]
 async fn gatekeeper_constraints_judge_admission_beside_native_rules() {
-    let library = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/corpus/gatekeeper-library/general/requiredlabels/template.yaml");
+    let library = paved_corpus::path("gatekeeper-library/general/requiredlabels/template.yaml");
     let server = start(
         |options| {
             let dir = options.config.as_deref().and_then(Path::parent).unwrap().join("policies");

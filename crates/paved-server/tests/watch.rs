@@ -299,8 +299,7 @@ fn denials(shared: &Shared, review: &[u8]) -> Vec<String> {
 /// `requires-sync-data` names, and follows changes.
 #[tokio::test]
 async fn gatekeeper_inventory_follows_the_kinds_templates_sync() {
-    let library = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/corpus/gatekeeper-library/general/uniqueingresshost");
+    let library = paved_corpus::path("gatekeeper-library/general/uniqueingresshost");
     let yaml = format!("policy-paths: [{:?}]\n", library.display().to_string());
     let mock = Arc::new(MockApiServer::default());
     let (shared, _watching) = synced(&mock, &yaml).await;

@@ -20,6 +20,7 @@
 
 mod agree;
 mod build;
+mod data;
 mod fast;
 mod split;
 
@@ -29,6 +30,7 @@ use paved_core::node::{Node, Pos, Value};
 
 pub use agree::{Agreement, LENIENT, fast_path_agreement};
 pub use build::parse_document;
+pub use data::{DataError, Schema, from_node, from_str, load_data, load_values};
 pub use split::{Doc, documents};
 
 /// Caps on input. Every one of them ends in a clear error, never a hang.

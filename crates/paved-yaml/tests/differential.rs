@@ -33,13 +33,14 @@ fn files(dir: &Path, out: &mut Vec<PathBuf>) {
 fn fast_path_agrees_with_the_full_parser_on_the_corpora() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let mut all = Vec::new();
-    for dir in ["../shared/corpus", "examples", "crates/paved/tests"] {
+    files(&paved_corpus::path(""), &mut all);
+    for dir in ["examples", "crates/paved/tests"] {
         files(&root.join(dir), &mut all);
     }
-    let pss = root.join("../shared/corpus/pod-security");
+    let pss = paved_corpus::path("pod-security");
     // Advisories (OSV) are YAML and JSON too, and must agree, but they are
     // prose-heavy documents, not manifests: the fast path's share is about manifests.
-    let osv = root.join("../shared/corpus/osv");
+    let osv = paved_corpus::path("osv");
     let (mut answered, mut total, mut pss_answered, mut pss_total) = (0, 0, 0, 0);
     for f in &all {
         let Ok(text) = std::fs::read_to_string(f) else { continue };
@@ -65,7 +66,7 @@ fn fast_path_agrees_with_the_full_parser_on_the_corpora() {
 
 #[test]
 fn quoted_continuations_are_taken_as_kubectl_takes_them() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus/gatekeeper-library");
+    let root = paved_corpus::path("gatekeeper-library");
     let text = std::fs::read_to_string(root.join("general/httpsonly/template.yaml")).expect("corpus file");
     let items = paved_yaml::load(&text, &Limits::default()).expect("loads");
     let Some(paved_yaml::Item::Object(t)) = items.first() else { panic!("not an object: {items:?}") };

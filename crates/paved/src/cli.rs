@@ -334,8 +334,8 @@ pub struct InstallArgs {
     #[command(flatten)]
     pub policy: PolicyFlags,
 
-    /// Namespace paved runs in (never judged by it).
-    #[arg(long, default_value = "paved-system")]
+    /// The namespace to install paved into (never judged by it).
+    #[arg(short = 'n', long, value_name = "NAME", default_value = "paved-system")]
     pub namespace: String,
 
     /// Container image of paved.
@@ -374,8 +374,8 @@ pub struct InstallArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct UninstallArgs {
-    /// Namespace paved was installed in.
-    #[arg(long, default_value = "paved-system")]
+    /// The namespace paved was installed into.
+    #[arg(short = 'n', long, value_name = "NAME", default_value = "paved-system")]
     pub namespace: String,
 
     /// The API server checks every delete and removes nothing.
@@ -421,9 +421,10 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub connect: ConnectArgs,
 
-    /// paved's own namespace, never judged.
+    /// paved's own namespace, never judged (its pod's, from the downward API).
+    /// Not `--namespace`: that flag always names the namespace a command acts in.
     #[arg(long, env = "POD_NAMESPACE", default_value = "paved-system")]
-    pub namespace: String,
+    pub own_namespace: String,
 
     /// Reviews in progress at once; beyond this, requests get 503 at once.
     #[arg(long, default_value_t = 512)]

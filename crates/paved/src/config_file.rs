@@ -44,19 +44,22 @@ pub fn load(explicit: Option<&Path>, cwd: &Path) -> Result<(Config, Option<PathB
     Ok((config, Some(path)))
 }
 
-/// Parses configuration text; errors carry the position of the bad field.
+/// Parses configuration text through paved-yaml, as manifests are read;
+/// errors carry the position of the bad field.
 pub fn parse(text: &str, name: &str) -> Result<Config, ConfigError> {
-    if text.trim().is_empty() {
-        return Ok(Config::default());
-    }
-    serde_saphyr::from_str::<Config>(text).map_err(|e| {
-        let at = e.location().and_then(|loc| {
-            let line = usize::try_from(loc.line()).ok()?;
-            let col = usize::try_from(loc.column()).ok()?;
-            crate::report::byte_offset(text, line, col).map(|o| SourceSpan::from((o, 1)))
-        });
-        let message = e.to_string().lines().next().unwrap_or("invalid configuration").to_string();
-        ConfigError::Invalid { path: name.to_string(), message, src: NamedSource::new(name, text.to_string()), at }
+    paved_yaml::from_str::<Config>(text, &paved_yaml::Limits::default(), paved_yaml::Schema::Core).map_err(|e| {
+        let pos = e.pos();
+        let at = pos.and_then(|p| crate::report::byte_offset(text, p.line as usize, p.col as usize));
+        let shown = match pos {
+            Some(p) => format!("{name}:{}:{}", p.line, p.col),
+            None => name.to_string(),
+        };
+        ConfigError::Invalid {
+            path: shown,
+            message: e.message(),
+            src: NamedSource::new(name, text.to_string()),
+            at: at.map(|o| SourceSpan::from((o, 1))),
+        }
     })
 }
 
@@ -92,9 +95,14 @@ policy-paths: [policies/]
     #[test]
     fn unknown_fields_are_errors_with_a_position() {
         let err = parse("profile: paved-road\nprofiel: x\n", "c.yaml").err();
-        let Some(ConfigError::Invalid { message, at, .. }) = err else { panic!("expected an error") };
+        let Some(ConfigError::Invalid { path, message, at, .. }) = err else { panic!("expected an error") };
         assert!(message.contains("profiel"), "{message}");
-        assert!(at.is_some());
+        assert_eq!(path, "c.yaml:2:1");
+        assert_eq!(at, Some(SourceSpan::from((20, 1))));
+        let err = parse("exceptions:\n  authority: {groups: platform}\n", "c.yaml").err();
+        let Some(ConfigError::Invalid { path, message, .. }) = err else { panic!("expected an error") };
+        assert_eq!(path, "c.yaml:2:23", "{message}");
+        assert!(message.starts_with("exceptions.authority.groups: invalid type"), "{message}");
     }
 
     #[test]

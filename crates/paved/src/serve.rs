@@ -13,7 +13,7 @@ pub fn run(args: &ServeArgs, global: &Global, config: Option<PathBuf>) -> miette
     options.listen = args.listen;
     options.config = config;
     options.profile = global.profile.clone();
-    options.namespace = args.namespace.clone();
+    options.namespace = args.own_namespace.clone();
     options.max_in_flight = args.max_in_flight.max(1);
     options.floor_endpoint = args.floor_endpoint;
     // Policies and inventory as `check` takes them. A path that is not there

@@ -484,7 +484,7 @@ fn symlinked_files_and_directories_are_followed() {
 fn every_third_party_manifest_loads() {
     // Real YAML nobody on this project wrote: Gatekeeper templates (Rego in
     // block scalars, quoted continuations), suites, Kubernetes' own fixtures.
-    let corpus = repo().join("../shared/corpus");
+    let corpus = paved_corpus::path("");
     let run = paved_in(&repo(), &["check", "--format", "json", corpus.to_str().expect("path")], None);
     let v = json(&run);
     assert_eq!(v["errors"], serde_json::json!([]), "{}", v["errors"]);
@@ -588,6 +588,22 @@ fn each_command_takes_only_the_formats_it_writes() {
     }
     let help = paved(&["audit", "--help"]);
     assert!(help.stdout.contains("[possible values: text, json, sarif]"), "{}", help.stdout);
+}
+
+/// `--namespace` (`-n`) means one thing, as in kubectl: the namespace the
+/// command acts in. The webhook's own namespace is another flag.
+#[test]
+fn namespace_always_names_the_namespace_a_command_acts_in() {
+    for command in ["audit", "images", "install", "uninstall"] {
+        let help = paved(&[command, "--help"]);
+        assert!(help.stdout.contains("-n, --namespace <NAME>"), "{command}: {}", help.stdout);
+    }
+    let serve = paved(&["serve", "--namespace", "x"]);
+    assert_eq!(serve.code, 2, "{}", serve.stderr);
+    assert!(serve.stderr.contains("--own-namespace"), "{}", serve.stderr);
+    let install = paved(&["install", "-n", "guard"]);
+    assert_eq!(install.code, 0, "{}", install.stderr);
+    assert!(install.stdout.contains("name: guard\n"), "installs into the namespace -n names");
 }
 
 /// Completions and manual pages come from the parser's own definitions: every

@@ -332,7 +332,7 @@ fn normalise(mut docs: Vec<Value>) -> Vec<Value> {
 /// `data.inventory` sees the `--inventory` objects.
 #[test]
 fn serve_honours_policy_engine_and_inventory() {
-    let library = repo().join("../shared/corpus/gatekeeper-library/general");
+    let library = paved_corpus::path("gatekeeper-library/general");
     let dir = tempfile::tempdir().unwrap();
     let constraints = dir.path().join("constraints.yaml");
     std::fs::write(

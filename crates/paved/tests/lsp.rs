@@ -441,8 +441,7 @@ fn every_prefix_of_a_manifest_as_it_is_typed_gets_an_answer() {
 /// `dir/policies`: the library's required-labels template and a constraint
 /// that ConfigMaps need an owner.
 fn owner_policies(dir: &Path) -> std::path::PathBuf {
-    let library =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus/gatekeeper-library/general/requiredlabels");
+    let library = paved_corpus::path("gatekeeper-library/general/requiredlabels");
     let policies = dir.join("policies");
     std::fs::create_dir(&policies).unwrap();
     std::fs::copy(library.join("template.yaml"), policies.join("template.yaml")).unwrap();

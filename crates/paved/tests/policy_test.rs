@@ -18,7 +18,7 @@ fn paved_test(dir: &Path, args: &[&str]) -> (i32, String, String) {
 
 #[test]
 fn the_gatekeeper_library_passes_in_place() {
-    let library = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus/gatekeeper-library");
+    let library = paved_corpus::path("gatekeeper-library");
     let (code, stdout, stderr) = paved_test(Path::new("."), &["--format", "json", library.to_str().unwrap()]);
     assert_eq!(code, 0, "{stderr}");
     let doc = support::paved_json(&stdout);
@@ -30,8 +30,7 @@ fn the_gatekeeper_library_passes_in_place() {
 #[test]
 fn a_wrong_expectation_fails_with_its_reason() {
     let dir = tempfile::tempdir().unwrap();
-    let library =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus/gatekeeper-library/general/requiredlabels");
+    let library = paved_corpus::path("gatekeeper-library/general/requiredlabels");
     let template = library.join("template.yaml");
     let constraint = library.join("samples/all-must-have-owner/constraint.yaml");
     let allowed = library.join("samples/all-must-have-owner/example_allowed.yaml");
@@ -76,8 +75,7 @@ fn checked_json(dir: &Path, file: &str, policy: &str) -> Vec<serde_json::Value> 
 
 /// A policy directory with the library's required-labels template and a constraint of `action`.
 fn policies(dir: &Path, action: &str) {
-    let library =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus/gatekeeper-library/general/requiredlabels");
+    let library = paved_corpus::path("gatekeeper-library/general/requiredlabels");
     std::fs::create_dir_all(dir.join("policies")).unwrap();
     std::fs::copy(library.join("template.yaml"), dir.join("policies/template.yaml")).unwrap();
     std::fs::write(
@@ -152,8 +150,7 @@ fn a_broken_template_is_named_and_the_rest_still_runs() {
 #[test]
 fn inventory_templates_see_the_checked_files_and_stdin_is_still_checked() {
     let dir = tempfile::tempdir().unwrap();
-    let library = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/corpus/gatekeeper-library/general/uniqueingresshost");
+    let library = paved_corpus::path("gatekeeper-library/general/uniqueingresshost");
     std::fs::create_dir_all(dir.path().join("policies")).unwrap();
     std::fs::copy(library.join("template.yaml"), dir.path().join("policies/template.yaml")).unwrap();
     let sample = library.join("samples").read_dir().unwrap().next().unwrap().unwrap().path();
@@ -182,8 +179,7 @@ fn inventory_templates_see_the_checked_files_and_stdin_is_still_checked() {
 
 #[test]
 fn the_cel_engine_runs_the_library_templates_that_have_cel() {
-    let library =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus/gatekeeper-library/pod-security-policy");
+    let library = paved_corpus::path("gatekeeper-library/pod-security-policy");
     let (code, stdout, stderr) =
         paved_test(Path::new("."), &["--engine", "cel", "--format", "json", library.to_str().unwrap()]);
     assert_eq!(code, 0, "{stderr}");
@@ -441,7 +437,7 @@ fn policies_and_explain_cover_foreign_policies() {
 /// (`.chainsaw-test/`) cannot run.
 #[test]
 fn kyverno_cel_suites_pass_unchanged() {
-    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus/kyverno-policies");
+    let corpus = paved_corpus::path("kyverno-policies");
     let mut categories: Vec<String> = std::fs::read_dir(&corpus)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -468,8 +464,7 @@ fn kyverno_cel_suites_pass_unchanged() {
 /// a Pod policy's finding on a Deployment's and a CronJob's pod template.
 #[test]
 fn check_runs_kyverno_validating_policies_with_autogen() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/corpus/kyverno-policies/pod-security-vpol/baseline/disallow-capabilities");
+    let dir = paved_corpus::path("kyverno-policies/pod-security-vpol/baseline/disallow-capabilities");
     let policy = dir.join("disallow-capabilities.yaml");
     let resources = dir.join(".kyverno-test/resource.yaml");
     let (_, stdout, stderr) = paved(

@@ -17,9 +17,10 @@ use paved_core::node::{Entry, Map, Node, Span, Value};
 use paved_core::profile::Mode;
 use paved_yaml::{Item, Limits};
 
+/// The corpus root; fails, saying how to fetch it, when the fixtures are not there.
 fn corpus() -> PathBuf {
-    std::env::var_os("PAVED_CORPUS")
-        .map_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus"), PathBuf::from)
+    paved_corpus::path("pod-security");
+    paved_corpus::root()
 }
 
 /// The substring a rejection must contain, by fixture prefix (corpus README).
