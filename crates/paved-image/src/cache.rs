@@ -168,6 +168,8 @@ mod tests {
                 version: "1".into(),
                 arch: String::new(),
                 source: "dpkg".into(),
+                origin: String::new(),
+                origin_version: String::new(),
             })
             .collect();
         let contents = crate::Contents { packages, ..Default::default() };

@@ -30,6 +30,37 @@ pub struct Contents {
     /// large or malformed), in words.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// The distribution, from `/etc/os-release`, when the image has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub os: Option<OsRelease>,
+}
+
+/// What `/etc/os-release` says: `ID` (`debian`, `alpine`, `ubuntu`) and
+/// `VERSION_ID` (`12`, `3.20.3`, `24.04`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OsRelease {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub version_id: String,
+}
+
+impl OsRelease {
+    /// Reads `KEY=value` lines, quoted or not, as os-release(5) writes them.
+    pub fn parse(data: &[u8]) -> Option<OsRelease> {
+        let text = String::from_utf8_lossy(data);
+        let mut release = OsRelease::default();
+        for line in text.lines() {
+            let Some((key, value)) = line.split_once('=') else { continue };
+            let value = value.trim().trim_matches(|c| c == '"' || c == '\'').to_owned();
+            match key.trim() {
+                "ID" => release.id = value,
+                "VERSION_ID" => release.version_id = value,
+                _ => {}
+            }
+        }
+        (!release.id.is_empty()).then_some(release)
+    }
 }
 
 /// An executable found on the `PATH`.
@@ -62,6 +93,15 @@ pub struct Package {
     pub arch: String,
     /// `dpkg` or `apk`.
     pub source: String,
+    /// The source package it was built from, when it differs from `name`
+    /// (dpkg's `Source`, apk's origin): distributions publish advisories
+    /// against source packages.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub origin: String,
+    /// The source package's version, when it differs from `version`
+    /// (dpkg's `Source: glibc (2.36-9)`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub origin_version: String,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -171,6 +211,10 @@ impl Contents {
             }
         }
         c.read_inventory(view);
+        c.os = ["etc/os-release", "usr/lib/os-release"].iter().find_map(|path| match view.resolve(path) {
+            Resolved::Found(_, node) => node.data.as_deref().and_then(OsRelease::parse),
+            _ => None,
+        });
         c.shells.sort();
         c.package_managers.sort();
         c.interpreters.sort();
@@ -244,7 +288,7 @@ impl Contents {
 fn parse_dpkg(data: &[u8], out: &mut Vec<Package>) {
     let text = String::from_utf8_lossy(data);
     for paragraph in text.split("\n\n") {
-        let (mut name, mut version, mut arch, mut status) = ("", "", "", None);
+        let (mut name, mut version, mut arch, mut status, mut source) = ("", "", "", None, "");
         for line in paragraph.lines() {
             let Some((key, value)) = line.split_once(':') else { continue };
             let value = value.trim();
@@ -253,12 +297,27 @@ fn parse_dpkg(data: &[u8], out: &mut Vec<Package>) {
                 "Version" => version = value,
                 "Architecture" => arch = value,
                 "Status" => status = Some(value),
+                "Source" => source = value,
                 _ => {}
             }
         }
+        // `Source: glibc` or `Source: glibc (2.36-9)` (a binNMU's source version).
+        let (origin, origin_version) = match source.split_once(' ') {
+            Some((n, v)) => (n, v.trim().trim_start_matches('(').trim_end_matches(')')),
+            None => (source, ""),
+        };
+        let origin = if origin == name { "" } else { origin };
+        let origin_version = if origin_version == version { "" } else { origin_version };
         // status.d files (distroless) have no Status field: all installed.
         if !name.is_empty() && status.is_none_or(|s| s.ends_with(" installed")) {
-            out.push(Package { name: name.into(), version: version.into(), arch: arch.into(), source: "dpkg".into() });
+            out.push(Package {
+                name: name.into(),
+                version: version.into(),
+                arch: arch.into(),
+                source: "dpkg".into(),
+                origin: origin.into(),
+                origin_version: origin_version.into(),
+            });
         }
     }
 }
@@ -267,17 +326,26 @@ fn parse_dpkg(data: &[u8], out: &mut Vec<Package>) {
 fn parse_apk(data: &[u8], out: &mut Vec<Package>) {
     let text = String::from_utf8_lossy(data);
     for block in text.split("\n\n") {
-        let (mut name, mut version, mut arch) = ("", "", "");
+        let (mut name, mut version, mut arch, mut origin) = ("", "", "", "");
         for line in block.lines() {
             match line.split_at_checked(2) {
                 Some(("P:", v)) => name = v,
                 Some(("V:", v)) => version = v,
                 Some(("A:", v)) => arch = v,
+                Some(("o:", v)) => origin = v,
                 _ => {}
             }
         }
         if !name.is_empty() {
-            out.push(Package { name: name.into(), version: version.into(), arch: arch.into(), source: "apk".into() });
+            let origin = if origin == name { "" } else { origin };
+            out.push(Package {
+                name: name.into(),
+                version: version.into(),
+                arch: arch.into(),
+                source: "apk".into(),
+                origin: origin.into(),
+                origin_version: String::new(),
+            });
         }
     }
 }
@@ -294,6 +362,36 @@ mod tests {
         assert!(matches!(classify("perl5.36.0"), Some((Family::Interpreter, "perl"))));
         assert!(classify("python3-config").is_none());
         assert!(classify("shasum").is_none());
+    }
+
+    #[test]
+    fn source_packages_and_the_release_are_read_for_advisories() {
+        let mut out = Vec::new();
+        parse_dpkg(
+            b"Package: libc6\nStatus: install ok installed\nSource: glibc\nVersion: 2.36-9+deb12u4\n\n\
+              Package: bash\nSource: bash (5.2.15-2)\nVersion: 5.2.15-2+b2\n\n\
+              Package: zlib1g\nSource: zlib\nVersion: 1:1.2.13.dfsg-1\n",
+            &mut out,
+        );
+        parse_apk(b"P:libcrypto3\nV:3.3.2-r0\no:openssl\n\nP:musl\nV:1.2.5-r0\no:musl\n", &mut out);
+        let origins: Vec<(&str, &str, &str)> =
+            out.iter().map(|p| (p.name.as_str(), p.origin.as_str(), p.origin_version.as_str())).collect();
+        assert_eq!(
+            origins,
+            [
+                ("libc6", "glibc", ""),
+                ("bash", "", "5.2.15-2"),
+                ("zlib1g", "zlib", ""),
+                ("libcrypto3", "openssl", ""),
+                ("musl", "", "")
+            ]
+        );
+        let debian =
+            OsRelease::parse(b"PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nID=debian\nVERSION_ID=\"12\"\n");
+        assert_eq!(debian, Some(OsRelease { id: "debian".into(), version_id: "12".into() }));
+        let alpine = OsRelease::parse(b"NAME=\"Alpine Linux\"\nID=alpine\nVERSION_ID=3.20.3\n");
+        assert_eq!(alpine, Some(OsRelease { id: "alpine".into(), version_id: "3.20.3".into() }));
+        assert_eq!(OsRelease::parse(b"garbage"), None);
     }
 
     #[test]

@@ -181,10 +181,13 @@ pub struct Layer {
     pub digest: Option<Digest>,
 }
 
-/// Paths whose contents the inventory reads.
+/// Paths whose contents the inventory reads: package databases and the
+/// distribution's release (`os-release`), which advisories are matched by.
 pub fn is_database(path: &str) -> bool {
     path == "var/lib/dpkg/status"
         || path == "lib/apk/db/installed"
+        || path == "etc/os-release"
+        || path == "usr/lib/os-release"
         || path.strip_prefix("var/lib/dpkg/status.d/").is_some_and(|rest| !rest.is_empty() && !rest.contains('/'))
 }
 

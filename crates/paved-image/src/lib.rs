@@ -23,13 +23,14 @@ use std::io::Read;
 
 use serde::{Deserialize, Serialize};
 
-pub use contents::{Contents, Package, SpecialFile, Tool};
+pub use contents::{Contents, OsRelease, Package, SpecialFile, Tool};
 pub use layer::{Digest, LayerError, Limits};
 pub use view::View;
 
-/// Bumped whenever the analysis changes what it finds, so that cached
+/// Bumped whenever the analysis changes what it finds (2: the distribution's
+/// release and packages' source packages, for advisories), so that cached
 /// reports from an older paved are redone rather than trusted.
-pub const ANALYSIS_VERSION: u32 = 1;
+pub const ANALYSIS_VERSION: u32 = 2;
 
 /// What paved knows about one image manifest.
 /// Written camelCase, as every JSON paved writes; a report cached by an older

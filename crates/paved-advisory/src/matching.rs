@@ -1,0 +1,223 @@
+//! Which advisories an image's packages fall under: the packages the layer
+//! analysis found, named in OSV's terms, matched against the index.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::cvss::{Level, base_score};
+use crate::index::{Entry, Index, IndexError};
+use crate::osv::{Ecosystem, Severity, Unsettled, fixed_in, is_affected};
+
+/// A package as advisories name it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Installed {
+    /// OSV's ecosystem name, without release: `Debian`, `Alpine`, `Go`, `PyPI`.
+    pub ecosystem: String,
+    /// The distribution release advisories are written per (`12`, `v3.20`);
+    /// `None` outside distributions.
+    pub release: Option<String>,
+    /// The name advisories use: Debian's and Alpine's are source packages.
+    pub name: String,
+    pub version: String,
+    /// The package as installed, when it differs (`libc6` from `glibc`).
+    pub installed_as: Option<String>,
+}
+
+/// The ecosystem and release of a distribution's packages, from
+/// `/etc/os-release`'s `ID` and `VERSION_ID`, as OSV names them.
+pub fn distribution(id: &str, version_id: &str) -> Option<(&'static str, Option<String>)> {
+    let mut numbers = version_id.split('.');
+    let major = numbers.next().filter(|m| !m.is_empty());
+    Some(match id {
+        "debian" => ("Debian", major.map(str::to_owned)),
+        "ubuntu" => ("Ubuntu", (!version_id.is_empty()).then(|| version_id.to_owned())),
+        "alpine" => ("Alpine", major.zip(numbers.next()).map(|(a, b)| format!("v{a}.{b}"))),
+        "wolfi" => ("Wolfi", None),
+        "chainguard" => ("Chainguard", None),
+        _ => return None,
+    })
+}
+
+/// One advisory that applies to one installed package.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Vulnerability {
+    pub id: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+    /// The ecosystem as the advisory names it (`Debian:12`).
+    pub ecosystem: String,
+    /// The package as the advisory names it.
+    pub package: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub installed_as: Option<String>,
+    pub installed: String,
+    /// The first version that fixes it, when the advisory says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fixed: Option<String>,
+    pub severity: Level,
+    /// The CVSS vector, when the record has one, and its base score.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cvss: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub score: Option<f64>,
+}
+
+/// What matching an image gave: the advisories, and what it could not settle.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Matched {
+    pub vulnerabilities: Vec<Vulnerability>,
+    /// Packages of ecosystems paved cannot order, by ecosystem: reported,
+    /// never matched.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub unmatched_ecosystems: BTreeMap<String, u64>,
+    /// Versions that do not read under their ecosystem's rules.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unsettled: Vec<String>,
+}
+
+/// Matches packages against the index in one walk of its directory.
+pub fn match_packages(index: &Index, packages: &[Installed]) -> Result<Matched, IndexError> {
+    let mut matched = Matched::default();
+    let known: Vec<&Installed> = packages
+        .iter()
+        .filter(|p| {
+            let known = Ecosystem::parse(&p.ecosystem).scheme().is_some();
+            if !known {
+                *matched.unmatched_ecosystems.entry(p.ecosystem.clone()).or_default() += 1;
+            }
+            known
+        })
+        .collect();
+    let found = index.lookup_many(known.iter().map(|p| (p.ecosystem.as_str(), p.name.as_str())))?;
+    let by_key: BTreeMap<(&str, &str), &Vec<Entry>> = found.iter().map(|(k, v)| (*k, v)).collect();
+    for package in known {
+        let Some(entries) = by_key.get(&(package.ecosystem.as_str(), package.name.as_str())) else { continue };
+        for entry in entries.iter() {
+            match applies(entry, package) {
+                Ok(Some(v)) => matched.vulnerabilities.push(v),
+                Ok(None) => {}
+                Err(Unsettled::BadVersion(what)) => {
+                    matched.unsettled.push(format!("{} {}: {}: {what}", package.name, package.version, entry.id));
+                }
+                Err(Unsettled::UnknownEcosystem) => {}
+            }
+        }
+    }
+    matched.vulnerabilities.sort_by(|a, b| {
+        b.severity.cmp(&a.severity).then_with(|| a.package.cmp(&b.package)).then_with(|| a.id.cmp(&b.id))
+    });
+    matched.vulnerabilities.dedup_by(|a, b| a.id == b.id && a.package == b.package && a.installed == b.installed);
+    Ok(matched)
+}
+
+/// Whether one index entry applies to one package, and how.
+pub fn applies(entry: &Entry, package: &Installed) -> Result<Option<Vulnerability>, Unsettled> {
+    if entry.withdrawn {
+        return Ok(None);
+    }
+    let ecosystem = Ecosystem::parse(&entry.ecosystem);
+    // Distribution advisories are per release; one for another release says nothing.
+    if let (Some(theirs), Some(ours)) = (ecosystem.release, package.release.as_deref())
+        && theirs != ours
+    {
+        return Ok(None);
+    }
+    let scheme = ecosystem.scheme().ok_or(Unsettled::UnknownEcosystem)?;
+    if !is_affected(scheme, &entry.ranges, &entry.versions, &package.version)? {
+        return Ok(None);
+    }
+    let cvss = best_vector(&entry.severity);
+    let score = cvss.and_then(base_score);
+    let severity = match score {
+        Some(s) => Level::of_score(s),
+        None => entry.severity_word.as_deref().map_or(Level::Unknown, Level::of_word),
+    };
+    Ok(Some(Vulnerability {
+        id: entry.id.clone(),
+        aliases: entry.aliases.clone(),
+        summary: entry.summary.clone(),
+        ecosystem: entry.ecosystem.clone(),
+        package: entry.name.clone(),
+        installed_as: package.installed_as.clone(),
+        installed: package.version.clone(),
+        fixed: fixed_in(scheme, &entry.ranges, &package.version),
+        severity,
+        cvss: cvss.map(str::to_owned),
+        score,
+    }))
+}
+
+/// The newest CVSS v3 vector of a record (v4 and v2 vectors are kept only
+/// when there is no v3 one).
+fn best_vector(severity: &[Severity]) -> Option<&str> {
+    let of = |kind: &str| severity.iter().find(|s| s.kind == kind).map(|s| s.score.as_str());
+    of("CVSS_V3").or_else(|| of("CVSS_V4")).or_else(|| of("CVSS_V2"))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::osv::{Event, Range};
+
+    fn entry(id: &str, ecosystem: &str, events: Vec<Event>) -> Entry {
+        Entry {
+            id: id.into(),
+            modified: String::new(),
+            ecosystem: ecosystem.into(),
+            name: "glibc".into(),
+            aliases: vec![],
+            summary: None,
+            severity: vec![Severity {
+                kind: "CVSS_V3".into(),
+                score: "CVSS:3.1/AV:L/AC:L/PR:L/UI:N/S:U/C:H/I:H/A:H".into(),
+            }],
+            severity_word: None,
+            ranges: vec![Range { kind: "ECOSYSTEM".into(), events }],
+            versions: vec![],
+            withdrawn: false,
+        }
+    }
+
+    fn event(introduced: Option<&str>, fixed: Option<&str>) -> Event {
+        Event { introduced: introduced.map(Into::into), fixed: fixed.map(Into::into), ..Default::default() }
+    }
+
+    #[test]
+    fn releases_withdrawals_and_fixes_decide() {
+        let glibc = Installed {
+            ecosystem: "Debian".into(),
+            release: Some("12".into()),
+            name: "glibc".into(),
+            version: "2.36-9+deb12u4".into(),
+            installed_as: Some("libc6".into()),
+        };
+        let bookworm =
+            entry("DSA-5611-1", "Debian:12", vec![event(Some("0"), None), event(None, Some("2.36-9+deb12u7"))]);
+        let v = applies(&bookworm, &glibc).unwrap().unwrap();
+        assert_eq!((v.fixed.as_deref(), v.score, v.severity), (Some("2.36-9+deb12u7"), Some(7.8), Level::High));
+        assert_eq!(v.installed_as.as_deref(), Some("libc6"));
+        // Another release's advisory, a withdrawn one, and a fixed version: nothing.
+        let bullseye = entry("DSA-1", "Debian:11", vec![event(Some("0"), None)]);
+        assert_eq!(applies(&bullseye, &glibc).unwrap(), None);
+        let mut withdrawn = bookworm.clone();
+        withdrawn.withdrawn = true;
+        assert_eq!(applies(&withdrawn, &glibc).unwrap(), None);
+        let patched = Installed { version: "2.36-9+deb12u7".into(), ..glibc };
+        assert_eq!(applies(&bookworm, &patched).unwrap(), None);
+    }
+
+    #[test]
+    fn distributions_are_named_as_osv_names_them() {
+        assert_eq!(distribution("debian", "12"), Some(("Debian", Some("12".into()))));
+        assert_eq!(distribution("alpine", "3.20.3"), Some(("Alpine", Some("v3.20".into()))));
+        assert_eq!(distribution("ubuntu", "24.04"), Some(("Ubuntu", Some("24.04".into()))));
+        assert_eq!(distribution("debian", ""), Some(("Debian", None)), "testing has no VERSION_ID");
+        assert_eq!(distribution("fedora", "40"), None);
+    }
+}
