@@ -157,9 +157,11 @@ impl Cli {
                 let policy = PolicyFlags { engine: *engine, ..PolicyFlags::default() };
                 Global::of(Some(config), Some(&policy), None, 0)
             }
-            Command::Uninstall(_) | Command::Config(_) | Command::Completions { .. } | Command::Man { .. } => {
-                Global::of(None, None, None, 0)
-            }
+            Command::Uninstall(_)
+            | Command::Config(_)
+            | Command::Advisories(_)
+            | Command::Completions { .. }
+            | Command::Man { .. } => Global::of(None, None, None, 0),
         }
     }
 }
@@ -216,6 +218,13 @@ pub enum Command {
         /// files, packages (from the image cache, or read from the registry).
         #[arg(long)]
         contents: bool,
+        /// Also the known vulnerabilities of what each image carries, from the advisories
+        /// `paved advisories import` keeps (implies --contents).
+        #[arg(long)]
+        vulns: bool,
+        /// Where the advisory index is (default: `advisories` in the image cache's directory).
+        #[arg(long, value_name = "DIR")]
+        advisories: Option<PathBuf>,
         #[command(flatten)]
         target: ClusterArgs,
         /// Output format.
@@ -228,6 +237,9 @@ pub enum Command {
     },
     /// Judge what already runs in a cluster: findings per namespace and policy, exemptions, locks.
     Audit(AuditArgs),
+    /// The published advisories (OSV) that `paved images --vulns` matches, kept offline.
+    #[command(subcommand)]
+    Advisories(AdvisoriesCommand),
     /// Run policy tests: Gatekeeper suite.yaml files, unchanged, and paved's own
     /// *.paved-test.yaml files (objects and expected findings), found recursively.
     Test {
@@ -257,6 +269,33 @@ pub enum Command {
         #[arg(value_name = "DIR")]
         out: PathBuf,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdvisoriesCommand {
+    /// Import OSV records (JSON or YAML files, directories, or osv.dev's zip dumps, streamed)
+    /// into the local index; a bad input leaves the index as it was.
+    Import {
+        /// Files, directories or zip dumps.
+        #[arg(value_name = "PATH", required = true)]
+        paths: Vec<PathBuf>,
+        #[command(flatten)]
+        at: AdvisoriesAt,
+    },
+    /// What the index holds: records per ecosystem, and the newest record's date.
+    Status {
+        #[command(flatten)]
+        at: AdvisoriesAt,
+    },
+}
+
+/// Where the advisory index is.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct AdvisoriesAt {
+    /// The index's directory (default: `advisories` in the image cache's directory:
+    /// $PAVED_CACHE_DIR, else $XDG_CACHE_HOME/paved/images, else ~/.cache/paved/images).
+    #[arg(long, value_name = "DIR")]
+    pub advisories: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -500,7 +539,7 @@ formats! {
     /// `paved audit`'s formats.
     AuditFormat { Text, Json, Sarif }
     /// `paved images`'s formats.
-    ImagesFormat { Text, Json, Csv }
+    ImagesFormat { Text, Json, Csv, Sarif }
     /// `paved policies`' and `paved test`'s formats.
     ListFormat { Text, Json }
 }

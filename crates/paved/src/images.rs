@@ -141,6 +141,34 @@ struct Row<'a> {
     /// Why the image could not be analysed (`--contents`).
     #[serde(skip_serializing_if = "Option::is_none")]
     analysis_error: Option<&'a str>,
+    /// Known vulnerabilities of what it carries (`--vulns`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    vulnerabilities: Option<&'a paved_advisory::matching::Matched>,
+}
+
+/// What `--vulns` adds to the output: each image's matches, and the index's header.
+pub struct Vulns<'a> {
+    pub by_image: &'a crate::vulns::ImageVulns,
+    pub advisories: &'a paved_advisory::index::Header,
+}
+
+/// What `paved images` reads beyond the manifests: images' contents (a
+/// store), and advisories (the index's directory) for `--vulns`.
+#[derive(Clone, Copy)]
+pub struct Wanted<'a> {
+    pub store: Option<&'a ImageStore>,
+    pub advisories: Option<&'a std::path::Path>,
+}
+
+/// The analysed images matched against the advisories, when `--vulns` asked.
+pub fn match_vulns(
+    contents: Option<&Contents>,
+    advisories: Option<&std::path::Path>,
+) -> miette::Result<Option<(crate::vulns::ImageVulns, paved_advisory::index::Header)>> {
+    match (contents, advisories) {
+        (Some(contents), Some(dir)) => crate::vulns::match_images(contents, dir).map(Some),
+        _ => Ok(None),
+    }
 }
 
 /// What each image of the inventory carries; images analysed two at a time.
@@ -153,7 +181,12 @@ pub fn analyse(inv: &Inventory, store: &ImageStore) -> Contents {
 /// Image → its analysis, or why there is none.
 pub type Contents = BTreeMap<String, Outcome>;
 
-fn rows<'a>(inv: &'a Inventory, allowed: Option<&[String]>, contents: Option<&'a Contents>) -> Vec<Row<'a>> {
+fn rows<'a>(
+    inv: &'a Inventory,
+    allowed: Option<&[String]>,
+    contents: Option<&'a Contents>,
+    vulns: Option<&Vulns<'a>>,
+) -> Vec<Row<'a>> {
     inv.images
         .iter()
         .map(|(image, used_by)| {
@@ -170,6 +203,7 @@ fn rows<'a>(inv: &'a Inventory, allowed: Option<&[String]>, contents: Option<&'a
                 used_by,
                 contents: contents.and_then(|c| c.get(image)).and_then(|o| o.as_ref().ok()).map(|r| &**r),
                 analysis_error: contents.and_then(|c| c.get(image)).and_then(|o| o.as_ref().err()).map(String::as_str),
+                vulnerabilities: vulns.and_then(|v| v.by_image.get(image)).and_then(|m| m.as_ref().ok()),
             }
         })
         .collect()
@@ -179,6 +213,7 @@ pub enum Output {
     Table,
     Json,
     Csv,
+    Sarif,
 }
 
 impl From<crate::cli::ImagesFormat> for Output {
@@ -187,6 +222,7 @@ impl From<crate::cli::ImagesFormat> for Output {
             crate::cli::ImagesFormat::Text => Output::Table,
             crate::cli::ImagesFormat::Json => Output::Json,
             crate::cli::ImagesFormat::Csv => Output::Csv,
+            crate::cli::ImagesFormat::Sarif => Output::Sarif,
         }
     }
 }
@@ -196,9 +232,10 @@ pub fn write(
     inv: &Inventory,
     allowed: Option<&[String]>,
     contents: Option<&Contents>,
+    vulns: Option<&Vulns<'_>>,
     format: Output,
 ) -> std::io::Result<()> {
-    let rows = rows(inv, allowed, contents);
+    let rows = rows(inv, allowed, contents, vulns);
     let analysed = contents.is_some();
     let yes_no = |b: Option<bool>| match b {
         Some(true) => "yes",
@@ -207,10 +244,15 @@ pub fn write(
     };
     match format {
         Output::Json => {
-            let doc = serde_json::json!({"schemaVersion": crate::report::JSON_SCHEMA_VERSION, "images": rows});
+            let mut doc = serde_json::json!({"schemaVersion": crate::report::JSON_SCHEMA_VERSION, "images": rows});
+            if let Some(v) = vulns {
+                doc["advisories"] = serde_json::json!({"records": v.advisories.records, "newest": v.advisories.newest});
+            }
             serde_json::to_writer_pretty(&mut *out, &doc)?;
             writeln!(out)
         }
+        Output::Csv if vulns.is_some() => vulns_csv(out, &rows),
+        Output::Sarif => vulns_sarif(out, &rows),
         Output::Csv => {
             write!(out, "image,registry,repository,tag,digest,pinned,allowed,running,namespace,workload,container")?;
             if analysed {
@@ -282,8 +324,21 @@ pub fn write(
                 if analysed {
                     write_carried(out, r)?;
                 }
+                if let Some(matched) = r.vulnerabilities {
+                    write_vulns(out, matched)?;
+                }
             }
-            writeln!(out, "\n{} images in {} uses", rows.len(), rows.iter().map(|r| r.used_by.len()).sum::<usize>())
+            writeln!(out, "\n{} images in {} uses", rows.len(), rows.iter().map(|r| r.used_by.len()).sum::<usize>())?;
+            if let Some(v) = vulns {
+                let found: usize = rows.iter().filter_map(|r| r.vulnerabilities).map(|m| m.vulnerabilities.len()).sum();
+                let newest = if v.advisories.newest.is_empty() { "-" } else { &v.advisories.newest };
+                writeln!(
+                    out,
+                    "{found} known vulnerabilities, from {} advisories (newest {newest})",
+                    v.advisories.records
+                )?;
+            }
+            Ok(())
         }
     }
 }
@@ -293,7 +348,7 @@ pub fn from_cluster(
     target: &crate::cli::ClusterArgs,
     format: Output,
     config: &paved_core::config::Config,
-    store: Option<&ImageStore>,
+    what: Wanted<'_>,
 ) -> miette::Result<u8> {
     let mut inventory = Inventory::default();
     let rt = crate::audit::runtime()?;
@@ -316,10 +371,12 @@ pub fn from_cluster(
     if !outcome.outcome.listed() {
         return Err(miette::miette!(code = "paved::cluster", "{}", outcome.message.unwrap_or_default()));
     }
-    let contents = store.map(|s| analyse(&inventory, s));
+    let contents = what.store.map(|s| analyse(&inventory, s));
+    let matched = match_vulns(contents.as_ref(), what.advisories)?;
+    let vulns = matched.as_ref().map(|(by_image, advisories)| Vulns { by_image, advisories });
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let allowed = config.params.allowed_registries.as_deref();
-    match write(&mut out, &inventory, allowed, contents.as_ref(), format).and_then(|()| out.flush()) {
+    match write(&mut out, &inventory, allowed, contents.as_ref(), vulns.as_ref(), format).and_then(|()| out.flush()) {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(crate::io_error(e)),
         _ => Ok(0),
     }
@@ -389,6 +446,129 @@ fn write_carried(out: &mut dyn Write, r: &Row<'_>) -> std::io::Result<()> {
     Ok(())
 }
 
+/// The indented lines under an image in the table: its vulnerabilities,
+/// worst first.
+fn write_vulns(out: &mut dyn Write, matched: &paved_advisory::matching::Matched) -> std::io::Result<()> {
+    if matched.vulnerabilities.is_empty() {
+        writeln!(out, "    vulnerabilities: none known")?;
+    }
+    for v in &matched.vulnerabilities {
+        let score = v.score.map(|s| format!(" {s:.1}")).unwrap_or_default();
+        let cve = v.aliases.iter().find(|a| a.starts_with("CVE-")).map(|c| format!(" ({c})")).unwrap_or_default();
+        let fixed = v.fixed.as_deref().map_or_else(|| "no fix yet".to_owned(), |f| format!("fixed in {f}"));
+        let as_ = v.installed_as.as_deref().map(|b| format!(" as {b}")).unwrap_or_default();
+        let severity = format!("{}{score}", v.severity.as_str());
+        writeln!(out, "    {severity:<13} {}{cve}: {} {}{as_}, {fixed}", v.id, v.package, v.installed)?;
+    }
+    for (ecosystem, n) in &matched.unmatched_ecosystems {
+        writeln!(out, "    note: {n} packages of {ecosystem} not matched (no advisories paved can order)")?;
+    }
+    for u in &matched.unsettled {
+        writeln!(out, "    note: not settled: {u}")?;
+    }
+    Ok(())
+}
+
+/// One line per vulnerability and use: what a spreadsheet or a ticket filer wants.
+fn vulns_csv(out: &mut dyn Write, rows: &[Row<'_>]) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "image,manifest_digest,package,installed_as,installed,fixed,id,aliases,severity,score,cvss,namespace,workload,container"
+    )?;
+    for r in rows {
+        let Some(matched) = r.vulnerabilities else { continue };
+        let digest = r.contents.map(|c| c.digest.to_string()).unwrap_or_default();
+        for v in &matched.vulnerabilities {
+            let score = v.score.map(|s| format!("{s:.1}")).unwrap_or_default();
+            let aliases = v.aliases.join(" ");
+            for u in r.used_by {
+                let fields = [
+                    r.image,
+                    &digest,
+                    &v.package,
+                    v.installed_as.as_deref().unwrap_or(""),
+                    &v.installed,
+                    v.fixed.as_deref().unwrap_or(""),
+                    &v.id,
+                    &aliases,
+                    v.severity.as_str(),
+                    &score,
+                    v.cvss.as_deref().unwrap_or(""),
+                    &u.namespace,
+                    &u.workload,
+                    &u.container,
+                ];
+                let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
+                writeln!(out, "{}", line.join(","))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// SARIF 2.1.0: a rule per advisory, a result per image and vulnerable
+/// package, located by the image (a logical location: an image is no file).
+fn vulns_sarif(out: &mut dyn Write, rows: &[Row<'_>]) -> std::io::Result<()> {
+    use paved_advisory::cvss::Level;
+    let mut rules: BTreeMap<&str, serde_json::Value> = BTreeMap::new();
+    let mut results = Vec::new();
+    for r in rows {
+        let Some(matched) = r.vulnerabilities else { continue };
+        for v in &matched.vulnerabilities {
+            rules.entry(v.id.as_str()).or_insert_with(|| {
+                let text = v.summary.clone().unwrap_or_else(|| v.id.clone());
+                let mut rule = serde_json::json!({
+                    "id": v.id,
+                    "shortDescription": {"text": text},
+                    "helpUri": format!("https://osv.dev/vulnerability/{}", v.id),
+                    "properties": {"tags": ["security", "vulnerability"]}
+                });
+                if let Some(score) = v.score {
+                    rule["properties"]["security-severity"] = serde_json::json!(format!("{score:.1}"));
+                }
+                rule
+            });
+            let level = match v.severity {
+                Level::Critical | Level::High => "error",
+                Level::Medium => "warning",
+                Level::Low | Level::Unknown => "note",
+            };
+            let fixed =
+                v.fixed.as_deref().map_or_else(|| "no fixed version yet".to_owned(), |f| format!("fixed in {f}"));
+            let message = format!("{} {} in {} ({}): {fixed}", v.package, v.installed, r.image, v.severity.as_str());
+            results.push(serde_json::json!({
+                "ruleId": v.id,
+                "level": level,
+                "message": {"text": message},
+                "locations": [{"logicalLocations": [{"name": r.image, "kind": "module"}]}],
+                "properties": {
+                    "image": r.image,
+                    "package": v.package,
+                    "installed": v.installed,
+                    "fixed": v.fixed,
+                    "aliases": v.aliases,
+                    "usedBy": r.used_by,
+                }
+            }));
+        }
+    }
+    let log = serde_json::json!({
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "version": "2.1.0",
+        "runs": [{
+            "tool": {"driver": {
+                "name": "paved",
+                "version": env!("CARGO_PKG_VERSION"),
+                "informationUri": "https://github.com/paved-dev/paved",
+                "rules": rules.into_values().collect::<Vec<_>>()
+            }},
+            "results": results
+        }]
+    });
+    serde_json::to_writer_pretty(&mut *out, &log)?;
+    writeln!(out)
+}
+
 /// RFC 4180: quoted when it holds a comma, quote or line break.
 fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_owned() }
@@ -448,7 +628,7 @@ metadata: {name: web}
     fn rows_say_pinned_and_allowed() {
         let inv = inventory(MANIFESTS);
         let allowed = vec!["registry.example.com".to_owned()];
-        let rows = rows(&inv, Some(&allowed), None);
+        let rows = rows(&inv, Some(&allowed), None, None);
         let by_image = |i: &str| rows.iter().find(|r| r.image == i).unwrap_or_else(|| panic!("no {i}"));
         let web = by_image(
             "registry.example.com/shop/web@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
@@ -457,7 +637,7 @@ metadata: {name: web}
         let nginx = by_image("nginx:1.27");
         assert!(!nginx.pinned && nginx.allowed == Some(false) && nginx.tag.as_deref() == Some("1.27"));
         assert_eq!(nginx.registry, "docker.io");
-        assert_eq!(super::rows(&inv, None, None)[0].allowed, None);
+        assert_eq!(super::rows(&inv, None, None, None)[0].allowed, None);
     }
 
     #[test]

@@ -14,6 +14,7 @@ mod lsp_fix;
 mod policy_test;
 mod report;
 mod serve;
+mod vulns;
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
@@ -70,6 +71,12 @@ fn run(cli: Cli) -> miette::Result<u8> {
             return Ok(0);
         }
         Command::Man { out } => return write_man_pages(out),
+        Command::Advisories(command) => {
+            return match command {
+                cli::AdvisoriesCommand::Import { paths, at } => vulns::import(paths, &vulns::advisories_dir(at, None)?),
+                cli::AdvisoriesCommand::Status { at } => vulns::status(&vulns::advisories_dir(at, None)?),
+            };
+        }
         _ => {}
     }
     let cwd = std::env::current_dir().map_err(|e| miette::miette!("cannot read the working directory: {e}"))?;
@@ -99,12 +106,29 @@ fn run(cli: Cli) -> miette::Result<u8> {
             };
             return install::run(args, config, config_path.as_deref(), from_policies);
         }
-        Command::Images { paths, cluster, target, contents, format, .. } => {
-            let store = if *contents { Some(image_store::ImageStore::from_flags(&global)?) } else { None };
-            return if *cluster {
-                images::from_cluster(target, (*format).into(), &config, store.as_ref())
+        Command::Images { paths, cluster, target, contents, vulns, advisories, format, .. } => {
+            if *format == cli::ImagesFormat::Sarif && !*vulns {
+                return Err(miette::miette!(
+                    code = "paved::flags",
+                    "--format sarif reports vulnerabilities: add --vulns (the inventory itself is text, json or csv)"
+                ));
+            }
+            if advisories.is_some() && !*vulns {
+                return Err(miette::miette!(code = "paved::flags", "--advisories is read only with --vulns"));
+            }
+            let store = if *contents || *vulns { Some(image_store::ImageStore::from_flags(&global)?) } else { None };
+            let advisories = if *vulns {
+                let at = cli::AdvisoriesAt { advisories: advisories.clone() };
+                let image_cache = global.image_cache.clone();
+                Some(vulns::advisories_dir(&at, image_cache.as_deref())?)
             } else {
-                images(paths, (*format).into(), &config, store.as_ref())
+                None
+            };
+            let what = images::Wanted { store: store.as_ref(), advisories: advisories.as_deref() };
+            return if *cluster {
+                images::from_cluster(target, (*format).into(), &config, what)
+            } else {
+                images(paths, (*format).into(), &config, what)
             };
         }
         Command::Test { paths, format, .. } => {
@@ -176,6 +200,7 @@ fn run(cli: Cli) -> miette::Result<u8> {
         | Command::Uninstall(_)
         | Command::Lsp { .. }
         | Command::Images { .. }
+        | Command::Advisories(_)
         | Command::Audit(_)
         | Command::Test { .. }
         | Command::Config(_)
@@ -429,7 +454,7 @@ fn images(
     paths: &[std::path::PathBuf],
     format: images::Output,
     config: &paved_core::config::Config,
-    store: Option<&image_store::ImageStore>,
+    what: images::Wanted<'_>,
 ) -> miette::Result<u8> {
     let limits = paved_yaml::Limits::default();
     let (inputs, missing) = check::inputs(paths);
@@ -441,10 +466,12 @@ fn images(
         inventory.add_input(input, &limits);
     }
     let mut out = std::io::BufWriter::new(stdout_file());
-    let contents = store.map(|s| images::analyse(&inventory, s));
-    let written =
-        images::write(&mut out, &inventory, config.params.allowed_registries.as_deref(), contents.as_ref(), format)
-            .and_then(|()| out.flush());
+    let contents = what.store.map(|s| images::analyse(&inventory, s));
+    let matched = images::match_vulns(contents.as_ref(), what.advisories)?;
+    let vulns = matched.as_ref().map(|(by_image, advisories)| images::Vulns { by_image, advisories });
+    let allowed = config.params.allowed_registries.as_deref();
+    let written = images::write(&mut out, &inventory, allowed, contents.as_ref(), vulns.as_ref(), format)
+        .and_then(|()| out.flush());
     match written {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(0),
         Err(e) => return Err(io_error(e)),

@@ -1,0 +1,223 @@
+//! Known vulnerabilities through the real binary: `paved advisories import`
+//! and `paved images --vulns`, with images built from this machine's own
+//! dpkg database and pushed to a real registry, and advisories written from
+//! published Debian and Alpine ones with their real version ranges.
+
+// Test code: a failed expectation is a failed test.
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
+use std::process::Command;
+
+mod support;
+
+use paved_image::build::TarBuilder;
+use paved_image::test_registry::TestRegistry;
+use serde_json::json;
+
+fn record(id: &str, aliases: &[&str], affected: serde_json::Value) -> serde_json::Value {
+    json!({"schema_version": "1.6.0", "id": id, "modified": "2024-06-01T00:00:00Z", "aliases": aliases,
+           "summary": format!("{id} (test record)"), "affected": affected})
+}
+
+fn debian(release: &str, package: &str, fixed: Option<&str>) -> serde_json::Value {
+    let mut events = vec![json!({"introduced": "0"})];
+    events.extend(fixed.map(|f| json!({"fixed": f})));
+    json!({"package": {"ecosystem": format!("Debian:{release}"), "name": package},
+           "ranges": [{"type": "ECOSYSTEM", "events": events}]})
+}
+
+/// Advisories as Debian and Alpine published them (their OSV exports).
+fn advisories(dir: &std::path::Path) {
+    let records = [
+        // DSA-5611-1: glibc, fixed in bookworm's 2.36-9+deb12u4, far below
+        // upstream's own fix (2.39): a backported fix.
+        record(
+            "DSA-5611-1",
+            &["CVE-2023-6246", "CVE-2023-6779"],
+            json!([debian("12", "glibc", Some("2.36-9+deb12u4"))]),
+        ),
+        // CVE-2005-2541: tar, "unimportant", never fixed in any release (the
+        // CVSS vector is added here, to see a score computed and shown).
+        {
+            let mut r = record(
+                "DEBIAN-CVE-2005-2541",
+                &["CVE-2005-2541"],
+                json!([debian("11", "tar", None), debian("12", "tar", None)]),
+            );
+            r["severity"] = json!([{"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"}]);
+            r
+        },
+        // CVE-2022-37434: zlib, fixed in 1:1.2.11.dfsg-4.1 (an epoch).
+        record("DEBIAN-CVE-2022-37434", &["CVE-2022-37434"], json!([debian("12", "zlib", Some("1:1.2.11.dfsg-4.1"))])),
+        // A withdrawn record says nothing.
+        {
+            let mut r = record("DEBIAN-CVE-2099-0001", &[], json!([debian("12", "coreutils", None)]));
+            r["withdrawn"] = json!("2024-06-02T00:00:00Z");
+            r
+        },
+        // Another distribution's record for the same name does not apply.
+        record(
+            "UBUNTU-CVE-2005-2541",
+            &["CVE-2005-2541"],
+            json!([{"package": {"ecosystem": "Ubuntu:22.04", "name": "coreutils"},
+                    "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}]}]}]),
+        ),
+        // Alpine's secdb: openssl's CVE-2024-0727, fixed in 3.1.4-r5 on v3.19;
+        // the image's libcrypto3 comes from openssl (its origin).
+        record(
+            "ALPINE-CVE-2024-0727",
+            &["CVE-2024-0727"],
+            json!([{"package": {"ecosystem": "Alpine:v3.19", "name": "openssl"},
+                    "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "3.1.4-r5"}]}]}]),
+        ),
+        record(
+            "ALPINE-CVE-2023-42363",
+            &["CVE-2023-42363"],
+            json!([{"package": {"ecosystem": "Alpine:v3.19", "name": "busybox"},
+                    "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "1.36.1-r16"}]}]}]),
+        ),
+    ];
+    std::fs::create_dir_all(dir).unwrap();
+    for r in records {
+        let name = format!("{}.json", r["id"].as_str().unwrap());
+        std::fs::write(dir.join(name), serde_json::to_vec_pretty(&r).unwrap()).unwrap();
+    }
+}
+
+/// This machine's own view of a package, by dpkg-query: an independent reader.
+fn dpkg_query(package: &str) -> (String, String) {
+    let out = Command::new("dpkg-query")
+        .args(["-W", "-f=${source:Package} ${source:Version}", package])
+        .output()
+        .expect("dpkg-query");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let (name, version) = text.split_once(' ').unwrap();
+    (name.to_owned(), version.to_owned())
+}
+
+fn dpkg_lt(a: &str, b: &str) -> bool {
+    Command::new("dpkg").args(["--compare-versions", a, "lt", b]).status().unwrap().success()
+}
+
+#[test]
+#[ignore = "needs docker-registry and dpkg; .ci/run installs them and runs the ignored tests"]
+fn images_are_matched_against_imported_advisories() {
+    let registry = TestRegistry::start(None);
+    let status = std::fs::read("/var/lib/dpkg/status").expect("this machine's dpkg database");
+    let os_release = std::fs::read("/etc/os-release").expect("this machine's os-release");
+    let (debian_image, alpine_image) = {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        rt.block_on(async {
+            let debian = TarBuilder::new()
+                .file("usr/lib/os-release", 0o644, &os_release)
+                .symlink("etc/os-release", "../usr/lib/os-release")
+                .file("var/lib/dpkg/status", 0o644, &status)
+                .gzip();
+            let alpine = TarBuilder::new()
+                .file("etc/os-release", 0o644, b"NAME=\"Alpine Linux\"\nID=alpine\nVERSION_ID=3.19.1\n")
+                .file(
+                    "lib/apk/db/installed",
+                    0o644,
+                    b"P:busybox\nV:1.36.1-r15\nA:x86_64\no:busybox\n\n\
+                      P:libcrypto3\nV:3.1.4-r5\nA:x86_64\no:openssl\n\n\
+                      P:libssl3\nV:3.1.4-r3\nA:x86_64\no:openssl\n",
+                )
+                .gzip();
+            (
+                registry.push("os/debian:12", &[debian], "linux", "amd64").await,
+                registry.push("os/alpine:3.19", &[alpine], "linux", "amd64").await,
+            )
+        })
+    };
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ca.pem"), &registry.ca_pem).unwrap();
+    let host = &registry.host;
+    std::fs::write(
+        dir.path().join("pods.yaml"),
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: web, namespace: shop}}\nspec:\n  containers:\n  \
+             - {{name: app, image: {host}/os/debian:12@{debian_image}}}\n  - {{name: side, image: {host}/os/alpine:3.19@{alpine_image}}}\n"
+        ),
+    )
+    .unwrap();
+    advisories(&dir.path().join("osv"));
+    let import = support::paved(dir.path(), &["advisories", "import", "--advisories", "index", "osv"]);
+    assert_eq!(import.code, 0, "{}", import.stderr);
+    assert!(import.stdout.contains("holds 7 records"), "{}", import.stdout);
+    let base = ["images", "--vulns", "--advisories", "index", "--registry-ca", "ca.pem", "--image-cache", "cache"];
+    let run = support::paved(dir.path(), &[&base[..], &["--format", "json", "pods.yaml"]].concat());
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let doc = support::paved_json(&run.stdout);
+    assert_eq!(doc["advisories"]["records"], 7);
+    let found = |image: &str| -> Vec<String> {
+        let row =
+            doc["images"].as_array().unwrap().iter().find(|r| r["image"].as_str().unwrap().contains(image)).unwrap();
+        row["vulnerabilities"]["vulnerabilities"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{row}"))
+            .iter()
+            .map(|v| {
+                format!(
+                    "{} {} {} {}",
+                    v["id"].as_str().unwrap(),
+                    v["package"].as_str().unwrap(),
+                    v["installed"].as_str().unwrap(),
+                    v["fixed"].as_str().unwrap_or("-")
+                )
+            })
+            .collect()
+    };
+    // What the machine's own dpkg says decides what must be reported.
+    let (tar, tar_version) = dpkg_query("tar");
+    let (glibc, glibc_version) = dpkg_query("libc6");
+    let (zlib, zlib_version) = dpkg_query("zlib1g");
+    let mut expected = vec![format!("DEBIAN-CVE-2005-2541 {tar} {tar_version} -")];
+    if dpkg_lt(&glibc_version, "2.36-9+deb12u4") {
+        expected.push(format!("DSA-5611-1 {glibc} {glibc_version} 2.36-9+deb12u4"));
+    }
+    if dpkg_lt(&zlib_version, "1:1.2.11.dfsg-4.1") {
+        expected.push(format!("DEBIAN-CVE-2022-37434 {zlib} {zlib_version} 1:1.2.11.dfsg-4.1"));
+    }
+    let mut debian = found("os/debian");
+    debian.sort();
+    expected.sort();
+    assert_eq!(debian, expected, "withdrawn, other-release and other-distribution records are not reported");
+    // Alpine: by origin, per release, with apk's ordering of revisions.
+    let alpine = found("os/alpine");
+    assert!(alpine.contains(&"ALPINE-CVE-2024-0727 openssl 3.1.4-r3 3.1.4-r5".to_owned()), "{alpine:?}");
+    assert!(alpine.contains(&"ALPINE-CVE-2023-42363 busybox 1.36.1-r15 1.36.1-r16".to_owned()), "{alpine:?}");
+    assert!(!alpine.iter().any(|v| v.contains("3.1.4-r5 ")), "libcrypto3 3.1.4-r5 is fixed: {alpine:?}");
+    assert_eq!(alpine.len(), 2, "{alpine:?}");
+    // The same answers as a table, as CSV (a line per vulnerability and use) and as SARIF.
+    let table = support::paved(dir.path(), &[&base[..], &["--offline", "pods.yaml"]].concat());
+    assert!(table.stdout.contains("critical 9.8  DEBIAN-CVE-2005-2541 (CVE-2005-2541): tar"), "{}", table.stdout);
+    let csv = support::paved(dir.path(), &[&base[..], &["--offline", "--format", "csv", "pods.yaml"]].concat());
+    assert_eq!(csv.stdout.lines().count(), 1 + expected.len() + 2, "{}", csv.stdout);
+    let sarif = support::paved(dir.path(), &[&base[..], &["--offline", "--format", "sarif", "pods.yaml"]].concat());
+    let log: serde_json::Value = serde_json::from_str(&sarif.stdout).unwrap();
+    let errors = support::sarif_errors(&support::sarif_validator(), &log);
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(log["runs"][0]["results"].as_array().unwrap().len(), expected.len() + 2);
+}
+
+#[test]
+fn import_checks_its_input_and_reports_the_index() {
+    let dir = tempfile::tempdir().unwrap();
+    advisories(&dir.path().join("osv"));
+    let go = paved_corpus::path("osv/golang-vulndb/osv");
+    let run =
+        support::paved(dir.path(), &["advisories", "import", "--advisories", "index", "osv", go.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains(&format!("holds {} records", 4291 + 7)), "{}", run.stdout);
+    let before = std::fs::read(dir.path().join("index/osv-index.bin")).unwrap();
+    std::fs::write(dir.path().join("broken.json"), "{\"id\": \"X\", \"affected\": [{\"ranges\": 3}]}").unwrap();
+    let run = support::paved(dir.path(), &["advisories", "import", "--advisories", "index", "broken.json"]);
+    assert_eq!(run.code, 2, "{}", run.stdout);
+    assert!(run.stderr.contains("broken.json: line 1, column"), "{}", run.stderr);
+    assert_eq!(std::fs::read(dir.path().join("index/osv-index.bin")).unwrap(), before, "the index stays as it was");
+    let status = support::paved(dir.path(), &["advisories", "status", "--advisories", "index"]);
+    assert!(status.stdout.contains("Go 4291") && status.stdout.contains("Debian 4"), "{}", status.stdout);
+    let refused = support::paved(dir.path(), &["images", "--format", "sarif", "."]);
+    assert_eq!(refused.code, 2);
+    assert!(refused.stderr.contains("--vulns"), "{}", refused.stderr);
+}
