@@ -8,7 +8,8 @@
 # kubeconfig (kubeconfig parsing and printing, seeded with the golden configurations),
 # cel_expression (CEL compiling and evaluation, seeded with the library's CEL),
 # image_layer (layer blobs: decompression, tar, whiteouts, analysis),
-# rego_mends (the source rewrites regorus gets, seeded with the library's Rego).
+# rego_mends (the source rewrites regorus gets, seeded with the library's Rego),
+# advisories (OSV records, zip dumps and version orderings, seeded with real records).
 # Works on the stable toolchain (RUSTC_BOOTSTRAP=1 lets cargo-fuzz pass its
 # -Z flags). Seeds come from the examples and the shared corpora. A crash
 # leaves its input in fuzz/artifacts/TARGET/ and makes this exit 1.
@@ -42,6 +43,11 @@ for i, f in enumerate(sorted(pathlib.Path("../shared/corpus/gatekeeper-library")
     if m:
         (out / f"seed-{i}").write_text("\n".join(l[8:] for l in m.group(1).splitlines()))
 PY
+    sources=(/nonexistent);;
+  advisories)
+    # Real records, Go's JSON and PyPA's YAML, a few dozen of each.
+    ls ../shared/corpus/osv/golang-vulndb/osv/*.json | head -40 | while read -r f; do cp "$f" "$seeds/seed-$i.json"; i=$((i + 1)); done
+    find ../shared/corpus/osv/pypa-advisory-database/vulns -name '*.yaml' | head -40 | while read -r f; do cp "$f" "$seeds/seed-y$i"; i=$((i + 1)); done
     sources=(/nonexistent);;
   image_layer)
     # Small real layers: GNU and PAX tars, gzip and zstd, with links,

@@ -40,6 +40,10 @@ const FORMAT: u32 = 1;
 const TRAILER: usize = 8 + 8 + 4 + 8;
 /// Largest record paved reads (the biggest real ones are a few hundred KB).
 const MAX_RECORD_BYTES: u64 = 16 << 20;
+/// A lookup reads neighbouring entries together when the bytes between them
+/// are at most this many, up to a span of `MAX_SPAN`.
+const MAX_GAP: u64 = 16 << 10;
+const MAX_SPAN: u64 = 1 << 20;
 /// Characters of a summary kept in the index.
 const MAX_SUMMARY: usize = 200;
 
@@ -189,13 +193,7 @@ impl Index {
     }
 
     fn entries_at(&self, offset: u64, len: u32) -> Result<Vec<Entry>, IndexError> {
-        if offset < 12 || offset.saturating_add(u64::from(len)) > self.directory {
-            return Err(self.corrupt("an entry points outside the file"));
-        }
-        let mut file = &self.file;
-        file.seek(SeekFrom::Start(offset)).map_err(io(&self.path))?;
-        let mut bytes = vec![0u8; len as usize];
-        file.read_exact(&mut bytes).map_err(|_| self.corrupt("truncated entries"))?;
+        let bytes = self.bytes_at(offset, u64::from(len))?;
         serde_json::from_slice(&bytes).map_err(|_| self.corrupt("bad entries"))
     }
 
@@ -211,6 +209,18 @@ impl Index {
         &self,
         packages: impl IntoIterator<Item = PackageKey<'q>>,
     ) -> Result<Vec<(PackageKey<'q>, Vec<Entry>)>, IndexError> {
+        let mut out = Vec::new();
+        self.lookup_each(packages, |key, entries| out.push((key, entries)))?;
+        Ok(out)
+    }
+
+    /// Like [`Index::lookup_many`], handing each package's entries to `each`
+    /// as they are read, so that only one package's are held at a time.
+    pub fn lookup_each<'q>(
+        &self,
+        packages: impl IntoIterator<Item = PackageKey<'q>>,
+        mut each: impl FnMut(PackageKey<'q>, Vec<Entry>),
+    ) -> Result<(), IndexError> {
         let mut wanted: Vec<(String, PackageKey<'q>)> =
             packages.into_iter().map(|(e, n)| (key_of(e, n), (e, n))).collect();
         wanted.sort_by(|a, b| a.0.cmp(&b.0));
@@ -226,7 +236,41 @@ impl Index {
             }
             next < wanted.len()
         })?;
-        hits.into_iter().map(|(i, offset, len)| Ok((wanted[i].1, self.entries_at(offset, len)?))).collect()
+        // Entries lie in key order, as the hits do: neighbours are read in
+        // one go (a read per package was most of the time of a lookup).
+        let mut start = 0;
+        while start < hits.len() {
+            let first = hits[start].1;
+            let mut end = start + 1;
+            while end < hits.len()
+                && hits[end].1 >= first
+                && hits[end].1 + u64::from(hits[end].2) - first <= MAX_SPAN
+                && hits[end].1 - (hits[end - 1].1 + u64::from(hits[end - 1].2)) <= MAX_GAP
+            {
+                end += 1;
+            }
+            let last = hits[end - 1];
+            let span = self.bytes_at(first, last.1 + u64::from(last.2) - first)?;
+            for &(i, offset, len) in &hits[start..end] {
+                let at = (offset - first) as usize;
+                let bytes = span.get(at..at + len as usize).ok_or_else(|| self.corrupt("bad entries"))?;
+                let entries = serde_json::from_slice(bytes).map_err(|_| self.corrupt("bad entries"))?;
+                each(wanted[i].1, entries);
+            }
+            start = end;
+        }
+        Ok(())
+    }
+
+    fn bytes_at(&self, offset: u64, len: u64) -> Result<Vec<u8>, IndexError> {
+        if offset < 12 || offset.saturating_add(len) > self.directory {
+            return Err(self.corrupt("an entry points outside the file"));
+        }
+        let mut file = &self.file;
+        file.seek(SeekFrom::Start(offset)).map_err(io(&self.path))?;
+        let mut bytes = vec![0u8; usize::try_from(len).map_err(|_| self.corrupt("bad entries"))?];
+        file.read_exact(&mut bytes).map_err(|_| self.corrupt("truncated entries"))?;
+        Ok(bytes)
     }
 
     /// Every (key, entries) in key order; for merging into a new import.

@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use crate::cvss::{Level, base_score};
 use crate::index::{Entry, Index, IndexError};
+
 use crate::osv::{Ecosystem, Severity, Unsettled, fixed_in, is_affected};
 
 /// A package as advisories name it.
@@ -93,21 +94,25 @@ pub fn match_packages(index: &Index, packages: &[Installed]) -> Result<Matched, 
             known
         })
         .collect();
-    let found = index.lookup_many(known.iter().map(|p| (p.ecosystem.as_str(), p.name.as_str())))?;
-    let by_key: BTreeMap<(&str, &str), &Vec<Entry>> = found.iter().map(|(k, v)| (*k, v)).collect();
-    for package in known {
-        let Some(entries) = by_key.get(&(package.ecosystem.as_str(), package.name.as_str())) else { continue };
-        for entry in entries.iter() {
-            match applies(entry, package) {
-                Ok(Some(v)) => matched.vulnerabilities.push(v),
-                Ok(None) => {}
-                Err(Unsettled::BadVersion(what)) => {
-                    matched.unsettled.push(format!("{} {}: {}: {what}", package.name, package.version, entry.id));
+    // Several installed packages can share a name (binaries of one source).
+    let mut by_name: BTreeMap<(&str, &str), Vec<&Installed>> = BTreeMap::new();
+    for p in &known {
+        by_name.entry((p.ecosystem.as_str(), p.name.as_str())).or_default().push(p);
+    }
+    let keys: Vec<(&str, &str)> = by_name.keys().copied().collect();
+    index.lookup_each(keys, |key, entries| {
+        for package in by_name.get(&key).into_iter().flatten() {
+            for entry in &entries {
+                match applies(entry, package) {
+                    Ok(Some(v)) => matched.vulnerabilities.push(v),
+                    Ok(None) | Err(Unsettled::UnknownEcosystem) => {}
+                    Err(Unsettled::BadVersion(what)) => {
+                        matched.unsettled.push(format!("{} {}: {}: {what}", package.name, package.version, entry.id));
+                    }
                 }
-                Err(Unsettled::UnknownEcosystem) => {}
             }
         }
-    }
+    })?;
     matched.vulnerabilities.sort_by(|a, b| {
         b.severity.cmp(&a.severity).then_with(|| a.package.cmp(&b.package)).then_with(|| a.id.cmp(&b.id))
     });
