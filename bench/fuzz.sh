@@ -46,8 +46,9 @@ PY
     sources=(/nonexistent);;
   advisories)
     # Real records, Go's JSON and PyPA's YAML, a few dozen of each.
-    ls ../shared/corpus/osv/golang-vulndb/osv/*.json | head -40 | while read -r f; do cp "$f" "$seeds/seed-$i.json"; i=$((i + 1)); done
-    find ../shared/corpus/osv/pypa-advisory-database/vulns -name '*.yaml' | head -40 | while read -r f; do cp "$f" "$seeds/seed-y$i"; i=$((i + 1)); done
+    go=(../shared/corpus/osv/golang-vulndb/osv/*.json)
+    mapfile -t pypa < <(find ../shared/corpus/osv/pypa-advisory-database/vulns -name '*.yaml' | sort)
+    for f in "${go[@]:0:40}" "${pypa[@]:0:40}"; do cp "$f" "$seeds/seed-$i"; i=$((i + 1)); done
     sources=(/nonexistent);;
   image_layer)
     # Small real layers: GNU and PAX tars, gzip and zstd, with links,
