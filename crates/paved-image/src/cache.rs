@@ -170,6 +170,7 @@ mod tests {
                 source: "dpkg".into(),
                 origin: String::new(),
                 origin_version: String::new(),
+                path: String::new(),
             })
             .collect();
         let contents = crate::Contents { packages, ..Default::default() };

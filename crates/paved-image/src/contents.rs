@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::layer::{Node, NodeKind};
+use crate::layer::{Embedded, Node, NodeKind};
 use crate::view::{Resolved, View};
 
 /// Directories on a container's default `PATH`.
@@ -91,7 +91,9 @@ pub struct Package {
     pub version: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub arch: String,
-    /// `dpkg` or `apk`.
+    /// Where it was found: `dpkg` or `apk` (the distribution's database),
+    /// `go` (a Go binary's module, `stdlib` its Go version), `python`, `npm`
+    /// or `maven` (a Java archive's `groupId:artifactId`).
     pub source: String,
     /// The source package it was built from, when it differs from `name`
     /// (dpkg's `Source`, apk's origin): distributions publish advisories
@@ -102,6 +104,24 @@ pub struct Package {
     /// (dpkg's `Source: glibc (2.36-9)`).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub origin_version: String,
+    /// The file it was read from, for packages outside the distribution's
+    /// database (`/usr/bin/kubectl`, `/app/lib/x.jar`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub path: String,
+}
+
+impl Package {
+    fn found(source: &str, name: &str, version: &str, path: &str) -> Package {
+        Package {
+            name: name.into(),
+            version: version.into(),
+            arch: String::new(),
+            source: source.into(),
+            origin: String::new(),
+            origin_version: String::new(),
+            path: format!("/{path}"),
+        }
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -267,6 +287,7 @@ impl Contents {
                 None => {}
             }
         }
+        self.read_language_packages(view, &mut packages);
         for rpmdb in ["var/lib/rpm/rpmdb.sqlite", "var/lib/rpm/Packages", "usr/lib/sysimage/rpm/rpmdb.sqlite"] {
             if view.get(rpmdb).is_some() {
                 self.databases.push(format!("rpm (/{rpmdb}, not read)"));
@@ -281,6 +302,96 @@ impl Contents {
         }
         self.packages = packages;
     }
+}
+
+impl Contents {
+    /// Packages outside the distribution's database: Go binaries' modules,
+    /// Python's installed distributions, npm's installed packages, Java
+    /// archives' Maven coordinates.
+    fn read_language_packages(&mut self, view: &View, packages: &mut Vec<Package>) {
+        let mut old_go = 0;
+        for (path, node) in view.iter() {
+            if let Some(embedded) = &node.embedded {
+                match &**embedded {
+                    Embedded::Go { go_version, modinfo } => {
+                        packages.push(Package::found("go", "stdlib", go_version, path));
+                        for m in crate::gobuild::modules(modinfo) {
+                            packages.push(Package::found("go", &m.path, &m.version, path));
+                        }
+                        add_database(&mut self.databases, "go");
+                    }
+                    Embedded::OldGo => old_go += 1,
+                    Embedded::Jar { poms } => {
+                        for pom in poms {
+                            let field = |key: &str| {
+                                pom.lines()
+                                    .find_map(|l| l.strip_prefix(key)?.trim_start().strip_prefix('='))
+                                    .map(str::trim)
+                            };
+                            if let (Some(g), Some(a), Some(v)) =
+                                (field("groupId"), field("artifactId"), field("version"))
+                            {
+                                packages.push(Package::found("maven", &format!("{g}:{a}"), v, path));
+                            }
+                        }
+                        add_database(&mut self.databases, "maven");
+                    }
+                }
+            }
+            let Some(data) = &node.data else { continue };
+            if path.ends_with(".dist-info/METADATA")
+                || path.ends_with(".egg-info/PKG-INFO")
+                || path.ends_with(".egg-info")
+            {
+                if let Some((name, version)) = python_metadata(data) {
+                    packages.push(Package::found("python", &name, &version, path));
+                    add_database(&mut self.databases, "python");
+                }
+            } else if crate::layer::is_npm_manifest(path)
+                && let Some((name, version)) = npm_manifest(data)
+            {
+                packages.push(Package::found("npm", &name, &version, path));
+                add_database(&mut self.databases, "npm");
+            }
+        }
+        if old_go > 0 {
+            self.notes.push(format!("{old_go} Go binaries built before Go 1.18: their modules are not read"));
+        }
+    }
+}
+
+fn add_database(databases: &mut Vec<String>, name: &str) {
+    if !databases.iter().any(|d| d == name) {
+        databases.push(name.to_owned());
+    }
+}
+
+/// `Name:` and `Version:` of a Python core metadata file (an email header).
+fn python_metadata(data: &[u8]) -> Option<(String, String)> {
+    let text = String::from_utf8_lossy(&data[..data.len().min(64 << 10)]);
+    let (mut name, mut version) = (None, None);
+    for line in text.lines() {
+        if line.is_empty() {
+            break; // the headers end; the description follows
+        }
+        if let Some(v) = line.strip_prefix("Name:") {
+            name = Some(v.trim().to_owned());
+        } else if let Some(v) = line.strip_prefix("Version:") {
+            version = Some(v.trim().to_owned());
+        }
+    }
+    Some((name.filter(|n| !n.is_empty())?, version.filter(|v| !v.is_empty())?))
+}
+
+/// `name` and `version` of an installed npm package's `package.json`.
+fn npm_manifest(data: &[u8]) -> Option<(String, String)> {
+    #[derive(Deserialize)]
+    struct Manifest {
+        name: Option<String>,
+        version: Option<String>,
+    }
+    let m: Manifest = serde_json::from_slice(data).ok()?;
+    Some((m.name.filter(|n| !n.is_empty())?, m.version.filter(|v| !v.is_empty())?))
 }
 
 /// dpkg's status file: paragraphs of `Field: value`; only packages whose
@@ -317,6 +428,7 @@ fn parse_dpkg(data: &[u8], out: &mut Vec<Package>) {
                 source: "dpkg".into(),
                 origin: origin.into(),
                 origin_version: origin_version.into(),
+                path: String::new(),
             });
         }
     }
@@ -345,6 +457,7 @@ fn parse_apk(data: &[u8], out: &mut Vec<Package>) {
                 source: "apk".into(),
                 origin: origin.into(),
                 origin_version: String::new(),
+                path: String::new(),
             });
         }
     }

@@ -149,6 +149,48 @@ pub struct Node {
     pub size: u64,
     /// Contents, kept only for package databases.
     pub data: Option<std::sync::Arc<[u8]>>,
+    /// What was read from inside the file: a Go binary's build information,
+    /// a Java archive's Maven coordinates.
+    pub embedded: Option<std::sync::Arc<Embedded>>,
+}
+
+/// What a file carries inside it, read while the layer streams past.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Embedded {
+    /// A Go binary (Go 1.18 or later): its Go version and module information.
+    Go { go_version: String, modinfo: String },
+    /// A Go binary built before Go 1.18, whose build information is not inline.
+    OldGo,
+    /// A Java archive: the text of each `META-INF/maven/**/pom.properties`.
+    Jar { poms: Vec<String> },
+}
+
+/// Executables larger than this are not scanned for Go build information.
+const MAX_SCANNED: u64 = 1 << 30;
+/// `pom.properties` files kept per archive, and bytes each.
+const MAX_POMS: usize = 256;
+const MAX_POM_BYTES: u64 = 16 << 10;
+
+/// A Java archive's Maven coordinates, read entry by entry from the stream.
+fn jar_poms(reader: impl Read) -> Option<Embedded> {
+    let mut reader = reader;
+    let mut poms = Vec::new();
+    loop {
+        let Ok(Some(mut file)) = zip::read::read_zipfile_from_stream(&mut reader) else { break };
+        let name = file.name().map(|n| n.into_owned()).unwrap_or_default();
+        if name.starts_with("META-INF/maven/") && name.ends_with("/pom.properties") && poms.len() < MAX_POMS {
+            let mut text = String::new();
+            if (&mut file).take(MAX_POM_BYTES).read_to_string(&mut text).is_ok() {
+                poms.push(text);
+            }
+        }
+    }
+    (!poms.is_empty()).then_some(Embedded::Jar { poms })
+}
+
+/// Whether a path is a Java archive.
+fn is_archive(path: &str) -> bool {
+    [".jar", ".war", ".ear"].iter().any(|e| path.ends_with(e))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -181,14 +223,35 @@ pub struct Layer {
     pub digest: Option<Digest>,
 }
 
-/// Paths whose contents the inventory reads: package databases and the
-/// distribution's release (`os-release`), which advisories are matched by.
+/// Paths whose contents the inventory reads: package databases (the
+/// distribution's, Python's metadata, npm's `package.json` of each installed
+/// package) and the distribution's release (`os-release`), which advisories
+/// are matched by.
 pub fn is_database(path: &str) -> bool {
     path == "var/lib/dpkg/status"
         || path == "lib/apk/db/installed"
         || path == "etc/os-release"
         || path == "usr/lib/os-release"
+        || path.ends_with(".dist-info/METADATA")
+        || path.ends_with(".egg-info/PKG-INFO")
+        || path.ends_with(".egg-info")
+        || is_npm_manifest(path)
         || path.strip_prefix("var/lib/dpkg/status.d/").is_some_and(|rest| !rest.is_empty() && !rest.contains('/'))
+}
+
+/// `node_modules/<name>/package.json` or `node_modules/@scope/<name>/package.json`.
+pub fn is_npm_manifest(path: &str) -> bool {
+    let Some(dir) = path.strip_suffix("/package.json") else { return false };
+    let Some((parent, name)) = dir.rsplit_once('/') else { return false };
+    if name.is_empty() {
+        return false;
+    }
+    let parent = match parent.rsplit_once('/') {
+        Some((up, scope)) if scope.starts_with('@') => up,
+        _ if parent.starts_with('@') => "",
+        _ => parent,
+    };
+    parent == "node_modules" || parent.ends_with("/node_modules")
 }
 
 /// Reads one layer blob. When `expected` is given, the blob's digest must
@@ -315,12 +378,33 @@ fn walk<R: Read>(
             }
             Kind::Other => NodeKind::Other,
         };
-        let data = if kind == NodeKind::File && is_database(&path) {
+        let is_file = kind == NodeKind::File;
+        let data = if is_file && is_database(&path) {
             tar.read_contents(limits.max_database)?.map(std::sync::Arc::from)
         } else {
             None
         };
-        layer.changes.push(Change::Put(path, Node { kind, mode: h.mode, size: h.size, data }));
+        let embedded = if data.is_some() || !is_file {
+            None
+        } else if is_archive(&path) {
+            jar_poms(tar.contents())
+        } else if h.mode & 0o111 != 0 && h.size >= 64 && h.size <= MAX_SCANNED {
+            match crate::gobuild::scan(tar.contents()) {
+                Ok(Some(crate::gobuild::Found::Inline { go_version, modinfo })) => {
+                    Some(Embedded::Go { go_version, modinfo })
+                }
+                Ok(Some(crate::gobuild::Found::Old)) => Some(Embedded::OldGo),
+                Ok(None) => None,
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                    return Err(TarError::Truncated { entry }.into());
+                }
+                Err(e) => return Err(TarError::from(e).into()),
+            }
+        } else {
+            None
+        };
+        let embedded = embedded.map(std::sync::Arc::new);
+        layer.changes.push(Change::Put(path, Node { kind, mode: h.mode, size: h.size, data, embedded }));
     }
     Ok(())
 }

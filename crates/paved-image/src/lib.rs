@@ -12,6 +12,7 @@ pub mod auth;
 pub mod build;
 pub mod cache;
 pub mod contents;
+pub mod gobuild;
 pub mod layer;
 pub mod registry;
 pub mod tar;
@@ -28,9 +29,10 @@ pub use layer::{Digest, LayerError, Limits};
 pub use view::View;
 
 /// Bumped whenever the analysis changes what it finds (2: the distribution's
-/// release and packages' source packages, for advisories), so that cached
+/// release and packages' source packages, for advisories; 3: Go, Python,
+/// npm and Maven packages), so that cached
 /// reports from an older paved are redone rather than trusted.
-pub const ANALYSIS_VERSION: u32 = 2;
+pub const ANALYSIS_VERSION: u32 = 3;
 
 /// What paved knows about one image manifest.
 /// Written camelCase, as every JSON paved writes; a report cached by an older

@@ -57,6 +57,26 @@ pub enum TarError {
 }
 
 /// Reads headers one after another, skipping contents nobody asked for.
+/// One entry's contents, read through the archive (see [`TarReader::contents`]).
+pub struct Contents<'t, R> {
+    tar: &'t mut TarReader<R>,
+}
+
+impl<R: Read> Read for Contents<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let want = usize::try_from(self.tar.unread.min(buf.len() as u64)).unwrap_or(buf.len());
+        if want == 0 {
+            return Ok(0);
+        }
+        let n = self.tar.inner.read(&mut buf[..want])?;
+        if n == 0 {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the archive ends inside an entry"));
+        }
+        self.tar.unread -= n as u64;
+        Ok(n)
+    }
+}
+
 pub struct TarReader<R> {
     inner: R,
     /// Content (and padding) of the current entry not yet consumed.
@@ -184,6 +204,12 @@ impl<R: Read> TarReader<R> {
         self.unread = 0;
         self.skip_rest()?;
         Ok(Some(data))
+    }
+
+    /// The current entry's contents as a stream; what is not read of them
+    /// is skipped at the next header.
+    pub fn contents(&mut self) -> Contents<'_, R> {
+        Contents { tar: self }
     }
 
     fn skip_rest(&mut self) -> Result<(), TarError> {

@@ -154,7 +154,7 @@ mod tests {
     use super::*;
 
     fn put(path: &str, kind: NodeKind) -> Change {
-        Change::Put(path.into(), Node { kind, mode: 0o755, size: 0, data: None })
+        Change::Put(path.into(), Node { kind, mode: 0o755, size: 0, data: None, embedded: None })
     }
     fn layer(changes: Vec<Change>) -> Layer {
         Layer { changes, ..Layer::default() }

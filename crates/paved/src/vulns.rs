@@ -62,9 +62,10 @@ fn describe(h: &Header, dir: &Path) -> String {
 }
 
 /// An image's packages as advisories name them: distribution packages by
-/// their source package and the release from `/etc/os-release`. Packages of
-/// a distribution paved does not know keep its `ID` as their ecosystem, so
-/// that they are reported as not matched.
+/// their source package and the release from `/etc/os-release`; Go modules
+/// (and the Go version, as `stdlib`), Python, npm and Maven packages in
+/// their ecosystems. Packages of a distribution paved does not know keep its
+/// `ID` as their ecosystem, so that they are reported as not matched.
 pub fn installed(report: &ImageReport) -> Vec<Installed> {
     let c = &report.contents;
     let os = c.os.as_ref();
@@ -75,6 +76,22 @@ pub fn installed(report: &ImageReport) -> Vec<Installed> {
     c.packages
         .iter()
         .map(|p| {
+            let language = match p.source.as_str() {
+                "go" => Some("Go"),
+                "python" => Some("PyPI"),
+                "npm" => Some("npm"),
+                "maven" => Some("Maven"),
+                _ => None,
+            };
+            if let Some(language) = language {
+                return Installed {
+                    ecosystem: language.to_owned(),
+                    release: None,
+                    name: p.name.clone(),
+                    version: p.version.clone(),
+                    installed_as: Some(p.path.clone()).filter(|path| !path.is_empty()),
+                };
+            }
             let by_source = !p.origin.is_empty();
             Installed {
                 ecosystem: ecosystem.clone(),

@@ -221,3 +221,143 @@ fn import_checks_its_input_and_reports_the_index() {
     assert_eq!(refused.code, 2);
     assert!(refused.stderr.contains("--vulns"), "{}", refused.stderr);
 }
+
+/// The Go advisories of `../shared/corpus/osv` that affect the standard
+/// library at `version`, by a reading of the records independent of
+/// paved's (Python, semver by tuples).
+fn stdlib_advisories(version: &str) -> Vec<String> {
+    let script = r#"
+import json, os, sys
+def key(v):
+    core, _, pre = v.partition("-")
+    nums = [int(x) for x in core.split(".")] + [0, 0]
+    return (nums[0], nums[1], nums[2], 0 if pre else 1, pre)
+version, root = sys.argv[1].removeprefix("go"), sys.argv[2]
+out = []
+for name in sorted(os.listdir(root)):
+    r = json.load(open(os.path.join(root, name)))
+    if r.get("withdrawn"):
+        continue
+    for a in r.get("affected", []):
+        if a["package"]["name"] != "stdlib":
+            continue
+        for rng in a.get("ranges", []):
+            if rng["type"] != "SEMVER":
+                continue
+            hit = False
+            for e in sorted(rng["events"], key=lambda e: (0, ()) if list(e.values())[0] == "0" else (1, key(list(e.values())[0]))):
+                (kind, at), = e.items()
+                if kind == "introduced" and (at == "0" or key(version) >= key(at)): hit = True
+                if kind == "fixed" and key(version) >= key(at): hit = False
+            if hit and r["id"] not in out:
+                out.append(r["id"])
+print("\n".join(out))
+"#;
+    let go = paved_corpus::path("osv/golang-vulndb/osv");
+    let out = Command::new("python3").args(["-c", script, version, go.to_str().unwrap()]).output().expect("python3");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().lines().map(str::to_owned).collect()
+}
+
+/// kubectl is a real Go binary: its build information is read from the
+/// layer, checked against kubectl's own account of itself, and its Go
+/// version matched against Go's real database.
+#[test]
+#[ignore = "needs docker-registry and kubectl; .ci/run installs them and runs the ignored tests"]
+fn a_real_go_binary_is_read_and_matched_against_gos_database() {
+    let kubectl = which("kubectl");
+    let own: serde_json::Value = serde_json::from_slice(
+        &Command::new(&kubectl).args(["version", "--client", "-o", "json"]).output().expect("kubectl version").stdout,
+    )
+    .unwrap();
+    let go_version = own["clientVersion"]["goVersion"].as_str().unwrap().to_owned();
+    let registry = TestRegistry::start(None);
+    let binary = std::fs::read(&kubectl).unwrap();
+    let digest = {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let layer = TarBuilder::new().file("usr/local/bin/kubectl", 0o755, &binary).finish();
+        rt.block_on(registry.push("tools/kubectl:1", &[layer], "linux", "amd64"))
+    };
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ca.pem"), &registry.ca_pem).unwrap();
+    std::fs::write(
+        dir.path().join("pod.yaml"),
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: tools}}\nspec:\n  containers:\n  - {{name: k, image: {}/tools/kubectl:1@{digest}}}\n",
+            registry.host
+        ),
+    )
+    .unwrap();
+    let go = paved_corpus::path("osv/golang-vulndb/osv");
+    let import = support::paved(dir.path(), &["advisories", "import", "--advisories", "index", go.to_str().unwrap()]);
+    assert_eq!(import.code, 0, "{}", import.stderr);
+    let run = support::paved(
+        dir.path(),
+        &[
+            "images",
+            "--vulns",
+            "--advisories",
+            "index",
+            "--registry-ca",
+            "ca.pem",
+            "--image-cache",
+            "cache",
+            "--format",
+            "json",
+            "pod.yaml",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let doc = support::paved_json(&run.stdout);
+    let image = &doc["images"][0];
+    let packages = image["contents"]["contents"]["packages"].as_array().unwrap();
+    let go_packages: Vec<(&str, &str)> = packages
+        .iter()
+        .filter(|p| p["source"] == "go")
+        .map(|p| (p["name"].as_str().unwrap(), p["version"].as_str().unwrap()))
+        .collect();
+    assert!(go_packages.contains(&("stdlib", go_version.as_str())), "kubectl says {go_version}: {go_packages:?}");
+    // The module lines read another way: a regular expression over the bytes
+    // after the build information's header (dependencies built from the
+    // work tree, `(devel)`, name no version to match).
+    let script = r#"
+import re, sys
+b = open(sys.argv[1], "rb").read()
+region = b[b.find(b"\xff Go buildinf:"):][:1 << 19]
+lines = re.findall(rb"\n(dep|=>)\t([^\t\n]+)\t([^\t\n]*)", region)
+out = []
+for kind, path, version in lines:
+    if kind == b"=>":
+        out[-1] = (path, version)
+    else:
+        out.append((path, version))
+for path, version in out:
+    if version and version != b"(devel)":
+        print(path.decode(), version.decode())
+"#;
+    let listed = Command::new("python3").args(["-c", script, kubectl.to_str().unwrap()]).output().expect("python3");
+    let mut theirs: Vec<String> = String::from_utf8(listed.stdout).unwrap().lines().map(str::to_owned).collect();
+    let mut ours: Vec<String> =
+        go_packages.iter().filter(|(m, _)| *m != "stdlib").map(|(m, v)| format!("{m} {v}")).collect();
+    theirs.sort();
+    ours.sort();
+    assert!(ours.len() > 50, "kubectl has many modules: {ours:?}");
+    assert_eq!(ours, theirs, "the modules of kubectl's build information");
+    let mut stdlib: Vec<String> = image["vulnerabilities"]["vulnerabilities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|v| v["package"] == "stdlib")
+        .map(|v| v["id"].as_str().unwrap().to_owned())
+        .collect();
+    stdlib.sort();
+    let mut expected = stdlib_advisories(&go_version);
+    expected.sort();
+    assert_eq!(stdlib, expected, "the standard library's advisories for {go_version}");
+}
+
+fn which(tool: &str) -> std::path::PathBuf {
+    std::env::var_os("PATH")
+        .and_then(|paths| std::env::split_paths(&paths).map(|d| d.join(tool)).find(|p| p.is_file()))
+        .unwrap_or_else(|| panic!("{tool} is not on PATH"))
+}
