@@ -4,61 +4,7 @@
 //! By hand: the formula is a page of arithmetic; OSV records carry vectors
 //! only, and a score is what users sort and gate on.
 
-use serde::Serialize;
-
-/// How bad, as NVD, Trivy and Grype name the bands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Level {
-    Unknown,
-    Low,
-    Medium,
-    High,
-    Critical,
-}
-
-impl Level {
-    pub fn of_score(score: f64) -> Level {
-        match score {
-            s if s >= 9.0 => Level::Critical,
-            s if s >= 7.0 => Level::High,
-            s if s >= 4.0 => Level::Medium,
-            s if s > 0.0 => Level::Low,
-            _ => Level::Unknown,
-        }
-    }
-
-    /// A publisher's word (`HIGH`, `moderate`, `important`, `negligible`).
-    pub fn of_word(word: &str) -> Level {
-        match word.trim().to_ascii_lowercase().as_str() {
-            "critical" => Level::Critical,
-            "high" | "important" => Level::High,
-            "medium" | "moderate" => Level::Medium,
-            "low" | "negligible" | "unimportant" => Level::Low,
-            _ => Level::Unknown,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Level::Unknown => "unknown",
-            Level::Low => "low",
-            Level::Medium => "medium",
-            Level::High => "high",
-            Level::Critical => "critical",
-        }
-    }
-}
-
-impl std::str::FromStr for Level {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Level, String> {
-        match Level::of_word(s) {
-            Level::Unknown if s != "unknown" => Err(format!("{s:?}: expected low, medium, high or critical")),
-            level => Ok(level),
-        }
-    }
-}
+pub use paved_core::image::Severity as Level;
 
 /// The base score of a CVSS v3 vector (`CVSS:3.1/AV:N/AC:L/...`); `None`
 /// for other versions or a vector missing a base metric.

@@ -27,6 +27,8 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
+// paved runs on Linux: positional reads keep one open index shareable.
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -169,9 +171,8 @@ impl Index {
     /// Walks the directory in key order, calling `each` with every key and
     /// where its entries are; stops when `each` says so.
     fn walk(&self, mut each: impl FnMut(&[u8], u64, u32) -> bool) -> Result<(), IndexError> {
-        let mut file = &self.file;
-        file.seek(SeekFrom::Start(self.directory)).map_err(io(&self.path))?;
-        let mut dir = std::io::BufReader::with_capacity(64 << 10, file.take(self.directory_len));
+        let at = At { file: &self.file, pos: self.directory, end: self.directory + self.directory_len };
+        let mut dir = std::io::BufReader::with_capacity(64 << 10, at);
         let mut key = Vec::new();
         for _ in 0..self.keys {
             let mut n = [0u8; 4];
@@ -266,10 +267,8 @@ impl Index {
         if offset < 12 || offset.saturating_add(len) > self.directory {
             return Err(self.corrupt("an entry points outside the file"));
         }
-        let mut file = &self.file;
-        file.seek(SeekFrom::Start(offset)).map_err(io(&self.path))?;
         let mut bytes = vec![0u8; usize::try_from(len).map_err(|_| self.corrupt("bad entries"))?];
-        file.read_exact(&mut bytes).map_err(|_| self.corrupt("truncated entries"))?;
+        self.file.read_exact_at(&mut bytes, offset).map_err(|_| self.corrupt("truncated entries"))?;
         Ok(bytes)
     }
 
@@ -281,6 +280,23 @@ impl Index {
             true
         })?;
         Ok(all)
+    }
+}
+
+/// A stretch of the index file read by position, so that lookups from many
+/// threads share one open file without a lock.
+struct At<'f> {
+    file: &'f File,
+    pos: u64,
+    end: u64,
+}
+
+impl Read for At<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let want = usize::try_from((self.end - self.pos).min(buf.len() as u64)).unwrap_or(buf.len());
+        let n = self.file.read_at(&mut buf[..want], self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
     }
 }
 

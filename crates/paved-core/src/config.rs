@@ -51,6 +51,10 @@ pub struct Params {
     /// Registries (host, or host/path prefix) images may come from. Unset: any.
     #[serde(default)]
     pub allowed_registries: Option<Vec<String>>,
+    /// The least severity `supply-chain/known-vulnerabilities` reports
+    /// (low, medium, high, critical). Unset: high.
+    #[serde(default)]
+    pub vulnerability_severity: Option<crate::image::Severity>,
 }
 
 /// Who may grant exemptions (enforced by `paved serve`).

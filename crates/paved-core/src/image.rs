@@ -105,6 +105,74 @@ mod tests {
     }
 }
 
+/// How bad, as NVD, Trivy and Grype name the bands.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    #[default]
+    Unknown,
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl Severity {
+    pub fn of_score(score: f64) -> Severity {
+        match score {
+            s if s >= 9.0 => Severity::Critical,
+            s if s >= 7.0 => Severity::High,
+            s if s >= 4.0 => Severity::Medium,
+            s if s > 0.0 => Severity::Low,
+            _ => Severity::Unknown,
+        }
+    }
+
+    /// A publisher's word (`HIGH`, `moderate`, `important`, `negligible`).
+    pub fn of_word(word: &str) -> Severity {
+        match word.trim().to_ascii_lowercase().as_str() {
+            "critical" => Severity::Critical,
+            "high" | "important" => Severity::High,
+            "medium" | "moderate" => Severity::Medium,
+            "low" | "negligible" | "unimportant" => Severity::Low,
+            _ => Severity::Unknown,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Unknown => "unknown",
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+impl std::str::FromStr for Severity {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Severity, String> {
+        match Severity::of_word(s) {
+            Severity::Unknown if s != "unknown" => Err(format!("{s:?}: expected low, medium, high or critical")),
+            level => Ok(level),
+        }
+    }
+}
+
+/// A published advisory that applies to a package the image carries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KnownVulnerability {
+    /// The advisory's id (`DSA-5611-1`, `GHSA-…`, `GO-…`).
+    pub id: String,
+    /// Its CVE, when it has one.
+    pub cve: Option<String>,
+    pub severity: Severity,
+    pub package: String,
+    pub installed: String,
+    pub fixed: Option<String>,
+}
+
 /// What an image carries, as far as policies care. An adapter (the image
 /// analysis) fills it in; each entry is a path as users should read it
 /// (`/bin/sh -> /bin/dash`).
@@ -116,6 +184,9 @@ pub struct ImageContents {
     pub package_managers: Vec<String>,
     /// Files with the setuid or setgid bit.
     pub setuid: Vec<String>,
+    /// Known vulnerabilities of what it carries, worst first; `None` when no
+    /// advisories were at hand to match against.
+    pub vulnerabilities: Option<Vec<KnownVulnerability>>,
 }
 
 /// What is known of an image when a policy asks.

@@ -66,6 +66,8 @@ impl ImageReport {
             shells: c.shells.iter().map(tool).collect(),
             package_managers: c.package_managers.iter().map(tool).collect(),
             setuid: c.setuid.iter().map(|s| s.path.clone()).collect(),
+            // Matched by the surface that holds the advisories.
+            vulnerabilities: None,
         }
     }
 }

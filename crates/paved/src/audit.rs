@@ -14,6 +14,7 @@ use paved_core::config::Config;
 use paved_core::node::Node;
 use paved_core::policy::Action;
 use serde_json::{Value, json};
+use std::collections::BTreeMap;
 
 use crate::cli::{AuditArgs, AuditFormat, ClusterArgs, FailOn};
 
@@ -147,7 +148,7 @@ pub fn run(
     let admission = Admission::with_foreign(config, profile, excluded, foreign)
         .map_err(|e| miette::miette!(code = "paved::config", "{e}"))?;
     let rt = runtime()?;
-    let (report, kinds, problems, source) = rt.block_on(async {
+    let (report, kinds, problems, source, vulnerable) = rt.block_on(async {
         let (client, source) = connect(&args.target).await?;
         let discovery = list::discover(&client)
             .await
@@ -184,7 +185,8 @@ pub fn run(
         // Registries are contacted only when some namespace's profile reads
         // image contents; then from the cache first, as in `check`.
         let mut unused = Vec::new();
-        let needs_images = admission.needs_image_contents()
+        let needs_images = args.vulns
+            || admission.needs_image_contents()
             || cluster.namespaces.values().any(|l| admission.engine_for(Some(l), &mut unused).needs_image_contents());
         let store = if needs_images {
             Some(std::sync::Arc::new(crate::image_store::ImageStore::from_flags(global)?))
@@ -223,32 +225,56 @@ pub fn run(
             discovery.resources.iter().filter(|r| namespace.is_none() || r.namespaced).collect();
         let total = wanted.len();
         let mut seen = 0u64;
+        // The images pods run, for the vulnerable images section.
+        let mut running = crate::images::Inventory::default();
         for (i, resource) in wanted.into_iter().enumerate() {
             let name = resource.display();
             progress.show(&format!("[{}/{total}] {name}: {seen} objects so far", i + 1));
-            let outcome = list_kind(&client, resource, namespace, args.page_size, |obj| audit.add(obj)).await;
+            let is_pods = resource.group.is_empty() && resource.plural == "pods";
+            let outcome = list_kind(&client, resource, namespace, args.page_size, |obj| {
+                if is_pods {
+                    running.add_cluster_pod(obj);
+                }
+                audit.add(obj);
+            })
+            .await;
             seen += outcome.objects;
             kinds.push(outcome);
         }
         progress.done();
         let report = audit.finish();
+        let vulnerable = store.as_deref().and_then(|s| vulnerable_images(&running, s, args.max_listed));
+        if args.vulns && vulnerable.is_none() {
+            problems.push(
+                "--vulns: no advisories imported, so no vulnerable images can be listed: run `paved advisories import`"
+                    .to_owned(),
+            );
+        }
         problems.extend(store.map(|s| s.failures()).unwrap_or_default());
         if args.write_reports {
             let written = write_reports(&client, &report, args.max_listed, now).await;
             problems.extend(written);
         }
-        Ok::<_, miette::Report>((report, kinds, problems, source))
+        Ok::<_, miette::Report>((report, kinds, problems, source, vulnerable))
     })?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let written = match format {
         AuditFormat::Json => {
-            let doc = json!({"schemaVersion": crate::report::JSON_SCHEMA_VERSION, "source": source, "report": report, "kinds": kinds, "problems": problems});
+            let mut doc = json!({"schemaVersion": crate::report::JSON_SCHEMA_VERSION, "source": source, "report": report, "kinds": kinds, "problems": problems});
+            if let Some(v) = &vulnerable {
+                doc["vulnerableImages"] = json!(v);
+            }
             serde_json::to_writer_pretty(&mut out, &doc).map_err(std::io::Error::from).and_then(|()| writeln!(out))
         }
         AuditFormat::Sarif => {
             serde_json::to_writer_pretty(&mut out, &sarif(&report, &docs)).map_err(std::io::Error::from)
         }
-        AuditFormat::Text => write_text(&mut out, &report, &kinds, &problems, &source),
+        AuditFormat::Text => {
+            write_text(&mut out, &report, &kinds, &problems, &source).and_then(|()| match &vulnerable {
+                Some(v) => write_vulnerable(&mut out, v),
+                None => Ok(()),
+            })
+        }
     };
     match written.and_then(|()| out.flush()) {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(crate::io_error(e)),
@@ -261,6 +287,116 @@ pub fn run(
     }
     let fails = report.findings.deny > 0 || (args.fail_on == FailOn::Warn && report.findings.warn > 0);
     Ok(u8::from(fails))
+}
+
+/// The "vulnerable images running" section: images by digest, worst first.
+#[derive(Debug, Default, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VulnerableImages {
+    pub images: Vec<VulnerableImage>,
+    /// Vulnerable images beyond `--max-listed`.
+    pub more_images: usize,
+}
+
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VulnerableImage {
+    pub digest: String,
+    /// The references pods name it by.
+    pub images: Vec<String>,
+    /// Known vulnerabilities by severity.
+    pub counts: BTreeMap<&'static str, usize>,
+    /// The worst few: `CVE (package installed, fixed in …)`.
+    pub worst: Vec<String>,
+    /// Containers running it, per namespace.
+    pub namespaces: BTreeMap<String, usize>,
+}
+
+const WORST_SHOWN: usize = 5;
+
+/// What the running images carry that advisories name, grouped by digest;
+/// `None` when no advisories are imported.
+fn vulnerable_images(
+    running: &crate::images::Inventory,
+    store: &crate::image_store::ImageStore,
+    max_listed: usize,
+) -> Option<VulnerableImages> {
+    use paved_core::image::{ImageFacts, ImageLookup};
+    if !store.has_advisories() {
+        return None;
+    }
+    let mut by_digest: BTreeMap<String, (std::sync::Arc<paved_core::image::ImageContents>, VulnerableImage)> =
+        BTreeMap::new();
+    for (image, uses) in &running.images {
+        let ImageLookup::Known(contents) = store.lookup(image) else { continue };
+        let Some(vulns) = &contents.vulnerabilities else { continue };
+        if vulns.is_empty() {
+            continue;
+        }
+        let (_, row) = by_digest.entry(contents.digest.clone()).or_insert_with(|| {
+            let mut counts = BTreeMap::new();
+            for v in vulns {
+                *counts.entry(v.severity.as_str()).or_insert(0) += 1;
+            }
+            let worst = vulns
+                .iter()
+                .take(WORST_SHOWN)
+                .map(|v| {
+                    let id = v.cve.as_deref().unwrap_or(&v.id);
+                    let fix = v.fixed.as_deref().map_or_else(|| "no fix yet".to_owned(), |f| format!("fixed in {f}"));
+                    format!("{id} {} ({} {}, {fix})", v.severity.as_str(), v.package, v.installed)
+                })
+                .collect();
+            let row = VulnerableImage {
+                digest: contents.digest.clone(),
+                images: Vec::new(),
+                counts,
+                worst,
+                namespaces: BTreeMap::new(),
+            };
+            (std::sync::Arc::clone(&contents), row)
+        });
+        row.images.push(image.clone());
+        for u in uses {
+            *row.namespaces.entry(u.namespace.clone()).or_insert(0) += 1;
+        }
+    }
+    let mut rows: Vec<(std::sync::Arc<paved_core::image::ImageContents>, VulnerableImage)> =
+        by_digest.into_values().collect();
+    // Worst first: by the most severe vulnerability, then by how many.
+    rows.sort_by(|(a, _), (b, _)| {
+        let worst = |c: &paved_core::image::ImageContents| {
+            c.vulnerabilities.as_ref().and_then(|v| v.iter().map(|v| v.severity).max())
+        };
+        let count = |c: &paved_core::image::ImageContents| c.vulnerabilities.as_ref().map_or(0, Vec::len);
+        worst(b).cmp(&worst(a)).then(count(b).cmp(&count(a)))
+    });
+    let more_images = rows.len().saturating_sub(max_listed);
+    let images = rows.into_iter().take(max_listed).map(|(_, row)| row).collect();
+    Some(VulnerableImages { images, more_images })
+}
+
+fn write_vulnerable(out: &mut dyn Write, v: &VulnerableImages) -> std::io::Result<()> {
+    writeln!(out, "\nVULNERABLE IMAGES RUNNING")?;
+    if v.images.is_empty() {
+        writeln!(out, "  none known")?;
+    }
+    for image in &v.images {
+        let counts: Vec<String> = ["critical", "high", "medium", "low", "unknown"]
+            .iter()
+            .filter_map(|s| image.counts.get(s).map(|n| format!("{n} {s}")))
+            .collect();
+        let namespaces: Vec<String> = image.namespaces.iter().map(|(ns, n)| format!("{ns} ({n})")).collect();
+        writeln!(out, "  {} ({}): {}", image.digest, image.images.join(", "), counts.join(", "))?;
+        writeln!(out, "    running in {}", namespaces.join(", "))?;
+        for w in &image.worst {
+            writeln!(out, "    {w}")?;
+        }
+    }
+    if v.more_images > 0 {
+        writeln!(out, "  … and {} more vulnerable images (--max-listed)", v.more_images)?;
+    }
+    Ok(())
 }
 
 fn write_text(

@@ -76,6 +76,12 @@ pub struct ImageFlags {
     /// PEM CA certificates trusted for registries besides the system's (repeat the flag).
     #[arg(long, value_name = "FILE")]
     pub registry_ca: Vec<PathBuf>,
+
+    /// Where the advisory index `paved advisories import` keeps is (default: `advisories`
+    /// in the image cache's directory); read by `images --vulns` and the
+    /// supply-chain/known-vulnerabilities policy.
+    #[arg(long, value_name = "DIR")]
+    pub advisories: Option<PathBuf>,
 }
 
 const DEFAULT_PLATFORM: &str = "linux/amd64";
@@ -89,6 +95,7 @@ impl Default for ImageFlags {
             insecure_registry: Vec::new(),
             pull_secret: Vec::new(),
             registry_ca: Vec::new(),
+            advisories: None,
         }
     }
 }
@@ -108,6 +115,7 @@ pub struct Global {
     pub insecure_registry: Vec<String>,
     pub pull_secret: Vec<PathBuf>,
     pub registry_ca: Vec<PathBuf>,
+    pub advisories: Option<PathBuf>,
     pub verbose: u8,
 }
 
@@ -135,6 +143,7 @@ impl Global {
             insecure_registry: images.insecure_registry,
             pull_secret: images.pull_secret,
             registry_ca: images.registry_ca,
+            advisories: images.advisories,
             verbose,
         }
     }
@@ -222,9 +231,6 @@ pub enum Command {
         /// `paved advisories import` keeps (implies --contents).
         #[arg(long)]
         vulns: bool,
-        /// Where the advisory index is (default: `advisories` in the image cache's directory).
-        #[arg(long, value_name = "DIR")]
-        advisories: Option<PathBuf>,
         #[command(flatten)]
         target: ClusterArgs,
         /// Output format.
@@ -364,6 +370,11 @@ pub struct AuditArgs {
     /// Lowest action that makes the exit code 1.
     #[arg(long, value_enum, default_value_t = FailOn::Deny)]
     pub fail_on: FailOn,
+    /// Also list the vulnerable images running: every pod's images are read (from the cache
+    /// or the registry) and matched against the imported advisories. Without it the section
+    /// appears when the policies already read images and advisories are imported.
+    #[arg(long)]
+    pub vulns: bool,
 }
 
 #[derive(Debug, clap::Args)]

@@ -23,6 +23,11 @@ pub struct ImageStore {
     cache: Option<Cache>,
     platform: String,
     memo: Mutex<HashMap<String, Arc<OnceLock<Outcome>>>>,
+    /// The advisory index, when one was imported: policies then see each
+    /// image's known vulnerabilities.
+    advisories: Option<paved_advisory::index::Index>,
+    /// What policies see of each image, matched once.
+    contents: Mutex<HashMap<String, Arc<paved_core::image::ImageContents>>>,
 }
 
 impl std::fmt::Debug for ImageStore {
@@ -55,7 +60,20 @@ impl ImageStore {
                 .map_err(|e| miette::miette!("cannot start the registry client: {e}"))?;
             Some((Registry::new(registry_options(global, platform.clone(), credentials(global)?)?), runtime))
         };
-        Ok(ImageStore { registry, cache, platform: platform.to_string(), memo: Mutex::default() })
+        let advisories = advisories(global)?;
+        Ok(ImageStore {
+            registry,
+            cache,
+            platform: platform.to_string(),
+            memo: Mutex::default(),
+            advisories,
+            contents: Mutex::default(),
+        })
+    }
+
+    /// Whether advisories were found to match images against.
+    pub fn has_advisories(&self) -> bool {
+        self.advisories.is_some()
     }
 
     /// The analysis of `image` (as a pod spec names it).
@@ -138,11 +156,36 @@ impl Drop for ImageStore {
 
 impl ImageFacts for ImageStore {
     fn lookup(&self, image: &str) -> ImageLookup {
-        match self.report(image) {
-            Ok(report) => ImageLookup::Known(Arc::new(report.summary())),
-            Err(_) => ImageLookup::Unknown,
-        }
+        let report = match self.report(image) {
+            Ok(report) => report,
+            Err(_) => return ImageLookup::Unknown,
+        };
+        let mut contents = self.contents.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let known = contents.entry(image.to_owned()).or_insert_with(|| {
+            let mut summary = report.summary();
+            summary.vulnerabilities = self.advisories.as_ref().and_then(|index| crate::vulns::known(index, &report));
+            Arc::new(summary)
+        });
+        ImageLookup::Known(Arc::clone(known))
     }
+}
+
+/// The advisory index: `--advisories` must hold one; the default place
+/// may hold none (policies then see no vulnerabilities, and say nothing).
+fn advisories(global: &Global) -> miette::Result<Option<paved_advisory::index::Index>> {
+    let at = crate::cli::AdvisoriesAt { advisories: global.advisories.clone() };
+    let Ok(dir) = crate::vulns::advisories_dir(&at, global.image_cache.as_deref()) else { return Ok(None) };
+    let index =
+        paved_advisory::index::Index::open(&dir).map_err(|e| miette::miette!(code = "paved::advisories", "{e}"))?;
+    if index.is_none() && global.advisories.is_some() {
+        return Err(miette::miette!(
+            code = "paved::advisories",
+            help = "import some with `paved advisories import PATH --advisories DIR`",
+            "no advisories in {}",
+            dir.display()
+        ));
+    }
+    Ok(index)
 }
 
 /// The registry client's options from the global flags: platform, extra

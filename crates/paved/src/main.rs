@@ -106,19 +106,19 @@ fn run(cli: Cli) -> miette::Result<u8> {
             };
             return install::run(args, config, config_path.as_deref(), from_policies);
         }
-        Command::Images { paths, cluster, target, contents, vulns, advisories, format, .. } => {
+        Command::Images { paths, cluster, target, contents, vulns, format, .. } => {
             if *format == cli::ImagesFormat::Sarif && !*vulns {
                 return Err(miette::miette!(
                     code = "paved::flags",
                     "--format sarif reports vulnerabilities: add --vulns (the inventory itself is text, json or csv)"
                 ));
             }
-            if advisories.is_some() && !*vulns {
+            if global.advisories.is_some() && !*vulns {
                 return Err(miette::miette!(code = "paved::flags", "--advisories is read only with --vulns"));
             }
             let store = if *contents || *vulns { Some(image_store::ImageStore::from_flags(&global)?) } else { None };
             let advisories = if *vulns {
-                let at = cli::AdvisoriesAt { advisories: advisories.clone() };
+                let at = cli::AdvisoriesAt { advisories: global.advisories.clone() };
                 let image_cache = global.image_cache.clone();
                 Some(vulns::advisories_dir(&at, image_cache.as_deref())?)
             } else {

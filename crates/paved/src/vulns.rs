@@ -104,6 +104,26 @@ pub fn installed(report: &ImageReport) -> Vec<Installed> {
         .collect()
 }
 
+/// What policies see of an image's vulnerabilities: each advisory that
+/// applies, worst first; `None` when the index could not be read.
+pub fn known(index: &Index, report: &ImageReport) -> Option<Vec<paved_core::image::KnownVulnerability>> {
+    let matched = match_packages(index, &installed(report)).ok()?;
+    Some(
+        matched
+            .vulnerabilities
+            .into_iter()
+            .map(|v| paved_core::image::KnownVulnerability {
+                cve: v.aliases.iter().find(|a| a.starts_with("CVE-")).cloned(),
+                id: v.id,
+                severity: v.severity,
+                package: v.package,
+                installed: v.installed,
+                fixed: v.fixed,
+            })
+            .collect(),
+    )
+}
+
 /// What matching said of each analysed image (by reference), or why it
 /// could not.
 pub type ImageVulns = BTreeMap<String, Result<Matched, String>>;

@@ -99,9 +99,9 @@ fn dpkg_lt(a: &str, b: &str) -> bool {
     Command::new("dpkg").args(["--compare-versions", a, "lt", b]).status().unwrap().success()
 }
 
-#[test]
-#[ignore = "needs docker-registry and dpkg; .ci/run installs them and runs the ignored tests"]
-fn images_are_matched_against_imported_advisories() {
+/// A registry holding an image of this machine's own dpkg database and
+/// os-release (`os/debian:12`) and an Alpine one (`os/alpine:3.19`); their digests.
+fn push_os_images() -> (TestRegistry, String, String) {
     let registry = TestRegistry::start(None);
     let status = std::fs::read("/var/lib/dpkg/status").expect("this machine's dpkg database");
     let os_release = std::fs::read("/etc/os-release").expect("this machine's os-release");
@@ -129,6 +129,13 @@ fn images_are_matched_against_imported_advisories() {
             )
         })
     };
+    (registry, debian_image, alpine_image)
+}
+
+#[test]
+#[ignore = "needs docker-registry and dpkg; .ci/run installs them and runs the ignored tests"]
+fn images_are_matched_against_imported_advisories() {
+    let (registry, debian_image, alpine_image) = push_os_images();
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("ca.pem"), &registry.ca_pem).unwrap();
     let host = &registry.host;
@@ -198,6 +205,43 @@ fn images_are_matched_against_imported_advisories() {
     let errors = support::sarif_errors(&support::sarif_validator(), &log);
     assert!(errors.is_empty(), "{errors:?}");
     assert_eq!(log["runs"][0]["results"].as_array().unwrap().len(), expected.len() + 2);
+    // The policy: at the default severity (high), the Debian container's
+    // tar (critical) is reported, Alpine's unscored records are not.
+    let check = ["check", "--profile", "supply-chain", "--advisories", "index", "--registry-ca", "ca.pem"];
+    let run = support::paved(
+        dir.path(),
+        &[&check[..], &["--image-cache", "cache", "--format", "json", "pods.yaml"]].concat(),
+    );
+    let doc = support::paved_json(&run.stdout);
+    let known: Vec<&str> = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["policy"] == "supply-chain/known-vulnerabilities")
+        .map(|f| f["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(known.len(), 1, "{known:?}");
+    assert!(
+        known[0].starts_with(
+            "container \"app\"'s image has 1 known vulnerabilities at high or above: CVE-2005-2541 critical (tar "
+        ),
+        "{}",
+        known[0]
+    );
+    // The bar comes from the configuration: at `unknown`, Alpine's unscored records count too.
+    std::fs::write(dir.path().join(".paved.yaml"), "params:\n  vulnerability-severity: unknown\n").unwrap();
+    let run = support::paved(
+        dir.path(),
+        &[&check[..], &["--image-cache", "cache", "--format", "json", "pods.yaml"]].concat(),
+    );
+    let doc = support::paved_json(&run.stdout);
+    let count = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["policy"] == "supply-chain/known-vulnerabilities")
+        .count();
+    assert_eq!(count, 2, "both containers, at the lowest bar");
 }
 
 #[test]
@@ -360,4 +404,55 @@ fn which(tool: &str) -> std::path::PathBuf {
     std::env::var_os("PATH")
         .and_then(|paths| std::env::split_paths(&paths).map(|d| d.join(tool)).find(|p| p.is_file()))
         .unwrap_or_else(|| panic!("{tool} is not on PATH"))
+}
+
+/// `paved audit --vulns`: the images the cluster's pods run, matched, by
+/// digest, counted per namespace.
+#[test]
+#[ignore = "needs docker-registry and dpkg; .ci/run installs them and runs the ignored tests"]
+fn audit_lists_the_vulnerable_images_running() {
+    let (registry, debian_image, alpine_image) = push_os_images();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ca.pem"), &registry.ca_pem).unwrap();
+    advisories(&dir.path().join("osv"));
+    let import = support::paved(dir.path(), &["advisories", "import", "--advisories", "index", "osv"]);
+    assert_eq!(import.code, 0, "{}", import.stderr);
+    let host = &registry.host;
+    let mut fixture = paved_cluster::fixture::FixtureCluster::default();
+    for ns in ["shop", "billing"] {
+        fixture.add("/api/v1/namespaces", json!({"metadata": {"name": ns}}));
+    }
+    let pod = |ns: &str, name: &str, image: String| {
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": ns},
+               "spec": {"containers": [{"name": "app", "image": image}]}})
+    };
+    fixture.add("/api/v1/pods", pod("shop", "web-1", format!("{host}/os/debian:12@{debian_image}")));
+    fixture.add("/api/v1/pods", pod("shop", "web-2", format!("{host}/os/debian:12@{debian_image}")));
+    fixture.add("/api/v1/pods", pod("billing", "batch", format!("{host}/os/debian:12")));
+    fixture.add("/api/v1/pods", pod("billing", "edge", format!("{host}/os/alpine:3.19@{alpine_image}")));
+    let _cluster = support::start_cluster(fixture, dir.path());
+    let base = ["audit", "--vulns", "--advisories", "index", "--registry-ca", "ca.pem", "--image-cache", "cache"];
+    let run = support::paved(dir.path(), &[&base[..], &["--format", "json"]].concat());
+    assert!(!run.stdout.is_empty(), "{}", run.stderr);
+    let doc = support::paved_json(&run.stdout);
+    let images = doc["vulnerableImages"]["images"].as_array().unwrap_or_else(|| panic!("{doc:#}"));
+    assert_eq!(images.len(), 2, "{images:#?}");
+    // The Debian image first (a critical one), under both its references, in both namespaces.
+    let debian = &images[0];
+    assert_eq!(debian["digest"], debian_image.as_str());
+    assert_eq!(debian["images"].as_array().unwrap().len(), 2, "by digest and by tag: {debian}");
+    assert_eq!(debian["namespaces"], json!({"shop": 2, "billing": 1}));
+    assert_eq!(debian["counts"]["critical"], 1);
+    assert!(debian["worst"][0].as_str().unwrap().starts_with("CVE-2005-2541 critical (tar "), "{debian}");
+    assert_eq!(images[1]["digest"], alpine_image.as_str());
+    assert_eq!(images[1]["counts"], json!({"unknown": 2}));
+    assert_eq!(doc["vulnerableImages"]["moreImages"], 0);
+    // Capped like the rest; and said in the text report.
+    let capped = support::paved(dir.path(), &[&base[..], &["--format", "json", "--max-listed", "1"]].concat());
+    let capped = support::paved_json(&capped.stdout);
+    assert_eq!(capped["vulnerableImages"]["images"].as_array().unwrap().len(), 1);
+    assert_eq!(capped["vulnerableImages"]["moreImages"], 1);
+    let text = support::paved(dir.path(), &base);
+    assert!(text.stdout.contains("VULNERABLE IMAGES RUNNING"), "{}", text.stdout);
+    assert!(text.stdout.contains("running in billing (1), shop (2)"), "{}", text.stdout);
 }

@@ -5,7 +5,7 @@
 //! analyse.
 
 use crate::eval::Ctx;
-use crate::image::{ImageContents, ImageLookup};
+use crate::image::{ImageContents, ImageLookup, Severity};
 use crate::node::Node;
 use crate::policy::{Action, Applies, Doc, Raw, Rule};
 
@@ -23,8 +23,12 @@ macro_rules! rule {
 }
 
 /// Rules that need the images' contents.
-pub const READS_CONTENTS: &[&str] =
-    &["supply-chain/no-shell", "supply-chain/no-package-manager", "supply-chain/no-setuid"];
+pub const READS_CONTENTS: &[&str] = &[
+    "supply-chain/no-shell",
+    "supply-chain/no-package-manager",
+    "supply-chain/no-setuid",
+    "supply-chain/known-vulnerabilities",
+];
 
 pub static RULES: &[Rule] = &[
     rule!(
@@ -53,6 +57,15 @@ pub static RULES: &[Rule] = &[
         "Setuid binaries are the usual way from a foothold to root inside the container.",
         "Remove the files, or clear the bits in the Dockerfile: RUN find / -xdev -perm /6000 -type f -exec chmod a-s {} +",
         "Remove the setuid and setgid bits from the image's files."
+    ),
+    rule!(
+        "supply-chain/known-vulnerabilities",
+        known_vulnerabilities,
+        "No known vulnerabilities at or above the configured severity",
+        "No package the image carries (distribution packages, Go modules, Python, npm and Maven packages) falls under a published advisory of at least `params.vulnerability-severity` (default high), among the advisories `paved advisories import` keeps.",
+        "A known vulnerability is the one an attacker does not have to find; a fixed version usually exists.",
+        "Rebuild the image on an updated base, or upgrade the package to the fixed version the finding names.",
+        "Upgrade the packages, or rebuild on a patched base."
     ),
     rule!(
         "supply-chain/pinned-digest",
@@ -123,6 +136,39 @@ fn no_package_manager(cx: &Ctx<'_>, out: &mut Vec<Raw>) {
 
 fn no_setuid(cx: &Ctx<'_>, out: &mut Vec<Raw>) {
     carried(cx, out, "setuid/setgid files", |c| &c.setuid);
+}
+
+fn known_vulnerabilities(cx: &Ctx<'_>, out: &mut Vec<Raw>) {
+    let Some(facts) = cx.images else { return };
+    let least = cx.params.vulnerability_severity.unwrap_or(Severity::High);
+    for (c, image) in images(cx) {
+        // Not known, or no advisories to match against: nothing to say here
+        // (the surface names images it could not analyse).
+        let ImageLookup::Known(contents) = facts.lookup(image) else { continue };
+        let Some(vulns) = &contents.vulnerabilities else { continue };
+        let bad: Vec<_> = vulns.iter().filter(|v| v.severity >= least).collect();
+        if bad.is_empty() {
+            continue;
+        }
+        let shown: Vec<String> = bad
+            .iter()
+            .take(3)
+            .map(|v| {
+                let id = v.cve.as_deref().unwrap_or(&v.id);
+                let fix = v.fixed.as_deref().map_or_else(|| "no fix yet".to_owned(), |f| format!("fixed in {f}"));
+                format!("{id} {} ({} {}, {fix})", v.severity.as_str(), v.package, v.installed)
+            })
+            .collect();
+        let more = if bad.len() > 3 { format!(" and {} more", bad.len() - 3) } else { String::new() };
+        let message = format!(
+            "{}'s image has {} known vulnerabilities at {} or above: {}{more} ({image})",
+            c.describe(),
+            bad.len(),
+            least.as_str(),
+            shown.join(", ")
+        );
+        out.push(Raw::new(c.field(&["image"]), message));
+    }
 }
 
 fn pinned_digest(cx: &Ctx<'_>, out: &mut Vec<Raw>) {
