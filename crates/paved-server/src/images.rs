@@ -19,7 +19,7 @@ use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
-use paved_core::image::{ImageContents, ImageFacts, ImageLookup};
+use paved_core::image::{ImageContents, ImageFacts, ImageLookup, KnownVulnerability};
 use paved_image::registry::Registry;
 use paved_image::{Digest, ImageReport};
 use prometheus_client::metrics::counter::Counter;
@@ -86,8 +86,16 @@ struct State {
     queued: HashSet<String>,
 }
 
+/// Matches an analysed image against advisories: the known vulnerabilities
+/// of what it carries, or `None` when there are no advisories to ask.
+pub type Matcher = Arc<dyn Fn(&ImageReport) -> Option<Vec<KnownVulnerability>> + Send + Sync>;
+
 /// The image facts `paved serve` hands every engine.
 pub struct Analyses {
+    /// Matches each image this replica analyses; the result is shared with
+    /// the others through its `ImageAnalysis` object. Admission reads only
+    /// what is in memory: it never waits on the advisories.
+    matcher: Option<Matcher>,
     state: RwLock<State>,
     queue: mpsc::Sender<String>,
     receiver: Mutex<Option<mpsc::Receiver<String>>>,
@@ -110,6 +118,7 @@ impl Analyses {
     pub fn new(options: ImageOptions, online: bool) -> Analyses {
         let (queue, receiver) = mpsc::channel(options.queue.max(1));
         Analyses {
+            matcher: None,
             state: RwLock::default(),
             queue,
             receiver: Mutex::new(Some(receiver)),
@@ -117,6 +126,13 @@ impl Analyses {
             options,
             counts: Family::default(),
         }
+    }
+
+    /// Matches every image this replica analyses with `matcher`.
+    #[must_use]
+    pub fn with_matcher(mut self, matcher: Matcher) -> Analyses {
+        self.matcher = Some(matcher);
+        self
     }
 
     fn read(&self) -> RwLockReadGuard<'_, State> {
@@ -220,11 +236,14 @@ impl Analyses {
         match outcome {
             Ok((digest, report)) => {
                 if let Some(report) = &report {
-                    self.learn(report.summary());
+                    let mut summary = report.summary();
+                    summary.vulnerabilities = self.matcher.as_ref().and_then(|m| m(report));
+                    let vulnerabilities = summary.vulnerabilities.clone();
+                    self.learn(summary);
                     self.count("analysed");
                     tracing::info!(%image, %digest, shells = report.contents.shells.len(), "image analysed");
                     if let Some(client) = client {
-                        publish(client, report).await;
+                        publish(client, report, vulnerabilities.as_deref()).await;
                     }
                 } else {
                     self.count("known");
@@ -322,14 +341,14 @@ pub fn object_name(digest: &Digest) -> String {
 
 /// The `ImageAnalysis` object that shares `report` with the other replicas
 /// (and with `kubectl get imageanalyses`).
-pub fn object_of(report: &ImageReport) -> serde_json::Value {
+pub fn object_of(report: &ImageReport, vulnerabilities: Option<&[KnownVulnerability]>) -> serde_json::Value {
     let listed = |entries: Vec<String>| -> Vec<String> {
         entries.into_iter().take(MAX_LISTED).map(|e| paved_core::policy::clip_chars(e, MAX_ENTRY)).collect()
     };
     let summary = report.summary();
     let c = &report.contents;
     let interpreters = c.interpreters.iter().map(|t| t.path.clone()).collect();
-    json!({
+    let mut object = json!({
         "apiVersion": format!("{GROUP}/{VERSION}"),
         "kind": KIND,
         "metadata": {
@@ -350,7 +369,19 @@ pub fn object_of(report: &ImageReport) -> serde_json::Value {
             "interpreters": listed(interpreters),
             "setuid": listed(summary.setuid),
         },
-    })
+    });
+    // Worst first, as matched; absent when this replica had no advisories.
+    if let Some(vulns) = vulnerabilities {
+        object["spec"]["vulnerabilities"] = vulns
+            .iter()
+            .take(MAX_LISTED)
+            .map(|v| {
+                json!({"id": v.id, "cve": v.cve, "severity": v.severity, "package": v.package,
+                       "installed": v.installed, "fixed": v.fixed})
+            })
+            .collect();
+    }
+    object
 }
 
 /// What an `ImageAnalysis` object says, if it is one paved can trust to be
@@ -374,16 +405,31 @@ pub fn contents_of(obj: &serde_json::Value) -> Option<ImageContents> {
         shells: list("shells"),
         package_managers: list("packageManagers"),
         setuid: list("setuid"),
-        // Serve does not match advisories yet: the policy stays silent here.
-        vulnerabilities: None,
+        vulnerabilities: spec.get("vulnerabilities").and_then(serde_json::Value::as_array).map(|items| {
+            items
+                .iter()
+                .take(MAX_LISTED)
+                .filter_map(|v| {
+                    let text = |k: &str| v.get(k).and_then(serde_json::Value::as_str).map(str::to_owned);
+                    Some(KnownVulnerability {
+                        id: text("id")?,
+                        cve: text("cve"),
+                        severity: serde_json::from_value(v.get("severity")?.clone()).unwrap_or_default(),
+                        package: text("package")?,
+                        installed: text("installed")?,
+                        fixed: text("fixed"),
+                    })
+                })
+                .collect()
+        }),
     })
 }
 
-async fn publish(client: &kube::Client, report: &ImageReport) {
+async fn publish(client: &kube::Client, report: &ImageReport, vulnerabilities: Option<&[KnownVulnerability]>) {
     let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource());
     let name = object_name(&report.digest);
     let params = PatchParams::apply(FIELD_MANAGER).force();
-    if let Err(e) = api.patch(&name, &params, &Patch::Apply(object_of(report))).await {
+    if let Err(e) = api.patch(&name, &params, &Patch::Apply(object_of(report, vulnerabilities))).await {
         // The other replicas analyse it themselves: slower, not wrong.
         tracing::warn!(%name, error = %e, "cannot share the image analysis through the cluster");
     }
@@ -446,5 +492,31 @@ mod tests {
         drop(state);
         assert!(matches!(analyses.lookup("app24:1"), ImageLookup::Known(_)));
         assert!(matches!(analyses.lookup("gone24:1"), ImageLookup::Failed(_)));
+    }
+
+    /// What the analysing replica matched reaches the others through the
+    /// `ImageAnalysis` object; a replica without advisories shares none.
+    #[test]
+    fn known_vulnerabilities_travel_with_the_shared_analysis() {
+        let report = ImageReport {
+            analysis_version: paved_image::ANALYSIS_VERSION,
+            digest: Digest::of_bytes(b"image"),
+            platform: "linux/amd64".into(),
+            layers: vec![],
+            contents: paved_image::Contents::default(),
+            analysed_at: "2026-12-02T00:00:00Z".into(),
+        };
+        let tar = KnownVulnerability {
+            id: "DEBIAN-CVE-2005-2541".into(),
+            cve: Some("CVE-2005-2541".into()),
+            severity: paved_core::image::Severity::Critical,
+            package: "tar".into(),
+            installed: "1.34+dfsg-1.2+deb12u1".into(),
+            fixed: None,
+        };
+        let shared = contents_of(&object_of(&report, Some(std::slice::from_ref(&tar)))).expect("trusted");
+        assert_eq!(shared.vulnerabilities, Some(vec![tar]));
+        let none = contents_of(&object_of(&report, None)).expect("trusted");
+        assert_eq!(none.vulnerabilities, None, "not matched is not the same as none known");
     }
 }

@@ -172,7 +172,7 @@ impl ImageFacts for ImageStore {
 
 /// The advisory index: `--advisories` must hold one; the default place
 /// may hold none (policies then see no vulnerabilities, and say nothing).
-fn advisories(global: &Global) -> miette::Result<Option<paved_advisory::index::Index>> {
+pub fn advisories(global: &Global) -> miette::Result<Option<paved_advisory::index::Index>> {
     let at = crate::cli::AdvisoriesAt { advisories: global.advisories.clone() };
     let Ok(dir) = crate::vulns::advisories_dir(&at, global.image_cache.as_deref()) else { return Ok(None) };
     let index =

@@ -45,7 +45,15 @@ pub fn run(args: &ServeArgs, global: &Global, config: Option<PathBuf>) -> miette
         queue: args.image_queue.max(1),
         ..paved_server::images::ImageOptions::default()
     };
-    let analyses = std::sync::Arc::new(paved_server::images::Analyses::new(image_options, registry.is_some()));
+    let mut analyses = paved_server::images::Analyses::new(image_options, registry.is_some());
+    // Images this replica analyses are matched against the advisories, when
+    // an index is there (`--advisories`, or beside the image cache).
+    if let Some(index) = crate::image_store::advisories(global)? {
+        tracing::info!(records = index.header().records, newest = %index.header().newest, "advisories read");
+        let index = std::sync::Arc::new(index);
+        analyses = analyses.with_matcher(std::sync::Arc::new(move |report| crate::vulns::known(&index, report)));
+    }
+    let analyses = std::sync::Arc::new(analyses);
     options.images = Some(std::sync::Arc::clone(&analyses));
     let no_cluster = args.no_cluster;
     let target = args.connect.target(None);
