@@ -15,6 +15,7 @@ pub mod contents;
 pub mod gobuild;
 pub mod layer;
 pub mod registry;
+pub mod sbom;
 pub mod tar;
 #[cfg(feature = "testing")]
 pub mod test_registry;

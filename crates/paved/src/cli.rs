@@ -231,6 +231,10 @@ pub enum Command {
         /// `paved advisories import` keeps (implies --contents).
         #[arg(long)]
         vulns: bool,
+        /// Write what one image's layers carry as a software bill of materials (CycloneDX 1.5
+        /// or SPDX 2.3 JSON); the argument is then the image reference, not a manifest.
+        #[arg(long, value_enum, value_name = "FORMAT", conflicts_with_all = ["cluster", "vulns", "contents", "format"])]
+        sbom: Option<SbomFormat>,
         #[command(flatten)]
         target: ClusterArgs,
         /// Output format.
@@ -275,6 +279,15 @@ pub enum Command {
         #[arg(value_name = "DIR")]
         out: PathBuf,
     },
+}
+
+/// `paved images --sbom`'s formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SbomFormat {
+    /// CycloneDX 1.5, JSON.
+    Cyclonedx,
+    /// SPDX 2.3, JSON.
+    Spdx,
 }
 
 #[derive(Debug, Subcommand)]

@@ -106,6 +106,7 @@ fn run(cli: Cli) -> miette::Result<u8> {
             };
             return install::run(args, config, config_path.as_deref(), from_policies);
         }
+        Command::Images { paths, sbom: Some(sbom), .. } => return vulns::sbom(paths, *sbom, &global),
         Command::Images { paths, cluster, target, contents, vulns, format, .. } => {
             if *format == cli::ImagesFormat::Sarif && !*vulns {
                 return Err(miette::miette!(

@@ -149,3 +149,32 @@ pub fn match_images(contents: &crate::images::Contents, dir: &Path) -> miette::R
     }
     Ok((out, index.header().clone()))
 }
+
+/// `paved images --sbom FORMAT IMAGE`: what one image's layers carry.
+pub fn sbom(images: &[PathBuf], format: crate::cli::SbomFormat, global: &crate::cli::Global) -> miette::Result<u8> {
+    let [image] = images else {
+        return Err(miette::miette!(
+            code = "paved::flags",
+            "--sbom describes one image: name exactly one reference (got {})",
+            images.len()
+        ));
+    };
+    let image = image.to_string_lossy();
+    let store = crate::image_store::ImageStore::from_flags(global)?;
+    let report = store.report(&image).map_err(|why| miette::miette!(code = "paved::image", "{image}: {why}"))?;
+    let reference = paved_core::image::ImageRef::parse(&image);
+    let name = format!("{}/{}", reference.registry, reference.repository);
+    let subject = paved_image::sbom::Subject { name: &name, report: &report };
+    let doc = match format {
+        crate::cli::SbomFormat::Cyclonedx => paved_image::sbom::cyclonedx(&subject),
+        crate::cli::SbomFormat::Spdx => paved_image::sbom::spdx(&subject),
+    };
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    use std::io::Write as _;
+    serde_json::to_writer_pretty(&mut out, &doc)
+        .map_err(std::io::Error::from)
+        .and_then(|()| writeln!(out))
+        .and_then(|()| out.flush())
+        .or_else(|e| if e.kind() == std::io::ErrorKind::BrokenPipe { Ok(()) } else { Err(crate::io_error(e)) })?;
+    Ok(0)
+}

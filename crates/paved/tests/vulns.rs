@@ -528,3 +528,76 @@ fn serve_refuses_a_known_vulnerable_image_once_analysed() {
         "{message}"
     );
 }
+
+/// `paved images --sbom`: CycloneDX 1.5 that CycloneDX's own validator
+/// (its official JSON schema) accepts, and SPDX 2.3 that the SPDX tools
+/// accept, listing what the layers carry with package URLs.
+#[test]
+#[ignore = "needs docker-registry, dpkg, and Python's cyclonedx-python-lib and spdx-tools; .ci/run installs them"]
+fn sboms_pass_the_official_validators() {
+    let (registry, debian_image, _) = push_os_images();
+    let apps = {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let layer = TarBuilder::new()
+            .file(
+                "usr/lib/python3/site-packages/Jinja2-3.1.2.dist-info/METADATA",
+                0o644,
+                b"Name: Jinja2\nVersion: 3.1.2\n",
+            )
+            .file(
+                "app/node_modules/@babel/core/package.json",
+                0o644,
+                br#"{"name": "@babel/core", "version": "7.22.0"}"#,
+            )
+            .gzip();
+        rt.block_on(registry.push("apps/web:1", &[layer], "linux", "amd64"))
+    };
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ca.pem"), &registry.ca_pem).unwrap();
+    let python = std::env::var("PAVED_PYTHON").unwrap_or_else(|_| "python3".into());
+    let host = &registry.host;
+    for (image, packages) in
+        [(format!("{host}/os/debian:12@{debian_image}"), None), (format!("{host}/apps/web:1@{apps}"), Some(2))]
+    {
+        let base = ["images", "--registry-ca", "ca.pem", "--image-cache", "cache", "--sbom"];
+        let cdx = support::paved(dir.path(), &[&base[..], &["cyclonedx", image.as_str()]].concat());
+        assert_eq!(cdx.code, 0, "{}", cdx.stderr);
+        let bom: serde_json::Value = serde_json::from_str(&cdx.stdout).unwrap();
+        std::fs::write(dir.path().join("bom.json"), &cdx.stdout).unwrap();
+        let validate = r#"
+import sys
+from cyclonedx.schema import SchemaVersion
+from cyclonedx.validation.json import JsonStrictValidator
+error = JsonStrictValidator(SchemaVersion.V1_5).validate_str(open(sys.argv[1]).read())
+print(error or "valid")
+"#;
+        let out = Command::new(&python).args(["-c", validate, "bom.json"]).current_dir(dir.path()).output().unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "valid", "{}", String::from_utf8_lossy(&out.stderr));
+        let components = bom["components"].as_array().unwrap();
+        if let Some(n) = packages {
+            let purls: Vec<&str> = components.iter().filter_map(|c| c["purl"].as_str()).collect();
+            assert_eq!(purls, ["pkg:npm/%40babel/core@7.22.0", "pkg:pypi/jinja2@3.1.2"], "sorted as analysed");
+            assert_eq!(components.len(), n);
+        } else {
+            // Every installed dpkg package, by dpkg's own count, and the distribution.
+            let listed = Command::new("dpkg-query").args(["-W", "-f=${db:Status-Abbrev}\n"]).output().unwrap();
+            let installed = String::from_utf8_lossy(&listed.stdout).lines().filter(|l| l.starts_with("ii")).count();
+            assert_eq!(components.len(), installed + 1, "{installed} installed packages and the OS");
+            assert!(
+                components.iter().any(|c| c["purl"].as_str().is_some_and(|p| p.starts_with("pkg:deb/debian/libc6@")))
+            );
+        }
+        let spdx = support::paved(dir.path(), &[&base[..], &["spdx", image.as_str()]].concat());
+        assert_eq!(spdx.code, 0, "{}", spdx.stderr);
+        std::fs::write(dir.path().join("sbom.spdx.json"), &spdx.stdout).unwrap();
+        let tools = std::path::Path::new(&python).with_file_name("pyspdxtools");
+        let tools = if tools.exists() { tools } else { "pyspdxtools".into() };
+        let out = Command::new(&tools).args(["-i", "sbom.spdx.json"]).current_dir(dir.path()).output().unwrap();
+        assert!(
+            out.status.success() && !String::from_utf8_lossy(&out.stdout).contains("validation"),
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
