@@ -22,7 +22,7 @@ fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
     let middle = text.char_indices().nth(text.chars().count() / 2).map_or(text.len(), |(i, _)| i);
     let (a, b) = text.split_at(middle);
-    for scheme in [Scheme::Dpkg, Scheme::Apk, Scheme::Semver, Scheme::Go, Scheme::Pep440, Scheme::Maven] {
+    for scheme in [Scheme::Dpkg, Scheme::Apk, Scheme::Semver, Scheme::Go, Scheme::Pep440, Scheme::Maven, Scheme::Rpm] {
         if let (Some(x), Some(y)) = (scheme.compare(a, b), scheme.compare(b, a)) {
             assert_eq!(x, y.reverse(), "{scheme:?}: {a:?} vs {b:?}");
         }

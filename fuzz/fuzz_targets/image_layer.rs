@@ -9,6 +9,12 @@ use paved_image::layer::{Limits, read_layer};
 fuzz_target!(|data: &[u8]| {
     // Small limits, so the fuzzer reaches them quickly.
     let limits = Limits { max_layer_bytes: 4 << 20, max_entries: 10_000, max_path: 4096, max_database: 64 << 10 };
+    // The readers of what files carry, on the raw bytes too: an rpm
+    // database (SQLite, headers), a Go binary's build information.
+    let _ = paved_image::rpm::read_sqlite(data);
+    if let Ok(Some(paved_image::gobuild::Found::Inline { modinfo, .. })) = paved_image::gobuild::scan(data) {
+        let _ = paved_image::gobuild::modules(&modinfo);
+    }
     let Ok(layer) = read_layer(data, None, &limits, 0) else { return };
     assert!(layer.size <= limits.max_layer_bytes);
     assert_eq!(layer.blob_size, data.len() as u64);

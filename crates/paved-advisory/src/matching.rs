@@ -35,6 +35,8 @@ pub fn distribution(id: &str, version_id: &str) -> Option<(&'static str, Option<
         "ubuntu" => ("Ubuntu", (!version_id.is_empty()).then(|| version_id.to_owned())),
         "alpine" => ("Alpine", major.zip(numbers.next()).map(|(a, b)| format!("v{a}.{b}"))),
         "wolfi" => ("Wolfi", None),
+        "almalinux" => ("AlmaLinux", major.map(str::to_owned)),
+        "rocky" => ("Rocky Linux", major.map(str::to_owned)),
         "chainguard" => ("Chainguard", None),
         _ => return None,
     })
@@ -215,6 +217,26 @@ mod tests {
         assert_eq!(applies(&withdrawn, &glibc).unwrap(), None);
         let patched = Installed { version: "2.36-9+deb12u7".into(), ..glibc };
         assert_eq!(applies(&bookworm, &patched).unwrap(), None);
+    }
+
+    #[test]
+    fn rpm_distributions_match_by_release_with_rpms_ordering() {
+        let mut alsa =
+            entry("ALSA-2024:0310", "AlmaLinux:9", vec![event(Some("0"), None), event(None, Some("1:3.0.7-25.el9_3"))]);
+        alsa.name = "openssl-libs".into();
+        let installed = |version: &str| Installed {
+            ecosystem: "AlmaLinux".into(),
+            release: Some("9".into()),
+            name: "openssl-libs".into(),
+            version: version.into(),
+            installed_as: None,
+        };
+        assert!(applies(&alsa, &installed("1:3.0.7-24.el9")).unwrap().is_some());
+        // el9_3 comes after el9: rpm's ordering, not a string's.
+        assert!(applies(&alsa, &installed("1:3.0.7-25.el9_3")).unwrap().is_none());
+        assert!(applies(&alsa, &installed("1:3.0.7-27.el9")).unwrap().is_none());
+        assert_eq!(distribution("almalinux", "9.4"), Some(("AlmaLinux", Some("9".into()))));
+        assert_eq!(distribution("rocky", "9.3"), Some(("Rocky Linux", Some("9".into()))));
     }
 
     #[test]

@@ -111,6 +111,7 @@ impl<'a> Ecosystem<'a> {
             "Go" => Scheme::Go,
             "PyPI" => Scheme::Pep440,
             "Maven" => Scheme::Maven,
+            "AlmaLinux" | "Rocky Linux" | "openSUSE" | "SUSE" | "Mageia" => Scheme::Rpm,
             "npm" | "crates.io" => Scheme::Semver,
             _ => return None,
         })

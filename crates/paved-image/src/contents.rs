@@ -288,10 +288,30 @@ impl Contents {
             }
         }
         self.read_language_packages(view, &mut packages);
-        for rpmdb in ["var/lib/rpm/rpmdb.sqlite", "var/lib/rpm/Packages", "usr/lib/sysimage/rpm/rpmdb.sqlite"] {
+        for rpmdb in ["var/lib/rpm/rpmdb.sqlite", "usr/lib/sysimage/rpm/rpmdb.sqlite"] {
+            let Some(node) = view.get(rpmdb) else { continue };
+            match &node.data {
+                Some(data) => match crate::rpm::read_sqlite(data) {
+                    Ok(found) => {
+                        packages.extend(found);
+                        add_database(&mut self.databases, "rpm");
+                    }
+                    Err(e) => self.notes.push(format!("/{rpmdb}: not read: {e}")),
+                },
+                None if node.size > 0 => {
+                    self.notes.push(format!("/{rpmdb}: {} bytes, too large to read for the inventory", node.size));
+                }
+                None => {}
+            }
+            if view.get(&format!("{rpmdb}-wal")).is_some_and(|wal| wal.size > 0) {
+                self.notes
+                    .push(format!("/{rpmdb}-wal is not empty: packages written since the last checkpoint are missing"));
+            }
+        }
+        // Older formats: named, not read.
+        for (rpmdb, format) in [("var/lib/rpm/Packages", "Berkeley DB"), ("usr/lib/sysimage/rpm/Packages.db", "ndb")] {
             if view.get(rpmdb).is_some() {
-                self.databases.push(format!("rpm (/{rpmdb}, not read)"));
-                break;
+                self.databases.push(format!("rpm (/{rpmdb}, {format}, not read)"));
             }
         }
         packages.sort();

@@ -230,6 +230,8 @@ pub struct Layer {
 pub fn is_database(path: &str) -> bool {
     path == "var/lib/dpkg/status"
         || path == "lib/apk/db/installed"
+        || path == "var/lib/rpm/rpmdb.sqlite"
+        || path == "usr/lib/sysimage/rpm/rpmdb.sqlite"
         || path == "etc/os-release"
         || path == "usr/lib/os-release"
         || path.ends_with(".dist-info/METADATA")

@@ -15,6 +15,7 @@ pub mod contents;
 pub mod gobuild;
 pub mod layer;
 pub mod registry;
+pub mod rpm;
 pub mod sbom;
 pub mod tar;
 #[cfg(feature = "testing")]
@@ -31,9 +32,9 @@ pub use view::View;
 
 /// Bumped whenever the analysis changes what it finds (2: the distribution's
 /// release and packages' source packages, for advisories; 3: Go, Python,
-/// npm and Maven packages), so that cached
+/// npm and Maven packages; 4: rpm's SQLite database), so that cached
 /// reports from an older paved are redone rather than trusted.
-pub const ANALYSIS_VERSION: u32 = 3;
+pub const ANALYSIS_VERSION: u32 = 4;
 
 /// What paved knows about one image manifest.
 /// Written camelCase, as every JSON paved writes; a report cached by an older

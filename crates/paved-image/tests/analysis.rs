@@ -317,3 +317,69 @@ fn language_packages_are_read_from_python_npm_java_and_go_binaries() {
         assert!(c.databases.iter().any(|d| d == db), "{db}: {:?}", c.databases);
     }
 }
+
+/// An rpm database written by rpm itself (`rpm --initdb`, then packages
+/// built with rpmbuild and recorded with `--justdb`), read from a layer and
+/// checked against `rpm -qa`.
+#[test]
+#[ignore = "needs rpm and rpmbuild; .ci/run installs them"]
+fn rpm_databases_are_read_as_rpm_reads_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let top = dir.path();
+    std::fs::create_dir_all(top.join("SPECS")).unwrap();
+    std::fs::create_dir_all(top.join("db")).unwrap();
+    std::fs::write(
+        top.join("SPECS/demo.spec"),
+        "Name: demo-tool\nVersion: 1.2.3\nRelease: 4.el9\nEpoch: 2\nSummary: x\nLicense: MIT\nBuildArch: noarch\n\
+         %description\nx\n%package libs\nSummary: y\n%description libs\ny\n%files\n%files libs\n",
+    )
+    .unwrap();
+    std::fs::write(
+        top.join("SPECS/plain.spec"),
+        "Name: plain\nVersion: 0.9\nRelease: 1\nSummary: x\nLicense: MIT\nBuildArch: noarch\n%description\nx\n%files\n",
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(args[0]).args(&args[1..]).output().expect(args[0]);
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let topdir = format!("_topdir {}", top.display());
+    for spec in ["demo.spec", "plain.spec"] {
+        run(&["rpmbuild", "--quiet", "--define", &topdir, "-bb", &top.join("SPECS").join(spec).to_string_lossy()]);
+    }
+    let db = top.join("db");
+    let db = db.to_str().unwrap();
+    run(&["rpm", "--initdb", "--dbpath", db]);
+    let rpms: Vec<String> = std::fs::read_dir(top.join("RPMS/noarch"))
+        .unwrap()
+        .map(|e| e.unwrap().path().to_string_lossy().into_owned())
+        .collect();
+    let mut install = vec!["rpm", "-i", "--justdb", "--nodeps", "--noscripts", "--dbpath", db];
+    install.extend(rpms.iter().map(String::as_str));
+    run(&install);
+    let listed =
+        run(&["rpm", "-qa", "--dbpath", db, "--qf", "%{NAME} %{EPOCHNUM}:%{VERSION}-%{RELEASE} %{SOURCERPM}\n"]);
+    let mut theirs: Vec<String> = listed.lines().map(str::to_owned).collect();
+    theirs.sort();
+    let sqlite = std::fs::read(top.join("db/rpmdb.sqlite")).unwrap();
+    let layer = TarBuilder::new()
+        .file("etc/os-release", 0o644, b"ID=almalinux\nVERSION_ID=\"9.4\"\n")
+        .file("var/lib/rpm/rpmdb.sqlite", 0o644, &sqlite)
+        .gzip();
+    let c = analyse(&[layer]).unwrap();
+    assert!(c.databases.iter().any(|d| d == "rpm"), "{:?} {:?}", c.databases, c.notes);
+    let mut ours: Vec<String> = c
+        .packages
+        .iter()
+        .map(|p| {
+            let evr = if p.version.contains(':') { p.version.clone() } else { format!("0:{}", p.version) };
+            let source = if p.origin.is_empty() { p.name.as_str() } else { p.origin.as_str() };
+            let (_, vr) = evr.split_once(':').unwrap();
+            format!("{} {evr} {source}-{vr}.src.rpm", p.name)
+        })
+        .collect();
+    ours.sort();
+    assert_eq!(ours, theirs);
+    assert_eq!(c.packages.len(), 3, "demo-tool, demo-tool-libs and plain");
+}

@@ -92,7 +92,9 @@ pub fn installed(report: &ImageReport) -> Vec<Installed> {
                     installed_as: Some(p.path.clone()).filter(|path| !path.is_empty()),
                 };
             }
-            let by_source = !p.origin.is_empty();
+            // Debian's and Alpine's advisories name source packages; rpm
+            // distributions' name the binary packages they ship.
+            let by_source = !p.origin.is_empty() && p.source != "rpm";
             Installed {
                 ecosystem: ecosystem.clone(),
                 release: release.clone(),

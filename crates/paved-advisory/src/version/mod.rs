@@ -5,6 +5,7 @@
 pub mod apk;
 pub mod dpkg;
 pub mod maven;
+pub mod rpm;
 
 use std::cmp::Ordering;
 use std::str::FromStr;
@@ -25,6 +26,8 @@ pub enum Scheme {
     Pep440,
     /// Maven's ComparableVersion.
     Maven,
+    /// rpm's `rpmvercmp`: AlmaLinux, Rocky Linux, openSUSE, SUSE.
+    Rpm,
 }
 
 impl Scheme {
@@ -41,6 +44,7 @@ impl Scheme {
                 Some(a.cmp(&b))
             }
             Scheme::Maven => (!a.trim().is_empty() && !b.trim().is_empty()).then(|| maven::compare(a, b)),
+            Scheme::Rpm => (!a.trim().is_empty() && !b.trim().is_empty()).then(|| rpm::compare(a, b)),
         }
     }
 }
