@@ -240,6 +240,27 @@ mod tests {
     }
 
     #[test]
+    fn packages_of_an_ecosystem_paved_cannot_order_are_reported_not_matched() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut import = crate::index::Importer::new(dir.path()).unwrap();
+        let record = serde_json::json!({"id": "DSA-1", "modified": "2024-01-01T00:00:00Z", "affected": [
+            {"package": {"ecosystem": "Debian:12", "name": "bash"}, "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}]}]}]});
+        import.add_text("r", record.to_string().as_bytes(), false).unwrap();
+        import.finish().unwrap();
+        let index = Index::open(dir.path()).unwrap().unwrap();
+        let package = |ecosystem: &str| Installed {
+            ecosystem: ecosystem.into(),
+            release: Some("12".into()),
+            name: "bash".into(),
+            version: "5.2.15-2".into(),
+            installed_as: None,
+        };
+        let matched = match_packages(&index, &[package("Debian"), package("pureos"), package("pureos")]).unwrap();
+        assert_eq!(matched.vulnerabilities.len(), 1);
+        assert_eq!(matched.unmatched_ecosystems.get("pureos"), Some(&2));
+    }
+
+    #[test]
     fn distributions_are_named_as_osv_names_them() {
         assert_eq!(distribution("debian", "12"), Some(("Debian", Some("12".into()))));
         assert_eq!(distribution("alpine", "3.20.3"), Some(("Alpine", Some("v3.20".into()))));

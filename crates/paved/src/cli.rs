@@ -217,9 +217,13 @@ pub enum Command {
     /// Which images run, where, pinned or not, from allowed registries or not (text, json, csv):
     /// from manifests, or with --cluster from the pods of a cluster.
     Images {
-        /// Files or directories; - reads stdin.
-        #[arg(value_name = "PATH", default_value = ".", conflicts_with = "cluster")]
+        /// Files or directories (default: the current directory, unless --image names
+        /// images); - reads stdin.
+        #[arg(value_name = "PATH", conflicts_with = "cluster")]
         paths: Vec<PathBuf>,
+        /// An image reference to list, beside or instead of manifests (repeat the flag).
+        #[arg(long = "image", value_name = "REF", conflicts_with_all = ["cluster", "sbom"])]
+        references: Vec<String>,
         /// Read the pods of the cluster the kubeconfig names instead of manifests.
         #[arg(long)]
         cluster: bool,

@@ -78,6 +78,12 @@ impl Inventory {
     }
 
     /// Adds every object of one input; what cannot be read is a problem, named with its place.
+    /// An image named on the command line (`--image`), used by nothing.
+    pub fn add_reference(&mut self, image: &str) {
+        let named = Use { namespace: String::new(), workload: "(command line)".into(), container: String::new() };
+        self.images.entry(image.trim().to_owned()).or_default().insert(named);
+    }
+
     pub fn add_input(&mut self, input: &Input, limits: &paved_yaml::Limits) {
         let report = match read_input(input, limits) {
             Ok((path, bytes)) => {

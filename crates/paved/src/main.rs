@@ -107,7 +107,7 @@ fn run(cli: Cli) -> miette::Result<u8> {
             return install::run(args, config, config_path.as_deref(), from_policies);
         }
         Command::Images { paths, sbom: Some(sbom), .. } => return vulns::sbom(paths, *sbom, &global),
-        Command::Images { paths, cluster, target, contents, vulns, format, .. } => {
+        Command::Images { paths, references, cluster, target, contents, vulns, format, .. } => {
             if *format == cli::ImagesFormat::Sarif && !*vulns {
                 return Err(miette::miette!(
                     code = "paved::flags",
@@ -129,7 +129,10 @@ fn run(cli: Cli) -> miette::Result<u8> {
             return if *cluster {
                 images::from_cluster(target, (*format).into(), &config, what)
             } else {
-                images(paths, (*format).into(), &config, what)
+                // The working directory when nothing else is named.
+                let here = [std::path::PathBuf::from(".")];
+                let paths = if paths.is_empty() && references.is_empty() { &here[..] } else { &paths[..] };
+                images(paths, references, (*format).into(), &config, what)
             };
         }
         Command::Test { paths, format, .. } => {
@@ -453,6 +456,7 @@ fn stdout_file() -> Box<dyn Write> {
 
 fn images(
     paths: &[std::path::PathBuf],
+    references: &[String],
     format: images::Output,
     config: &paved_core::config::Config,
     what: images::Wanted<'_>,
@@ -465,6 +469,9 @@ fn images(
     }
     for input in &inputs {
         inventory.add_input(input, &limits);
+    }
+    for reference in references {
+        inventory.add_reference(reference);
     }
     let mut out = std::io::BufWriter::new(stdout_file());
     let contents = what.store.map(|s| images::analyse(&inventory, s));

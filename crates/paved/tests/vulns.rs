@@ -190,6 +190,18 @@ fn images_are_matched_against_imported_advisories() {
     expected.sort();
     assert_eq!(debian, expected, "withdrawn, other-release and other-distribution records are not reported");
     // Alpine: by origin, per release, with apk's ordering of revisions.
+    // Named on the command line instead of in manifests: the same answer.
+    let named = support::paved(
+        dir.path(),
+        &[&base[..], &["--format", "json", "--image", &format!("{host}/os/debian:12@{debian_image}")]].concat(),
+    );
+    let named = support::paved_json(&named.stdout);
+    assert_eq!(named["images"][0]["usedBy"][0]["workload"], "(command line)");
+    assert_eq!(
+        named["images"][0]["vulnerabilities"]["vulnerabilities"].as_array().map(Vec::len),
+        Some(expected.len()),
+        "{named:#}"
+    );
     let alpine = found("os/alpine");
     assert!(alpine.contains(&"ALPINE-CVE-2024-0727 openssl 3.1.4-r3 3.1.4-r5".to_owned()), "{alpine:?}");
     assert!(alpine.contains(&"ALPINE-CVE-2023-42363 busybox 1.36.1-r15 1.36.1-r16".to_owned()), "{alpine:?}");
@@ -454,6 +466,31 @@ fn audit_lists_the_vulnerable_images_running() {
     assert_eq!(capped["vulnerableImages"]["moreImages"], 1);
     let text = support::paved(dir.path(), &base);
     assert!(text.stdout.contains("VULNERABLE IMAGES RUNNING"), "{}", text.stdout);
+    // `paved images --cluster --vulns` reads the same pods.
+    let listed = support::paved(
+        dir.path(),
+        &[
+            "images",
+            "--cluster",
+            "--vulns",
+            "--advisories",
+            "index",
+            "--registry-ca",
+            "ca.pem",
+            "--image-cache",
+            "cache",
+            "--format",
+            "json",
+        ],
+    );
+    let listed = support::paved_json(&listed.stdout);
+    let vulnerable = listed["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["vulnerabilities"]["vulnerabilities"].as_array().is_some_and(|v| !v.is_empty()))
+        .count();
+    assert_eq!(vulnerable, 3, "three references (two of the Debian image): {listed:#}");
     assert!(text.stdout.contains("running in billing (1), shop (2)"), "{}", text.stdout);
 }
 
