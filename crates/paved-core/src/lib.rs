@@ -24,6 +24,7 @@ pub mod exempt;
 pub mod image;
 pub mod json;
 pub mod kyverno;
+pub mod mutate;
 pub mod node;
 pub mod object;
 pub mod policy;

@@ -1,0 +1,457 @@
+//! Mutations: changes to an object computed without I/O, which become a
+//! JSON Patch at admission and an edit in a file. And the paved road's
+//! defaults, the safe settings paved sets where the object says nothing.
+//!
+//! A change never alters what the user wrote: `SetIfAbsent` only fills a
+//! field that is absent (or `null`, which Kubernetes reads as absent),
+//! `AddToList` only adds an item whose key is not there yet.
+
+use serde_json::{Map, Value, json};
+
+use crate::Timestamp;
+use crate::config::Config;
+use crate::exempt::{Exemption, exemptions_of};
+use crate::node::{FieldPath, Node, Seg};
+use crate::object::PodView;
+
+/// One change to an object.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Change {
+    /// Sets the field where it is absent; missing parents become objects.
+    SetIfAbsent { path: FieldPath, value: Value },
+    /// Adds `item` to the list at `path` (made when absent) unless an item
+    /// with the same `key` field is there.
+    AddToList { path: FieldPath, key: &'static str, item: Value },
+    /// Removes the field, when present.
+    Remove { path: FieldPath },
+}
+
+/// A change a policy makes, and what it tells the user.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Mutation {
+    pub policy: &'static str,
+    pub change: Change,
+    /// Said as an admission warning and beside the edit: what was set and
+    /// how to keep another value.
+    pub announce: String,
+}
+
+/// One RFC 6902 operation.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct PatchOp {
+    pub op: &'static str,
+    pub path: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<Value>,
+}
+
+/// The JSON Patch that makes `mutations` on `object`, in order, each seeing
+/// the ones before it; and the object as patched. A change with nothing to
+/// do (the field is set, the item is there) gives no operation.
+pub fn patch(object: &Value, mutations: &[Mutation]) -> (Vec<PatchOp>, Value, Vec<usize>) {
+    let mut doc = object.clone();
+    let mut ops = Vec::new();
+    // Which mutations did something (their announcements are said).
+    let mut applied = Vec::new();
+    for (i, m) in mutations.iter().enumerate() {
+        let before = ops.len();
+        match &m.change {
+            Change::SetIfAbsent { path, value } => set_if_absent(&mut doc, &path.0, value, &mut ops),
+            Change::AddToList { path, key, item } => add_to_list(&mut doc, &path.0, key, item, &mut ops),
+            Change::Remove { path } => remove(&mut doc, &path.0, &mut ops),
+        }
+        if ops.len() > before {
+            applied.push(i);
+        }
+    }
+    (ops, doc, applied)
+}
+
+/// `~` and `/` escaped as JSON Pointer (RFC 6901) wants.
+fn pointer(segments: &[Seg]) -> String {
+    let mut out = String::new();
+    for s in segments {
+        out.push('/');
+        match s {
+            Seg::Key(k) => out.push_str(&k.replace('~', "~0").replace('/', "~1")),
+            Seg::Index(i) => out.push_str(&i.to_string()),
+        }
+    }
+    out
+}
+
+/// The value at `segments`, or where the path first goes missing: the
+/// number of segments that exist.
+fn existing<'v>(doc: &'v Value, segments: &[Seg]) -> (usize, &'v Value) {
+    let mut at = doc;
+    for (n, s) in segments.iter().enumerate() {
+        let next = match (s, at) {
+            (Seg::Key(k), Value::Object(map)) => map.get(k.as_ref()),
+            (Seg::Index(i), Value::Array(items)) => items.get(*i as usize),
+            _ => None,
+        };
+        match next {
+            Some(Value::Null) | None => return (n, at),
+            Some(v) => at = v,
+        }
+    }
+    (segments.len(), at)
+}
+
+fn get_mut<'v>(doc: &'v mut Value, segments: &[Seg]) -> Option<&'v mut Value> {
+    let mut at = doc;
+    for s in segments {
+        at = match (s, at) {
+            (Seg::Key(k), Value::Object(map)) => map.get_mut(k.as_ref())?,
+            (Seg::Index(i), Value::Array(items)) => items.get_mut(*i as usize)?,
+            _ => return None,
+        };
+    }
+    Some(at)
+}
+
+/// `value` under the keys of `rest` (which must all be keys: arrays are
+/// never made up by index).
+fn nested(rest: &[Seg], value: &Value) -> Option<Value> {
+    let mut v = value.clone();
+    for s in rest.iter().rev() {
+        let Seg::Key(k) = s else { return None };
+        let mut map = Map::new();
+        map.insert(k.to_string(), v);
+        v = Value::Object(map);
+    }
+    Some(v)
+}
+
+fn set_if_absent(doc: &mut Value, segments: &[Seg], value: &Value, ops: &mut Vec<PatchOp>) {
+    let (found, parent) = existing(doc, segments);
+    if found == segments.len() {
+        return; // the user wrote it
+    }
+    // The parent of the first missing segment must be an object (a key) to add to.
+    let Seg::Key(_) = &segments[found] else { return };
+    if !parent.is_object() {
+        return;
+    }
+    let Some(v) = nested(&segments[found + 1..], value) else { return };
+    let target = &segments[..=found];
+    // A `null` there is replaced; an absent key added.
+    let is_null = get_mut(doc, target).is_some_and(|v| v.is_null());
+    let op = if is_null { "replace" } else { "add" };
+    apply_add(doc, target, v.clone());
+    ops.push(PatchOp { op, path: pointer(target), value: Some(v) });
+}
+
+fn apply_add(doc: &mut Value, target: &[Seg], v: Value) {
+    let Some((last, parent)) = target.split_last() else { return };
+    if let (Some(Value::Object(map)), Seg::Key(k)) = (get_mut(doc, parent), last) {
+        map.insert(k.to_string(), v);
+    }
+}
+
+fn add_to_list(doc: &mut Value, segments: &[Seg], key: &str, item: &Value, ops: &mut Vec<PatchOp>) {
+    let (found, at) = existing(doc, segments);
+    if found < segments.len() {
+        // No list: made with the item.
+        set_if_absent(doc, segments, &json!([item]), ops);
+        return;
+    }
+    let Value::Array(items) = at else { return };
+    let wanted = item.get(key);
+    if wanted.is_some() && items.iter().any(|i| i.get(key) == wanted) {
+        return;
+    }
+    if let Some(Value::Array(items)) = get_mut(doc, segments) {
+        items.push(item.clone());
+    }
+    ops.push(PatchOp { op: "add", path: format!("{}/-", pointer(segments)), value: Some(item.clone()) });
+}
+
+fn remove(doc: &mut Value, segments: &[Seg], ops: &mut Vec<PatchOp>) {
+    let (found, _) = existing(doc, segments);
+    let Some((last, parent)) = segments.split_last() else { return };
+    if found < segments.len() {
+        return;
+    }
+    match (get_mut(doc, parent), last) {
+        (Some(Value::Object(map)), Seg::Key(k)) => {
+            map.remove(k.as_ref());
+        }
+        (Some(Value::Array(items)), Seg::Index(i)) if (*i as usize) < items.len() => {
+            items.remove(*i as usize);
+        }
+        _ => return,
+    }
+    ops.push(PatchOp { op: "remove", path: pointer(segments), value: None });
+}
+
+/// Resource requests and limits the paved road sets on containers that have
+/// none, by resource name (`cpu: 100m`); none unless configured. (The
+/// configuration's `defaults` section arrives with the surfaces that apply
+/// them: `/mutate` and `paved fix`.)
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceDefaults {
+    #[serde(default)]
+    pub requests: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    pub limits: std::collections::BTreeMap<String, String>,
+}
+
+/// The paved road's defaults, by id (each can be turned off in
+/// `.paved.yaml` like a policy, and an object opts out with an exemption).
+pub const DEFAULTS: [(&str, &str); 4] = [
+    ("paved-road/default-no-privilege-escalation", "securityContext.allowPrivilegeEscalation: false on each container"),
+    ("paved-road/default-seccomp", "securityContext.seccompProfile.type: RuntimeDefault on the pod"),
+    (
+        "paved-road/default-drop-capabilities",
+        "securityContext.capabilities.drop: [ALL] on each container that adds none",
+    ),
+    ("paved-road/default-resources", "the configured resource requests and limits on each container"),
+];
+
+/// What the paved road sets on `obj` (a Pod or a controller's template),
+/// given the configuration: ids turned `off` in `policies` are left out, and
+/// so are those a valid exemption on the object covers.
+pub fn paved_road_defaults(
+    obj: &Node,
+    kind: &str,
+    config: &Config,
+    resources: &ResourceDefaults,
+    now: Timestamp,
+) -> Vec<Mutation> {
+    let Some(pod) = PodView::of(obj, kind) else { return Vec::new() };
+    let exemptions = exemptions_of(obj, Some(&pod), now);
+    let on = |id: &str| enabled(config, id) && !exempted(&exemptions, id);
+    let mut out = Vec::new();
+    let template: Vec<Seg> = pod.template.iter().map(|k| Seg::Key((*k).into())).collect();
+    let pod_path = |keys: &[&'static str]| FieldPath(template.clone()).key("spec").keys(keys);
+    if on(DEFAULTS[1].0) && pod.spec.at(&["securityContext", "seccompProfile"]).is_none_or(Node::is_null) {
+        out.push(Mutation {
+            policy: DEFAULTS[1].0,
+            change: Change::SetIfAbsent {
+                path: pod_path(&["securityContext", "seccompProfile"]),
+                value: json!({"type": "RuntimeDefault"}),
+            },
+            announce: "paved set the pod's securityContext.seccompProfile.type: RuntimeDefault; write it explicitly to keep another value".into(),
+        });
+    }
+    for c in pod.containers().filter(|c| c.list != "ephemeralContainers") {
+        let name = c.node.get("name").and_then(Node::as_str).unwrap_or("");
+        let sc = c.node.get("securityContext");
+        let privileged = sc.and_then(|s| s.get("privileged")).is_some_and(Node::is_true);
+        let adds: Vec<&str> = sc
+            .and_then(|s| s.at(&["capabilities", "add"]))
+            .map(|a| a.as_seq().iter().filter_map(Node::as_str).collect())
+            .unwrap_or_default();
+        // The API server refuses allowPrivilegeEscalation: false beside
+        // privileged or CAP_SYS_ADMIN: never set what cannot be admitted.
+        let sys_admin =
+            adds.iter().any(|a| a.eq_ignore_ascii_case("SYS_ADMIN") || a.eq_ignore_ascii_case("CAP_SYS_ADMIN"));
+        if on(DEFAULTS[0].0) && !privileged && !sys_admin {
+            out.push(Mutation {
+                policy: DEFAULTS[0].0,
+                change: Change::SetIfAbsent {
+                    path: c.field(&["securityContext", "allowPrivilegeEscalation"]),
+                    value: json!(false),
+                },
+                announce: format!(
+                    "paved set allowPrivilegeEscalation: false on container {name:?}; write it explicitly to keep another value"
+                ),
+            });
+        }
+        if on(DEFAULTS[2].0) && adds.is_empty() && !privileged {
+            out.push(Mutation {
+                policy: DEFAULTS[2].0,
+                change: Change::SetIfAbsent { path: c.field(&["securityContext", "capabilities", "drop"]), value: json!(["ALL"]) },
+                announce: format!(
+                    "paved set capabilities.drop: [ALL] on container {name:?}; write it explicitly to keep another value"
+                ),
+            });
+        }
+        if on(DEFAULTS[3].0) {
+            for (kind, values) in [("requests", &resources.requests), ("limits", &resources.limits)] {
+                for (resource, quantity) in values {
+                    let path = c.field(&["resources"]).key(kind).key(resource.clone());
+                    out.push(Mutation {
+                        policy: DEFAULTS[3].0,
+                        change: Change::SetIfAbsent { path, value: json!(quantity) },
+                        announce: format!(
+                            "paved set resources.{kind}.{resource}: {quantity} on container {name:?}; write it explicitly to keep another value"
+                        ),
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Whether a default is on: the paved road sets them; `policies` may turn
+/// one off (`off`), by id or glob.
+fn enabled(config: &Config, id: &str) -> bool {
+    let profile = config.profile.as_deref().unwrap_or("paved-road");
+    let on_by_profile = profile == "paved-road" || profile.starts_with("paved-road:");
+    let mut on = on_by_profile;
+    // As the rules' overrides: ids or globs (`paved-road/default-*`); any
+    // action but `off` keeps a default on.
+    for (pattern, action) in &config.policies {
+        let matches = globset::Glob::new(pattern).map(|g| g.compile_matcher().is_match(id)).unwrap_or(false);
+        if matches {
+            on = action != "off";
+        }
+    }
+    on
+}
+
+fn exempted(exemptions: &[Exemption], id: &str) -> bool {
+    exemptions.iter().any(|e| e.is_valid() && e.covers(id))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn set(path: &[&'static str], value: Value) -> Mutation {
+        Mutation {
+            policy: "t",
+            change: Change::SetIfAbsent { path: FieldPath::root().keys(path), value },
+            announce: String::new(),
+        }
+    }
+
+    /// RFC 6902's `add`/`replace`/`remove`, applied as the API server would.
+    fn apply(doc: &Value, ops: &[PatchOp]) -> Value {
+        let mut doc = doc.clone();
+        for op in ops {
+            let parts: Vec<String> =
+                op.path.split('/').skip(1).map(|p| p.replace("~1", "/").replace("~0", "~")).collect();
+            let (last, parents) = parts.split_last().unwrap();
+            let mut at = &mut doc;
+            for p in parents {
+                at = match at {
+                    Value::Object(m) => m.get_mut(p).unwrap(),
+                    Value::Array(a) => a.get_mut(p.parse::<usize>().unwrap()).unwrap(),
+                    _ => panic!("not a container at {p}"),
+                };
+            }
+            match (op.op, at) {
+                ("add" | "replace", Value::Object(m)) => {
+                    m.insert(last.clone(), op.value.clone().unwrap());
+                }
+                ("add", Value::Array(a)) if last == "-" => a.push(op.value.clone().unwrap()),
+                ("remove", Value::Object(m)) => {
+                    m.remove(last);
+                }
+                ("remove", Value::Array(a)) => {
+                    a.remove(last.parse::<usize>().unwrap());
+                }
+                (op, _) => panic!("unexpected {op}"),
+            }
+        }
+        doc
+    }
+
+    #[test]
+    fn changes_fill_what_is_absent_and_never_what_is_written() {
+        let obj = json!({"spec": {"a": {"x": 1}, "n": null, "list": [{"name": "one"}], "k": {"a/b~c": 2}}});
+        let mutations = vec![
+            set(&["spec", "a", "x"], json!(9)),
+            set(&["spec", "a", "y"], json!(2)),
+            set(&["spec", "b", "c", "d"], json!(true)),
+            set(&["spec", "b", "c", "e"], json!(false)),
+            set(&["spec", "n", "m"], json!("x")),
+            Mutation {
+                policy: "t",
+                change: Change::AddToList {
+                    path: FieldPath::root().keys(&["spec", "list"]),
+                    key: "name",
+                    item: json!({"name": "one"}),
+                },
+                announce: String::new(),
+            },
+            Mutation {
+                policy: "t",
+                change: Change::AddToList {
+                    path: FieldPath::root().keys(&["spec", "list"]),
+                    key: "name",
+                    item: json!({"name": "two"}),
+                },
+                announce: String::new(),
+            },
+            Mutation {
+                policy: "t",
+                change: Change::Remove { path: FieldPath::root().keys(&["spec", "k"]).key("a/b~c") },
+                announce: String::new(),
+            },
+        ];
+        let (ops, patched, applied) = patch(&obj, &mutations);
+        assert_eq!(
+            patched,
+            json!({"spec": {"a": {"x": 1, "y": 2}, "n": {"m": "x"}, "list": [{"name": "one"}, {"name": "two"}],
+                            "k": {}, "b": {"c": {"d": true, "e": false}}}})
+        );
+        assert_eq!(apply(&obj, &ops), patched, "the patch gives exactly the object");
+        assert_eq!(applied, [1, 2, 3, 4, 6, 7]);
+        let paths: Vec<&str> = ops.iter().map(|o| o.path.as_str()).collect();
+        assert_eq!(paths, ["/spec/a/y", "/spec/b", "/spec/b/c/e", "/spec/n", "/spec/list/-", "/spec/k/a~1b~0c"]);
+        assert_eq!(ops[3].op, "replace", "null is replaced");
+    }
+
+    fn pod(containers: Value) -> Value {
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": containers}})
+    }
+
+    #[test]
+    fn the_paved_road_sets_safe_defaults_and_leaves_what_it_must() {
+        let config = Config::default();
+        let resources: ResourceDefaults =
+            serde_json::from_value(json!({"requests": {"cpu": "100m"}, "limits": {"memory": "256Mi"}})).unwrap();
+        let obj = pod(json!([
+            {"name": "app", "image": "x", "resources": {"requests": {"cpu": "2"}}},
+            {"name": "net", "image": "x", "securityContext": {"capabilities": {"add": ["NET_ADMIN"]}}},
+            {"name": "root", "image": "x", "securityContext": {"privileged": true}},
+        ]));
+        let node = Node::from_json(&obj);
+        let now = "2026-12-01T00:00:00Z".parse().unwrap();
+        let mutations = paved_road_defaults(&node, "Pod", &config, &resources, now);
+        let (ops, patched, _) = patch(&obj, &mutations);
+        assert_eq!(patched["spec"]["securityContext"], json!({"seccompProfile": {"type": "RuntimeDefault"}}));
+        let c = &patched["spec"]["containers"];
+        assert_eq!(
+            c[0]["securityContext"],
+            json!({"allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}})
+        );
+        assert_eq!(
+            c[0]["resources"],
+            json!({"requests": {"cpu": "2"}, "limits": {"memory": "256Mi"}}),
+            "the user's cpu stays"
+        );
+        assert_eq!(c[1]["securityContext"]["allowPrivilegeEscalation"], json!(false));
+        assert!(c[1]["securityContext"]["capabilities"].get("drop").is_none(), "it adds capabilities");
+        assert_eq!(
+            c[2]["securityContext"],
+            json!({"privileged": true}),
+            "privileged: nothing the API server would refuse"
+        );
+        assert_eq!(apply(&obj, &ops), patched);
+        // Turned off in the configuration, or by an exemption on the object.
+        let off: Config = serde_json::from_value(json!({"policies": {"paved-road/default-*": "off"}})).unwrap();
+        assert!(paved_road_defaults(&node, "Pod", &off, &resources, now).is_empty());
+        let other: Config = serde_json::from_value(json!({"profile": "pss-baseline"})).unwrap();
+        assert!(
+            paved_road_defaults(&node, "Pod", &other, &resources, now).is_empty(),
+            "only the paved road sets defaults"
+        );
+        let mut exempt = obj.clone();
+        exempt["metadata"]["annotations"] = json!({
+            "paved.dev/exempt": "paved-road/default-seccomp", "paved.dev/exempt-reason": "TICKET-12 the node's profile"});
+        let exempt_node = Node::from_json(&exempt);
+        let ids: Vec<&str> = paved_road_defaults(&exempt_node, "Pod", &Config::default(), &resources, now)
+            .iter()
+            .map(|m| m.policy)
+            .collect();
+        assert!(!ids.contains(&"paved-road/default-seccomp") && ids.contains(&"paved-road/default-drop-capabilities"));
+    }
+}
