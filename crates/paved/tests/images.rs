@@ -247,15 +247,7 @@ fn serve_admits_an_unknown_image_with_a_warning_then_judges_it() {
     std::fs::write(dir.path().join("config.yaml"), "profile: supply-chain\npolicies:\n  supply-chain/no-shell: deny\n")
         .unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    /// Killed when the test ends, however it ends.
-    struct Serving(std::process::Child);
-    impl Drop for Serving {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let _serving = Serving(
+    let _serving = support::Serving(
         Command::new(env!("CARGO_BIN_EXE_paved"))
             .args(["serve", "--config", "config.yaml", "--registry-ca", "ca.pem", "--no-cluster"])
             .args(["--listen", &format!("127.0.0.1:{port}"), "--tls-cert", "tls.crt", "--tls-key", "tls.key"])
@@ -268,20 +260,8 @@ fn serve_admits_an_unknown_image_with_a_warning_then_judges_it() {
             .unwrap(),
     );
 
-    let image = format!("{}/shop/fat:1.0@{fat}", registry.host);
-    let review = serde_json::json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
-        "uid": "3b0c7f2e-8d5a-4f1e-9c6b-2a7d4e5f6a1b", "kind": {"group": "", "version": "v1", "kind": "Pod"},
-        "resource": {"group": "", "version": "v1", "resource": "pods"}, "name": "web", "namespace": "shop",
-        "operation": "CREATE", "userInfo": {"username": "dev", "groups": []},
-        "object": {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web", "namespace": "shop"},
-            "spec": {"containers": [{"name": "web", "image": image}]}}}});
-    let body = serde_json::to_vec(&review).unwrap();
-    let ask = || -> Option<serde_json::Value> {
-        let response =
-            support::https(port, &certs.ca_pem, "paved.paved-system.svc", "POST", "/validate", &body).ok()?;
-        let (_, json) = response.split_once("\r\n\r\n")?;
-        serde_json::from_str::<serde_json::Value>(json).ok().map(|v| v["response"].clone())
-    };
+    let body = support::pod_create_review(&format!("{}/shop/fat:1.0@{fat}", registry.host));
+    let ask = || support::validate(port, &certs.ca_pem, &body);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let first = loop {
         if let Some(answer) = ask() {

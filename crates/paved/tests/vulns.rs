@@ -480,16 +480,6 @@ fn audit_lists_the_vulnerable_images_running() {
     assert!(text.stdout.contains("running in billing (1), shop (2)"), "{}", text.stdout);
 }
 
-/// Killed when the test ends, however it ends.
-struct Serving(std::process::Child);
-
-impl Drop for Serving {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// `paved serve` matches what it analyses against the advisories; admission
 /// then judges from memory, and a deny at the configured severity refuses.
 #[test]
@@ -510,7 +500,7 @@ fn serve_refuses_a_known_vulnerable_image_once_analysed() {
     )
     .unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let _serving = Serving(
+    let _serving = support::Serving(
         Command::new(env!("CARGO_BIN_EXE_paved"))
             .args(["serve", "--config", "config.yaml", "--registry-ca", "ca.pem", "--advisories", "index"])
             .args(["--no-cluster", "--image-cache", "cache"])
@@ -521,20 +511,8 @@ fn serve_refuses_a_known_vulnerable_image_once_analysed() {
             .spawn()
             .unwrap(),
     );
-    let image = format!("{}/os/debian:12@{debian_image}", registry.host);
-    let review = json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
-        "uid": "5e0c7f2e-8d5a-4f1e-9c6b-2a7d4e5f6a1b", "kind": {"group": "", "version": "v1", "kind": "Pod"},
-        "resource": {"group": "", "version": "v1", "resource": "pods"}, "name": "web", "namespace": "shop",
-        "operation": "CREATE", "userInfo": {"username": "dev", "groups": []},
-        "object": {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web", "namespace": "shop"},
-            "spec": {"containers": [{"name": "web", "image": image}]}}}});
-    let body = serde_json::to_vec(&review).unwrap();
-    let ask = || -> Option<serde_json::Value> {
-        let response =
-            support::https(port, &certs.ca_pem, "paved.paved-system.svc", "POST", "/validate", &body).ok()?;
-        let (_, json) = response.split_once("\r\n\r\n")?;
-        serde_json::from_str::<serde_json::Value>(json).ok().map(|v| v["response"].clone())
-    };
+    let body = support::pod_create_review(&format!("{}/os/debian:12@{debian_image}", registry.host));
+    let ask = || support::validate(port, &certs.ca_pem, &body);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let judged = loop {
         if let Some(answer) = ask()

@@ -183,3 +183,34 @@ pub fn paved(dir: &Path, args: &[&str]) -> Run {
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
 }
+
+/// A `paved serve` (or any child) killed when the test ends, however it ends.
+pub struct Serving(pub std::process::Child);
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The AdmissionReview the API server sends when a developer creates Pod
+/// `shop/web` running `image`.
+pub fn pod_create_review(image: &str) -> Vec<u8> {
+    let review = serde_json::json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
+        "uid": "3b0c7f2e-8d5a-4f1e-9c6b-2a7d4e5f6a1b", "kind": {"group": "", "version": "v1", "kind": "Pod"},
+        "resource": {"group": "", "version": "v1", "resource": "pods"}, "name": "web", "namespace": "shop",
+        "operation": "CREATE", "userInfo": {"username": "dev", "groups": []},
+        "object": {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web", "namespace": "shop"},
+            "spec": {"containers": [{"name": "web", "image": image}]}}}});
+    serde_json::to_vec(&review).expect("JSON")
+}
+
+/// `/validate`'s answer (the review's `response`) from a paved serve on
+/// `port` with a certificate for `paved.paved-system.svc`; `None` while it
+/// does not answer.
+pub fn validate(port: u16, ca_pem: &str, body: &[u8]) -> Option<serde_json::Value> {
+    let response = https(port, ca_pem, "paved.paved-system.svc", "POST", "/validate", body).ok()?;
+    let (_, json) = response.split_once("\r\n\r\n")?;
+    serde_json::from_str::<serde_json::Value>(json).ok().map(|v| v["response"].clone())
+}
