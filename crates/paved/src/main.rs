@@ -58,6 +58,10 @@ fn run(cli: Cli) -> miette::Result<u8> {
         std::fs::File::open(path)
             .map_err(|e| miette::miette!(code = "paved::flags", "{flag} {}: {e}", path.display()))?;
     }
+    // The same for `--advisories`: an index must be there, used this run or not.
+    if global.advisories.is_some() {
+        image_store::advisories(&global)?;
+    }
     // Commands that do not use the working directory's `.paved.yaml`: a broken
     // one must not stop them (the language server finds each folder's itself).
     match &cli.command {

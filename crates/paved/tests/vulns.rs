@@ -602,3 +602,15 @@ print(error or "valid")
         );
     }
 }
+
+/// `--advisories` names an index that must be there, whether or not this
+/// run's policies read it: a typo does not wait for the day it matters.
+#[test]
+fn an_advisories_directory_without_an_index_is_an_error_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [&["check", "--advisories", "missing", "."][..], &["audit", "--advisories", "missing"][..]] {
+        let run = support::paved(dir.path(), args);
+        assert_eq!(run.code, 2, "{args:?}: {}", run.stdout);
+        assert!(run.stderr.contains("no advisories in missing"), "{args:?}: {}", run.stderr);
+    }
+}
