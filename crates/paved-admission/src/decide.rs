@@ -73,6 +73,16 @@ pub enum Scope {
     Policies,
 }
 
+/// What `/mutate` answers.
+#[derive(Debug, Default)]
+pub struct Mutated {
+    /// RFC 6902 operations, empty when nothing is set.
+    pub patch: Vec<paved_core::mutate::PatchOp>,
+    pub warnings: Vec<String>,
+    /// The defaults that set something, for the audit annotation.
+    pub policies: Vec<&'static str>,
+}
+
 /// Something worth a metric and a log line.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
@@ -270,6 +280,62 @@ impl Admission {
 
     pub fn protection(&self) -> &Protection {
         &self.protection
+    }
+
+    /// The paved road's defaults for a request (`/mutate`): the patch, and a
+    /// warning for each default set. Nothing for excluded namespaces,
+    /// subresources, deletes, or a Pod's updates (the API server refuses
+    /// most changes to a running pod's spec); the namespace's profile
+    /// decides, as it does for policies.
+    pub fn mutate(&self, req: &AdmissionRequest, cluster: &ClusterState, now: Timestamp) -> Mutated {
+        let mut out = Mutated::default();
+        if (!req.namespace.is_empty() && self.is_excluded(&req.namespace))
+            || !req.sub_resource.is_empty()
+            || req.object.as_map().is_none()
+        {
+            return out;
+        }
+        let kind = req.kind.kind.as_str();
+        match (req.operation.as_str(), kind) {
+            ("CREATE", _)
+            | (
+                "UPDATE",
+                "Deployment"
+                | "StatefulSet"
+                | "DaemonSet"
+                | "ReplicaSet"
+                | "Job"
+                | "CronJob"
+                | "ReplicationController"
+                | "PodTemplate",
+            ) => {}
+            _ => return out,
+        }
+        let profile = self.profile_of(cluster.labels_of(&req.namespace));
+        let mutations = paved_core::mutate::paved_road_defaults(
+            &req.object,
+            kind,
+            &self.config,
+            Some(profile.as_deref().unwrap_or("paved-road")),
+            &paved_core::mutate::ResourceDefaults::default(),
+            now,
+        );
+        if mutations.is_empty() {
+            return out;
+        }
+        let Ok(object) = serde_json::to_value(&req.object) else { return out };
+        let (patch, _, applied) = paved_core::mutate::patch(&object, &mutations);
+        out.patch = patch;
+        let mut warnings = Vec::new();
+        for i in applied {
+            let m = &mutations[i];
+            if !out.policies.contains(&m.policy) {
+                out.policies.push(m.policy);
+            }
+            warnings.push(m.announce.clone());
+        }
+        out.warnings = bound_warnings(warnings);
+        out
     }
 
     /// Judges a request on everything: locks, exemption grants and policies.

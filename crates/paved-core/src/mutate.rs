@@ -217,12 +217,14 @@ pub fn paved_road_defaults(
     obj: &Node,
     kind: &str,
     config: &Config,
+    profile: Option<&str>,
     resources: &ResourceDefaults,
     now: Timestamp,
 ) -> Vec<Mutation> {
     let Some(pod) = PodView::of(obj, kind) else { return Vec::new() };
     let exemptions = exemptions_of(obj, Some(&pod), now);
-    let on = |id: &str| enabled(config, id) && !exempted(&exemptions, id);
+    let profile = profile.or(config.profile.as_deref()).unwrap_or("paved-road");
+    let on = |id: &str| enabled(config, profile, id) && !exempted(&exemptions, id);
     let mut out = Vec::new();
     let template: Vec<Seg> = pod.template.iter().map(|k| Seg::Key((*k).into())).collect();
     let pod_path = |keys: &[&'static str]| FieldPath(template.clone()).key("spec").keys(keys);
@@ -287,10 +289,10 @@ pub fn paved_road_defaults(
     out
 }
 
-/// Whether a default is on: the paved road sets them; `policies` may turn
+/// Whether a default is on: the paved road sets them (`profile` is the one
+/// in force: the namespace's, or the configuration's); `policies` may turn
 /// one off (`off`), by id or glob.
-fn enabled(config: &Config, id: &str) -> bool {
-    let profile = config.profile.as_deref().unwrap_or("paved-road");
+fn enabled(config: &Config, profile: &str, id: &str) -> bool {
     let on_by_profile = profile == "paved-road" || profile.starts_with("paved-road:");
     let mut on = on_by_profile;
     // As the rules' overrides: ids or globs (`paved-road/default-*`); any
@@ -415,7 +417,7 @@ mod tests {
         ]));
         let node = Node::from_json(&obj);
         let now = "2026-12-01T00:00:00Z".parse().unwrap();
-        let mutations = paved_road_defaults(&node, "Pod", &config, &resources, now);
+        let mutations = paved_road_defaults(&node, "Pod", &config, None, &resources, now);
         let (ops, patched, _) = patch(&obj, &mutations);
         assert_eq!(patched["spec"]["securityContext"], json!({"seccompProfile": {"type": "RuntimeDefault"}}));
         let c = &patched["spec"]["containers"];
@@ -438,17 +440,17 @@ mod tests {
         assert_eq!(apply(&obj, &ops), patched);
         // Turned off in the configuration, or by an exemption on the object.
         let off: Config = serde_json::from_value(json!({"policies": {"paved-road/default-*": "off"}})).unwrap();
-        assert!(paved_road_defaults(&node, "Pod", &off, &resources, now).is_empty());
+        assert!(paved_road_defaults(&node, "Pod", &off, None, &resources, now).is_empty());
         let other: Config = serde_json::from_value(json!({"profile": "pss-baseline"})).unwrap();
         assert!(
-            paved_road_defaults(&node, "Pod", &other, &resources, now).is_empty(),
+            paved_road_defaults(&node, "Pod", &other, None, &resources, now).is_empty(),
             "only the paved road sets defaults"
         );
         let mut exempt = obj.clone();
         exempt["metadata"]["annotations"] = json!({
             "paved.dev/exempt": "paved-road/default-seccomp", "paved.dev/exempt-reason": "TICKET-12 the node's profile"});
         let exempt_node = Node::from_json(&exempt);
-        let ids: Vec<&str> = paved_road_defaults(&exempt_node, "Pod", &Config::default(), &resources, now)
+        let ids: Vec<&str> = paved_road_defaults(&exempt_node, "Pod", &Config::default(), None, &resources, now)
             .iter()
             .map(|m| m.policy)
             .collect();

@@ -28,6 +28,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/validate/locks", post(|s, r| validate(s, r, Scope::Locks)))
         .route("/validate/grants", post(|s, r| validate(s, r, Scope::Grants)))
         .route("/validate/policies", post(|s, r| validate(s, r, Scope::Policies)))
+        .route("/mutate", post(mutate))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -334,6 +335,70 @@ async fn validate(State(shared): State<Arc<Shared>>, request: Request, scope: Sc
 }
 
 /// A review judged, and what is left to do before answering.
+/// `/mutate`: the paved road's defaults as a base64 JSON Patch. The
+/// mutating webhook fails open (`failurePolicy: Ignore`), so anything but an
+/// answer in time (not synced, overloaded, too large, late, broken) is an
+/// HTTP error, which the API server ignores: the object goes on unchanged.
+/// Never an answer that refuses.
+async fn mutate(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    let started = Instant::now();
+    if !shared.synced.load(Ordering::Acquire) {
+        return plain(StatusCode::SERVICE_UNAVAILABLE, "paved's cluster caches have not synced yet".into());
+    }
+    let Ok(_slot) = Arc::clone(&shared.slots).try_acquire_owned() else {
+        return plain(StatusCode::SERVICE_UNAVAILABLE, "paved is at its limit of reviews in progress".into());
+    };
+    let read = match read_body(&shared, request.into_body(), started).await {
+        Ok(read) => read,
+        Err(_) => return plain(StatusCode::PAYLOAD_TOO_LARGE, "the review is not one paved mutates".into()),
+    };
+    let remaining = shared.options.deadline.saturating_sub(started.elapsed());
+    let Ok(Ok(evaluation)) = tokio::time::timeout(remaining, Arc::clone(&shared.evaluations).acquire_owned()).await
+    else {
+        return plain(StatusCode::SERVICE_UNAVAILABLE, "paved is at its limit of reviews in progress".into());
+    };
+    let worker = {
+        let shared = Arc::clone(&shared);
+        tokio::task::spawn_blocking(move || {
+            let _evaluation = evaluation;
+            mutation(&shared, &read.bytes)
+        })
+    };
+    let remaining = shared.options.deadline.saturating_sub(started.elapsed());
+    match tokio::time::timeout(remaining, worker).await {
+        Ok(Ok(Ok(json))) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
+        Ok(Ok(Err(malformed))) => plain(StatusCode::BAD_REQUEST, malformed),
+        Ok(Err(_)) => plain(StatusCode::INTERNAL_SERVER_ERROR, "paved failed while mutating it".into()),
+        Err(_) => plain(StatusCode::SERVICE_UNAVAILABLE, "no time left to mutate it".into()),
+    }
+}
+
+/// The answer to one `/mutate` review, encoded.
+fn mutation(shared: &Shared, body: &[u8]) -> Result<Vec<u8>, String> {
+    use base64::Engine as _;
+    let (api_version, review) = AdmissionReview::decode(body).map_err(|e| e.to_string())?;
+    let mutated = {
+        let admission = shared.admission.load();
+        match shared.cluster.read() {
+            Ok(cluster) => admission.mutate(&review, &cluster, Timestamp::now()),
+            Err(poisoned) => admission.mutate(&review, &poisoned.into_inner(), Timestamp::now()),
+        }
+    };
+    let mut response = paved_admission::review::AdmissionResponse {
+        uid: review.uid.clone(),
+        allowed: true,
+        warnings: mutated.warnings,
+        ..Default::default()
+    };
+    if !mutated.patch.is_empty() {
+        let patch = serde_json::to_vec(&mutated.patch).map_err(|e| e.to_string())?;
+        response.patch = Some(base64::engine::general_purpose::STANDARD.encode(patch));
+        response.patch_type = Some("JSONPatch".into());
+        response.audit_annotations.insert("defaults-set".into(), mutated.policies.join(","));
+    }
+    serde_json::to_vec(&AdmissionReview::answer(api_version, response)).map_err(|e| e.to_string())
+}
+
 struct Judged {
     api_version: String,
     response: paved_admission::review::AdmissionResponse,

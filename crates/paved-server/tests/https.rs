@@ -663,3 +663,61 @@ async fn gatekeeper_constraints_judge_admission_beside_native_rules() {
     assert!(message.contains("[pss-baseline/privileged]"), "native rules still judge: {message}");
     server.stop().await;
 }
+
+/// `/mutate` over HTTPS: the paved road's defaults as a base64 JSON Patch
+/// that, applied as the API server applies it (RFC 6902), gives exactly
+/// the object with the defaults set, and nothing the user wrote changed;
+/// nothing at all for a pod's update, paved's own namespace, or a pod
+/// that turned the defaults off by exemption.
+#[tokio::test]
+async fn mutate_answers_a_json_patch_that_sets_only_what_is_absent() {
+    use base64::Engine as _;
+    // paved's own namespace is paved-system by default: never mutated.
+    let server = start(|_| {}, None).await;
+    let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web", "namespace": "shop"},
+        "spec": {"containers": [
+            {"name": "app", "image": "nginx:1.27", "securityContext": {"allowPrivilegeEscalation": true}},
+            {"name": "net", "image": "x", "securityContext": {"capabilities": {"add": ["NET_ADMIN"]}}}]}});
+    let request = |operation: &str, namespace: &str, object: &Value| {
+        json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
+            "uid": "m-1", "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "resource": {"group": "", "version": "v1", "resource": "pods"}, "name": "web", "namespace": namespace,
+            "operation": operation, "userInfo": {"username": "dev", "groups": ["system:authenticated"]},
+            "object": object, "dryRun": false}})
+    };
+    let ask = |review: Value| {
+        let server = &server;
+        async move {
+            let (status, body) = send(server, post("/mutate", serde_json::to_vec(&review).unwrap())).await;
+            assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+            serde_json::from_slice::<Value>(&body).unwrap()["response"].clone()
+        }
+    };
+    let answer = ask(request("CREATE", "shop", &pod)).await;
+    assert_eq!((answer["uid"].as_str(), answer["allowed"].as_bool()), (Some("m-1"), Some(true)));
+    assert_eq!(answer["patchType"], "JSONPatch");
+    let patch = base64::engine::general_purpose::STANDARD.decode(answer["patch"].as_str().unwrap()).unwrap();
+    let patch: json_patch::Patch = serde_json::from_slice(&patch).unwrap();
+    let mut patched = pod.clone();
+    json_patch::patch(&mut patched, &patch).unwrap();
+    let mut expected = pod.clone();
+    expected["spec"]["securityContext"] = json!({"seccompProfile": {"type": "RuntimeDefault"}});
+    expected["spec"]["containers"][0]["securityContext"] =
+        json!({"allowPrivilegeEscalation": true, "capabilities": {"drop": ["ALL"]}});
+    expected["spec"]["containers"][1]["securityContext"]["allowPrivilegeEscalation"] = json!(false);
+    assert_eq!(patched, expected, "the user's allowPrivilegeEscalation: true stays; NET_ADMIN keeps its capabilities");
+    let warnings = answer["warnings"].as_array().unwrap();
+    assert_eq!(warnings.len(), 3, "{warnings:?}");
+    assert!(warnings.iter().all(|w| w.as_str().unwrap().contains("write it explicitly")), "{warnings:?}");
+    assert!(answer["auditAnnotations"]["defaults-set"].as_str().unwrap().contains("paved-road/default-seccomp"));
+    for quiet in [request("UPDATE", "shop", &pod), request("CREATE", "paved-system", &pod)] {
+        let answer = ask(quiet).await;
+        assert_eq!(answer["allowed"], true);
+        assert!(answer.get("patch").is_none(), "{answer}");
+    }
+    let mut exempt = pod.clone();
+    exempt["metadata"]["annotations"] =
+        json!({"paved.dev/exempt": "paved-road/*", "paved.dev/exempt-reason": "OPS-7 legacy agent"});
+    assert!(ask(request("CREATE", "shop", &exempt)).await.get("patch").is_none());
+    server.stop().await;
+}

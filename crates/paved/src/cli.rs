@@ -199,7 +199,7 @@ pub enum Command {
         #[command(flatten)]
         policy: PolicyFlags,
     },
-    /// Run the HTTPS admission webhook (/validate, /healthz, /readyz, /metrics).
+    /// Run the HTTPS admission webhook (/validate, /mutate, /healthz, /readyz, /metrics).
     Serve(ServeArgs),
     /// Print the manifests that run `paved serve` in a cluster (for kubectl apply -f -),
     /// or apply them with --apply.
