@@ -311,12 +311,12 @@ impl Admission {
             ) => {}
             _ => return out,
         }
-        let profile = self.profile_of(cluster.labels_of(&req.namespace));
+        // The namespace's engine (cached per labels) knows which defaults are on.
+        let engine = self.engine_for(cluster.labels_of(&req.namespace), &mut Vec::new());
         let mutations = paved_core::mutate::paved_road_defaults(
             &req.object,
             kind,
-            &self.config,
-            Some(profile.as_deref().unwrap_or("paved-road")),
+            &engine.policies().defaults,
             &paved_core::mutate::ResourceDefaults::default(),
             now,
         );

@@ -9,7 +9,6 @@
 use serde_json::{Map, Value, json};
 
 use crate::Timestamp;
-use crate::config::Config;
 use crate::exempt::{Exemption, exemptions_of};
 use crate::node::{FieldPath, Node, Seg};
 use crate::object::PodView;
@@ -210,21 +209,23 @@ pub const DEFAULTS: [(&str, &str); 4] = [
     ("paved-road/default-resources", "the configured resource requests and limits on each container"),
 ];
 
-/// What the paved road sets on `obj` (a Pod or a controller's template),
-/// given the configuration: ids turned `off` in `policies` are left out, and
-/// so are those a valid exemption on the object covers.
+/// What the paved road sets on `obj` (a Pod or a controller's template):
+/// the defaults `enabled` names (a [`crate::profile::PolicySet`]'s, compiled
+/// once with the configuration's overrides), less those a valid exemption
+/// on the object covers.
 pub fn paved_road_defaults(
     obj: &Node,
     kind: &str,
-    config: &Config,
-    profile: Option<&str>,
+    enabled: &[&str],
     resources: &ResourceDefaults,
     now: Timestamp,
 ) -> Vec<Mutation> {
+    if enabled.is_empty() {
+        return Vec::new();
+    }
     let Some(pod) = PodView::of(obj, kind) else { return Vec::new() };
     let exemptions = exemptions_of(obj, Some(&pod), now);
-    let profile = profile.or(config.profile.as_deref()).unwrap_or("paved-road");
-    let on = |id: &str| enabled(config, profile, id) && !exempted(&exemptions, id);
+    let on = |id: &str| enabled.contains(&id) && !exempted(&exemptions, id);
     let mut out = Vec::new();
     let template: Vec<Seg> = pod.template.iter().map(|k| Seg::Key((*k).into())).collect();
     let pod_path = |keys: &[&'static str]| FieldPath(template.clone()).key("spec").keys(keys);
@@ -287,23 +288,6 @@ pub fn paved_road_defaults(
         }
     }
     out
-}
-
-/// Whether a default is on: the paved road sets them (`profile` is the one
-/// in force: the namespace's, or the configuration's); `policies` may turn
-/// one off (`off`), by id or glob.
-fn enabled(config: &Config, profile: &str, id: &str) -> bool {
-    let on_by_profile = profile == "paved-road" || profile.starts_with("paved-road:");
-    let mut on = on_by_profile;
-    // As the rules' overrides: ids or globs (`paved-road/default-*`); any
-    // action but `off` keeps a default on.
-    for (pattern, action) in &config.policies {
-        let matches = globset::Glob::new(pattern).map(|g| g.compile_matcher().is_match(id)).unwrap_or(false);
-        if matches {
-            on = action != "off";
-        }
-    }
-    on
 }
 
 fn exempted(exemptions: &[Exemption], id: &str) -> bool {
@@ -407,7 +391,6 @@ mod tests {
 
     #[test]
     fn the_paved_road_sets_safe_defaults_and_leaves_what_it_must() {
-        let config = Config::default();
         let resources: ResourceDefaults =
             serde_json::from_value(json!({"requests": {"cpu": "100m"}, "limits": {"memory": "256Mi"}})).unwrap();
         let obj = pod(json!([
@@ -417,7 +400,8 @@ mod tests {
         ]));
         let node = Node::from_json(&obj);
         let now = "2026-12-01T00:00:00Z".parse().unwrap();
-        let mutations = paved_road_defaults(&node, "Pod", &config, None, &resources, now);
+        let all: Vec<&str> = DEFAULTS.iter().map(|(id, _)| *id).collect();
+        let mutations = paved_road_defaults(&node, "Pod", &all, &resources, now);
         let (ops, patched, _) = patch(&obj, &mutations);
         assert_eq!(patched["spec"]["securityContext"], json!({"seccompProfile": {"type": "RuntimeDefault"}}));
         let c = &patched["spec"]["containers"];
@@ -438,22 +422,32 @@ mod tests {
             "privileged: nothing the API server would refuse"
         );
         assert_eq!(apply(&obj, &ops), patched);
-        // Turned off in the configuration, or by an exemption on the object.
-        let off: Config = serde_json::from_value(json!({"policies": {"paved-road/default-*": "off"}})).unwrap();
-        assert!(paved_road_defaults(&node, "Pod", &off, None, &resources, now).is_empty());
-        let other: Config = serde_json::from_value(json!({"profile": "pss-baseline"})).unwrap();
-        assert!(
-            paved_road_defaults(&node, "Pod", &other, None, &resources, now).is_empty(),
-            "only the paved road sets defaults"
+        // Which defaults are on comes from the compiled policy set: the paved
+        // road's, less what the configuration turns off, by id or glob.
+        let on = |config: serde_json::Value, profile: Option<&str>| {
+            let config: crate::config::Config = serde_json::from_value(config).unwrap();
+            crate::eval::Engine::new(&config, profile, crate::profile::Mode::Enforce)
+                .unwrap()
+                .policies()
+                .defaults
+                .clone()
+        };
+        assert_eq!(on(json!({}), None), all);
+        assert!(on(json!({"policies": {"paved-road/default-*": "off"}}), None).is_empty());
+        assert_eq!(
+            on(json!({"policies": {"paved-road/default-*": "off", "paved-road/default-seccomp": "warn"}}), None),
+            ["paved-road/default-seccomp"],
+            "the most specific override wins"
         );
+        assert!(on(json!({}), Some("pss-baseline")).is_empty(), "only the paved road sets defaults");
+        assert!(paved_road_defaults(&node, "Pod", &[], &resources, now).is_empty());
+        // And an exemption on the object.
         let mut exempt = obj.clone();
         exempt["metadata"]["annotations"] = json!({
             "paved.dev/exempt": "paved-road/default-seccomp", "paved.dev/exempt-reason": "TICKET-12 the node's profile"});
         let exempt_node = Node::from_json(&exempt);
-        let ids: Vec<&str> = paved_road_defaults(&exempt_node, "Pod", &Config::default(), None, &resources, now)
-            .iter()
-            .map(|m| m.policy)
-            .collect();
+        let ids: Vec<&str> =
+            paved_road_defaults(&exempt_node, "Pod", &all, &resources, now).iter().map(|m| m.policy).collect();
         assert!(!ids.contains(&"paved-road/default-seccomp") && ids.contains(&"paved-road/default-drop-capabilities"));
     }
 }

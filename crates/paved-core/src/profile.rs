@@ -162,6 +162,9 @@ pub struct PolicySet {
     /// The configuration's overrides, most specific last, for foreign
     /// policies (whose ids are only known once their files are loaded).
     overrides: Vec<Override>,
+    /// The paved road's defaults that are on ([`crate::mutate::DEFAULTS`]):
+    /// the `paved-road` profile's, less those an override turns `off`.
+    pub defaults: Vec<&'static str>,
 }
 
 /// Ids of policies loaded from files: Gatekeeper constraints,
@@ -180,7 +183,8 @@ impl PolicySet {
                 .map_err(|e| ProfileError::BadOverride { pattern: pattern.clone(), reason: e.kind().to_string() })?
                 .compile_matcher();
             let foreign = FOREIGN_PREFIXES.iter().any(|p| pattern.starts_with(p));
-            if !foreign && !rules::all().any(|r| matcher.is_match(r.id)) {
+            let a_default = crate::mutate::DEFAULTS.iter().any(|(id, _)| matcher.is_match(id));
+            if !foreign && !a_default && !rules::all().any(|r| matcher.is_match(r.id)) {
                 return Err(ProfileError::NoSuchPolicy(pattern.clone()));
             }
             overrides.push(Override { pattern: pattern.clone(), matcher, setting });
@@ -195,7 +199,16 @@ impl PolicySet {
                 active.push((rule, mode.apply(action)));
             }
         }
-        Ok(PolicySet { profile: profile.clone(), active, mode, overrides })
+        let defaults = crate::mutate::DEFAULTS
+            .iter()
+            .map(|(id, _)| *id)
+            .filter(|id| {
+                let base = if profile.name == DEFAULT_PROFILE { Setting::On(Action::Warn) } else { Setting::Off };
+                let setting = overrides.iter().rev().find(|o| o.matcher.is_match(id)).map_or(base, |o| o.setting);
+                matches!(setting, Setting::On(_))
+            })
+            .collect();
+        Ok(PolicySet { profile: profile.clone(), active, mode, overrides, defaults })
     }
 
     /// The action of a foreign policy's finding: the configuration's most
