@@ -296,19 +296,22 @@ impl Admission {
             return out;
         }
         let kind = req.kind.kind.as_str();
-        match (req.operation.as_str(), kind) {
-            ("CREATE", _)
-            | (
-                "UPDATE",
-                "Deployment"
-                | "StatefulSet"
-                | "DaemonSet"
-                | "ReplicaSet"
-                | "Job"
-                | "CronJob"
-                | "ReplicationController"
-                | "PodTemplate",
-            ) => {}
+        let Some(template) = paved_core::object::pod_template_path(kind) else { return out };
+        // A ReplicaSet or Job a controller makes carries its owner's template,
+        // which the owner got (or did not get) at its own admission: a
+        // different template would make the deployment controller think the
+        // ReplicaSet is not its, and make another, without end. Pods are
+        // never compared with their template: they get the defaults.
+        if kind != "Pod" && paved_core::object::controller_ref(&req.object).is_some() {
+            return out;
+        }
+        match req.operation.as_str() {
+            "CREATE" => {}
+            // Never a running Pod (its spec cannot change), and a workload
+            // only when its pod template changed: a rollout happens anyway,
+            // where defaults added on a scale or a relabel would restart
+            // every pod of a workload made before paved.
+            "UPDATE" if kind != "Pod" && req.object.at(template) != req.old_object.at(template) => {}
             _ => return out,
         }
         // The namespace's engine (cached per labels) knows which defaults are on.

@@ -721,3 +721,72 @@ async fn mutate_answers_a_json_patch_that_sets_only_what_is_absent() {
     assert!(ask(request("CREATE", "shop", &exempt)).await.get("patch").is_none());
     server.stop().await;
 }
+
+/// What the API server and the controllers send after a Deployment, in
+/// order: the Deployment gets the defaults; the ReplicaSet the deployment
+/// controller makes from it is left as it is (a changed template would make
+/// the controller make another ReplicaSet, without end); the pods the
+/// ReplicaSet makes get them (a Deployment made before paved); a scale by
+/// `kubectl apply` (the template unchanged) restarts nothing; a new image
+/// (a rollout anyway) gets them.
+#[tokio::test]
+async fn mutate_follows_the_controllers_without_a_loop_or_a_restart() {
+    use base64::Engine as _;
+    let server = start(|_| {}, None).await;
+    let template = json!({"metadata": {"labels": {"app": "web"}},
+        "spec": {"containers": [{"name": "app", "image": "nginx:1.27"}]}});
+    let review = |kind: &str, operation: &str, object: Value, old: Value| {
+        json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
+            "uid": "c-1", "kind": {"group": if kind == "Pod" { "" } else { "apps" }, "version": "v1", "kind": kind},
+            "resource": {"group": "", "version": "v1", "resource": "x"}, "name": "web", "namespace": "shop",
+            "operation": operation, "userInfo": {"username": "system:serviceaccount:kube-system:replicaset-controller"},
+            "object": object, "oldObject": old}})
+    };
+    let patched = |review: Value| {
+        let server = &server;
+        async move {
+            let (status, body) = send(server, post("/mutate", serde_json::to_vec(&review).unwrap())).await;
+            assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+            let response = serde_json::from_slice::<Value>(&body).unwrap()["response"].clone();
+            assert_eq!(response["allowed"], true);
+            response["patch"].as_str().map(|p| base64::engine::general_purpose::STANDARD.decode(p).unwrap())
+        }
+    };
+    let deployment = |replicas: u32, image: &str| {
+        let mut t = template.clone();
+        t["spec"]["containers"][0]["image"] = json!(image);
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "shop"},
+               "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": "web"}}, "template": t}})
+    };
+    assert!(patched(review("Deployment", "CREATE", deployment(2, "nginx:1.27"), Value::Null)).await.is_some());
+    let owned =
+        |owner: &str| json!({"kind": owner, "name": "web", "controller": true, "apiVersion": "apps/v1", "uid": "u"});
+    let replica_set = json!({"apiVersion": "apps/v1", "kind": "ReplicaSet",
+        "metadata": {"name": "web-5d4f", "namespace": "shop", "ownerReferences": [owned("Deployment")]},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}}, "template": template}});
+    assert!(
+        patched(review("ReplicaSet", "CREATE", replica_set, Value::Null)).await.is_none(),
+        "the owner's template stays"
+    );
+    let pod = json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "web-5d4f-x", "namespace": "shop", "ownerReferences": [owned("ReplicaSet")]},
+        "spec": template["spec"]});
+    assert!(
+        patched(review("Pod", "CREATE", pod, Value::Null)).await.is_some(),
+        "pods are never compared with templates"
+    );
+    let scaled = review("Deployment", "UPDATE", deployment(5, "nginx:1.27"), deployment(2, "nginx:1.27"));
+    assert!(patched(scaled).await.is_none(), "a scale restarts no pod");
+    let rolled = review("Deployment", "UPDATE", deployment(2, "nginx:1.28"), deployment(2, "nginx:1.27"));
+    assert!(patched(rolled).await.is_some(), "a new template rolls out anyway");
+    // While paved's caches have not synced, an HTTP error: the API server
+    // ignores it (failurePolicy: Ignore) and the object goes on unchanged.
+    server.shared.synced.store(false, Ordering::Release);
+    let (status, _) = send(
+        &server,
+        post("/mutate", serde_json::to_vec(&review("Deployment", "CREATE", deployment(1, "x"), Value::Null)).unwrap()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    server.stop().await;
+}
