@@ -77,11 +77,10 @@ pub struct ImageFlags {
     #[arg(long, value_name = "FILE")]
     pub registry_ca: Vec<PathBuf>,
 
-    /// Where the advisory index `paved advisories import` keeps is (default: `advisories`
-    /// in the image cache's directory); read by `images --vulns` and the
+    /// The advisory index, read by `images --vulns`, `audit --vulns` and the
     /// supply-chain/known-vulnerabilities policy.
-    #[arg(long, value_name = "DIR")]
-    pub advisories: Option<PathBuf>,
+    #[command(flatten)]
+    pub at: AdvisoriesAt,
 }
 
 const DEFAULT_PLATFORM: &str = "linux/amd64";
@@ -95,7 +94,7 @@ impl Default for ImageFlags {
             insecure_registry: Vec::new(),
             pull_secret: Vec::new(),
             registry_ca: Vec::new(),
-            advisories: None,
+            at: AdvisoriesAt::default(),
         }
     }
 }
@@ -143,7 +142,7 @@ impl Global {
             insecure_registry: images.insecure_registry,
             pull_secret: images.pull_secret,
             registry_ca: images.registry_ca,
-            advisories: images.advisories,
+            advisories: images.at.advisories,
             verbose,
         }
     }
@@ -315,8 +314,9 @@ pub enum AdvisoriesCommand {
 /// Where the advisory index is.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct AdvisoriesAt {
-    /// The index's directory (default: `advisories` in the image cache's directory:
-    /// $PAVED_CACHE_DIR, else $XDG_CACHE_HOME/paved/images, else ~/.cache/paved/images).
+    /// The advisory index's directory, as `paved advisories import` writes it (default:
+    /// `advisories` in the default image cache directory: $PAVED_CACHE_DIR, else
+    /// $XDG_CACHE_HOME/paved/images, else ~/.cache/paved/images; --image-cache does not move it).
     #[arg(long, value_name = "DIR")]
     pub advisories: Option<PathBuf>,
 }

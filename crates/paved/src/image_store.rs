@@ -173,8 +173,7 @@ impl ImageFacts for ImageStore {
 /// The advisory index: `--advisories` must hold one; the default place
 /// may hold none (policies then see no vulnerabilities, and say nothing).
 pub fn advisories(global: &Global) -> miette::Result<Option<paved_advisory::index::Index>> {
-    let at = crate::cli::AdvisoriesAt { advisories: global.advisories.clone() };
-    let Ok(dir) = crate::vulns::advisories_dir(&at, global.image_cache.as_deref()) else { return Ok(None) };
+    let Ok(dir) = crate::vulns::advisories_dir(global.advisories.as_deref()) else { return Ok(None) };
     let index =
         paved_advisory::index::Index::open(&dir).map_err(|e| miette::miette!(code = "paved::advisories", "{e}"))?;
     if index.is_none() && global.advisories.is_some() {

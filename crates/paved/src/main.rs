@@ -77,8 +77,12 @@ fn run(cli: Cli) -> miette::Result<u8> {
         Command::Man { out } => return write_man_pages(out),
         Command::Advisories(command) => {
             return match command {
-                cli::AdvisoriesCommand::Import { paths, at } => vulns::import(paths, &vulns::advisories_dir(at, None)?),
-                cli::AdvisoriesCommand::Status { at } => vulns::status(&vulns::advisories_dir(at, None)?),
+                cli::AdvisoriesCommand::Import { paths, at } => {
+                    vulns::import(paths, &vulns::advisories_dir(at.advisories.as_deref())?)
+                }
+                cli::AdvisoriesCommand::Status { at } => {
+                    vulns::status(&vulns::advisories_dir(at.advisories.as_deref())?)
+                }
             };
         }
         _ => {}
@@ -122,13 +126,7 @@ fn run(cli: Cli) -> miette::Result<u8> {
                 return Err(miette::miette!(code = "paved::flags", "--advisories is read only with --vulns"));
             }
             let store = if *contents || *vulns { Some(image_store::ImageStore::from_flags(&global)?) } else { None };
-            let advisories = if *vulns {
-                let at = cli::AdvisoriesAt { advisories: global.advisories.clone() };
-                let image_cache = global.image_cache.clone();
-                Some(vulns::advisories_dir(&at, image_cache.as_deref())?)
-            } else {
-                None
-            };
+            let advisories = if *vulns { Some(vulns::advisories_dir(global.advisories.as_deref())?) } else { None };
             let what = images::Wanted { store: store.as_ref(), advisories: advisories.as_deref() };
             return if *cluster {
                 images::from_cluster(target, (*format).into(), &config, what)

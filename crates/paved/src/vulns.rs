@@ -8,14 +8,12 @@ use paved_advisory::index::{Header, Importer, Index};
 use paved_advisory::matching::{Installed, Matched, distribution, match_packages};
 use paved_image::ImageReport;
 
-use crate::cli::AdvisoriesAt;
-
-/// Where the index is: `--advisories`, else `advisories` beside the image
-/// cache (`--image-cache`, or its default).
-pub fn advisories_dir(at: &AdvisoriesAt, image_cache: Option<&Path>) -> miette::Result<PathBuf> {
-    at.advisories
-        .clone()
-        .or_else(|| image_cache.map(|c| c.join("advisories")))
+/// Where the index is: `--advisories`, else `advisories` in the default
+/// image cache directory. Not beside `--image-cache`: `paved advisories
+/// import` has no such flag, and an import must be found by every command.
+pub fn advisories_dir(explicit: Option<&Path>) -> miette::Result<PathBuf> {
+    explicit
+        .map(Path::to_path_buf)
         .or_else(|| paved_image::cache::Cache::default_dir().map(|c| c.join("advisories")))
         .ok_or_else(|| {
             miette::miette!(code = "paved::advisories", "no home directory: say where with --advisories DIR")

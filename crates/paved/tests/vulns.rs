@@ -259,6 +259,18 @@ fn import_checks_its_input_and_reports_the_index() {
     assert_eq!(std::fs::read(dir.path().join("index/osv-index.bin")).unwrap(), before, "the index stays as it was");
     let status = support::paved(dir.path(), &["advisories", "status", "--advisories", "index"]);
     assert!(status.stdout.contains("Go 4291") && status.stdout.contains("Debian 4"), "{}", status.stdout);
+    // Without --advisories, every command finds the same index, whatever
+    // --image-cache says (`paved advisories` has no such flag).
+    let import = support::paved(dir.path(), &["advisories", "import", "osv"]);
+    assert_eq!(import.code, 0, "{}", import.stderr);
+    let status = support::paved(dir.path(), &["advisories", "status"]);
+    assert!(status.stdout.contains("holds 6 records"), "{}", status.stdout);
+    let images = support::paved(
+        dir.path(),
+        &["images", "--vulns", "--offline", "--image-cache", "elsewhere", "--image", "example.com/app:1"],
+    );
+    assert_eq!(images.code, 0, "{}", images.stderr);
+    assert!(images.stdout.contains("from 6 advisories"), "{}", images.stdout);
     let refused = support::paved(dir.path(), &["images", "--format", "sarif", "."]);
     assert_eq!(refused.code, 2);
     assert!(refused.stderr.contains("--vulns"), "{}", refused.stderr);
