@@ -26,8 +26,9 @@ pub struct ImageStore {
     /// The advisory index, when one was imported: policies then see each
     /// image's known vulnerabilities.
     advisories: Option<paved_advisory::index::Index>,
-    /// What policies see of each image, matched once.
-    contents: Mutex<HashMap<String, Arc<paved_core::image::ImageContents>>>,
+    /// What policies see of each image, matched once (a cell per image, so
+    /// one image's matching does not hold up lookups of the others).
+    contents: Mutex<HashMap<String, Arc<OnceLock<Arc<paved_core::image::ImageContents>>>>>,
 }
 
 impl std::fmt::Debug for ImageStore {
@@ -160,8 +161,11 @@ impl ImageFacts for ImageStore {
             Ok(report) => report,
             Err(_) => return ImageLookup::Unknown,
         };
-        let mut contents = self.contents.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let known = contents.entry(image.to_owned()).or_insert_with(|| {
+        let cell = {
+            let mut contents = self.contents.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            Arc::clone(contents.entry(image.to_owned()).or_default())
+        };
+        let known = cell.get_or_init(|| {
             let mut summary = report.summary();
             summary.vulnerabilities = self.advisories.as_ref().and_then(|index| crate::vulns::known(index, &report));
             Arc::new(summary)
