@@ -235,15 +235,20 @@ impl Analyses {
         };
         match outcome {
             Ok((digest, report)) => {
-                if let Some(report) = &report {
+                if let Some(report) = report.map(Arc::new) {
                     let mut summary = report.summary();
-                    summary.vulnerabilities = self.matcher.as_ref().and_then(|m| m(report));
+                    // Reading the index is blocking work: off the runtime that answers reviews.
+                    if let Some(matcher) = self.matcher.clone() {
+                        let report = Arc::clone(&report);
+                        summary.vulnerabilities =
+                            tokio::task::spawn_blocking(move || matcher(&report)).await.ok().flatten();
+                    }
                     let vulnerabilities = summary.vulnerabilities.clone();
                     self.learn(summary);
                     self.count("analysed");
                     tracing::info!(%image, %digest, shells = report.contents.shells.len(), "image analysed");
                     if let Some(client) = client {
-                        publish(client, report, vulnerabilities.as_deref()).await;
+                        publish(client, &report, vulnerabilities.as_deref()).await;
                     }
                 } else {
                     self.count("known");
