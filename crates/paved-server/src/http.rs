@@ -350,7 +350,10 @@ async fn mutate(State(shared): State<Arc<Shared>>, request: Request) -> Response
     };
     let read = match read_body(&shared, request.into_body(), started).await {
         Ok(read) => read,
-        Err(_) => return plain(StatusCode::PAYLOAD_TOO_LARGE, "the review is not one paved mutates".into()),
+        Err(Unread::Answer(response)) => return response,
+        Err(Unread::TooLarge { .. }) => {
+            return plain(StatusCode::PAYLOAD_TOO_LARGE, "the review is larger than paved mutates".into());
+        }
     };
     let remaining = shared.options.deadline.saturating_sub(started.elapsed());
     let Ok(Ok(evaluation)) = tokio::time::timeout(remaining, Arc::clone(&shared.evaluations).acquire_owned()).await
