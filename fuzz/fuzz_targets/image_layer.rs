@@ -12,7 +12,7 @@ fuzz_target!(|data: &[u8]| {
     // The readers of what files carry, on the raw bytes too: an rpm
     // database (SQLite, headers), a Go binary's build information.
     let _ = paved_image::rpm::read_sqlite(data);
-    if let Ok(Some(paved_image::gobuild::Found::Inline { modinfo, .. })) = paved_image::gobuild::scan(data) {
+    if let Ok(Some(paved_image::gobuild::Found::Inline { modinfo, .. })) = paved_image::gobuild::scan(data, data.len() as u64) {
         let _ = paved_image::gobuild::modules(&modinfo);
     }
     let Ok(layer) = read_layer(data, None, &limits, 0) else { return };

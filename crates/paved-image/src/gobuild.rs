@@ -27,10 +27,13 @@ pub enum Found {
     Old,
 }
 
-/// Streams `reader` for Go's build information.
-pub fn scan(mut reader: impl Read) -> io::Result<Option<Found>> {
+/// Streams `reader` (of `size` bytes, for sizing the window) for Go's
+/// build information.
+pub fn scan(mut reader: impl Read, size: u64) -> io::Result<Option<Found>> {
     let finder = memchr::memmem::Finder::new(MAGIC);
-    let mut buf = vec![0u8; 256 << 10];
+    // A small file needs no 256 KiB window (a layer scans every executable).
+    let window = usize::try_from(size.saturating_add(1)).unwrap_or(usize::MAX).clamp(2 * MAGIC.len(), 256 << 10);
+    let mut buf = vec![0u8; window];
     let mut filled = 0;
     loop {
         let n = read_some(&mut reader, &mut buf[filled..])?;
@@ -183,7 +186,8 @@ mod tests {
                        dep\tgithub.com/old/thing\tv1.0.0\n=>\tgithub.com/new/thing\tv1.2.0\th1:y\nbuild\t-compiler=gc\n";
         // Across the scanner's chunk boundary, and at an odd offset.
         for at in [64, (256 << 10) - 5, 1_000_003] {
-            let found = scan(&binary("go1.23.8", modinfo, at)[..]).unwrap().unwrap();
+            let bytes = binary("go1.23.8", modinfo, at);
+            let found = scan(&bytes[..], bytes.len() as u64).unwrap().unwrap();
             let Found::Inline { go_version, modinfo: got } = found else { panic!("inline") };
             assert_eq!(go_version, "go1.23.8");
             assert!(got.starts_with("path\tk8s.io/kubectl") && got.ends_with("-compiler=gc\n"), "{got:?}");
@@ -191,9 +195,9 @@ mod tests {
             let listed: Vec<(&str, &str)> = mods.iter().map(|m| (m.path.as_str(), m.version.as_str())).collect();
             assert_eq!(listed, [("golang.org/x/net", "v0.33.0"), ("github.com/new/thing", "v1.2.0")]);
         }
-        assert_eq!(scan(&b"\x7fELF no go here"[..]).unwrap(), None);
+        assert_eq!(scan(&b"\x7fELF no go here"[..], 15).unwrap(), None);
         let mut old = binary("go1.17", "", 64);
         old[64 + MAGIC.len() + 1] = 0;
-        assert_eq!(scan(&old[..]).unwrap(), Some(Found::Old));
+        assert_eq!(scan(&old[..], old.len() as u64).unwrap(), Some(Found::Old));
     }
 }

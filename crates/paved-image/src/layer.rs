@@ -391,7 +391,7 @@ fn walk<R: Read>(
         } else if is_archive(&path) {
             jar_poms(tar.contents())
         } else if h.mode & 0o111 != 0 && h.size >= 64 && h.size <= MAX_SCANNED {
-            match crate::gobuild::scan(tar.contents()) {
+            match crate::gobuild::scan(tar.contents(), h.size) {
                 Ok(Some(crate::gobuild::Found::Inline { go_version, modinfo })) => {
                     Some(Embedded::Go { go_version, modinfo })
                 }
