@@ -227,10 +227,12 @@ pub fn run(
         let mut seen = 0u64;
         // The images pods run, for the vulnerable images section.
         let mut running = crate::images::Inventory::default();
+        let matches_images = store.as_ref().is_some_and(|s| s.has_advisories());
         for (i, resource) in wanted.into_iter().enumerate() {
             let name = resource.display();
             progress.show(&format!("[{}/{total}] {name}: {seen} objects so far", i + 1));
-            let is_pods = resource.group.is_empty() && resource.plural == "pods";
+            // Pods' images are kept only when they will be matched.
+            let is_pods = matches_images && resource.group.is_empty() && resource.plural == "pods";
             let outcome = list_kind(&client, resource, namespace, args.page_size, |obj| {
                 if is_pods {
                     running.add_cluster_pod(obj);
