@@ -1,10 +1,8 @@
 //! CVSS v3.0/v3.1 base scores from their vectors (FIRST's specification,
-//! section 7), and the severity levels scanners report.
+//! section 7); the bands they fall in are `paved_core::image::Severity`.
 //!
 //! By hand: the formula is a page of arithmetic; OSV records carry vectors
 //! only, and a score is what users sort and gate on.
-
-pub use paved_core::image::Severity as Level;
 
 /// The base score of a CVSS v3 vector (`CVSS:3.1/AV:N/AC:L/...`); `None`
 /// for other versions or a vector missing a base metric.
@@ -74,6 +72,7 @@ fn round_up(x: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use paved_core::image::Severity;
 
     /// Scores NVD publishes for these vectors.
     #[test]
@@ -92,9 +91,9 @@ mod tests {
         }
         assert_eq!(base_score("CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N"), None);
         assert_eq!(base_score("CVSS:3.1/AV:N"), None);
-        assert_eq!(Level::of_score(9.8), Level::Critical);
-        assert_eq!(Level::of_score(6.1), Level::Medium);
-        assert_eq!(Level::of_word("MODERATE"), Level::Medium);
-        assert!(Level::High > Level::Medium);
+        assert_eq!(Severity::of_score(9.8), Severity::Critical);
+        assert_eq!(Severity::of_score(6.1), Severity::Medium);
+        assert_eq!(Severity::of_word("MODERATE"), Severity::Medium);
+        assert!(Severity::High > Severity::Medium);
     }
 }

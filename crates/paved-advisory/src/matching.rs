@@ -5,10 +5,11 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::cvss::{Level, base_score};
-use crate::index::{Entry, Index, IndexError};
+use paved_core::image::Severity;
 
-use crate::osv::{Ecosystem, Severity, Unsettled, fixed_in, is_affected};
+use crate::cvss::base_score;
+use crate::index::{Entry, Index, IndexError};
+use crate::osv::{self, Ecosystem, Unsettled, fixed_in, is_affected};
 
 /// A package as advisories name it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -61,7 +62,7 @@ pub struct Vulnerability {
     /// The first version that fixes it, when the advisory says.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fixed: Option<String>,
-    pub severity: Level,
+    pub severity: Severity,
     /// The CVSS vector, when the record has one, and its base score.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cvss: Option<String>,
@@ -141,8 +142,8 @@ pub fn applies(entry: &Entry, package: &Installed) -> Result<Option<Vulnerabilit
     let cvss = best_vector(&entry.severity);
     let score = cvss.and_then(base_score);
     let severity = match score {
-        Some(s) => Level::of_score(s),
-        None => entry.severity_word.as_deref().map_or(Level::Unknown, Level::of_word),
+        Some(s) => Severity::of_score(s),
+        None => entry.severity_word.as_deref().map_or(Severity::Unknown, Severity::of_word),
     };
     Ok(Some(Vulnerability {
         id: entry.id.clone(),
@@ -161,7 +162,7 @@ pub fn applies(entry: &Entry, package: &Installed) -> Result<Option<Vulnerabilit
 
 /// The newest CVSS v3 vector of a record (v4 and v2 vectors are kept only
 /// when there is no v3 one).
-fn best_vector(severity: &[Severity]) -> Option<&str> {
+fn best_vector(severity: &[osv::Severity]) -> Option<&str> {
     let of = |kind: &str| severity.iter().find(|s| s.kind == kind).map(|s| s.score.as_str());
     of("CVSS_V3").or_else(|| of("CVSS_V4")).or_else(|| of("CVSS_V2"))
 }
@@ -180,7 +181,7 @@ mod tests {
             name: "glibc".into(),
             aliases: vec![],
             summary: None,
-            severity: vec![Severity {
+            severity: vec![osv::Severity {
                 kind: "CVSS_V3".into(),
                 score: "CVSS:3.1/AV:L/AC:L/PR:L/UI:N/S:U/C:H/I:H/A:H".into(),
             }],
@@ -207,7 +208,7 @@ mod tests {
         let bookworm =
             entry("DSA-5611-1", "Debian:12", vec![event(Some("0"), None), event(None, Some("2.36-9+deb12u7"))]);
         let v = applies(&bookworm, &glibc).unwrap().unwrap();
-        assert_eq!((v.fixed.as_deref(), v.score, v.severity), (Some("2.36-9+deb12u7"), Some(7.8), Level::High));
+        assert_eq!((v.fixed.as_deref(), v.score, v.severity), (Some("2.36-9+deb12u7"), Some(7.8), Severity::High));
         assert_eq!(v.installed_as.as_deref(), Some("libc6"));
         // Another release's advisory, a withdrawn one, and a fixed version: nothing.
         let bullseye = entry("DSA-1", "Debian:11", vec![event(Some("0"), None)]);

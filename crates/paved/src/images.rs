@@ -515,7 +515,7 @@ fn vulns_csv(out: &mut dyn Write, rows: &[Row<'_>]) -> std::io::Result<()> {
 /// SARIF 2.1.0: a rule per advisory, a result per image and vulnerable
 /// package, located by the image (a logical location: an image is no file).
 fn vulns_sarif(out: &mut dyn Write, rows: &[Row<'_>]) -> std::io::Result<()> {
-    use paved_advisory::cvss::Level;
+    use paved_core::image::Severity;
     let mut rules: BTreeMap<&str, serde_json::Value> = BTreeMap::new();
     let mut results = Vec::new();
     for r in rows {
@@ -535,9 +535,9 @@ fn vulns_sarif(out: &mut dyn Write, rows: &[Row<'_>]) -> std::io::Result<()> {
                 rule
             });
             let level = match v.severity {
-                Level::Critical | Level::High => "error",
-                Level::Medium => "warning",
-                Level::Low | Level::Unknown => "note",
+                Severity::Critical | Severity::High => "error",
+                Severity::Medium => "warning",
+                Severity::Low | Severity::Unknown => "note",
             };
             let fixed =
                 v.fixed.as_deref().map_or_else(|| "no fixed version yet".to_owned(), |f| format!("fixed in {f}"));
