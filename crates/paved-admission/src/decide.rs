@@ -320,7 +320,7 @@ impl Admission {
             &req.object,
             kind,
             &engine.policies().defaults,
-            &paved_core::mutate::ResourceDefaults::default(),
+            &self.config.defaults.resources,
             now,
         );
         if mutations.is_empty() {

@@ -13,7 +13,7 @@ use crate::libs::error;
 /// The CEL type name of a quantity.
 pub const TYPE_NAME: &str = "kubernetes.Quantity";
 
-const NANO: i128 = 1_000_000_000;
+const NANO: i128 = paved_core::quantity::NANO;
 
 /// A quantity in nano-units (`1` is `1n`, `1_000_000_000` is `1`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -27,64 +27,15 @@ impl Opaque for Quantity {
     }
 }
 
-/// Why a text is not a quantity.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$': {0:?}")]
-pub struct NotAQuantity(pub String);
+pub use paved_core::quantity::NotAQuantity;
 
 impl std::str::FromStr for Quantity {
     type Err = NotAQuantity;
 
-    /// Parses Kubernetes' grammar: a signed decimal number, then a binary
-    /// suffix (Ki…Ei), a decimal one (n, u, m, k, M…E) or an exponent (e3).
+    /// Kubernetes' grammar, parsed by paved-core (one parser for CEL and
+    /// the paved road's defaults).
     fn from_str(text: &str) -> Result<Quantity, NotAQuantity> {
-        let bad = || NotAQuantity(text.to_owned());
-        let (negative, rest) = match text.as_bytes().first() {
-            Some(b'-') => (true, &text[1..]),
-            Some(b'+') => (false, &text[1..]),
-            _ => (false, text),
-        };
-        let number_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
-        let (number, suffix) = rest.split_at(number_len);
-        let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
-        if (whole.is_empty() && fraction.is_empty()) || fraction.contains('.') || whole.len() + fraction.len() > 30 {
-            return Err(bad());
-        }
-        let digits: i128 = format!("{whole}{fraction}").parse().map_err(|_| bad())?;
-        // value = digits / 10^fraction × multiplier, the multiplier as a fraction num/den.
-        let (num, den): (i128, i128) = match suffix {
-            "Ki" => (1 << 10, 1),
-            "Mi" => (1 << 20, 1),
-            "Gi" => (1 << 30, 1),
-            "Ti" => (1 << 40, 1),
-            "Pi" => (1 << 50, 1),
-            "Ei" => (1 << 60, 1),
-            "n" => (1, NANO),
-            "u" => (1, 1_000_000),
-            "m" => (1, 1_000),
-            "" => (1, 1),
-            "k" => (1_000, 1),
-            "M" => (1_000_000, 1),
-            "G" => (1_000_000_000, 1),
-            "T" => (1_000_000_000_000, 1),
-            "P" => (1_000_000_000_000_000, 1),
-            "E" => (1_000_000_000_000_000_000, 1),
-            _ => {
-                let exponent = suffix.strip_prefix(['e', 'E']).ok_or_else(bad)?;
-                let exponent: i32 = exponent.parse().map_err(|_| bad())?;
-                if !(-18..=18).contains(&exponent) {
-                    return Err(bad());
-                }
-                let power = 10i128.pow(exponent.unsigned_abs());
-                if exponent >= 0 { (power, 1) } else { (1, power) }
-            }
-        };
-        let scale = 10i128.checked_pow(fraction.len() as u32).ok_or_else(bad)?;
-        let numerator = digits.checked_mul(num).and_then(|n| n.checked_mul(NANO)).ok_or_else(bad)?;
-        let denominator = den.checked_mul(scale).ok_or_else(bad)?;
-        // Anything finer than a nano rounds up (away from zero), as in Kubernetes.
-        let nanos = numerator / denominator + i128::from(numerator % denominator != 0);
-        Ok(Quantity { nanos: if negative { -nanos } else { nanos } })
+        text.parse::<paved_core::quantity::Quantity>().map(|q| Quantity { nanos: q.nanos })
     }
 }
 

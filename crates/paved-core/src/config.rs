@@ -33,6 +33,18 @@ pub struct Config {
     /// Unset: the project's `docs/policies.md`; empty: no links.
     #[serde(default)]
     pub docs_url: Option<String>,
+    /// What the paved road's defaults set beyond the fixed safe settings.
+    #[serde(default)]
+    pub defaults: Defaults,
+}
+
+/// `defaults:`: values the paved road sets where a workload says nothing.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Defaults {
+    /// Requests and limits for containers that name none (`paved-road/default-resources`).
+    #[serde(default)]
+    pub resources: crate::mutate::ResourceDefaults,
 }
 
 /// The engine for Gatekeeper templates that carry code for both.

@@ -29,6 +29,7 @@ pub mod node;
 pub mod object;
 pub mod policy;
 pub mod profile;
+pub mod quantity;
 pub mod rules;
 pub mod selector;
 pub mod snapshot;

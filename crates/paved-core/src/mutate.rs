@@ -185,16 +185,62 @@ fn remove(doc: &mut Value, segments: &[Seg], ops: &mut Vec<PatchOp>) {
 }
 
 /// Resource requests and limits the paved road sets on containers that have
-/// none, by resource name (`cpu: 100m`); none unless configured. (The
-/// configuration's `defaults` section arrives with the surfaces that apply
-/// them: `/mutate` and `paved fix`.)
+/// none, by resource name (`cpu: 100m`); none unless the configuration's
+/// `defaults.resources` names them.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ResourceDefaults {
     #[serde(default)]
-    pub requests: std::collections::BTreeMap<String, String>,
+    pub requests: std::collections::BTreeMap<ResourceName, QuantityText>,
     #[serde(default)]
-    pub limits: std::collections::BTreeMap<String, String>,
+    pub limits: std::collections::BTreeMap<ResourceName, QuantityText>,
+}
+
+/// A resource's name as Kubernetes accepts it in `resources`: `cpu`,
+/// `memory`, `ephemeral-storage`, `hugepages-2Mi` or an extended resource
+/// (`example.com/gpu`).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ResourceName(pub String);
+
+impl<'de> serde::Deserialize<'de> for ResourceName {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        let ok = !name.is_empty()
+            && name.len() <= 253
+            && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'/'))
+            && name.matches('/').count() <= 1;
+        if !ok {
+            return Err(serde::de::Error::custom(format!(
+                "{name:?} is not a resource name (cpu, memory, ephemeral-storage, hugepages-<size> or domain/name)"
+            )));
+        }
+        Ok(ResourceName(name))
+    }
+}
+
+/// A quantity as written (`100m`, `256Mi`), checked to be one when read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QuantityText {
+    pub text: String,
+    pub value: crate::quantity::Quantity,
+}
+
+impl<'de> serde::Deserialize<'de> for QuantityText {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // A number in YAML (`cpu: 1`) is a quantity too.
+        let text = match serde_json::Value::deserialize(d)? {
+            Value::String(s) => s,
+            Value::Number(n) => n.to_string(),
+            other => {
+                return Err(serde::de::Error::custom(format!("expected a quantity such as 100m or 256Mi, got {other}")));
+            }
+        };
+        match text.parse::<crate::quantity::Quantity>() {
+            Ok(value) if value.nanos > 0 => Ok(QuantityText { text, value }),
+            Ok(_) => Err(serde::de::Error::custom(format!("{text:?}: a default request or limit must be above zero"))),
+            Err(e) => Err(serde::de::Error::custom(e)),
+        }
+    }
 }
 
 /// The paved road's defaults, by id (each can be turned off in
@@ -273,21 +319,75 @@ pub fn paved_road_defaults(
             });
         }
         if on(DEFAULTS[3].0) {
-            for (kind, values) in [("requests", &resources.requests), ("limits", &resources.limits)] {
-                for (resource, quantity) in values {
-                    let path = c.field(&["resources"]).key(kind).key(resource.clone());
-                    out.push(Mutation {
-                        policy: DEFAULTS[3].0,
-                        change: Change::SetIfAbsent { path, value: json!(quantity) },
-                        announce: format!(
-                            "paved set resources.{kind}.{resource}: {quantity} on container {name:?}; write it explicitly to keep another value"
-                        ),
-                    });
-                }
-            }
+            resource_defaults(&c, name, resources, &mut out);
         }
     }
     out
+}
+
+/// The configured requests and limits for one container, less those the
+/// API server would refuse or that would change what it does: no request
+/// where the container sets a limit for that resource (the API server takes
+/// the request from the limit), no limit below the container's own request.
+fn resource_defaults(
+    c: &crate::object::Container<'_>,
+    name: &str,
+    resources: &ResourceDefaults,
+    out: &mut Vec<Mutation>,
+) {
+    let written = |kind: &str, resource: &str| {
+        c.node.at(&["resources", kind]).and_then(|m| m.get(resource)).filter(|v| !v.is_null()).map(|v| {
+            // A quantity the API server would refuse is not compared: the pod fails anyway.
+            let text = match &v.value {
+                crate::node::Value::Str(s) => s.to_string(),
+                crate::node::Value::Int(i) => i.to_string(),
+                crate::node::Value::Float(f) => f.to_string(),
+                _ => return None,
+            };
+            text.parse::<crate::quantity::Quantity>().ok()
+        })
+    };
+    for (resource, quantity) in &resources.requests {
+        if written("limits", &resource.0).is_some() {
+            continue;
+        }
+        out.push(resource_mutation(c, name, "requests", resource, quantity));
+    }
+    for (resource, quantity) in &resources.limits {
+        if let Some(Some(request)) = written("requests", &resource.0)
+            && request > quantity.value
+        {
+            continue;
+        }
+        // Nor below the request this default is about to set.
+        if written("requests", &resource.0).is_none()
+            && written("limits", &resource.0).is_none()
+            && resources.requests.get(resource).is_some_and(|r| r.value > quantity.value)
+        {
+            continue;
+        }
+        out.push(resource_mutation(c, name, "limits", resource, quantity));
+    }
+}
+
+fn resource_mutation(
+    c: &crate::object::Container<'_>,
+    name: &str,
+    kind: &'static str,
+    resource: &ResourceName,
+    quantity: &QuantityText,
+) -> Mutation {
+    let (resource, quantity) = (&resource.0, &quantity.text);
+    Mutation {
+        policy: DEFAULTS[3].0,
+        change: Change::SetIfAbsent {
+            path: c.field(&["resources"]).key(kind).key(resource.clone()),
+            value: json!(quantity),
+        },
+        announce: format!(
+            "paved set resources.{kind}.{resource}: {quantity} on container {name:?}; write it explicitly to keep another value"
+        ),
+    }
 }
 
 fn exempted(exemptions: &[Exemption], id: &str) -> bool {
@@ -422,6 +522,32 @@ mod tests {
             "privileged: nothing the API server would refuse"
         );
         assert_eq!(apply(&obj, &ops), patched);
+        // Never what the API server would refuse or decide otherwise: no
+        // request beside the container's own limit (the API server copies
+        // the limit), no limit below the container's own request.
+        let resources: ResourceDefaults = serde_json::from_value(
+            json!({"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": 1, "memory": "256Mi"}}),
+        )
+        .unwrap();
+        let obj = pod(json!([
+            {"name": "limited", "image": "x", "resources": {"limits": {"cpu": "50m"}}},
+            {"name": "hungry", "image": "x", "resources": {"requests": {"memory": "1Gi", "cpu": 2}}},
+        ]));
+        let node = Node::from_json(&obj);
+        let (_, patched, _) = patch(&obj, &paved_road_defaults(&node, "Pod", &all, &resources, now));
+        let c = &patched["spec"]["containers"];
+        assert_eq!(
+            c[0]["resources"],
+            json!({"limits": {"cpu": "50m", "memory": "256Mi"}, "requests": {"memory": "128Mi"}})
+        );
+        assert_eq!(c[1]["resources"], json!({"requests": {"memory": "1Gi", "cpu": 2}}));
+        for bad in [
+            json!({"requests": {"cpu": "lots"}}),
+            json!({"limits": {"memory": "0"}}),
+            json!({"requests": {"a b": "1"}}),
+        ] {
+            assert!(serde_json::from_value::<ResourceDefaults>(bad.clone()).is_err(), "{bad}");
+        }
         // Which defaults are on comes from the compiled policy set: the paved
         // road's, less what the configuration turns off, by id or glob.
         let on = |config: serde_json::Value, profile: Option<&str>| {

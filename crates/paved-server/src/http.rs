@@ -19,7 +19,7 @@ use paved_admission::{Event, Scope};
 use paved_core::Timestamp;
 
 use crate::Shared;
-use crate::metrics::{FindingLabels, ResultLabels, VerdictLabels};
+use crate::metrics::{FindingLabels, PolicyLabels, ResultLabels, VerdictLabels};
 
 pub fn router(shared: Arc<Shared>) -> Router {
     let router = if shared.options.floor_endpoint { Router::new().route("/allow", post(allow)) } else { Router::new() };
@@ -342,23 +342,30 @@ async fn validate(State(shared): State<Arc<Shared>>, request: Request, scope: Sc
 /// Never an answer that refuses.
 async fn mutate(State(shared): State<Arc<Shared>>, request: Request) -> Response {
     let started = Instant::now();
+    let failed = |reason: &'static str, status: StatusCode, message: &str| {
+        shared.metrics.mutation(reason);
+        plain(status, message.to_owned())
+    };
     if !shared.synced.load(Ordering::Acquire) {
-        return plain(StatusCode::SERVICE_UNAVAILABLE, "paved's cluster caches have not synced yet".into());
+        return failed("not-synced", StatusCode::SERVICE_UNAVAILABLE, "paved's cluster caches have not synced yet");
     }
     let Ok(_slot) = Arc::clone(&shared.slots).try_acquire_owned() else {
-        return plain(StatusCode::SERVICE_UNAVAILABLE, "paved is at its limit of reviews in progress".into());
+        return failed("overloaded", StatusCode::SERVICE_UNAVAILABLE, "paved is at its limit of reviews in progress");
     };
     let read = match read_body(&shared, request.into_body(), started).await {
         Ok(read) => read,
-        Err(Unread::Answer(response)) => return response,
+        Err(Unread::Answer(response)) => {
+            shared.metrics.mutation("unread");
+            return response;
+        }
         Err(Unread::TooLarge { .. }) => {
-            return plain(StatusCode::PAYLOAD_TOO_LARGE, "the review is larger than paved mutates".into());
+            return failed("too-large", StatusCode::PAYLOAD_TOO_LARGE, "the review is larger than paved mutates");
         }
     };
     let remaining = shared.options.deadline.saturating_sub(started.elapsed());
     let Ok(Ok(evaluation)) = tokio::time::timeout(remaining, Arc::clone(&shared.evaluations).acquire_owned()).await
     else {
-        return plain(StatusCode::SERVICE_UNAVAILABLE, "paved is at its limit of reviews in progress".into());
+        return failed("overloaded", StatusCode::SERVICE_UNAVAILABLE, "paved is at its limit of reviews in progress");
     };
     let worker = {
         let shared = Arc::clone(&shared);
@@ -368,12 +375,14 @@ async fn mutate(State(shared): State<Arc<Shared>>, request: Request) -> Response
         })
     };
     let remaining = shared.options.deadline.saturating_sub(started.elapsed());
-    match tokio::time::timeout(remaining, worker).await {
+    let response = match tokio::time::timeout(remaining, worker).await {
         Ok(Ok(Ok(json))) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
-        Ok(Ok(Err(malformed))) => plain(StatusCode::BAD_REQUEST, malformed),
-        Ok(Err(_)) => plain(StatusCode::INTERNAL_SERVER_ERROR, "paved failed while mutating it".into()),
-        Err(_) => plain(StatusCode::SERVICE_UNAVAILABLE, "no time left to mutate it".into()),
-    }
+        Ok(Ok(Err(malformed))) => failed("malformed", StatusCode::BAD_REQUEST, &malformed),
+        Ok(Err(_)) => failed("panic", StatusCode::INTERNAL_SERVER_ERROR, "paved failed while mutating it"),
+        Err(_) => failed("deadline", StatusCode::SERVICE_UNAVAILABLE, "no time left to mutate it"),
+    };
+    shared.metrics.mutation_latency.observe(started.elapsed().as_secs_f64());
+    response
 }
 
 /// The answer to one `/mutate` review, encoded.
@@ -393,11 +402,20 @@ fn mutation(shared: &Shared, body: &[u8]) -> Result<Vec<u8>, String> {
         warnings: mutated.warnings,
         ..Default::default()
     };
-    if !mutated.patch.is_empty() {
+    if mutated.patch.is_empty() {
+        shared.metrics.mutation("unchanged");
+    } else {
         let patch = serde_json::to_vec(&mutated.patch).map_err(|e| e.to_string())?;
         response.patch = Some(base64::engine::general_purpose::STANDARD.encode(patch));
         response.patch_type = Some("JSONPatch".into());
         response.audit_annotations.insert("defaults-set".into(), mutated.policies.join(","));
+        // A dry run sets nothing: counted as asked, not as set.
+        shared.metrics.mutation(if review.dry_run == Some(true) { "patched-dry-run" } else { "patched" });
+        if review.dry_run != Some(true) {
+            for policy in &mutated.policies {
+                shared.metrics.defaults_set.get_or_create(&PolicyLabels { policy }).inc();
+            }
+        }
     }
     serde_json::to_vec(&AdmissionReview::answer(api_version, response)).map_err(|e| e.to_string())
 }

@@ -21,6 +21,11 @@ pub struct FindingLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PolicyLabels {
+    pub policy: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabels {
     pub result: &'static str,
 }
@@ -37,6 +42,12 @@ pub struct Metrics {
     pub cert_reloads: Family<ResultLabels, Counter>,
     /// Requests answered 4xx/5xx before a verdict: too big, malformed, too slow, shed.
     pub rejected: Family<ResultLabels, Counter>,
+    /// `/mutate` answers, by result (patched, unchanged), and its errors by
+    /// reason (the API server goes on without the defaults).
+    pub mutations: Family<ResultLabels, Counter>,
+    /// Each default set, by its id.
+    pub defaults_set: Family<PolicyLabels, Counter>,
+    pub mutation_latency: Histogram,
 }
 
 impl Default for Metrics {
@@ -69,6 +80,20 @@ impl Default for Metrics {
         );
         let rejected = Family::<ResultLabels, Counter>::default();
         registry.register("rejected_requests", "Requests answered without a verdict, by reason", rejected.clone());
+        let mutations = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "mutation_requests",
+            "Mutation reviews, by result (patched, unchanged, or why none was answered)",
+            mutations.clone(),
+        );
+        let defaults_set = Family::<PolicyLabels, Counter>::default();
+        registry.register("defaults_set", "Defaults the paved road set at admission, by policy", defaults_set.clone());
+        let mutation_latency = Histogram::new(exponential_buckets(25e-6, 2.0, 16));
+        registry.register(
+            "mutation_duration_seconds",
+            "Time from mutation request to answer",
+            mutation_latency.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -80,6 +105,9 @@ impl Default for Metrics {
             config_reloads,
             cert_reloads,
             rejected,
+            mutations,
+            defaults_set,
+            mutation_latency,
         }
     }
 }
@@ -88,6 +116,11 @@ impl Metrics {
     /// Counts of the background image analyses, by result.
     pub fn register_images(&mut self, counts: Family<ResultLabels, Counter>) {
         self.registry.register("image_analyses", "Background image analyses, by result", counts);
+    }
+
+    /// A `/mutate` request answered without a patch for `reason`.
+    pub fn mutation(&self, result: &'static str) {
+        self.mutations.get_or_create(&ResultLabels { result }).inc();
     }
 
     pub fn reject(&self, reason: &'static str) {

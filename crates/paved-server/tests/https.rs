@@ -673,7 +673,8 @@ async fn gatekeeper_constraints_judge_admission_beside_native_rules() {
 async fn mutate_answers_a_json_patch_that_sets_only_what_is_absent() {
     use base64::Engine as _;
     // paved's own namespace is paved-system by default: never mutated.
-    let server = start(|_| {}, None).await;
+    // And the configuration's resource defaults.
+    let server = start(|_| {}, Some("defaults:\n  resources:\n    requests: {memory: 64Mi}\n")).await;
     let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web", "namespace": "shop"},
         "spec": {"containers": [
             {"name": "app", "image": "nginx:1.27", "securityContext": {"allowPrivilegeEscalation": true}},
@@ -705,9 +706,12 @@ async fn mutate_answers_a_json_patch_that_sets_only_what_is_absent() {
     expected["spec"]["containers"][0]["securityContext"] =
         json!({"allowPrivilegeEscalation": true, "capabilities": {"drop": ["ALL"]}});
     expected["spec"]["containers"][1]["securityContext"]["allowPrivilegeEscalation"] = json!(false);
+    for c in 0..2 {
+        expected["spec"]["containers"][c]["resources"] = json!({"requests": {"memory": "64Mi"}});
+    }
     assert_eq!(patched, expected, "the user's allowPrivilegeEscalation: true stays; NET_ADMIN keeps its capabilities");
     let warnings = answer["warnings"].as_array().unwrap();
-    assert_eq!(warnings.len(), 3, "{warnings:?}");
+    assert_eq!(warnings.len(), 5, "{warnings:?}");
     assert!(warnings.iter().all(|w| w.as_str().unwrap().contains("write it explicitly")), "{warnings:?}");
     assert!(answer["auditAnnotations"]["defaults-set"].as_str().unwrap().contains("paved-road/default-seccomp"));
     for quiet in [request("UPDATE", "shop", &pod), request("CREATE", "paved-system", &pod)] {
@@ -788,5 +792,16 @@ async fn mutate_follows_the_controllers_without_a_loop_or_a_restart() {
     )
     .await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    // What an operator sees: three patched, two unchanged, one not answered.
+    let metrics = server.shared.metrics.encode();
+    for line in [
+        "paved_mutation_requests_total{result=\"patched\"} 3",
+        "paved_mutation_requests_total{result=\"unchanged\"} 2",
+        "paved_mutation_requests_total{result=\"not-synced\"} 1",
+        "paved_defaults_set_total{policy=\"paved-road/default-seccomp\"} 3",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "no {line} in\n{metrics}");
+    }
+    assert!(metrics.contains("paved_mutation_duration_seconds_count 5"), "{metrics}");
     server.stop().await;
 }

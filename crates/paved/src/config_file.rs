@@ -83,12 +83,18 @@ locks:
   protect:
   - {kinds: [PersistentVolumeClaim, Namespace], namespaces: ["prod-*"]}
 policy-paths: [policies/]
+defaults:
+  resources:
+    requests: {cpu: 100m, memory: 128Mi}
+    limits: {memory: 256Mi}
 "#;
         let c = parse(text, ".paved.yaml")?;
         assert_eq!(c.profile.as_deref(), Some("paved-road"));
         assert_eq!(c.policies.get("best-practices/require-probes").map(String::as_str), Some("off"));
         assert_eq!(c.params.allowed_registries.as_ref().map(Vec::len), Some(2));
         assert_eq!(c.locks.protect[0].namespaces, vec!["prod-*".to_string()]);
+        let memory = paved_core::mutate::ResourceName("memory".into());
+        assert_eq!(c.defaults.resources.limits[&memory].text, "256Mi");
         Ok(())
     }
 
@@ -103,6 +109,11 @@ policy-paths: [policies/]
         let Some(ConfigError::Invalid { path, message, .. }) = err else { panic!("expected an error") };
         assert_eq!(path, "c.yaml:2:23", "{message}");
         assert!(message.starts_with("exceptions.authority.groups: invalid type"), "{message}");
+        // A default that is not a quantity, where it is written.
+        let err = parse("defaults:\n  resources:\n    limits: {memory: 256MB}\n", "c.yaml").err();
+        let Some(ConfigError::Invalid { path, message, .. }) = err else { panic!("expected an error") };
+        assert_eq!(path, "c.yaml:3:22", "{message}");
+        assert!(message.contains("256MB") && message.contains("quantities must match"), "{message}");
     }
 
     #[test]

@@ -245,22 +245,23 @@ impl Install {
             {"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": excluded}
         ]});
         let client = |path: &str| json!({"caBundle": ca_bundle, "service": {"name": NAME, "namespace": ns, "path": path, "port": 443}});
-        let webhook = |name: &str, path: &str, rules: Value, condition: Option<String>, failure_policy: &str| {
-            let mut webhook = json!({
-                "name": name,
-                "clientConfig": client(path),
-                "rules": rules,
-                "failurePolicy": failure_policy,
-                "sideEffects": "None",
-                "timeoutSeconds": self.timeout_seconds,
-                "admissionReviewVersions": ["v1", "v1beta1"],
-                "namespaceSelector": namespace_selector,
-            });
-            if let Some(condition) = condition {
-                webhook["matchConditions"] = json!([{"name": "gesture", "expression": condition}]);
-            }
-            webhook
-        };
+        let webhook =
+            |name: &str, path: &str, rules: Value, condition: Option<(&str, String)>, failure_policy: &str| {
+                let mut webhook = json!({
+                    "name": name,
+                    "clientConfig": client(path),
+                    "rules": rules,
+                    "failurePolicy": failure_policy,
+                    "sideEffects": "None",
+                    "timeoutSeconds": self.timeout_seconds,
+                    "admissionReviewVersions": ["v1", "v1beta1"],
+                    "namespaceSelector": namespace_selector,
+                });
+                if let Some((name, condition)) = condition {
+                    webhook["matchConditions"] = json!([{"name": name, "expression": condition}]);
+                }
+                webhook
+            };
         // Namespaces: read for their labels, patched for the holds-locks marker.
         let mut rbac_rules: Vec<Value> =
             vec![json!({"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "list", "watch", "patch"]})];
@@ -314,6 +315,18 @@ impl Install {
                         "operations": ["CREATE", "UPDATE"], "scope": "*"})]
             }
         };
+        // Defaults are a convenience: while paved is down objects go on as
+        // written, and the policies webhook judges them so. IfNeeded: a
+        // webhook after paved that adds a container has paved called again,
+        // and the new container gets the defaults too.
+        let mut defaults = webhook(
+            "defaults.paved.dev",
+            "/mutate",
+            defaulted(),
+            Some(("uncontrolled", UNCONTROLLED.into())),
+            "Ignore",
+        );
+        defaults["reinvocationPolicy"] = json!("IfNeeded");
         vec![
             image_analysis_crd(),
             json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": {
@@ -340,7 +353,7 @@ impl Install {
             "metadata": {"name": "paved-locks", "labels": labels},
             "webhooks": [
                 webhook("locks.paved.dev", "/validate/locks", every_resource(&["CREATE", "UPDATE", "DELETE"]),
-                    Some(lock_condition(&self.config)), "Fail"),
+                    Some(("gesture", lock_condition(&self.config))), "Fail"),
                 // An eviction names the pod but does not carry it: no condition can
                 // tell a locked pod's eviction from any other, and failing closed would
                 // stop every node drain while paved is down. Evictions fail open.
@@ -349,11 +362,14 @@ impl Install {
                             "operations": ["CREATE"], "scope": "Namespaced"}]),
                     None, "Ignore"),
                 webhook("grants.paved.dev", "/validate/grants", every_resource(&["CREATE", "UPDATE"]),
-                    Some(grant_condition(&self.config)), "Fail"),
+                    Some(("gesture", grant_condition(&self.config))), "Fail"),
             ]}),
             json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
             "metadata": {"name": "paved-policies", "labels": labels},
             "webhooks": [webhook("policies.paved.dev", "/validate/policies", json!(judged), None, self.failure_policy)]}),
+            json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
+            "metadata": {"name": "paved-defaults", "labels": labels},
+            "webhooks": [defaults]}),
         ]
     }
 
@@ -407,6 +423,30 @@ impl Install {
         }})
     }
 }
+
+/// What the paved road's defaults are set on: Pods as they are made (a
+/// running Pod's spec cannot change), and the workloads that carry a pod
+/// template, as they are made and changed. No subresource: a scale or a
+/// status write changes no template.
+fn defaulted() -> Value {
+    let rule = |group: &str, resources: &[&str], operations: &[&str]| {
+        json!({"apiGroups": [group], "apiVersions": ["v1"], "resources": resources, "operations": operations,
+               "scope": "Namespaced"})
+    };
+    json!([
+        rule("", &["pods"], &["CREATE"]),
+        rule("", &["replicationcontrollers", "podtemplates"], &["CREATE", "UPDATE"]),
+        rule("apps", &["deployments", "statefulsets", "daemonsets", "replicasets"], &["CREATE", "UPDATE"]),
+        rule("batch", &["jobs", "cronjobs"], &["CREATE", "UPDATE"]),
+    ])
+}
+
+/// The defaults webhook is not called for what a controller makes but a
+/// Pod (a ReplicaSet or Job carries its owner's template, which got the
+/// defaults at its own admission; `/mutate` leaves it alone anyway): the
+/// deployment controller's ReplicaSets cost no call.
+pub const UNCONTROLLED: &str = "request.kind.kind == 'Pod' || !has(object.metadata.ownerReferences) || \
+!object.metadata.ownerReferences.exists(r, has(r.controller) && r.controller == true)";
 
 /// Rules for every resource and every subresource (`*/*`: `status`,
 /// `finalize`, `binding`, …), through which metadata changes too.

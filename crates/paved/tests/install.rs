@@ -101,11 +101,12 @@ fn installed_manifests_have_everything_a_safe_webhook_needs() {
     }
     let locks = &find(&docs, "ValidatingWebhookConfiguration", "paved-locks")["webhooks"];
     let policies = &find(&docs, "ValidatingWebhookConfiguration", "paved-policies")["webhooks"][0];
+    let defaults = &find(&docs, "MutatingWebhookConfiguration", "paved-defaults")["webhooks"][0];
     let failure_policies: Vec<(&str, &str)> = locks
         .as_array()
         .unwrap()
         .iter()
-        .chain([policies])
+        .chain([policies, defaults])
         .map(|w| (w["name"].as_str().unwrap(), w["failurePolicy"].as_str().unwrap()))
         .collect();
     assert_eq!(
@@ -114,11 +115,13 @@ fn installed_manifests_have_everything_a_safe_webhook_needs() {
             ("locks.paved.dev", "Fail"),
             ("evictions.paved.dev", "Ignore"),
             ("grants.paved.dev", "Fail"),
-            ("policies.paved.dev", "Ignore")
+            ("policies.paved.dev", "Ignore"),
+            ("defaults.paved.dev", "Ignore"),
         ]
     );
+    assert_eq!(defaults["reinvocationPolicy"], "IfNeeded");
     // What a closed failure refuses is in tests/outage.rs.
-    for hook in locks.as_array().unwrap().iter().chain([policies]) {
+    for hook in locks.as_array().unwrap().iter().chain([policies, defaults]) {
         assert_eq!(hook["sideEffects"], "None");
         assert!(hook["timeoutSeconds"].as_u64().unwrap() <= 10);
         let excluded = &hook["namespaceSelector"]["matchExpressions"][0];
@@ -493,8 +496,11 @@ fn uninstall_removes_the_webhooks_first_and_everything_install_applied() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     let deletes: Vec<String> =
         fx.fixture.requests().into_iter().filter(|s| s.method == "DELETE").map(|s| s.path_and_query).collect();
-    assert!(deletes[0].starts_with("/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/"));
+    assert!(
+        deletes[0].starts_with("/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/paved-defaults")
+    );
     assert!(deletes[1].starts_with("/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/"));
+    assert!(deletes[2].starts_with("/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/"));
     assert!(deletes.last().unwrap().starts_with("/api/v1/namespaces/paved-system?"), "{deletes:?}");
     assert!(fx.fixture.stored.lock().unwrap().is_empty(), "everything install applied is gone");
     assert!(run.stdout.lines().all(|l| l.ends_with(" deleted")), "{}", run.stdout);

@@ -44,7 +44,7 @@ fn generated_webhooks(config: &str, command: impl FnOnce(&Path) -> Command) -> V
     let docs: Vec<Option<Value>> = serde_saphyr::from_multiple(&String::from_utf8(out.stdout).unwrap()).unwrap();
     docs.into_iter()
         .flatten()
-        .filter(|d| d["kind"] == "ValidatingWebhookConfiguration")
+        .filter(|d| d["kind"] == "ValidatingWebhookConfiguration" || d["kind"] == "MutatingWebhookConfiguration")
         .flat_map(|d| d["webhooks"].as_array().unwrap().clone())
         .collect()
 }
@@ -576,8 +576,13 @@ fn the_helm_chart_refuses_the_same_while_paved_is_down() {
 }
 
 fn only_gestures_are_refused(webhooks: &[Value]) {
-    let names: Vec<&str> = webhooks.iter().map(|w| w["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["locks.paved.dev", "evictions.paved.dev", "grants.paved.dev", "policies.paved.dev"]);
+    // Helm renders kinds in its own order.
+    let mut names: Vec<&str> = webhooks.iter().map(|w| w["name"].as_str().unwrap()).collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        ["defaults.paved.dev", "evictions.paved.dev", "grants.paved.dev", "locks.paved.dev", "policies.paved.dev"]
+    );
     let mut failures = Vec::new();
     for (what, request) in ordinary() {
         let refused = refused_while_down(webhooks, &request);
@@ -591,6 +596,62 @@ fn only_gestures_are_refused(webhooks: &[Value]) {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The defaults webhook is asked about what it can set defaults on, as the
+/// controllers send it: a Deployment made or its template changed, the
+/// Pods the ReplicaSet controller makes; never the ReplicaSet the deployment
+/// controller makes (it carries its owner's template), a running Pod, a
+/// scale or a status write.
+#[test]
+fn the_defaults_webhook_is_asked_only_about_what_it_sets() {
+    let webhooks = printed_webhooks(CONFIG);
+    let defaults = |r: &Request| sent_to(&webhooks, r).iter().any(|w| w == "defaults.paved.dev");
+    let deploy = deployment("shop", json!({}), json!({}));
+    let mut rolled = deploy.clone();
+    rolled["spec"]["template"]["spec"]["containers"][0]["image"] = json!("nginx:2");
+    let rs = replicaset("shop", json!({}));
+    let mut own_rs = rs.clone();
+    own_rs["metadata"].as_object_mut().unwrap().remove("ownerReferences");
+    let running = pod("shop", json!({}));
+    let made = owned_by(running.clone(), "ReplicaSet", "apps/v1", "web-7d4b9");
+    let asked = [
+        ("a Deployment made", on("CREATE", DEV, Some(deploy.clone()), None)),
+        ("a Deployment's template changed", on("UPDATE", DEV, Some(rolled), Some(deploy.clone()))),
+        ("a ReplicaSet a user makes", on("CREATE", DEV, Some(own_rs), None)),
+        ("a Pod the ReplicaSet controller makes", on("CREATE", RS_CONTROLLER, Some(made.clone()), None)),
+        ("a Pod a user makes", on("CREATE", DEV, Some(running.clone()), None)),
+    ];
+    for (what, r) in asked {
+        assert!(defaults(&r), "not asked about {what}");
+    }
+    let mut bound = on("CREATE", SCHEDULER, Some(made.clone()), None);
+    bound.subresource = "binding";
+    bound.kind = "Binding";
+    let mut scale = on("UPDATE", DEV, Some(deploy.clone()), Some(deploy.clone()));
+    scale.subresource = "scale";
+    scale.kind = "Scale";
+    let not_asked = [
+        ("the deployment controller's ReplicaSet", on("CREATE", DEPLOYMENT_CONTROLLER, Some(rs.clone()), None)),
+        ("the ReplicaSet controller scaling its ReplicaSet", on("UPDATE", RS_CONTROLLER, Some(rs.clone()), Some(rs))),
+        ("a running Pod's update", on("UPDATE", KUBELET, Some(made.clone()), Some(made.clone()))),
+        ("a Pod's status", sub(on("UPDATE", KUBELET, Some(made.clone()), Some(made.clone())), "status")),
+        ("a Pod's binding", bound),
+        ("a Deployment's scale", scale),
+        ("a Pod's deletion", on("DELETE", GC, None, Some(made))),
+        ("a Deployment in kube-system", {
+            let mut r = on("CREATE", DEV, Some(deployment("kube-system", json!({}), json!({}))), None);
+            r.namespace = "kube-system";
+            r
+        }),
+    ];
+    for (what, r) in not_asked {
+        assert!(!defaults(&r), "asked about {what}");
+    }
+    let mutating: Vec<&Value> = webhooks.iter().filter(|w| w["name"] == "defaults.paved.dev").collect();
+    assert_eq!(mutating[0]["failurePolicy"], "Ignore", "defaults are a convenience, never a lock-out");
+    assert_eq!(mutating[0]["reinvocationPolicy"], "IfNeeded");
+    assert_eq!(mutating[0]["clientConfig"]["service"]["path"], "/mutate");
 }
 
 #[test]
