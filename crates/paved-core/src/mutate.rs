@@ -232,7 +232,9 @@ impl<'de> serde::Deserialize<'de> for QuantityText {
             Value::String(s) => s,
             Value::Number(n) => n.to_string(),
             other => {
-                return Err(serde::de::Error::custom(format!("expected a quantity such as 100m or 256Mi, got {other}")));
+                return Err(serde::de::Error::custom(format!(
+                    "expected a quantity such as 100m or 256Mi, got {other}"
+                )));
             }
         };
         match text.parse::<crate::quantity::Quantity>() {

@@ -21,6 +21,7 @@
 mod agree;
 mod build;
 mod data;
+pub mod edit;
 mod fast;
 mod split;
 
@@ -121,17 +122,22 @@ pub fn load<'a>(text: &'a str, limits: &Limits) -> Result<Vec<Item<'a>>, FileErr
         if n >= limits.max_documents {
             return Err(FileError::TooManyDocuments { limit: limits.max_documents });
         }
-        let parsed = match fast::parse(doc.text, doc.first_line, limits) {
-            Some(node) => Ok(node),
-            None => parse_document(doc.text, doc.first_line, limits),
-        };
-        match parsed {
+        match parse_one(doc.text, doc.first_line, limits) {
             Ok(Some(node)) => push_objects(node, &mut items),
             Ok(None) => {}
             Err(e) => items.push(Item::Error(e)),
         }
     }
     Ok(items)
+}
+
+/// One document's text parsed: the fast path where it can, else the full
+/// parser (the same two `load` uses).
+pub fn parse_one<'a>(text: &'a str, first_line: u32, limits: &Limits) -> Result<Option<Node<'a>>, DocError> {
+    match fast::parse(text, first_line, limits) {
+        Some(node) => Ok(node),
+        None => parse_document(text, first_line, limits),
+    }
 }
 
 /// A document becomes an object, the items of a `List`, or a skipped note.

@@ -153,6 +153,7 @@ impl Cli {
     pub fn global(&self) -> Global {
         match &self.command {
             Command::Check(a) => Global::of(Some(&a.config), Some(&a.policy), Some(&a.images), a.verbose),
+            Command::Fix(a) => Global::of(Some(&a.config), None, None, 0),
             Command::Policies { config, policy, .. } | Command::Explain { config, policy, .. } => {
                 Global::of(Some(config), Some(policy), None, 0)
             }
@@ -178,6 +179,9 @@ impl Cli {
 pub enum Command {
     /// Lint manifests: files, directories (recursively), or - for stdin.
     Check(CheckArgs),
+    /// Write the paved road's defaults into manifest files in place, changing nothing
+    /// else (comments, key order, quoting, indentation stay); - reads stdin and writes stdout.
+    Fix(FixArgs),
     /// List every policy with its profile and default action.
     Policies {
         /// Output format.
@@ -550,6 +554,20 @@ pub struct CheckArgs {
     /// Colour: auto (on a terminal unless NO_COLOR is set), always or never.
     #[arg(long, value_enum, default_value_t = Color::Auto)]
     pub color: Color,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct FixArgs {
+    /// Files or directories to fix; - reads stdin and writes the fixed text to stdout.
+    #[arg(value_name = "PATH", default_value = ".")]
+    pub paths: Vec<PathBuf>,
+
+    /// Print a unified diff of what would change instead of writing; exit 1 if anything would.
+    #[arg(long)]
+    pub diff: bool,
+
+    #[command(flatten)]
+    pub config: ConfigFlags,
 }
 
 /// Each command's `--format` takes only what it writes, so clap refuses the rest.

@@ -6,6 +6,7 @@ mod check;
 mod cli;
 mod config_file;
 mod explain;
+mod fix;
 mod image_store;
 mod images;
 mod install;
@@ -157,6 +158,9 @@ fn run(cli: Cli) -> miette::Result<u8> {
     }
     let engine = Engine::new(&config, global.profile.as_deref(), Mode::Enforce)
         .map_err(|e| miette::miette!(code = "paved::config", "{e}"))?;
+    if let Command::Fix(args) = &cli.command {
+        return fix::run(args, &fix::Defaults::of(&engine, &config.defaults.resources));
+    }
     let inputs = match &cli.command {
         Command::Check(args) => args.paths.clone(),
         _ => Vec::new(),
@@ -201,7 +205,8 @@ fn run(cli: Cli) -> miette::Result<u8> {
                 )),
             }
         }
-        Command::Serve(_)
+        Command::Fix(_)
+        | Command::Serve(_)
         | Command::Install(_)
         | Command::Uninstall(_)
         | Command::Lsp { .. }
