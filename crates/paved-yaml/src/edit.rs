@@ -70,6 +70,56 @@ pub fn patch_document(doc: &str, ops: &[paved_core::mutate::PatchOp], limits: &L
     Ok(text)
 }
 
+/// `ops` made on the document of `text` (a whole file) that holds line
+/// `line`, as one edit of the file: the span that changed and its new
+/// text (what an editor applies).
+pub fn patch_in_file(
+    text: &str,
+    line: u32,
+    ops: &[paved_core::mutate::PatchOp],
+    limits: &Limits,
+) -> Result<Edit, CannotEdit> {
+    let doc = crate::documents(text)
+        .take_while(|d| d.first_line <= line)
+        .last()
+        .ok_or_else(|| CannotEdit::Patch(format!("no document at line {line}")))?;
+    let patched = patch_document(doc.text, ops, limits)?;
+    Ok(minimal_edit(doc.text, &patched, doc.first_line))
+}
+
+/// The one edit that turns `old` into `new` (the span between their common
+/// beginning and end), with lines counted from `first_line`.
+pub fn minimal_edit(old: &str, new: &str, first_line: u32) -> Edit {
+    let prefix = old
+        .char_indices()
+        .zip(new.chars())
+        .take_while(|((_, a), b)| a == b)
+        .last()
+        .map_or(0, |((i, c), _)| i + c.len_utf8());
+    let max_suffix = old.len().min(new.len()) - prefix;
+    let suffix = old
+        .as_bytes()
+        .iter()
+        .rev()
+        .zip(new.as_bytes().iter().rev())
+        .take(max_suffix)
+        .take_while(|(a, b)| a == b)
+        .count();
+    // Whole characters only: back off to a character boundary.
+    let mut suffix = suffix;
+    while suffix > 0 && !(old.is_char_boundary(old.len() - suffix) && new.is_char_boundary(new.len() - suffix)) {
+        suffix -= 1;
+    }
+    let pos = |upto: usize| {
+        let before = &old[..upto];
+        let line = u32::try_from(memchr::memchr_iter(b'\n', before.as_bytes()).count()).unwrap_or(u32::MAX);
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        let col = u32::try_from(before[line_start..].chars().count()).unwrap_or(u32::MAX) + 1;
+        Pos { line: first_line + line, col }
+    };
+    Edit { start: pos(prefix), end: pos(old.len() - suffix), text: new[prefix..new.len() - suffix].to_owned() }
+}
+
 /// The text with `edit` made.
 pub fn apply(text: &str, edit: &Edit) -> String {
     let start = byte_offset(text, edit.start).unwrap_or(text.len());

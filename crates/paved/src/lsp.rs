@@ -68,6 +68,8 @@ struct Compiled {
     problems: Vec<paved_gatekeeper::policies::LoadProblem>,
     /// Where native policies are documented (`docs-url`).
     docs: String,
+    /// The configuration's values for the paved road's defaults.
+    resources: paved_core::mutate::ResourceDefaults,
 }
 
 pub fn run(global: &Global) -> miette::Result<u8> {
@@ -290,7 +292,8 @@ impl Server {
                 let (policies, problems) = crate::load_foreign_policies(&config, config_path.as_deref(), global);
                 let inventory = crate::read_inventory(&global.inventory).map_err(|e| e.to_string())?;
                 let engine = crate::with_foreign_policies(engine, policies, &inventory, &[]);
-                Ok(Compiled { engine, problems, docs: crate::explain::docs_base(&config) })
+                let docs = crate::explain::docs_base(&config);
+                Ok(Compiled { engine, problems, docs, resources: config.defaults.resources })
             },
         );
         let compiled = Rc::new(compiled);
@@ -354,7 +357,62 @@ impl Server {
                 }
             }
         }
+        if let Some(action) = self.defaults_action(uri, &doc.text, report, params) {
+            actions.push(action);
+        }
         actions
+    }
+
+    /// "Set the paved road's defaults": the edit `paved fix` would make to
+    /// the file, the same mutations `/mutate` makes at admission. Offered
+    /// wherever the file would change; a quick fix for the findings on the
+    /// requested lines that the defaults clear.
+    #[allow(clippy::mutable_key_type)]
+    fn defaults_action(
+        &self,
+        uri: &Uri,
+        text: &str,
+        report: &check::FileReport,
+        params: &CodeActionParams,
+    ) -> Option<CodeActionOrCommand> {
+        let key = folder_of(uri).unwrap_or_default();
+        let compiled = self.engines.get(&key)?.as_ref().as_ref().ok()?;
+        let defaults = crate::fix::Defaults::of(&compiled.engine, &compiled.resources);
+        let (fixed, said) = crate::fix::fix_text(text, &defaults, &self.limits).ok()?;
+        if said.is_empty() {
+            return None;
+        }
+        let edit = paved_yaml::edit::minimal_edit(text, &fixed, 1);
+        let lines = LineIndex::new(text);
+        let cleared = |policy: &str| {
+            matches!(
+                policy,
+                "pss-restricted/privilege-escalation"
+                    | "pss-restricted/capabilities"
+                    | "pss-restricted/seccomp-profile"
+            ) || (policy == "best-practices/require-resources" && !compiled.resources.requests.is_empty())
+        };
+        let diagnostics: Vec<Diagnostic> = report
+            .objects
+            .iter()
+            .flat_map(|o| &o.findings)
+            .filter(|f| f.counts() && !f.span.is_none() && cleared(&f.policy))
+            .map(|f| lines.range(f.span.start, f.span.end))
+            .filter(|range| on_lines(*range, params.range))
+            .flat_map(|range| params.context.diagnostics.iter().filter(move |d| d.range == range).cloned())
+            .collect();
+        let text_edit = TextEdit { range: lines.range(edit.start, edit.end), new_text: edit.text };
+        let n = said.len();
+        Some(CodeActionOrCommand::CodeAction(CodeAction {
+            title: format!("Set the paved road's defaults in this file ({n} as paved fix would)"),
+            kind: Some(if diagnostics.is_empty() { CodeActionKind::SOURCE_FIX_ALL } else { CodeActionKind::QUICKFIX }),
+            diagnostics: (!diagnostics.is_empty()).then_some(diagnostics),
+            edit: Some(WorkspaceEdit {
+                changes: Some(HashMap::from([(uri.clone(), vec![text_edit])])),
+                ..WorkspaceEdit::default()
+            }),
+            ..CodeAction::default()
+        }))
     }
 
     fn hover(&self, params: &HoverParams) -> Option<Hover> {

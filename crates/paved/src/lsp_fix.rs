@@ -7,8 +7,10 @@
 use std::borrow::Cow;
 
 use paved_core::exempt::{EXEMPT, EXEMPT_REASON, EXEMPT_UNTIL};
-use paved_core::node::{FieldPath, Node, Pos, Seg, Value};
+use paved_core::mutate::PatchOp;
+use paved_core::node::{FieldPath, Node, Seg, Value};
 use paved_core::policy::Finding;
+pub use paved_yaml::edit::Edit;
 
 /// A value to write: a scalar as YAML text, or a mapping of further values.
 #[derive(Clone, Debug)]
@@ -19,15 +21,6 @@ pub enum Fix {
 
 fn scalar(s: &'static str) -> Fix {
     Fix::Scalar(Cow::Borrowed(s))
-}
-
-/// A replacement of the text between two positions (1-based lines and
-/// columns in characters; `start == end` inserts).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Edit {
-    pub start: Pos,
-    pub end: Pos,
-    pub text: String,
 }
 
 /// A quick fix: its title, its edit, and whether it is the one fix that
@@ -137,114 +130,89 @@ fn walk<'n, 'a>(root: &'n Node<'a>, path: &FieldPath) -> (&'n Node<'a>, usize) {
     (node, path.0.len())
 }
 
-/// Makes `path` hold `value`: replaces a scalar that is there, or inserts
-/// what is missing under the deepest mapping that exists.
-pub fn set_field(text: &str, root: &Node, path: &FieldPath, value: &Fix) -> Option<Edit> {
-    let (node, depth) = walk(root, path);
-    if depth == path.0.len() {
-        let scalar = match value {
-            Fix::Scalar(s) => s.to_string(),
-            Fix::Map(_) => return None,
-        };
-        return match node.value {
-            Value::Map(_) | Value::Seq(_) if !is_flow(text, node) => None,
-            _ if node.span.is_none() || node.span.start.line != node.span.end.line => None,
-            _ => Some(Edit { start: node.span.start, end: node.span.end, text: scalar }),
-        };
+/// The value a fix writes, as JSON: a snippet that is JSON (`true`,
+/// `["ALL"]`, `"2026-01-31"`) as such, any other text as a string.
+fn to_json(fix: &Fix) -> serde_json::Value {
+    match fix {
+        Fix::Scalar(s) => serde_json::from_str(s).unwrap_or_else(|_| serde_json::Value::String(s.to_string())),
+        Fix::Map(entries) => {
+            serde_json::Value::Object(entries.iter().map(|(k, v)| ((*k).to_owned(), to_json(v))).collect())
+        }
     }
-    let missing: Vec<&str> = path.0[depth..]
-        .iter()
-        .map(|s| match s {
-            Seg::Key(k) => Some(k.as_ref()),
-            Seg::Index(_) => None,
-        })
-        .collect::<Option<_>>()?;
-    let mut nested = value.clone();
-    for key in missing.iter().skip(1).rev() {
-        nested = Fix::Map(vec![(static_key(key)?, nested)]);
-    }
-    let first = *missing.first()?;
-    insert_entries(text, node, &[(first, &nested)])
 }
 
-/// Inserts the entries of `map` under the mapping at `path`, creating it if missing.
+/// Where `object` is in its document, as a JSON Pointer: the document
+/// itself, or an item of a `List`.
+fn pointer_of(text: &str, object: &Node) -> Option<String> {
+    let doc = paved_yaml::documents(text).take_while(|d| d.first_line <= object.span.start.line).last()?;
+    let root = paved_yaml::parse_one(doc.text, doc.first_line, &paved_yaml::Limits::default()).ok()??;
+    if root.span == object.span {
+        return Some(String::new());
+    }
+    let index = root.get("items")?.as_seq().iter().position(|item| item.span == object.span)?;
+    Some(format!("/items/{index}"))
+}
+
+fn pointer(prefix: &str, segments: &[Seg]) -> String {
+    let mut out = prefix.to_owned();
+    for s in segments {
+        out.push('/');
+        match s {
+            Seg::Key(k) => out.push_str(&k.replace('~', "~0").replace('/', "~1")),
+            Seg::Index(i) => out.push_str(&i.to_string()),
+        }
+    }
+    out
+}
+
+/// The fix's operations made on the text, as one edit (by
+/// `paved_yaml::edit`, as `paved fix` writes the paved road's defaults).
+fn edit(text: &str, object: &Node, ops: Vec<PatchOp>) -> Option<Edit> {
+    paved_yaml::edit::patch_in_file(text, object.span.start.line, &ops, &paved_yaml::Limits::default()).ok()
+}
+
+/// Makes `path` hold `value`: replaces a scalar that is there, or adds
+/// what is missing under the deepest mapping that exists.
+pub fn set_field(text: &str, root: &Node, path: &FieldPath, value: &Fix) -> Option<Edit> {
+    let prefix = pointer_of(text, root)?;
+    let (node, depth) = walk(root, path);
+    if depth == path.0.len() {
+        if matches!(value, Fix::Map(_)) || matches!(node.value, Value::Map(_) | Value::Seq(_)) {
+            return None;
+        }
+        let op = PatchOp { op: "replace", path: pointer(&prefix, &path.0), value: Some(to_json(value)) };
+        return edit(text, root, vec![op]);
+    }
+    // What is missing must be keys (list items are never made up), under a mapping.
+    if !path.0[depth..].iter().all(|s| matches!(s, Seg::Key(_))) || !matches!(node.value, Value::Map(_)) {
+        return None;
+    }
+    let mut nested = to_json(value);
+    for seg in path.0[depth + 1..].iter().rev() {
+        let Seg::Key(k) = seg else { return None };
+        nested = serde_json::json!({ k.as_ref(): nested });
+    }
+    let op = PatchOp { op: "add", path: pointer(&prefix, &path.0[..=depth]), value: Some(nested) };
+    edit(text, root, vec![op])
+}
+
+/// Adds the entries of `map` to the mapping at `path`, made if missing.
 fn insert_map(text: &str, root: &Node, path: &FieldPath, map: &Fix) -> Option<Edit> {
     let (node, depth) = walk(root, path);
     let Fix::Map(entries) = map else { return None };
-    if depth == path.0.len() {
-        let entries: Vec<(&str, &Fix)> = entries.iter().map(|(k, v)| (*k, v)).collect();
-        return insert_entries(text, node, &entries);
+    if depth == path.0.len() && matches!(node.value, Value::Map(_)) {
+        let prefix = pointer_of(text, root)?;
+        let ops = entries
+            .iter()
+            .map(|(k, v)| PatchOp {
+                op: "add",
+                path: pointer(&prefix, &path.clone().key(*k).0),
+                value: Some(to_json(v)),
+            })
+            .collect();
+        return edit(text, root, ops);
     }
     set_field(text, root, path, map)
-}
-
-/// A key a fix may create, as a static string (`Fix` holds no borrowed text).
-/// Fixes only create the keys that the rules' field paths name.
-fn static_key(key: &str) -> Option<&'static str> {
-    const KNOWN: &[&str] = &[
-        "securityContext",
-        "capabilities",
-        "drop",
-        "seccompProfile",
-        "type",
-        "runAsNonRoot",
-        "allowPrivilegeEscalation",
-        "privileged",
-        "resources",
-        "annotations",
-    ];
-    KNOWN.iter().copied().find(|k| *k == key)
-}
-
-/// Whether a collection is written in flow style (`{...}`, `[...]`).
-fn is_flow(text: &str, node: &Node) -> bool {
-    line_of(text, node.span.start.line)
-        .and_then(|l| l.chars().nth(node.span.start.col.saturating_sub(1) as usize))
-        .is_some_and(|c| c == '{' || c == '[')
-}
-
-fn line_of(text: &str, line: u32) -> Option<&str> {
-    text.split('\n').nth(line.checked_sub(1)? as usize).map(|l| l.trim_end_matches('\r'))
-}
-
-/// New lines after the last entry of a block mapping, at its indentation.
-fn insert_entries(text: &str, parent: &Node, entries: &[(&str, &Fix)]) -> Option<Edit> {
-    let Value::Map(map) = &parent.value else { return None };
-    let first = map.entries.first()?;
-    let last = map.entries.last()?;
-    let key_line = line_of(text, first.key_span.start.line)?;
-    let indent = first.key_span.start.col.checked_sub(1)? as usize;
-    // Block style only: nothing but spaces (or a list item's "- ") before the first key.
-    let before: String = key_line.chars().take(indent).collect();
-    if !before.chars().all(|c| c == ' ' || c == '-') || is_flow(text, parent) {
-        return None;
-    }
-    let end_line = last.value.span.end.line.max(last.key_span.end.line);
-    let end_col = line_of(text, end_line)?.chars().count() as u32 + 1;
-    let mut out = String::new();
-    for (key, value) in entries {
-        write_entry(&mut out, indent, key, value);
-    }
-    let at = Pos { line: end_line, col: end_col };
-    Some(Edit { start: at, end: at, text: out })
-}
-
-fn write_entry(out: &mut String, indent: usize, key: &str, value: &Fix) {
-    out.push('\n');
-    out.push_str(&" ".repeat(indent));
-    out.push_str(key);
-    out.push(':');
-    match value {
-        Fix::Scalar(s) => {
-            out.push(' ');
-            out.push_str(s);
-        }
-        Fix::Map(entries) => {
-            for (k, v) in entries {
-                write_entry(out, indent + 2, k, v);
-            }
-        }
-    }
 }
 
 #[cfg(test)]
@@ -252,9 +220,7 @@ mod tests {
     use super::*;
 
     fn apply(text: &str, e: &Edit) -> String {
-        let offset = |p: Pos| crate::report::byte_offset(text, p.line as usize, p.col as usize).unwrap_or(text.len());
-        let (start, end) = (offset(e.start), offset(e.end));
-        format!("{}{}{}", &text[..start], e.text, &text[end..])
+        paved_yaml::edit::apply(text, e)
     }
 
     fn object(text: &str) -> Node<'_> {
@@ -279,10 +245,7 @@ mod tests {
         let path = FieldPath::parse("spec.containers[0].securityContext.capabilities.drop");
         let edit = set_field(POD, &object(POD), &path, &scalar("[\"ALL\"]"));
         let fixed = apply(POD, &edit.unwrap_or_else(|| panic!("no edit")));
-        assert!(
-            fixed.ends_with("      runAsNonRoot: false\n      capabilities:\n        drop: [\"ALL\"]\n"),
-            "{fixed}"
-        );
+        assert!(fixed.ends_with("      runAsNonRoot: false\n      capabilities:\n        drop: [ALL]\n"), "{fixed}");
         assert!(matches!(
             paved_yaml::load(&fixed, &paved_yaml::Limits::default()).as_deref(),
             Ok([paved_yaml::Item::Object(_)])
@@ -290,9 +253,15 @@ mod tests {
     }
 
     #[test]
-    fn no_fix_for_flow_style() {
+    fn flow_style_is_extended_in_place_and_anchors_get_no_fix() {
         let text = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: a, image: b}]}\n";
         let path = FieldPath::parse("spec.containers[0].securityContext.runAsNonRoot");
-        assert_eq!(set_field(text, &object(text), &path, &scalar("true")), None);
+        let fixed = apply(text, &set_field(text, &object(text), &path, &scalar("true")).unwrap());
+        assert_eq!(
+            fixed,
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: a, image: b, securityContext: {runAsNonRoot: true}}]}\n"
+        );
+        let anchored = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [&a {name: a, image: b}]}\n";
+        assert_eq!(set_field(anchored, &object(anchored), &path, &scalar("true")), None);
     }
 }

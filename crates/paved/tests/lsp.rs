@@ -750,3 +750,62 @@ spec:
     assert!(with_code(&found, "paved/exemption-expired").is_none(), "{found:?}");
     client.stop();
 }
+
+/// The editor's quick fix for what the paved road sets is `paved fix`'s
+/// edit: applied, the document is what `paved fix -` prints, and the
+/// findings the defaults clear are gone.
+#[test]
+fn the_paved_roads_defaults_are_a_quick_fix_equal_to_paved_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(".paved.yaml"), "policies:\n  pss-restricted/*: warn\n").unwrap();
+    let mut client = Client::start(dir.path());
+    let doc = uri(&dir.path().join("web.yaml"));
+    let text = "# web\napiVersion: v1\nkind: Pod\nmetadata:\n  name: web\nspec:\n  containers:\n  - name: app   # the app\n    image: nginx:1.27\n";
+    client.notify(
+        "textDocument/didOpen",
+        json!({"textDocument": {"uri": doc, "languageId": "yaml", "version": 1, "text": text}}),
+    );
+    let found = client.diagnostics(&doc, Some(1));
+    let escalation =
+        with_code(&found, "pss-restricted/privilege-escalation").unwrap_or_else(|| panic!("{found:?}")).clone();
+    let line = escalation["range"]["start"]["line"].clone();
+    let range = json!({"start": {"line": line, "character": 0}, "end": {"line": line, "character": 0}});
+    let actions = client.request(
+        "textDocument/codeAction",
+        json!({"textDocument": {"uri": doc}, "range": range, "context": {"diagnostics": [escalation]}}),
+    );
+    let action = actions
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["title"].as_str().unwrap().starts_with("Set the paved road's defaults in this file"))
+        .unwrap_or_else(|| panic!("{actions}"));
+    assert_eq!(action["kind"], "quickfix", "{action}");
+    assert_eq!(action["diagnostics"][0]["code"], "pss-restricted/privilege-escalation", "{action}");
+    let edits = action["edit"]["changes"][&doc].as_array().unwrap();
+    let fixed = edits.iter().fold(text.to_owned(), |t, e| apply(&t, e));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_paved"))
+        .args(["fix", "-"])
+        .current_dir(dir.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write as _;
+            child.stdin.take().unwrap().write_all(text.as_bytes())?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    assert_eq!(fixed, String::from_utf8(out.stdout).unwrap(), "the editor's fix is paved fix's");
+    client.notify(
+        "textDocument/didChange",
+        json!({"textDocument": {"uri": doc, "version": 2}, "contentChanges": [{"text": fixed}]}),
+    );
+    let after = client.diagnostics(&doc, Some(2));
+    for cleared in
+        ["pss-restricted/privilege-escalation", "pss-restricted/capabilities", "pss-restricted/seccomp-profile"]
+    {
+        assert!(with_code(&after, cleared).is_none(), "{cleared} still there: {after:?}");
+    }
+}
