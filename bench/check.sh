@@ -13,6 +13,7 @@
 # is installed) on a 2,000-object corpus: those counts repeat exactly.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 sizes=("${@:-10000 40000}")
 read -r -a sizes <<<"${sizes[*]}"
 out=bench/out
@@ -22,22 +23,8 @@ cargo build --release -q -p paved-yaml --example parse_only
 paved=target/release/paved
 parse=target/release/examples/parse_only
 
-# best of N runs: prints "seconds max_rss_kib". Wall time comes from the
-# nanosecond clock (GNU time's %e has 10 ms steps, 5% of a 10,000-object run).
-measure() {
-  local runs=$1; shift
-  local best="" rss=0 t m start end
-  for _ in $(seq "$runs"); do
-    start=$(date +%s%N)
-    /usr/bin/time -f "%M" -o "$out/time" "$@" >/dev/null 2>"$out/stderr" || true
-    end=$(date +%s%N)
-    t=$(awk -v s="$start" -v e="$end" 'BEGIN{printf "%.3f", (e - s) / 1e9}')
-    m=$(tail -n 1 "$out/time")
-    if [ -z "$best" ] || awk "BEGIN{exit !($t < $best)}"; then best=$t; fi
-    [ "$m" -gt "$rss" ] && rss=$m
-  done
-  echo "$best $rss"
-}
+# best of N runs, "seconds max_rss_kib" (bench/lib.sh)
+measure() { local runs=$1; shift; best_of "$runs" : "$@"; }
 
 row() { # label objects seconds rss_kib floor_seconds
   awk -v l="$1" -v n="$2" -v s="$3" -v r="$4" -v f="$5" 'BEGIN{

@@ -9,7 +9,9 @@
 # cel_expression (CEL compiling and evaluation, seeded with the library's CEL),
 # image_layer (layer blobs: decompression, tar, whiteouts, analysis),
 # rego_mends (the source rewrites regorus gets, seeded with the library's Rego),
-# advisories (OSV records, zip dumps and version orderings, seeded with real records).
+# advisories (OSV records, zip dumps and version orderings, seeded with real records),
+# mutate_and_edit (the paved road's patch builder and paved fix's text edits,
+# seeded with the Pod Security fixtures).
 # Works on the stable toolchain (RUSTC_BOOTSTRAP=1 lets cargo-fuzz pass its
 # -Z flags). Seeds come from the examples and the shared corpora. A crash
 # leaves its input in fuzz/artifacts/TARGET/ and makes this exit 1.
@@ -69,7 +71,7 @@ PY
 esac
 while IFS= read -r -d '' f; do
   case "$target:$f" in
-    admission_review:*AdmissionReview*|load_and_check:*|kubeconfig:*) cp "$f" "$seeds/seed-$i"; i=$((i + 1));;
+    admission_review:*AdmissionReview*|load_and_check:*|mutate_and_edit:*|kubeconfig:*) cp "$f" "$seeds/seed-$i"; i=$((i + 1));;
   esac
 done < <(find "${sources[@]}" -type f \( -name '*.yaml' -o -name '*.json' \) -print0 2>/dev/null)
 export RUSTC_BOOTSTRAP=1

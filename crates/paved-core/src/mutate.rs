@@ -66,8 +66,8 @@ pub fn patch(object: &Value, mutations: &[Mutation]) -> (Vec<PatchOp>, Value, Ve
     (ops, doc, applied)
 }
 
-/// `~` and `/` escaped as JSON Pointer (RFC 6901) wants.
-fn pointer(segments: &[Seg]) -> String {
+/// A field path as a JSON Pointer (RFC 6901), `~` and `/` escaped.
+pub fn pointer(segments: &[Seg]) -> String {
     let mut out = String::new();
     for s in segments {
         out.push('/');

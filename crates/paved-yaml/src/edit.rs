@@ -409,23 +409,7 @@ fn append_item(text: &str, parent: &Node, value: &Json, style: Style) -> Result<
     let end_line = last_line(last.span.end, last.span.start.line);
     let at = Pos { line: end_line, col: line_len(text, end_line) + 1 };
     let mut out = String::new();
-    out.push_str(newline);
-    out.push_str(&" ".repeat(indent));
-    out.push_str("- ");
-    match value {
-        Json::Object(m) if !m.is_empty() => {
-            // The first key on the dash's line, the rest under it.
-            let mut first = true;
-            for (k, v) in entries(m) {
-                let mut entry = String::new();
-                block_entry(&mut entry, indent + 2, step, k, v, newline);
-                let entry = if first { entry.trim_start_matches(newline).trim_start().to_owned() } else { entry };
-                out.push_str(&entry);
-                first = false;
-            }
-        }
-        other => out.push_str(&flow(other)),
-    }
+    block_item(&mut out, indent, step, value, newline);
     Ok(Edit { start: at, end: at, text: out })
 }
 
@@ -520,29 +504,31 @@ fn block_entry(out: &mut String, indent: usize, step: usize, key: &str, value: &
         }
         Json::Array(items) if items.iter().any(|i| i.is_object() || i.is_array()) => {
             for item in items {
-                out.push_str(newline);
-                out.push_str(&" ".repeat(indent));
-                out.push_str("- ");
-                match item {
-                    Json::Object(m) if !m.is_empty() => {
-                        let mut first = true;
-                        for (k, v) in entries(m) {
-                            let mut entry = String::new();
-                            block_entry(&mut entry, indent + 2, step, k, v, newline);
-                            let entry =
-                                if first { entry.trim_start_matches(newline).trim_start().to_owned() } else { entry };
-                            out.push_str(&entry);
-                            first = false;
-                        }
-                    }
-                    other => out.push_str(&flow(other)),
-                }
+                block_item(out, indent, step, item, newline);
             }
         }
         other => {
             out.push(' ');
             out.push_str(&flow(other));
         }
+    }
+}
+
+/// `- item` on a new line, its dash at `indent`: a mapping's first key on
+/// the dash's line and the rest under it, anything else in flow style.
+fn block_item(out: &mut String, indent: usize, step: usize, item: &Json, newline: &str) {
+    out.push_str(newline);
+    out.push_str(&" ".repeat(indent));
+    out.push_str("- ");
+    match item {
+        Json::Object(m) if !m.is_empty() => {
+            let mut entry = String::new();
+            for (k, v) in entries(m) {
+                block_entry(&mut entry, indent + 2, step, k, v, newline);
+            }
+            out.push_str(entry.trim_start_matches(newline).trim_start());
+        }
+        other => out.push_str(&flow(other)),
     }
 }
 

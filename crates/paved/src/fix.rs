@@ -272,15 +272,15 @@ fn write_stdout(text: &str) -> miette::Result<()> {
     out.write_all(text.as_bytes()).and_then(|()| out.flush()).map_err(|e| miette::miette!("cannot write: {e}"))
 }
 
-/// The new text beside the old one, then renamed over it: a crash leaves
-/// the old file or the new one, never half of each. The file keeps its
-/// permissions.
+/// The new text beside the old one, then renamed over it: an interrupted
+/// run leaves the old file or the new one, never half of each, and a reader
+/// never sees a partial file. The file keeps its permissions. No fsync, as
+/// editors and formatters: it cost 1.3 ms a file (bench/fix.sh).
 fn write_in_place(path: &Path, text: &str) -> std::io::Result<()> {
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let permissions = std::fs::metadata(path)?.permissions();
     let mut temp = tempfile::NamedTempFile::new_in(dir)?;
     temp.write_all(text.as_bytes())?;
-    temp.as_file().sync_all()?;
     temp.as_file().set_permissions(permissions)?;
     temp.persist(path).map_err(|e| e.error)?;
     Ok(())

@@ -154,15 +154,7 @@ fn pointer_of(text: &str, object: &Node) -> Option<String> {
 }
 
 fn pointer(prefix: &str, segments: &[Seg]) -> String {
-    let mut out = prefix.to_owned();
-    for s in segments {
-        out.push('/');
-        match s {
-            Seg::Key(k) => out.push_str(&k.replace('~', "~0").replace('/', "~1")),
-            Seg::Index(i) => out.push_str(&i.to_string()),
-        }
-    }
-    out
+    format!("{prefix}{}", paved_core::mutate::pointer(segments))
 }
 
 /// The fix's operations made on the text, as one edit (by
