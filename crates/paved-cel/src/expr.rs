@@ -172,6 +172,11 @@ fn children<'a>(e: &'a IdedExpr, f: &mut impl FnMut(&'a IdedExpr)) {
     }
 }
 
+/// The struct types a MutatingAdmissionPolicy's expressions construct.
+fn is_mutation_type(name: &str) -> bool {
+    name == "JSONPatch" || name == "Object" || name.starts_with("Object.")
+}
+
 struct Rewrite<'a> {
     variables: &'a [String],
     uses_authorizer: bool,
@@ -250,6 +255,30 @@ impl Rewrite<'_> {
                 }
                 cel::common::ast::EntryExpr::StructField(f) => self.visit(&mut f.value),
             }),
+            // MutatingAdmissionPolicy's typed literals (`Object{…}`,
+            // `Object.spec.template{…}`, `JSONPatch{…}`) are the maps of
+            // their fields: paved checks no schema, and the mutation is the
+            // JSON they make.
+            Expr::Struct(s) if is_mutation_type(&s.type_name) => {
+                let entries = std::mem::take(&mut s.entries);
+                let mut map = cel::common::ast::MapExpr { entries: Vec::with_capacity(entries.len()) };
+                for entry in entries {
+                    let cel::common::ast::EntryExpr::StructField(field) = entry.expr else {
+                        return Err(CompileError::new(format!("{}: a field name is expected", s.type_name)));
+                    };
+                    let key = self.node(Expr::Literal(LiteralValue::String(field.field.clone().into())));
+                    map.entries.push(cel::common::ast::IdedEntryExpr {
+                        id: entry.id,
+                        expr: cel::common::ast::EntryExpr::MapEntry(cel::common::ast::MapEntryExpr {
+                            key,
+                            value: field.value,
+                            optional: field.optional,
+                        }),
+                    });
+                }
+                e.expr = Expr::Map(map);
+                self.visit(e)
+            }
             Expr::Struct(s) => s.entries.iter_mut().try_for_each(|entry| match &mut entry.expr {
                 cel::common::ast::EntryExpr::MapEntry(m) => {
                     self.visit(&mut m.key)?;

@@ -178,9 +178,20 @@ pub struct Validator {
     variables: Vec<(String, Expression)>,
     validations: Vec<Validation>,
     audit_annotations: Vec<(String, Expression)>,
+    /// A MutatingAdmissionPolicy's `mutations`: `(field, patch type, expression)`.
+    mutations: Vec<(String, PatchType, Expression)>,
     /// Whether every expression has a program for paved's evaluator: only
     /// then does it run the policy.
     compiled: bool,
+}
+
+/// How a mutation's expression changes the object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PatchType {
+    /// An `Object{…}` merged as server-side apply merges.
+    ApplyConfiguration,
+    /// A list of `JSONPatch{…}` operations.
+    JsonPatch,
 }
 
 fn str_at<'a>(v: &'a Json, key: &str) -> Option<&'a str> {
@@ -269,13 +280,34 @@ impl Validator {
                 audit_annotations.push((key.to_owned(), e));
             }
         }
+        let mut mutations = Vec::new();
+        let mut bad_types = Vec::new();
+        for (i, m) in items("mutations").iter().enumerate() {
+            let field = format!("{prefix}.mutations[{i}]");
+            let (patch_type, key) = match str_at(m, "patchType") {
+                Some("ApplyConfiguration") => (PatchType::ApplyConfiguration, "applyConfiguration"),
+                Some("JSONPatch") => (PatchType::JsonPatch, "jsonPatch"),
+                other => {
+                    bad_types.push(FieldError::new(
+                        format!("{field}.patchType"),
+                        format!("must be ApplyConfiguration or JSONPatch, not {other:?}"),
+                    ));
+                    continue;
+                }
+            };
+            let source = m.get(key).and_then(|k| str_at(k, "expression"));
+            if let Some(e) = compile(format!("{field}.{key}.expression"), source, &names) {
+                mutations.push((format!("{field}.{key}.expression"), patch_type, e));
+            }
+        }
+        errors.extend(bad_types);
         if errors.is_empty() {
             let mut all = match_conditions.iter().chain(&variables).chain(&audit_annotations).map(|(_, e)| e);
             let compiled = all.all(|e| e.program.is_some())
                 && validations.iter().all(|v| {
                     v.expression.program.is_some() && v.message_expression.as_ref().is_none_or(|e| e.program.is_some())
                 });
-            Ok(Validator { match_conditions, variables, validations, audit_annotations, compiled })
+            Ok(Validator { match_conditions, variables, validations, audit_annotations, mutations, compiled })
         } else {
             Err(errors)
         }
@@ -449,6 +481,61 @@ impl Validator {
             }
         }
         outcome
+    }
+
+    /// How many mutations the policy has.
+    pub fn mutation_count(&self) -> usize {
+        self.mutations.len()
+    }
+
+    /// Whether every match condition holds for the request (a false one
+    /// wins over an error), as the API server decides before mutating.
+    pub fn matches(&self, activation: &Activation, params: &Params) -> Result<bool, Vec<FieldError>> {
+        expr::start_policy();
+        let scope = self.scope(activation, params);
+        let mut errors = Vec::new();
+        for (field, condition) in &self.match_conditions {
+            match scope.run(condition).and_then(|v| as_bool(&v)) {
+                Ok(true) => {}
+                Ok(false) => return Ok(false),
+                Err(message) => errors.push(FieldError::new(field.clone(), message)),
+            }
+        }
+        if errors.is_empty() { Ok(true) } else { Err(errors) }
+    }
+
+    /// Mutation `i` evaluated on the object as the mutations before it left
+    /// it: its patch type and the JSON it made (an apply configuration, or
+    /// a list of JSON Patch operations).
+    pub fn mutation(
+        &self,
+        i: usize,
+        activation: &Activation,
+        params: &Params,
+    ) -> Result<(PatchType, Json), FieldError> {
+        let Some((field, patch_type, expression)) = self.mutations.get(i) else {
+            return Err(FieldError::new(format!("mutations[{i}]"), "no such mutation".to_owned()));
+        };
+        expr::start_policy();
+        let scope = self.scope(activation, params);
+        let value = scope.run(expression).map_err(|message| {
+            FieldError::new(
+                field.clone(),
+                format!("expression '{}' resulted in error: {message}", expression.source.trim()),
+            )
+        })?;
+        let json =
+            value.json().map_err(|e| FieldError::new(field.clone(), format!("the result is not JSON: {e:?}")))?;
+        Ok((*patch_type, json))
+    }
+
+    fn scope<'s>(&'s self, activation: &'s Activation, params: &'s Params) -> Scope<'s> {
+        Scope {
+            activation: activation.interpreted(),
+            params: params.interpreted(),
+            variables: &self.variables,
+            values: (0..self.variables.len()).map(|_| OnceLock::new()).collect(),
+        }
     }
 
     fn message_of(&self, scope: &Scope, validation: &Validation) -> String {

@@ -18,6 +18,15 @@ use cel::{Env, ExecutionError, Value};
 /// Compiled regexes are capped like the API server caps them (RE2 programs).
 const REGEX_SIZE_LIMIT: usize = 1 << 20;
 
+/// `jsonpatch.escapeKey(k)`: `~` as `~0` and `/` as `~1`, for a key in a
+/// JSON Pointer.
+fn escape_key(f: &str, args: &[Value]) -> Result<Value, ExecutionError> {
+    match args.first() {
+        Some(Value::String(s)) => Ok(Value::String(Arc::new(s.replace('~', "~0").replace('/', "~1")))),
+        other => Err(ExecutionError::function_error(f, format!("expected a string, got {other:?}"))),
+    }
+}
+
 /// The shared, immutable environment.
 pub fn environment() -> Arc<Env> {
     static ENV: OnceLock<Arc<Env>> = OnceLock::new();
@@ -104,6 +113,8 @@ fn build() -> Env {
     let cidr = || Type::new_opaque_type(crate::net::CIDR_TYPE_NAME);
     add(env.add_overload("ip", "ip", vec![STRING_TYPE], net_ip));
     add(env.add_overload("isIP", "is_ip", vec![STRING_TYPE], net_is_ip));
+    // MutatingAdmissionPolicy's JSON Patch library.
+    add(env.add_overload("jsonpatch.escapeKey", "jsonpatch_escape_key", vec![STRING_TYPE], jsonpatch_escape_key));
     add(env.add_overload("ip.isCanonical", "ip_is_canonical", vec![STRING_TYPE], net_is_canonical));
     add(env.add_overload("cidr", "cidr", vec![STRING_TYPE], net_cidr));
     add(env.add_overload("isCIDR", "is_cidr", vec![STRING_TYPE], net_is_cidr));
@@ -259,6 +270,7 @@ over_values! {
     quantity_compare_to => crate::quantity::compare_to,
     net_ip => crate::net::ip,
     net_is_ip => crate::net::is_ip,
+    jsonpatch_escape_key => escape_key,
     net_is_canonical => crate::net::is_canonical,
     net_cidr => crate::net::cidr,
     net_is_cidr => crate::net::is_cidr,

@@ -62,8 +62,11 @@ pub struct Policy {
     ignore_failures: bool,
     /// Whether an expression mentions `namespaceObject`.
     reads_namespace_object: bool,
-    /// Each validation's expression, with its message when it has one, for people.
+    /// Each validation's expression, with its message when it has one, for
+    /// people; a MutatingAdmissionPolicy's mutations.
     validations: Vec<String>,
+    /// A MutatingAdmissionPolicy: it changes objects, and judges none.
+    mutating: bool,
 }
 
 struct Binding {
@@ -307,10 +310,20 @@ pub fn is_vap_kind(doc: &Value) -> bool {
         || crate::kyverno::is_exception(doc)
 }
 
-/// A ValidatingAdmissionPolicy or ValidatingAdmissionPolicyBinding.
+/// A ValidatingAdmissionPolicy or ValidatingAdmissionPolicyBinding, or a
+/// MutatingAdmissionPolicy or its binding (v1alpha1, v1beta1 or v1).
 fn is_admission_policy(doc: &Value) -> bool {
-    str_at(doc, "/apiVersion") == Some(GROUP_VERSION)
-        && matches!(str_at(doc, "/kind"), Some("ValidatingAdmissionPolicy" | "ValidatingAdmissionPolicyBinding"))
+    let validating = str_at(doc, "/apiVersion") == Some(GROUP_VERSION)
+        && matches!(str_at(doc, "/kind"), Some("ValidatingAdmissionPolicy" | "ValidatingAdmissionPolicyBinding"));
+    validating || is_mutating_policy(doc)
+}
+
+/// A MutatingAdmissionPolicy or MutatingAdmissionPolicyBinding.
+fn is_mutating_policy(doc: &Value) -> bool {
+    matches!(
+        str_at(doc, "/apiVersion"),
+        Some("admissionregistration.k8s.io/v1alpha1" | "admissionregistration.k8s.io/v1beta1" | GROUP_VERSION)
+    ) && matches!(str_at(doc, "/kind"), Some("MutatingAdmissionPolicy" | "MutatingAdmissionPolicyBinding"))
 }
 
 impl Policy {
@@ -378,6 +391,71 @@ impl Policy {
             ignore_failures,
             reads_namespace_object,
             validations,
+            mutating: false,
+        })
+    }
+
+    /// A MutatingAdmissionPolicy (admissionregistration.k8s.io v1alpha1,
+    /// v1beta1 or v1): its match conditions, variables and mutations.
+    #[allow(clippy::result_large_err)] // load time, as `from_json`
+    fn from_mutating_json(doc: &Value) -> Result<Policy, VapError> {
+        let name = str_at(doc, "/metadata/name").unwrap_or("");
+        let error = VapError::of("MutatingAdmissionPolicy", name);
+        let spec = doc.get("spec").ok_or_else(|| error("spec", "no spec".to_owned()))?;
+        let mutations = spec.get("mutations").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+        if mutations.is_empty() {
+            return Err(error("spec.mutations", "spec.mutations must have at least one entry".to_owned()));
+        }
+        let validator = Validator::compile_in(spec, &[], "spec", Dialect::Kubernetes).map_err(|errors| {
+            let field = errors.first().map_or("spec", |e| e.field.as_str());
+            let message = errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
+            VapError { within: errors.first().and_then(|e| e.at), ..error(field, message) }
+        })?;
+        let param_kind = spec
+            .get("paramKind")
+            .map(|p| (str_at(p, "/apiVersion").unwrap_or("").to_owned(), str_at(p, "/kind").unwrap_or("").to_owned()));
+        let ignore_failures = match str_at(spec, "/failurePolicy").unwrap_or("Fail") {
+            "Fail" => false,
+            "Ignore" => true,
+            other => {
+                return Err(error("spec.failurePolicy", format!("spec.failurePolicy {other:?} is not Fail or Ignore")));
+            }
+        };
+        match str_at(spec, "/reinvocationPolicy").unwrap_or("Never") {
+            "Never" | "IfNeeded" => {}
+            other => {
+                return Err(error(
+                    "spec.reinvocationPolicy",
+                    format!("spec.reinvocationPolicy {other:?} is not Never or IfNeeded"),
+                ));
+            }
+        }
+        let match_constraints = spec.get("matchConstraints").cloned().unwrap_or(Value::Null);
+        if match_constraints.get("resourceRules").and_then(Value::as_array).is_none_or(Vec::is_empty) {
+            return Err(error(
+                "spec.matchConstraints.resourceRules",
+                "spec.matchConstraints.resourceRules is required".to_owned(),
+            ));
+        }
+        let shown = mutations
+            .iter()
+            .map(|m| {
+                let of = |key: &str| m.get(key).and_then(|k| str_at(k, "/expression")).unwrap_or("").trim().to_owned();
+                match str_at(m, "/patchType") {
+                    Some("JSONPatch") => format!("JSONPatch: {}", of("jsonPatch")),
+                    _ => format!("ApplyConfiguration: {}", of("applyConfiguration")),
+                }
+            })
+            .collect();
+        Ok(Policy {
+            name: name.to_owned(),
+            validator,
+            match_constraints,
+            param_kind,
+            ignore_failures,
+            reads_namespace_object: spec.to_string().contains("namespaceObject"),
+            validations: shown,
+            mutating: true,
         })
     }
 }
@@ -441,30 +519,45 @@ impl Vaps {
             vaps.bindings.extend(rules);
             errors.extend(rule_errors);
         }
+        let mut mutating: HashMap<String, Arc<Policy>> = HashMap::new();
         for doc in docs.iter().filter(|d| is_admission_policy(d)) {
-            if str_at(doc, "/kind") == Some("ValidatingAdmissionPolicy") {
-                match Policy::from_json(doc) {
-                    Ok(p) => {
-                        policies.insert(p.name.clone(), Arc::new(p));
-                    }
-                    Err(e) => errors.push(e),
+            let made = match str_at(doc, "/kind") {
+                Some("ValidatingAdmissionPolicy") => Policy::from_json(doc).map(|p| (&mut policies, p)),
+                Some("MutatingAdmissionPolicy") => Policy::from_mutating_json(doc).map(|p| (&mut mutating, p)),
+                _ => {
+                    bindings.push(doc);
+                    continue;
                 }
-            } else {
-                bindings.push(doc);
+            };
+            match made {
+                Ok((into, p)) => {
+                    into.insert(p.name.clone(), Arc::new(p));
+                }
+                Err(e) => errors.push(e),
             }
         }
         for doc in bindings {
             let name = str_at(doc, "/metadata/name").unwrap_or("");
-            let error = VapError::of("ValidatingAdmissionPolicyBinding", name);
+            let is_mutating = is_mutating_policy(doc);
+            let (kind, policy_kind, loaded) = match is_mutating {
+                true => ("MutatingAdmissionPolicyBinding", "MutatingAdmissionPolicy", &mutating),
+                false => ("ValidatingAdmissionPolicyBinding", "ValidatingAdmissionPolicy", &policies),
+            };
+            let error = VapError::of(kind, name);
             let policy_name = str_at(doc, "/spec/policyName").unwrap_or("");
-            let Some(policy) = policies.get(policy_name) else {
+            let Some(policy) = loaded.get(policy_name) else {
                 errors.push(error(
                     "spec.policyName",
-                    format!("spec.policyName {policy_name:?}: no such ValidatingAdmissionPolicy loaded"),
+                    format!("spec.policyName {policy_name:?}: no such {policy_kind} loaded"),
                 ));
                 continue;
             };
-            let action = match action_of(doc) {
+            // A mutating binding has no validation actions; what it does is said as Audit.
+            let action = match is_mutating {
+                true => Ok(Action::Audit),
+                false => action_of(doc),
+            };
+            let action = match action {
                 Ok(a) => a,
                 Err(message) => {
                     errors.push(error("spec.validationActions", message));
@@ -480,7 +573,7 @@ impl Vaps {
             };
             vaps.bindings.push(Binding {
                 name: name.to_owned(),
-                id: format!("vap/{}/{name}", policy.name),
+                id: format!("{}/{}/{name}", if is_mutating { "map" } else { "vap" }, policy.name),
                 policy: Arc::clone(policy),
                 match_resources: doc.pointer("/spec/matchResources").cloned().unwrap_or(Value::Null),
                 action,
@@ -667,7 +760,7 @@ impl Vaps {
     pub fn admission_rules(&self) -> Option<Vec<Value>> {
         let mut rules = Vec::new();
         let create_update = || serde_json::json!(["CREATE", "UPDATE"]);
-        for binding in self.bindings.iter().filter(|b| b.at_admission) {
+        for binding in self.bindings.iter().filter(|b| b.at_admission && !b.policy.mutating) {
             match &binding.rule_match {
                 Some(rule) => rules.extend(rule.matched.admission_rules()?),
                 None => {
@@ -806,7 +899,7 @@ impl Vaps {
         let as_pod =
             || as_pod.get_or_init(|| AsPod::of(object, old_object, request, namespace_object, data())).as_ref();
         let root = FieldPath::root();
-        for binding in self.bindings.iter().filter(|b| runs(b) && in_namespace(b)) {
+        for binding in self.bindings.iter().filter(|b| runs(b) && in_namespace(b) && !b.policy.mutating) {
             // A failure that a Kyverno PolicyException lifts for the object (a
             // controller's exception names the controller, not its pods).
             let lifted = |verdict| match self.exceptions.is_empty() && known.exceptions.is_empty() {
@@ -898,6 +991,124 @@ impl Vaps {
             Verdict::Skip
         }
     }
+}
+
+/// What the MutatingAdmissionPolicies made of an object.
+#[derive(Debug, Default)]
+pub struct Mutated {
+    /// The object as every binding that selected it left it.
+    pub object: Value,
+    /// The bindings that changed it, by id, in order.
+    pub by: Vec<String>,
+    /// Bindings that could not mutate it: `(id, why, refuses)`; `refuses`
+    /// for a policy whose `failurePolicy` is `Fail` (the API server then
+    /// refuses the request), else the binding is skipped.
+    pub errors: Vec<(String, String, bool)>,
+}
+
+impl Vaps {
+    /// Whether any MutatingAdmissionPolicy binding is loaded.
+    pub fn mutates(&self) -> bool {
+        self.bindings.iter().any(|b| b.policy.mutating)
+    }
+
+    /// The MutatingAdmissionPolicies applied to an object, as the API server
+    /// applies them: bindings in order, each selecting the object as the
+    /// ones before left it, its match conditions once, then each mutation
+    /// on the object as the one before left it. `request` is the
+    /// AdmissionRequest as JSON; `None` for a manifest, judged as created.
+    pub fn mutate(&self, object: &Value, old_object: &Value, request: Option<&Value>) -> Mutated {
+        let (origin, request) = match request {
+            Some(r) => (Origin::Admission, r.clone()),
+            None => (Origin::Manifest, manifest_request(object)),
+        };
+        let known = self.objects.current.get();
+        let mut out = Mutated { object: object.clone(), ..Mutated::default() };
+        let no_params = Params::none();
+        for binding in self.bindings.iter().filter(|b| b.policy.mutating) {
+            let before = out.object.clone();
+            let subject = Subject::of(&before, &request, &known.namespaces);
+            if !binding.selects(&subject, &request) {
+                continue;
+            }
+            let fail = |out: &mut Mutated, why: String| {
+                out.errors.push((binding.id.clone(), why, !binding.policy.ignore_failures));
+            };
+            let params: Vec<&Params> = match (&binding.param_ref, &binding.policy.param_kind) {
+                (Some(param_ref), Some(kind)) => match param_ref.find(kind, &subject, &known, origin) {
+                    Ok(found) => found,
+                    Err(why) => {
+                        fail(&mut out, why);
+                        continue;
+                    }
+                },
+                _ => vec![&no_params],
+            };
+            let unseen = serde_json::json!({"apiVersion": "v1", "kind": "Namespace",
+                "metadata": {"name": subject.namespace.unwrap_or_default()}});
+            let namespace_object = match (subject.namespace_object, subject.namespace) {
+                (Some(ns), _) => ns.clone(),
+                (None, Some(_)) if origin == Origin::Manifest => unseen,
+                _ => Value::Null,
+            };
+            let validator = &binding.policy.validator;
+            let mut current = before;
+            let mut failed = None;
+            'params: for params in params {
+                let activation = Activation::new(&current, old_object, &request, &namespace_object);
+                match validator.matches(&activation, params) {
+                    Ok(true) => {}
+                    Ok(false) => continue,
+                    Err(errors) => {
+                        failed = Some(errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "));
+                        break;
+                    }
+                }
+                for i in 0..validator.mutation_count() {
+                    let activation = Activation::new(&current, old_object, &request, &namespace_object);
+                    let made = validator.mutation(i, &activation, params).map_err(|e| e.to_string()).and_then(
+                        |(patch_type, value)| match patch_type {
+                            crate::PatchType::ApplyConfiguration => {
+                                paved_core::apply::apply_configuration(&current, &value)
+                                    .map_err(|e| format!("mutations[{i}]: applying the configuration: {e}"))
+                            }
+                            crate::PatchType::JsonPatch => json_patch_of(&current, &value)
+                                .map_err(|e| format!("mutations[{i}]: the JSON Patch: {e}")),
+                        },
+                    );
+                    match made {
+                        Ok(next) => current = next,
+                        Err(why) => {
+                            failed = Some(why);
+                            break 'params;
+                        }
+                    }
+                }
+            }
+            match failed {
+                // A failed binding changes nothing, as the API server leaves it.
+                Some(why) => fail(&mut out, why),
+                None if current != out.object => {
+                    out.by.push(binding.id.clone());
+                    out.object = current;
+                }
+                None => {}
+            }
+        }
+        out
+    }
+}
+
+/// `ops` (a CEL list of `JSONPatch{op, path, value, from}`) applied to `object`.
+fn json_patch_of(object: &Value, ops: &Value) -> Result<Value, String> {
+    let Value::Array(list) = ops else { return Err("must evaluate to a list of JSONPatch".to_owned()) };
+    if list.iter().any(|op| !op.is_object()) {
+        return Err("every item must be a JSONPatch{…}".to_owned());
+    }
+    let patch: json_patch::Patch = serde_json::from_value(ops.clone()).map_err(|e| e.to_string())?;
+    let mut out = object.clone();
+    json_patch::patch(&mut out, &patch).map_err(|e| e.to_string())?;
+    Ok(out)
 }
 
 impl Binding {
@@ -1034,7 +1245,8 @@ impl Foreign for Vaps {
             .map(|b| {
                 let policy = &b.policy;
                 let matches = b.rule_match.as_ref().map_or(&policy.match_constraints, |r| &r.written);
-                let mut details = vec![("Validations", policy.validations.join("\n")), ("Matches", compact(matches))];
+                let what = if policy.mutating { "Mutations" } else { "Validations" };
+                let mut details = vec![(what, policy.validations.join("\n")), ("Matches", compact(matches))];
                 if !b.match_resources.is_null() {
                     details.push(("Binding narrows to", compact(&b.match_resources)));
                 }
@@ -1062,6 +1274,7 @@ impl Foreign for Vaps {
                     origin: match (kyverno, b.rule_match.is_some()) {
                         (true, true) => "Kyverno ClusterPolicy (validate.cel)",
                         (true, false) => "Kyverno ValidatingPolicy",
+                        _ if policy.mutating => "MutatingAdmissionPolicy",
                         _ => "ValidatingAdmissionPolicy",
                     },
                     title: if kyverno { policy.name.clone() } else { format!("{} (binding {})", policy.name, b.name) },

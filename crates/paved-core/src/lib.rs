@@ -18,6 +18,7 @@
 //! assert_eq!(findings[0].path.to_string(), "spec.hostNetwork");
 //! ```
 
+pub mod apply;
 pub mod config;
 pub mod eval;
 pub mod exempt;

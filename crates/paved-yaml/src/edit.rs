@@ -553,8 +553,13 @@ fn key_text(key: &str) -> String {
 /// A string as YAML text: plain when every YAML reader (1.1 as Kubernetes
 /// reads it, and 1.2) takes it back as this same string, else JSON-quoted.
 fn string_text(s: &str) -> String {
+    // A colon only inside (an image `repo:tag`), never before a space or at
+    // the end, and beside a letter: YAML 1.1 reads `1:30` as a number.
+    let colon_ok =
+        !s.contains(':') || (!s.ends_with(':') && !s.contains(": ") && s.chars().any(|c| c.is_ascii_alphabetic()));
     let plain_chars = !s.is_empty()
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '/' | '-'))
+        && colon_ok
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '/' | '-' | ':' | '@'))
         && s.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '/' || c == '_');
     if plain_chars && reads_as_string(s) { s.to_owned() } else { Json::String(s.to_owned()).to_string() }
 }

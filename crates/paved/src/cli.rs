@@ -153,7 +153,7 @@ impl Cli {
     pub fn global(&self) -> Global {
         match &self.command {
             Command::Check(a) => Global::of(Some(&a.config), Some(&a.policy), Some(&a.images), a.verbose),
-            Command::Fix(a) => Global::of(Some(&a.config), None, None, 0),
+            Command::Fix(a) => Global::of(Some(&a.config), Some(&a.policy), None, 0),
             Command::Policies { config, policy, .. } | Command::Explain { config, policy, .. } => {
                 Global::of(Some(config), Some(policy), None, 0)
             }
@@ -568,6 +568,9 @@ pub struct FixArgs {
 
     #[command(flatten)]
     pub config: ConfigFlags,
+    /// MutatingAdmissionPolicies (and their bindings and params) to apply after the defaults.
+    #[command(flatten)]
+    pub policy: PolicyFlags,
 }
 
 /// Each command's `--format` takes only what it writes, so clap refuses the rest.

@@ -24,7 +24,8 @@ use crate::cli::FixArgs;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Said {
     pub pos: Pos,
-    pub policy: &'static str,
+    /// The default's id, or the MutatingAdmissionPolicy binding's (`map/<policy>/<binding>`).
+    pub policy: String,
     pub message: String,
 }
 
@@ -41,11 +42,13 @@ pub struct Defaults<'a> {
     pub enabled: &'a [&'static str],
     pub resources: &'a ResourceDefaults,
     pub now: Timestamp,
+    /// MutatingAdmissionPolicies, applied after the defaults.
+    pub policies: Option<&'a paved_gatekeeper::policies::Policies>,
 }
 
 impl<'a> Defaults<'a> {
     pub fn of(engine: &'a Engine, resources: &'a ResourceDefaults) -> Defaults<'a> {
-        Defaults { enabled: &engine.policies().defaults, resources, now: Timestamp::now() }
+        Defaults { enabled: &engine.policies().defaults, resources, now: Timestamp::now(), policies: None }
     }
 }
 
@@ -75,8 +78,9 @@ pub fn fix_text(text: &str, defaults: &Defaults, limits: &Limits) -> Result<(Str
         };
         let mut ops = Vec::new();
         for (prefix, object) in objects(&root) {
-            for (pos, m) in object_ops(object, &prefix, defaults, &mut ops) {
-                said.push(Said { pos: shift(pos), policy: m.policy, message: m.announce });
+            match object_ops(object, &prefix, defaults, &mut ops) {
+                Ok(set) => said.extend(set.into_iter().map(|s| Said { pos: shift(s.pos), ..s })),
+                Err(why) => problems.push(Unfixable { pos: shift(object.span.start), message: why }),
             }
         }
         match paved_yaml::edit::patch_document(doc.text, &ops, limits) {
@@ -110,28 +114,84 @@ fn objects<'n, 'a>(root: &'n Node<'a>) -> Vec<(String, &'n Node<'a>)> {
     }
 }
 
-/// The patch one object needs (appended to `ops`, under `prefix`), and the
-/// mutations that do something, each with the position it is about.
-fn object_ops(object: &Node, prefix: &str, defaults: &Defaults, ops: &mut Vec<PatchOp>) -> Vec<(Pos, Mutation)> {
-    let Some(kind) = object.get("kind").and_then(Node::as_str) else { return Vec::new() };
+/// The patch one object needs (appended to `ops`, under `prefix`): the
+/// paved road's defaults, then the MutatingAdmissionPolicies on the object
+/// they made; and what each did, where. A policy that fails on the object
+/// (failurePolicy Fail or not: a file is not half-mutated) is the error.
+fn object_ops(object: &Node, prefix: &str, defaults: &Defaults, ops: &mut Vec<PatchOp>) -> Result<Vec<Said>, String> {
+    let Some(kind) = object.get("kind").and_then(Node::as_str) else { return Ok(Vec::new()) };
     let mutations =
         paved_core::mutate::paved_road_defaults(object, kind, defaults.enabled, defaults.resources, defaults.now);
-    if mutations.is_empty() {
-        return Vec::new();
+    let Some(policies) = defaults.policies else {
+        if mutations.is_empty() {
+            return Ok(Vec::new());
+        }
+        let json = serde_json::to_value(object).map_err(|e| e.to_string())?;
+        let (patch, _, applied) = paved_core::mutate::patch(&json, &mutations);
+        ops.extend(prefixed(patch, prefix));
+        return Ok(said_of(object, mutations, &applied));
+    };
+    let json = serde_json::to_value(object).map_err(|e| e.to_string())?;
+    let (_, defaulted, applied) = paved_core::mutate::patch(&json, &mutations);
+    let mutated = policies.mutate(&defaulted, &serde_json::Value::Null, None);
+    if let Some((id, why, _)) = mutated.errors.first() {
+        return Err(format!("[{id}] {why}"));
     }
-    let Ok(json) = serde_json::to_value(object) else { return Vec::new() };
-    let (patch, _, applied) = paved_core::mutate::patch(&json, &mutations);
-    ops.extend(patch.into_iter().map(|mut op| {
+    // One patch from the object as written to the object as mutated.
+    let patch = json_patch::diff(&json, &mutated.object);
+    let patch: Vec<PatchOp> = serde_json::to_value(&patch)
+        .and_then(serde_json::from_value::<Vec<OwnedOp>>)
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .map(OwnedOp::into_op)
+        .collect::<Result<_, _>>()?;
+    ops.extend(prefixed(patch, prefix));
+    let mut said = said_of(object, mutations, &applied);
+    let name = object.at(&["metadata", "name"]).and_then(Node::as_str).unwrap_or("");
+    said.extend(mutated.by.into_iter().map(|id| Said {
+        pos: object.span.start,
+        message: format!("the MutatingAdmissionPolicy changed {kind} {name:?}"),
+        policy: id,
+    }));
+    Ok(said)
+}
+
+/// A JSON Patch operation as the `json-patch` crate writes one.
+#[derive(serde::Deserialize)]
+struct OwnedOp {
+    op: String,
+    path: String,
+    value: Option<serde_json::Value>,
+}
+
+impl OwnedOp {
+    fn into_op(self) -> Result<PatchOp, String> {
+        let op = match self.op.as_str() {
+            "add" => "add",
+            "replace" => "replace",
+            "remove" => "remove",
+            other => return Err(format!("a JSON Patch {other:?} operation is not written into files")),
+        };
+        Ok(PatchOp { op, path: self.path, value: self.value })
+    }
+}
+
+fn prefixed(patch: Vec<PatchOp>, prefix: &str) -> impl Iterator<Item = PatchOp> + '_ {
+    patch.into_iter().map(move |mut op| {
         op.path = format!("{prefix}{}", op.path);
         op
-    }));
+    })
+}
+
+/// The defaults that did something, each with the position it is about.
+fn said_of(object: &Node, mutations: Vec<Mutation>, applied: &[usize]) -> Vec<Said> {
     let mut mutations: Vec<Option<Mutation>> = mutations.into_iter().map(Some).collect();
     applied
-        .into_iter()
-        .filter_map(|i| {
+        .iter()
+        .filter_map(|&i| {
             let m = mutations.get_mut(i)?.take()?;
             let pos = object.locate(path_of(&m)).0.start;
-            Some((pos, m))
+            Some(Said { pos, policy: m.policy.to_owned(), message: m.announce })
         })
         .collect()
 }
@@ -304,13 +364,13 @@ mod tests {
         let text = "# team web\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  template:\n    spec:\n      containers:\n      - name: app   # the app\n        image: nginx\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n";
         let all: Vec<&str> = paved_core::mutate::DEFAULTS.iter().map(|(id, _)| *id).collect();
         let resources = ResourceDefaults::default();
-        let defaults = Defaults { enabled: &all, resources: &resources, now: Timestamp::now() };
+        let defaults = Defaults { enabled: &all, resources: &resources, now: Timestamp::now(), policies: None };
         let (fixed, said) = fix_text(text, &defaults, &Limits::default()).unwrap();
         assert_eq!(
             fixed,
             "# team web\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  template:\n    spec:\n      containers:\n      - name: app   # the app\n        image: nginx\n        securityContext:\n          allowPrivilegeEscalation: false\n          capabilities:\n            drop: [ALL]\n      securityContext:\n        seccompProfile:\n          type: RuntimeDefault\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n"
         );
-        let at: Vec<(u32, &str)> = said.iter().map(|s| (s.pos.line, s.policy)).collect();
+        let at: Vec<(u32, &str)> = said.iter().map(|s| (s.pos.line, s.policy.as_str())).collect();
         assert_eq!(
             at,
             [
@@ -329,7 +389,7 @@ mod tests {
         let text = "apiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec:\n  containers:\n  - &app {name: a, image: b}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: b}\nspec:\n  containers: [{name: b, image: b}]\n";
         let all: Vec<&str> = paved_core::mutate::DEFAULTS.iter().map(|(id, _)| *id).collect();
         let resources = ResourceDefaults::default();
-        let defaults = Defaults { enabled: &all, resources: &resources, now: Timestamp::now() };
+        let defaults = Defaults { enabled: &all, resources: &resources, now: Timestamp::now(), policies: None };
         let problems = fix_text(text, &defaults, &Limits::default()).unwrap_err();
         assert_eq!(problems.len(), 1, "the second document could be fixed, but the file is not written: {problems:?}");
         assert_eq!(problems[0].pos.line, 1, "{problems:?}");
@@ -352,7 +412,7 @@ mod corpus {
         let resources: ResourceDefaults =
             serde_json::from_value(serde_json::json!({"requests": {"cpu": "100m"}, "limits": {"memory": "256Mi"}}))
                 .unwrap();
-        let defaults = Defaults { enabled: &all, resources: &resources, now: Timestamp::now() };
+        let defaults = Defaults { enabled: &all, resources: &resources, now: Timestamp::now(), policies: None };
         let limits = Limits::default();
         let (mut files, mut fixed_files, mut set, mut refused) = (0usize, 0usize, 0usize, Vec::new());
         for corpus in ["pod-security", "gatekeeper-library", "kyverno-policies", "k8s-api", "osv"] {

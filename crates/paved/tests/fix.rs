@@ -174,3 +174,70 @@ fn a_file_that_cannot_be_fixed_safely_is_left_untouched_and_reported() {
     assert_eq!(missing.code, 2);
     assert!(missing.stderr.contains("nowhere.yaml: no such file or directory"), "{}", missing.stderr);
 }
+
+const SIDECAR: &str = r#"apiVersion: admissionregistration.k8s.io/v1beta1
+kind: MutatingAdmissionPolicy
+metadata: {name: sidecar-policy}
+spec:
+  matchConstraints:
+    resourceRules:
+    - {apiGroups: [""], apiVersions: [v1], operations: [CREATE], resources: [pods]}
+  matchConditions:
+  - name: does-not-already-have-sidecar
+    expression: '!object.spec.initContainers.exists(ic, ic.name == "mesh-proxy")'
+  failurePolicy: Fail
+  reinvocationPolicy: IfNeeded
+  mutations:
+  - patchType: ApplyConfiguration
+    applyConfiguration:
+      expression: >
+        Object{spec: Object.spec{initContainers: [Object.spec.initContainers{
+          name: "mesh-proxy", image: "mesh/proxy:v1.0.0", args: ["proxy", "sidecar"], restartPolicy: "Always"}]}}
+  - patchType: JSONPatch
+    jsonPatch:
+      expression: '[JSONPatch{op: "add", path: "/metadata/labels/" + jsonpatch.escapeKey("mesh.example.com/injected"), value: "true"}]'
+---
+apiVersion: admissionregistration.k8s.io/v1beta1
+kind: MutatingAdmissionPolicyBinding
+metadata: {name: sidecar-binding}
+spec: {policyName: sidecar-policy}
+"#;
+
+#[test]
+fn mutating_admission_policies_are_applied_after_the_defaults() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("sidecar.yaml"), SIDECAR).unwrap();
+    std::fs::write(dir.path().join(".paved.yaml"), "policies:\n  paved-road/*: off\n").unwrap();
+    let pod = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: myapp\n  labels:\n    app: myapp   # ours\nspec:\n  initContainers:\n  - name: myapp-initializer\n    image: example/initializer:v1.0.0\n  containers:\n  - name: app\n    image: example/app:v1\n";
+    let run = paved(dir.path(), &["fix", "--policy", "sidecar.yaml", "-"], Some(pod));
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        run.stdout,
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: myapp\n  labels:\n    app: myapp   # ours\n    mesh.example.com/injected: \"true\"\nspec:\n  initContainers:\n  - name: myapp-initializer\n    image: example/initializer:v1.0.0\n  - name: mesh-proxy\n    args: [proxy, sidecar]\n    image: mesh/proxy:v1.0.0\n    restartPolicy: Always\n  containers:\n  - name: app\n    image: example/app:v1\n"
+    );
+    assert!(
+        run.stderr.contains(
+            "<stdin>:1:1: [map/sidecar-policy/sidecar-binding] the MutatingAdmissionPolicy changed Pod \"myapp\""
+        ),
+        "{}",
+        run.stderr
+    );
+    // Fixed once, fixed for good: the match condition holds it back.
+    let again = paved(dir.path(), &["fix", "--policy", "sidecar.yaml", "-"], Some(&run.stdout));
+    assert_eq!((again.code, again.stdout.as_str()), (0, run.stdout.as_str()), "{}", again.stderr);
+    // A policy that fails on an object leaves the file as it was, and says why.
+    let broken = SIDECAR.replace(
+        r#"'[JSONPatch{op: "add", path: "/metadata/labels/" + jsonpatch.escapeKey("mesh.example.com/injected"), value: "true"}]'"#,
+        r#"'[JSONPatch{op: "remove", path: "/spec/nothing"}]'"#,
+    );
+    assert_ne!(broken, SIDECAR);
+    std::fs::write(dir.path().join("sidecar.yaml"), broken).unwrap();
+    let failed = paved(dir.path(), &["fix", "--policy", "sidecar.yaml", "-"], Some(pod));
+    assert_eq!(failed.code, 2, "{}", failed.stderr);
+    assert_eq!(failed.stdout, pod);
+    assert!(
+        failed.stderr.contains("<stdin>:1:1: [map/sidecar-policy/sidecar-binding] mutations[1]: the JSON Patch:"),
+        "{}",
+        failed.stderr
+    );
+}

@@ -76,6 +76,10 @@ fn strings_are_quoted_where_yaml_would_read_something_else() {
         ("null", "\"null\""),
         ("a b", "\"a b\""),
         ("x: y", "\"x: y\""),
+        ("nginx:1.27", "nginx:1.27"),
+        ("repo@sha256:ab12", "repo@sha256:ab12"),
+        ("1:30", "\"1:30\""),
+        ("a:", "\"a:\""),
         ("0x1F", "\"0x1F\""),
         ("", "\"\""),
     ] {
