@@ -79,8 +79,12 @@ pub struct Mutated {
     /// RFC 6902 operations, empty when nothing is set.
     pub patch: Vec<paved_core::mutate::PatchOp>,
     pub warnings: Vec<String>,
-    /// The defaults that set something, for the audit annotation.
-    pub policies: Vec<&'static str>,
+    /// The defaults, and the MutatingAdmissionPolicy bindings, that set
+    /// something, for the audit annotation.
+    pub policies: Vec<std::borrow::Cow<'static, str>>,
+    /// Why the request is refused: a MutatingAdmissionPolicy whose
+    /// failurePolicy is Fail could not mutate it, as the API server refuses.
+    pub refused: Option<String>,
 }
 
 /// Something worth a metric and a log line.
@@ -295,15 +299,67 @@ impl Admission {
         {
             return out;
         }
+        let Ok(object) = serde_json::to_value(&req.object) else { return out };
+        let mut warnings = Vec::new();
+        let (mut patch, mut patched) = (Vec::new(), object.clone());
+        let mutations = self.native_defaults(req, cluster, now);
+        if !mutations.is_empty() {
+            let (ops, after, applied) = paved_core::mutate::patch(&object, &mutations);
+            (patch, patched) = (ops, after);
+            for i in applied {
+                let m = &mutations[i];
+                if !out.policies.iter().any(|p| p == m.policy) {
+                    out.policies.push(m.policy.into());
+                }
+                warnings.push(m.announce.clone());
+            }
+        }
+        // MutatingAdmissionPolicies after the defaults, as the API server
+        // runs them on what the webhooks before left.
+        let mut changed_by_policies = false;
+        if self.foreign.iter().any(|f| f.mutates()) {
+            let request = serde_json::to_value(req).unwrap_or_default();
+            let old = serde_json::to_value(&req.old_object).unwrap_or_default();
+            for foreign in self.foreign.iter().filter(|f| f.mutates()) {
+                let Some(m) = foreign.mutate(&patched, &old, &request) else { continue };
+                for (id, why, refuses) in m.errors {
+                    if refuses {
+                        out.refused = Some(format!("[{id}] {why}"));
+                        out.patch.clear();
+                        return out;
+                    }
+                    warnings.push(format!("[{id}] could not mutate it (failurePolicy Ignore): {why}"));
+                }
+                if !m.by.is_empty() {
+                    changed_by_policies = true;
+                    out.policies.extend(m.by.into_iter().map(Into::into));
+                    patched = m.object;
+                }
+            }
+        }
+        out.patch = if changed_by_policies { paved_core::mutate::diff(&object, &patched) } else { patch };
+        out.warnings = bound_warnings(warnings);
+        out
+    }
+
+    /// The paved road's defaults for the request's object, where they
+    /// apply: what a controller makes keeps its owner's template, a running
+    /// Pod is never changed, and a workload only when its template changes.
+    fn native_defaults(
+        &self,
+        req: &AdmissionRequest,
+        cluster: &ClusterState,
+        now: Timestamp,
+    ) -> Vec<paved_core::mutate::Mutation> {
         let kind = req.kind.kind.as_str();
-        let Some(template) = paved_core::object::pod_template_path(kind) else { return out };
+        let Some(template) = paved_core::object::pod_template_path(kind) else { return Vec::new() };
         // A ReplicaSet or Job a controller makes carries its owner's template,
         // which the owner got (or did not get) at its own admission: a
         // different template would make the deployment controller think the
         // ReplicaSet is not its, and make another, without end. Pods are
         // never compared with their template: they get the defaults.
         if kind != "Pod" && paved_core::object::controller_ref(&req.object).is_some() {
-            return out;
+            return Vec::new();
         }
         match req.operation.as_str() {
             "CREATE" => {}
@@ -312,33 +368,17 @@ impl Admission {
             // where defaults added on a scale or a relabel would restart
             // every pod of a workload made before paved.
             "UPDATE" if kind != "Pod" && req.object.at(template) != req.old_object.at(template) => {}
-            _ => return out,
+            _ => return Vec::new(),
         }
         // The namespace's engine (cached per labels) knows which defaults are on.
         let engine = self.engine_for(cluster.labels_of(&req.namespace), &mut Vec::new());
-        let mutations = paved_core::mutate::paved_road_defaults(
+        paved_core::mutate::paved_road_defaults(
             &req.object,
             kind,
             &engine.policies().defaults,
             &self.config.defaults.resources,
             now,
-        );
-        if mutations.is_empty() {
-            return out;
-        }
-        let Ok(object) = serde_json::to_value(&req.object) else { return out };
-        let (patch, _, applied) = paved_core::mutate::patch(&object, &mutations);
-        out.patch = patch;
-        let mut warnings = Vec::new();
-        for i in applied {
-            let m = &mutations[i];
-            if !out.policies.contains(&m.policy) {
-                out.policies.push(m.policy);
-            }
-            warnings.push(m.announce.clone());
-        }
-        out.warnings = bound_warnings(warnings);
-        out
+        )
     }
 
     /// Judges a request on everything: locks, exemption grants and policies.

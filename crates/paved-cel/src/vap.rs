@@ -1230,6 +1230,18 @@ fn manifest_request(object: &Value) -> Value {
 }
 
 impl Foreign for Vaps {
+    fn mutates(&self) -> bool {
+        Vaps::mutates(self)
+    }
+
+    fn mutate(&self, object: &Value, old_object: &Value, request: &Value) -> Option<paved_core::eval::ForeignMutation> {
+        if !self.mutates() {
+            return None;
+        }
+        let Mutated { object, by, errors } = Vaps::mutate(self, object, old_object, Some(request));
+        Some(paved_core::eval::ForeignMutation { object, by, errors })
+    }
+
     fn evaluate(&self, obj: &Node, request: Option<&Value>) -> Vec<ForeignFinding> {
         if let Some(request) = request {
             let field = |k: &str| request.get(k).unwrap_or(&Value::Null);

@@ -39,6 +39,34 @@ pub trait Foreign: Send + Sync + std::fmt::Debug {
     /// The policies it holds, as `paved policies` lists them and `paved
     /// explain` (and the editor's hover) shows them.
     fn describe(&self) -> Vec<ForeignPolicy>;
+
+    /// Whether it holds mutating policies ([`Foreign::mutate`] has work).
+    fn mutates(&self) -> bool {
+        false
+    }
+
+    /// What its mutating policies (MutatingAdmissionPolicies) make of an
+    /// object at admission; `None` when it holds none. `request` is the
+    /// AdmissionRequest as JSON.
+    fn mutate(
+        &self,
+        _object: &serde_json::Value,
+        _old_object: &serde_json::Value,
+        _request: &serde_json::Value,
+    ) -> Option<ForeignMutation> {
+        None
+    }
+}
+
+/// An object as foreign mutating policies left it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ForeignMutation {
+    pub object: serde_json::Value,
+    /// The policies (bindings) that changed it, by id, in order.
+    pub by: Vec<String>,
+    /// Those that failed: `(id, why, refuses)`; `refuses` when the policy's
+    /// failure policy is Fail, so the request is refused.
+    pub errors: Vec<(String, String, bool)>,
 }
 
 /// A foreign policy, described for people.

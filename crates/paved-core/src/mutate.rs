@@ -66,6 +66,29 @@ pub fn patch(object: &Value, mutations: &[Mutation]) -> (Vec<PatchOp>, Value, Ve
     (ops, doc, applied)
 }
 
+/// The RFC 6902 operations that turn `from` into `to` (made by the
+/// `json-patch` crate), for mutations that come as a new object: a
+/// MutatingAdmissionPolicy's.
+pub fn diff(from: &Value, to: &Value) -> Vec<PatchOp> {
+    json_patch::diff(from, to)
+        .0
+        .into_iter()
+        .filter_map(|op| match op {
+            json_patch::PatchOperation::Add(a) => {
+                Some(PatchOp { op: "add", path: a.path.to_string(), value: Some(a.value) })
+            }
+            json_patch::PatchOperation::Replace(r) => {
+                Some(PatchOp { op: "replace", path: r.path.to_string(), value: Some(r.value) })
+            }
+            json_patch::PatchOperation::Remove(r) => {
+                Some(PatchOp { op: "remove", path: r.path.to_string(), value: None })
+            }
+            // `diff` writes only add, replace and remove.
+            _ => None,
+        })
+        .collect()
+}
+
 /// A field path as a JSON Pointer (RFC 6901), `~` and `/` escaped.
 pub fn pointer(segments: &[Seg]) -> String {
     let mut out = String::new();

@@ -402,17 +402,29 @@ fn mutation(shared: &Shared, body: &[u8]) -> Result<Vec<u8>, String> {
         warnings: mutated.warnings,
         ..Default::default()
     };
+    if let Some(why) = mutated.refused {
+        // A MutatingAdmissionPolicy with failurePolicy Fail that could not
+        // mutate the object: refused, as the API server refuses it.
+        shared.metrics.mutation("refused");
+        let verdict = paved_admission::Verdict {
+            denials: vec![format!("a MutatingAdmissionPolicy could not mutate it: {why}")],
+            ..Default::default()
+        };
+        let refused = verdict.into_response(review.uid.clone());
+        return serde_json::to_vec(&AdmissionReview::answer(api_version, refused)).map_err(|e| e.to_string());
+    }
     if mutated.patch.is_empty() {
         shared.metrics.mutation("unchanged");
     } else {
         let patch = serde_json::to_vec(&mutated.patch).map_err(|e| e.to_string())?;
         response.patch = Some(base64::engine::general_purpose::STANDARD.encode(patch));
         response.patch_type = Some("JSONPatch".into());
-        response.audit_annotations.insert("defaults-set".into(), mutated.policies.join(","));
+        let set: Vec<&str> = mutated.policies.iter().map(|p| p.as_ref()).collect();
+        response.audit_annotations.insert("defaults-set".into(), set.join(","));
         // A dry run sets nothing: counted as asked, not as set.
         shared.metrics.mutation(if review.dry_run == Some(true) { "patched-dry-run" } else { "patched" });
         if review.dry_run != Some(true) {
-            for policy in &mutated.policies {
+            for policy in mutated.policies {
                 shared.metrics.defaults_set.get_or_create(&PolicyLabels { policy }).inc();
             }
         }

@@ -805,3 +805,63 @@ async fn mutate_follows_the_controllers_without_a_loop_or_a_restart() {
     assert!(metrics.contains("paved_mutation_duration_seconds_count 5"), "{metrics}");
     server.stop().await;
 }
+
+/// `/mutate` runs MutatingAdmissionPolicies after the paved road's
+/// defaults, on what they left: the patch, applied as the API server
+/// applies it, gives both; a policy whose failurePolicy is Fail and that
+/// cannot mutate the object refuses the request, as the API server would.
+#[tokio::test]
+async fn mutate_runs_mutating_admission_policies_after_the_defaults() {
+    use base64::Engine as _;
+    let dir = tempfile::tempdir().unwrap();
+    let policy = |failure: &str, expression: &str| {
+        format!(
+            "apiVersion: admissionregistration.k8s.io/v1\nkind: MutatingAdmissionPolicy\nmetadata: {{name: team}}\nspec:\n  failurePolicy: {failure}\n  matchConstraints:\n    resourceRules:\n    - {{apiGroups: [\"\"], apiVersions: [v1], operations: [CREATE], resources: [pods]}}\n  mutations:\n  - patchType: ApplyConfiguration\n    applyConfiguration:\n      expression: '{expression}'\n---\napiVersion: admissionregistration.k8s.io/v1\nkind: MutatingAdmissionPolicyBinding\nmetadata: {{name: team}}\nspec: {{policyName: team}}\n"
+        )
+    };
+    let path = dir.path().join("map.yaml");
+    std::fs::write(&path, policy("Fail", r#"Object{metadata: Object.metadata{labels: {"team": "payments"}}}"#))
+        .unwrap();
+    let policies = vec![path.clone()];
+    let server = start(move |o| o.policies = policies, None).await;
+    let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web", "namespace": "shop"},
+        "spec": {"containers": [{"name": "app", "image": "nginx:1.27"}]}});
+    let review = json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
+        "uid": "map-1", "kind": {"group": "", "version": "v1", "kind": "Pod"},
+        "resource": {"group": "", "version": "v1", "resource": "pods"}, "name": "web", "namespace": "shop",
+        "operation": "CREATE", "userInfo": {"username": "dev", "groups": ["system:authenticated"]},
+        "object": pod, "dryRun": false}});
+    let (status, body) = send(&server, post("/mutate", serde_json::to_vec(&review).unwrap())).await;
+    assert_eq!(status, StatusCode::OK);
+    let answer = serde_json::from_slice::<Value>(&body).unwrap()["response"].clone();
+    assert_eq!(answer["allowed"], true, "{answer}");
+    let patch = base64::engine::general_purpose::STANDARD.decode(answer["patch"].as_str().unwrap()).unwrap();
+    let patch: json_patch::Patch = serde_json::from_slice(&patch).unwrap();
+    let mut patched = pod.clone();
+    json_patch::patch(&mut patched, &patch).unwrap();
+    assert_eq!(patched["metadata"]["labels"], json!({"team": "payments"}));
+    assert_eq!(patched["spec"]["securityContext"], json!({"seccompProfile": {"type": "RuntimeDefault"}}));
+    let set = answer["auditAnnotations"]["defaults-set"].as_str().unwrap();
+    assert!(set.contains("paved-road/default-seccomp") && set.ends_with("map/team/team"), "{set}");
+    server.stop().await;
+    // A policy that fails on the object (an atomic list it may not change).
+    let failing = dir.path().join("failing.yaml");
+    std::fs::write(
+        &failing,
+        policy(
+            "Fail",
+            r#"Object{spec: Object.spec{containers: [Object.spec.containers{name: "app", args: ["--x"]}]}}"#,
+        ),
+    )
+    .unwrap();
+    let policies = vec![failing];
+    let server = start(move |o| o.policies = policies, None).await;
+    let mut with_args = review.clone();
+    with_args["request"]["object"]["spec"]["containers"][0]["args"] = json!(["--y"]);
+    let (_, body) = send(&server, post("/mutate", serde_json::to_vec(&with_args).unwrap())).await;
+    let refused = serde_json::from_slice::<Value>(&body).unwrap()["response"].clone();
+    assert_eq!(refused["allowed"], false, "{refused}");
+    let message = refused["status"]["message"].as_str().unwrap();
+    assert!(message.contains("[map/team/team]") && message.contains("atomic list"), "{message}");
+    server.stop().await;
+}

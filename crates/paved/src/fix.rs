@@ -138,13 +138,7 @@ fn object_ops(object: &Node, prefix: &str, defaults: &Defaults, ops: &mut Vec<Pa
         return Err(format!("[{id}] {why}"));
     }
     // One patch from the object as written to the object as mutated.
-    let patch = json_patch::diff(&json, &mutated.object);
-    let patch: Vec<PatchOp> = serde_json::to_value(&patch)
-        .and_then(serde_json::from_value::<Vec<OwnedOp>>)
-        .map_err(|e| e.to_string())?
-        .into_iter()
-        .map(OwnedOp::into_op)
-        .collect::<Result<_, _>>()?;
+    let patch = paved_core::mutate::diff(&json, &mutated.object);
     ops.extend(prefixed(patch, prefix));
     let mut said = said_of(object, mutations, &applied);
     let name = object.at(&["metadata", "name"]).and_then(Node::as_str).unwrap_or("");
@@ -154,26 +148,6 @@ fn object_ops(object: &Node, prefix: &str, defaults: &Defaults, ops: &mut Vec<Pa
         policy: id,
     }));
     Ok(said)
-}
-
-/// A JSON Patch operation as the `json-patch` crate writes one.
-#[derive(serde::Deserialize)]
-struct OwnedOp {
-    op: String,
-    path: String,
-    value: Option<serde_json::Value>,
-}
-
-impl OwnedOp {
-    fn into_op(self) -> Result<PatchOp, String> {
-        let op = match self.op.as_str() {
-            "add" => "add",
-            "replace" => "replace",
-            "remove" => "remove",
-            other => return Err(format!("a JSON Patch {other:?} operation is not written into files")),
-        };
-        Ok(PatchOp { op, path: self.path, value: self.value })
-    }
 }
 
 fn prefixed(patch: Vec<PatchOp>, prefix: &str) -> impl Iterator<Item = PatchOp> + '_ {
