@@ -50,6 +50,14 @@ pub fn is_validating_policy(doc: &Value) -> bool {
         && VALIDATING_KINDS.contains(&kind)
 }
 
+/// A Kyverno `MutatingPolicy` or `NamespacedMutatingPolicy`.
+pub fn is_mutating_policy(doc: &Value) -> bool {
+    let api_version = doc.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+    let kind = doc.get("kind").and_then(Value::as_str).unwrap_or("");
+    api_version.split_once('/').is_some_and(|(g, v)| g == GROUP && VERSIONS.contains(&v))
+        && matches!(kind, "MutatingPolicy" | "NamespacedMutatingPolicy")
+}
+
 /// The controllers a policy's autogen reaches. Only a policy whose rules
 /// select Pods and nothing else is generated for controllers; then
 /// `spec.autogen.podControllers.controllers` lists them (kinds or

@@ -245,10 +245,12 @@ impl Validator {
             names.push(name.to_owned());
         }
         let mut match_conditions = Vec::new();
+        // Kubernetes runs match conditions before variables exist; Kyverno
+        // lets them read the variables (its policies rely on it).
+        let condition_names: &[String] = if dialect == expr::Dialect::Kyverno { &names } else { &[] };
         for (i, c) in items("matchConditions").iter().enumerate() {
             let field = format!("{prefix}.matchConditions[{i}].expression");
-            // Match conditions run before variables exist.
-            if let Some(e) = compile(field.clone(), str_at(c, "expression"), &[]) {
+            if let Some(e) = compile(field.clone(), str_at(c, "expression"), condition_names) {
                 match_conditions.push((field, e));
             }
         }

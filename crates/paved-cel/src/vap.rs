@@ -306,6 +306,7 @@ fn strings(v: Option<&Value>) -> Vec<&str> {
 pub fn is_vap_kind(doc: &Value) -> bool {
     is_admission_policy(doc)
         || crate::kyverno::is_validating_policy(doc)
+        || crate::kyverno::is_mutating_policy(doc)
         || crate::kyverno::is_cluster_policy(doc)
         || crate::kyverno::is_exception(doc)
 }
@@ -398,15 +399,15 @@ impl Policy {
     /// A MutatingAdmissionPolicy (admissionregistration.k8s.io v1alpha1,
     /// v1beta1 or v1): its match conditions, variables and mutations.
     #[allow(clippy::result_large_err)] // load time, as `from_json`
-    fn from_mutating_json(doc: &Value) -> Result<Policy, VapError> {
+    fn from_mutating_json(doc: &Value, dialect: Dialect) -> Result<Policy, VapError> {
         let name = str_at(doc, "/metadata/name").unwrap_or("");
-        let error = VapError::of("MutatingAdmissionPolicy", name);
+        let error = VapError::of(str_at(doc, "/kind").unwrap_or("MutatingAdmissionPolicy"), name);
         let spec = doc.get("spec").ok_or_else(|| error("spec", "no spec".to_owned()))?;
         let mutations = spec.get("mutations").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
         if mutations.is_empty() {
             return Err(error("spec.mutations", "spec.mutations must have at least one entry".to_owned()));
         }
-        let validator = Validator::compile_in(spec, &[], "spec", Dialect::Kubernetes).map_err(|errors| {
+        let validator = Validator::compile_in(spec, &[], "spec", dialect).map_err(|errors| {
             let field = errors.first().map_or("spec", |e| e.field.as_str());
             let message = errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
             VapError { within: errors.first().and_then(|e| e.at), ..error(field, message) }
@@ -505,6 +506,12 @@ impl Vaps {
                 Err(e) => errors.push(e),
             }
         }
+        for doc in docs.iter().filter(|d| crate::kyverno::is_mutating_policy(d)) {
+            match Self::kyverno_mutating_binding(doc) {
+                Ok(binding) => vaps.bindings.push(binding),
+                Err(e) => errors.push(e),
+            }
+        }
         for doc in docs.iter().filter(|d| crate::kyverno::is_exception(d)) {
             match crate::kyverno::Exception::from_json(doc) {
                 Ok(exception) => vaps.exceptions.push(exception),
@@ -523,7 +530,9 @@ impl Vaps {
         for doc in docs.iter().filter(|d| is_admission_policy(d)) {
             let made = match str_at(doc, "/kind") {
                 Some("ValidatingAdmissionPolicy") => Policy::from_json(doc).map(|p| (&mut policies, p)),
-                Some("MutatingAdmissionPolicy") => Policy::from_mutating_json(doc).map(|p| (&mut mutating, p)),
+                Some("MutatingAdmissionPolicy") => {
+                    Policy::from_mutating_json(doc, Dialect::Kubernetes).map(|p| (&mut mutating, p))
+                }
                 _ => {
                     bindings.push(doc);
                     continue;
@@ -648,6 +657,38 @@ impl Vaps {
             rule_match: None,
             kyverno: Some((name.clone(), None)),
             at_admission,
+            in_background: crate::kyverno::in_background(spec),
+        })
+    }
+
+    /// A Kyverno MutatingPolicy: the policy and the binding its own spec
+    /// makes (autogen, `evaluation`), as a MutatingAdmissionPolicy with
+    /// Kyverno's libraries.
+    #[allow(clippy::result_large_err)] // load time, as `Policy::from_json`
+    fn kyverno_mutating_binding(doc: &Value) -> Result<Binding, VapError> {
+        let policy = Policy::from_mutating_json(doc, Dialect::Kyverno)?;
+        let kind = str_at(doc, "/kind").unwrap_or("MutatingPolicy");
+        let name = policy.name.clone();
+        let error = VapError::of(kind, &name);
+        let spec = doc.get("spec").unwrap_or(&Value::Null);
+        if policy.param_kind.is_some() {
+            return Err(error("spec.paramKind", "a Kyverno policy takes no params".to_owned()));
+        }
+        let autogen = crate::kyverno::autogen_controllers(spec).map_err(|message| error("spec.autogen", message))?;
+        let namespace = (kind == "NamespacedMutatingPolicy")
+            .then(|| str_at(doc, "/metadata/namespace").unwrap_or("default").to_owned());
+        Ok(Binding {
+            id: format!("kyverno/{name}"),
+            name: name.clone(),
+            policy: Arc::new(policy),
+            match_resources: Value::Null,
+            action: Action::Audit,
+            param_ref: None,
+            autogen,
+            namespace,
+            rule_match: None,
+            kyverno: Some((name.clone(), None)),
+            at_admission: crate::kyverno::at_admission(spec),
             in_background: crate::kyverno::in_background(spec),
         })
     }
@@ -1018,84 +1059,141 @@ impl Vaps {
     /// on the object as the one before left it. `request` is the
     /// AdmissionRequest as JSON; `None` for a manifest, judged as created.
     pub fn mutate(&self, object: &Value, old_object: &Value, request: Option<&Value>) -> Mutated {
+        self.mutate_with(object, old_object, request, |_| true)
+    }
+
+    /// [`Vaps::mutate`] by the bindings whose id `which` accepts (what
+    /// `kyverno test` asks of one policy).
+    pub fn mutate_with(
+        &self,
+        object: &Value,
+        old_object: &Value,
+        request: Option<&Value>,
+        which: impl Fn(&str) -> bool,
+    ) -> Mutated {
         let (origin, request) = match request {
             Some(r) => (Origin::Admission, r.clone()),
             None => (Origin::Manifest, manifest_request(object)),
         };
         let known = self.objects.current.get();
         let mut out = Mutated { object: object.clone(), ..Mutated::default() };
-        let no_params = Params::none();
-        for binding in self.bindings.iter().filter(|b| b.policy.mutating) {
+        let runs = |b: &Binding| match origin {
+            Origin::Manifest => true,
+            Origin::Admission => b.at_admission,
+        };
+        for binding in self.bindings.iter().filter(|b| b.policy.mutating && runs(b) && which(&b.id)) {
             let before = out.object.clone();
             let subject = Subject::of(&before, &request, &known.namespaces);
-            if !binding.selects(&subject, &request) {
+            if binding.namespace.as_deref().is_some_and(|ns| subject.namespace != Some(ns)) {
                 continue;
             }
-            let fail = |out: &mut Mutated, why: String| {
-                out.errors.push((binding.id.clone(), why, !binding.policy.ignore_failures));
-            };
-            let params: Vec<&Params> = match (&binding.param_ref, &binding.policy.param_kind) {
-                (Some(param_ref), Some(kind)) => match param_ref.find(kind, &subject, &known, origin) {
-                    Ok(found) => found,
-                    Err(why) => {
-                        fail(&mut out, why);
-                        continue;
-                    }
-                },
-                _ => vec![&no_params],
-            };
-            let unseen = serde_json::json!({"apiVersion": "v1", "kind": "Namespace",
-                "metadata": {"name": subject.namespace.unwrap_or_default()}});
-            let namespace_object = match (subject.namespace_object, subject.namespace) {
-                (Some(ns), _) => ns.clone(),
-                (None, Some(_)) if origin == Origin::Manifest => unseen,
-                _ => Value::Null,
-            };
-            let validator = &binding.policy.validator;
-            let mut current = before;
-            let mut failed = None;
-            'params: for params in params {
-                let activation = Activation::new(&current, old_object, &request, &namespace_object);
-                match validator.matches(&activation, params) {
-                    Ok(true) => {}
-                    Ok(false) => continue,
-                    Err(errors) => {
-                        failed = Some(errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "));
-                        break;
-                    }
+            if !binding.selects(&subject, &request) {
+                // Autogen: a Pod policy mutates a controller's pod template as a Pod.
+                let template = if binding.autogen.is_empty() { None } else { crate::kyverno::pod_of_template(&before) };
+                let Some(template) = template.filter(|t| binding.autogen.contains(&t.controller)) else { continue };
+                let mut pod_request = request.clone();
+                pod_request["kind"] = serde_json::json!({"group": "", "version": "v1", "kind": "Pod"});
+                pod_request["resource"] = serde_json::json!({"group": "", "version": "v1", "resource": "pods"});
+                let pod_subject = Subject::of(&template.pod, &pod_request, &known.namespaces);
+                if !binding.selects(&pod_subject, &pod_request) {
+                    continue;
                 }
-                for i in 0..validator.mutation_count() {
-                    let activation = Activation::new(&current, old_object, &request, &namespace_object);
-                    let made = validator.mutation(i, &activation, params).map_err(|e| e.to_string()).and_then(
-                        |(patch_type, value)| match patch_type {
-                            crate::PatchType::ApplyConfiguration => {
-                                paved_core::apply::apply_configuration(&current, &value)
-                                    .map_err(|e| format!("mutations[{i}]: applying the configuration: {e}"))
-                            }
-                            crate::PatchType::JsonPatch => json_patch_of(&current, &value)
-                                .map_err(|e| format!("mutations[{i}]: the JSON Patch: {e}")),
-                        },
-                    );
-                    match made {
-                        Ok(next) => current = next,
-                        Err(why) => {
-                            failed = Some(why);
-                            break 'params;
-                        }
+                let mut as_pod = Mutated { object: template.pod.clone(), ..Mutated::default() };
+                self.mutate_by(binding, &mut as_pod, &Value::Null, &pod_request, &known, origin);
+                out.errors.append(&mut as_pod.errors);
+                if !as_pod.by.is_empty() {
+                    let mut patched = before;
+                    if let Some(slot) = template.path.iter().try_fold(&mut patched, |v, key| v.get_mut(*key)) {
+                        slot["metadata"] = as_pod.object.get("metadata").cloned().unwrap_or(Value::Null);
+                        slot["spec"] = as_pod.object.get("spec").cloned().unwrap_or(Value::Null);
                     }
-                }
-            }
-            match failed {
-                // A failed binding changes nothing, as the API server leaves it.
-                Some(why) => fail(&mut out, why),
-                None if current != out.object => {
                     out.by.push(binding.id.clone());
-                    out.object = current;
+                    out.object = patched;
                 }
-                None => {}
+                continue;
             }
+            self.mutate_by(binding, &mut out, old_object, &request, &known, origin);
         }
         out
+    }
+
+    /// One binding's mutations on `out.object`, which it selected.
+    fn mutate_by(
+        &self,
+        binding: &Binding,
+        out: &mut Mutated,
+        old_object: &Value,
+        request: &Value,
+        known: &Known,
+        origin: Origin,
+    ) {
+        let no_params = Params::none();
+        let before = out.object.clone();
+        let subject = Subject::of(&before, request, &known.namespaces);
+        let fail = |out: &mut Mutated, why: String| {
+            out.errors.push((binding.id.clone(), why, !binding.policy.ignore_failures));
+        };
+        let params: Vec<&Params> = match (&binding.param_ref, &binding.policy.param_kind) {
+            (Some(param_ref), Some(kind)) => match param_ref.find(kind, &subject, known, origin) {
+                Ok(found) => found,
+                Err(why) => {
+                    fail(out, why);
+                    return;
+                }
+            },
+            _ => vec![&no_params],
+        };
+        let unseen = serde_json::json!({"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": subject.namespace.unwrap_or_default()}});
+        let namespace_object = match (subject.namespace_object, subject.namespace) {
+            (Some(ns), _) => ns.clone(),
+            (None, Some(_)) if origin == Origin::Manifest => unseen,
+            _ => Value::Null,
+        };
+        let validator = &binding.policy.validator;
+        let mut current = before;
+        let mut failed = None;
+        'params: for params in params {
+            let activation = Activation::new(&current, old_object, request, &namespace_object);
+            match validator.matches(&activation, params) {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(errors) => {
+                    failed = Some(errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "));
+                    break;
+                }
+            }
+            for i in 0..validator.mutation_count() {
+                let activation = Activation::new(&current, old_object, request, &namespace_object);
+                let made = validator.mutation(i, &activation, params).map_err(|e| e.to_string()).and_then(
+                    |(patch_type, value)| match patch_type {
+                        crate::PatchType::ApplyConfiguration => {
+                            paved_core::apply::apply_configuration(&current, &value)
+                                .map_err(|e| format!("mutations[{i}]: applying the configuration: {e}"))
+                        }
+                        crate::PatchType::JsonPatch => {
+                            json_patch_of(&current, &value).map_err(|e| format!("mutations[{i}]: the JSON Patch: {e}"))
+                        }
+                    },
+                );
+                match made {
+                    Ok(next) => current = next,
+                    Err(why) => {
+                        failed = Some(why);
+                        break 'params;
+                    }
+                }
+            }
+        }
+        match failed {
+            // A failed binding changes nothing, as the API server leaves it.
+            Some(why) => fail(out, why),
+            None if current != out.object => {
+                out.by.push(binding.id.clone());
+                out.object = current;
+            }
+            None => {}
+        }
     }
 }
 

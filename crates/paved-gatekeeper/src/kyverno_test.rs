@@ -146,8 +146,25 @@ pub fn run_kyverno_test(path: &Path) -> Result<Vec<CaseResult>, SuiteError> {
                     None => format!("{policy} {kind}/{resource}: {want}"),
                 };
                 let blocked = not_run.iter().find(|(p, r, _)| p == policy && (r.is_none() || r.as_deref() == rule));
+                let patched_file = expected.get("patchedResources").and_then(Value::as_str);
+                let mutating = patched_file.is_some() || expected.get("isMutatingPolicy") == Some(&Value::Bool(true));
                 let failure = match blocked {
                     Some((_, _, why)) => Some(format!("not run: {why}")),
+                    None if mutating => {
+                        let patched = match patched_file {
+                            Some(file) => match read_all(&dir.join(file)) {
+                                Ok(docs) => Some(docs),
+                                Err(e) => return Err(error(format!("patchedResources: {e}"))),
+                            },
+                            None => None,
+                        };
+                        match mutated(&vaps, &resources, patched.as_deref(), policy, kind, resource, want) {
+                            // The Kyverno CLI reports no row for it.
+                            Err(Mutation::NotInPatched) => continue,
+                            Err(Mutation::Differs(why)) => Some(why),
+                            Ok(()) => None,
+                        }
+                    }
                     None => {
                         let request = Asked { operation: operation_of(policy, resource), user: user.as_ref() };
                         judge(&vaps, &resources, policy, rule, kind, resource, &request)
@@ -167,6 +184,81 @@ pub fn run_kyverno_test(path: &Path) -> Result<Vec<CaseResult>, SuiteError> {
         }
     }
     Ok(out)
+}
+
+/// How a MutatingPolicy's case came out, when not as the suite says.
+enum Mutation {
+    /// The suite's `patchedResources` has no such resource: the Kyverno CLI
+    /// makes no row of the case, and neither does paved.
+    NotInPatched,
+    Differs(String),
+}
+
+/// A MutatingPolicy's case, as the Kyverno CLI decides it: the resource
+/// mutated by `policy` alone must be its `patchedResources` entry, and the
+/// result (`pass`: changed, `skip`: not applied) the one the suite wants; a
+/// case that wants `fail` passes on any difference.
+fn mutated(
+    vaps: &Vaps,
+    resources: &[Value],
+    patched: Option<&[Value]>,
+    policy: &str,
+    kind: &str,
+    name: &str,
+    want: &str,
+) -> Result<(), Mutation> {
+    let object = find(resources, kind, name).map_err(Mutation::Differs)?;
+    let id = format!("kyverno/{policy}");
+    let out = vaps.mutate_with(&object, &Value::Null, None, |b| b == id);
+    let wants_failure = want == "fail";
+    let differs = |why: String| if wants_failure { Ok(()) } else { Err(Mutation::Differs(why)) };
+    if let Some(patched) = patched {
+        let Ok(expected) = find(patched, kind, name) else { return Err(Mutation::NotInPatched) };
+        if out.object != expected {
+            let ops = paved_core::mutate::diff(&expected, &out.object);
+            let shown: Vec<String> = ops
+                .iter()
+                .take(5)
+                .map(|op| {
+                    format!("{} {} {}", op.op, op.path, op.value.as_ref().map(Value::to_string).unwrap_or_default())
+                })
+                .collect();
+            return differs(format!("the patched resource differs from the suite's: {}", shown.join("; ")));
+        }
+    }
+    let got = match (out.errors.first(), out.by.is_empty()) {
+        (Some(_), _) => "error",
+        (None, true) => "skip",
+        (None, false) => "pass",
+    };
+    match out.errors.first() {
+        Some((_, why, _)) if got != want => differs(format!("got error: {why}")),
+        _ if got != want => differs(format!("got {got}")),
+        _ => Ok(()),
+    }
+}
+
+/// The resource of `kind` named `name` (`namespace/name`), in `default`
+/// when it names no namespace, as the Kyverno CLI applies it.
+fn find(resources: &[Value], kind: &str, name: &str) -> Result<Value, String> {
+    let (namespace, name) = match name.split_once('/') {
+        Some((ns, n)) => (Some(ns), n),
+        None => (None, name),
+    };
+    let object = resources
+        .iter()
+        .find(|r| {
+            let text = |p: &str| r.pointer(p).and_then(Value::as_str);
+            text("/kind") == Some(kind)
+                && text("/metadata/name") == Some(name)
+                && namespace.is_none_or(|ns| text("/metadata/namespace").unwrap_or("default") == ns)
+        })
+        .ok_or_else(|| format!("no {kind} {name:?} among the test's resources"))?;
+    let mut object = object.clone();
+    if object.pointer("/metadata/namespace").is_none() && !CLUSTER_SCOPED.contains(&kind) {
+        object["metadata"]["namespace"] = Value::from("default");
+    }
+    Ok(object)
 }
 
 /// What a suite says of the request a resource comes in.

@@ -799,3 +799,58 @@ spec: {containers: [{name: a, image: 'nginx:latest'}]}
     let off = findings("profile: pss-baseline\npolicies:\n  kyverno/*: 'off'\n");
     assert!(!off.iter().any(|f| f.starts_with("plain")), "{off:?}");
 }
+
+/// Every MutatingPolicy suite of Kyverno's library (`*-mpol`), unchanged:
+/// each resource mutated by the policy alone must be its `patchedResources`
+/// entry, as the Kyverno CLI compares them; the counts are printed.
+#[test]
+fn kyverno_mutating_policy_suites_pass_unchanged() {
+    let corpus = paved_corpus::path("kyverno-policies");
+    let mut categories: Vec<String> = std::fs::read_dir(&corpus)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with("-mpol"))
+        .collect();
+    categories.sort();
+    let (mut passed, mut suites) = (0, 0);
+    for dir in &categories {
+        let (_, stdout, stderr) = paved_test(Path::new("."), &["--format", "json", corpus.join(dir).to_str().unwrap()]);
+        assert!(!stdout.is_empty(), "{stderr}");
+        let doc = support::paved_json(&stdout);
+        let failures: Vec<_> = doc["cases"].as_array().unwrap().iter().filter(|c| c["passed"] == false).collect();
+        assert!(failures.is_empty(), "{dir}: {failures:#?}");
+        passed += doc["passed"].as_u64().unwrap();
+        suites += doc["suites"].as_u64().unwrap_or(0);
+    }
+    eprintln!(
+        "kyverno MutatingPolicy suites ({} categories, {suites} suites): {passed} cases passed",
+        categories.len()
+    );
+    assert!(passed >= 49, "{passed} passed");
+}
+
+/// A patched resource that is not what the policy makes fails its case,
+/// saying what differs; the same case expecting `fail` passes.
+#[test]
+fn a_kyverno_mutating_case_fails_when_the_patched_resource_differs() {
+    let source = paved_corpus::path("kyverno-policies/other-mpol/add-labels");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(source.join("add-labels.yaml"), dir.path().join("add-labels.yaml")).unwrap();
+    let tests = dir.path().join(".kyverno-test");
+    std::fs::create_dir(&tests).unwrap();
+    for f in ["kyverno-test.yaml", "resource.yaml", "patchedResource.yaml", "patchedResource1.yaml"] {
+        std::fs::copy(source.join(".kyverno-test").join(f), tests.join(f)).unwrap();
+    }
+    let patched = std::fs::read_to_string(tests.join("patchedResource.yaml")).unwrap();
+    std::fs::write(tests.join("patchedResource.yaml"), patched.replace("foo: bar", "foo: baz")).unwrap();
+    let (code, stdout, _) = paved_test(dir.path(), &["."]);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(
+        stdout.contains("the patched resource differs from the suite's: replace /metadata/labels/foo \"bar\""),
+        "{stdout}"
+    );
+    let suite = std::fs::read_to_string(tests.join("kyverno-test.yaml")).unwrap();
+    std::fs::write(tests.join("kyverno-test.yaml"), suite.replacen("result: pass", "result: fail", 1)).unwrap();
+    let (code, stdout, _) = paved_test(dir.path(), &["."]);
+    assert_eq!(code, 0, "{stdout}");
+}
