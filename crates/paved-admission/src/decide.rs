@@ -320,8 +320,7 @@ impl Admission {
         if self.foreign.iter().any(|f| f.mutates()) {
             let request = serde_json::to_value(req).unwrap_or_default();
             let old = serde_json::to_value(&req.old_object).unwrap_or_default();
-            for foreign in self.foreign.iter().filter(|f| f.mutates()) {
-                let Some(m) = foreign.mutate(&patched, &old, &request) else { continue };
+            if let Some(m) = self.default.mutate_foreign(&patched, &old, Some(&request)) {
                 for (id, why, refuses) in m.errors {
                     if refuses {
                         out.refused = Some(format!("[{id}] {why}"));
@@ -334,6 +333,22 @@ impl Admission {
                     changed_by_policies = true;
                     out.policies.extend(m.by.into_iter().map(Into::into));
                     patched = m.object;
+                    // What the policies added (a sidecar) gets the defaults
+                    // too, as a reinvocation of this webhook would give it.
+                    let more = {
+                        let changed = paved_core::node::Node::from_json(&patched);
+                        let mut as_changed = req.clone();
+                        as_changed.object = changed;
+                        self.native_defaults(&as_changed, cluster, now)
+                    };
+                    let (_, after, applied) = paved_core::mutate::patch(&patched, &more);
+                    for i in applied {
+                        warnings.push(more[i].announce.clone());
+                        if !out.policies.iter().any(|p| p == more[i].policy) {
+                            out.policies.push(more[i].policy.into());
+                        }
+                    }
+                    patched = after;
                 }
             }
         }

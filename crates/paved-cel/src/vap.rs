@@ -67,6 +67,8 @@ pub struct Policy {
     validations: Vec<String>,
     /// A MutatingAdmissionPolicy: it changes objects, and judges none.
     mutating: bool,
+    /// Its `reinvocationPolicy` is `IfNeeded`.
+    reinvoke: bool,
 }
 
 struct Binding {
@@ -393,6 +395,7 @@ impl Policy {
             reads_namespace_object,
             validations,
             mutating: false,
+            reinvoke: false,
         })
     }
 
@@ -422,15 +425,16 @@ impl Policy {
                 return Err(error("spec.failurePolicy", format!("spec.failurePolicy {other:?} is not Fail or Ignore")));
             }
         };
-        match str_at(spec, "/reinvocationPolicy").unwrap_or("Never") {
-            "Never" | "IfNeeded" => {}
+        let reinvoke = match str_at(spec, "/reinvocationPolicy").unwrap_or("Never") {
+            "Never" => false,
+            "IfNeeded" => true,
             other => {
                 return Err(error(
                     "spec.reinvocationPolicy",
                     format!("spec.reinvocationPolicy {other:?} is not Never or IfNeeded"),
                 ));
             }
-        }
+        };
         let match_constraints = spec.get("matchConstraints").cloned().unwrap_or(Value::Null);
         if match_constraints.get("resourceRules").and_then(Value::as_array).is_none_or(Vec::is_empty) {
             return Err(error(
@@ -457,6 +461,7 @@ impl Policy {
             reads_namespace_object: spec.to_string().contains("namespaceObject"),
             validations: shown,
             mutating: true,
+            reinvoke,
         })
     }
 }
@@ -1081,40 +1086,74 @@ impl Vaps {
             Origin::Manifest => true,
             Origin::Admission => b.at_admission,
         };
-        for binding in self.bindings.iter().filter(|b| b.policy.mutating && runs(b) && which(&b.id)) {
-            let before = out.object.clone();
-            let subject = Subject::of(&before, &request, &known.namespaces);
-            if binding.namespace.as_deref().is_some_and(|ns| subject.namespace != Some(ns)) {
-                continue;
-            }
-            if !binding.selects(&subject, &request) {
-                // Autogen: a Pod policy mutates a controller's pod template as a Pod.
-                let template = if binding.autogen.is_empty() { None } else { crate::kyverno::pod_of_template(&before) };
-                let Some(template) = template.filter(|t| binding.autogen.contains(&t.controller)) else { continue };
-                let mut pod_request = request.clone();
-                pod_request["kind"] = serde_json::json!({"group": "", "version": "v1", "kind": "Pod"});
-                pod_request["resource"] = serde_json::json!({"group": "", "version": "v1", "resource": "pods"});
-                let pod_subject = Subject::of(&template.pod, &pod_request, &known.namespaces);
-                if !binding.selects(&pod_subject, &pod_request) {
-                    continue;
+        let chosen: Vec<&Binding> =
+            self.bindings.iter().filter(|b| b.policy.mutating && runs(b) && which(&b.id)).collect();
+        // `reinvocationPolicy: IfNeeded`: a binding that ran is run once more
+        // when a binding after it changed the object, as the API server does.
+        let mut changes = 0usize;
+        let mut reinvoke = Vec::new();
+        for binding in &chosen {
+            if let Some(changed) = self.invoke(binding, &mut out, old_object, &request, &known, origin) {
+                changes += usize::from(changed);
+                if binding.policy.reinvoke {
+                    reinvoke.push((binding, changes));
                 }
-                let mut as_pod = Mutated { object: template.pod.clone(), ..Mutated::default() };
-                self.mutate_by(binding, &mut as_pod, &Value::Null, &pod_request, &known, origin);
-                out.errors.append(&mut as_pod.errors);
-                if !as_pod.by.is_empty() {
-                    let mut patched = before;
-                    if let Some(slot) = template.path.iter().try_fold(&mut patched, |v, key| v.get_mut(*key)) {
-                        slot["metadata"] = as_pod.object.get("metadata").cloned().unwrap_or(Value::Null);
-                        slot["spec"] = as_pod.object.get("spec").cloned().unwrap_or(Value::Null);
-                    }
-                    out.by.push(binding.id.clone());
-                    out.object = patched;
-                }
-                continue;
             }
-            self.mutate_by(binding, &mut out, old_object, &request, &known, origin);
+        }
+        for (binding, seen) in reinvoke {
+            if changes > seen {
+                self.invoke(binding, &mut out, old_object, &request, &known, origin);
+            }
         }
         out
+    }
+
+    /// One binding on `out.object`, when it selects it (or, by autogen, its
+    /// pod template): whether it changed it; `None` when it does not apply.
+    fn invoke(
+        &self,
+        binding: &Binding,
+        out: &mut Mutated,
+        old_object: &Value,
+        request: &Value,
+        known: &Known,
+        origin: Origin,
+    ) -> Option<bool> {
+        let before = out.object.clone();
+        let subject = Subject::of(&before, request, &known.namespaces);
+        if binding.namespace.as_deref().is_some_and(|ns| subject.namespace != Some(ns)) {
+            return None;
+        }
+        if binding.selects(&subject, request) {
+            self.mutate_by(binding, out, old_object, request, known, origin);
+            return Some(out.object != before);
+        }
+        // Autogen: a Pod policy mutates a controller's pod template as a Pod.
+        let template = if binding.autogen.is_empty() { None } else { crate::kyverno::pod_of_template(&before) };
+        let template = template.filter(|t| binding.autogen.contains(&t.controller))?;
+        let mut pod_request = request.clone();
+        pod_request["kind"] = serde_json::json!({"group": "", "version": "v1", "kind": "Pod"});
+        pod_request["resource"] = serde_json::json!({"group": "", "version": "v1", "resource": "pods"});
+        let pod_subject = Subject::of(&template.pod, &pod_request, &known.namespaces);
+        if !binding.selects(&pod_subject, &pod_request) {
+            return None;
+        }
+        let mut as_pod = Mutated { object: template.pod.clone(), ..Mutated::default() };
+        self.mutate_by(binding, &mut as_pod, &Value::Null, &pod_request, known, origin);
+        out.errors.append(&mut as_pod.errors);
+        if as_pod.by.is_empty() {
+            return Some(false);
+        }
+        let mut patched = before;
+        if let Some(slot) = template.path.iter().try_fold(&mut patched, |v, key| v.get_mut(*key)) {
+            slot["metadata"] = as_pod.object.get("metadata").cloned().unwrap_or(Value::Null);
+            slot["spec"] = as_pod.object.get("spec").cloned().unwrap_or(Value::Null);
+        }
+        if !out.by.contains(&binding.id) {
+            out.by.push(binding.id.clone());
+        }
+        out.object = patched;
+        Some(true)
     }
 
     /// One binding's mutations on `out.object`, which it selected.
@@ -1189,7 +1228,9 @@ impl Vaps {
             // A failed binding changes nothing, as the API server leaves it.
             Some(why) => fail(out, why),
             None if current != out.object => {
-                out.by.push(binding.id.clone());
+                if !out.by.contains(&binding.id) {
+                    out.by.push(binding.id.clone());
+                }
                 out.object = current;
             }
             None => {}
@@ -1332,11 +1373,16 @@ impl Foreign for Vaps {
         Vaps::mutates(self)
     }
 
-    fn mutate(&self, object: &Value, old_object: &Value, request: &Value) -> Option<paved_core::eval::ForeignMutation> {
+    fn mutate(
+        &self,
+        object: &Value,
+        old_object: &Value,
+        request: Option<&Value>,
+    ) -> Option<paved_core::eval::ForeignMutation> {
         if !self.mutates() {
             return None;
         }
-        let Mutated { object, by, errors } = Vaps::mutate(self, object, old_object, Some(request));
+        let Mutated { object, by, errors } = Vaps::mutate(self, object, old_object, request);
         Some(paved_core::eval::ForeignMutation { object, by, errors })
     }
 

@@ -178,3 +178,34 @@ fn what_cannot_be_loaded_names_its_field() {
     assert!(fields[2].contains("spec.mutations[0].jsonPatch.expression"), "{fields:#?}");
     assert!(fields[3].contains("no such MutatingAdmissionPolicy loaded"), "{fields:#?}");
 }
+
+/// `reinvocationPolicy: IfNeeded` runs a policy once more when a policy
+/// after it changed the object; `Never` does not.
+#[test]
+fn a_policy_that_asks_is_reinvoked_after_a_later_change() {
+    for (reinvocation, counted) in [("IfNeeded", "2"), ("Never", "1")] {
+        let vaps = load(&[
+            policy(
+                "v1",
+                "a-count",
+                json!({"matchConstraints": pods(), "reinvocationPolicy": reinvocation,
+                "mutations": [{"patchType": "ApplyConfiguration", "applyConfiguration": {"expression":
+                    "Object{metadata: Object.metadata{annotations: {\"containers\": string(size(object.spec.containers))}}}"}}]}),
+            ),
+            binding("v1", "a-count", json!({"policyName": "a-count"})),
+            policy(
+                "v1",
+                "b-sidecar",
+                json!({"matchConstraints": pods(),
+                "matchConditions": [{"name": "once", "expression": "!object.spec.containers.exists(c, c.name == \"proxy\")"}],
+                "mutations": [{"patchType": "ApplyConfiguration", "applyConfiguration": {"expression":
+                    "Object{spec: Object.spec{containers: [Object.spec.containers{name: \"proxy\", image: \"proxy:1\"}]}}"}}]}),
+            ),
+            binding("v1", "b-sidecar", json!({"policyName": "b-sidecar"})),
+        ]);
+        let out = vaps.mutate(&pod(json!([])), &Value::Null, None);
+        assert!(out.errors.is_empty(), "{:?}", out.errors);
+        assert_eq!(out.object["metadata"]["annotations"]["containers"], counted, "{reinvocation}");
+        assert_eq!(out.object["spec"]["containers"].as_array().unwrap().len(), 2);
+    }
+}

@@ -47,12 +47,12 @@ pub trait Foreign: Send + Sync + std::fmt::Debug {
 
     /// What its mutating policies (MutatingAdmissionPolicies) make of an
     /// object at admission; `None` when it holds none. `request` is the
-    /// AdmissionRequest as JSON.
+    /// AdmissionRequest as JSON; `None` for a manifest, mutated as created.
     fn mutate(
         &self,
         _object: &serde_json::Value,
         _old_object: &serde_json::Value,
-        _request: &serde_json::Value,
+        _request: Option<&serde_json::Value>,
     ) -> Option<ForeignMutation> {
         None
     }
@@ -154,6 +154,27 @@ impl Engine {
     }
 
     /// Whether foreign policies run (then they may want the request, see [`Foreign`]).
+    /// What the foreign mutating policies make of `object` (a manifest, or
+    /// the object of `request` at admission), in order; `None` when none is
+    /// loaded.
+    pub fn mutate_foreign(
+        &self,
+        object: &serde_json::Value,
+        old_object: &serde_json::Value,
+        request: Option<&serde_json::Value>,
+    ) -> Option<ForeignMutation> {
+        let mut mutators = self.foreign.iter().filter(|f| f.mutates()).peekable();
+        mutators.peek()?;
+        let mut out = ForeignMutation { object: object.clone(), ..ForeignMutation::default() };
+        for foreign in mutators {
+            let Some(m) = foreign.mutate(&out.object, old_object, request) else { continue };
+            out.object = m.object;
+            out.by.extend(m.by);
+            out.errors.extend(m.errors);
+        }
+        Some(out)
+    }
+
     pub fn has_foreign(&self) -> bool {
         !self.foreign.is_empty()
     }

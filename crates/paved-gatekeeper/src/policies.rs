@@ -64,17 +64,6 @@ pub struct Policies {
 }
 
 impl Policies {
-    /// Whether any MutatingAdmissionPolicy is loaded.
-    pub fn mutates(&self) -> bool {
-        self.vaps.mutates()
-    }
-
-    /// The MutatingAdmissionPolicies applied to an object (see
-    /// [`paved_cel::vap::Vaps::mutate`]).
-    pub fn mutate(&self, object: &Value, old_object: &Value, request: Option<&Value>) -> paved_cel::vap::Mutated {
-        self.vaps.mutate(object, old_object, request)
-    }
-
     pub fn is_empty(&self) -> bool {
         self.gatekeeper.constraints.is_empty() && self.vaps.is_empty()
     }

@@ -42,13 +42,14 @@ pub struct Defaults<'a> {
     pub enabled: &'a [&'static str],
     pub resources: &'a ResourceDefaults,
     pub now: Timestamp,
-    /// MutatingAdmissionPolicies, applied after the defaults.
-    pub policies: Option<&'a paved_gatekeeper::policies::Policies>,
+    /// The engine whose foreign mutating policies (MutatingAdmissionPolicy,
+    /// Kyverno MutatingPolicy) apply after the defaults.
+    pub engine: Option<&'a Engine>,
 }
 
 impl<'a> Defaults<'a> {
     pub fn of(engine: &'a Engine, resources: &'a ResourceDefaults) -> Defaults<'a> {
-        Defaults { enabled: &engine.policies().defaults, resources, now: Timestamp::now(), policies: None }
+        Defaults { enabled: &engine.policies().defaults, resources, now: Timestamp::now(), engine: Some(engine) }
     }
 }
 
@@ -122,29 +123,38 @@ fn object_ops(object: &Node, prefix: &str, defaults: &Defaults, ops: &mut Vec<Pa
     let Some(kind) = object.get("kind").and_then(Node::as_str) else { return Ok(Vec::new()) };
     let mutations =
         paved_core::mutate::paved_road_defaults(object, kind, defaults.enabled, defaults.resources, defaults.now);
-    let Some(policies) = defaults.policies else {
-        if mutations.is_empty() {
-            return Ok(Vec::new());
-        }
-        let json = serde_json::to_value(object).map_err(|e| e.to_string())?;
-        let (patch, _, applied) = paved_core::mutate::patch(&json, &mutations);
+    let json = serde_json::to_value(object).map_err(|e| e.to_string())?;
+    let (patch, defaulted, applied) = paved_core::mutate::patch(&json, &mutations);
+    let Some(mutated) = defaults.engine.and_then(|e| e.mutate_foreign(&defaulted, &serde_json::Value::Null, None))
+    else {
         ops.extend(prefixed(patch, prefix));
         return Ok(said_of(object, mutations, &applied));
     };
-    let json = serde_json::to_value(object).map_err(|e| e.to_string())?;
-    let (_, defaulted, applied) = paved_core::mutate::patch(&json, &mutations);
-    let mutated = policies.mutate(&defaulted, &serde_json::Value::Null, None);
     if let Some((id, why, _)) = mutated.errors.first() {
         return Err(format!("[{id}] {why}"));
     }
-    // One patch from the object as written to the object as mutated.
-    let patch = paved_core::mutate::diff(&json, &mutated.object);
-    ops.extend(prefixed(patch, prefix));
     let mut said = said_of(object, mutations, &applied);
+    // What the policies added (a sidecar) gets the defaults too, as the
+    // API server's reinvocation of the defaults webhook would give it.
+    let mut result = mutated.object;
+    if !mutated.by.is_empty() {
+        let node = Node::from_json(&result);
+        let again =
+            paved_core::mutate::paved_road_defaults(&node, kind, defaults.enabled, defaults.resources, defaults.now);
+        let (_, after, applied) = paved_core::mutate::patch(&result, &again);
+        said.extend(applied.iter().filter_map(|&i| again.get(i)).map(|m| Said {
+            pos: object.span.start,
+            policy: m.policy.to_owned(),
+            message: m.announce.clone(),
+        }));
+        result = after;
+    }
+    // One patch from the object as written to the object as mutated.
+    ops.extend(prefixed(paved_core::mutate::diff(&json, &result), prefix));
     let name = object.at(&["metadata", "name"]).and_then(Node::as_str).unwrap_or("");
     said.extend(mutated.by.into_iter().map(|id| Said {
         pos: object.span.start,
-        message: format!("the MutatingAdmissionPolicy changed {kind} {name:?}"),
+        message: format!("changed {kind} {name:?}"),
         policy: id,
     }));
     Ok(said)
@@ -338,7 +348,7 @@ mod tests {
         let text = "# team web\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  template:\n    spec:\n      containers:\n      - name: app   # the app\n        image: nginx\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n";
         let all: Vec<&str> = paved_core::mutate::DEFAULTS.iter().map(|(id, _)| *id).collect();
         let resources = ResourceDefaults::default();
-        let defaults = Defaults { enabled: &all, resources: &resources, now: Timestamp::now(), policies: None };
+        let defaults = Defaults { enabled: &all, resources: &resources, now: Timestamp::now(), engine: None };
         let (fixed, said) = fix_text(text, &defaults, &Limits::default()).unwrap();
         assert_eq!(
             fixed,
@@ -363,7 +373,7 @@ mod tests {
         let text = "apiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec:\n  containers:\n  - &app {name: a, image: b}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: b}\nspec:\n  containers: [{name: b, image: b}]\n";
         let all: Vec<&str> = paved_core::mutate::DEFAULTS.iter().map(|(id, _)| *id).collect();
         let resources = ResourceDefaults::default();
-        let defaults = Defaults { enabled: &all, resources: &resources, now: Timestamp::now(), policies: None };
+        let defaults = Defaults { enabled: &all, resources: &resources, now: Timestamp::now(), engine: None };
         let problems = fix_text(text, &defaults, &Limits::default()).unwrap_err();
         assert_eq!(problems.len(), 1, "the second document could be fixed, but the file is not written: {problems:?}");
         assert_eq!(problems[0].pos.line, 1, "{problems:?}");
@@ -386,7 +396,7 @@ mod corpus {
         let resources: ResourceDefaults =
             serde_json::from_value(serde_json::json!({"requests": {"cpu": "100m"}, "limits": {"memory": "256Mi"}}))
                 .unwrap();
-        let defaults = Defaults { enabled: &all, resources: &resources, now: Timestamp::now(), policies: None };
+        let defaults = Defaults { enabled: &all, resources: &resources, now: Timestamp::now(), engine: None };
         let limits = Limits::default();
         let (mut files, mut fixed_files, mut set, mut refused) = (0usize, 0usize, 0usize, Vec::new());
         for corpus in ["pod-security", "gatekeeper-library", "kyverno-policies", "k8s-api", "osv"] {

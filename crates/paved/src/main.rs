@@ -159,19 +159,11 @@ fn run(cli: Cli) -> miette::Result<u8> {
     let engine = Engine::new(&config, global.profile.as_deref(), Mode::Enforce)
         .map_err(|e| miette::miette!(code = "paved::config", "{e}"))?;
     if let Command::Fix(args) = &cli.command {
-        // MutatingAdmissionPolicies apply after the paved road's defaults,
-        // with params from --inventory and from the files fixed.
-        let (mut policies, problems) = foreign_policies(&config, config_path.as_deref(), &global);
-        let mut objects = read_inventory(&global.inventory)?;
-        if policies.mutates() && policies.reads_other_objects() {
-            objects.extend(read_objects(&args.paths));
-        }
-        if !objects.is_empty() {
-            policies.set_inventory(objects);
-        }
-        let mut defaults = fix::Defaults::of(&engine, &config.defaults.resources);
-        defaults.policies = policies.mutates().then_some(&policies);
-        let code = fix::run(args, &defaults)?;
+        // Mutating policies apply after the paved road's defaults, with
+        // params from --inventory and from the files fixed, as in check.
+        let (policies, problems) = foreign_policies(&config, config_path.as_deref(), &global);
+        let engine = with_foreign_policies(engine, policies, &read_inventory(&global.inventory)?, &args.paths);
+        let code = fix::run(args, &fix::Defaults::of(&engine, &config.defaults.resources))?;
         // A policy that could not load is bad configuration; the rest still ran.
         return Ok(if problems.is_empty() { code } else { EXIT_BAD_INPUT });
     }

@@ -216,9 +216,7 @@ fn mutating_admission_policies_are_applied_after_the_defaults() {
         "apiVersion: v1\nkind: Pod\nmetadata:\n  name: myapp\n  labels:\n    app: myapp   # ours\n    mesh.example.com/injected: \"true\"\nspec:\n  initContainers:\n  - name: myapp-initializer\n    image: example/initializer:v1.0.0\n  - name: mesh-proxy\n    args: [proxy, sidecar]\n    image: mesh/proxy:v1.0.0\n    restartPolicy: Always\n  containers:\n  - name: app\n    image: example/app:v1\n"
     );
     assert!(
-        run.stderr.contains(
-            "<stdin>:1:1: [map/sidecar-policy/sidecar-binding] the MutatingAdmissionPolicy changed Pod \"myapp\""
-        ),
+        run.stderr.contains("<stdin>:1:1: [map/sidecar-policy/sidecar-binding] changed Pod \"myapp\""),
         "{}",
         run.stderr
     );
@@ -240,4 +238,23 @@ fn mutating_admission_policies_are_applied_after_the_defaults() {
         "{}",
         failed.stderr
     );
+}
+
+/// A container a policy adds (a sidecar) gets the paved road's defaults
+/// too, as the API server's reinvocation of the defaults webhook gives it.
+#[test]
+fn what_a_policy_adds_gets_the_defaults_too() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("sidecar.yaml"), SIDECAR).unwrap();
+    let pod = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: myapp\n  labels: {app: myapp}\nspec:\n  securityContext:\n    seccompProfile: {type: RuntimeDefault}\n  initContainers: []\n  containers:\n  - name: app\n    image: example/app:v1\n    securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}\n";
+    let run = paved(dir.path(), &["fix", "--policy", "sidecar.yaml", "-"], Some(pod));
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let fixed: serde_json::Value = serde_saphyr::from_str(&run.stdout).unwrap();
+    assert_eq!(
+        fixed["spec"]["initContainers"][0]["securityContext"],
+        serde_json::json!({"allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}}),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stderr.contains("[paved-road/default-no-privilege-escalation] paved set allowPrivilegeEscalation: false on container \"mesh-proxy\""), "{}", run.stderr);
 }
