@@ -804,9 +804,19 @@ impl Vaps {
     /// kinds a ClusterPolicy's rules match, and the controllers autogen
     /// reaches. `None` when one of them may judge any kind.
     pub fn admission_rules(&self) -> Option<Vec<Value>> {
+        self.rules_of(false)
+    }
+
+    /// The same for the mutating policies (MutatingAdmissionPolicy, Kyverno
+    /// MutatingPolicy): what the defaults webhook must also be asked about.
+    pub fn mutating_admission_rules(&self) -> Option<Vec<Value>> {
+        self.rules_of(true)
+    }
+
+    fn rules_of(&self, mutating: bool) -> Option<Vec<Value>> {
         let mut rules = Vec::new();
         let create_update = || serde_json::json!(["CREATE", "UPDATE"]);
-        for binding in self.bindings.iter().filter(|b| b.at_admission && !b.policy.mutating) {
+        for binding in self.bindings.iter().filter(|b| b.at_admission && b.policy.mutating == mutating) {
             match &binding.rule_match {
                 Some(rule) => rules.extend(rule.matched.admission_rules()?),
                 None => {

@@ -118,6 +118,12 @@ impl Policies {
     /// The webhook rules that send the API server's requests for every kind
     /// these policies may judge (their constraints' `match.kinds`, the
     /// VAPs' and Kyverno policies' matches); `None` when one may judge any kind.
+    /// The kinds the mutating policies may change at admission (see
+    /// [`paved_cel::vap::Vaps::mutating_admission_rules`]); `None`: any kind.
+    pub fn mutating_admission_rules(&self) -> Option<Vec<Value>> {
+        self.vaps.mutating_admission_rules()
+    }
+
     pub fn admission_rules(&self) -> Option<Vec<Value>> {
         let mut rules = self.vaps.admission_rules()?;
         for (_, constraint) in &self.gatekeeper.constraints {

@@ -43,6 +43,9 @@ pub struct Install {
     /// Webhook rules for the kinds the configuration's policy files judge,
     /// beside those of the native rules; `None` asks about every kind.
     pub policy_rules: Option<Vec<Value>>,
+    /// The kinds the policy files' mutating policies may change, asked of
+    /// the defaults webhook beside the pods and workloads; `None`: every kind.
+    pub mutating_rules: Option<Vec<Value>>,
     /// `(apiGroup, resource)` the policy files read besides the object
     /// judged (params, Gatekeeper's inventory, Kyverno's `resource.Get`),
     /// which paved must list and watch.
@@ -77,6 +80,8 @@ const NEVER_DELETED: &[&str] = &["default", "kube-system", "kube-public", "kube-
 pub struct FromPolicies {
     /// See [`Install::policy_rules`].
     pub rules: Option<Vec<Value>>,
+    /// See [`Install::mutating_rules`].
+    pub mutating: Option<Vec<Value>>,
     /// See [`Install::policy_reads`].
     pub reads: Vec<(String, String)>,
 }
@@ -105,6 +110,7 @@ pub fn run(
         config: config.clone(),
         certs,
         policy_rules: from_policies.rules.clone(),
+        mutating_rules: from_policies.mutating.clone(),
         policy_reads: from_policies.reads.clone(),
     };
     let generate = || paved_server::certs::generate(&names, args.cert_days).map_err(|e| miette::miette!("{e}"));
@@ -194,6 +200,7 @@ pub fn uninstall(args: &UninstallArgs) -> miette::Result<u8> {
         config: Config::default(),
         certs: placeholder,
         policy_rules: Some(Vec::new()),
+        mutating_rules: Some(Vec::new()),
         policy_reads: Vec::new(),
     };
     let mut objects = in_apply_order(installed.manifests());
@@ -319,13 +326,25 @@ impl Install {
         // written, and the policies webhook judges them so. IfNeeded: a
         // webhook after paved that adds a container has paved called again,
         // and the new container gets the defaults too.
-        let mut defaults = webhook(
-            "defaults.paved.dev",
-            "/mutate",
-            defaulted(),
-            Some(("uncontrolled", UNCONTROLLED.into())),
-            "Ignore",
-        );
+        // Beside the pods and workloads, the kinds the mutating policies
+        // (MutatingAdmissionPolicy, Kyverno MutatingPolicy) may change.
+        let mutated = match &self.mutating_rules {
+            Some(extra) => {
+                let mut rules: Vec<Value> = defaulted().as_array().cloned().unwrap_or_default();
+                rules.extend(extra.iter().map(|r| {
+                    let mut r = r.clone();
+                    r["scope"] = json!("*");
+                    r
+                }));
+                let mut seen = std::collections::HashSet::new();
+                rules.retain(|r| seen.insert(r.to_string()));
+                json!(rules)
+            }
+            None => json!([{"apiGroups": ["*"], "apiVersions": ["*"], "resources": ["*"],
+                            "operations": ["CREATE", "UPDATE"], "scope": "*"}]),
+        };
+        let mut defaults =
+            webhook("defaults.paved.dev", "/mutate", mutated, Some(("uncontrolled", UNCONTROLLED.into())), "Ignore");
         defaults["reinvocationPolicy"] = json!("IfNeeded");
         vec![
             image_analysis_crd(),

@@ -96,7 +96,7 @@ fn run(cli: Cli) -> miette::Result<u8> {
             // The webhook asks about the kinds the policy files judge, and
             // paved may list what they read.
             let from_policies = if config.policy_paths.is_empty() && global.policies.is_empty() {
-                install::FromPolicies { rules: Some(Vec::new()), reads: Vec::new() }
+                install::FromPolicies { rules: Some(Vec::new()), mutating: Some(Vec::new()), reads: Vec::new() }
             } else {
                 let (policies, problems) = foreign_policies(&config, config_path.as_deref(), &global);
                 let synced = policies.synced_kinds();
@@ -109,9 +109,12 @@ fn run(cli: Cli) -> miette::Result<u8> {
                     ));
                 }
                 // A policy that did not load may match anything: every kind.
-                let rules = if problems.is_empty() { policies.admission_rules() } else { None };
+                let (rules, mutating) = match problems.is_empty() {
+                    true => (policies.admission_rules(), policies.mutating_admission_rules()),
+                    false => (None, None),
+                };
                 let reads = synced.iter().map(|k| (k.group.clone(), k.resource())).collect();
-                install::FromPolicies { rules, reads }
+                install::FromPolicies { rules, mutating, reads }
             };
             return install::run(args, config, config_path.as_deref(), from_policies);
         }

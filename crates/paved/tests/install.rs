@@ -710,3 +710,71 @@ spec: {policyName: everything, validationActions: [Warn]}
     .unwrap();
     assert!(rules(&config).iter().any(|(g, r, _)| g == "*" && r == "*"));
 }
+
+/// The defaults webhook is asked about the kinds the policy files' mutating
+/// policies change, beside the pods and workloads, and not the validating
+/// ones'; a policy file that does not load makes it ask about every kind.
+#[test]
+fn the_defaults_webhook_asks_about_the_kinds_the_mutating_policies_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let policies = dir.path().join("policies");
+    std::fs::create_dir(&policies).unwrap();
+    std::fs::write(
+        policies.join("label.yaml"),
+        "apiVersion: admissionregistration.k8s.io/v1
+kind: MutatingAdmissionPolicy
+metadata: {name: label}
+spec:
+  matchConstraints:
+    resourceRules:
+    - {apiGroups: [''], apiVersions: [v1], operations: [CREATE], resources: [configmaps]}
+  mutations:
+  - {patchType: ApplyConfiguration, applyConfiguration: {expression: 'Object{metadata: Object.metadata{labels: {\"a\": \"b\"}}}'}}
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: MutatingAdmissionPolicyBinding
+metadata: {name: label}
+spec: {policyName: label}
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicy
+metadata: {name: quotas}
+spec:
+  matchConstraints:
+    resourceRules:
+    - {apiGroups: [''], apiVersions: [v1], operations: [CREATE], resources: [resourcequotas]}
+  validations: [{expression: 'true'}]
+",
+    )
+    .unwrap();
+    let config = dir.path().join("paved.yaml");
+    std::fs::write(&config, "policy-paths: [policies/]\n").unwrap();
+    let defaults_rules = |config: &Path| {
+        let docs = docs(&install(&["--config", config.to_str().unwrap()]));
+        find(&docs, "MutatingWebhookConfiguration", "paved-defaults")["webhooks"][0]["rules"].clone()
+    };
+    let rules = defaults_rules(&config);
+    let resources: Vec<&str> = rules
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r["resources"].as_array().unwrap())
+        .map(|r| r.as_str().unwrap())
+        .collect();
+    assert!(resources.contains(&"pods") && resources.contains(&"deployments"), "{resources:?}");
+    assert!(resources.contains(&"configmaps"), "the mutating policy's kind: {resources:?}");
+    assert!(!resources.contains(&"resourcequotas") && !resources.contains(&"*"), "{resources:?}");
+    // Policy files that do not load may change anything.
+    std::fs::write(
+        policies.join("broken.yaml"),
+        "apiVersion: admissionregistration.k8s.io/v1\nkind: MutatingAdmissionPolicy\nmetadata: {name: x}\nspec: {}\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_paved"))
+        .args(["install", "--config", config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let printed = String::from_utf8(out.stdout).unwrap();
+    let rules = find(&docs(&printed), "MutatingWebhookConfiguration", "paved-defaults")["webhooks"][0]["rules"].clone();
+    assert_eq!(rules[0]["resources"], serde_json::json!(["*"]), "{rules}");
+}
