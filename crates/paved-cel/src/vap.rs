@@ -350,28 +350,8 @@ impl Policy {
                 "spec.validations or spec.auditAnnotations must have at least one entry".to_owned(),
             ));
         }
-        let validator = Validator::compile_in(spec, &[], "spec", dialect).map_err(|errors| {
-            let field = errors.first().map_or("spec", |e| e.field.as_str());
-            let message = errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
-            VapError { within: errors.first().and_then(|e| e.at), ..error(field, message) }
-        })?;
-        let param_kind = spec
-            .get("paramKind")
-            .map(|p| (str_at(p, "/apiVersion").unwrap_or("").to_owned(), str_at(p, "/kind").unwrap_or("").to_owned()));
-        let ignore_failures = match str_at(spec, "/failurePolicy").unwrap_or("Fail") {
-            "Fail" => false,
-            "Ignore" => true,
-            other => {
-                return Err(error("spec.failurePolicy", format!("spec.failurePolicy {other:?} is not Fail or Ignore")));
-            }
-        };
-        let match_constraints = spec.get("matchConstraints").cloned().unwrap_or(Value::Null);
-        if match_constraints.get("resourceRules").and_then(Value::as_array).is_none_or(Vec::is_empty) {
-            return Err(error(
-                "spec.matchConstraints.resourceRules",
-                "spec.matchConstraints.resourceRules is required".to_owned(),
-            ));
-        }
+        let Compiled { validator, param_kind, ignore_failures, match_constraints } =
+            compile_spec(spec, dialect, &error)?;
         let reads_namespace_object = spec.to_string().contains("namespaceObject");
         let validations = spec
             .get("validations")
@@ -410,21 +390,8 @@ impl Policy {
         if mutations.is_empty() {
             return Err(error("spec.mutations", "spec.mutations must have at least one entry".to_owned()));
         }
-        let validator = Validator::compile_in(spec, &[], "spec", dialect).map_err(|errors| {
-            let field = errors.first().map_or("spec", |e| e.field.as_str());
-            let message = errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
-            VapError { within: errors.first().and_then(|e| e.at), ..error(field, message) }
-        })?;
-        let param_kind = spec
-            .get("paramKind")
-            .map(|p| (str_at(p, "/apiVersion").unwrap_or("").to_owned(), str_at(p, "/kind").unwrap_or("").to_owned()));
-        let ignore_failures = match str_at(spec, "/failurePolicy").unwrap_or("Fail") {
-            "Fail" => false,
-            "Ignore" => true,
-            other => {
-                return Err(error("spec.failurePolicy", format!("spec.failurePolicy {other:?} is not Fail or Ignore")));
-            }
-        };
+        let Compiled { validator, param_kind, ignore_failures, match_constraints } =
+            compile_spec(spec, dialect, &error)?;
         let reinvoke = match str_at(spec, "/reinvocationPolicy").unwrap_or("Never") {
             "Never" => false,
             "IfNeeded" => true,
@@ -435,13 +402,6 @@ impl Policy {
                 ));
             }
         };
-        let match_constraints = spec.get("matchConstraints").cloned().unwrap_or(Value::Null);
-        if match_constraints.get("resourceRules").and_then(Value::as_array).is_none_or(Vec::is_empty) {
-            return Err(error(
-                "spec.matchConstraints.resourceRules",
-                "spec.matchConstraints.resourceRules is required".to_owned(),
-            ));
-        }
         let shown = mutations
             .iter()
             .map(|m| {
@@ -464,6 +424,47 @@ impl Policy {
             reinvoke,
         })
     }
+}
+
+/// What a Validating and a MutatingAdmissionPolicy share, compiled.
+struct Compiled {
+    validator: Validator,
+    param_kind: Option<(String, String)>,
+    ignore_failures: bool,
+    match_constraints: Value,
+}
+
+/// A policy's `spec`: its expressions, `paramKind`, `failurePolicy` and
+/// `matchConstraints` (whose `resourceRules` are required).
+#[allow(clippy::result_large_err)] // load time, as `Policy::from_json`
+fn compile_spec(
+    spec: &Value,
+    dialect: Dialect,
+    error: &impl Fn(&str, String) -> VapError,
+) -> Result<Compiled, VapError> {
+    let validator = Validator::compile_in(spec, &[], "spec", dialect).map_err(|errors| {
+        let field = errors.first().map_or("spec", |e| e.field.as_str());
+        let message = errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
+        VapError { within: errors.first().and_then(|e| e.at), ..error(field, message) }
+    })?;
+    let param_kind = spec
+        .get("paramKind")
+        .map(|p| (str_at(p, "/apiVersion").unwrap_or("").to_owned(), str_at(p, "/kind").unwrap_or("").to_owned()));
+    let ignore_failures = match str_at(spec, "/failurePolicy").unwrap_or("Fail") {
+        "Fail" => false,
+        "Ignore" => true,
+        other => {
+            return Err(error("spec.failurePolicy", format!("spec.failurePolicy {other:?} is not Fail or Ignore")));
+        }
+    };
+    let match_constraints = spec.get("matchConstraints").cloned().unwrap_or(Value::Null);
+    if match_constraints.get("resourceRules").and_then(Value::as_array).is_none_or(Vec::is_empty) {
+        return Err(error(
+            "spec.matchConstraints.resourceRules",
+            "spec.matchConstraints.resourceRules is required".to_owned(),
+        ));
+    }
+    Ok(Compiled { validator, param_kind, ignore_failures, match_constraints })
 }
 
 /// What a binding's `validationActions` make of a failure: the strongest.

@@ -278,19 +278,7 @@ fn judge(
     name: &str,
     asked: &Asked,
 ) -> Result<Verdict, String> {
-    let (namespace, name) = match name.split_once('/') {
-        Some((ns, n)) => (Some(ns), n),
-        None => (None, name),
-    };
-    let object = resources
-        .iter()
-        .find(|r| {
-            let text = |p: &str| r.pointer(p).and_then(Value::as_str);
-            text("/kind") == Some(kind)
-                && text("/metadata/name") == Some(name)
-                && namespace.is_none_or(|ns| text("/metadata/namespace").unwrap_or("default") == ns)
-        })
-        .ok_or_else(|| format!("no {kind} {name:?} among the test's resources"))?;
+    let object = find(resources, kind, name)?;
     // Kyverno names the rules autogen makes `autogen-<rule>` and, for
     // CronJobs, `autogen-cronjob-<rule>`; paved judges them as the rule.
     let rule = rule.map(paved_core::kyverno::written_rule);
@@ -298,11 +286,6 @@ fn judge(
         Some(rule) => format!("kyverno/{policy}/{rule}"),
         None => format!("kyverno/{policy}"),
     };
-    // The Kyverno CLI applies a namespaced resource without a namespace to `default`.
-    let mut object = object.clone();
-    if object.pointer("/metadata/namespace").is_none() && !CLUSTER_SCOPED.contains(&kind) {
-        object["metadata"]["namespace"] = Value::from("default");
-    }
     let verdicts = vaps.verdicts_as(&object, asked.operation.as_deref(), asked.user);
     Ok(verdicts.into_iter().find(|(p, _)| *p == id).map_or(Verdict::Skip, |(_, v)| v))
 }
