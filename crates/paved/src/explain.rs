@@ -24,6 +24,10 @@ pub fn policies(out: &mut dyn Write, engine: &Engine, format: ListFormat) -> std
     });
     let all: Vec<(String, String, String, Option<paved_core::policy::Action>)> = native.chain(foreign).collect();
     let action = |a: &Option<paved_core::policy::Action>| a.map_or("off", |a| a.as_str());
+    // The paved road's defaults, set where a workload says nothing: on in
+    // the paved road unless the configuration turns them off.
+    let defaults: Vec<(&str, &str, bool)> =
+        paved_core::mutate::DEFAULTS.iter().map(|(id, what)| (*id, *what, set.defaults.contains(id))).collect();
     if format == ListFormat::Json {
         let list: Vec<_> = all
             .iter()
@@ -31,9 +35,12 @@ pub fn policies(out: &mut dyn Write, engine: &Engine, format: ListFormat) -> std
                 serde_json::json!({"id": id, "group": group, "title": title, "action": action(a)})
             })
             .collect();
+        let defaults: Vec<_> =
+            defaults.iter().map(|(id, what, on)| serde_json::json!({"id": id, "sets": what, "on": on})).collect();
         serde_json::to_writer_pretty(
             &mut *out,
-            &serde_json::json!({"schemaVersion": crate::report::JSON_SCHEMA_VERSION, "profile": set.profile.to_string(), "policies": list}),
+            &serde_json::json!({"schemaVersion": crate::report::JSON_SCHEMA_VERSION, "profile": set.profile.to_string(),
+                "policies": list, "defaults": defaults}),
         )?;
         return writeln!(out);
     }
@@ -43,7 +50,29 @@ pub fn policies(out: &mut dyn Write, engine: &Engine, format: ListFormat) -> std
     for (id, _, title, a) in &all {
         writeln!(out, "{id:<width$} {:<7} {title}", action(a))?;
     }
+    writeln!(out, "\n{:<width$} {:<7} SETS, WHERE ABSENT (paved fix, and /mutate at admission)", "DEFAULT", "")?;
+    for (id, what, on) in &defaults {
+        writeln!(out, "{id:<width$} {:<7} {what}", if *on { "on" } else { "off" })?;
+    }
     Ok(())
+}
+
+/// A paved road default explained: what it sets, whether it is on, how to
+/// turn it off or opt an object out.
+fn explain_default(out: &mut dyn Write, engine: &Engine, id: &str, what: &str) -> std::io::Result<()> {
+    let set = engine.policies();
+    let on = if set.defaults.contains(&id) { "on" } else { "off" };
+    writeln!(out, "{id} — a default of the paved road")?;
+    writeln!(out, "in {}: {on}", set.profile)?;
+    writeln!(out, "\nWhat it sets\n  {what}, where the workload says nothing; a value you wrote is never changed.")?;
+    writeln!(
+        out,
+        "\nWhere\n  At admission (the defaults webhook, with a warning and the audit annotation defaults-set),\n  in files (paved fix), and in the editor (a quick fix)."
+    )?;
+    writeln!(
+        out,
+        "\nHow to keep another value\n  Write the field explicitly; or turn the default off everywhere with\n  `policies: {{\"{id}\": off}}` in .paved.yaml; or opt one object out:\n    {EXEMPT}: \"{id}\"\n    {EXEMPT_REASON}: \"<why, and a ticket>\"\n  In a cluster only the configured exception authority may add these."
+    )
 }
 
 /// The page documenting every native policy, which the project publishes.
@@ -81,6 +110,9 @@ fn exception_markdown(id: &str) -> String {
 
 /// A policy's documentation; `false` when there is no such policy.
 pub fn explain(out: &mut dyn Write, engine: &Engine, id: &str) -> std::io::Result<bool> {
+    if let Some((id, what)) = paved_core::mutate::DEFAULTS.iter().find(|(d, _)| *d == id) {
+        return explain_default(out, engine, id, what).map(|()| true);
+    }
     let Some(r) = rules::find(id) else {
         return match engine.foreign_policies().into_iter().find(|p| p.id == id) {
             Some(p) => explain_foreign(out, engine, &p).map(|()| true),
@@ -158,6 +190,10 @@ mod tests {
                 out.push_str(&format!("Pod Security Standards check: `{upstream}`.\n\n"));
             }
             out.push_str(&super::markdown_body(r));
+        }
+        out.push_str("\n## paved-road defaults\n\nSet where a workload says nothing (at admission, by `paved fix` and in the editor); a value you wrote is never changed. Turn one off with `policies: {<id>: off}`, or opt an object out with an exemption.\n");
+        for (id, what) in paved_core::mutate::DEFAULTS {
+            out.push_str(&format!("\n<a id=\"{id}\"></a>\n### `{id}`\n\nSets {what}.\n"));
         }
         out
     }

@@ -690,3 +690,28 @@ fn every_schema_is_valid_json_schema_and_versioned_as_the_outputs_are() {
     let run = paved(&["policies", "--format", "json"]);
     assert_eq!(json(&run)["schemaVersion"], 1);
 }
+
+/// The paved road's defaults are listed, on or off, and explained, as the
+/// rules are: a default is in your face, and deliberate to turn off.
+#[test]
+fn policies_lists_the_defaults_and_explain_says_how_to_turn_one_off() {
+    let listed = json(&paved(&["policies", "--format", "json"]));
+    let defaults = listed["defaults"].as_array().unwrap();
+    assert_eq!(defaults.len(), 4, "{listed}");
+    assert!(defaults.iter().all(|d| d["on"] == true), "{defaults:?}");
+    let other = json(&paved(&["policies", "--format", "json", "--profile", "pss-restricted"]));
+    assert!(other["defaults"].as_array().unwrap().iter().all(|d| d["on"] == false), "only the paved road sets them");
+    let text = paved(&["policies"]);
+    assert!(
+        text.stdout.lines().any(|l| l.starts_with("paved-road/default-seccomp") && l.contains(" on ")),
+        "{}",
+        text.stdout
+    );
+    let explained = paved(&["explain", "paved-road/default-drop-capabilities"]);
+    assert_eq!(explained.code, 0, "{}", explained.stderr);
+    assert!(
+        explained.stdout.contains("`policies: {\"paved-road/default-drop-capabilities\": off}`"),
+        "{}",
+        explained.stdout
+    );
+}
