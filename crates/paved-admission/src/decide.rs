@@ -320,7 +320,9 @@ impl Admission {
         if self.foreign.iter().any(|f| f.mutates()) {
             let request = serde_json::to_value(req).unwrap_or_default();
             let old = serde_json::to_value(&req.old_object).unwrap_or_default();
-            if let Some(m) = self.default.mutate_foreign(&patched, &old, Some(&request)) {
+            // The namespace's engine: the configuration's overrides decide which run.
+            let engine = self.engine_for(cluster.labels_of(&req.namespace), &mut Vec::new());
+            if let Some(m) = engine.mutate_foreign(&patched, &old, Some(&request), now) {
                 for (id, why, refuses) in m.errors {
                     if refuses {
                         out.refused = Some(format!("[{id}] {why}"));

@@ -1136,6 +1136,9 @@ impl Vaps {
             return None;
         }
         if binding.selects(&subject, request) {
+            if self.excepted_from_mutation(binding, known, &subject, old_object, request) {
+                return None;
+            }
             self.mutate_by(binding, out, old_object, request, known, origin);
             return Some(out.object != before);
         }
@@ -1146,7 +1149,9 @@ impl Vaps {
         pod_request["kind"] = serde_json::json!({"group": "", "version": "v1", "kind": "Pod"});
         pod_request["resource"] = serde_json::json!({"group": "", "version": "v1", "resource": "pods"});
         let pod_subject = Subject::of(&template.pod, &pod_request, &known.namespaces);
-        if !binding.selects(&pod_subject, &pod_request) {
+        if !binding.selects(&pod_subject, &pod_request)
+            || self.excepted_from_mutation(binding, known, &subject, old_object, request)
+        {
             return None;
         }
         let mut as_pod = Mutated { object: template.pod.clone(), ..Mutated::default() };
@@ -1165,6 +1170,27 @@ impl Vaps {
         }
         out.object = patched;
         Some(true)
+    }
+
+    /// Whether a Kyverno PolicyException lifts a MutatingPolicy for the
+    /// object, judged as for a validation: on the object itself (a
+    /// controller's exception names the controller, not its pods).
+    fn excepted_from_mutation(
+        &self,
+        binding: &Binding,
+        known: &Known,
+        subject: &Subject,
+        old_object: &Value,
+        request: &Value,
+    ) -> bool {
+        let Some((policy, rule)) = &binding.kyverno else { return false };
+        if self.exceptions.is_empty() && known.exceptions.is_empty() {
+            return false;
+        }
+        let r = binding.kyverno_request(subject, request);
+        let activation =
+            Activation::new(subject.object, old_object, request, subject.namespace_object.unwrap_or(&Value::Null));
+        self.exceptions.iter().chain(&known.exceptions).any(|e| e.covers(policy, rule.as_deref(), &r, &activation))
     }
 
     /// One binding's mutations on `out.object`, which it selected.
@@ -1389,11 +1415,12 @@ impl Foreign for Vaps {
         object: &Value,
         old_object: &Value,
         request: Option<&Value>,
+        runs: &dyn Fn(&str) -> bool,
     ) -> Option<paved_core::eval::ForeignMutation> {
         if !self.mutates() {
             return None;
         }
-        let Mutated { object, by, errors } = Vaps::mutate(self, object, old_object, request);
+        let Mutated { object, by, errors } = Vaps::mutate_with(self, object, old_object, request, runs);
         Some(paved_core::eval::ForeignMutation { object, by, errors })
     }
 
@@ -1438,15 +1465,17 @@ impl Foreign for Vaps {
                 }
                 ForeignPolicy {
                     id: b.id.clone(),
-                    origin: match (kyverno, b.rule_match.is_some()) {
-                        (true, true) => "Kyverno ClusterPolicy (validate.cel)",
-                        (true, false) => "Kyverno ValidatingPolicy",
-                        _ if policy.mutating => "MutatingAdmissionPolicy",
-                        _ => "ValidatingAdmissionPolicy",
+                    origin: match (kyverno, b.rule_match.is_some(), policy.mutating) {
+                        (true, true, _) => "Kyverno ClusterPolicy (validate.cel)",
+                        (true, false, true) => "Kyverno MutatingPolicy",
+                        (true, false, false) => "Kyverno ValidatingPolicy",
+                        (false, _, true) => "MutatingAdmissionPolicy",
+                        (false, _, false) => "ValidatingAdmissionPolicy",
                     },
                     title: if kyverno { policy.name.clone() } else { format!("{} (binding {})", policy.name, b.name) },
                     action: b.action,
                     details,
+                    mutates: policy.mutating,
                 }
             })
             .collect()

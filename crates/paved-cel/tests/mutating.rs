@@ -209,3 +209,37 @@ fn a_policy_that_asks_is_reinvoked_after_a_later_change() {
         assert_eq!(out.object["spec"]["containers"].as_array().unwrap().len(), 2);
     }
 }
+
+/// A Kyverno PolicyException lifts a MutatingPolicy for the objects it
+/// selects, as it lifts a validation: a Pod it names is left as it is, and
+/// a Deployment it names keeps its pod template (autogen), while others
+/// are mutated.
+#[test]
+fn a_kyverno_policy_exception_lifts_a_mutating_policy() {
+    let docs = [
+        json!({"apiVersion": "policies.kyverno.io/v1alpha1", "kind": "MutatingPolicy", "metadata": {"name": "add-label"},
+            "spec": {"matchConstraints": pods(), "mutations": [{"patchType": "ApplyConfiguration",
+                "applyConfiguration": {"expression": "Object{metadata: Object.metadata{labels: {\"team\": \"web\"}}}"}}]}}),
+        json!({"apiVersion": "policies.kyverno.io/v1alpha1", "kind": "PolicyException",
+            "metadata": {"name": "legacy", "namespace": "policies"},
+            "spec": {"policyRefs": [{"name": "add-label", "kind": "MutatingPolicy"}],
+                "matchConditions": [{"name": "legacy", "expression": "object.metadata.name.startsWith('legacy-')"}]}}),
+    ];
+    let vaps = load(&docs);
+    let labelled =
+        |object: &Value| vaps.mutate(object, &Value::Null, None).object.pointer("/metadata/labels/team").cloned();
+    let mut legacy = pod(json!([]));
+    legacy["metadata"]["name"] = json!("legacy-app");
+    assert_eq!(labelled(&legacy), None, "excepted");
+    assert_eq!(labelled(&pod(json!([]))), Some(json!("web")));
+    let deployment = |name: &str| {
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "namespace": "default"},
+            "spec": {"selector": {"matchLabels": {"app": "x"}}, "template": {"metadata": {"labels": {"app": "x"}},
+                "spec": {"containers": [{"name": "app", "image": "example/app:v1"}]}}}})
+    };
+    let template_label = |object: &Value| {
+        vaps.mutate(object, &Value::Null, None).object.pointer("/spec/template/metadata/labels/team").cloned()
+    };
+    assert_eq!(template_label(&deployment("legacy-web")), None, "the controller's exception covers its template");
+    assert_eq!(template_label(&deployment("web")), Some(json!("web")), "autogen");
+}

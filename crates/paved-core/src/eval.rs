@@ -48,11 +48,14 @@ pub trait Foreign: Send + Sync + std::fmt::Debug {
     /// What its mutating policies (MutatingAdmissionPolicies) make of an
     /// object at admission; `None` when it holds none. `request` is the
     /// AdmissionRequest as JSON; `None` for a manifest, mutated as created.
+    /// Only the policies whose id `runs` accepts run (the others are off
+    /// in the configuration, or the object is exempt from them).
     fn mutate(
         &self,
         _object: &serde_json::Value,
         _old_object: &serde_json::Value,
         _request: Option<&serde_json::Value>,
+        _runs: &dyn Fn(&str) -> bool,
     ) -> Option<ForeignMutation> {
         None
     }
@@ -81,6 +84,19 @@ pub struct ForeignPolicy {
     pub action: Action,
     /// What it checks, as labelled paragraphs (description, code, match, parameters).
     pub details: Vec<(&'static str, String)>,
+    /// A mutating policy: it changes objects (on or off), it has no action.
+    pub mutates: bool,
+}
+
+impl ForeignPolicy {
+    /// What it does in a policy set: its action, `mutate`, or `off`.
+    pub fn action_in(&self, set: &PolicySet) -> &'static str {
+        match (set.foreign_action(&self.id, self.action), self.mutates) {
+            (None, _) => "off",
+            (Some(_), true) => "mutate",
+            (Some(action), false) => action.as_str(),
+        }
+    }
 }
 
 /// A finding from a [`Foreign`] policy: its own id, action and message.
@@ -153,21 +169,31 @@ impl Engine {
         self.evaluate_request(obj, now, None)
     }
 
-    /// Whether foreign policies run (then they may want the request, see [`Foreign`]).
     /// What the foreign mutating policies make of `object` (a manifest, or
     /// the object of `request` at admission), in order; `None` when none is
-    /// loaded.
+    /// loaded. A policy the configuration turns `off`, or that the object
+    /// is exempt from (its annotations, or its pod template's, valid at
+    /// `now`), does not run: the same two switches as for any policy.
     pub fn mutate_foreign(
         &self,
         object: &serde_json::Value,
         old_object: &serde_json::Value,
         request: Option<&serde_json::Value>,
+        now: Timestamp,
     ) -> Option<ForeignMutation> {
         let mut mutators = self.foreign.iter().filter(|f| f.mutates()).peekable();
         mutators.peek()?;
+        let node = Node::from_json(object);
+        let pod = PodView::of(&node, object.get("kind").and_then(serde_json::Value::as_str).unwrap_or(""));
+        let exemptions = exempt::exemptions_of(&node, pod.as_ref(), now);
+        // The action given is a placeholder: only `off` matters to a mutation.
+        let runs = |id: &str| {
+            self.set.foreign_action(id, Action::Audit).is_some()
+                && !exemptions.iter().any(|e| e.is_valid() && e.covers(id))
+        };
         let mut out = ForeignMutation { object: object.clone(), ..ForeignMutation::default() };
         for foreign in mutators {
-            let Some(m) = foreign.mutate(&out.object, old_object, request) else { continue };
+            let Some(m) = foreign.mutate(&out.object, old_object, request, &runs) else { continue };
             out.object = m.object;
             out.by.extend(m.by);
             out.errors.extend(m.errors);
@@ -175,6 +201,7 @@ impl Engine {
         Some(out)
     }
 
+    /// Whether foreign policies run (then they may want the request, see [`Foreign`]).
     pub fn has_foreign(&self) -> bool {
         !self.foreign.is_empty()
     }

@@ -168,8 +168,9 @@ pub struct PolicySet {
 }
 
 /// Ids of policies loaded from files: Gatekeeper constraints,
-/// ValidatingAdmissionPolicy bindings and Kyverno policies (and rules).
-pub const FOREIGN_PREFIXES: [&str; 3] = ["gatekeeper/", "vap/", "kyverno/"];
+/// Validating and MutatingAdmissionPolicy bindings, and Kyverno policies
+/// (and rules).
+pub const FOREIGN_PREFIXES: [&str; 4] = ["gatekeeper/", "vap/", "map/", "kyverno/"];
 
 impl PolicySet {
     /// Compiles a profile with the configuration's overrides.

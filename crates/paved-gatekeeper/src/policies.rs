@@ -276,6 +276,7 @@ impl Foreign for Gatekeeper {
                     title: t.title.clone().unwrap_or_else(|| t.name.clone()),
                     action: constraint.action,
                     details,
+                    mutates: false,
                 }
             })
             .collect()

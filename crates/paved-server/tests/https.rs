@@ -843,6 +843,14 @@ async fn mutate_runs_mutating_admission_policies_after_the_defaults() {
     assert_eq!(patched["spec"]["securityContext"], json!({"seccompProfile": {"type": "RuntimeDefault"}}));
     let set = answer["auditAnnotations"]["defaults-set"].as_str().unwrap();
     assert!(set.contains("paved-road/default-seccomp") && set.ends_with("map/team/team"), "{set}");
+    // An object exempt from the policy (the grants webhook, after this one,
+    // refuses the annotation from anyone but the exception authority).
+    let mut exempt = review.clone();
+    exempt["request"]["object"]["metadata"]["annotations"] = json!({"paved.dev/exempt": "map/team/team", "paved.dev/exempt-reason": "OPS-3 labelled by the team's operator"});
+    let (_, body) = send(&server, post("/mutate", serde_json::to_vec(&exempt).unwrap())).await;
+    let answer = serde_json::from_slice::<Value>(&body).unwrap()["response"].clone();
+    let set = answer["auditAnnotations"]["defaults-set"].as_str().unwrap();
+    assert!(!set.contains("map/team/team") && set.contains("paved-road/default-seccomp"), "{set}");
     server.stop().await;
     // A policy that fails on the object (an atomic list it may not change).
     let failing = dir.path().join("failing.yaml");

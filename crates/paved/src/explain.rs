@@ -14,16 +14,17 @@ use crate::cli::ListFormat;
 /// leaves them.
 pub fn policies(out: &mut dyn Write, engine: &Engine, format: ListFormat) -> std::io::Result<()> {
     let set = engine.policies();
-    let native =
-        rules::all().map(|r| (r.id.to_owned(), r.group.to_owned(), r.doc.title.to_owned(), set.action_of(r.id)));
+    let native = rules::all().map(|r| {
+        let action = set.action_of(r.id).map_or("off", |a| a.as_str());
+        (r.id.to_owned(), r.group.to_owned(), r.doc.title.to_owned(), action)
+    });
     let foreign = engine.foreign_policies().into_iter().map(|p| {
-        let action = set.foreign_action(&p.id, p.action);
-        // Its group is the first part of its id: `gatekeeper` or `vap`.
+        let action = p.action_in(set);
+        // Its group is the first part of its id: `gatekeeper`, `vap`, `map` or `kyverno`.
         let group = p.id.split('/').next().unwrap_or("").to_owned();
         (p.id, group, p.title, action)
     });
-    let all: Vec<(String, String, String, Option<paved_core::policy::Action>)> = native.chain(foreign).collect();
-    let action = |a: &Option<paved_core::policy::Action>| a.map_or("off", |a| a.as_str());
+    let all: Vec<(String, String, String, &str)> = native.chain(foreign).collect();
     // The paved road's defaults, set where a workload says nothing: on in
     // the paved road unless the configuration turns them off.
     let defaults: Vec<(&str, &str, bool)> =
@@ -31,9 +32,7 @@ pub fn policies(out: &mut dyn Write, engine: &Engine, format: ListFormat) -> std
     if format == ListFormat::Json {
         let list: Vec<_> = all
             .iter()
-            .map(|(id, group, title, a)| {
-                serde_json::json!({"id": id, "group": group, "title": title, "action": action(a)})
-            })
+            .map(|(id, group, title, a)| serde_json::json!({"id": id, "group": group, "title": title, "action": a}))
             .collect();
         let defaults: Vec<_> =
             defaults.iter().map(|(id, what, on)| serde_json::json!({"id": id, "sets": what, "on": on})).collect();
@@ -48,7 +47,7 @@ pub fn policies(out: &mut dyn Write, engine: &Engine, format: ListFormat) -> std
     let width = all.iter().map(|(id, ..)| id.chars().count()).max().unwrap_or(0).max(46);
     writeln!(out, "{:<width$} {:<7} TITLE", "POLICY", "ACTION")?;
     for (id, _, title, a) in &all {
-        writeln!(out, "{id:<width$} {:<7} {title}", action(a))?;
+        writeln!(out, "{id:<width$} {a:<7} {title}")?;
     }
     writeln!(out, "\n{:<width$} {:<7} SETS, WHERE ABSENT (paved fix, and /mutate at admission)", "DEFAULT", "")?;
     for (id, what, on) in &defaults {
@@ -134,14 +133,25 @@ pub fn explain(out: &mut dyn Write, engine: &Engine, id: &str) -> std::io::Resul
 
 fn explain_foreign(out: &mut dyn Write, engine: &Engine, p: &ForeignPolicy) -> std::io::Result<()> {
     let set = engine.policies();
-    let action = set.foreign_action(&p.id, p.action).map_or("off", |a| a.as_str());
+    let action = p.action_in(set);
     writeln!(out, "{} — {}", p.id, p.title)?;
-    writeln!(out, "{}; its own action: {}; action in {}: {action}", p.origin, p.action.as_str(), set.profile)?;
+    if p.mutates {
+        writeln!(out, "{}; in {}: {action}", p.origin, set.profile)?;
+    } else {
+        writeln!(out, "{}; its own action: {}; action in {}: {action}", p.origin, p.action.as_str(), set.profile)?;
+    }
     for (label, text) in &p.details {
         writeln!(out, "\n{label}")?;
         for line in text.lines() {
             writeln!(out, "  {line}")?;
         }
+    }
+    if p.mutates {
+        return writeln!(
+            out,
+            "\nHow to keep an object as written\n  Annotate the object (the workload, not only its pods):\n    {EXEMPT}: \"{id}\"\n    {EXEMPT_REASON}: \"<why, and a ticket>\"\n  In a cluster only the configured exception authority may add these.\n  To turn it off everywhere, set `policies: {{\"{id}\": off}}` in .paved.yaml.",
+            id = p.id
+        );
     }
     how_to_except(out, &p.id)
 }

@@ -125,7 +125,8 @@ fn object_ops(object: &Node, prefix: &str, defaults: &Defaults, ops: &mut Vec<Pa
         paved_core::mutate::paved_road_defaults(object, kind, defaults.enabled, defaults.resources, defaults.now);
     let json = serde_json::to_value(object).map_err(|e| e.to_string())?;
     let (patch, defaulted, applied) = paved_core::mutate::patch(&json, &mutations);
-    let Some(mutated) = defaults.engine.and_then(|e| e.mutate_foreign(&defaulted, &serde_json::Value::Null, None))
+    let Some(mutated) =
+        defaults.engine.and_then(|e| e.mutate_foreign(&defaulted, &serde_json::Value::Null, None, defaults.now))
     else {
         ops.extend(prefixed(patch, prefix));
         return Ok(said_of(object, mutations, &applied));

@@ -258,3 +258,41 @@ fn what_a_policy_adds_gets_the_defaults_too() {
     );
     assert!(run.stderr.contains("[paved-road/default-no-privilege-escalation] paved set allowPrivilegeEscalation: false on container \"mesh-proxy\""), "{}", run.stderr);
 }
+
+/// A loaded mutating policy has the two switches every policy has: `off`
+/// in the configuration, and an exemption on the object; and `paved
+/// check` knows both ids, so neither exemption is reported as unknown.
+#[test]
+fn a_mutating_policy_is_turned_off_or_exempted_as_any_policy_is() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("sidecar.yaml"), SIDECAR).unwrap();
+    let pod = |annotations: &str| {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: myapp\n  labels: {{app: myapp}}\n{annotations}spec:\n  initContainers: []\n  containers:\n  - name: app\n    image: example/app:v1\n"
+        )
+    };
+    let plain = pod("");
+    let run = paved(dir.path(), &["fix", "--policy", "sidecar.yaml", "-"], Some(&plain));
+    assert!(run.stdout.contains("mesh-proxy"), "the policy runs: {}", run.stdout);
+    std::fs::write(dir.path().join("off.yaml"), "policies:\n  map/*: off\n").unwrap();
+    let off = paved(dir.path(), &["fix", "--policy", "sidecar.yaml", "--config", "off.yaml", "-"], Some(&plain));
+    assert_eq!(off.code, 0, "{}", off.stderr);
+    assert!(!off.stdout.contains("mesh-proxy") && off.stdout.contains("RuntimeDefault"), "{}", off.stdout);
+    let listed = paved(dir.path(), &["policies", "--policy", "sidecar.yaml", "--config", "off.yaml"], None);
+    assert!(listed.stdout.lines().any(|l| l.starts_with("map/sidecar-policy/sidecar-binding") && l.contains(" off ")));
+    let on = paved(dir.path(), &["policies", "--policy", "sidecar.yaml"], None);
+    assert!(
+        on.stdout.lines().any(|l| l.starts_with("map/sidecar-policy/sidecar-binding") && l.contains(" mutate ")),
+        "{}",
+        on.stdout
+    );
+    let exempt = pod(
+        "  annotations:\n    paved.dev/exempt: map/sidecar-policy/sidecar-binding, paved-road/default-seccomp\n    paved.dev/exempt-reason: OPS-12 the mesh is injected by the vendor's operator\n",
+    );
+    let run = paved(dir.path(), &["fix", "--policy", "sidecar.yaml", "-"], Some(&exempt));
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(!run.stdout.contains("mesh-proxy") && !run.stdout.contains("RuntimeDefault"), "{}", run.stdout);
+    assert!(run.stdout.contains("allowPrivilegeEscalation: false"), "the other defaults still apply: {}", run.stdout);
+    let checked = paved(dir.path(), &["check", "--policy", "sidecar.yaml", "-"], Some(&exempt));
+    assert!(!checked.stdout.contains("exemption-invalid"), "{}", checked.stdout);
+}

@@ -69,9 +69,14 @@ fn exemption_invalid(cx: &Ctx<'_>, out: &mut Vec<Raw>) {
         // Ids of policies loaded from files are known only to the engine that loads them.
         let native = |p: &&String| !crate::profile::FOREIGN_PREFIXES.iter().any(|f| p.starts_with(f));
         for p in e.patterns.iter().filter(native) {
+            // A paved road default is opted out of as a policy is.
+            let a_default = |id: &str| crate::mutate::DEFAULTS.iter().any(|(d, _)| *d == id);
             let known = match p.strip_suffix("/*") {
-                Some(group) => crate::rules::all().any(|r| r.group == group),
-                None => crate::rules::find(p).is_some(),
+                Some(group) => {
+                    crate::rules::all().any(|r| r.group == group)
+                        || crate::mutate::DEFAULTS.iter().any(|(d, _)| d.split('/').next() == Some(group))
+                }
+                None => crate::rules::find(p).is_some() || a_default(p),
             };
             if !known {
                 out.push(Raw::new(
