@@ -373,9 +373,17 @@ impl Admission {
         // A ReplicaSet or Job a controller makes carries its owner's template,
         // which the owner got (or did not get) at its own admission: a
         // different template would make the deployment controller think the
-        // ReplicaSet is not its, and make another, without end. Pods are
-        // never compared with their template: they get the defaults.
+        // ReplicaSet is not its, and make another, without end.
         if kind != "Pod" && paved_core::object::controller_ref(&req.object).is_some() {
+            return Vec::new();
+        }
+        // A trusted controller's Pod follows its template, as it is judged at
+        // its owner: the owner got the defaults, or was exempt from them (on
+        // the workload, which its pods do not carry), or predates paved, when
+        // pods unlike the running ones would break a scale or a node drain,
+        // said only to a controller. An operator's pods, from no template
+        // paved has seen, get them.
+        if kind == "Pod" && self.made_by_trusted_controller(req).is_some() {
             return Vec::new();
         }
         match req.operation.as_str() {
