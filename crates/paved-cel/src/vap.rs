@@ -507,13 +507,13 @@ impl Vaps {
         let mut bindings = Vec::new();
         let mut vaps = Vaps::default();
         for doc in docs.iter().filter(|d| crate::kyverno::is_validating_policy(d)) {
-            match Self::kyverno_binding(doc) {
+            match Self::kyverno_binding(doc, false) {
                 Ok(binding) => vaps.bindings.push(binding),
                 Err(e) => errors.push(e),
             }
         }
         for doc in docs.iter().filter(|d| crate::kyverno::is_mutating_policy(d)) {
-            match Self::kyverno_mutating_binding(doc) {
+            match Self::kyverno_binding(doc, true) {
                 Ok(binding) => vaps.bindings.push(binding),
                 Err(e) => errors.push(e),
             }
@@ -634,61 +634,37 @@ impl Vaps {
         (vaps, errors)
     }
 
-    /// A Kyverno ValidatingPolicy: the policy, and the binding its own spec
-    /// makes (`validationActions`, autogen, `evaluation`).
+    /// A Kyverno ValidatingPolicy or MutatingPolicy (`mutating`): the
+    /// policy, and the binding its own spec makes (`validationActions`,
+    /// autogen, `evaluation`); a MutatingPolicy is a MutatingAdmissionPolicy
+    /// with Kyverno's libraries.
     #[allow(clippy::result_large_err)] // load time, as `Policy::from_json`
-    fn kyverno_binding(doc: &Value) -> Result<Binding, VapError> {
-        let policy = Policy::from_json_in(doc, Dialect::Kyverno)?;
-        let kind = str_at(doc, "/kind").unwrap_or("ValidatingPolicy");
+    fn kyverno_binding(doc: &Value, mutating: bool) -> Result<Binding, VapError> {
+        let (policy, default_kind) = match mutating {
+            true => (Policy::from_mutating_json(doc, Dialect::Kyverno)?, "MutatingPolicy"),
+            false => (Policy::from_json_in(doc, Dialect::Kyverno)?, "ValidatingPolicy"),
+        };
+        let kind = str_at(doc, "/kind").unwrap_or(default_kind);
         let name = policy.name.clone();
         let error = VapError::of(kind, &name);
         let spec = doc.get("spec").unwrap_or(&Value::Null);
         if policy.param_kind.is_some() {
             return Err(error("spec.paramKind", "a Kyverno policy takes no params".to_owned()));
         }
-        let action = action_of(doc).map_err(|message| error("spec.validationActions", message))?;
+        // A mutation has no action; Audit is what it is listed with nowhere.
+        let action = match mutating {
+            true => Action::Audit,
+            false => action_of(doc).map_err(|message| error("spec.validationActions", message))?,
+        };
         let autogen = crate::kyverno::autogen_controllers(spec).map_err(|message| error("spec.autogen", message))?;
-        let at_admission = crate::kyverno::at_admission(spec);
-        let namespace = (kind == "NamespacedValidatingPolicy")
-            .then(|| str_at(doc, "/metadata/namespace").unwrap_or("default").to_owned());
+        let namespace =
+            kind.starts_with("Namespaced").then(|| str_at(doc, "/metadata/namespace").unwrap_or("default").to_owned());
         Ok(Binding {
             id: format!("kyverno/{name}"),
             name: name.clone(),
             policy: Arc::new(policy),
             match_resources: Value::Null,
             action,
-            param_ref: None,
-            autogen,
-            namespace,
-            rule_match: None,
-            kyverno: Some((name.clone(), None)),
-            at_admission,
-            in_background: crate::kyverno::in_background(spec),
-        })
-    }
-
-    /// A Kyverno MutatingPolicy: the policy and the binding its own spec
-    /// makes (autogen, `evaluation`), as a MutatingAdmissionPolicy with
-    /// Kyverno's libraries.
-    #[allow(clippy::result_large_err)] // load time, as `Policy::from_json`
-    fn kyverno_mutating_binding(doc: &Value) -> Result<Binding, VapError> {
-        let policy = Policy::from_mutating_json(doc, Dialect::Kyverno)?;
-        let kind = str_at(doc, "/kind").unwrap_or("MutatingPolicy");
-        let name = policy.name.clone();
-        let error = VapError::of(kind, &name);
-        let spec = doc.get("spec").unwrap_or(&Value::Null);
-        if policy.param_kind.is_some() {
-            return Err(error("spec.paramKind", "a Kyverno policy takes no params".to_owned()));
-        }
-        let autogen = crate::kyverno::autogen_controllers(spec).map_err(|message| error("spec.autogen", message))?;
-        let namespace = (kind == "NamespacedMutatingPolicy")
-            .then(|| str_at(doc, "/metadata/namespace").unwrap_or("default").to_owned());
-        Ok(Binding {
-            id: format!("kyverno/{name}"),
-            name: name.clone(),
-            policy: Arc::new(policy),
-            match_resources: Value::Null,
-            action: Action::Audit,
             param_ref: None,
             autogen,
             namespace,
