@@ -296,11 +296,26 @@ pub fn paved_road_defaults(
     }
     let Some(pod) = PodView::of(obj, kind) else { return Vec::new() };
     let exemptions = exemptions_of(obj, Some(&pod), now);
-    let on = |id: &str| enabled.contains(&id) && !exempted(&exemptions, id);
+    // The API server refuses seccompProfile, allowPrivilegeEscalation and
+    // capabilities on a pod whose spec.os.name is windows, and they mean
+    // nothing on a Windows node: only resources are set there.
+    let windows = pod.is_windows()
+        || pod.spec.at(&["nodeSelector", "kubernetes.io/os"]).and_then(Node::as_str) == Some("windows");
+    let on = |id: &str| enabled.contains(&id) && !exempted(&exemptions, id) && (!windows || id == DEFAULTS[3].0);
     let mut out = Vec::new();
     let template: Vec<Seg> = pod.template.iter().map(|k| Seg::Key((*k).into())).collect();
     let pod_path = |keys: &[&'static str]| FieldPath(template.clone()).key("spec").keys(keys);
-    if on(DEFAULTS[1].0) && pod.spec.at(&["securityContext", "seccompProfile"]).is_none_or(Node::is_null) {
+    // The pod's seccomp written the old way, in an annotation, is a choice
+    // too (and the API server refuses a field that disagrees with it).
+    let seccomp_annotated = pod
+        .meta
+        .and_then(|m| m.get("annotations"))
+        .and_then(|a| a.get("seccomp.security.alpha.kubernetes.io/pod"))
+        .is_some();
+    if on(DEFAULTS[1].0)
+        && !seccomp_annotated
+        && pod.spec.at(&["securityContext", "seccompProfile"]).is_none_or(Node::is_null)
+    {
         out.push(Mutation {
             policy: DEFAULTS[1].0,
             change: Change::SetIfAbsent {
@@ -600,5 +615,30 @@ mod tests {
         let ids: Vec<&str> =
             paved_road_defaults(&exempt_node, "Pod", &all, &resources, now).iter().map(|m| m.policy).collect();
         assert!(!ids.contains(&"paved-road/default-seccomp") && ids.contains(&"paved-road/default-drop-capabilities"));
+    }
+
+    /// Nothing the API server would refuse: on a Windows pod (spec.os.name,
+    /// or a Deployment's template bound to Windows nodes) only resources;
+    /// beside the old seccomp annotation, no seccomp field.
+    #[test]
+    fn the_paved_road_sets_nothing_the_api_server_refuses() {
+        let resources: ResourceDefaults = serde_json::from_value(json!({"requests": {"memory": "64Mi"}})).unwrap();
+        let all: Vec<&str> = DEFAULTS.iter().map(|(id, _)| *id).collect();
+        let now = "2026-12-01T00:00:00Z".parse().unwrap();
+        let ids = |obj: &Value, kind: &str| -> Vec<&'static str> {
+            let node = Node::from_json(obj);
+            paved_road_defaults(&node, kind, &all, &resources, now).iter().map(|m| m.policy).collect()
+        };
+        let mut windows = pod(json!([{"name": "iis", "image": "mcr.microsoft.com/windows/servercore/iis"}]));
+        windows["spec"]["os"] = json!({"name": "windows"});
+        assert_eq!(ids(&windows, "Pod"), ["paved-road/default-resources"]);
+        let deployment = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "iis"},
+            "spec": {"template": {"spec": {"nodeSelector": {"kubernetes.io/os": "windows"},
+                "containers": [{"name": "iis", "image": "iis"}]}}}});
+        assert_eq!(ids(&deployment, "Deployment"), ["paved-road/default-resources"]);
+        let mut linux = pod(json!([{"name": "app", "image": "x"}]));
+        assert_eq!(ids(&linux, "Pod").len(), 4);
+        linux["metadata"]["annotations"] = json!({"seccomp.security.alpha.kubernetes.io/pod": "unconfined"});
+        assert!(!ids(&linux, "Pod").contains(&"paved-road/default-seccomp"));
     }
 }
