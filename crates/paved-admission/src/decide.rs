@@ -388,11 +388,14 @@ impl Admission {
         }
         match req.operation.as_str() {
             "CREATE" => {}
-            // Never a running Pod (its spec cannot change), and a workload
-            // only when its pod template changed: a rollout happens anyway,
-            // where defaults added on a scale or a relabel would restart
-            // every pod of a workload made before paved.
-            "UPDATE" if kind != "Pod" && req.object.at(template) != req.old_object.at(template) => {}
+            // Never a running Pod (its spec cannot change), nor a Job (its
+            // template is immutable but for a suspended Job's scheduling
+            // directives, which a queue such as Kueue changes: defaults
+            // there would have the API server refuse the queue's update),
+            // and a workload only when its pod template changed: a rollout
+            // happens anyway, where defaults added on a scale or a relabel
+            // would restart every pod of a workload made before paved.
+            "UPDATE" if kind != "Pod" && kind != "Job" && req.object.at(template) != req.old_object.at(template) => {}
             _ => return Vec::new(),
         }
         // The namespace's engine (cached per labels) knows which defaults are on.

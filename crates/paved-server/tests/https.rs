@@ -790,6 +790,19 @@ async fn mutate_follows_the_controllers_without_a_loop_or_a_restart() {
     assert!(patched(scaled).await.is_none(), "a scale restarts no pod");
     let rolled = review("Deployment", "UPDATE", deployment(2, "nginx:1.28"), deployment(2, "nginx:1.27"));
     assert!(patched(rolled).await.is_some(), "a new template rolls out anyway");
+    // A Job's template is immutable but for the scheduling directives of a
+    // suspended Job, which a queue (Kueue) changes before resuming it:
+    // defaults there would have the API server refuse the queue's update.
+    let job = |selector: Value| {
+        let mut t = template.clone();
+        t["spec"]["nodeSelector"] = selector;
+        t["spec"]["restartPolicy"] = json!("Never");
+        json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "train", "namespace": "shop"},
+               "spec": {"suspend": true, "template": t}})
+    };
+    let mut queued = review("Job", "UPDATE", job(json!({"pool": "gpu"})), job(json!({})));
+    queued["request"]["userInfo"]["username"] = json!("system:serviceaccount:kueue-system:kueue-controller-manager");
+    assert!(patched(queued).await.is_none(), "a Job's update is left as it is");
     // While paved's caches have not synced, an HTTP error: the API server
     // ignores it (failurePolicy: Ignore) and the object goes on unchanged.
     server.shared.synced.store(false, Ordering::Release);
@@ -799,17 +812,17 @@ async fn mutate_follows_the_controllers_without_a_loop_or_a_restart() {
     )
     .await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-    // What an operator sees: three patched, three unchanged, one not answered.
+    // What an operator sees: three patched, four unchanged, one not answered.
     let metrics = server.shared.metrics.encode();
     for line in [
         "paved_mutation_requests_total{result=\"patched\"} 3",
-        "paved_mutation_requests_total{result=\"unchanged\"} 3",
+        "paved_mutation_requests_total{result=\"unchanged\"} 4",
         "paved_mutation_requests_total{result=\"not-synced\"} 1",
         "paved_defaults_set_total{policy=\"paved-road/default-seccomp\"} 3",
     ] {
         assert!(metrics.lines().any(|l| l == line), "no {line} in\n{metrics}");
     }
-    assert!(metrics.contains("paved_mutation_duration_seconds_count 6"), "{metrics}");
+    assert!(metrics.contains("paved_mutation_duration_seconds_count 7"), "{metrics}");
     server.stop().await;
 }
 

@@ -456,7 +456,10 @@ fn defaulted() -> Value {
         rule("", &["pods"], &["CREATE"]),
         rule("", &["replicationcontrollers", "podtemplates"], &["CREATE", "UPDATE"]),
         rule("apps", &["deployments", "statefulsets", "daemonsets", "replicasets"], &["CREATE", "UPDATE"]),
-        rule("batch", &["jobs", "cronjobs"], &["CREATE", "UPDATE"]),
+        // A Job's template is immutable (but for what a queue changes in a
+        // suspended one, which /mutate leaves alone): asked on create only.
+        rule("batch", &["jobs"], &["CREATE"]),
+        rule("batch", &["cronjobs"], &["CREATE", "UPDATE"]),
     ])
 }
 
