@@ -41,6 +41,9 @@ pub enum SetupError {
 }
 
 /// The configuration compiled for admission. Cheap to share; replaced whole on reload.
+/// The annotation the kubelet puts on the mirror of a static pod.
+const MIRROR_POD: &str = "kubernetes.io/config.mirror";
+
 pub struct Admission {
     config: Config,
     default_profile: Option<String>,
@@ -384,6 +387,12 @@ impl Admission {
         // said only to a controller. An operator's pods, from no template
         // paved has seen, get them.
         if kind == "Pod" && self.made_by_trusted_controller(req).is_some() {
+            return Vec::new();
+        }
+        // A mirror pod only shows a static pod the kubelet runs from a file
+        // on the node: defaults on it would change what the API says runs,
+        // not what runs.
+        if kind == "Pod" && req.object.at(&["metadata", "annotations", MIRROR_POD]).is_some() {
             return Vec::new();
         }
         match req.operation.as_str() {

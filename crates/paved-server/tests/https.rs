@@ -786,6 +786,15 @@ async fn mutate_follows_the_controllers_without_a_loop_or_a_restart() {
     let mut by_operator = review("Pod", "CREATE", pod, Value::Null);
     by_operator["request"]["userInfo"]["username"] = json!("system:serviceaccount:ops:db-operator");
     assert!(patched(by_operator).await.is_some(), "an operator's pods get them");
+    // The kubelet's mirror of a static pod: what runs is the node's file.
+    let mirror = json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "etcd-node-1", "namespace": "shop",
+            "annotations": {"kubernetes.io/config.mirror": "0f1e2d", "kubernetes.io/config.source": "file"},
+            "ownerReferences": [{"apiVersion": "v1", "kind": "Node", "name": "node-1", "uid": "n", "controller": true}]},
+        "spec": template["spec"]});
+    let mut mirrored = review("Pod", "CREATE", mirror, Value::Null);
+    mirrored["request"]["userInfo"]["username"] = json!("system:node:node-1");
+    assert!(patched(mirrored).await.is_none(), "a mirror pod is left as the kubelet wrote it");
     let scaled = review("Deployment", "UPDATE", deployment(5, "nginx:1.27"), deployment(2, "nginx:1.27"));
     assert!(patched(scaled).await.is_none(), "a scale restarts no pod");
     let rolled = review("Deployment", "UPDATE", deployment(2, "nginx:1.28"), deployment(2, "nginx:1.27"));
@@ -812,17 +821,17 @@ async fn mutate_follows_the_controllers_without_a_loop_or_a_restart() {
     )
     .await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-    // What an operator sees: three patched, four unchanged, one not answered.
+    // What an operator sees: three patched, five unchanged, one not answered.
     let metrics = server.shared.metrics.encode();
     for line in [
         "paved_mutation_requests_total{result=\"patched\"} 3",
-        "paved_mutation_requests_total{result=\"unchanged\"} 4",
+        "paved_mutation_requests_total{result=\"unchanged\"} 5",
         "paved_mutation_requests_total{result=\"not-synced\"} 1",
         "paved_defaults_set_total{policy=\"paved-road/default-seccomp\"} 3",
     ] {
         assert!(metrics.lines().any(|l| l == line), "no {line} in\n{metrics}");
     }
-    assert!(metrics.contains("paved_mutation_duration_seconds_count 7"), "{metrics}");
+    assert!(metrics.contains("paved_mutation_duration_seconds_count 8"), "{metrics}");
     server.stop().await;
 }
 
