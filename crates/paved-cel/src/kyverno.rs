@@ -421,6 +421,9 @@ pub struct Exception {
     pub name: String,
     /// Policy names and, for ClusterPolicies, rule names (none: every rule).
     refs: Vec<(String, Vec<String>)>,
+    /// `policyRefs[].kind`, where written, by policy name: a ref names a
+    /// ValidatingPolicy or a MutatingPolicy, not both.
+    ref_kinds: Vec<(String, String)>,
     matched: Option<RuleMatch>,
     conditions: Option<crate::Validator>,
 }
@@ -444,8 +447,15 @@ impl Exception {
             if matched.is_empty() {
                 return Err("spec.match selects nothing".to_owned());
             }
-            return Ok(Exception { name, refs, matched: Some(matched), conditions: None });
+            return Ok(Exception { name, refs, ref_kinds: Vec::new(), matched: Some(matched), conditions: None });
         }
+        let ref_kinds = spec
+            .get("policyRefs")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|r| Some((r.get("name")?.as_str()?.to_owned(), r.get("kind")?.as_str()?.to_owned())))
+            .collect();
         if refs.is_empty() {
             return Err("spec.policyRefs or spec.exceptions must name a policy".to_owned());
         }
@@ -458,16 +468,25 @@ impl Exception {
             }
             None => None,
         };
-        Ok(Exception { name, refs, matched: None, conditions })
+        Ok(Exception { name, refs, ref_kinds, matched: None, conditions })
     }
 
-    /// Whether it lifts `policy` (and `rule`) for the request and object.
-    pub fn covers(&self, policy: &str, rule: Option<&str>, request: &Request, activation: &crate::Activation) -> bool {
+    /// Whether it lifts `policy` (of `kind`, and `rule`) for the request and object.
+    pub fn covers(
+        &self,
+        (policy, kind): (&str, &str),
+        rule: Option<&str>,
+        request: &Request,
+        activation: &crate::Activation,
+    ) -> bool {
         let named = self
             .refs
             .iter()
             .any(|(p, rules)| p == policy && (rules.is_empty() || rule.is_some_and(|r| rules.iter().any(|x| x == r))));
+        let mut kinds = self.ref_kinds.iter().filter(|(p, _)| p == policy).peekable();
+        let of_kind = kinds.peek().is_none() || kinds.any(|(_, k)| k == kind);
         named
+            && of_kind
             && self.matched.as_ref().is_none_or(|m| m.selects(request))
             && self.conditions.as_ref().is_none_or(|c| c.evaluate(activation, &crate::Params::none()).matched)
     }

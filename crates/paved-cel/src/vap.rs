@@ -978,7 +978,7 @@ impl Vaps {
         let (Verdict::Fail(messages), Some((policy, rule))) = (&verdict, &binding.kyverno) else { return verdict };
         let r = binding.kyverno_request(subject, request);
         let mut exceptions = self.exceptions.iter().chain(&known.exceptions);
-        match exceptions.find(|e| e.covers(policy, rule.as_deref(), &r, activation)) {
+        match exceptions.find(|e| e.covers((policy, binding.kyverno_kind()), rule.as_deref(), &r, activation)) {
             Some(e) => Verdict::Excepted(e.name.clone(), messages.clone()),
             None => verdict,
         }
@@ -1166,7 +1166,10 @@ impl Vaps {
         let r = binding.kyverno_request(subject, request);
         let activation =
             Activation::new(subject.object, old_object, request, subject.namespace_object.unwrap_or(&Value::Null));
-        self.exceptions.iter().chain(&known.exceptions).any(|e| e.covers(policy, rule.as_deref(), &r, &activation))
+        self.exceptions
+            .iter()
+            .chain(&known.exceptions)
+            .any(|e| e.covers((policy, binding.kyverno_kind()), rule.as_deref(), &r, &activation))
     }
 
     /// One binding's mutations on `out.object`, which it selected.
@@ -1264,6 +1267,19 @@ fn json_patch_of(object: &Value, ops: &Value) -> Result<Value, String> {
 }
 
 impl Binding {
+    /// The kind of the Kyverno policy it comes from, as a PolicyException's
+    /// `policyRefs[].kind` names it.
+    fn kyverno_kind(&self) -> &'static str {
+        match (self.rule_match.is_some(), self.namespace.is_some(), self.policy.mutating) {
+            (true, true, _) => "Policy",
+            (true, false, _) => "ClusterPolicy",
+            (false, true, true) => "NamespacedMutatingPolicy",
+            (false, false, true) => "MutatingPolicy",
+            (false, true, false) => "NamespacedValidatingPolicy",
+            (false, false, false) => "ValidatingPolicy",
+        }
+    }
+
     /// Whether it selects the request: a ClusterPolicy rule by its
     /// `match` and `exclude`, any other by `matchConstraints` and the
     /// binding's `matchResources`.

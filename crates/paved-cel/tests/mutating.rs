@@ -224,6 +224,11 @@ fn a_kyverno_policy_exception_lifts_a_mutating_policy() {
             "metadata": {"name": "legacy", "namespace": "policies"},
             "spec": {"policyRefs": [{"name": "add-label", "kind": "MutatingPolicy"}],
                 "matchConditions": [{"name": "legacy", "expression": "object.metadata.name.startsWith('legacy-')"}]}}),
+        // A ref to a ValidatingPolicy of the same name lifts no mutation.
+        json!({"apiVersion": "policies.kyverno.io/v1alpha1", "kind": "PolicyException",
+            "metadata": {"name": "other-kind", "namespace": "policies"},
+            "spec": {"policyRefs": [{"name": "add-label", "kind": "ValidatingPolicy"}],
+                "matchConditions": [{"name": "all", "expression": "true"}]}}),
     ];
     let vaps = load(&docs);
     let labelled =
