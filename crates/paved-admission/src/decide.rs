@@ -302,10 +302,16 @@ impl Admission {
         {
             return out;
         }
+        let mutations = self.native_defaults(req, cluster, now);
+        let policies_mutate = self.foreign.iter().any(|f| f.mutates());
+        // Most requests (a controller's pods, objects already defaulted)
+        // need nothing: decided before the object is converted to JSON.
+        if mutations.is_empty() && !policies_mutate {
+            return out;
+        }
         let Ok(object) = serde_json::to_value(&req.object) else { return out };
         let mut warnings = Vec::new();
         let (mut patch, mut patched) = (Vec::new(), object.clone());
-        let mutations = self.native_defaults(req, cluster, now);
         if !mutations.is_empty() {
             let (ops, after, applied) = paved_core::mutate::patch(&object, &mutations);
             (patch, patched) = (ops, after);
@@ -320,7 +326,7 @@ impl Admission {
         // MutatingAdmissionPolicies after the defaults, as the API server
         // runs them on what the webhooks before left.
         let mut changed_by_policies = false;
-        if self.foreign.iter().any(|f| f.mutates()) {
+        if policies_mutate {
             let request = serde_json::to_value(req).unwrap_or_default();
             let old = serde_json::to_value(&req.old_object).unwrap_or_default();
             // The namespace's engine: the configuration's overrides decide which run.
