@@ -40,10 +40,10 @@ pub enum SetupError {
     Protect(#[from] ProtectError),
 }
 
-/// The configuration compiled for admission. Cheap to share; replaced whole on reload.
 /// The annotation the kubelet puts on the mirror of a static pod.
 const MIRROR_POD: &str = "kubernetes.io/config.mirror";
 
+/// The configuration compiled for admission. Cheap to share; replaced whole on reload.
 pub struct Admission {
     config: Config,
     default_profile: Option<String>,
