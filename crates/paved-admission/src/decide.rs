@@ -84,7 +84,7 @@ pub struct Mutated {
     pub warnings: Vec<String>,
     /// The defaults, and the MutatingAdmissionPolicy bindings, that set
     /// something, for the audit annotation.
-    pub policies: Vec<std::borrow::Cow<'static, str>>,
+    pub policies: Vec<Cow<'static, str>>,
     /// Why the request is refused: a MutatingAdmissionPolicy whose
     /// failurePolicy is Fail could not mutate it, as the API server refuses.
     pub refused: Option<String>,
@@ -289,11 +289,11 @@ impl Admission {
         &self.protection
     }
 
-    /// The paved road's defaults for a request (`/mutate`): the patch, and a
-    /// warning for each default set. Nothing for excluded namespaces,
-    /// subresources, deletes, or a Pod's updates (the API server refuses
-    /// most changes to a running pod's spec); the namespace's profile
-    /// decides, as it does for policies.
+    /// What `/mutate` answers a request: the paved road's defaults (where
+    /// [`Admission::sets_defaults`] allows them; the namespace's profile
+    /// decides which), then the loaded mutating policies, as one patch, and
+    /// a warning for each default set. Nothing for excluded namespaces,
+    /// subresources or deletes.
     pub fn mutate(&self, req: &AdmissionRequest, cluster: &ClusterState, now: Timestamp) -> Mutated {
         let mut out = Mutated::default();
         if (!req.namespace.is_empty() && self.is_excluded(&req.namespace))
@@ -302,89 +302,58 @@ impl Admission {
         {
             return out;
         }
-        let mutations = self.native_defaults(req, cluster, now);
+        let defaults = self.sets_defaults(req);
         let policies_mutate = self.foreign.iter().any(|f| f.mutates());
-        // Most requests (a controller's pods, objects already defaulted)
-        // need nothing: decided before the object is converted to JSON.
-        if mutations.is_empty() && !policies_mutate {
+        if !defaults && !policies_mutate {
             return out;
         }
-        let Ok(object) = serde_json::to_value(&req.object) else { return out };
-        let mut warnings = Vec::new();
-        let (mut patch, mut patched) = (Vec::new(), object.clone());
-        if !mutations.is_empty() {
-            let (ops, after, applied) = paved_core::mutate::patch(&object, &mutations);
-            (patch, patched) = (ops, after);
-            for i in applied {
-                let m = &mutations[i];
-                if !out.policies.iter().any(|p| p == m.policy) {
-                    out.policies.push(m.policy.into());
-                }
-                warnings.push(m.announce.clone());
-            }
+        // The policies read the request (and its old object) as JSON.
+        let request =
+            if policies_mutate { serde_json::to_value(req).unwrap_or_default() } else { serde_json::Value::Null };
+        let old = request.get("oldObject").unwrap_or(&serde_json::Value::Null);
+        let engine = self.engine_for(cluster.labels_of(&req.namespace), &mut Vec::new());
+        let resources = defaults.then_some(&self.config.defaults.resources);
+        let mutations =
+            engine.mutate(&req.object, &req.kind.kind, resources, old, policies_mutate.then_some(&request), now);
+        if let Some((id, why, _)) = mutations.errors.iter().find(|(_, _, refuses)| *refuses) {
+            out.refused = Some(format!("[{id}] {why}"));
+            return out;
         }
-        // MutatingAdmissionPolicies after the defaults, as the API server
-        // runs them on what the webhooks before left.
-        let mut changed_by_policies = false;
-        if policies_mutate {
-            let request = serde_json::to_value(req).unwrap_or_default();
-            let old = serde_json::to_value(&req.old_object).unwrap_or_default();
-            // The namespace's engine: the configuration's overrides decide which run.
-            let engine = self.engine_for(cluster.labels_of(&req.namespace), &mut Vec::new());
-            if let Some(m) = engine.mutate_foreign(&patched, &old, Some(&request), now) {
-                for (id, why, refuses) in m.errors {
-                    if refuses {
-                        out.refused = Some(format!("[{id}] {why}"));
-                        out.patch.clear();
-                        return out;
-                    }
-                    warnings.push(format!("[{id}] could not mutate it (failurePolicy Ignore): {why}"));
-                }
-                if !m.by.is_empty() {
-                    changed_by_policies = true;
-                    out.policies.extend(m.by.into_iter().map(Into::into));
-                    patched = m.object;
-                    // What the policies added (a sidecar) gets the defaults
-                    // too, as a reinvocation of this webhook would give it.
-                    let more = {
-                        let changed = paved_core::node::Node::from_json(&patched);
-                        let mut as_changed = req.clone();
-                        as_changed.object = changed;
-                        self.native_defaults(&as_changed, cluster, now)
-                    };
-                    let (_, after, applied) = paved_core::mutate::patch(&patched, &more);
-                    for i in applied {
-                        warnings.push(more[i].announce.clone());
-                        if !out.policies.iter().any(|p| p == more[i].policy) {
-                            out.policies.push(more[i].policy.into());
-                        }
-                    }
-                    patched = after;
-                }
+        // Said in the order they ran: the defaults, the policies, the
+        // defaults on what the policies added.
+        let mut warnings: Vec<String> = mutations.defaults.iter().map(|m| m.announce.clone()).collect();
+        warnings.extend(
+            mutations
+                .errors
+                .iter()
+                .map(|(id, why, _)| format!("[{id}] could not mutate it (failurePolicy Ignore): {why}")),
+        );
+        warnings.extend(mutations.defaults_after_policies.iter().map(|m| m.announce.clone()));
+        let mut set = |policy: Cow<'static, str>| {
+            if !out.policies.contains(&policy) {
+                out.policies.push(policy);
             }
-        }
-        out.patch = if changed_by_policies { paved_core::mutate::diff(&object, &patched) } else { patch };
+        };
+        mutations.defaults.iter().for_each(|m| set(m.policy.into()));
+        mutations.by.into_iter().for_each(|id| set(id.into()));
+        mutations.defaults_after_policies.iter().for_each(|m| set(m.policy.into()));
+        out.patch = mutations.patch;
         out.warnings = bound_warnings(warnings);
         out
     }
 
-    /// The paved road's defaults for the request's object, where they
-    /// apply: what a controller makes keeps its owner's template, a running
-    /// Pod is never changed, and a workload only when its template changes.
-    fn native_defaults(
-        &self,
-        req: &AdmissionRequest,
-        cluster: &ClusterState,
-        now: Timestamp,
-    ) -> Vec<paved_core::mutate::Mutation> {
+    /// Whether the paved road's defaults are set on this request's object:
+    /// what a controller makes keeps its owner's template, a running Pod is
+    /// never changed, and a workload only when its template changes.
+    fn sets_defaults(&self, req: &AdmissionRequest) -> bool {
         let kind = req.kind.kind.as_str();
-        let Some(template) = paved_core::object::pod_template_path(kind) else { return Vec::new() };
+        let Some(template) = paved_core::object::pod_template_path(kind) else { return false };
         // A ReplicaSet or Job a controller makes carries its owner's template,
         // which the owner got (or did not get) at its own admission: a
         // different template would make the deployment controller think the
         // ReplicaSet is not its, and make another, without end.
         if kind != "Pod" && paved_core::object::controller_ref(&req.object).is_some() {
-            return Vec::new();
+            return false;
         }
         // A trusted controller's Pod follows its template, as it is judged at
         // its owner: the owner got the defaults, or was exempt from them (on
@@ -393,16 +362,16 @@ impl Admission {
         // said only to a controller. An operator's pods, from no template
         // paved has seen, get them.
         if kind == "Pod" && self.made_by_trusted_controller(req).is_some() {
-            return Vec::new();
+            return false;
         }
         // A mirror pod only shows a static pod the kubelet runs from a file
         // on the node: defaults on it would change what the API says runs,
         // not what runs.
         if kind == "Pod" && req.object.at(&["metadata", "annotations", MIRROR_POD]).is_some() {
-            return Vec::new();
+            return false;
         }
         match req.operation.as_str() {
-            "CREATE" => {}
+            "CREATE" => true,
             // Never a running Pod (its spec cannot change), nor a Job (its
             // template is immutable but for a suspended Job's scheduling
             // directives, which a queue such as Kueue changes: defaults
@@ -410,18 +379,9 @@ impl Admission {
             // and a workload only when its pod template changed: a rollout
             // happens anyway, where defaults added on a scale or a relabel
             // would restart every pod of a workload made before paved.
-            "UPDATE" if kind != "Pod" && kind != "Job" && req.object.at(template) != req.old_object.at(template) => {}
-            _ => return Vec::new(),
+            "UPDATE" => kind != "Pod" && kind != "Job" && req.object.at(template) != req.old_object.at(template),
+            _ => false,
         }
-        // The namespace's engine (cached per labels) knows which defaults are on.
-        let engine = self.engine_for(cluster.labels_of(&req.namespace), &mut Vec::new());
-        paved_core::mutate::paved_road_defaults(
-            &req.object,
-            kind,
-            &engine.policies().defaults,
-            &self.config.defaults.resources,
-            now,
-        )
     }
 
     /// Judges a request on everything: locks, exemption grants and policies.

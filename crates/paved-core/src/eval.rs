@@ -5,6 +5,7 @@ use jiff::Timestamp;
 use crate::config::{Config, Params};
 use crate::exempt::{self, Exemption};
 use crate::image::ImageFacts;
+use crate::mutate::{Mutation, PatchOp, ResourceDefaults};
 use crate::node::{FieldPath, Node};
 use crate::object::{ObjectRef, PodView};
 use crate::policy::{Action, Applies, Exempted, Finding, Raw, clip_message};
@@ -59,6 +60,28 @@ pub trait Foreign: Send + Sync + std::fmt::Debug {
     ) -> Option<ForeignMutation> {
         None
     }
+}
+
+/// What [`Engine::mutate`] made of an object.
+#[derive(Debug, Default)]
+pub struct Mutations {
+    /// RFC 6902 operations from the object as given to the object as
+    /// mutated; empty when nothing changed.
+    pub patch: Vec<PatchOp>,
+    /// The defaults set on the object as given (their paths are into it).
+    pub defaults: Vec<Mutation>,
+    /// The defaults set on what the policies changed.
+    pub defaults_after_policies: Vec<Mutation>,
+    /// The foreign policies that changed it, by id, in order.
+    pub by: Vec<String>,
+    /// Those that could not: `(id, why, refuses)`, as [`ForeignMutation`].
+    pub errors: Vec<(String, String, bool)>,
+}
+
+/// The mutations that did something, in the order they did it.
+fn applied_only(mutations: Vec<Mutation>, applied: &[usize]) -> Vec<Mutation> {
+    let mut mutations: Vec<Option<Mutation>> = mutations.into_iter().map(Some).collect();
+    applied.iter().filter_map(|&i| mutations.get_mut(i)?.take()).collect()
 }
 
 /// An object as foreign mutating policies left it.
@@ -199,6 +222,52 @@ impl Engine {
             out.errors.extend(m.errors);
         }
         Some(out)
+    }
+
+    /// What the paved road's defaults and the loaded mutating policies make
+    /// of one object, in the API server's order: the defaults this engine
+    /// has on (with the configured `resources`; `None`: no defaults, the
+    /// policies alone), then the foreign mutating policies on what the
+    /// defaults left, then the defaults again on what the policies changed
+    /// (a sidecar they added), as a reinvocation of the defaults webhook
+    /// gives them. One sequence for `/mutate`, `paved fix` and the editor.
+    pub fn mutate(
+        &self,
+        object: &Node,
+        kind: &str,
+        resources: Option<&ResourceDefaults>,
+        old_object: &serde_json::Value,
+        request: Option<&serde_json::Value>,
+        now: Timestamp,
+    ) -> Mutations {
+        let mut out = Mutations::default();
+        let defaults_of = |node: &Node| match resources {
+            Some(resources) => crate::mutate::paved_road_defaults(node, kind, &self.set.defaults, resources, now),
+            None => Vec::new(),
+        };
+        let first = defaults_of(object);
+        // Most objects need nothing: decided before converting to JSON.
+        if first.is_empty() && !self.foreign.iter().any(|f| f.mutates()) {
+            return out;
+        }
+        let Ok(json) = serde_json::to_value(object) else { return out };
+        let (patch, defaulted, applied) = crate::mutate::patch(&json, &first);
+        out.defaults = applied_only(first, &applied);
+        let Some(foreign) = self.mutate_foreign(&defaulted, old_object, request, now) else {
+            out.patch = patch;
+            return out;
+        };
+        out.errors = foreign.errors;
+        out.by = foreign.by;
+        if out.by.is_empty() {
+            out.patch = patch;
+            return out;
+        }
+        let again = defaults_of(&Node::from_json(&foreign.object));
+        let (_, mutated, applied) = crate::mutate::patch(&foreign.object, &again);
+        out.defaults_after_policies = applied_only(again, &applied);
+        out.patch = crate::mutate::diff(&json, &mutated);
+        out
     }
 
     /// Whether foreign policies run (then they may want the request, see [`Foreign`]).

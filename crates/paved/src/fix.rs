@@ -36,20 +36,18 @@ pub struct Unfixable {
     pub message: String,
 }
 
-/// What the paved road sets, from the configuration: which defaults are on
-/// (the engine's compiled policy set) and the resource values.
+/// What the paved road sets, from the configuration: the engine (which
+/// defaults are on, in its compiled policy set, and the mutating policies
+/// loaded) and the resource values.
 pub struct Defaults<'a> {
-    pub enabled: &'a [&'static str],
+    pub engine: &'a Engine,
     pub resources: &'a ResourceDefaults,
     pub now: Timestamp,
-    /// The engine whose foreign mutating policies (MutatingAdmissionPolicy,
-    /// Kyverno MutatingPolicy) apply after the defaults.
-    pub engine: Option<&'a Engine>,
 }
 
 impl<'a> Defaults<'a> {
     pub fn of(engine: &'a Engine, resources: &'a ResourceDefaults) -> Defaults<'a> {
-        Defaults { enabled: &engine.policies().defaults, resources, now: Timestamp::now(), engine: Some(engine) }
+        Defaults { engine, resources, now: Timestamp::now() }
     }
 }
 
@@ -122,42 +120,27 @@ fn objects<'n, 'a>(root: &'n Node<'a>) -> Vec<(String, &'n Node<'a>)> {
 fn object_ops(object: &Node, prefix: &str, defaults: &Defaults, ops: &mut Vec<PatchOp>) -> Result<Vec<Said>, String> {
     let Some(kind) = object.get("kind").and_then(Node::as_str) else { return Ok(Vec::new()) };
     let mutations =
-        paved_core::mutate::paved_road_defaults(object, kind, defaults.enabled, defaults.resources, defaults.now);
-    let json = serde_json::to_value(object).map_err(|e| e.to_string())?;
-    let (patch, defaulted, applied) = paved_core::mutate::patch(&json, &mutations);
-    let Some(mutated) =
-        defaults.engine.and_then(|e| e.mutate_foreign(&defaulted, &serde_json::Value::Null, None, defaults.now))
-    else {
-        ops.extend(prefixed(patch, prefix));
-        return Ok(said_of(object, mutations, &applied));
-    };
-    if let Some((id, why, _)) = mutated.errors.first() {
+        defaults.engine.mutate(object, kind, Some(defaults.resources), &serde_json::Value::Null, None, defaults.now);
+    if let Some((id, why, _)) = mutations.errors.first() {
         return Err(format!("[{id}] {why}"));
     }
-    let mut said = said_of(object, mutations, &applied);
-    // What the policies added (a sidecar) gets the defaults too, as the
-    // API server's reinvocation of the defaults webhook would give it.
-    let mut result = mutated.object;
-    if !mutated.by.is_empty() {
-        let node = Node::from_json(&result);
-        let again =
-            paved_core::mutate::paved_road_defaults(&node, kind, defaults.enabled, defaults.resources, defaults.now);
-        let (_, after, applied) = paved_core::mutate::patch(&result, &again);
-        said.extend(applied.iter().filter_map(|&i| again.get(i)).map(|m| Said {
-            pos: object.span.start,
-            policy: m.policy.to_owned(),
-            message: m.announce.clone(),
-        }));
-        result = after;
-    }
-    // One patch from the object as written to the object as mutated.
-    ops.extend(prefixed(paved_core::mutate::diff(&json, &result), prefix));
+    ops.extend(prefixed(mutations.patch, prefix));
+    // Each default where it is set; what came after the policies, and the
+    // policies themselves, at the object.
+    let said_at = |pos: Pos, policy: String, message: String| Said { pos, policy, message };
+    let mut said: Vec<Said> = mutations
+        .defaults
+        .into_iter()
+        .map(|m| said_at(object.locate(path_of(&m)).0.start, m.policy.to_owned(), m.announce))
+        .collect();
+    said.extend(
+        mutations
+            .defaults_after_policies
+            .into_iter()
+            .map(|m| said_at(object.span.start, m.policy.to_owned(), m.announce)),
+    );
     let name = object.at(&["metadata", "name"]).and_then(Node::as_str).unwrap_or("");
-    said.extend(mutated.by.into_iter().map(|id| Said {
-        pos: object.span.start,
-        message: format!("changed {kind} {name:?}"),
-        policy: id,
-    }));
+    said.extend(mutations.by.into_iter().map(|id| said_at(object.span.start, id, format!("changed {kind} {name:?}"))));
     Ok(said)
 }
 
@@ -166,19 +149,6 @@ fn prefixed(patch: Vec<PatchOp>, prefix: &str) -> impl Iterator<Item = PatchOp> 
         op.path = format!("{prefix}{}", op.path);
         op
     })
-}
-
-/// The defaults that did something, each with the position it is about.
-fn said_of(object: &Node, mutations: Vec<Mutation>, applied: &[usize]) -> Vec<Said> {
-    let mut mutations: Vec<Option<Mutation>> = mutations.into_iter().map(Some).collect();
-    applied
-        .iter()
-        .filter_map(|&i| {
-            let m = mutations.get_mut(i)?.take()?;
-            let pos = object.locate(path_of(&m)).0.start;
-            Some(Said { pos, policy: m.policy.to_owned(), message: m.announce })
-        })
-        .collect()
 }
 
 fn path_of(m: &Mutation) -> &FieldPath {
@@ -344,12 +314,17 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
+    /// The engine of the default profile, the paved road: every default on.
+    pub(super) fn paved_road() -> Engine {
+        Engine::new(&paved_core::config::Config::default(), None, paved_core::profile::Mode::Enforce).unwrap()
+    }
+
     #[test]
     fn sets_the_defaults_in_each_object_and_says_where() {
         let text = "# team web\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  template:\n    spec:\n      containers:\n      - name: app   # the app\n        image: nginx\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n";
-        let all: Vec<&str> = paved_core::mutate::DEFAULTS.iter().map(|(id, _)| *id).collect();
+        let engine = paved_road();
         let resources = ResourceDefaults::default();
-        let defaults = Defaults { enabled: &all, resources: &resources, now: Timestamp::now(), engine: None };
+        let defaults = Defaults::of(&engine, &resources);
         let (fixed, said) = fix_text(text, &defaults, &Limits::default()).unwrap();
         assert_eq!(
             fixed,
@@ -372,9 +347,9 @@ mod tests {
     #[test]
     fn a_document_that_cannot_be_edited_safely_leaves_the_file_as_it_was() {
         let text = "apiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec:\n  containers:\n  - &app {name: a, image: b}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: b}\nspec:\n  containers: [{name: b, image: b}]\n";
-        let all: Vec<&str> = paved_core::mutate::DEFAULTS.iter().map(|(id, _)| *id).collect();
+        let engine = paved_road();
         let resources = ResourceDefaults::default();
-        let defaults = Defaults { enabled: &all, resources: &resources, now: Timestamp::now(), engine: None };
+        let defaults = Defaults::of(&engine, &resources);
         let problems = fix_text(text, &defaults, &Limits::default()).unwrap_err();
         assert_eq!(problems.len(), 1, "the second document could be fixed, but the file is not written: {problems:?}");
         assert_eq!(problems[0].pos.line, 1, "{problems:?}");
@@ -393,11 +368,11 @@ mod corpus {
 
     #[test]
     fn every_corpus_file_fixed_reads_back_as_the_mutated_objects() {
-        let all: Vec<&str> = paved_core::mutate::DEFAULTS.iter().map(|(id, _)| *id).collect();
+        let engine = super::tests::paved_road();
         let resources: ResourceDefaults =
             serde_json::from_value(serde_json::json!({"requests": {"cpu": "100m"}, "limits": {"memory": "256Mi"}}))
                 .unwrap();
-        let defaults = Defaults { enabled: &all, resources: &resources, now: Timestamp::now(), engine: None };
+        let defaults = Defaults::of(&engine, &resources);
         let limits = Limits::default();
         let (mut files, mut fixed_files, mut set, mut refused) = (0usize, 0usize, 0usize, Vec::new());
         for corpus in ["pod-security", "gatekeeper-library", "kyverno-policies", "k8s-api", "osv"] {
@@ -450,7 +425,7 @@ mod corpus {
                 let mutations = paved_core::mutate::paved_road_defaults(
                     object,
                     kind,
-                    defaults.enabled,
+                    &defaults.engine.policies().defaults,
                     defaults.resources,
                     defaults.now,
                 );
