@@ -168,6 +168,43 @@ fn envelope(body: &[u8]) -> Option<(String, String)> {
     Some((api_version, value_of("uid")?))
 }
 
+/// Why CPU work gave no answer: no evaluation could start, it panicked,
+/// or the deadline came first.
+enum Unfinished {
+    Busy,
+    Panicked(tokio::task::JoinError),
+    Late,
+}
+
+/// Runs `work` on a blocking thread, as one of a bounded number of
+/// evaluations at a time, awaited only until the request's deadline:
+/// judging and mutating are CPU work. A review that cannot start or finish
+/// by then gets no answer from it; the work in progress finishes in the
+/// background (it is linear in the object and capped).
+async fn within_deadline<T: Send + 'static>(
+    shared: &Arc<Shared>,
+    started: Instant,
+    work: impl FnOnce(&Shared) -> T + Send + 'static,
+) -> Result<T, Unfinished> {
+    let remaining = || shared.options.deadline.saturating_sub(started.elapsed());
+    let Ok(Ok(evaluation)) = tokio::time::timeout(remaining(), Arc::clone(&shared.evaluations).acquire_owned()).await
+    else {
+        return Err(Unfinished::Busy);
+    };
+    let worker = {
+        let shared = Arc::clone(shared);
+        tokio::task::spawn_blocking(move || {
+            let _evaluation = evaluation;
+            work(&shared)
+        })
+    };
+    match tokio::time::timeout(remaining(), worker).await {
+        Ok(Ok(done)) => Ok(done),
+        Ok(Err(e)) => Err(Unfinished::Panicked(e)),
+        Err(_) => Err(Unfinished::Late),
+    }
+}
+
 /// A refusal for a review paved cannot judge (too large, too slow, over
 /// its limits): an answer the API server honours, never an error it would
 /// apply the failure policy to, so that no failure lets a request through
@@ -273,30 +310,14 @@ async fn validate(State(shared): State<Arc<Shared>>, request: Request, scope: Sc
             );
         }
     };
-    // Judging is CPU work: it runs on blocking threads, a bounded number at
-    // a time, and is awaited only until the deadline. A review that cannot
-    // start or finish by then is refused; the work in progress finishes in
-    // the background (evaluation is linear in the object and capped).
-    let Ok(Ok(evaluation)) = tokio::time::timeout(remaining(), Arc::clone(&shared.evaluations).acquire_owned()).await
-    else {
-        return refuse(
-            &shared,
-            &read.bytes,
-            "overloaded",
-            "paved is at its limit of reviews in progress; retry".into(),
-            StatusCode::SERVICE_UNAVAILABLE,
-        );
-    };
+    // A review that cannot be judged in time is refused, never answered
+    // with an error, which a webhook that fails open would let through.
     let judged = {
-        let shared = Arc::clone(&shared);
         let bytes = read.bytes.clone();
-        tokio::task::spawn_blocking(move || {
-            let _evaluation = evaluation;
-            judge(&shared, &bytes, scope, started)
-        })
+        within_deadline(&shared, started, move |shared| judge(shared, &bytes, scope, started)).await
     };
-    match tokio::time::timeout(remaining(), judged).await {
-        Ok(Ok(Ok(mut judged))) => {
+    match judged {
+        Ok(Ok(mut judged)) => {
             if let Some((namespace, labels)) = judged.relabelled.take()
                 && judged.response.allowed
             {
@@ -313,8 +334,15 @@ async fn validate(State(shared): State<Arc<Shared>>, request: Request, scope: Sc
                 Err(e) => plain(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot encode the response: {e}")),
             }
         }
-        Ok(Ok(Err(malformed))) => plain(StatusCode::BAD_REQUEST, malformed),
-        Ok(Err(e)) => {
+        Ok(Err(malformed)) => plain(StatusCode::BAD_REQUEST, malformed),
+        Err(Unfinished::Busy) => refuse(
+            &shared,
+            &read.bytes,
+            "overloaded",
+            "paved is at its limit of reviews in progress; retry".into(),
+            StatusCode::SERVICE_UNAVAILABLE,
+        ),
+        Err(Unfinished::Panicked(e)) => {
             tracing::error!(error = %e, "judging a review failed");
             refuse(
                 &shared,
@@ -324,7 +352,7 @@ async fn validate(State(shared): State<Arc<Shared>>, request: Request, scope: Sc
                 StatusCode::INTERNAL_SERVER_ERROR,
             )
         }
-        Err(_) => refuse(
+        Err(Unfinished::Late) => refuse(
             &shared,
             &read.bytes,
             "deadline",
@@ -334,7 +362,6 @@ async fn validate(State(shared): State<Arc<Shared>>, request: Request, scope: Sc
     }
 }
 
-/// A review judged, and what is left to do before answering.
 /// `/mutate`: the paved road's defaults as a base64 JSON Patch. The
 /// mutating webhook fails open (`failurePolicy: Ignore`), so anything but an
 /// answer in time (not synced, overloaded, too large, late, broken) is an
@@ -362,24 +389,18 @@ async fn mutate(State(shared): State<Arc<Shared>>, request: Request) -> Response
             return failed("too-large", StatusCode::PAYLOAD_TOO_LARGE, "the review is larger than paved mutates");
         }
     };
-    let remaining = shared.options.deadline.saturating_sub(started.elapsed());
-    let Ok(Ok(evaluation)) = tokio::time::timeout(remaining, Arc::clone(&shared.evaluations).acquire_owned()).await
-    else {
-        return failed("overloaded", StatusCode::SERVICE_UNAVAILABLE, "paved is at its limit of reviews in progress");
-    };
-    let worker = {
-        let shared = Arc::clone(&shared);
-        tokio::task::spawn_blocking(move || {
-            let _evaluation = evaluation;
-            mutation(&shared, &read.bytes)
-        })
-    };
-    let remaining = shared.options.deadline.saturating_sub(started.elapsed());
-    let response = match tokio::time::timeout(remaining, worker).await {
-        Ok(Ok(Ok(json))) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
-        Ok(Ok(Err(malformed))) => failed("malformed", StatusCode::BAD_REQUEST, &malformed),
-        Ok(Err(_)) => failed("panic", StatusCode::INTERNAL_SERVER_ERROR, "paved failed while mutating it"),
-        Err(_) => failed("deadline", StatusCode::SERVICE_UNAVAILABLE, "no time left to mutate it"),
+    let mutated = within_deadline(&shared, started, move |shared| mutation(shared, &read.bytes)).await;
+    let response = match mutated {
+        Ok(Ok(json)) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
+        Ok(Err(malformed)) => failed("malformed", StatusCode::BAD_REQUEST, &malformed),
+        Err(Unfinished::Busy) => {
+            failed("overloaded", StatusCode::SERVICE_UNAVAILABLE, "paved is at its limit of reviews in progress")
+        }
+        Err(Unfinished::Panicked(e)) => {
+            tracing::error!(error = %e, "mutating a review failed");
+            failed("panic", StatusCode::INTERNAL_SERVER_ERROR, "paved failed while mutating it")
+        }
+        Err(Unfinished::Late) => failed("deadline", StatusCode::SERVICE_UNAVAILABLE, "no time left to mutate it"),
     };
     shared.metrics.mutation_latency.observe(started.elapsed().as_secs_f64());
     response
@@ -432,6 +453,7 @@ fn mutation(shared: &Shared, body: &[u8]) -> Result<Vec<u8>, String> {
     serde_json::to_vec(&AdmissionReview::answer(api_version, response)).map_err(|e| e.to_string())
 }
 
+/// A review judged, and what is left to do before answering.
 struct Judged {
     api_version: String,
     response: paved_admission::review::AdmissionResponse,

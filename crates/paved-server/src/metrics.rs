@@ -118,7 +118,8 @@ impl Metrics {
         self.registry.register("image_analyses", "Background image analyses, by result", counts);
     }
 
-    /// A `/mutate` request answered without a patch for `reason`.
+    /// A `/mutate` request: its result (patched, unchanged, refused), or why
+    /// it was not answered.
     pub fn mutation(&self, result: &'static str) {
         self.mutations.get_or_create(&ResultLabels { result }).inc();
     }
