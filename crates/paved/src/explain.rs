@@ -68,10 +68,8 @@ fn explain_default(out: &mut dyn Write, engine: &Engine, id: &str, what: &str) -
         out,
         "\nWhere\n  At admission (the defaults webhook, with a warning and the audit annotation defaults-set),\n  in files (paved fix), and in the editor (a quick fix)."
     )?;
-    writeln!(
-        out,
-        "\nHow to keep another value\n  Write the field explicitly; or turn the default off everywhere with\n  `policies: {{\"{id}\": off}}` in .paved.yaml; or opt one object out:\n    {EXEMPT}: \"{id}\"\n    {EXEMPT_REASON}: \"<why, and a ticket>\"\n  In a cluster only the configured exception authority may add these."
-    )
+    writeln!(out, "\nHow to keep another value\n  Write the field explicitly.")?;
+    how_to_keep_as_written(out, id)
 }
 
 /// The page documenting every native policy, which the project publishes.
@@ -146,14 +144,16 @@ fn explain_foreign(out: &mut dyn Write, engine: &Engine, p: &ForeignPolicy) -> s
             writeln!(out, "  {line}")?;
         }
     }
-    if p.mutates {
-        return writeln!(
-            out,
-            "\nHow to keep an object as written\n  Annotate the object (the workload, not only its pods):\n    {EXEMPT}: \"{id}\"\n    {EXEMPT_REASON}: \"<why, and a ticket>\"\n  In a cluster only the configured exception authority may add these.\n  To turn it off everywhere, set `policies: {{\"{id}\": off}}` in .paved.yaml.",
-            id = p.id
-        );
-    }
-    how_to_except(out, &p.id)
+    if p.mutates { how_to_keep_as_written(out, &p.id) } else { how_to_except(out, &p.id) }
+}
+
+/// The end of `explain` for a mutation (a paved road default, a mutating
+/// policy): an exemption keeps one object as written, `off` every object.
+fn how_to_keep_as_written(out: &mut dyn Write, id: &str) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "\nHow to keep an object as written\n  Annotate the object (the workload, not only its pods):\n    {EXEMPT}: \"{id}\"\n    {EXEMPT_REASON}: \"<why, and a ticket>\"\n  In a cluster only the configured exception authority may add these.\n  To turn it off everywhere, set `policies: {{\"{id}\": off}}` in .paved.yaml."
+    )
 }
 
 /// The end of `explain`, for native and foreign policies alike.
