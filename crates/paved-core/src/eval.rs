@@ -211,8 +211,7 @@ impl Engine {
         let exemptions = exempt::exemptions_of(&node, pod.as_ref(), now);
         // The action given is a placeholder: only `off` matters to a mutation.
         let runs = |id: &str| {
-            self.set.foreign_action(id, Action::Audit).is_some()
-                && !exemptions.iter().any(|e| e.is_valid() && e.covers(id))
+            self.set.foreign_action(id, Action::Audit).is_some() && exempt::honoured(&exemptions, id).is_none()
         };
         let mut out = ForeignMutation { object: object.clone(), ..ForeignMutation::default() };
         for foreign in mutators {
@@ -304,7 +303,7 @@ impl Engine {
                         excepted: Option<String>| {
             let object = std::sync::Arc::clone(object.get_or_insert_with(|| ObjectRef::of(obj).into()));
             let exempted = exemptible
-                .then(|| exemptions.iter().find(|e| e.is_valid() && e.covers(&policy)))
+                .then(|| exempt::honoured(&exemptions, &policy))
                 .flatten()
                 .map(|e| Exempted { reason: e.reason.clone().unwrap_or_default(), until: e.until_text.clone() })
                 .or_else(|| excepted.map(|reason| Exempted { reason, until: None }));

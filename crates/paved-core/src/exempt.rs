@@ -100,6 +100,12 @@ fn from_metadata(meta: &Node, annotations: FieldPath, now: Timestamp) -> Option<
     Some(Exemption { patterns, reason: reason.map(str::to_owned), until_text, annotations, state })
 }
 
+/// The exemption that lifts `policy` for an object: valid (a reason, a
+/// date not past) and naming it.
+pub fn honoured<'e>(exemptions: &'e [Exemption], policy: &str) -> Option<&'e Exemption> {
+    exemptions.iter().find(|e| e.is_valid() && e.covers(policy))
+}
+
 /// Exemptions on the object itself and, for workloads, on its pod template.
 pub fn exemptions_of(obj: &Node, pod: Option<&PodView<'_>>, now: Timestamp) -> Vec<Exemption> {
     let mut out = Vec::new();

@@ -9,7 +9,7 @@
 use serde_json::{Map, Value, json};
 
 use crate::Timestamp;
-use crate::exempt::{Exemption, exemptions_of};
+use crate::exempt::{exemptions_of, honoured};
 use crate::node::{FieldPath, Node, Seg};
 use crate::object::PodView;
 
@@ -301,7 +301,8 @@ pub fn paved_road_defaults(
     // nothing on a Windows node: only resources are set there.
     let windows = pod.is_windows()
         || pod.spec.at(&["nodeSelector", "kubernetes.io/os"]).and_then(Node::as_str) == Some("windows");
-    let on = |id: &str| enabled.contains(&id) && !exempted(&exemptions, id) && (!windows || id == DEFAULTS[3].0);
+    let on =
+        |id: &str| enabled.contains(&id) && honoured(&exemptions, id).is_none() && (!windows || id == DEFAULTS[3].0);
     let mut out = Vec::new();
     let template: Vec<Seg> = pod.template.iter().map(|k| Seg::Key((*k).into())).collect();
     let pod_path = |keys: &[&'static str]| FieldPath(template.clone()).key("spec").keys(keys);
@@ -428,10 +429,6 @@ fn resource_mutation(
             "paved set resources.{kind}.{resource}: {quantity} on container {name:?}; write it explicitly to keep another value"
         ),
     }
-}
-
-fn exempted(exemptions: &[Exemption], id: &str) -> bool {
-    exemptions.iter().any(|e| e.is_valid() && e.covers(id))
 }
 
 #[cfg(test)]
