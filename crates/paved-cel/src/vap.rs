@@ -1064,8 +1064,8 @@ impl Vaps {
         which: impl Fn(&str) -> bool,
     ) -> Mutated {
         let (origin, request) = match request {
-            Some(r) => (Origin::Admission, r.clone()),
-            None => (Origin::Manifest, manifest_request(object)),
+            Some(r) => (Origin::Admission, std::borrow::Cow::Borrowed(r)),
+            None => (Origin::Manifest, std::borrow::Cow::Owned(manifest_request(object))),
         };
         let known = self.objects.current.get();
         let mut out = Mutated { object: object.clone(), ..Mutated::default() };
@@ -1106,45 +1106,48 @@ impl Vaps {
         known: &Known,
         origin: Origin,
     ) -> Option<bool> {
-        let before = out.object.clone();
-        let subject = Subject::of(&before, request, &known.namespaces);
-        if binding.namespace.as_deref().is_some_and(|ns| subject.namespace != Some(ns)) {
-            return None;
-        }
-        if binding.selects(&subject, request) {
+        // Which part it mutates, decided on the object as it is (borrowed).
+        let template = {
+            let subject = Subject::of(&out.object, request, &known.namespaces);
+            if binding.namespace.as_deref().is_some_and(|ns| subject.namespace != Some(ns)) {
+                return None;
+            }
+            let template = if binding.selects(&subject, request) {
+                None
+            } else {
+                // Autogen: a Pod policy mutates a controller's pod template as a Pod.
+                let template =
+                    if binding.autogen.is_empty() { None } else { crate::kyverno::pod_of_template(&out.object) };
+                let template = template.filter(|t| binding.autogen.contains(&t.controller))?;
+                let mut pod_request = request.clone();
+                pod_request["kind"] = serde_json::json!({"group": "", "version": "v1", "kind": "Pod"});
+                pod_request["resource"] = serde_json::json!({"group": "", "version": "v1", "resource": "pods"});
+                if !binding.selects(&Subject::of(&template.pod, &pod_request, &known.namespaces), &pod_request) {
+                    return None;
+                }
+                Some((template, pod_request))
+            };
             if self.excepted_from_mutation(binding, known, &subject, old_object, request) {
                 return None;
             }
-            self.mutate_by(binding, out, old_object, request, known, origin);
-            return Some(out.object != before);
-        }
-        // Autogen: a Pod policy mutates a controller's pod template as a Pod.
-        let template = if binding.autogen.is_empty() { None } else { crate::kyverno::pod_of_template(&before) };
-        let template = template.filter(|t| binding.autogen.contains(&t.controller))?;
-        let mut pod_request = request.clone();
-        pod_request["kind"] = serde_json::json!({"group": "", "version": "v1", "kind": "Pod"});
-        pod_request["resource"] = serde_json::json!({"group": "", "version": "v1", "resource": "pods"});
-        let pod_subject = Subject::of(&template.pod, &pod_request, &known.namespaces);
-        if !binding.selects(&pod_subject, &pod_request)
-            || self.excepted_from_mutation(binding, known, &subject, old_object, request)
-        {
-            return None;
-        }
-        let mut as_pod = Mutated { object: template.pod.clone(), ..Mutated::default() };
-        self.mutate_by(binding, &mut as_pod, &Value::Null, &pod_request, known, origin);
+            template
+        };
+        let Some((template, pod_request)) = template else {
+            return Some(self.mutate_by(binding, out, old_object, request, known, origin));
+        };
+        let mut as_pod = Mutated { object: template.pod, ..Mutated::default() };
+        let changed = self.mutate_by(binding, &mut as_pod, &Value::Null, &pod_request, known, origin);
         out.errors.append(&mut as_pod.errors);
-        if as_pod.by.is_empty() {
+        if !changed {
             return Some(false);
         }
-        let mut patched = before;
-        if let Some(slot) = template.path.iter().try_fold(&mut patched, |v, key| v.get_mut(*key)) {
+        if let Some(slot) = template.path.iter().try_fold(&mut out.object, |v, key| v.get_mut(*key)) {
             slot["metadata"] = as_pod.object.get("metadata").cloned().unwrap_or(Value::Null);
             slot["spec"] = as_pod.object.get("spec").cloned().unwrap_or(Value::Null);
         }
         if !out.by.contains(&binding.id) {
             out.by.push(binding.id.clone());
         }
-        out.object = patched;
         Some(true)
     }
 
@@ -1172,7 +1175,8 @@ impl Vaps {
             .any(|e| e.covers((policy, binding.kyverno_kind()), rule.as_deref(), &r, &activation))
     }
 
-    /// One binding's mutations on `out.object`, which it selected.
+    /// One binding's mutations on `out.object`, which it selected: whether
+    /// they changed it.
     fn mutate_by(
         &self,
         binding: &Binding,
@@ -1181,7 +1185,7 @@ impl Vaps {
         request: &Value,
         known: &Known,
         origin: Origin,
-    ) {
+    ) -> bool {
         let no_params = Params::none();
         let before = out.object.clone();
         let subject = Subject::of(&before, request, &known.namespaces);
@@ -1193,7 +1197,7 @@ impl Vaps {
                 Ok(found) => found,
                 Err(why) => {
                     fail(out, why);
-                    return;
+                    return false;
                 }
             },
             _ => vec![&no_params],
@@ -1242,14 +1246,18 @@ impl Vaps {
         }
         match failed {
             // A failed binding changes nothing, as the API server leaves it.
-            Some(why) => fail(out, why),
+            Some(why) => {
+                fail(out, why);
+                false
+            }
             None if current != out.object => {
                 if !out.by.contains(&binding.id) {
                     out.by.push(binding.id.clone());
                 }
                 out.object = current;
+                true
             }
-            None => {}
+            None => false,
         }
     }
 }
