@@ -139,6 +139,15 @@ pub fn run_kyverno_test(path: &Path) -> Result<Vec<CaseResult>, SuiteError> {
             let text = |k: &str| expected.get(k).and_then(Value::as_str).unwrap_or("");
             let (policy, kind, want) = (text("policy"), text("kind"), text("result"));
             let rule = expected.get("rule").and_then(Value::as_str);
+            // A MutatingPolicy's result names the file of the resources as
+            // they must come out, read once for all its resources.
+            let patched_file = expected.get("patchedResources").and_then(Value::as_str);
+            let mutating = patched_file.is_some() || expected.get("isMutatingPolicy") == Some(&Value::Bool(true));
+            let patched = match patched_file.map(|file| read_all(&dir.join(file))) {
+                Some(Ok(docs)) => Some(docs),
+                Some(Err(e)) => return Err(error(format!("patchedResources: {e}"))),
+                None => None,
+            };
             for resource in expected.get("resources").and_then(Value::as_array).into_iter().flatten() {
                 let resource = resource.as_str().unwrap_or("");
                 let case = match rule {
@@ -146,18 +155,9 @@ pub fn run_kyverno_test(path: &Path) -> Result<Vec<CaseResult>, SuiteError> {
                     None => format!("{policy} {kind}/{resource}: {want}"),
                 };
                 let blocked = not_run.iter().find(|(p, r, _)| p == policy && (r.is_none() || r.as_deref() == rule));
-                let patched_file = expected.get("patchedResources").and_then(Value::as_str);
-                let mutating = patched_file.is_some() || expected.get("isMutatingPolicy") == Some(&Value::Bool(true));
                 let failure = match blocked {
                     Some((_, _, why)) => Some(format!("not run: {why}")),
                     None if mutating => {
-                        let patched = match patched_file {
-                            Some(file) => match read_all(&dir.join(file)) {
-                                Ok(docs) => Some(docs),
-                                Err(e) => return Err(error(format!("patchedResources: {e}"))),
-                            },
-                            None => None,
-                        };
                         match mutated(&vaps, &resources, patched.as_deref(), policy, kind, resource, want) {
                             // The Kyverno CLI reports no row for it.
                             Err(Mutation::NotInPatched) => continue,
