@@ -299,50 +299,19 @@ impl Install {
         // `matchConstraints`, ClusterPolicy kinds, autogen's controllers).
         // A policy that may judge any kind has paved asked about every
         // object, as Gatekeeper's webhook is.
-        let judged: Vec<Value> = match &self.policy_rules {
-            Some(from_policies) => {
-                let native = JUDGED.iter().map(|(group, version, resources)| {
-                    json!({"apiGroups": [group], "apiVersions": [version], "resources": resources,
-                           "operations": ["CREATE", "UPDATE"], "scope": "*"})
-                });
-                let mut rules: Vec<Value> = native
-                    .chain(from_policies.iter().map(|r| {
-                        let mut r = r.clone();
-                        r["scope"] = json!("*");
-                        r
-                    }))
-                    .collect();
-                // Once each, in a stable order (the configuration is applied again and again).
-                let mut seen = std::collections::HashSet::new();
-                rules.retain(|r| seen.insert(r.to_string()));
-                rules
-            }
-            None => {
-                vec![json!({"apiGroups": ["*"], "apiVersions": ["*"], "resources": ["*", "pods/ephemeralcontainers"],
-                        "operations": ["CREATE", "UPDATE"], "scope": "*"})]
-            }
-        };
+        let native = JUDGED.iter().map(|(group, version, resources)| {
+            json!({"apiGroups": [group], "apiVersions": [version], "resources": resources,
+                   "operations": ["CREATE", "UPDATE"], "scope": "*"})
+        });
+        let judged = rules_with(native, self.policy_rules.as_deref(), &["*", "pods/ephemeralcontainers"]);
         // Defaults are a convenience: while paved is down objects go on as
         // written, and the policies webhook judges them so. IfNeeded: a
         // webhook after paved that adds a container has paved called again,
         // and the new container gets the defaults too.
         // Beside the pods and workloads, the kinds the mutating policies
         // (MutatingAdmissionPolicy, Kyverno MutatingPolicy) may change.
-        let mutated = match &self.mutating_rules {
-            Some(extra) => {
-                let mut rules: Vec<Value> = defaulted().as_array().cloned().unwrap_or_default();
-                rules.extend(extra.iter().map(|r| {
-                    let mut r = r.clone();
-                    r["scope"] = json!("*");
-                    r
-                }));
-                let mut seen = std::collections::HashSet::new();
-                rules.retain(|r| seen.insert(r.to_string()));
-                json!(rules)
-            }
-            None => json!([{"apiGroups": ["*"], "apiVersions": ["*"], "resources": ["*"],
-                            "operations": ["CREATE", "UPDATE"], "scope": "*"}]),
-        };
+        let defaulted = defaulted().as_array().cloned().unwrap_or_default();
+        let mutated = json!(rules_with(defaulted, self.mutating_rules.as_deref(), &["*"]));
         let mut defaults =
             webhook("defaults.paved.dev", "/mutate", mutated, Some(("uncontrolled", UNCONTROLLED.into())), "Ignore");
         defaults["reinvocationPolicy"] = json!("IfNeeded");
@@ -441,6 +410,28 @@ impl Install {
             },
         }})
     }
+}
+
+/// A webhook's rules: paved's own (`own`), then those the policy files
+/// name, each once, in a stable order (the configuration is applied again
+/// and again); a policy file that may touch any kind (`None`) has the
+/// webhook asked about every resource `all` names.
+fn rules_with(own: impl IntoIterator<Item = Value>, from_policies: Option<&[Value]>, all: &[&str]) -> Vec<Value> {
+    let Some(from_policies) = from_policies else {
+        return vec![json!({"apiGroups": ["*"], "apiVersions": ["*"], "resources": all,
+                           "operations": ["CREATE", "UPDATE"], "scope": "*"})];
+    };
+    let mut rules: Vec<Value> = own
+        .into_iter()
+        .chain(from_policies.iter().map(|r| {
+            let mut r = r.clone();
+            r["scope"] = json!("*");
+            r
+        }))
+        .collect();
+    let mut seen = std::collections::HashSet::new();
+    rules.retain(|r| seen.insert(r.to_string()));
+    rules
 }
 
 /// What the paved road's defaults are set on: Pods as they are made (a
